@@ -1,0 +1,53 @@
+"""The `mailbot` command line: argument parsing and dispatch to the command modules."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from mailbot.config import ConfigError, load_config
+
+# Each module defines register(subparsers) and sets `func` (and `needs_config`) on its parser.
+COMMAND_MODULES: tuple[str, ...] = ("mailbot.commands.parse",)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # usage errors exit 2, as the contract says
+        self.print_usage(sys.stderr)
+        self.exit(2, f"mailbot: lỗi: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="mailbot", description="Robot tiếp nhận biểu đăng ký qua email.")
+    parser.add_argument("--config", help="tệp cấu hình (mặc định $MAILBOT_CONFIG, ./mailbot.toml)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="ghi log chi tiết")
+    sub = parser.add_subparsers(dest="command", metavar="<command>", parser_class=_Parser)
+    sub.required = True
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    config = None
+    if getattr(args, "needs_config", True):
+        try:
+            config = load_config(args.config)
+        except ConfigError as exc:
+            print(f"mailbot: cấu hình lỗi: {exc}", file=sys.stderr)
+            return 2
+    return int(args.func(args, config) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

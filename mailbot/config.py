@@ -1,0 +1,162 @@
+"""The one configuration object: loaded once from TOML, secrets from the environment or files."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(Exception):
+    """The configuration file is missing, malformed, or names a secret that is not there."""
+
+
+@dataclass(frozen=True)
+class Secret:
+    """Where a password comes from: an environment variable or a file, never the config."""
+
+    env: str | None = None
+    file: str | None = None
+
+    def resolve(self) -> str | None:
+        if self.env:
+            value = os.environ.get(self.env)
+            if value is None:
+                raise ConfigError(f"environment variable {self.env} is not set")
+            return value
+        if self.file:
+            try:
+                return Path(self.file).read_text(encoding="utf-8").rstrip("\r\n")
+            except OSError as exc:
+                raise ConfigError(f"cannot read password file {self.file}: {exc}") from exc
+        return None
+
+    def __repr__(self) -> str:  # never print a secret's value
+        return f"Secret(env={self.env!r}, file={self.file!r})"
+
+
+@dataclass(frozen=True)
+class InboxConfig:
+    url: str = "maildir:./var/inbox"
+    username: str | None = None
+    password: Secret = field(default_factory=Secret)
+    folder: str = "INBOX"
+    processed_folder: str | None = "mailbot-processed"
+    processed_keyword: str | None = None
+    batch_size: int = 50
+    max_message_bytes: int = 25 * 1024 * 1024
+    poll_interval_seconds: int = 60
+    idle: bool = True
+    idle_timeout_seconds: int = 25 * 60
+    timeout_seconds: int = 30
+
+
+@dataclass(frozen=True)
+class OutgoingConfig:
+    url: str = "dir:./var/outbox"
+    username: str | None = None
+    password: Secret = field(default_factory=Secret)
+    from_address: str = "bdv_quthanhxuan@hanoi.gov.vn"
+    from_name: str = "Ban Dân vận Quận ủy Thanh Xuân"
+    message_id_domain: str = "mailbot.invalid"
+    max_auto_replies_per_hour: int = 5
+    timeout_seconds: int = 30
+    max_attempts: int = 8
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    data_dir: str = "./var"
+
+
+@dataclass(frozen=True)
+class DigestConfig:
+    recipients: tuple[str, ...] = ()
+    time: str = "07:30"
+
+
+@dataclass(frozen=True)
+class SecurityConfig:
+    trusted_authserv_id: str | None = None
+    max_attachment_bytes: int = 20 * 1024 * 1024
+    own_addresses: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProcessingConfig:
+    max_attempts: int = 5
+    retry_base_seconds: int = 60
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything mailbot needs to run; built by `load_config` and passed in, never global."""
+
+    timezone: str = "Asia/Ho_Chi_Minh"
+    campaign: str | None = None
+    units_file: str | None = None
+    inbox: InboxConfig = field(default_factory=InboxConfig)
+    outgoing: OutgoingConfig = field(default_factory=OutgoingConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    digest: DigestConfig = field(default_factory=DigestConfig)
+    security: SecurityConfig = field(default_factory=SecurityConfig)
+    processing: ProcessingConfig = field(default_factory=ProcessingConfig)
+    base_dir: str = "."
+
+    @property
+    def data_dir(self) -> Path:
+        return self.resolve_path(self.storage.data_dir)
+
+    def resolve_path(self, value: str) -> Path:
+        """A path from the config, relative to the config file's folder."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else Path(self.base_dir) / p
+
+
+_FORBIDDEN_KEYS = {"password", "secret", "token"}
+
+
+def _build(cls: type, data: dict[str, Any], where: str) -> Any:
+    known = {f.name: f for f in fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in _FORBIDDEN_KEYS:
+            raise ConfigError(
+                f"[{where}] {key}: secrets never sit in the config file; "
+                "use password_env or password_file"
+            )
+        if key in ("password_env", "password_file") and "password" in known:
+            secret = kwargs.get("password", Secret())
+            if key == "password_env":
+                secret = Secret(env=value, file=secret.file)
+            else:
+                secret = Secret(env=secret.env, file=value)
+            kwargs["password"] = secret
+            continue
+        if key not in known:
+            raise ConfigError(f"[{where}] unknown key {key!r}")
+        f = known[key]
+        default = f.default_factory() if callable(f.default_factory) else f.default  # type: ignore[misc]
+        if is_dataclass(default) and isinstance(value, dict):
+            value = _build(type(default), value, key)
+        elif isinstance(default, tuple) and isinstance(value, list):
+            value = tuple(value)
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read the config from `path`, else $MAILBOT_CONFIG, else ./mailbot.toml."""
+    chosen = Path(path or os.environ.get("MAILBOT_CONFIG") or "mailbot.toml")
+    try:
+        raw = chosen.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration {chosen}: {exc.strerror}") from exc
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{chosen}: {exc}") from exc
+    data.setdefault("base_dir", str(chosen.resolve().parent))
+    return _build(Config, data, "top level")
