@@ -11,7 +11,13 @@ from collections.abc import Sequence
 from mailbot.config import ConfigError, load_config
 
 # Each module defines register(subparsers) and sets `func` (and `needs_config`) on its parser.
-COMMAND_MODULES: tuple[str, ...] = ("mailbot.commands.parse",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "mailbot.commands.parse",
+    "mailbot.commands.intake",
+    "mailbot.commands.units",
+    "mailbot.commands.demo",
+    "mailbot.commands.campaign",
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,11 +40,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # The daemon logs one line per event (journald adds the time); commands run by hand
+    # stay quiet unless asked (-v) and show progress on the terminal instead.
+    daemon = args.command == "run"
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if args.verbose else logging.INFO if daemon else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     config = None
     if getattr(args, "needs_config", True):
         try:

@@ -95,6 +95,8 @@ class Config:
     """Everything mailbot needs to run; built by `load_config` and passed in, never global."""
 
     timezone: str = "Asia/Ho_Chi_Minh"
+    # The district the units belong to: lets "phường Khương Trung" match "… quận Thanh Xuân".
+    district: str | None = "Thanh Xuân"
     campaign: str | None = None
     units_file: str | None = None
     inbox: InboxConfig = field(default_factory=InboxConfig)

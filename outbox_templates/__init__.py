@@ -1,0 +1,116 @@
+"""Outgoing-mail templates (Jinja2): one `render(event, context)` gives subject, text and HTML."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import lru_cache
+from typing import Any, Final
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from outbox_templates.labels import form_required_label, form_short, form_title
+
+EVENTS: Final = ("receipt", "notice", "reminder", "digest")
+MAX_SUBJECT_CHARS: Final = 200
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One outgoing mail's words: a one-line subject, the plain text and the HTML alternative."""
+
+    subject: str
+    text: str
+    html: str
+
+
+def _vn_date(value: date | datetime | str | None) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        try:
+            value = date.fromisoformat(value.strip())
+        except ValueError:
+            return value
+    return value.strftime("%d/%m/%Y")
+
+
+def _vn_time(value: datetime | None) -> str:
+    return "" if value is None else value.strftime("%H:%M")
+
+
+def _vn_datetime(value: datetime | None) -> str:
+    """'14:05 ngày 14/02/2022'."""
+    if value is None:
+        return ""
+    return f"{value.strftime('%H:%M')} ngày {value.strftime('%d/%m/%Y')}"
+
+
+def _formats(values: Any) -> str:
+    """('xlsx', 'docx') -> '.xlsx, .docx'."""
+    return ", ".join("." + str(v).lstrip(".") for v in values)
+
+
+@lru_cache(maxsize=1)
+def environment() -> Environment:
+    """The one Jinja2 environment: HTML templates autoescaped, text ones not, strict names."""
+    env = Environment(
+        loader=PackageLoader("outbox_templates", ""),
+        autoescape=select_autoescape(
+            enabled_extensions=("html.j2",), default_for_string=False, default=False
+        ),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        auto_reload=False,
+    )
+    env.filters.update(
+        vn_date=_vn_date,
+        vn_time=_vn_time,
+        vn_datetime=_vn_datetime,
+        form_title=form_title,
+        form_short=form_short,
+        form_required=form_required_label,
+        formats=_formats,
+    )
+    return env
+
+
+def _variables(context: object) -> dict[str, Any]:
+    if dataclasses.is_dataclass(context) and not isinstance(context, type):
+        names = {f.name: getattr(context, f.name) for f in dataclasses.fields(context)}
+    elif isinstance(context, Mapping):
+        names = {str(k): v for k, v in context.items()}
+    else:
+        raise TypeError(f"template context must be a dataclass or a mapping, not {type(context)}")
+    names["view"] = context
+    return names
+
+
+def _one_line(text: str) -> str:
+    line = " ".join(text.split())
+    if len(line) > MAX_SUBJECT_CHARS:
+        line = line[: MAX_SUBJECT_CHARS - 1].rsplit(" ", 1)[0] + "…"
+    return line
+
+
+def render(event: str, context: object) -> Rendered:
+    """Render `<event>.subject.j2`, `<event>.txt.j2` and `<event>.html.j2` with one context.
+
+    Raises ValueError for an unknown event and jinja2.UndefinedError when the context lacks a
+    name a template uses.
+    """
+    if event not in EVENTS:
+        raise ValueError(f"unknown mail event {event!r}; expected one of {', '.join(EVENTS)}")
+    env = environment()
+    variables = _variables(context)
+    subject = env.get_template(f"{event}.subject.j2").render(variables)
+    text = env.get_template(f"{event}.txt.j2").render(variables)
+    html = env.get_template(f"{event}.html.j2").render(variables)
+    return Rendered(subject=_one_line(subject), text=text, html=html)
+
+
+__all__ = ["EVENTS", "Rendered", "environment", "render"]

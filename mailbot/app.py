@@ -1,0 +1,122 @@
+"""Wiring: build the database, store, mailbox, sender and campaign that a command needs."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from mailbot import db as dbm
+from mailbot.config import Config
+from mailbot.lock import DataDirLock
+from mailbot.service import Robot, utc_now
+from mailbot.sources import Source, open_source
+from mailbot.store import RawStore
+from mailbot.transport import Sender, open_sender
+from mailbot.units import read_units
+from rules.campaign import Campaign, load_campaign, newest_campaign
+
+log = logging.getLogger(__name__)
+
+
+def campaign_of(config: Config) -> Campaign:
+    """The configured campaign file, else the newest one shipped with mailbot."""
+    if config.campaign:
+        return load_campaign(config.resolve_path(config.campaign))
+    return newest_campaign()
+
+
+def import_units(database: dbm.Database, path: Path, source: str = "import") -> int:
+    """Upsert every unit of a CSV/XLSX register file; returns how many rows were read."""
+    units = read_units(path.read_bytes(), path.name)
+    with database.session() as s:
+        for unit in units:
+            dbm.upsert_unit(
+                s, code=unit.code, name=unit.name, emails=unit.emails, aliases=unit.aliases,
+                source=source,
+            )
+    return len(units)
+
+
+def _seed_units(config: Config, database: dbm.Database) -> None:
+    """On first start, load the configured register so a fresh install knows its units."""
+    if not config.units_file:
+        return
+    with database.session(write=False) as s:
+        if dbm.unit_register(s):
+            return
+    n = import_units(database, config.resolve_path(config.units_file))
+    log.info("imported %d units from %s", n, config.units_file)
+
+
+def terminal_progress() -> Callable[[str], None] | None:
+    """A one-line progress display when a person watches a terminal; None under systemd."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(message: str) -> None:
+        sys.stderr.write("\r\033[K" + message)
+        sys.stderr.flush()
+
+    return show
+
+
+@dataclass
+class App:
+    """Everything a long-running command holds open; close() releases it all."""
+
+    config: Config
+    campaign: Campaign
+    database: dbm.Database
+    store: RawStore
+    lock: DataDirLock | None = None
+    source: Source | None = None
+    sender: Sender | None = None
+
+    def robot(self, progress: Callable[[str], None] | None = None) -> Robot:
+        if self.source is None:
+            self.source = open_source(self.config.inbox, base_dir=self.config.base_dir)
+        return Robot(
+            self.config, self.database, self.store, self.source, self.outgoing(),
+            self.campaign, clock=utc_now, progress=progress,
+        )
+
+    def outgoing(self) -> Sender:
+        if self.sender is None:
+            self.sender = open_sender(self.config.outgoing, base_dir=self.config.base_dir)
+        return self.sender
+
+    def close(self) -> None:
+        for part in (self.source, self.sender):
+            if part is not None:
+                with contextlib.suppress(Exception):
+                    part.close()
+        self.database.dispose()
+        if self.lock is not None:
+            self.lock.release()
+
+
+@contextlib.contextmanager
+def open_app(config: Config, *, exclusive: bool = True) -> Iterator[App]:
+    """Open the data directory (locked when `exclusive`), migrate, seed the register."""
+    data_dir = config.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    lock = DataDirLock(data_dir) if exclusive else None
+    if lock is not None:
+        lock.acquire()
+    try:
+        database = dbm.open_database(data_dir)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+    app = App(config, campaign_of(config), database, RawStore(data_dir), lock=lock)
+    try:
+        if exclusive:
+            _seed_units(config, database)
+        yield app
+    finally:
+        app.close()

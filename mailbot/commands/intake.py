@@ -1,0 +1,146 @@
+"""`mailbot run`, `mailbot poll --once` and `mailbot reprocess`: the intake commands."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+
+from mailbot import db as dbm
+from mailbot.app import App, open_app, terminal_progress
+from mailbot.config import Config
+from mailbot.lock import AlreadyRunning
+from mailbot.service import utc_now
+from mailbot.sources import SourceError
+
+log = logging.getLogger(__name__)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="chạy thường trực: nhận thư, trả lời, nhắc hạn, gửi tổng hợp")
+    p.set_defaults(func=run)
+    p = sub.add_parser("poll", help="xử lý hộp thư một lượt")
+    p.add_argument("--once", action="store_true", required=True, help="một lượt rồi thoát")
+    p.set_defaults(func=poll)
+    p = sub.add_parser("reprocess", help="xử lý lại thư bị cách ly hoặc lỗi (sau khi đã sửa)")
+    p.add_argument(
+        "mail_ids", nargs="*", type=int, metavar="ID",
+        help="mã thư (mặc định: mọi thư bị cách ly vì lỗi xử lý)",
+    )
+    p.set_defaults(func=reprocess)
+
+
+def _locked(config: Config):  # noqa: ANN202 - a context manager
+    return open_app(config, exclusive=True)
+
+
+def poll(args: argparse.Namespace, config: Config) -> int:
+    try:
+        with _locked(config) as app:
+            progress = terminal_progress()
+            stats = app.robot(progress=progress).run_once()
+            if progress:
+                sys.stderr.write("\r\033[K")
+            print(f"mailbot: {stats}")
+            return 0
+    except AlreadyRunning as exc:
+        print(f"mailbot: {exc}", file=sys.stderr)
+        return 1
+    except SourceError as exc:
+        print(f"mailbot: không kết nối được hộp thư: {exc}", file=sys.stderr)
+        return 1
+
+
+def run_daemon(app: App, stop: threading.Event, on_pass=None) -> None:  # noqa: ANN001
+    """Loop until `stop`: a full pass, then wait for IDLE news or the poll interval."""
+    robot = app.robot()
+    backoff = 1.0
+    interval = max(1, app.config.inbox.poll_interval_seconds)
+    while not stop.is_set():
+        try:
+            stats = robot.run_once()
+            if stats.fetched or stats.sent or stats.failed:
+                log.info("pass: %s", stats)
+            if on_pass is not None:
+                on_pass(robot)
+            backoff = 1.0
+        except SourceError as exc:
+            log.warning("mailbox unavailable (%s); retrying in %.0fs", exc, backoff)
+            stop.wait(backoff)
+            backoff = min(backoff * 2, 300.0)
+            continue
+        try:
+            robot.source.wait(interval, stop)
+        except SourceError as exc:
+            log.warning("waiting on the mailbox failed: %s", exc)
+            stop.wait(min(backoff, interval))
+
+
+def run(args: argparse.Namespace, config: Config) -> int:
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: object) -> None:
+        log.info("signal %s: stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        with _locked(config) as app:
+            log.info("mailbot started: inbox %s, data %s", _safe_url(config.inbox.url),
+                     config.data_dir)
+            from mailbot.scheduler import CampaignScheduler
+
+            scheduler = CampaignScheduler(app, clock=utc_now)
+            scheduler.start()
+            try:
+                run_daemon(app, stop, on_pass=lambda robot: scheduler.catch_up())
+            finally:
+                scheduler.shutdown()
+    except AlreadyRunning as exc:
+        print(f"mailbot: {exc}", file=sys.stderr)
+        return 1
+    log.info("mailbot stopped")
+    return 0
+
+
+def _safe_url(url: str) -> str:
+    """The URL without any password someone put into it."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        return f"{scheme}://{creds.split(':', 1)[0]}@{host}"
+    return url
+
+
+def reprocess(args: argparse.Namespace, config: Config) -> int:
+    try:
+        with _locked(config) as app:
+            now = utc_now()
+            with app.database.session() as s:
+                if args.mail_ids:
+                    mails = [dbm.get_mail(s, i) for i in args.mail_ids]
+                    unknown = [i for i, m in zip(args.mail_ids, mails, strict=True) if m is None]
+                    if unknown:
+                        print(f"mailbot: không có thư mã {unknown}", file=sys.stderr)
+                        return 2
+                else:
+                    mails = [
+                        m for m in dbm.mails_with_status(s, "quarantined")
+                        if m.quarantine_reason == "processing-failed"
+                    ]
+                for mail in mails:
+                    assert mail is not None
+                    dbm.reset_for_reprocess(s, mail, now)
+                count = len(mails)
+            robot = app.robot(progress=terminal_progress())
+            done, failed = robot.process_due()
+            robot.move_done()
+            robot.deliver()
+            print(f"mailbot: đưa {count} thư vào xử lý lại; thành công {done}, lỗi {failed}")
+            return 0 if not failed else 1
+    except AlreadyRunning as exc:
+        print(f"mailbot: {exc}", file=sys.stderr)
+        return 1

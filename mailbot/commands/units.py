@@ -1,0 +1,50 @@
+"""`mailbot units import FILE` and `mailbot units list`: the register of units."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from mailbot import db as dbm
+from mailbot.app import import_units, open_app
+from mailbot.config import Config
+from mailbot.lock import AlreadyRunning
+from mailbot.units import UnitsFileError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("units", help="danh sách đơn vị: nhập từ CSV/XLSX, xem")
+    units_sub = p.add_subparsers(dest="units_command", metavar="<lệnh>")
+    units_sub.required = True
+    imp = units_sub.add_parser("import", help="nhập (cập nhật theo mã) từ tệp CSV hoặc XLSX")
+    imp.add_argument("file", type=Path)
+    imp.set_defaults(func=import_command)
+    ls = units_sub.add_parser("list", help="in danh sách đơn vị và địa chỉ thư")
+    ls.set_defaults(func=list_command)
+
+
+def import_command(args: argparse.Namespace, config: Config) -> int:
+    if not args.file.is_file():
+        print(f"mailbot: không tìm thấy tệp {args.file}", file=sys.stderr)
+        return 2
+    try:
+        with open_app(config, exclusive=True) as app:
+            n = import_units(app.database, args.file)
+    except UnitsFileError as exc:
+        print(f"mailbot: tệp danh sách đơn vị có lỗi: {exc}", file=sys.stderr)
+        return 1
+    except AlreadyRunning as exc:
+        print(f"mailbot: {exc}", file=sys.stderr)
+        return 1
+    print(f"mailbot: đã nhập {n} đơn vị từ {args.file.name}")
+    return 0
+
+
+def list_command(args: argparse.Namespace, config: Config) -> int:
+    with open_app(config, exclusive=False) as app, app.database.session(write=False) as s:
+        rows = dbm.unit_register(s)
+    for r in rows:
+        print(f"{r.code}\t{r.name}\t{'; '.join(r.emails)}")
+    print(f"({len(rows)} đơn vị)")
+    return 0

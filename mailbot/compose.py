@@ -1,0 +1,221 @@
+"""Turn rendered templates into RFC 5322 mail: threading, loop-safety headers, attachments."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from email import policy as email_policy
+from email.headerregistry import Address, HeaderRegistry, UnstructuredHeader
+from email.message import EmailMessage
+from email.policy import Policy
+from email.utils import format_datetime, make_msgid
+from functools import lru_cache
+from types import MappingProxyType
+from typing import Any, Final
+
+from outbox_templates import Rendered
+
+AUTO_SUBMITTED_VALUES: Final = ("auto-replied", "auto-generated", "auto-notified")
+# Precedence is not standard (RFC 3834 3.1.8), but vacation responders that ignore
+# Auto-Submitted still honour "bulk"; receipts say "auto_reply" so filters do not file them as bulk.
+_PRECEDENCE: Final = MappingProxyType(
+    {"auto-replied": "auto_reply", "auto-generated": "bulk", "auto-notified": "bulk"}
+)
+MAX_REFERENCES: Final = 20
+
+# Reply prefixes of common clients: English, German, Nordic, Dutch, Vietnamese Outlook ("TL:").
+_REPLY_PREFIX_RE = re.compile(
+    r"^\s*(?:(?:re|aw|sv|vs|antw|tl|trả lời)\s*(?:\[\d+\]|\(\d+\))?\s*[:：]\s*)+",
+    re.IGNORECASE,
+)
+_MSGID_TOKEN_RE = re.compile(r"<[^<>\s]+>")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class _MessageIdListHeader(UnstructuredHeader):
+    """In-Reply-To / References: folded only between ids, never RFC 2047-encoded.
+
+    The stdlib treats these headers as unstructured text and encodes a long Message-ID as
+    =?utf-8?q?...?=, which breaks threading in most clients.
+    """
+
+    max_count = 1
+
+    def fold(self, *, policy: Policy) -> str:
+        limit = policy.max_line_length or 998
+        lines: list[str] = []
+        line = f"{self.name}:"  # type: ignore[attr-defined]
+        for index, token in enumerate(str(self).split()):
+            if index and len(line) + 1 + len(token) > limit:
+                lines.append(line)
+                line = ""
+            line += " " + token
+        lines.append(line)
+        return policy.linesep.join(lines) + policy.linesep
+
+
+@lru_cache(maxsize=1)
+def _policy() -> Policy:
+    registry = HeaderRegistry()
+    registry.map_to_type("in-reply-to", _MessageIdListHeader)
+    registry.map_to_type("references", _MessageIdListHeader)
+    return email_policy.SMTP.clone(header_factory=registry)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(unicodedata.normalize("NFC", text).split())
+
+
+def _domain(domain: str) -> str:
+    d = domain.strip().strip(".")
+    if not d or any(c in d for c in "<>@ \t\r\n[]()"):
+        raise ValueError(f"not a usable Message-ID domain: {domain!r}")
+    if not d.isascii():
+        d = d.encode("idna").decode("ascii")
+    return d
+
+
+def new_message_id(domain: str) -> str:
+    """A fresh '<...@domain>' Message-ID for a mail we send (assign it when the mail is queued)."""
+    return make_msgid(domain=_domain(domain))
+
+
+def message_ids(value: str | None) -> list[str]:
+    """The '<id>' tokens of a Message-ID/In-Reply-To/References value; a bare id gets brackets."""
+    if not value:
+        return []
+    found = _MSGID_TOKEN_RE.findall(value)
+    if not found:
+        bare = value.strip()
+        if bare and not any(c.isspace() for c in bare) and "<" not in bare and ">" not in bare:
+            found = [f"<{bare}>"]
+    return [t for t in found if t.isascii() and t.isprintable()]
+
+
+def reply_subject(original: str | None, fallback: str) -> str:
+    """'Re: ' + the original subject without its reply prefixes; `fallback` when there is none."""
+    core = _REPLY_PREFIX_RE.sub("", _one_line(original or "")).strip()
+    return f"Re: {core}" if core else _one_line(fallback)
+
+
+def _references(references: Iterable[str], in_reply_to: Sequence[str]) -> list[str]:
+    chain: list[str] = []
+    for value in references:
+        for token in message_ids(value):
+            if token not in chain:
+                chain.append(token)
+    for token in in_reply_to:
+        if token in chain:
+            chain.remove(token)
+        chain.append(token)
+    if len(chain) > MAX_REFERENCES:  # keep the thread's root and the most recent ancestors
+        chain = [chain[0], *chain[-(MAX_REFERENCES - 1) :]]
+    return chain
+
+
+def _safe_filename(name: str) -> str:
+    text = unicodedata.normalize("NFC", name)
+    text = re.split(r"[\\/]", text)[-1]
+    text = _CONTROL_RE.sub("", text).strip().strip(".") or "tep-dinh-kem"
+    if len(text) > 150:
+        stem, dot, ext = text.rpartition(".")
+        text = (stem[: 150 - len(ext) - 1] + dot + ext) if dot and len(ext) <= 10 else text[:150]
+    return text
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        bytes(data).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _mime_type(mimetype: str) -> tuple[str, str]:
+    maintype, slash, subtype = (mimetype or "").strip().lower().partition("/")
+    if not slash or not maintype or not subtype or maintype == "multipart":
+        return "application", "octet-stream"
+    return maintype, subtype
+
+
+def compose(
+    *,
+    rendered: Rendered,
+    from_addr: str,
+    from_name: str,
+    to: Sequence[str],
+    message_id_domain: str,
+    auto_submitted: str,
+    in_reply_to: str | None = None,
+    references: Sequence[str] = (),
+    original_subject: str | None = None,
+    attachments: Sequence[tuple[str, bytes, str]] = (),
+    date: datetime | None = None,
+    message_id: str | None = None,
+) -> tuple[str, bytes]:
+    """Build one outgoing mail; returns its Message-ID and the raw bytes (CRLF line ends).
+
+    Text and HTML as multipart/alternative (inside multipart/mixed with attachments); a reply
+    (given `original_subject`/`in_reply_to`) gets 'Re:', In-Reply-To and References.
+    """
+    if auto_submitted not in AUTO_SUBMITTED_VALUES:
+        raise ValueError(f"Auto-Submitted must be one of {AUTO_SUBMITTED_VALUES}")
+    recipients = [_one_line(r) for r in to if r and r.strip()]
+    if not recipients:
+        raise ValueError("an outgoing mail needs at least one recipient")
+    when = date or datetime.now(UTC)
+    if when.tzinfo is None:
+        raise ValueError("the Date of an outgoing mail must be timezone-aware")
+    if message_id is not None:
+        given = message_ids(message_id)
+        if len(given) != 1:
+            raise ValueError(f"not a Message-ID: {message_id!r}")
+        mid = given[0]
+    else:
+        mid = new_message_id(message_id_domain)
+    parents = message_ids(in_reply_to)
+    chain = _references(references, parents)
+
+    pol = _policy()
+    msg = EmailMessage(policy=pol)
+    msg["From"] = Address(display_name=_one_line(from_name), addr_spec=from_addr.strip())
+    msg["To"] = ", ".join(recipients)
+    if original_subject and original_subject.strip():
+        msg["Subject"] = reply_subject(original_subject, rendered.subject)
+    else:
+        msg["Subject"] = _one_line(rendered.subject)
+    msg["Date"] = format_datetime(when)
+    msg["Message-ID"] = mid
+    if parents:
+        msg["In-Reply-To"] = " ".join(parents)
+    if chain:
+        msg["References"] = " ".join(chain)
+    msg["Auto-Submitted"] = auto_submitted
+    msg["X-Auto-Response-Suppress"] = "All"
+    msg["Precedence"] = _PRECEDENCE[auto_submitted]
+    msg["X-Loop"] = from_addr.strip()
+
+    msg.set_content(rendered.text, subtype="plain", charset="utf-8", cte="quoted-printable")
+    msg.add_alternative(rendered.html, subtype="html", charset="utf-8", cte="quoted-printable")
+    for name, data, mimetype in attachments:
+        maintype, subtype = _mime_type(mimetype)
+        kwargs: dict[str, Any] = {"filename": _safe_filename(name)}
+        if maintype == "text" and _is_utf8(data):
+            kwargs["params"] = {"charset": "utf-8"}
+        msg.add_attachment(bytes(data), maintype=maintype, subtype=subtype, **kwargs)
+    for part in msg.walk():
+        if part is not msg:
+            del part["MIME-Version"]
+    msg["Content-Language"] = "vi"  # after the body: set_content drops Content-* headers
+    return mid, msg.as_bytes(policy=pol)
+
+
+__all__ = [
+    "AUTO_SUBMITTED_VALUES",
+    "compose",
+    "message_ids",
+    "new_message_id",
+    "reply_subject",
+]

@@ -1,0 +1,206 @@
+"""The pure core of the robot: one raw mail in, one decided outcome out (no I/O at all)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from mailbot.compose import compose
+from mailbot.loops import Bounce, auto_reply_reason, dmarc_failed, parse_bounce
+from mailbot.mailparse import ParsedMail, parse_mail
+from mailbot.units import Register, Unit
+from mailbot.views import FileView, NoticeView, ReceiptView, file_view
+from outbox_templates import render
+from parsers import parse_file
+from parsers.model import Form, ParseResult
+from rules import judge
+from rules.base import FORM_NAMES
+from rules.campaign import Campaign
+
+Action = Literal["accepted", "quarantined", "ignored", "bounce"]
+
+
+@dataclass(frozen=True)
+class IntakeContext:
+    """Everything the decision needs besides the mail, gathered by the shell beforehand."""
+
+    campaign: Campaign
+    register: Register
+    received_at: datetime
+    from_address: str
+    from_name: str
+    message_id_domain: str
+    own_addresses: tuple[str, ...] = ()
+    trusted_authserv_id: str | None = None
+    max_attachment_bytes: int = 20 * 1024 * 1024
+    # Forms each unit already has a valid latest version of (unit code -> {"M1", ...}).
+    forms_on_file: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One form found in the mail, ready to be stored against a unit."""
+
+    unit_code: str
+    form: Form
+    file_name: str
+    valid: bool
+    late: bool
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An automatic answer, already rendered and composed, waiting for the outbox."""
+
+    kind: Literal["receipt", "notice"]
+    message_id: str
+    to: str
+    subject: str
+    raw: bytes
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What to record and whom to answer for one incoming mail."""
+
+    action: Action
+    reason: str | None
+    mail: ParsedMail
+    unit: Unit | None = None
+    awaiting_confirmation: bool = False
+    late: bool = False
+    results: tuple[ParseResult, ...] = ()
+    submissions: tuple[Submission, ...] = ()
+    reply: Reply | None = None
+    bounce: Bounce | None = None
+
+
+def _late(ctx: IntakeContext) -> bool:
+    return ctx.received_at >= ctx.campaign.deadline
+
+
+def _identify(mail: ParsedMail, results: list[ParseResult], register: Register) -> tuple[
+    Unit | None, bool
+]:
+    """The unit by sender address, else by the unit name written on a form (unconfirmed)."""
+    unit = register.by_email(mail.from_addr) if mail.from_addr else None
+    if unit is not None:
+        return unit, False
+    for result in results:
+        for form in result.forms:
+            if form.unit:
+                unit = register.by_name(form.unit)
+                if unit is not None:
+                    return unit, True
+    return None, False
+
+
+def _reply(
+    kind: Literal["receipt", "notice"], view: object, mail: ParsedMail, ctx: IntakeContext
+) -> Reply:
+    rendered = render(kind, view)
+    message_id, raw = compose(
+        rendered=rendered,
+        from_addr=ctx.from_address,
+        from_name=ctx.from_name,
+        to=[mail.from_addr],
+        message_id_domain=ctx.message_id_domain,
+        auto_submitted="auto-replied",
+        in_reply_to=mail.message_id,
+        references=mail.references,
+        original_subject=mail.subject,
+        date=ctx.received_at,
+    )
+    return Reply(kind, message_id, mail.from_addr, rendered.subject, raw)
+
+
+def _notice(reason: str, mail: ParsedMail, ctx: IntakeContext) -> Reply:
+    view = NoticeView(
+        recipient=mail.from_name or None,
+        reason_code=reason,
+        received_at=ctx.received_at.astimezone(ctx.campaign.tz),
+        original_subject=mail.subject,
+        max_size_mb=ctx.max_attachment_bytes // (1024 * 1024),
+        submission_address=ctx.campaign.submission_address or ctx.from_address,
+        campaign_name=ctx.campaign.name,
+    )
+    return _reply("notice", view, mail, ctx)
+
+
+def process_mail(raw: bytes, ctx: IntakeContext) -> Outcome:
+    """Decide everything about one raw mail: who sent it, which forms it holds, what to answer."""
+    mail = parse_mail(raw, max_attachment_bytes=ctx.max_attachment_bytes)
+    bounce = parse_bounce(mail)
+    if bounce is not None:
+        return Outcome("bounce", "delivery report", mail, bounce=bounce)
+    no_reply = auto_reply_reason(mail, ctx.own_addresses, ctx.message_id_domain)
+    if no_reply is not None:
+        return Outcome("ignored", no_reply, mail)
+    if dmarc_failed(mail, ctx.trusted_authserv_id):
+        return Outcome("quarantined", "dmarc-fail", mail)
+
+    results = [
+        judge(parse_file(att.content, att.filename), ctx.campaign) for att in mail.attachments
+    ]
+    unit, awaiting = _identify(mail, results, ctx.register)
+    late = _late(ctx)
+    if unit is None:
+        reply = _notice("quarantined-unknown-unit", mail, ctx) if mail.from_addr else None
+        return Outcome("quarantined", "unknown-unit", mail, results=tuple(results), reply=reply)
+    if not mail.attachments and not mail.problems:
+        return Outcome(
+            "accepted", "no-attachment", mail, unit=unit, awaiting_confirmation=awaiting,
+            late=late, reply=_notice("no-attachment", mail, ctx),
+        )
+
+    submissions: list[Submission] = []
+    for result in results:
+        for form in result.forms:
+            valid = not any(p.severity == "error" for p in form.problems)
+            submissions.append(Submission(unit.code, form, result.file, valid, late))
+
+    on_file = set(ctx.forms_on_file.get(unit.code, frozenset()))
+    on_file |= {s.form.form for s in submissions if s.valid}
+    missing = tuple(FORM_NAMES.get(f, f) for f in ctx.campaign.required_forms if f not in on_file)
+    files: list[FileView] = [file_view(r) for r in results]
+    files.extend(file_view(p.as_result()) for p in mail.problems)
+    view = ReceiptView(
+        recipient_name=mail.from_name or None,
+        unit_name=unit.name,
+        awaiting_confirmation=awaiting,
+        campaign_name=ctx.campaign.name,
+        deadline_text=ctx.campaign.deadline_text,
+        deadline=ctx.campaign.deadline.date(),
+        received_at=ctx.received_at.astimezone(ctx.campaign.tz),
+        late=late,
+        files=tuple(files),
+        missing_forms=missing,
+        all_complete=not missing,
+        submission_address=ctx.campaign.submission_address or ctx.from_address,
+        original_subject=mail.subject,
+    )
+    return Outcome(
+        "accepted",
+        None,
+        mail,
+        unit=unit,
+        awaiting_confirmation=awaiting,
+        late=late,
+        results=tuple(results),
+        submissions=tuple(submissions),
+        reply=_reply("receipt", view, mail, ctx),
+    )
+
+
+def oversize_reply(headers: bytes, ctx: IntakeContext) -> Reply | None:
+    """A notice for a mail too large to download, from its headers alone (None: don't answer)."""
+    mail = parse_mail(headers or b"\r\n")
+    if not mail.from_addr:
+        return None
+    if auto_reply_reason(mail, ctx.own_addresses, ctx.message_id_domain) is not None:
+        return None
+    if dmarc_failed(mail, ctx.trusted_authserv_id):
+        return None
+    return _notice("oversize", mail, ctx)

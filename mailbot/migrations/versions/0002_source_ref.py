@@ -1,0 +1,28 @@
+"""Keep the source's own handle of each mail (IMAP UID as text, Maildir key) for moving it.
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-11-25
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0002"
+down_revision: str | None = "0001"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("mails") as batch:
+        batch.add_column(sa.Column("source_ref", sa.Text(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("mails") as batch:
+        batch.drop_column("source_ref")

@@ -1,0 +1,414 @@
+"""The I/O shell around the pure intake: mailbox to raw store and database, outbox to SMTP."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from email.utils import parseaddr
+from itertools import islice
+
+from mailbot import db as dbm
+from mailbot.config import Config
+from mailbot.intake import IntakeContext, Outcome, oversize_reply, process_mail
+from mailbot.sources import IncomingRef, Source, SourceError
+from mailbot.store import RawStore
+from mailbot.transport import DeliveryError, PermanentFailure, Sender, TemporaryFailure
+from mailbot.units import Register, Unit
+from rules.campaign import Campaign
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _crash_point(name: str) -> None:
+    """Fault injection for the crash tests: MAILBOT_CRASH_AT=name:N kills us at the Nth pass."""
+    spec = os.environ.get("MAILBOT_CRASH_AT")
+    if not spec or not spec.startswith(name + ":"):
+        return
+    counter = f"_MAILBOT_CRASH_COUNT_{name.replace('-', '_')}"
+    seen = int(os.environ.get(counter, "0")) + 1
+    os.environ[counter] = str(seen)
+    if seen >= int(spec.split(":", 1)[1]):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+@dataclass
+class PassStats:
+    """What one pass over the inbox did, for logs and the terminal."""
+
+    fetched: int = 0
+    processed: int = 0
+    failed: int = 0
+    sent: int = 0
+    send_failed: int = 0
+
+    def __str__(self) -> str:
+        return (
+            f"fetched={self.fetched} processed={self.processed} failed={self.failed} "
+            f"sent={self.sent} send_failed={self.send_failed}"
+        )
+
+
+def _batches(items: Iterable[IncomingRef], size: int) -> Iterator[list[IncomingRef]]:
+    it = iter(items)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+def _generation(s: dbm.Session, mail_id: int) -> int:
+    """How often staff had this mail reprocessed: each round may answer once."""
+    return int(
+        s.scalar(
+            dbm.select(dbm.func.count())
+            .select_from(dbm.Event)
+            .where(dbm.Event.mail_id == mail_id, dbm.Event.kind == "reprocess")
+        )
+        or 0
+    )
+
+
+def load_register(session: dbm.Session, district: str | None = "Thanh Xuân") -> Register:
+    """The unit register as the pure intake sees it: every unit with its confirmed addresses."""
+    units = [
+        Unit(code=r.code, name=r.name, emails=tuple(r.emails), aliases=tuple(r.aliases))
+        for r in dbm.unit_register(session)
+    ]
+    return Register(units, district=district)
+
+
+class Robot:
+    """Moves mail through the stages; each stage commits before the next one starts."""
+
+    def __init__(
+        self,
+        config: Config,
+        database: dbm.Database,
+        store: RawStore,
+        source: Source,
+        sender: Sender,
+        campaign: Campaign,
+        clock: Clock = utc_now,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.db = database
+        self.store = store
+        self.source = source
+        self.sender = sender
+        self.campaign = campaign
+        self.clock = clock
+        self.progress = progress
+
+    # -- stage 1: download and record ------------------------------------------------------
+
+    def fetch_new(self) -> int:
+        """Store every new mail raw and record it as received, before any parsing."""
+        key = self.source.source_key
+        uidvalidity = self.source.uidvalidity()
+        with self.db.session(write=False) as s:
+            state = dbm.get_mailbox_state(s, key)
+            last_uid = state.last_uid if state and state.uidvalidity == uidvalidity else None
+            if state is not None and state.uidvalidity != uidvalidity:
+                log.warning(
+                    "UIDVALIDITY of %s changed from %s to %s: rescanning, skipping known "
+                    "Message-IDs", key, state.uidvalidity, uidvalidity,
+                )
+        count = 0
+        refs = self.source.new_messages(last_uid, known=self._known)
+        for chunk in _batches(refs, max(1, self.config.inbox.batch_size)):
+            big = [r for r in chunk if r.oversize]
+            small = [r for r in chunk if not r.oversize]
+            for ref in big:
+                self._record_oversize(ref)
+                count += 1
+            for ref, raw in self.source.fetch(small):
+                self._record(ref, raw)
+                count += 1
+                if self.progress:
+                    self.progress(f"đã tải {count} thư")
+        return count
+
+    def _known(self, ref: IncomingRef) -> bool:
+        with self.db.session(write=False) as s:
+            if ref.uid is not None:
+                if dbm.is_known(s, self.source.source_key, ref.uidvalidity, ref.uid):
+                    return True
+                # After a UIDVALIDITY change the same mail comes back under a new UID.
+                if ref.message_id:
+                    return any(
+                        m.source == self.source.source_key and m.size == ref.size
+                        for m in dbm.find_mails_by_message_id(s, ref.message_id)
+                    )
+                return False
+            return s.scalar(
+                dbm.select(dbm.Mail.id).where(
+                    dbm.Mail.source == self.source.source_key,
+                    dbm.Mail.source_ref == ref.key,
+                )
+            ) is not None
+
+    def _record(self, ref: IncomingRef, raw: bytes, status: str = "received") -> None:
+        sha, path = self.store.put(raw)
+        now = self.clock()
+        with self.db.session() as s:
+            mail = dbm.record_received(
+                s,
+                source=self.source.source_key,
+                uidvalidity=ref.uidvalidity,
+                uid=ref.uid,
+                message_id=ref.message_id,
+                sha256=sha,
+                raw_path=path,
+                size=ref.size or len(raw),
+                from_addr=parseaddr(ref.from_header or "")[1] or None,
+                subject=ref.subject,
+                received_at=now,
+                status=status,
+            )
+            mail.source_ref = ref.key
+            if ref.uid is not None:
+                dbm.set_mailbox_state(s, self.source.source_key, ref.uidvalidity or 0, ref.uid, now)
+            log.info("received mail id=%s uid=%s size=%s", mail.id, ref.uid, mail.size)
+        _crash_point("after-record")
+
+    def _record_oversize(self, ref: IncomingRef) -> None:
+        """Too large to download: keep its headers, tell the sender, leave it on the server."""
+        self._record(ref, ref.headers or b"\r\n", status="oversize")
+        with self.db.session() as s:
+            mail = dbm.find_received(
+                s, source=self.source.source_key, uidvalidity=ref.uidvalidity, uid=ref.uid,
+                message_id=ref.message_id, sha256=None,
+            )
+            if mail is None:
+                return
+            dbm.add_event(s, "oversize", at=self.clock(), mail_id=mail.id,
+                          detail=f"{ref.size} bytes from {ref.from_header}")
+            reply = oversize_reply(ref.headers, self._context(s, mail.received_at))
+            if reply is not None:
+                self._queue_reply(s, mail, reply)
+
+    # -- stage 2: decide ---------------------------------------------------------------------
+
+    def _context(self, s: dbm.Session, received_at: datetime) -> IntakeContext:
+        register = load_register(s, self.config.district)
+        on_file = {}
+        for unit in register:
+            forms = frozenset(
+                f for f in self.campaign.required_forms
+                if dbm.latest_valid_submission(s, unit.code, f) is not None
+            )
+            if forms:
+                on_file[unit.code] = forms
+        out = self.config.outgoing
+        return IntakeContext(
+            campaign=self.campaign,
+            register=register,
+            received_at=received_at,
+            from_address=out.from_address,
+            from_name=out.from_name,
+            message_id_domain=out.message_id_domain,
+            own_addresses=(out.from_address, *self.config.security.own_addresses),
+            trusted_authserv_id=self.config.security.trusted_authserv_id,
+            max_attachment_bytes=self.config.security.max_attachment_bytes,
+            forms_on_file=on_file,
+        )
+
+    def process_due(self) -> tuple[int, int]:
+        """Decide every mail that is due; one failing mail never blocks the others."""
+        now = self.clock()
+        with self.db.session(write=False) as s:
+            due = [(m.id, m.raw_path, m.received_at) for m in dbm.due_mails(s, now)]
+        done = failed = 0
+        for mail_id, raw_path, received_at in due:
+            try:
+                raw = self.store.get(raw_path)
+                with self.db.session(write=False) as s:
+                    ctx = self._context(s, received_at)
+                outcome = process_mail(raw, ctx)
+                self._apply(mail_id, outcome)
+                done += 1
+            except Exception as exc:  # noqa: BLE001 - one bad mail must not stop the queue
+                failed += 1
+                log.exception("processing mail id=%s failed", mail_id)
+                with self.db.session() as s:
+                    mail = dbm.get_mail(s, mail_id)
+                    if mail is not None:
+                        dbm.mark_failed(
+                            s, mail, f"{type(exc).__name__}: {exc}", self.clock(),
+                            self.config.processing.max_attempts,
+                            self.config.processing.retry_base_seconds,
+                        )
+            if self.progress:
+                self.progress(f"đã xử lý {done + failed}/{len(due)} thư")
+            _crash_point("after-process")
+        return done, failed
+
+    def _apply(self, mail_id: int, outcome: Outcome) -> None:
+        """Record the outcome and queue its reply in one transaction."""
+        now = self.clock()
+        with self.db.session() as s:
+            mail = dbm.get_mail(s, mail_id)
+            if mail is None or mail.status not in ("received", "retry"):
+                return  # already decided (a second daemon, or a replay after a crash)
+            if outcome.mail.message_id and not mail.message_id:
+                mail.message_id = dbm.normalize_message_id(outcome.mail.message_id)
+            for result in outcome.results:
+                dbm.add_file_result(
+                    s, mail_id=mail.id, file_name=result.file, format=result.format,
+                    problems=[p.to_json() for p in result.all_problems()],
+                    forms_count=len(result.forms),
+                )
+            for problem in outcome.mail.problems:
+                dbm.add_file_result(
+                    s, mail_id=mail.id, file_name=problem.filename, format="other",
+                    problems=[{"severity": "error", "code": problem.code, "location": None,
+                               "message": problem.message}],
+                )
+            for sub in outcome.submissions:
+                dbm.add_submission(
+                    s, mail_id=mail.id, unit_code=sub.unit_code, form=sub.form,
+                    file_name=sub.file_name, file_sha256=mail.sha256,
+                    received_at=mail.received_at, late=sub.late,
+                    awaiting_confirmation=outcome.awaiting_confirmation,
+                )
+            if outcome.awaiting_confirmation and outcome.unit and outcome.mail.from_addr:
+                dbm.add_unit_email(
+                    s, outcome.mail.from_addr, outcome.unit.code, confirmed=False, now=now,
+                    source="form-name",
+                )
+                dbm.add_event(s, "awaiting-confirmation", at=now, mail_id=mail.id,
+                              unit_code=outcome.unit.code, detail=outcome.mail.from_addr)
+            if outcome.bounce is not None:
+                for rcpt in outcome.bounce.recipients or ():
+                    dbm.record_bounce(
+                        s, original_message_id=outcome.bounce.original_message_id,
+                        recipient=rcpt.address, status=rcpt.status, action=rcpt.action,
+                        diagnostic=rcpt.diagnostic, received_at=now, mail_id=mail.id,
+                    )
+            for result in outcome.results:
+                if not result.forms and outcome.unit is not None:
+                    dbm.add_event(s, "unreadable-file", at=now, mail_id=mail.id,
+                                  unit_code=outcome.unit.code, detail=result.file)
+            if outcome.reply is not None:
+                self._queue_reply(s, mail, outcome.reply)
+            if outcome.action == "quarantined":
+                dbm.quarantine(s, mail, outcome.reason or "quarantined", now)
+            else:
+                dbm.mark_processed(
+                    s, mail, now, unit_code=outcome.unit.code if outcome.unit else None,
+                    awaiting_confirmation=outcome.awaiting_confirmation,
+                )
+                if outcome.action == "ignored":
+                    log.info("mail id=%s needs no answer: %s", mail.id, outcome.reason)
+            log.info(
+                "mail id=%s %s unit=%s forms=%d reply=%s", mail.id, outcome.action,
+                outcome.unit.code if outcome.unit else None, len(outcome.submissions),
+                outcome.reply.kind if outcome.reply else None,
+            )
+
+    def _queue_reply(self, s: dbm.Session, mail: dbm.Mail, reply: object) -> None:
+        """Queue an automatic answer unless this address already had its hourly share."""
+        now = self.clock()
+        since = now - timedelta(hours=1)
+        limit = self.config.outgoing.max_auto_replies_per_hour
+        to = reply.to  # type: ignore[attr-defined]
+        if dbm.count_auto_replies(s, to, since) >= limit:
+            dbm.add_event(s, "rate-limited", at=now, mail_id=mail.id, detail=to)
+            log.warning("not answering mail id=%s: %s reached %d replies/hour", mail.id, to, limit)
+            return
+        dbm.queue_outgoing(
+            s, kind=reply.kind, message_id=reply.message_id,  # type: ignore[attr-defined]
+            to_addrs=[to], subject=reply.subject, raw=reply.raw,  # type: ignore[attr-defined]
+            mail_id=mail.id, dedupe_key=f"reply:{mail.id}:{_generation(s, mail.id)}", now=now,
+        )
+
+    # -- stage 3: move processed mail ---------------------------------------------------------
+
+    def move_done(self) -> int:
+        """Move (or mark) decided mail on the server; never delete it."""
+        with self.db.session(write=False) as s:
+            rows = s.scalars(
+                dbm.select(dbm.Mail).where(
+                    dbm.Mail.source == self.source.source_key,
+                    dbm.Mail.moved.is_(False),
+                    dbm.Mail.status.in_(("processed", "quarantined")),
+                )
+            ).all()
+            todo = [(m.id, m.source_ref or (str(m.uid) if m.uid is not None else None))
+                    for m in rows]
+        moved = 0
+        for mail_id, ref in todo:
+            if ref is None:
+                continue
+            try:
+                self.source.mark_done(ref)
+            except (SourceError, OSError, KeyError) as exc:
+                log.warning("could not move mail id=%s: %s", mail_id, exc)
+                continue
+            with self.db.session() as s:
+                mail = dbm.get_mail(s, mail_id)
+                if mail is not None:
+                    dbm.mark_moved(s, mail)
+            moved += 1
+        return moved
+
+    # -- stage 4: deliver the outbox ----------------------------------------------------------
+
+    def deliver(self) -> tuple[int, int]:
+        """Send every due outgoing mail; temporary failures are retried later with back-off."""
+        now = self.clock()
+        with self.db.session(write=False) as s:
+            due = [(o.id, o.raw, o.recipients) for o in dbm.due_outgoing(s, now)]
+        sent = failed = 0
+        sender_addr = self.config.outgoing.from_address
+        for outbox_id, raw, recipients in due:
+            error: DeliveryError | None = None
+            try:
+                refused = self.sender.send(raw, sender_addr, list(recipients))
+                if refused and len(refused) == len(recipients):
+                    error = PermanentFailure(f"all recipients refused: {refused}")
+            except DeliveryError as exc:
+                error = exc
+            except OSError as exc:
+                error = TemporaryFailure(str(exc))
+            with self.db.session() as s:
+                row = s.get(dbm.Outbox, outbox_id)
+                if row is None:
+                    continue
+                if error is None:
+                    dbm.mark_sent(s, row, self.clock())
+                    sent += 1
+                    log.info("sent %s %s to %s", row.kind, row.message_id, row.to_addrs)
+                else:
+                    dbm.mark_send_failed(
+                        s, row, str(error), self.clock(),
+                        temporary=isinstance(error, TemporaryFailure),
+                        max_attempts=self.config.outgoing.max_attempts,
+                    )
+                    failed += 1
+                    log.warning("sending %s failed: %s", row.message_id, error)
+            _crash_point("after-send")
+        return sent, failed
+
+    def run_once(self) -> PassStats:
+        """One full pass: fetch, decide, move, deliver."""
+        stats = PassStats()
+        stats.fetched = self.fetch_new()
+        stats.processed, stats.failed = self.process_due()
+        self.move_done()
+        stats.sent, stats.send_failed = self.deliver()
+        return stats
+
+
+def with_campaign(config: Config, campaign: Campaign) -> Config:
+    """The config with the campaign path recorded (for status output)."""
+    return replace(config, campaign=campaign.source)

@@ -1,0 +1,373 @@
+"""The unit register: reading it from CSV/XLSX and finding a unit by address or by name."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from email.utils import parseaddr
+from pathlib import PurePosixPath
+from types import MappingProxyType
+
+__all__ = ["Register", "Unit", "UnitsFileError", "name_key", "read_units"]
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One organisation that must register: a stable code, its name, addresses and aliases."""
+
+    code: str
+    name: str
+    emails: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+
+
+class UnitsFileError(ValueError):
+    """The register file cannot be used; the message (Vietnamese) names the line."""
+
+
+# ---------------------------------------------------------------------------
+# Name keys
+
+_TONES = {"\u0300", "\u0301", "\u0303", "\u0309", "\u0323"}  # huyền sắc ngã hỏi nặng
+# Leading titles that name a body of the unit rather than the unit itself.
+_PREFIXES = (
+    "ban thường vụ",
+    "ban thường trực",
+    "ban chấp hành",
+    "thường trực",
+    "thường vụ",
+    "btv",
+    "bch",
+    "tt",
+)
+# Abbreviations → words, on whole (tone-normalised, case-folded) tokens.
+_ABBREVIATIONS = {
+    "ubmttq": "ủy ban mặt trận tổ quốc",
+    "ubmt": "ủy ban mặt trận",
+    "mttq": "mặt trận tổ quốc",
+    "ub": "ủy ban",
+    "lhpn": "liên hiệp phụ nữ",
+    "ccb": "cựu chiến binh",
+    "lđlđ": "liên đoàn lao động",
+    "ldld": "liên đoàn lao động",
+    "tnxp": "thanh niên xung phong",
+    "ctđ": "chữ thập đỏ",
+    "nct": "người cao tuổi",
+    "đu": "đảng ủy",
+    "p": "phường",
+    "q": "quận",
+    "tp": "thành phố",
+}
+_NOISE = ("việt nam", "thành phố hà nội", "hà nội")
+
+
+def _canon_word(word: str) -> str:
+    """A word with its tone mark moved to the end, so "hoà" and "hòa" give the same key."""
+    decomposed = unicodedata.normalize("NFD", word)
+    tones = "".join(sorted(ch for ch in decomposed if ch in _TONES))
+    base = "".join(ch for ch in decomposed if ch not in _TONES)
+    return unicodedata.normalize("NFC", base) + tones
+
+
+def _fold_word(word: str) -> str:
+    decomposed = unicodedata.normalize("NFD", word)
+    return "".join(ch for ch in decomposed if unicodedata.category(ch) != "Mn").replace("đ", "d")
+
+
+def _tokens(text: str) -> list[str]:
+    text = unicodedata.normalize("NFC", text.replace("\u00a0", " ")).casefold()
+    text = re.sub(r"[^\w]+", " ", text)
+    return [_canon_word(w) for w in text.split()]
+
+
+_CANON_ABBR = {
+    _canon_word(k): [_canon_word(w) for w in v.split()] for k, v in _ABBREVIATIONS.items()
+}
+_CANON_PREFIXES = sorted(
+    ([_canon_word(w) for w in p.split()] for p in _PREFIXES), key=len, reverse=True
+)
+_CANON_NOISE = [[_canon_word(w) for w in n.split()] for n in _NOISE]
+
+
+def _remove_run(words: list[str], run: list[str]) -> list[str]:
+    out, i = [], 0
+    while i < len(words):
+        if words[i : i + len(run)] == run:
+            i += len(run)
+        else:
+            out.append(words[i])
+            i += 1
+    return out
+
+
+def _key_words(text: str, district: list[str] | None = None) -> tuple[str, ...]:
+    words: list[str] = []
+    for w in _tokens(text):
+        words.extend(_CANON_ABBR.get(w, [w]))
+    changed = True
+    while changed and words:
+        changed = False
+        for prefix in _CANON_PREFIXES:
+            if words[: len(prefix)] == prefix and len(words) > len(prefix):
+                words = words[len(prefix) :]
+                changed = True
+                break
+    for noise in _CANON_NOISE:
+        words = _remove_run(words, noise)
+    if district:
+        # "quận Thanh Xuân" says no more than "quận" inside one district's register.
+        quan = _canon_word("quận")
+        out, i = [], 0
+        while i < len(words):
+            if words[i : i + 1 + len(district)] == [quan, *district]:
+                out.append(quan)
+                i += 1 + len(district)
+            else:
+                out.append(words[i])
+                i += 1
+        words = out
+    return tuple(words)
+
+
+def name_key(text: str) -> str:
+    """The exact matching key of a unit name: NFC, case-folded, tone placement normalised."""
+    return " ".join(_key_words(text))
+
+
+def _contains(haystack: tuple[str, ...], needle: tuple[str, ...]) -> bool:
+    n = len(needle)
+    return any(haystack[i : i + n] == needle for i in range(len(haystack) - n + 1))
+
+
+# ---------------------------------------------------------------------------
+# The register
+
+
+class Register:
+    """An immutable set of units, looked up by address, code or the name on a form."""
+
+    def __init__(self, units: Iterable[Unit], district: str | None = None) -> None:
+        self._units: tuple[Unit, ...] = tuple(units)
+        self._district = [_canon_word(w) for w in _tokens(district)] if district else None
+        by_email: dict[str, Unit] = {}
+        by_code: dict[str, Unit] = {}
+        for unit in self._units:
+            by_code[unit.code] = unit
+            for addr in unit.emails:
+                by_email.setdefault(addr.lower(), unit)
+        self._by_email: Mapping[str, Unit] = MappingProxyType(by_email)
+        self._by_code: Mapping[str, Unit] = MappingProxyType(by_code)
+        self._names = tuple((u, self._key(u.name)) for u in self._units)
+        self._aliases = tuple((u, self._key(a)) for u in self._units for a in u.aliases)
+
+    def _key(self, text: str) -> tuple[str, ...]:
+        return _key_words(text, self._district)
+
+    @property
+    def units(self) -> tuple[Unit, ...]:
+        return self._units
+
+    def __iter__(self) -> Iterator[Unit]:
+        return iter(self._units)
+
+    def __len__(self) -> int:
+        return len(self._units)
+
+    def by_code(self, code: str) -> Unit | None:
+        return self._by_code.get(code)
+
+    def by_email(self, addr: str) -> Unit | None:
+        """The unit that owns this address (case-insensitive), or None."""
+        _, parsed = parseaddr(addr or "")
+        return self._by_email.get((parsed or addr or "").strip().strip("<>").lower())
+
+    def by_name(self, name: str) -> Unit | None:
+        """The unit a written name means: exact, then accent-insensitive, then aliases; or None."""
+        query = self._key(name or "")
+        if not query:
+            return None
+        folded_query = tuple(_fold_word(w) for w in query)
+        for keyed in (self._names, self._aliases):
+            for fold in (False, True):
+                q = folded_query if fold else query
+                pairs = [(u, tuple(_fold_word(w) for w in k) if fold else k) for u, k in keyed]
+                pairs = [(u, k) for u, k in pairs if k]
+                equal = {u.code for u, k in pairs if k == q}
+                if equal:
+                    return self._by_code[equal.pop()] if len(equal) == 1 else None
+                contained = [(len(k), u.code) for u, k in pairs if len(k) >= 2 and _contains(q, k)]
+                if contained:
+                    best = max(n for n, _ in contained)
+                    codes = {c for n, c in contained if n == best}
+                    return self._by_code[codes.pop()] if len(codes) == 1 else None
+                # A shortened name ("Hội Người cao tuổi") inside exactly one registered name.
+                within = {u.code for u, k in pairs if len(q) >= 2 and _contains(k, q)}
+                if within:
+                    return self._by_code[within.pop()] if len(within) == 1 else None
+        return None
+
+
+# ---------------------------------------------------------------------------
+# Reading the register file
+
+_COLUMNS = {
+    "code": "code",
+    "mã": "code",
+    "ma": "code",
+    "mã đơn vị": "code",
+    "name": "name",
+    "tên": "name",
+    "ten": "name",
+    "tên đơn vị": "name",
+    "đơn vị": "name",
+    "emails": "emails",
+    "email": "emails",
+    "e-mail": "emails",
+    "thư điện tử": "emails",
+    "aliases": "aliases",
+    "alias": "aliases",
+    "tên khác": "aliases",
+}
+_EMAIL = re.compile(r"^[^@\s<>;,]+@[^@\s<>;,]+\.[^@\s<>;,]+$")
+
+
+def _clean(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    text = unicodedata.normalize("NFC", str(value).replace("\u00a0", " "))
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _decode_csv(data: bytes) -> str:
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        # Excel's "CSV" on Vietnamese Windows is in the ANSI code page, cp1258.
+        return unicodedata.normalize("NFC", data.decode("cp1258", errors="replace"))
+
+
+def _csv_rows(data: bytes) -> Iterator[tuple[int, list[str]]]:
+    text = _decode_csv(data)
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    delimiter = max((",", ";", "\t"), key=first.count)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        for row in reader:
+            yield reader.line_num, [_clean(c) for c in row]
+    except csv.Error as exc:
+        raise UnitsFileError(
+            f"Dòng {reader.line_num}: tệp CSV không đúng định dạng ({exc})."
+        ) from exc
+
+
+def _xlsx_rows(data: bytes) -> Iterator[tuple[int, list[str]]]:
+    try:
+        from openpyxl import load_workbook
+
+        wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception as exc:
+        raise UnitsFileError(
+            "Không đọc được tệp Excel danh sách đơn vị. Vui lòng lưu lại dưới dạng .xlsx "
+            "hoặc .csv (UTF-8)."
+        ) from exc
+    try:
+        ws = wb.worksheets[0]
+        rows = [
+            (index, [_clean(c) for c in row])
+            for index, row in enumerate(ws.iter_rows(values_only=True), 1)
+        ]
+    except Exception as exc:
+        raise UnitsFileError("Tệp Excel danh sách đơn vị bị lỗi, không đọc được.") from exc
+    finally:
+        wb.close()
+    yield from rows
+
+
+def _split_list(value: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in re.split(r"[;,\n]", value) if p.strip())
+
+
+def read_units(data: bytes, filename: str) -> list[Unit]:
+    """Read a register from CSV or XLSX bytes; raise UnitsFileError naming the bad line."""
+    ext = PurePosixPath(filename).suffix.lower()
+    if ext in (".xlsx", ".xlsm") or data.startswith(b"PK\x03\x04"):
+        rows = _xlsx_rows(data)
+    elif ext in (".csv", ".txt", ""):
+        rows = _csv_rows(data)
+    else:
+        raise UnitsFileError(
+            f"Tệp “{filename}” không phải CSV hoặc XLSX. Vui lòng lưu danh sách đơn vị dưới "
+            "dạng .xlsx hoặc .csv (UTF-8)."
+        )
+    header: dict[str, int] | None = None
+    units: list[Unit] = []
+    codes: dict[str, int] = {}
+    owners: dict[str, tuple[str, int]] = {}
+    preamble: list[int] = []
+    for line, row in rows:
+        if not any(row):
+            continue
+        if header is None:
+            found: dict[str, int] = {}
+            for i, cell_text in enumerate(row):
+                col = _COLUMNS.get(cell_text.casefold().strip(" *:"))
+                if col and col not in found:
+                    found[col] = i
+            if "code" in found and "name" in found:
+                header = found
+                continue
+            preamble.append(line)
+            if found or len(preamble) >= 10:
+                missing = [c for c in ("code", "name") if c not in found]
+                raise UnitsFileError(
+                    f"Dòng {line}: dòng tiêu đề phải có các cột code, name, emails, aliases "
+                    f"(thiếu cột {', '.join(missing) or 'code, name'})."
+                )
+            continue  # a title above the header row
+
+        def cell(col: str, row: list[str] = row, header: dict[str, int] = header) -> str:
+            i = header.get(col)
+            return row[i] if i is not None and i < len(row) else ""
+
+        code, name = cell("code"), cell("name")
+        if not code:
+            raise UnitsFileError(f"Dòng {line}: thiếu mã đơn vị (cột code).")
+        if not name:
+            raise UnitsFileError(f"Dòng {line}: thiếu tên đơn vị (cột name) cho mã “{code}”.")
+        if code in codes:
+            raise UnitsFileError(
+                f"Dòng {line}: mã đơn vị “{code}” bị trùng với dòng {codes[code]}."
+            )
+        codes[code] = line
+        emails = []
+        for item in _split_list(cell("emails")):
+            addr = (parseaddr(item)[1] or item).strip().lower()
+            if not _EMAIL.match(addr):
+                raise UnitsFileError(f"Dòng {line}: địa chỉ thư “{item}” không hợp lệ.")
+            if addr in owners and owners[addr][0] != code:
+                other, other_line = owners[addr]
+                raise UnitsFileError(
+                    f"Dòng {line}: địa chỉ thư “{addr}” đã thuộc đơn vị “{other}” "
+                    f"(dòng {other_line})."
+                )
+            owners[addr] = (code, line)
+            if addr not in emails:
+                emails.append(addr)
+        aliases = tuple(a for a in (a.strip() for a in cell("aliases").split(";")) if a)
+        units.append(Unit(code, name, tuple(emails), aliases))
+    if header is None:
+        if preamble:
+            raise UnitsFileError(
+                f"Dòng {preamble[0]}: không tìm thấy dòng tiêu đề có các cột code, name, "
+                "emails, aliases."
+            )
+        raise UnitsFileError("Tệp danh sách đơn vị trống (không có dòng tiêu đề).")
+    return units

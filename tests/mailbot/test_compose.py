@@ -1,0 +1,224 @@
+"""Outgoing mail: parse the composed bytes back and check threading, loop headers, parts, names."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta, timezone
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from email.utils import parsedate_to_datetime
+
+import pytest
+
+from mailbot.compose import compose, message_ids, new_message_id, reply_subject
+from outbox_templates import Rendered
+
+FROM = "bdv_quthanhxuan@hanoi.gov.vn"
+FROM_NAME = "Ban Dân vận Quận ủy Thanh Xuân"
+DOMAIN = "mailbot.thanhxuan.example"
+RENDERED = Rendered(
+    subject="Xác nhận tiếp nhận hồ sơ – Đảng ủy phường Khương Trung",
+    text="Kính gửi: Đảng ủy phường Khương Trung,\nĐã nhận Mẫu số 01 – cấp Quận.\nTrân trọng.\n",
+    html='<!DOCTYPE html><html lang="vi"><body><p>Kính gửi: <strong>Đảng ủy phường '
+    "Khương Trung</strong></p><p>Trân trọng.</p></body></html>\n",
+)
+# A Gmail-shaped long Message-ID: the stdlib would RFC 2047-encode it in References.
+PARENT = (
+    "<CAK9xyzq1234567890abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOP_1234567890+x@mail.gmail.com>"
+)
+ROOT = "<root.1@outlook.example>"
+MIDDLE = "<abc.2@thanhxuan.example>"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def _parse(raw: bytes) -> EmailMessage:
+    msg = message_from_bytes(raw, policy=policy.default)
+    assert isinstance(msg, EmailMessage)
+    return msg
+
+
+def _reply(**changes: object) -> tuple[str, bytes]:
+    kwargs: dict[str, object] = {
+        "rendered": RENDERED,
+        "from_addr": FROM,
+        "from_name": FROM_NAME,
+        "to": ["Nguyễn Văn An <an.nv@gmail.example>"],
+        "message_id_domain": DOMAIN,
+        "auto_submitted": "auto-replied",
+        "in_reply_to": PARENT,
+        "references": [f"{ROOT} {MIDDLE}"],
+        "original_subject": "RE: Re: TL: Gửi đăng ký mô hình Dân vận khéo",
+        "date": datetime(2022, 2, 14, 9, 41, 5, tzinfo=timezone(timedelta(hours=7))),
+    }
+    kwargs.update(changes)
+    return compose(**kwargs)  # type: ignore[arg-type]
+
+
+def test_reply_headers_thread_and_loop_safety() -> None:
+    mid, raw = _reply()
+    msg = _parse(raw)
+    assert msg["Subject"] == "Re: Gửi đăng ký mô hình Dân vận khéo"
+    assert msg["In-Reply-To"] == PARENT
+    assert msg["References"].split() == [ROOT, MIDDLE, PARENT]
+    assert msg["Auto-Submitted"] == "auto-replied"
+    assert msg["X-Auto-Response-Suppress"] == "All"
+    assert msg["X-Loop"] == FROM
+    assert msg["Precedence"] == "auto_reply"
+    assert msg["Message-ID"] == mid
+    assert re.fullmatch(rf"<[^<>@\s]+@{re.escape(DOMAIN)}>", mid)
+    assert parsedate_to_datetime(msg["Date"]) == datetime(2022, 2, 14, 2, 41, 5, tzinfo=UTC)
+    assert msg["To"].addresses[0].addr_spec == "an.nv@gmail.example"
+    assert msg["To"].addresses[0].display_name == "Nguyễn Văn An"
+
+
+def test_from_display_name_round_trips_and_is_encoded() -> None:
+    _, raw = _reply()
+    msg = _parse(raw)
+    (sender,) = msg["From"].addresses
+    assert (sender.display_name, sender.addr_spec) == (FROM_NAME, FROM)
+    assert raw.isascii()  # every header RFC 2047-encoded, every body part QP or base64
+
+
+def test_message_ids_are_never_encoded_words_and_lines_stay_short() -> None:
+    _, raw = _reply(references=[" ".join(f"<id{i}.{'x' * 60}@host.example>" for i in range(8))])
+    head = raw.split(b"\r\n\r\n", 1)[0].decode("ascii")
+    threading = re.findall(r"^(?:In-Reply-To|References):.*(?:\r\n[ \t].*)*", head, re.M)
+    assert len(threading) == 2
+    assert all("=?" not in h for h in threading)
+    assert f"In-Reply-To: {PARENT}" in head
+    assert all(len(line) <= 998 for line in raw.split(b"\r\n"))
+    assert b"\n" not in raw.replace(b"\r\n", b"")  # CRLF everywhere
+
+
+def test_references_are_deduplicated_and_capped() -> None:
+    chain = [f"<m{i}@h.example>" for i in range(30)]
+    _, raw = _reply(references=[" ".join(chain), chain[3]], in_reply_to=chain[5])
+    refs = _parse(raw)["References"].split()
+    assert len(refs) == 20 and len(set(refs)) == 20
+    assert refs[0] == chain[0] and refs[-1] == chain[5]
+
+
+def test_both_alternatives_carry_the_rendered_words() -> None:
+    _, raw = _reply()
+    msg = _parse(raw)
+    assert msg.get_content_type() == "multipart/alternative"
+    plain = msg.get_body(preferencelist=("plain",))
+    html = msg.get_body(preferencelist=("html",))
+    assert plain is not None and html is not None
+    # on the wire every line ends in CRLF
+    assert plain.get_content().replace("\r\n", "\n") == RENDERED.text
+    assert html.get_content().replace("\r\n", "\n") == RENDERED.html
+    assert plain.get_content_charset() == html.get_content_charset() == "utf-8"
+    assert [p.get_content_type() for p in msg.iter_parts()] == ["text/plain", "text/html"]
+
+
+def test_attachments_with_vietnamese_names_round_trip() -> None:
+    files = [
+        ("Mẫu số 01 – Đăng ký mô hình “Dân vận khéo” cấp Quận.xlsx", b"PK\x03\x04xlsx", XLSX),
+        (
+            "Mẫu số 02.docx",
+            b"PK\x03\x04docx",
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        ),
+        ("../../ghi chú\r\n.csv", "TT,Tên\n1,Ấp\n".encode(), "text/csv"),
+        ("lạ.bin", b"\x00\x01", "not a type"),
+    ]
+    _, raw = _reply(attachments=files)
+    assert b"filename*" in raw  # RFC 2231
+    msg = _parse(raw)
+    assert msg.get_content_type() == "multipart/mixed"
+    body = msg.get_body(preferencelist=("html",))
+    assert body is not None and "Khương Trung" in body.get_content()
+    got = [
+        (p.get_filename(), p.get_content(), p.get_content_type()) for p in msg.iter_attachments()
+    ]
+    assert got[0] == (files[0][0], files[0][1], XLSX)
+    assert got[1][:2] == ("Mẫu số 02.docx", b"PK\x03\x04docx")
+    assert got[2] == ("ghi chú.csv", "TT,Tên\n1,Ấp\n", "text/csv")
+    assert got[3] == ("lạ.bin", b"\x00\x01", "application/octet-stream")
+
+
+def test_new_mail_without_a_thread() -> None:
+    mid, raw = compose(
+        rendered=RENDERED,
+        from_addr=FROM,
+        from_name=FROM_NAME,
+        to=["hoiphunu@thanhxuan.example", "mttq@thanhxuan.example"],
+        message_id_domain=DOMAIN,
+        auto_submitted="auto-generated",
+    )
+    msg = _parse(raw)
+    assert msg["Subject"] == RENDERED.subject
+    assert msg["In-Reply-To"] is None and msg["References"] is None
+    assert msg["Auto-Submitted"] == "auto-generated" and msg["Precedence"] == "bulk"
+    assert [a.addr_spec for a in msg["To"].addresses] == [
+        "hoiphunu@thanhxuan.example",
+        "mttq@thanhxuan.example",
+    ]
+    sent = parsedate_to_datetime(msg["Date"])
+    assert abs((datetime.now(UTC) - sent).total_seconds()) < 120
+    assert mid.endswith(f"@{DOMAIN}>")
+
+
+def test_given_message_id_is_kept_so_a_resend_is_the_same_mail() -> None:
+    queued = new_message_id(DOMAIN)
+    first_id, first = _reply(message_id=queued)
+    second_id, second = _reply(message_id=queued)
+    assert first_id == second_id == queued
+    assert _parse(first)["Message-ID"] == _parse(second)["Message-ID"] == queued
+    with pytest.raises(ValueError):
+        _reply(message_id="two <a@b> ids <c@d>")
+
+
+def test_header_injection_through_the_original_subject_is_flattened() -> None:
+    _, raw = _reply(original_subject="Hồ sơ\r\nBcc: attacker@evil.example\r\n\r\nxin chào")
+    msg = _parse(raw)
+    assert msg["Bcc"] is None
+    assert msg["Subject"] == "Re: Hồ sơ Bcc: attacker@evil.example xin chào"
+
+
+@pytest.mark.parametrize(
+    ("original", "expected"),
+    [
+        ("Gửi mẫu", "Re: Gửi mẫu"),
+        ("Re: Gửi mẫu", "Re: Gửi mẫu"),
+        ("RE: Re:Re[3]: Gửi mẫu", "Re: Gửi mẫu"),
+        ("TL: Trả lời: Gửi mẫu", "Re: Gửi mẫu"),
+        ("Fwd: Gửi mẫu", "Re: Fwd: Gửi mẫu"),
+        ("Report on Q1", "Re: Report on Q1"),
+        ("   ", "Bản tự tạo"),
+        (None, "Bản tự tạo"),
+    ],
+)
+def test_reply_subject(original: str | None, expected: str) -> None:
+    assert reply_subject(original, "Bản tự tạo") == expected
+
+
+def test_message_ids_helper() -> None:
+    assert message_ids(f"{ROOT}\r\n {MIDDLE}") == [ROOT, MIDDLE]
+    assert message_ids("bare@id.example") == ["<bare@id.example>"]
+    assert message_ids("<ok@x> <bad\u00e9@x>") == ["<ok@x>"]
+    assert message_ids(None) == [] and message_ids("") == []
+
+
+def test_new_message_id_is_unique_and_in_our_domain() -> None:
+    ids = {new_message_id(DOMAIN) for _ in range(200)}
+    assert len(ids) == 200 and all(i.endswith(f"@{DOMAIN}>") for i in ids)
+    idn = new_message_id("bưu-điện.example")
+    assert idn.isascii() and idn.endswith("@" + "bưu-điện.example".encode("idna").decode() + ">")
+    with pytest.raises(ValueError):
+        new_message_id("bad domain")
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"auto_submitted": "no"},
+        {"to": []},
+        {"to": ["  "]},
+        {"date": datetime(2022, 2, 14, 9, 41)},  # naive
+    ],
+)
+def test_misuse_is_refused(changes: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        _reply(**changes)

@@ -1,0 +1,228 @@
+"""Loop safety (RFC 3834), bounce reading (RFC 3464) and DMARC verdicts (RFC 8601)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mailbot.loops import auto_reply_reason, dmarc_failed, parse_bounce
+from mailbot.mailparse import parse_mail
+
+MAIL = Path(__file__).resolve().parents[1] / "fixtures" / "mail"
+OWN = ("bdv_quthanhxuan@hanoi.gov.vn",)
+DOMAIN = "mailbot.invalid"
+
+
+def load(name: str):
+    return parse_mail((MAIL / name).read_bytes())
+
+
+def mail_with(*headers: str, subject: str = "Đăng ký mô hình", sender: str = "a@x.example"):
+    lines = [f"From: {sender}", "To: bdv_quthanhxuan@hanoi.gov.vn", f"Subject: {subject}"]
+    lines += list(headers)
+    raw = "\r\n".join(lines) + "\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8"
+    return parse_mail((raw + "\r\n\r\nNội dung\r\n").encode())
+
+
+def reason(mail):
+    return auto_reply_reason(mail, OWN, DOMAIN)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "gmail_rfc2231.eml",
+        "outlook_rfc2047.eml",
+        "outlook_winmail.eml",
+        "thunderbird_continuations.eml",
+        "forwarded.eml",
+        "forward_of_forward.eml",
+        "windows1258_body.eml",
+        "zip_cp437.eml",
+        "inline_images.eml",
+        "raw_utf8_headers.eml",
+    ],
+)
+def test_normal_submissions_get_a_reply(name):
+    assert reason(load(name)) is None
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "outlook_auto_reply.eml",
+        "auto_reply_subject_only.eml",
+        "dsn_bounce.eml",
+        "qmail_bounce.eml",
+        "exchange_ndr.eml",
+        "mailing_list.eml",
+    ],
+)
+def test_automatic_mail_gets_no_reply(name):
+    assert reason(load(name))
+
+
+@pytest.mark.parametrize(
+    ("headers", "sender", "subject", "expect"),
+    [
+        (["Auto-Submitted: auto-replied"], "a@x.example", "Re: x", "Auto-Submitted"),
+        (["Auto-Submitted: auto-generated; owner-email=x@y"], "a@x.example", "x", "Auto-Submitted"),
+        (["Return-Path: <>"], "a@x.example", "x", "Return-Path"),
+        (["Precedence: bulk"], "a@x.example", "x", "Precedence"),
+        (["Precedence: junk"], "a@x.example", "x", "Precedence"),
+        (["List-Unsubscribe: <mailto:u@x.example>"], "a@x.example", "x", "List-Unsubscribe"),
+        (["X-Loop: helpdesk@x.example"], "a@x.example", "x", "X-Loop"),
+        (["X-Auto-Response-Suppress: OOF, AutoReply"], "a@x.example", "x", "Suppress"),
+        (["X-Autoreply: yes"], "a@x.example", "x", "x-autoreply"),
+        (["X-Autorespond: yes"], "a@x.example", "x", "x-autorespond"),
+        ([], "MAILER-DAEMON@mx.example", "x", "system address"),
+        ([], "postmaster@x.example", "x", "system address"),
+        ([], "no-reply@x.example", "x", "system address"),
+        ([], "noreply+abc@x.example", "x", "system address"),
+        ([], "donotreply@x.example", "x", "system address"),
+        ([], "bounces+123@x.example", "x", "system address"),
+        ([], "BDV_QuThanhXuan@hanoi.gov.vn", "x", "own address"),
+        (["Message-ID: <receipt-1@mailbot.invalid>"], "a@x.example", "x", "own mailer"),
+        ([], "a@x.example", "Automatic reply: Biên nhận", "subject"),
+        ([], "a@x.example", "Out of Office: Biên nhận", "subject"),
+        ([], "a@x.example", "Trả lời tự động: Biên nhận", "subject"),
+        ([], "a@x.example", "Tra loi tu dong: Bien nhan", "subject"),
+        ([], "a@x.example", "RE: Vắng mặt", "subject"),
+        ([], "a@x.example", "Undeliverable: Biên nhận", "subject"),
+        (
+            ["Content-Type: multipart/report; report-type=disposition-notification"],
+            "a@x.example",
+            "Đã đọc: Biên nhận",
+            "report",
+        ),
+    ],
+)
+def test_each_loop_signal(headers, sender, subject, expect):
+    mail = mail_with(*headers, subject=subject, sender=sender)
+    got = reason(mail)
+    assert got is not None
+    assert expect.lower() in got.lower()
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        ["Auto-Submitted: no"],
+        ["Return-Path: <unit@x.example>"],
+        ["Precedence: normal"],
+        ["X-Auto-Response-Suppress: DR, RN"],  # suppresses receipts, not replies
+        ["In-Reply-To: <receipt-1@mailbot.invalid>"],  # a human answering our receipt
+        ["References: <receipt-1@mailbot.invalid>", "Disposition-Notification-To: a@x.example"],
+    ],
+)
+def test_ordinary_headers_do_not_block(headers):
+    assert reason(mail_with(*headers, subject="Re: Biên nhận - gửi lại biểu đã sửa")) is None
+
+
+def test_weak_subject_blocks_only_in_reply_to_our_mail():
+    assert reason(mail_with(subject="Tự động: đang đi công tác")) is None
+    replying = mail_with("In-Reply-To: <receipt-1@mailbot.invalid>", subject="Tự động: đi công tác")
+    assert "our mail" in reason(replying)
+
+
+def test_no_sender_means_no_reply():
+    raw = b"Subject: x\r\n\r\nbody\r\n"
+    assert reason(parse_mail(raw)) == "no sender address"
+
+
+# -- bounces --
+
+
+def test_dsn_bounce_matched_to_our_receipt():
+    bounce = parse_bounce((MAIL / "dsn_bounce.eml").read_bytes())
+    assert bounce is not None
+    assert bounce.kind == "dsn"
+    assert bounce.original_message_id == "<receipt-44.1645153400@mailbot.invalid>"
+    assert bounce.failed_recipients == ("nobody@thanhxuan.example",)
+    rcpt = bounce.recipients[0]
+    assert (rcpt.action, rcpt.status) == ("failed", "5.1.1")
+    assert "User unknown" in rcpt.diagnostic
+    assert bounce.reporting_mta == "mx.thanhxuan.example"
+    assert bounce.permanent
+
+
+def test_dsn_with_full_original_message_and_delay():
+    raw = (
+        "From: Mail Delivery Subsystem <mailer-daemon@googlemail.example>\r\n"
+        "To: bdv_quthanhxuan@hanoi.gov.vn\r\nSubject: Delivery Status Notification (Delay)\r\n"
+        "MIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; boundary="r"; report-type=delivery-status\r\n\r\n'
+        "--r\r\nContent-Type: text/plain\r\n\r\nDelayed.\r\n"
+        "--r\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; googlemail.example\r\n\r\n"
+        "Final-Recipient: rfc822; slow@x.example\r\nAction: delayed\r\nStatus: 4.4.1\r\n"
+        "--r\r\nContent-Type: message/rfc822\r\n\r\n"
+        "Message-ID: <receipt-9@mailbot.invalid>\r\nSubject: Biên nhận\r\n\r\nbody\r\n"
+        "--r--\r\n"
+    ).encode()
+    bounce = parse_bounce(raw)
+    assert bounce.original_message_id == "<receipt-9@mailbot.invalid>"
+    assert bounce.recipients[0].action == "delayed"
+    assert bounce.recipients[0].status == "4.4.1"
+    assert not bounce.permanent
+    assert bounce.failed_recipients == ()
+
+
+def test_qmail_bounce():
+    bounce = parse_bounce(load("qmail_bounce.eml"))
+    assert bounce.kind == "qmail"
+    assert bounce.original_message_id == "<receipt-45.1645153500@mailbot.invalid>"
+    assert bounce.failed_recipients == ("old.unit@example-isp.example",)
+    assert bounce.recipients[0].status == "5.1.1"
+
+
+def test_exchange_ndr():
+    bounce = parse_bounce(load("exchange_ndr.eml"))
+    assert bounce.kind == "exchange"
+    assert bounce.original_message_id == "<receipt-46.1645153600@mailbot.invalid>"
+    assert bounce.failed_recipients == ("ban.a@thanhxuan.example",)
+    assert bounce.recipients[0].status == "5.1.10"
+    assert "RecipientNotFound" in bounce.recipients[0].diagnostic
+
+
+@pytest.mark.parametrize(
+    "name", ["gmail_rfc2231.eml", "outlook_auto_reply.eml", "mailing_list.eml", "malformed.eml"]
+)
+def test_non_bounces_are_not_bounces(name):
+    assert parse_bounce(load(name)) is None
+
+
+# -- DMARC --
+
+TRUSTED = "mx.hanoi.gov.vn"
+
+
+def test_dmarc_pass_and_absent():
+    assert dmarc_failed(load("gmail_rfc2231.eml"), TRUSTED) is False
+    assert dmarc_failed(load("outlook_rfc2047.eml"), TRUSTED) is False
+
+
+def test_dmarc_fail_from_trusted_server():
+    mail = mail_with(
+        "Authentication-Results: mx.hanoi.gov.vn (Postfix); dkim=none; spf=softfail "
+        "smtp.mailfrom=x.example; dmarc=fail (p=reject dis=none) header.from=x.example"
+    )
+    assert dmarc_failed(mail, TRUSTED) is True
+    assert dmarc_failed(mail, "MX.HANOI.GOV.VN") is True
+    assert dmarc_failed(mail, None) is False  # nothing is trusted without configuration
+
+
+def test_dmarc_forged_header_from_other_server_is_ignored():
+    mail = mail_with(
+        "Authentication-Results: evil.example; dmarc=pass header.from=x.example",
+        "Authentication-Results: mx.hanoi.gov.vn 1; dmarc=none",
+    )
+    assert dmarc_failed(mail, TRUSTED) is False
+    forged_fail = mail_with("Authentication-Results: other.example; dmarc=fail")
+    assert dmarc_failed(forged_fail, TRUSTED) is False
+
+
+def test_dmarc_comment_does_not_fool_the_reader():
+    mail = mail_with("Authentication-Results: mx.hanoi.gov.vn; dmarc=pass (not dmarc=fail)")
+    assert dmarc_failed(mail, TRUSTED) is False

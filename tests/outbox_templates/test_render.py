@@ -1,0 +1,591 @@
+"""Render every outgoing-mail event (text and HTML) from the view dataclasses and check content."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+from jinja2 import UndefinedError
+
+from mailbot.views import (
+    NOTICE_REASONS,
+    ArrivalView,
+    AttentionView,
+    DigestCounts,
+    DigestView,
+    NoticeView,
+    ReceiptView,
+    ReminderView,
+    file_view,
+    form_view,
+    human_location,
+    percent,
+)
+from outbox_templates import EVENTS, Rendered, render
+from parsers.model import Entry, Form, ParseResult, Problem
+from rules.campaign import FormSpec
+
+TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+CAMPAIGN = "Phong trào thi đua “Dân vận khéo” năm 2022"
+DEADLINE_TEXT = "trước ngày 20/02/2022"
+SPECS = (
+    FormSpec(code="M1", title="Mẫu số 01", level="cấp Quận"),
+    FormSpec(code="M2", title="Mẫu số 02", level="cấp cơ sở"),
+)
+HOSTILE = "<script>alert(1)</script>"
+
+
+def _workbook_result() -> ParseResult:
+    form = Form(
+        form="M1",
+        unit="Đảng ủy phường Khương Trung",
+        year=2022,
+        date="2022-02-14",
+        location="Sheet1",
+        entries=[
+            Entry(
+                "collective",
+                "1",
+                "Chi bộ Tổ dân phố số 5",
+                "culture_society",
+                "Tổ dân phố xanh - sạch - đẹp",
+                None,
+                "Sheet1!D9",
+            ),
+            Entry(
+                "collective",
+                "2",
+                HOSTILE,
+                "economy",
+                "Mô hình <b>kinh tế</b> & “hộ”",
+                "Tiêu biểu",
+                "Sheet1!C10",
+            ),
+            Entry(
+                "individual",
+                "1",
+                "Nguyễn Thị Hồng Nhung",
+                "political_system",
+                "Dân vận khéo trong công tác phát triển đảng viên",
+                None,
+                "Sheet1!F14",
+            ),
+        ],
+        problems=[
+            Problem(
+                "error",
+                "total-mismatch",
+                "Sheet1!D20",
+                "Dòng TỔNG ghi 3 mô hình lĩnh vực văn hóa - xã hội, nhưng bảng có 1.",
+            ),
+            Problem(
+                "warning",
+                "legacy-encoding-converted",
+                None,
+                "Tệp dùng phông chữ TCVN3; đã chuyển sang Unicode.",
+            ),
+        ],
+    )
+    return ParseResult(file="Mau 01 - Khuong Trung.xlsx", format="xlsx", forms=[form])
+
+
+def _document_result() -> ParseResult:
+    form = Form(
+        form="M2",
+        unit="Đảng ủy phường Khương Trung",
+        year=2022,
+        date=None,
+        location="table 1",
+        entries=[
+            Entry(
+                "individual",
+                "1",
+                "Trần Văn Bình",
+                "security_defense",
+                "Tổ tự quản an ninh trật tự khu dân cư",
+                None,
+                "table 1, row 9, column 5",
+            ),
+        ],
+        problems=[
+            Problem(
+                "error",
+                "missing-name",
+                "table 1, row 10, column 2",
+                "Dòng 2 mục II có mô hình nhưng chưa ghi tên cá nhân.",
+            ),
+        ],
+    )
+    return ParseResult(file="Mẫu 02 – cơ sở.docx", format="docx", forms=[form])
+
+
+def _unreadable_result() -> ParseResult:
+    return ParseResult(
+        file=f"Ảnh chụp {HOSTILE}.pdf",
+        format="pdf",
+        problems=[
+            Problem(
+                "error",
+                "unsupported-format",
+                None,
+                "Tệp PDF là bản in, không đọc được bảng đăng ký.",
+            )
+        ],
+    )
+
+
+def _receipt(**changes: object) -> ReceiptView:
+    view = ReceiptView(
+        recipient_name="Đảng ủy phường Khương Trung",
+        unit_name="Đảng ủy phường Khương Trung",
+        awaiting_confirmation=False,
+        campaign_name=CAMPAIGN,
+        deadline_text=DEADLINE_TEXT,
+        deadline=date(2022, 2, 20),
+        received_at=datetime(2022, 2, 14, 9, 41, tzinfo=TZ),
+        late=False,
+        files=(
+            file_view(_workbook_result(), form_specs=SPECS, superseding={"M1"}),
+            file_view(_unreadable_result(), form_specs=SPECS),
+        ),
+        missing_forms=("Mẫu số 02 (cấp cơ sở)",),
+        all_complete=False,
+        submission_address="bdv_quthanhxuan@hanoi.gov.vn",
+        original_subject="Gửi đăng ký mô hình DVK 2022",
+    )
+    return dataclasses.replace(view, **changes)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- locations
+
+
+@pytest.mark.parametrize(
+    ("machine", "human"),
+    [
+        ("Sheet1!D9", "ô D9 (trang tính Sheet1)"),
+        ("'Mẫu 01'!$C$10", "ô C10 (trang tính Mẫu 01)"),
+        ("'Bob''s sheet'!a1", "ô A1 (trang tính Bob's sheet)"),
+        ("Sheet1!B20:G20", "vùng B20:G20 (trang tính Sheet1)"),
+        ("table 1, row 9, column 4", "bảng 1, dòng 9, cột 4"),
+        ("table 2", "bảng 2"),
+        ("Sheet1", "trang tính Sheet1"),
+        (None, ""),
+        ("   ", ""),
+    ],
+)
+def test_human_location(machine: str | None, human: str) -> None:
+    assert human_location(machine) == human
+
+
+# --------------------------------------------------------------------------- builders
+
+
+def test_file_view_maps_records_to_vietnamese_labels() -> None:
+    fv = file_view(_workbook_result(), form_specs=SPECS, superseding={"M1"})
+    assert fv.readable and fv.reason is None
+    (fm,) = fv.forms
+    assert fm.form_title == "Mẫu số 01 – cấp Quận"
+    assert fm.date == "14/02/2022"
+    assert fm.supersedes_previous is True
+    assert fm.accepted is False  # it has an error
+    assert [e.kind_label for e in fm.entries] == ["Tập thể", "Tập thể", "Cá nhân"]
+    assert [e.field_label for e in fm.collective] == ["Văn hóa - Xã hội", "Kinh tế"]
+    assert fm.counts == {
+        "Kinh tế": 1,
+        "Văn hóa - Xã hội": 1,
+        "An ninh - Quốc phòng": 0,
+        "Xây dựng hệ thống chính trị": 1,
+    }
+    assert fm.total == 3
+    error, warning = fm.problems
+    assert (error.severity_label, error.location) == ("Lỗi", "ô D20 (trang tính Sheet1)")
+    assert error.hint and "TỔNG" in error.hint
+    assert (warning.severity_label, warning.location) == ("Lưu ý", "")
+
+
+def test_file_view_unreadable_file_gets_the_reason_not_a_duplicate_problem() -> None:
+    fv = file_view(_unreadable_result())
+    assert fv.readable is False
+    assert fv.reason == "Tệp PDF là bản in, không đọc được bảng đăng ký."
+    assert fv.reason_hint and ".xlsx" in fv.reason_hint
+    assert fv.problems == ()
+    assert fv.error_count == 1
+
+
+def test_file_without_a_form_is_readable_but_says_so() -> None:
+    letter = ParseResult(
+        file="Công văn.docx",
+        format="docx",
+        problems=[Problem("error", "no-form-found", None, "Tệp không có bảng đăng ký mô hình.")],
+    )
+    fv = file_view(letter)
+    assert fv.readable is True
+    assert [p.code for p in fv.problems] == ["no-form-found"]
+    text = render("receipt", _receipt(files=(fv,))).text
+    assert "Không tìm thấy biểu mẫu đăng ký nào trong tệp này." in text
+    assert "Tệp không có bảng đăng ký mô hình." in text
+
+
+def test_form_view_accepts_a_clean_form() -> None:
+    form = Form(
+        form="M2",
+        unit="Hội Nông dân quận",
+        year=2022,
+        date=None,
+        location="Sheet1",
+        declared_empty=True,
+    )
+    fv = form_view(form)
+    assert fv.accepted is True and fv.total == 0 and fv.form_title == "Mẫu số 02 – cấp cơ sở"
+
+
+# --------------------------------------------------------------------------- receipt
+
+
+def test_receipt_text_lists_files_forms_models_problems_missing_and_deadline() -> None:
+    out = render("receipt", _receipt())
+    assert isinstance(out, Rendered)
+    text = out.text
+    assert text.startswith("Kính gửi: Đảng ủy phường Khương Trung,")
+    assert (
+        "Ban Dân vận Quận ủy Thanh Xuân đã nhận được thư của Quý đơn vị lúc 09:41 ngày 14/02/2022"
+    ) in text
+    assert "Tệp 1: Mau 01 - Khuong Trung.xlsx" in text
+    assert "Mẫu số 01 – cấp Quận" in text
+    assert "(thay thế bản gửi trước)" not in text  # a form with errors is not accepted
+    # models by section and field, in the unit's words
+    section_i, section_ii = text.index("I. Tập thể"), text.index("II. Cá nhân")
+    row = "1. Chi bộ Tổ dân phố số 5 – Lĩnh vực Văn hóa - Xã hội: Tổ dân phố xanh - sạch - đẹp"
+    assert section_i < text.index(row) < section_ii
+    assert section_ii < text.index("Nguyễn Thị Hồng Nhung – Lĩnh vực Xây dựng hệ thống chính trị")
+    assert "Tổng: 3." in text
+    # every problem with its place in Vietnamese and how to fix it
+    assert "[Lỗi] ô D20 (trang tính Sheet1): Dòng TỔNG ghi 3 mô hình" in text
+    assert "Cách sửa: Sửa các số ở dòng “TỔNG”" in text
+    assert "[Lưu ý] Toàn tệp: Tệp dùng phông chữ TCVN3" in text
+    # an unreadable file is named with the reason
+    assert f"Tệp 2: Ảnh chụp {HOSTILE}.pdf" in text  # plain text is not escaped
+    assert "KHÔNG ĐỌC ĐƯỢC TỆP NÀY. Lý do: Tệp PDF là bản in, không đọc được bảng đăng ký." in text
+    # missing form and deadline
+    assert "- Mẫu số 02 (cấp cơ sở)" in text
+    assert "Đề nghị Quý đơn vị gửi bổ sung trước ngày 20/02/2022." in text
+    assert "Thời hạn gửi biểu mẫu: trước ngày 20/02/2022." in text
+    assert "nộp muộn" not in text
+    assert "CHỜ XÁC NHẬN" not in text
+    assert text.rstrip().endswith("liên hệ Ban Dân vận Quận ủy Thanh Xuân.")
+    assert "Trân trọng." in text
+    assert out.subject == (
+        "[Cần sửa lỗi] Xác nhận tiếp nhận hồ sơ đăng ký mô hình “Dân vận khéo” – "
+        "Đảng ủy phường Khương Trung"
+    )
+
+
+def test_receipt_document_locations_in_vietnamese() -> None:
+    files = (file_view(_document_result(), form_specs=SPECS),)
+    out = render("receipt", _receipt(files=files, missing_forms=("Mẫu số 01 (cấp Quận)",)))
+    for body in (out.text, out.html):
+        assert "bảng 1, dòng 10, cột 2" in body
+        assert "Tổ tự quản an ninh trật tự khu dân cư" in body
+        assert "Mẫu số 01 (cấp Quận)" in body
+    assert "Mẫu 02 – cơ sở.docx" in out.html
+
+
+def test_receipt_late_and_awaiting_confirmation() -> None:
+    out = render(
+        "receipt",
+        _receipt(
+            late=True,
+            awaiting_confirmation=True,
+            recipient_name=None,
+            received_at=datetime(2022, 2, 21, 8, 5, tzinfo=TZ),
+        ),
+    )
+    assert out.text.startswith("Kính gửi: Quý đơn vị,")
+    assert "NỘP SAU THỜI HẠN: Thời hạn gửi biểu mẫu là trước ngày 20/02/2022." in out.text
+    assert "08:05 ngày 21/02/2022, sau thời hạn, nên được ghi nhận là nộp muộn" in out.text
+    assert "gửi bổ sung sớm nhất có thể" in out.text
+    assert "chưa có trong danh sách liên hệ của Đảng ủy phường Khương Trung" in out.text
+    assert "xác nhận người gửi" in out.text
+    assert "Nộp sau thời hạn" in out.html and "<strong>nộp muộn</strong>" in out.html
+    assert "Chờ xác nhận người gửi" in out.html
+
+
+def test_receipt_complete_and_accepted() -> None:
+    clean = _workbook_result()
+    clean.forms[0].problems.clear()
+    out = render(
+        "receipt",
+        _receipt(
+            files=(file_view(clean, form_specs=SPECS, superseding={"M1"}),),
+            missing_forms=(),
+            all_complete=True,
+        ),
+    )
+    assert out.subject.startswith("[Đã nhận đủ]")
+    assert "ĐÃ TIẾP NHẬN (thay thế bản gửi trước)" in out.text
+    assert "Đơn vị đã có đủ các biểu mẫu hợp lệ theo yêu cầu." in out.text
+    assert "Không còn biểu mẫu nào thiếu" in out.text
+    assert "Đã tiếp nhận – thay thế bản gửi trước" in out.html
+    assert "Có " not in out.text.split("TÓM TẮT")[1].split("1. CÁC TỆP")[0]
+
+
+def test_receipt_html_content_and_table() -> None:
+    html = render("receipt", _receipt()).html
+    assert html.startswith("<!DOCTYPE html>") and '<html lang="vi">' in html
+    assert "Kính gửi: <strong>Đảng ủy phường Khương Trung</strong>" in html
+    # models table: section rows, then rows with TT, name, field, model
+    i, ii = html.index("I. Tập thể"), html.index("II. Cá nhân")
+    assert i < html.index("Tổ dân phố xanh - sạch - đẹp") < ii < html.index("Nguyễn Thị Hồng Nhung")
+    assert re.search(r">Văn hóa - Xã hội</td>\s*<td[^>]*>Tổ dân phố xanh - sạch - đẹp</td>", html)
+    assert "ô D20 (trang tính Sheet1)" in html
+    assert "Không đọc được tệp này" in html
+    assert "Mẫu số 02 (cấp cơ sở)" in html
+    assert "<strong>trước ngày 20/02/2022</strong>" in html
+    assert "Chưa tiếp nhận – có lỗi cần sửa" in html
+
+
+def test_receipt_html_escapes_unit_text() -> None:
+    out = render("receipt", _receipt(original_subject='"><img src=x onerror=alert(1)>'))
+    html = out.html
+    assert "<script" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html  # the name and the file name
+    assert "Mô hình &lt;b&gt;kinh tế&lt;/b&gt; &amp; “hộ”" in html
+    assert "<img" not in html
+    assert "&#34;&gt;&lt;img src=x onerror=alert(1)&gt;" in html
+    assert HOSTILE in out.text  # text alternative keeps the unit's words as written
+
+
+@pytest.mark.parametrize("event", EVENTS)
+def test_html_is_mail_client_safe(event: str) -> None:
+    html = render(event, _sample(event)).html
+    assert "<script" not in html.lower()
+    assert "class=" not in html
+    assert "<style" not in html.lower()
+    assert not re.search(r"(src|href)\s*=\s*[\"']?(https?:|//)", html, re.IGNORECASE)
+    assert "Trân trọng." in html
+
+
+# --------------------------------------------------------------------------- notice
+
+
+def _notice(reason: str) -> NoticeView:
+    return NoticeView(
+        recipient="Nguyễn Văn An",
+        reason_code=reason,
+        received_at=datetime(2022, 2, 15, 10, 0, tzinfo=TZ),
+        original_subject="Gửi hồ sơ",
+        max_size_mb=25,
+        submission_address="bdv_quthanhxuan@hanoi.gov.vn",
+        campaign_name=CAMPAIGN,
+    )
+
+
+@pytest.mark.parametrize("reason", NOTICE_REASONS)
+def test_notice_each_reason(reason: str) -> None:
+    out = render("notice", _notice(reason))
+    assert out.text.startswith("Kính gửi: Nguyễn Văn An,")
+    assert "đã nhận được thư của Quý đơn vị lúc 10:00 ngày 15/02/2022" in out.text
+    assert "(tiêu đề: “Gửi hồ sơ”)" in out.text
+    assert "Trân trọng." in out.text
+    assert out.subject.startswith("[") and "Thông báo về thư gửi Ban Dân vận" in out.subject
+    # the explanation is present, in both alternatives
+    explanation = out.text.split("\n\n")[2].splitlines()[1]
+    assert len(explanation) > 40 and explanation in out.html
+
+
+def test_notice_subjects_differ_and_oversize_names_the_limit() -> None:
+    subjects = {render("notice", _notice(r)).subject for r in NOTICE_REASONS}
+    assert len(subjects) == len(NOTICE_REASONS)
+    oversize = render("notice", _notice("oversize"))
+    assert "vượt quá giới hạn 25 MB" in oversize.text and "mỗi thư dưới 25 MB" in oversize.text
+    assert ".xlsx, .docx, .xls, .doc" in render("notice", _notice("no-attachment")).text
+    assert "DMARC" in render("notice", _notice("dmarc-fail")).html
+
+
+def test_notice_rejects_unknown_reason() -> None:
+    with pytest.raises(ValueError, match="unknown notice reason"):
+        _notice("because")
+
+
+# --------------------------------------------------------------------------- reminder
+
+
+def _reminder(days_left: int = 3) -> ReminderView:
+    return ReminderView(
+        unit_name="Hội Liên hiệp Phụ nữ quận",
+        campaign_name=CAMPAIGN,
+        deadline_text=DEADLINE_TEXT,
+        days_left=days_left,
+        missing_forms=("Mẫu số 02 (cấp cơ sở)",),
+        open_problems=("Mẫu số 01: ô D20 (trang tính Sheet1): dòng TỔNG không khớp",),
+        submission_address="bdv_quthanhxuan@hanoi.gov.vn",
+        accepted_formats=("xlsx", "docx", "xls", "doc"),
+        attachments_note="Kèm theo thư này là Mẫu số 01 và Mẫu số 02 (tệp .docx và .xlsx).",
+    )
+
+
+def test_reminder_lists_what_is_missing_and_how_to_send() -> None:
+    out = render("reminder", _reminder(3))
+    assert out.subject.startswith("[Nhắc hạn – còn 3 ngày]")
+    assert out.subject.endswith("trước ngày 20/02/2022 – Hội Liên hiệp Phụ nữ quận")
+    text = out.text
+    assert text.startswith("Kính gửi: Hội Liên hiệp Phụ nữ quận,")
+    assert "biểu mẫu đăng ký mô hình, điển hình trước ngày 20/02/2022 (còn 3 ngày)" in text
+    assert "- Mẫu số 02 (cấp cơ sở)" in text
+    assert "- Mẫu số 01: ô D20 (trang tính Sheet1): dòng TỔNG không khớp" in text
+    assert "(.xlsx, .docx, .xls, .doc) đến địa chỉ bdv_quthanhxuan@hanoi.gov.vn" in text
+    assert "Kèm theo thư này là Mẫu số 01 và Mẫu số 02" in text
+    for needle in ("Mẫu số 02 (cấp cơ sở)", "bdv_quthanhxuan@hanoi.gov.vn", "(còn 3 ngày)"):
+        assert needle in out.html
+
+
+@pytest.mark.parametrize(
+    ("days", "words"), [(7, "còn 7 ngày"), (1, "chỉ còn 1 ngày"), (0, "hôm nay là ngày cuối")]
+)
+def test_reminder_days_left_wording(days: int, words: str) -> None:
+    out = render("reminder", _reminder(days))
+    assert f"({words})" in out.text and words in out.subject
+
+
+# --------------------------------------------------------------------------- digest
+
+
+def _digest(after_deadline: bool = False, complete: int = 12) -> DigestView:
+    return DigestView(
+        generated_at=datetime(2022, 2, 16, 7, 30, tzinfo=TZ),
+        campaign_name=CAMPAIGN,
+        deadline_text=DEADLINE_TEXT,
+        counts=DigestCounts(
+            complete=complete, partial=5, missing=20, errors=2, awaiting_confirmation=1, total=40
+        ),
+        percent_complete=percent(complete, 40),
+        counts_by_level_and_field={
+            "M1": {"Kinh tế": 3, "Văn hóa - Xã hội": 5},
+            "M2": {"An ninh - Quốc phòng": 2, "Kinh tế": 7},
+        },
+        arrivals=(
+            ArrivalView(
+                datetime(2022, 2, 15, 15, 2, tzinfo=TZ),
+                "Đảng ủy phường Hạ Đình",
+                ("M1", "M2"),
+                6,
+                1,
+            ),
+        ),
+        needs_attention=(
+            AttentionView(
+                "Thư bị giữ lại",
+                "Thư từ abc@gmail.com không xác định được đơn vị",
+                datetime(2022, 2, 15, 9, 0, tzinfo=TZ),
+            ),
+            AttentionView("Thư báo lỗi chuyển phát", f"Nhắc hạn tới {HOSTILE} không đến được"),
+        ),
+        overdue_units=("Hội Cựu chiến binh quận", "Đảng ủy phường Kim Giang"),
+        after_deadline=after_deadline,
+        since=datetime(2022, 2, 15, 7, 30, tzinfo=TZ),
+        attachment_name="tong-hop-dan-van-kheo-2022.xlsx",
+    )
+
+
+def test_digest_progress_counts_arrivals_attention() -> None:
+    out = render("digest", _digest())
+    assert out.subject == (
+        "[Báo cáo ngày 16/02/2022] Tiến độ đăng ký mô hình “Dân vận khéo”: "
+        "12/40 đơn vị đã gửi đủ (30%)"
+    )
+    text = out.text
+    assert "1. TIẾN ĐỘ: 12/40 đơn vị đã gửi đủ (30%)" in text
+    assert "[######..............] 30%" in text
+    assert "- Chờ xác nhận người gửi: 1" in text
+    assert (
+        "- Mẫu số 01 – cấp Quận: Kinh tế: 3; Văn hóa - Xã hội: 5; An ninh - Quốc phòng: 0; "
+        "Xây dựng hệ thống chính trị: 0; Tổng: 8"
+    ) in text
+    assert (
+        "- 15:02 ngày 15/02/2022: Đảng ủy phường Hạ Đình – Mẫu 01, Mẫu 02; 6 mô hình; 1 lỗi"
+    ) in text
+    assert (
+        "[Thư bị giữ lại] Thư từ abc@gmail.com không xác định được đơn vị (09:00 ngày 15/02/2022)"
+    ) in text
+    assert "Kèm theo: tong-hop-dan-van-kheo-2022.xlsx" in text
+
+    html = out.html
+    assert re.search(r'<td width="30%"[^>]*background-color:#047857', html)
+    assert re.search(r'<td width="70%"[^>]*background-color:#e5e7eb', html)
+    assert "<strong>30%</strong>" in html
+    assert "Mẫu số 02 – cấp cơ sở" in html
+    assert "&lt;script&gt;" in html and "<script" not in html
+
+
+def test_digest_overdue_units_only_after_deadline() -> None:
+    before = render("digest", _digest(after_deadline=False))
+    after = render("digest", _digest(after_deadline=True))
+    for body in (before.text, before.html):
+        assert "Hội Cựu chiến binh quận" not in body
+        assert "quá hạn" not in body
+    assert "5. ĐƠN VỊ QUÁ HẠN CHƯA GỬI ĐỦ (2)" in after.text
+    assert "- Hội Cựu chiến binh quận\n- Đảng ủy phường Kim Giang" in after.text
+    assert "(đã hết hạn)" in after.text
+    assert "Đơn vị quá hạn chưa gửi đủ (2)" in after.html
+    assert "<li" in after.html and "Đảng ủy phường Kim Giang" in after.html
+
+
+@pytest.mark.parametrize(("complete", "green", "grey"), [(0, None, "100%"), (40, "100%", None)])
+def test_digest_bar_edges(complete: int, green: str | None, grey: str | None) -> None:
+    html = render("digest", _digest(complete=complete)).html
+    greens = re.findall(r'<td width="(\d+%)"[^>]*background-color:#047857', html)
+    greys = re.findall(r'<td width="(\d+%)"[^>]*background-color:#e5e7eb', html)
+    assert greens == ([green] if green else [])
+    assert greys == ([grey] if grey else [])
+
+
+def test_percent_rounds_down() -> None:
+    assert (percent(39, 40), percent(40, 40), percent(1, 3), percent(0, 0)) == (97, 100, 33, 0)
+
+
+# --------------------------------------------------------------------------- the render function
+
+
+def _sample(event: str) -> object:
+    return {
+        "receipt": _receipt(),
+        "notice": _notice("no-attachment"),
+        "reminder": _reminder(),
+        "digest": _digest(after_deadline=True),
+    }[event]
+
+
+@pytest.mark.parametrize("event", EVENTS)
+def test_every_event_renders_one_line_subject_text_and_html(event: str) -> None:
+    out = render(event, _sample(event))
+    assert out.subject and "\n" not in out.subject and out.subject == out.subject.strip()
+    assert out.text.strip() and "Trân trọng." in out.text
+    assert out.html.lstrip().startswith("<!DOCTYPE html>") and out.html.rstrip().endswith("</html>")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        out.subject = "x"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("event", EVENTS)
+def test_strict_undefined_catches_missing_names(event: str) -> None:
+    partial = {
+        f.name: getattr(_sample(event), f.name)
+        for f in dataclasses.fields(_sample(event))  # type: ignore[arg-type]
+    }
+    partial.pop(next(iter(partial)))  # drop the first field the templates need
+    with pytest.raises(UndefinedError):
+        render(event, partial)
+
+
+def test_render_rejects_unknown_event_and_bad_context() -> None:
+    with pytest.raises(ValueError, match="unknown mail event"):
+        render("invoice", _receipt())
+    with pytest.raises(TypeError):
+        render("receipt", "not a context")
+
+
+def test_long_subject_is_cut_on_a_word() -> None:
+    out = render("receipt", _receipt(unit_name="Đơn vị " * 80))
+    assert len(out.subject) <= 200 and out.subject.endswith("…")
