@@ -16,7 +16,7 @@ from mailbot.config import Config
 from mailbot.intake import IntakeContext, Outcome, oversize_reply, process_mail
 from mailbot.sources import IncomingRef, Source, SourceError
 from mailbot.store import RawStore
-from mailbot.transport import DeliveryError, PermanentFailure, Sender, TemporaryFailure
+from mailbot.transport import DeliveryError, Sender, TemporaryFailure
 from mailbot.units import Register, Unit
 from rules.campaign import Campaign
 
@@ -343,14 +343,17 @@ class Robot:
                     dbm.Mail.status.in_(("processed", "quarantined")),
                 )
             ).all()
-            todo = [(m.id, m.source_ref or (str(m.uid) if m.uid is not None else None))
-                    for m in rows]
+            todo = [
+                (m.id, m.source_ref or (str(m.uid) if m.uid is not None else None), m.uidvalidity)
+                for m in rows
+            ]
         moved = 0
-        for mail_id, ref in todo:
+        for mail_id, ref, uidvalidity in todo:
             if ref is None:
                 continue
             try:
-                self.source.mark_done(ref)
+                # The stored UIDVALIDITY guards against moving another mail after renumbering.
+                self.source.mark_done(ref, uidvalidity=uidvalidity)
             except (SourceError, OSError, KeyError) as exc:
                 log.warning("could not move mail id=%s: %s", mail_id, exc)
                 continue
@@ -372,10 +375,11 @@ class Robot:
         sender_addr = self.config.outgoing.from_address
         for outbox_id, raw, recipients in due:
             error: DeliveryError | None = None
+            refused: dict[str, tuple[int, str]] = {}
             try:
-                refused = self.sender.send(raw, sender_addr, list(recipients))
-                if refused and len(refused) == len(recipients):
-                    error = PermanentFailure(f"all recipients refused: {refused}")
+                # Some recipients refused while others accepted: the mail went out; a retry
+                # would duplicate it for those who got it, so the refusals are only recorded.
+                refused = self.sender.send(raw, sender_addr, list(recipients)) or {}
             except DeliveryError as exc:
                 error = exc
             except OSError as exc:
@@ -386,6 +390,9 @@ class Robot:
                     continue
                 if error is None:
                     dbm.mark_sent(s, row, self.clock())
+                    for addr, (code, text) in refused.items():
+                        dbm.add_event(s, "recipient-refused", at=self.clock(),
+                                      mail_id=row.mail_id, detail=f"{addr}: {code} {text}")
                     sent += 1
                     log.info("sent %s %s to %s", row.kind, row.message_id, row.to_addrs)
                 else:

@@ -123,6 +123,45 @@ def _cell(row: Row, col: int | None) -> Cell | None:
     return row.cells[col]
 
 
+_SHEET_LOC = re.compile(r"^(?P<sheet>.*)!\$?(?P<col>[A-Z]{1,3})\$?(?P<row>\d+)$")
+_TABLE_LOC = re.compile(r"^(?P<head>.*, row \d+, column )(?P<col>\d+)$")
+
+
+def _col_number(letters: str) -> int:
+    n = 0
+    for ch in letters:
+        n = n * 26 + ord(ch) - 64
+    return n
+
+
+def _col_letters(n: int) -> str:
+    out = ""
+    while n:
+        n, rem = divmod(n - 1, 26)
+        out = chr(65 + rem) + out
+    return out
+
+
+def _location_at(row: Row, col: int | None) -> str | None:
+    """The location of column `col` in this row, even when that cell is empty."""
+    if col is None:
+        return None
+    cell = _cell(row, col)
+    if cell is not None and not cell.merged:
+        return cell.location
+    for j, other in enumerate(row.cells):
+        if other is None or other.merged:
+            continue
+        m = _SHEET_LOC.match(other.location)
+        if m:
+            letters = _col_letters(_col_number(m["col"]) + col - j)
+            return f"{m['sheet']}!{letters}{m['row']}" if letters else None
+        m = _TABLE_LOC.match(other.location)
+        if m:
+            return f"{m['head']}{int(m['col']) + col - j}"
+    return None
+
+
 def _text(row: Row, col: int | None) -> str:
     c = _cell(row, col)
     return c.text if c else ""
@@ -263,6 +302,13 @@ def _read_preamble(rows: list[Row], start: int, end: int, split_col: int) -> _Pr
                 pre.first_location = cell.location
             for line in cell.lines or (cell.text,):
                 folded = _fold(line)
+                if _STOP.search(folded):
+                    # The note or signature block of a form above: a new heading follows.
+                    unit_lines.clear()
+                    prefixed_unit = None
+                    pre.placeholder_location = None
+                    title_started = False
+                    continue
                 marker = _marker_of(line)
                 if marker:
                     pre.marker = pre.marker or marker
@@ -273,7 +319,10 @@ def _read_preamble(rows: list[Row], start: int, end: int, split_col: int) -> _Pr
                     if parsed:
                         pre.date = parsed
                 level = _LEVEL.search(folded)
-                is_title = bool(_TITLE.search(folded))
+                # Every line from the first title line down to the table belongs to the title.
+                is_title = bool(_TITLE.search(folded)) or (
+                    title_started and not _STOP.search(folded)
+                )
                 if is_title:
                     title_started = True
                     title_parts.append(line)
@@ -285,10 +334,9 @@ def _read_preamble(rows: list[Row], start: int, end: int, split_col: int) -> _Pr
                         pre.year = int(ym.group(1))
                         pre.year_location = cell.location
                     continue
-                if title_started:
-                    continue
-                if _UNIT_PREFIX.match(folded):
-                    value = _UNIT_PREFIX.sub("", line, count=1).strip()
+                prefix = _UNIT_PREFIX.match(folded)
+                if prefix:
+                    value = line[prefix.end():].strip() if len(line) == len(folded) else ""
                     if value and not _is_placeholder(value) and prefixed_unit is None:
                         prefixed_unit = (value, cell)
                     elif not value or _is_placeholder(value):
@@ -429,7 +477,8 @@ def _read_body(rows: list[Row], lay: _Layout) -> _Body:
                     kind=kind,  # type: ignore[arg-type]
                     no=no,
                     name=nm,
-                    location=(name_cell or tt_cell).location,  # type: ignore[union-attr]
+                    location=_location_at(row, lay.name_col if nm else lay.tt_col)
+                    or (name_cell or tt_cell).location,  # type: ignore[union-attr]
                 )
             )
             prev = (no, nm)
@@ -453,6 +502,7 @@ def _read_body(rows: list[Row], lay: _Layout) -> _Body:
                     model=cell.text,
                     note=note,
                     location=cell.location,
+                    name_location=_location_at(row, lay.name_col),
                 )
             )
         prev = (no, nm)

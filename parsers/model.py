@@ -36,9 +36,13 @@ class Entry:
     model: str
     note: str | None
     location: str
+    # Where the name is (or should be) written; for the rules, not part of the JSON.
+    name_location: str | None = field(default=None, compare=False)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        del data["name_location"]
+        return data
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -103,3 +104,77 @@ def shipped_campaigns() -> list[Campaign]:
 def newest_campaign() -> Campaign:
     """The newest shipped campaign: what `mailbot parse` judges against by default."""
     return shipped_campaigns()[-1]
+
+
+def _shift_year(value: date, years: int) -> date:
+    try:
+        return value.replace(year=value.year + years)
+    except ValueError:  # 29 February into a common year
+        return value.replace(year=value.year + years, day=28)
+
+
+def _toml_str(value: str) -> str:
+    # JSON string escapes are valid TOML basic-string escapes.
+    return json.dumps(value, ensure_ascii=False)
+
+
+def new_campaign_text(campaign: Campaign, year: int) -> str:
+    """The TOML of next year's campaign: `campaign` with every date moved by whole years.
+
+    Years written in the texts (name, deadline text, id) move too; the letter reference of the
+    old year is kept only as a comment, for staff to replace with the new letter.
+    """
+    years = year - campaign.year
+    old, new = str(campaign.year), str(year)
+    tz = campaign.tz
+    deadline = campaign.deadline.astimezone(tz)
+    day = _shift_year(deadline.date(), years)
+    new_deadline = deadline.replace(year=day.year, month=day.month, day=day.day)
+    new_id = campaign.id.replace(old, new) if old in campaign.id else f"{campaign.id}-{new}"
+    lines = [
+        f"# {campaign.name.replace(old, new)}.",
+        f"# Made by `mailbot campaign new {year}` from {campaign.id}: every date moved by "
+        f"{years} year(s). Check the dates and the letter against this year's document.",
+        f"id = {_toml_str(new_id)}",
+        f"name = {_toml_str(campaign.name.replace(old, new))}",
+        f"year = {year}",
+        f"timezone = {_toml_str(campaign.timezone)}",
+    ]
+    if campaign.document:
+        lines.append(f"# Last year's letter: {campaign.document}")
+    lines += [
+        'document = ""',
+        f"deadline = {_toml_str(new_deadline.replace(tzinfo=None).isoformat())}",
+        f"deadline_text = {_toml_str(campaign.deadline_text.replace(old, new))}",
+        f"submission_address = {_toml_str(campaign.submission_address)}",
+        "accepted_formats = [" + ", ".join(_toml_str(f) for f in campaign.accepted_formats) + "]",
+    ]
+    for spec in campaign.forms:
+        lines += [
+            "",
+            "[[forms]]",
+            f"code = {_toml_str(spec.code)}",
+            f"title = {_toml_str(spec.title)}",
+            f"level = {_toml_str(spec.level)}",
+            f"required = {'true' if spec.required else 'false'}",
+        ]
+    for m in campaign.milestones:
+        lines += [
+            "",
+            "[[milestones]]",
+            f"date = {_toml_str(_shift_year(m.date, years).isoformat())}",
+            f"text = {_toml_str(m.text.replace(old, new))}",
+        ]
+    lines += [
+        "",
+        "[reminders]",
+        "days_before = [" + ", ".join(str(d) for d in campaign.reminder_days) + "]",
+        f"time = {_toml_str(campaign.reminder_time)}",
+        "",
+        "[digest]",
+        f"time = {_toml_str(campaign.digest_time)}",
+        "",
+    ]
+    text = "\n".join(lines)
+    parse_campaign(text)  # what we write must load
+    return text

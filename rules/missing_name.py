@@ -14,16 +14,22 @@ MESSAGE = (
 
 def check(record: FormRecord) -> list[Problem]:
     problems: list[Problem] = []
-    seen: set[tuple[str | None, str | None]] = set()
+    seen: set[str] = set()
     for entry in record.form.entries:
         if entry.name:
             continue
-        key = (entry.no, entry.location.rsplit("!", 1)[0])
-        if key in seen and entry.no is not None:
+        # One problem per row: a row with two models names its missing name once.
+        key = entry.name_location or entry.location
+        if key in seen:
             continue
         seen.add(key)
         no = f"số {entry.no} " if entry.no else ""
         problems.append(
-            Problem(SEVERITY, CODE, entry.location, MESSAGE.format(no=no, model=entry.model))
+            Problem(
+                SEVERITY,
+                CODE,
+                entry.name_location or entry.location,
+                MESSAGE.format(no=no, model=entry.model),
+            )
         )
     return problems

@@ -1,0 +1,462 @@
+"""Read a .docx body (paragraphs, tables with merged and nested cells, text boxes) into a grid."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import posixpath
+import time
+import zipfile
+from dataclasses import replace
+
+from lxml import etree
+
+from parsers.grid import Cell, Extracted, Grid, Row
+from parsers.safety import DEFAULT_LIMITS, Limits, TimeLimitExceeded
+from parsers.xlsx import convert_runs
+
+W_NS = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+W_STRICT_NS = "http://purl.oclc.org/ooxml/wordprocessingml/main"
+MC_NS = "http://schemas.openxmlformats.org/markup-compatibility/2006"
+PKG_REL_NS = "http://schemas.openxmlformats.org/package/2006/relationships"
+_MC_ALT = f"{{{MC_NS}}}AlternateContent"
+_MC_CHOICE = f"{{{MC_NS}}}Choice"
+_MC_FALLBACK = f"{{{MC_NS}}}Fallback"
+_UNSET = object()  # no font at this level of the style hierarchy
+_MAX_SPAN = 64
+_MAX_STYLE_DEPTH = 20
+
+
+def _parser() -> etree.XMLParser:
+    return etree.XMLParser(
+        resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
+        remove_comments=True, remove_pis=True,
+    )
+
+
+_TAG_NAMES = (
+    "body", "p", "r", "t", "tab", "ptab", "br", "cr", "noBreakHyphen", "tbl", "tr", "tc", "tcPr",
+    "trPr", "gridSpan", "gridBefore", "vMerge", "hMerge", "pPr", "pStyle", "rPr", "rStyle",
+    "rFonts", "sdt", "sdtContent", "sdtPr", "showingPlcHdr", "customXml", "moveFrom",
+    "txbxContent", "tblGrid", "gridCol", "style", "basedOn", "docDefaults", "rPrDefault",
+)
+
+
+class _Tags:
+    """Qualified tag names for one WordprocessingML namespace (transitional or strict)."""
+
+    def __init__(self, ns: str) -> None:
+        for name in _TAG_NAMES:
+            setattr(self, name, f"{{{ns}}}{name}")
+        self.del_ = f"{{{ns}}}del"
+        self.val = f"{{{ns}}}val"
+        self.ascii = f"{{{ns}}}ascii"
+        self.hAnsi = f"{{{ns}}}hAnsi"
+        self.asciiTheme = f"{{{ns}}}asciiTheme"
+        self.hAnsiTheme = f"{{{ns}}}hAnsiTheme"
+        self.styleId = f"{{{ns}}}styleId"
+        self.type = f"{{{ns}}}type"
+        self.default = f"{{{ns}}}default"
+
+
+def read_docx(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Extracted:
+    """The document body as one grid: paragraphs as one-cell rows, table rows at grid columns."""
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        doc_path, styles_path = _main_parts(zf)
+        root = etree.fromstring(zf.read(doc_path), _parser())
+        styles_root = None
+        if styles_path is not None:
+            try:
+                styles_root = etree.fromstring(zf.read(styles_path), _parser())
+            except (KeyError, etree.XMLSyntaxError):
+                styles_root = None  # fonts then come from the runs only
+    ns = etree.QName(root).namespace or W_NS
+    w = _Tags(ns)
+    body = root.find(w.body)
+    walker = _Walker(w, _Styles(styles_root, w), limits)
+    if body is not None:
+        with contextlib.suppress(_Full):
+            walker.blocks(body, walker.body_label)
+    return Extracted(grids=[Grid(name="document", rows=walker.rows, kind="document")])
+
+
+def _rels(zf: zipfile.ZipFile, path: str) -> list[tuple[str, str]]:
+    """(type, target) of the internal relationships in a .rels part."""
+    try:
+        root = etree.fromstring(zf.read(path), _parser())
+    except (KeyError, etree.XMLSyntaxError):
+        return []
+    out = []
+    for rel in root.iter(f"{{{PKG_REL_NS}}}Relationship"):
+        if rel.get("TargetMode") == "External":
+            continue
+        out.append((rel.get("Type") or "", rel.get("Target") or ""))
+    return out
+
+
+def _resolve(base_dir: str, target: str) -> str:
+    if target.startswith("/"):
+        return posixpath.normpath(target.lstrip("/"))
+    return posixpath.normpath(posixpath.join(base_dir, target))
+
+
+def _main_parts(zf: zipfile.ZipFile) -> tuple[str, str | None]:
+    names = set(zf.namelist())
+    doc_path = "word/document.xml"
+    for rtype, target in _rels(zf, "_rels/.rels"):
+        if rtype.endswith("/officeDocument") and _resolve("", target) in names:
+            doc_path = _resolve("", target)
+            break
+    base, leaf = posixpath.split(doc_path)
+    styles_path = None
+    for rtype, target in _rels(zf, posixpath.join(base, "_rels", leaf + ".rels")):
+        if rtype.endswith("/styles") and _resolve(base, target) in names:
+            styles_path = _resolve(base, target)
+            break
+    if styles_path is None and posixpath.join(base, "styles.xml") in names:
+        styles_path = posixpath.join(base, "styles.xml")
+    return doc_path, styles_path
+
+
+def _rfonts_font(rpr, w: _Tags):
+    """The Latin font an rPr sets: a name, None for a theme font, or _UNSET."""
+    if rpr is None:
+        return _UNSET
+    rfonts = rpr.find(w.rFonts)
+    if rfonts is None:
+        return _UNSET
+    for name_attr, theme_attr in ((w.hAnsi, w.hAnsiTheme), (w.ascii, w.asciiTheme)):
+        if rfonts.get(theme_attr):
+            return None
+        name = rfonts.get(name_attr)
+        if name:
+            return name
+    return _UNSET
+
+
+class _Styles:
+    """Run fonts through style inheritance: run style, paragraph style, document defaults."""
+
+    def __init__(self, root, w: _Tags) -> None:
+        self.w = w
+        self.fonts: dict[str, object] = {}
+        self.based_on: dict[str, str] = {}
+        self.default_para: str | None = None
+        self.doc_default: object = _UNSET
+        self._memo: dict[tuple[str | None, str | None], str | None] = {}
+        if root is None:
+            return
+        defaults = root.find(w.docDefaults)
+        if defaults is not None:
+            rpr_default = defaults.find(w.rPrDefault)
+            if rpr_default is not None:
+                self.doc_default = _rfonts_font(rpr_default.find(w.rPr), w)
+        for style in root.iter(w.style):
+            sid = style.get(w.styleId)
+            if not sid:
+                continue
+            self.fonts[sid] = _rfonts_font(style.find(w.rPr), w)
+            based = style.find(w.basedOn)
+            if based is not None and based.get(w.val):
+                self.based_on[sid] = based.get(w.val)
+            if style.get(w.type) == "paragraph" and style.get(w.default) in ("1", "true", "on"):
+                self.default_para = sid
+
+    def _chain(self, sid: str | None):
+        seen = 0
+        while sid is not None and seen < _MAX_STYLE_DEPTH:
+            font = self.fonts.get(sid, _UNSET)
+            if font is not _UNSET:
+                return font
+            sid = self.based_on.get(sid)
+            seen += 1
+        return _UNSET
+
+    def font(self, run_style: str | None, para_style: str | None) -> str | None:
+        key = (run_style, para_style)
+        if key in self._memo:
+            return self._memo[key]
+        font = self._chain(run_style) if run_style else _UNSET
+        if font is _UNSET:
+            font = self._chain(para_style or self.default_para)
+        if font is _UNSET:
+            font = self.doc_default
+        result = None if font is _UNSET else font
+        self._memo[key] = result
+        return result
+
+
+class _Full(Exception):
+    """The row limit is reached: keep what was read."""
+
+
+class _Walker:
+    def __init__(self, w: _Tags, styles: _Styles, limits: Limits) -> None:
+        self.w = w
+        self.styles = styles
+        self.limits = limits
+        self.deadline = time.monotonic() + limits.time_limit
+        self.rows: list[Row] = []
+        self.tables = 0
+        self.body_paragraphs = 0
+        self.boxes = 0
+        self.steps = 0
+
+    def _emit(self, row: Row) -> None:
+        if len(self.rows) >= self.limits.max_rows:
+            raise _Full
+        self.rows.append(row)
+
+    def _tick(self) -> None:
+        self.steps += 1
+        if self.steps % 200 == 0 and time.monotonic() > self.deadline:
+            raise TimeLimitExceeded("document")
+
+    def body_label(self) -> tuple[str, str]:
+        self.body_paragraphs += 1
+        return f"paragraph {self.body_paragraphs}", "body"
+
+    # Block level: paragraphs and tables in document order.
+    def blocks(self, container, label) -> None:
+        w = self.w
+        for child in container:
+            tag = child.tag
+            if tag == w.p:
+                self._tick()
+                location, block = label()
+                runs, boxes = self.paragraph_runs(child)
+                text, lines, legacy = convert_runs(runs)
+                if text:
+                    self._emit(Row(cells=[Cell(text, location, lines, legacy=legacy)], block=block))
+                for box in boxes:
+                    self.text_box(box)
+            elif tag == w.tbl:
+                self.table(child)
+            elif tag == w.sdt:
+                if not _showing_placeholder(child, w):
+                    content = child.find(w.sdtContent)
+                    if content is not None:
+                        self.blocks(content, label)
+            elif tag == w.customXml:
+                self.blocks(child, label)
+            elif tag == _MC_ALT:
+                choice = child.find(_MC_CHOICE)
+                if choice is not None:
+                    self.blocks(choice, label)
+
+    def text_box(self, box) -> None:
+        self.boxes += 1
+        k = self.boxes
+        count = 0
+
+        def label() -> tuple[str, str]:
+            nonlocal count
+            count += 1
+            return f"text box {k}, paragraph {count}", f"text box {k}"
+
+        self.blocks(box, label)
+
+    # Inline level: the text of one paragraph as (text, font) runs.
+    def paragraph_runs(self, p) -> tuple[list[tuple[str, str | None]], list]:
+        w = self.w
+        ppr = p.find(w.pPr)
+        pstyle = None
+        if ppr is not None:
+            ps = ppr.find(w.pStyle)
+            if ps is not None:
+                pstyle = ps.get(w.val)
+        runs: list[tuple[str, str | None]] = []
+        boxes: list = []
+        self._inline(p, pstyle, runs, boxes)
+        return runs, boxes
+
+    def _inline(self, el, pstyle, runs, boxes) -> None:
+        w = self.w
+        for child in el:
+            tag = child.tag
+            if tag == w.r:
+                self._run(child, pstyle, runs, boxes)
+            elif tag in (w.pPr, w.rPr, w.del_, w.moveFrom, w.sdtPr, _MC_FALLBACK):
+                continue
+            elif tag == w.sdt:
+                if not _showing_placeholder(child, w):
+                    self._inline(child, pstyle, runs, boxes)
+            elif tag == _MC_ALT:
+                choice = child.find(_MC_CHOICE)
+                if choice is not None:
+                    self._inline(choice, pstyle, runs, boxes)
+            elif isinstance(tag, str):
+                # hyperlink, ins, smartTag, fldSimple, customXml, sdtContent, moveTo, dir, bdo...
+                self._inline(child, pstyle, runs, boxes)
+
+    def _run(self, r, pstyle, runs, boxes) -> None:
+        w = self.w
+        rpr = r.find(w.rPr)
+        font = _rfonts_font(rpr, w)
+        if font is _UNSET:
+            rstyle = None
+            if rpr is not None:
+                rs = rpr.find(w.rStyle)
+                if rs is not None:
+                    rstyle = rs.get(w.val)
+            font = self.styles.font(rstyle, pstyle)
+        buf: list[str] = []
+        for child in r:
+            tag = child.tag
+            if tag == w.t:
+                if child.text:
+                    buf.append(child.text)
+            elif tag in (w.tab, w.ptab):
+                buf.append("\t")
+            elif tag in (w.br, w.cr):
+                buf.append("\n")
+            elif tag == w.noBreakHyphen:
+                buf.append("-")
+            elif tag == w.rPr:
+                continue
+            elif isinstance(tag, str) and len(child):
+                boxes.extend(_text_boxes(child, w))
+        if buf:
+            runs.append(("".join(buf), font))
+
+    # Tables: one Row per w:tr, cells at grid columns; nested tables follow their row.
+    def table(self, tbl) -> None:
+        w = self.w
+        self.tables += 1
+        n = self.tables
+        block = f"table {n}"
+        grid = tbl.find(w.tblGrid)
+        width = len(grid.findall(w.gridCol)) if grid is not None else 0
+        own: list[Row] = []
+        above: dict[int, Cell | None] = {}  # origin per grid column, for vMerge continuations
+        for r_no, tr in enumerate(_children(tbl, w.tr, w), start=1):
+            self._tick()
+            cells: dict[int, Cell | None] = {}
+            col = _int_val(_find_pr(tr, w.trPr, w.gridBefore), w, 0)
+            pending: list[Row] = []
+            saved, self.rows = self.rows, pending
+            try:
+                for tc in _children(tr, w.tc, w):
+                    tcpr = tc.find(w.tcPr)
+                    span = min(max(_int_val(_find(tcpr, w.gridSpan), w, 1), 1), _MAX_SPAN)
+                    vmerge = _merge_state(tcpr, w.vMerge, w)
+                    hmerge = _merge_state(tcpr, w.hMerge, w)
+                    if vmerge == "continue" and col in above:
+                        origin = above[col]
+                        cell = replace(origin, merged=True) if origin else None
+                    elif hmerge == "continue" and col - 1 in cells:
+                        left = cells[col - 1]
+                        cell = replace(left, merged=True) if left else None
+                        origin = above.get(col - 1)
+                    else:
+                        location = f"table {n}, row {r_no}, column {col + 1}"
+                        origin = cell = self._cell_text(tc, location)
+                    for extra in range(span):
+                        cells[col + extra] = (
+                            cell if extra == 0 or cell is None else replace(cell, merged=True)
+                        )
+                        above[col + extra] = origin
+                    col += span
+            finally:
+                self.rows = saved
+            width = max(width, col)
+            row = Row(cells=[cells.get(c) for c in range(max(cells, default=-1) + 1)], block=block)
+            own.append(row)
+            self._emit(row)
+            for extra_row in pending:
+                self._emit(extra_row)
+        for row in own:
+            if len(row.cells) < width:
+                row.cells.extend([None] * (width - len(row.cells)))
+
+    def _cell_text(self, tc, location: str) -> Cell | None:
+        """The cell's paragraphs as lines; nested tables and text boxes go to the pending rows."""
+        w = self.w
+        lines: list[str] = []
+        legacy: str | None = None
+
+        def visit(container) -> None:
+            nonlocal legacy
+            for child in container:
+                tag = child.tag
+                if tag == w.p:
+                    runs, boxes = self.paragraph_runs(child)
+                    _text, plines, enc = convert_runs(runs)
+                    lines.extend(plines)
+                    legacy = legacy or enc
+                    for box in boxes:
+                        self.text_box(box)
+                elif tag == w.tbl:
+                    self.table(child)
+                elif tag == w.sdt:
+                    if not _showing_placeholder(child, w):
+                        content = child.find(w.sdtContent)
+                        if content is not None:
+                            visit(content)
+                elif tag == w.customXml:
+                    visit(child)
+
+        visit(tc)
+        if not lines:
+            return None
+        return Cell(" ".join(lines), location, tuple(lines), legacy=legacy)
+
+
+def _children(el, tag: str, w: _Tags):
+    """Rows of a table / cells of a row, also when wrapped in content controls or customXml."""
+    for child in el:
+        if child.tag == tag:
+            yield child
+        elif child.tag == w.sdt:
+            content = child.find(w.sdtContent)
+            if content is not None:
+                yield from _children(content, tag, w)
+        elif child.tag == w.customXml:
+            yield from _children(child, tag, w)
+
+
+def _find(el, tag: str):
+    return None if el is None else el.find(tag)
+
+
+def _find_pr(el, pr_tag: str, tag: str):
+    return _find(el.find(pr_tag), tag)
+
+
+def _int_val(el, w: _Tags, default: int) -> int:
+    if el is None:
+        return default
+    try:
+        return int(el.get(w.val, default))
+    except (TypeError, ValueError):
+        return default
+
+
+def _merge_state(tcpr, tag: str, w: _Tags) -> str | None:
+    """"restart", "continue" (the attribute's default) or None when the cell is not merged."""
+    el = _find(tcpr, tag)
+    if el is None:
+        return None
+    return el.get(w.val) or "continue"
+
+
+def _showing_placeholder(sdt, w: _Tags) -> bool:
+    """A content control still showing its prompt ("Click here to enter text")."""
+    pr = sdt.find(w.sdtPr)
+    return pr is not None and pr.find(w.showingPlcHdr) is not None
+
+
+def _text_boxes(el, w: _Tags) -> list:
+    """Text box contents inside a drawing/picture, skipping mc:Fallback duplicates."""
+    out = []
+    for box in el.iter(w.txbxContent):
+        skip = False
+        for anc in box.iterancestors():
+            if anc is el:
+                break
+            if anc.tag == _MC_FALLBACK or anc.tag == w.txbxContent:
+                skip = True
+                break
+        if not skip:
+            out.append(box)
+    return out

@@ -1,0 +1,157 @@
+"""Cheap checks that refuse hostile files (zip bombs, XML bombs, absurd archives) before parsing."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+import zlib
+from dataclasses import dataclass
+
+from parsers.model import Problem
+
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on what one attachment may cost to read."""
+
+    max_file_bytes: int = 20 * MB  # raw attachment size
+    max_total_uncompressed: int = 100 * MB  # sum of zip members' declared sizes
+    max_member_ratio: float = 100.0  # uncompressed : compressed, for members over ...
+    ratio_min_member: int = 1 * MB
+    max_members: int = 10_000
+    max_xml_part: int = 20 * MB  # one XML part (a sheet, document.xml, sharedStrings.xml)
+    max_name_length: int = 1024
+    max_name_depth: int = 32
+    max_rows: int = 5000  # rows read per sheet; the rest is ignored
+    max_cols: int = 100
+    time_limit: float = 30.0  # seconds per file, checked between rows by the readers
+    convert_timeout: float = 60.0  # seconds for one LibreOffice conversion
+
+
+DEFAULT_LIMITS = Limits()
+
+_TOO_LARGE = (
+    "Tệp quá lớn hoặc có cấu trúc nén bất thường nên hệ thống không mở ({detail}). "
+    "Đề nghị chỉ gửi tệp biểu mẫu đã điền (Excel .xlsx hoặc Word .docx), "
+    "không chèn ảnh hay dữ liệu khác, rồi gửi lại."
+)
+_STRANGE = (
+    "Tệp có cấu trúc bất thường nên hệ thống không đọc ({detail}). "
+    "Đề nghị mở tệp bằng Excel/Word, lưu lại dưới dạng .xlsx/.docx và gửi lại."
+)
+_XML_SUFFIXES = (".xml", ".rels", ".vml")
+_PROLOG_SCAN = 64 * 1024
+
+
+class TimeLimitExceeded(Exception):
+    """A reader ran past Limits.time_limit."""
+
+
+def too_large(detail: str, location: str | None = None) -> Problem:
+    """The `file-too-large` problem with a Vietnamese explanation."""
+    return Problem("error", "file-too-large", location, _TOO_LARGE.format(detail=detail))
+
+
+def strange_structure(detail: str, location: str | None = None) -> Problem:
+    """An `unreadable-file` problem for a deliberately odd or hostile structure."""
+    return Problem("error", "unreadable-file", location, _STRANGE.format(detail=detail))
+
+
+def _bad_name(name: str, limits: Limits) -> bool:
+    if "\x00" in name or len(name) > limits.max_name_length:
+        return True
+    parts = name.replace("\\", "/").split("/")
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        return True
+    return ".." in parts or len(parts) > limits.max_name_depth
+
+
+def check_zip(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Problem | None:
+    """Refuse a zip-based file whose central directory or XML prologs look dangerous."""
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        return Problem(
+            "error", "unreadable-file", None,
+            "Tệp không đọc được (có thể bị hỏng hoặc gửi chưa trọn vẹn). Đề nghị mở lại bằng "
+            f"Excel/Word, lưu lại dưới dạng .xlsx/.docx và gửi lại. ({type(exc).__name__})",
+        )
+    with zf:
+        infos = zf.infolist()
+        if len(infos) > limits.max_members:
+            return too_large(f"{len(infos)} thành phần bên trong")
+        total = 0
+        for info in infos:
+            if _bad_name(info.filename, limits):
+                return strange_structure("tên thành phần bên trong không hợp lệ")
+            if info.flag_bits & 0x1:
+                return Problem(
+                    "error", "password-protected", None,
+                    "Tệp được đặt mật khẩu nên hệ thống không mở được, đề nghị gỡ mật khẩu "
+                    "và gửi lại.",
+                )
+            size, packed = info.file_size, info.compress_size
+            total += size
+            if total > limits.max_total_uncompressed:
+                cap = limits.max_total_uncompressed // MB
+                return too_large(f"dung lượng khi giải nén vượt {cap} MB")
+            if size > limits.ratio_min_member and (
+                packed <= 0 or size / packed > limits.max_member_ratio
+            ):
+                return too_large("tỉ lệ nén bất thường")
+            if info.filename.lower().endswith(_XML_SUFFIXES) and size > limits.max_xml_part:
+                return too_large(f"phần nội dung {info.filename} quá lớn")
+        for info in infos:
+            if info.filename.lower().endswith(_XML_SUFFIXES) and info.file_size > 0:
+                problem = _check_prolog(zf, info)
+                if problem is not None:
+                    return problem
+    return None
+
+
+def _check_prolog(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Problem | None:
+    """Refuse XML with a DOCTYPE: entity declarations (bombs, external entities) live there."""
+    try:
+        with zf.open(info) as fh:
+            head = fh.read(_PROLOG_SCAN)
+    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError,
+            ValueError, zlib.error):
+        return Problem(
+            "error", "unreadable-file", None,
+            "Tệp không đọc được (có thể bị hỏng). Đề nghị mở lại bằng Excel/Word, lưu lại dưới "
+            "dạng .xlsx/.docx và gửi lại.",
+        )
+    verdict = prolog_verdict(head)
+    if verdict is None:
+        return None
+    return strange_structure(f"{verdict} trong {info.filename}")
+
+
+def prolog_verdict(head: bytes) -> str | None:
+    """None when the XML root starts with no DOCTYPE before it; else why it is refused."""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        text = head.decode("utf-16", "replace")
+    elif head[:4] in (b"<\x00?\x00", b"\x00<\x00?"):
+        text = head.decode("utf-16-le" if head[0] == 0x3C else "utf-16-be", "replace")
+    else:
+        text = head.decode("latin-1")
+    text = text.lstrip("\ufeff\xef\xbb\xbf")
+    pos, end = 0, len(text)
+    while True:
+        while pos < end and text[pos] in " \t\r\n":
+            pos += 1
+        if pos >= end:
+            return "phần mở đầu XML quá dài" if end >= _PROLOG_SCAN // 2 else None
+        if text.startswith("<?", pos):
+            close, step = text.find("?>", pos + 2), 2
+        elif text.startswith("<!--", pos):
+            close, step = text.find("-->", pos + 4), 3
+        elif text.startswith("<!", pos):
+            return "khai báo DOCTYPE/ENTITY không được phép"
+        else:
+            return None  # the root element (or text, which the parser will reject)
+        if close < 0:
+            return "phần mở đầu XML quá dài"
+        pos = close + step

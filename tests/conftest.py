@@ -1,0 +1,58 @@
+"""Shared fixtures: a real Dovecot IMAP server and a real aiosmtpd SMTP server, loopback only."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.dovecot import DovecotServer, DovecotUnavailable, find_dovecot, start_dovecot
+from tests.support.smtpd import SmtpServer, start_smtpd
+
+
+def _start_dovecot(tls: bool) -> DovecotServer:
+    if find_dovecot() is None and not os.environ.get("CI"):
+        pytest.skip("dovecot is not installed (apt install dovecot-imapd)")
+    try:
+        return start_dovecot(tls=tls)
+    except DovecotUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI needs a working Dovecot: {exc}")
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def dovecot() -> Iterator[DovecotServer]:
+    """A Dovecot on a free loopback port, plain IMAP; use `dovecot.add_user()` per test."""
+    server = _start_dovecot(tls=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def dovecot_tls() -> Iterator[DovecotServer]:
+    """A Dovecot offering STARTTLS and imaps with a self-signed certificate."""
+    server = _start_dovecot(tls=True)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    """An aiosmtpd server on a free loopback port that captures every message."""
+    server = start_smtpd()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def smtp_server_tls(tmp_path: Path) -> Iterator[SmtpServer]:
+    """An aiosmtpd server with STARTTLS and AUTH (user `robot`, a non-ASCII password)."""
+    server = start_smtpd(
+        starttls=True, users={"robot": "Mật-khẩu Đ1"}, require_auth=True,
+        cert_dir=tmp_path / "smtp-tls",
+    )
+    yield server
+    server.stop()

@@ -1,0 +1,183 @@
+"""Hostile archives and XML are refused quickly, before any parser inflates them."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import time
+import tracemalloc
+import zipfile
+
+import docx
+import openpyxl
+import pytest
+
+from parsers.dispatch import parse_file
+from parsers.safety import Limits, check_zip, prolog_verdict
+
+BILLION_LAUGHS = (
+    b'<?xml version="1.0"?>\n<!DOCTYPE lolz [\n <!ENTITY lol "lol">\n'
+    + b"".join(
+        b' <!ENTITY lol%d "%s">\n' % (i, (b"&lol%d;" % (i - 1) if i > 1 else b"&lol;") * 10)
+        for i in range(1, 10)
+    )
+    + b"]>\n"
+)
+
+
+def _xlsx() -> bytes:
+    wb = openpyxl.Workbook()
+    wb.active["A1"] = "Mẫu số 01"
+    wb.active["A2"] = "TỔNG"
+    buf = io.BytesIO()
+    wb.save(buf)
+    wb.close()
+    return buf.getvalue()
+
+
+def _docx() -> bytes:
+    d = docx.Document()
+    d.add_paragraph("Mẫu số 02")
+    buf = io.BytesIO()
+    d.save(buf)
+    return buf.getvalue()
+
+
+def _replace_member(data: bytes, name: str, writer) -> bytes:
+    """Copy a zip, letting `writer(zf)` write the member `name` instead of the original."""
+    src = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            if info.filename != name:
+                dst.writestr(info.filename, src.read(info))
+        writer(dst)
+    return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def gigabyte_workbook() -> bytes:
+    """A real .xlsx whose sheet truly inflates to 1 GiB of white space (about 4.5 MB packed)."""
+
+    def write(zf: zipfile.ZipFile) -> None:
+        with zf.open("xl/worksheets/sheet1.xml", "w", force_zip64=True) as fh:
+            fh.write(b'<?xml version="1.0"?><worksheet xmlns="http://schemas.openxmlformats.org/'
+                     b'spreadsheetml/2006/main"><sheetData>')
+            chunk = b" " * (1 << 20)
+            for _ in range(1024):
+                fh.write(chunk)
+            fh.write(b"</sheetData></worksheet>")
+
+    src = _xlsx()
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(src)) as s, zipfile.ZipFile(
+        out, "w", zipfile.ZIP_DEFLATED, compresslevel=1
+    ) as dst:
+        for info in s.infolist():
+            if info.filename != "xl/worksheets/sheet1.xml":
+                dst.writestr(info.filename, s.read(info))
+        write(dst)
+    return out.getvalue()
+
+
+def test_gigabyte_workbook_refused_fast_and_small(gigabyte_workbook):
+    assert len(gigabyte_workbook) < 20 * 1024 * 1024
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        result = parse_file(gigabyte_workbook, "Mau01.xlsx")
+        elapsed = time.perf_counter() - start
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert [p.code for p in result.problems] == ["file-too-large"]
+    assert result.problems[0].severity == "error"
+    assert elapsed < 3
+    assert peak < 50 * 1024 * 1024
+
+
+def test_high_ratio_member_refused_even_when_total_is_small():
+    data = _replace_member(_xlsx(), "xl/worksheets/sheet1.xml",
+                           lambda zf: zf.writestr("xl/worksheets/sheet1.xml", b"\0" * (5 << 20)))
+    problem = check_zip(data, Limits())
+    assert problem is not None and problem.code == "file-too-large"
+    assert "nén" in problem.message
+
+
+def test_declared_total_over_limit():
+    data = _replace_member(_xlsx(), "xl/media/big.bin",
+                           lambda zf: zf.writestr("xl/media/big.bin", b"\0" * (3 << 20)))
+    limits = Limits(max_total_uncompressed=2 << 20, max_member_ratio=10_000)
+    problem = check_zip(data, limits)
+    assert problem is not None and problem.code == "file-too-large"
+
+
+def test_too_many_members():
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        for i in range(60):
+            zf.writestr(f"x/{i}.txt", "")
+    problem = check_zip(out.getvalue(), Limits(max_members=50))
+    assert problem is not None and problem.code == "file-too-large"
+
+
+@pytest.mark.parametrize("name", ["../../etc/passwd", "/abs/path.xml", "a/" * 40 + "b.xml",
+                                  "C:/Windows/x.xml"])
+def test_absurd_member_paths(name):
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        zf.writestr("[Content_Types].xml", "<Types/>")
+        info = zipfile.ZipInfo("placeholder")
+        info.filename = name  # bypass ZipInfo's own clean-up of the name
+        zf.writestr(info, "x")
+    problem = check_zip(out.getvalue(), Limits())
+    assert problem is not None and problem.code == "unreadable-file"
+
+
+def test_ordinary_files_pass():
+    assert check_zip(_xlsx(), Limits()) is None
+    assert check_zip(_docx(), Limits()) is None
+
+
+def test_truncated_zip_is_unreadable():
+    problem = check_zip(_xlsx()[:-40], Limits())
+    assert problem is not None and problem.code == "unreadable-file"
+
+
+@pytest.mark.parametrize(
+    ("fmt", "part"),
+    [("xlsx", "xl/sharedStrings.xml"), ("xlsx", "xl/worksheets/sheet1.xml"),
+     ("docx", "word/document.xml"), ("docx", "word/styles.xml")],
+)
+def test_xml_bomb_refused_quickly(fmt, part):
+    base = _xlsx() if fmt == "xlsx" else _docx()
+    with zipfile.ZipFile(io.BytesIO(base)) as zf:
+        original = zf.read(part) if part in zf.namelist() else b"<x/>"
+    body = original.split(b"?>", 1)[-1]  # drop the original XML declaration
+    bomb = BILLION_LAUGHS + body.replace(b">", b">&lol9;", 1)
+    data = _replace_member(base, part, lambda z: z.writestr(part, bomb))
+    start = time.perf_counter()
+    result = parse_file(data, f"bomb.{fmt}")
+    assert time.perf_counter() - start < 2
+    assert [p.code for p in result.problems] == ["unreadable-file"]
+    assert result.forms == []
+
+
+def test_prolog_rules():
+    assert prolog_verdict(b'<?xml version="1.0"?>\n<!-- c --><root/>') is None
+    assert prolog_verdict(b"\xef\xbb\xbf<root>") is None
+    assert prolog_verdict(b"<?xml version='1.0'?><!-- x --><!DOCTYPE r []><r/>") is not None
+    assert prolog_verdict(b"<!-- --> <!ENTITY x 'y'><r/>") is not None
+    utf16 = '<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE r><r/>'.encode("utf-16")
+    assert prolog_verdict(utf16) is not None
+    assert prolog_verdict('<?xml version="1.0"?><r/>'.encode("utf-16")) is None
+    assert prolog_verdict(b"<?xml " + b" " * 70_000) is not None
+
+
+def test_limits_are_frozen_with_documented_defaults():
+    limits = Limits()
+    assert limits.max_file_bytes == 20 * 1024 * 1024
+    assert limits.max_total_uncompressed == 100 * 1024 * 1024
+    assert limits.max_members == 10_000
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        limits.max_rows = 1  # type: ignore[misc]
