@@ -1,0 +1,149 @@
+"""The pure intake entry point, driven directly with client-shaped mails carrying real forms."""
+
+from __future__ import annotations
+
+import email
+from dataclasses import replace
+from datetime import datetime
+from email import policy
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from mailbot.intake import Outcome, oversize_reply, process_mail
+from mailbot.units import Register, Unit
+from tests.mailbot.intake_support import (
+    INTAKE,
+    OUR_ADDRESS,
+    context,
+    expected_for,
+    intake_fixtures,
+    sample_register,
+)
+
+
+def _receipt_text(outcome: Outcome) -> str:
+    assert outcome.reply is not None
+    msg = email.message_from_bytes(outcome.reply.raw, policy=policy.default)
+    return msg.get_body(("plain",)).get_content()
+
+
+@pytest.mark.parametrize("path", intake_fixtures(), ids=lambda p: p.name)
+def test_intake_corpus(path):
+    expected = expected_for(path)
+    outcome = process_mail(path.read_bytes(), context())
+    assert outcome.action == expected["action"], outcome.reason
+    assert (outcome.unit.code if outcome.unit else None) == expected["unit"]
+    assert outcome.awaiting_confirmation == expected["awaiting_confirmation"]
+    assert [[s.form.form, s.valid, len(s.form.entries)] for s in outcome.submissions] == expected[
+        "submissions"
+    ]
+    problems = {
+        r.file: sorted(p.code for p in r.all_problems())
+        for r in outcome.results
+        if r.all_problems()
+    }
+    for name, codes in expected["file_problems"].items():
+        assert problems.get(name) == codes
+    assert (outcome.reply.kind if outcome.reply else None) == expected["reply"]
+    if expected["mentions"]:
+        text = _receipt_text(outcome)
+        for needle in expected["mentions"]:
+            assert needle in text
+
+
+def test_every_intake_fixture_has_an_expectation():
+    emls = {p.name for p in intake_fixtures()}
+    expectations = {p.name.removesuffix(".expected.json") for p in INTAKE.glob("*.expected.json")}
+    assert emls == expectations
+
+
+def test_receipt_threads_and_is_marked_automatic():
+    path = INTAKE / "gmail_khuong_trung.eml"
+    outcome = process_mail(path.read_bytes(), context())
+    msg = email.message_from_bytes(outcome.reply.raw, policy=policy.default)
+    assert msg["In-Reply-To"] == "<CAJx8Yk1=abc123+XYZ@mail.gmail.com>"
+    assert msg["Auto-Submitted"] == "auto-replied"
+    assert msg["Subject"].startswith("Re: ")
+    assert msg["Message-ID"].endswith("@mailbot.invalid>")
+    assert outcome.reply.to == "dangbo.khuongtrung@thanhxuan.example"
+
+
+def test_late_mail_is_marked_late_in_record_and_receipt():
+    late = datetime(2022, 2, 21, 9, 0, tzinfo=ZoneInfo("Asia/Ho_Chi_Minh"))
+    outcome = process_mail((INTAKE / "gmail_khuong_trung.eml").read_bytes(), context(late))
+    assert outcome.late and all(s.late for s in outcome.submissions)
+    assert "muộn" in _receipt_text(outcome)
+
+
+def test_forms_already_on_file_are_not_reported_missing():
+    ctx = context(forms_on_file={"p-khuong-trung": frozenset({"M2"})})
+    outcome = process_mail((INTAKE / "gmail_khuong_trung.eml").read_bytes(), ctx)
+    assert "Mẫu số 02 (cấp cơ sở)" not in _receipt_text(outcome).split("CÒN THIẾU")[-1]
+
+
+def test_sender_address_wins_over_the_name_on_the_form():
+    # The Kim Giang office forwards for itself: the address decides, so no confirmation.
+    outcome = process_mail((INTAKE / "forwarded_kim_giang.eml").read_bytes(), context())
+    assert outcome.unit.code == "p-kim-giang" and not outcome.awaiting_confirmation
+
+
+def test_unknown_unit_is_quarantined_with_a_short_notice():
+    register = Register([Unit("x", "Hội Khác", ("other@thanhxuan.example",), ())])
+    outcome = process_mail(
+        (INTAKE / "gmail_khuong_trung.eml").read_bytes(), context(register=register)
+    )
+    assert outcome.action == "quarantined" and outcome.reason == "unknown-unit"
+    assert outcome.reply is not None and outcome.reply.kind == "notice"
+    assert outcome.submissions == ()
+
+
+def test_dmarc_failure_from_trusted_server_is_quarantined_without_reply():
+    raw = (INTAKE / "gmail_khuong_trung.eml").read_bytes().replace(
+        b"dmarc=pass (p=NONE)", b"dmarc=fail (p=REJECT)"
+    )
+    outcome = process_mail(raw, context(trusted_authserv_id="mx.hanoi.gov.vn"))
+    assert outcome.action == "quarantined" and outcome.reason == "dmarc-fail"
+    assert outcome.reply is None
+    # The same header from a server we don't trust proves nothing.
+    outcome = process_mail(raw, context(trusted_authserv_id="mx.other.example"))
+    assert outcome.action == "accepted"
+
+
+def test_our_own_address_never_gets_an_answer():
+    raw = (INTAKE / "gmail_khuong_trung.eml").read_bytes().replace(
+        b"<DangBo.KhuongTrung@thanhxuan.example>", b"<" + OUR_ADDRESS.upper().encode() + b">"
+    )
+    assert process_mail(raw, context()).reply is None
+
+
+def test_mail_without_attachment_gets_a_notice():
+    raw = (
+        b"From: dangbo.khuongtrung@thanhxuan.example\r\nTo: " + OUR_ADDRESS.encode() +
+        b"\r\nSubject: Hoi\r\nMessage-ID: <q1@thanhxuan.example>\r\n\r\nXin hoi bieu mau?\r\n"
+    )
+    outcome = process_mail(raw, context())
+    assert outcome.reason == "no-attachment" and outcome.reply.kind == "notice"
+
+
+def test_oversize_notice_from_headers_only():
+    headers = (INTAKE / "gmail_khuong_trung.eml").read_bytes().split(b"\r\n\r\n", 1)[0]
+    reply = oversize_reply(headers + b"\r\n\r\n", context())
+    assert reply is not None and reply.kind == "notice"
+    auto = headers + b"\r\nAuto-Submitted: auto-replied\r\n\r\n"
+    assert oversize_reply(auto, context()) is None
+
+
+def test_process_mail_never_raises_on_garbage():
+    garbage = (
+        b"", b"\x00\xff" * 100, b"From: \r\n\r\n", b"Content-Type: multipart/mixed\r\n\r\n--"
+    )
+    for raw in garbage:
+        outcome = process_mail(raw, context())
+        assert outcome.action in ("accepted", "quarantined", "ignored", "bounce")
+
+
+def test_register_is_only_data():
+    # The pure core must not need a database: the register is passed in.
+    ctx = context()
+    assert replace(ctx, register=sample_register()).register.by_code("mttq") is not None
