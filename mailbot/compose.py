@@ -35,7 +35,7 @@ _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class _MessageIdListHeader(UnstructuredHeader):
-    """In-Reply-To / References: folded only between ids, never RFC 2047-encoded.
+    """Message-ID / In-Reply-To / References: folded only between ids, never RFC 2047-encoded.
 
     The stdlib treats these headers as unstructured text and encodes a long Message-ID as
     =?utf-8?q?...?=, which breaks threading in most clients.
@@ -59,6 +59,9 @@ class _MessageIdListHeader(UnstructuredHeader):
 @lru_cache(maxsize=1)
 def _policy() -> Policy:
     registry = HeaderRegistry()
+    # A long Message-ID must stay on its header line: the stdlib folds it after the colon,
+    # and readers then see the id with a leading space.
+    registry.map_to_type("message-id", _MessageIdListHeader)
     registry.map_to_type("in-reply-to", _MessageIdListHeader)
     registry.map_to_type("references", _MessageIdListHeader)
     return email_policy.SMTP.clone(header_factory=registry)

@@ -89,7 +89,9 @@ def test_docx_routes_to_the_docx_reader():
         (b"\x89PNG\r\n\x1a\n" + b"\0" * 50, "scan.jpg", "other", "unsupported-format"),
         (b"<html><body><table><tr><td>x</td></tr></table>", "m.xls", "other",
          "unsupported-format"),
-        (bytes(range(256)) * 8, "m.xlsx", "other", "unsupported-format"),
+        # Named like a workbook but unrecognisable: a damaged file, not a foreign format.
+        (bytes(range(256)) * 8, "m.xlsx", "xlsx", "unreadable-file"),
+        (bytes(range(256)) * 8, "m.bin", "other", "unsupported-format"),
         (b"", "m.xlsx", "other", "unreadable-file"),
     ],
 )
