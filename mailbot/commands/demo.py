@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import mailbox
+import shutil
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -19,6 +20,7 @@ from mailbot.samples import filled_form_xlsx
 from rules.campaign import Campaign, newest_campaign
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+MARKER = ".mailbot-demo"
 REPO_UNITS = Path(__file__).resolve().parents[2] / "data" / "units.csv"
 
 
@@ -124,10 +126,14 @@ def _deliver(maildir: Path, mails: Sequence[bytes]) -> None:
 
 def run(args: argparse.Namespace, config: object = None) -> int:
     base = args.dir.resolve()
-    if (base / "data").exists():
-        print(f"mailbot demo: {base} đã có dữ liệu của lần chạy trước; hãy chọn --dir khác "
-              "hoặc xóa thư mục đó.", file=sys.stderr)
-        return 2
+    if base.exists() and any(base.iterdir()):
+        if not (base / MARKER).is_file():
+            print(f"mailbot demo: {base} đã có dữ liệu khác; hãy chọn --dir khác.",
+                  file=sys.stderr)
+            return 2
+        shutil.rmtree(base)  # a previous demo run: start afresh
+    base.mkdir(parents=True, exist_ok=True)
+    (base / MARKER).write_text("created by `mailbot demo`; safe to delete\n", encoding="utf-8")
     campaign = newest_campaign()
     cfg = Config(
         base_dir=str(base),
