@@ -453,13 +453,13 @@ class DigestPlan:
 
 
 def previous_digest_at(session: Session) -> datetime | None:
-    """When the last digest (scheduled or by hand) was made."""
-    times = [
-        r.done_at for r in (dbm.last_job_run(session, DIGEST_JOB),
-                            dbm.last_job_run(session, MANUAL_DIGEST_JOB))
-        if r is not None and not _skipped(r)
-    ]
-    return max(times) if times else None
+    """When the last digest (scheduled or by hand) was made; skipped days do not count."""
+    runs = session.scalars(
+        select(dbm.JobRun)
+        .where(dbm.JobRun.job.in_((DIGEST_JOB, MANUAL_DIGEST_JOB)))
+        .order_by(dbm.JobRun.done_at.desc(), dbm.JobRun.id.desc())
+    )
+    return next((r.done_at for r in runs if not _skipped(r)), None)
 
 
 def _skipped(run: dbm.JobRun) -> bool:

@@ -74,7 +74,7 @@ class StorageConfig:
 @dataclass(frozen=True)
 class DigestConfig:
     recipients: tuple[str, ...] = ()
-    time: str = "07:30"
+    time: str | None = None  # None: the campaign file's digest time
 
 
 @dataclass(frozen=True)

@@ -826,7 +826,10 @@ def add_submission(
         errors_count=errors,
         warnings_count=warnings,
         awaiting_confirmation=awaiting_confirmation,
-        result_json=json.dumps(form.to_json(), ensure_ascii=False),
+        # The contract's JSON plus what the progress needs: an explicit "không đăng ký".
+        result_json=json.dumps(
+            {**form.to_json(), "declared_empty": form.declared_empty}, ensure_ascii=False
+        ),
         unit_name_on_form=form.unit,
     )
     for e in form.entries:

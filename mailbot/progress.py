@@ -154,7 +154,7 @@ def _form_state(
             )
         status = FORM_OK
     else:
-        shown, addr = newest
+        shown, addr = newest, newest_addr
         unconfirmed = [(s, a) for s, a in versions if s.awaiting_confirmation]
         if unconfirmed:
             shown, addr = unconfirmed[0]

@@ -123,7 +123,15 @@ class Robot:
                     "Message-IDs", key, state.uidvalidity, uidvalidity,
                 )
         count = 0
-        refs = self.source.new_messages(last_uid, known=self._known)
+        skipped: list[IncomingRef] = []
+
+        def known(ref: IncomingRef) -> bool:
+            if self._known(ref):
+                skipped.append(ref)
+                return True
+            return False
+
+        refs = self.source.new_messages(last_uid, known=known)
         for chunk in _batches(refs, max(1, self.config.inbox.batch_size)):
             big = [r for r in chunk if r.oversize]
             small = [r for r in chunk if not r.oversize]
@@ -135,7 +143,18 @@ class Robot:
                 count += 1
                 if self.progress:
                     self.progress(f"đã tải {count} thư")
+        self._advance_past(skipped)
         return count
+
+    def _advance_past(self, skipped: list[IncomingRef]) -> None:
+        """Move the read position past mails recognised as known (after a UIDVALIDITY change
+        they come back under new UIDs); otherwise every pass would rescan the whole folder."""
+        uids = [(r.uidvalidity, r.uid) for r in skipped if r.uid is not None]
+        if not uids:
+            return
+        uidvalidity, uid = max(uids, key=lambda vu: vu[1])
+        with self.db.session() as s:
+            dbm.set_mailbox_state(s, self.source.source_key, uidvalidity or 0, uid, self.clock())
 
     def _known(self, ref: IncomingRef) -> bool:
         with self.db.session(write=False) as s:
@@ -156,11 +175,22 @@ class Robot:
                 )
             ) is not None
 
-    def _record(self, ref: IncomingRef, raw: bytes, status: str = "received") -> None:
+    def _record(
+        self,
+        ref: IncomingRef,
+        raw: bytes,
+        status: str = "received",
+        also: Callable[[dbm.Session, dbm.Mail], None] | None = None,
+    ) -> None:
+        """Store the raw mail, then record it (and run `also`) in one transaction."""
         sha, path = self.store.put(raw)
         now = self.clock()
         with self.db.session() as s:
-            mail = dbm.record_received(
+            known_before = dbm.find_received(
+                s, source=self.source.source_key, uidvalidity=ref.uidvalidity, uid=ref.uid,
+                message_id=ref.message_id, sha256=sha,
+            )
+            mail = known_before or dbm.record_received(
                 s,
                 source=self.source.source_key,
                 uidvalidity=ref.uidvalidity,
@@ -177,37 +207,45 @@ class Robot:
             mail.source_ref = ref.key
             if ref.uid is not None:
                 dbm.set_mailbox_state(s, self.source.source_key, ref.uidvalidity or 0, ref.uid, now)
+            if also is not None and known_before is None:
+                also(s, mail)
             log.info("received mail id=%s uid=%s size=%s", mail.id, ref.uid, mail.size)
         _crash_point("after-record")
 
     def _record_oversize(self, ref: IncomingRef) -> None:
         """Too large to download: keep its headers, tell the sender, leave it on the server."""
-        self._record(ref, ref.headers or b"\r\n", status="oversize")
-        with self.db.session() as s:
-            mail = dbm.find_received(
-                s, source=self.source.source_key, uidvalidity=ref.uidvalidity, uid=ref.uid,
-                message_id=ref.message_id, sha256=None,
-            )
-            if mail is None:
-                return
+
+        def notify(s: dbm.Session, mail: dbm.Mail) -> None:
+            # Same transaction as the record: a crash cannot leave it recorded but unanswered.
             dbm.add_event(s, "oversize", at=self.clock(), mail_id=mail.id,
                           detail=f"{ref.size} bytes from {ref.from_header}")
             reply = oversize_reply(ref.headers, self._context(s, mail.received_at))
             if reply is not None:
                 self._queue_reply(s, mail, reply)
 
+        self._record(ref, ref.headers or b"\r\n", status="oversize", also=notify)
+
     # -- stage 2: decide ---------------------------------------------------------------------
 
-    def _context(self, s: dbm.Session, received_at: datetime) -> IntakeContext:
-        register = load_register(s, self.config.district)
-        on_file = {}
-        for unit in register:
-            forms = frozenset(
-                f for f in self.campaign.required_forms
-                if dbm.latest_valid_submission(s, unit.code, f) is not None
+    def _context(
+        self, s: dbm.Session, received_at: datetime, register: Register | None = None
+    ) -> IntakeContext:
+        if register is None:
+            register = load_register(s, self.config.district)
+        # Which required forms each unit has a valid, confirmed version of: one query, not
+        # one per unit and form (that made the context cost more than parsing the mail).
+        on_file: dict[str, set[str]] = {}
+        rows = s.execute(
+            dbm.select(dbm.Submission.unit_code, dbm.Submission.form)
+            .where(
+                dbm.Submission.status == "valid",
+                dbm.Submission.awaiting_confirmation.is_(False),
+                dbm.Submission.form.in_(list(self.campaign.required_forms)),
             )
-            if forms:
-                on_file[unit.code] = forms
+            .distinct()
+        )
+        for unit_code, form in rows:
+            on_file.setdefault(unit_code, set()).add(form)
         out = self.config.outgoing
         return IntakeContext(
             campaign=self.campaign,
@@ -219,7 +257,7 @@ class Robot:
             own_addresses=(out.from_address, *self.config.security.own_addresses),
             trusted_authserv_id=self.config.security.trusted_authserv_id,
             max_attachment_bytes=self.config.security.max_attachment_bytes,
-            forms_on_file=on_file,
+            forms_on_file={code: frozenset(forms) for code, forms in on_file.items()},
         )
 
     def process_due(self) -> tuple[int, int]:
@@ -227,12 +265,14 @@ class Robot:
         now = self.clock()
         with self.db.session(write=False) as s:
             due = [(m.id, m.raw_path, m.received_at) for m in dbm.due_mails(s, now)]
+            # Processing only adds unconfirmed addresses, which the register leaves out.
+            register = load_register(s, self.config.district) if due else None
         done = failed = 0
         for mail_id, raw_path, received_at in due:
             try:
                 raw = self.store.get(raw_path)
                 with self.db.session(write=False) as s:
-                    ctx = self._context(s, received_at)
+                    ctx = self._context(s, received_at, register)
                 outcome = process_mail(raw, ctx)
                 self._apply(mail_id, outcome)
                 done += 1

@@ -1,0 +1,248 @@
+"""Unit states from the database: precedence, versions, empty forms, confirmation, contract JSON."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import jsonschema
+import pytest
+
+from mailbot import db as dbm
+from mailbot.app import import_units
+from mailbot.progress import (
+    FORM_ERRORS,
+    FORM_NONE,
+    FORM_OK,
+    FORM_UNCONFIRMED,
+    FormState,
+    count_states,
+    status_json,
+    unit_state_of,
+    unit_states,
+)
+from parsers.model import Entry, Form, Problem
+from rules.campaign import newest_campaign
+
+TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+UNITS_CSV = Path(__file__).resolve().parents[2] / "data" / "units.csv"
+_counter = itertools.count(1)
+
+# The contract's shape of `mailbot status --json`.
+STATUS_SCHEMA = {
+    "type": "object",
+    "required": ["campaign", "deadline", "units"],
+    "properties": {
+        "campaign": {"type": "string"},
+        "deadline": {"type": "string"},
+        "units": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["code", "name", "state", "forms"],
+                "properties": {
+                    "code": {"type": "string"},
+                    "name": {"type": "string"},
+                    "state": {"enum": ["complete", "partial", "missing", "errors",
+                                       "awaiting-confirmation"]},
+                    "forms": {
+                        "type": "object",
+                        "required": ["M1", "M2"],
+                        "additionalProperties": {
+                            "oneOf": [
+                                {"type": "null"},
+                                {
+                                    "type": "object",
+                                    "required": ["received_at", "late", "entries", "errors"],
+                                    "properties": {
+                                        "received_at": {"type": "string"},
+                                        "late": {"type": "boolean"},
+                                        "entries": {"type": "integer", "minimum": 0},
+                                        "errors": {"type": "integer", "minimum": 0},
+                                    },
+                                },
+                            ]
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+
+
+def at(day: int, hour: int = 9, minute: int = 0, month: int = 2) -> datetime:
+    """A moment of February 2022, Hanoi time."""
+    return datetime(2022, month, day, hour, minute, tzinfo=TZ)
+
+
+def open_seeded(path: Path) -> dbm.Database:
+    database = dbm.open_database(path)
+    import_units(database, UNITS_CSV)
+    return database
+
+
+def add_form(
+    database: dbm.Database,
+    unit: str,
+    form: str,
+    when: datetime,
+    *,
+    entries: int = 2,
+    errors: int = 0,
+    awaiting: bool = False,
+    sender: str | None = None,
+    fields: tuple[str, ...] = ("economy", "culture_society"),
+) -> int:
+    """Record one mail carrying one form for a unit; returns the mail id."""
+    n = next(_counter)
+    with database.session() as s:
+        mail = dbm.record_received(
+            s, source="test", uidvalidity=None, uid=None, message_id=f"<t{n}@unit.example>",
+            sha256=hashlib.sha256(f"mail {n}".encode()).hexdigest(), raw_path=f"raw/{n}",
+            size=100, from_addr=sender or f"{unit}@thanhxuan.example", subject=f"Biểu {form}",
+            received_at=when,
+        )
+        f = Form(
+            form=form,  # type: ignore[arg-type]
+            unit=unit, year=2022, date=None, location="Sheet1",
+            entries=[
+                Entry("collective" if i % 2 == 0 else "individual", str(i + 1),
+                      f"Tập thể {i + 1} của {unit}", fields[i % len(fields)],
+                      f"Mô hình {form} số {i + 1} của {unit}", None, f"Sheet1!C{10 + i}")
+                for i in range(entries)
+            ],
+            problems=[Problem("error", "missing-name", f"Sheet1!B{10 + i}",
+                              "Dòng này chưa ghi tên tập thể, cá nhân.")
+                      for i in range(errors)],
+            declared_empty=entries == 0 and errors == 0,
+        )
+        dbm.add_submission(
+            s, mail_id=mail.id, unit_code=unit, form=f, file_name=f"{form}.xlsx",
+            file_sha256=mail.sha256, received_at=when, late=when >= newest_campaign().deadline,
+            awaiting_confirmation=awaiting,
+        )
+        dbm.mark_processed(s, mail, when, unit_code=unit, awaiting_confirmation=awaiting)
+        return mail.id
+
+
+@pytest.fixture
+def database(tmp_path: Path):
+    database = open_seeded(tmp_path / "data")
+    yield database
+    database.dispose()
+
+
+def states_by_code(database: dbm.Database, now: datetime | None = None) -> dict:
+    with database.session(write=False) as s:
+        return {u.code: u for u in unit_states(s, newest_campaign(), now)}
+
+
+@pytest.mark.parametrize(
+    ("m1", "m2", "expected"),
+    [
+        (FORM_OK, FORM_OK, "complete"),
+        (FORM_NONE, FORM_NONE, "missing"),
+        (FORM_OK, FORM_NONE, "partial"),
+        (FORM_OK, FORM_ERRORS, "errors"),
+        (FORM_ERRORS, FORM_NONE, "errors"),
+        (FORM_UNCONFIRMED, FORM_NONE, "awaiting-confirmation"),
+        (FORM_UNCONFIRMED, FORM_ERRORS, "awaiting-confirmation"),
+        (FORM_OK, FORM_UNCONFIRMED, "awaiting-confirmation"),
+    ],
+)
+def test_state_precedence(m1: str, m2: str, expected: str) -> None:
+    forms = {"M1": FormState("M1", m1), "M2": FormState("M2", m2)}
+    assert unit_state_of(forms, ("M1", "M2")) == expected
+
+
+def test_every_unit_starts_missing(database) -> None:
+    states = states_by_code(database)
+    assert len(states) == 38
+    assert {u.state for u in states.values()} == {"missing"}
+    assert states["mttq"].emails == ("mttq@thanhxuan.example", "vanphong.mttq@thanhxuan.example")
+
+
+def test_states_from_submissions(database) -> None:
+    add_form(database, "mttq", "M1", at(10))
+    add_form(database, "mttq", "M2", at(11))
+    add_form(database, "ldld", "M1", at(11))
+    add_form(database, "hoi-ccb", "M1", at(11))
+    add_form(database, "hoi-ccb", "M2", at(12), errors=2)
+    add_form(database, "quan-doan", "M1", at(12), awaiting=True, sender="ca.nhan@gmail.example")
+    states = states_by_code(database)
+    assert states["mttq"].state == "complete"
+    assert states["ldld"].state == "partial"
+    assert states["ldld"].missing_forms == ("M2",)
+    assert states["hoi-ccb"].state == "errors"
+    assert states["hoi-ccb"].open_problems == (
+        "Mẫu số 02 (cấp cơ sở): Dòng này chưa ghi tên tập thể, cá nhân.",
+    ) * 2
+    assert states["quan-doan"].state == "awaiting-confirmation"
+    assert states["quan-doan"].forms["M1"].sender == "ca.nhan@gmail.example"
+    counts = count_states(list(states.values()))
+    assert counts == {"complete": 1, "awaiting-confirmation": 1, "errors": 1, "partial": 1,
+                      "missing": 34}
+
+
+def test_declared_empty_form_counts_as_sent(database) -> None:
+    add_form(database, "p-khuong-dinh", "M1", at(10), entries=0)
+    add_form(database, "p-khuong-dinh", "M2", at(10), entries=3)
+    unit = states_by_code(database)["p-khuong-dinh"]
+    assert unit.state == "complete"
+    assert unit.forms["M1"].declared_empty and unit.forms["M1"].entries == 0
+
+
+def test_later_faulty_version_does_not_undo_a_valid_one(database) -> None:
+    add_form(database, "ldld", "M1", at(10), entries=3)
+    add_form(database, "ldld", "M2", at(10))
+    add_form(database, "ldld", "M1", at(14), errors=1)
+    unit = states_by_code(database)["ldld"]
+    assert unit.state == "complete"
+    m1 = unit.forms["M1"]
+    assert (m1.status, m1.entries, m1.errors) == (FORM_OK, 3, 0)
+    assert "chưa được tính vì có lỗi" in m1.problems[0]
+
+
+def test_newer_valid_version_supersedes(database) -> None:
+    add_form(database, "ldld", "M1", at(10), entries=3)
+    add_form(database, "ldld", "M1", at(12), entries=5)
+    m1 = states_by_code(database)["ldld"].forms["M1"]
+    assert m1.entries == 5 and m1.received_at == at(12)
+
+
+def test_confirmation_completes_the_unit(database) -> None:
+    add_form(database, "quan-doan", "M1", at(10))
+    add_form(database, "quan-doan", "M2", at(11), awaiting=True, sender="bt.doan@gmail.example")
+    assert states_by_code(database)["quan-doan"].state == "awaiting-confirmation"
+    with database.session() as s:
+        dbm.add_unit_email(s, "bt.doan@gmail.example", "quan-doan", confirmed=False)
+        assert dbm.confirm_sender(s, "bt.doan@gmail.example", "quan-doan") == 1
+    assert states_by_code(database)["quan-doan"].state == "complete"
+
+
+def test_now_ignores_forms_received_later(database) -> None:
+    add_form(database, "mttq", "M1", at(10))
+    add_form(database, "mttq", "M2", at(15))
+    assert states_by_code(database, at(12))["mttq"].state == "partial"
+    assert states_by_code(database, at(16))["mttq"].state == "complete"
+
+
+def test_status_json_matches_contract(database) -> None:
+    add_form(database, "mttq", "M1", at(10))
+    add_form(database, "hoi-ccb", "M2", at(21), errors=1)
+    campaign = newest_campaign()
+    with database.session(write=False) as s:
+        data = status_json(campaign, unit_states(s, campaign))
+    jsonschema.validate(data, STATUS_SCHEMA)
+    assert data["campaign"] == "dan-van-kheo-2022"
+    assert datetime.fromisoformat(data["deadline"]) == at(20, 0)
+    by = {u["code"]: u for u in data["units"]}
+    assert by["mttq"]["forms"]["M2"] is None
+    assert by["mttq"]["forms"]["M1"]["entries"] == 2
+    assert datetime.fromisoformat(by["mttq"]["forms"]["M1"]["received_at"]) == at(10)
+    late = by["hoi-ccb"]["forms"]["M2"]
+    assert late["late"] is True and late["errors"] == 1
