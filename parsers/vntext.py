@@ -380,6 +380,8 @@ def detect_legacy(text: str) -> str | None:
     text = text.translate(_PUA_TO_BYTE)
     if any(ord(ch) > 0xFF and ch not in _CP1252_SYMBOLS for ch in text):
         return None  # other scripts or symbols: not a legacy Vietnamese font's output
+    if all(ch.isascii() or ch in _VN_ALPHABET or ch in _CP1252_SYMBOLS for ch in text):
+        return None  # every kind of evidence needs a code outside the Vietnamese alphabet
     tokens = [t for t in _TOKEN_SPLIT.split(text) if t]
     evidence = {encoding: _evidence(tokens, encoding) for encoding in ("tcvn3", "vni")}
     found = sorted(
@@ -390,8 +392,8 @@ def detect_legacy(text: str) -> str | None:
         return None  # nothing fits, or both fit equally well
     winner = found[0][1]
     other = evidence["vni" if winner == "tcvn3" else "tcvn3"]
-    if evidence[winner].telltales < 2 and other.changed and _reads_as_vietnamese(other):
-        return None  # weak evidence, and the other encoding reads just as well ("a Ño")
+    if other.changed and _reads_as_vietnamese(other):
+        return None  # the other encoding reads just as well ("Ño Ño": "Đo Đo" or "ẹo ẹo")
     return winner
 
 
