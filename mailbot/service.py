@@ -41,6 +41,14 @@ def _crash_point(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+class _UidValidityMoved(Exception):
+    """The folder was renumbered between reading UIDVALIDITY and listing its mail."""
+
+    def __init__(self, message: str, count: int) -> None:
+        super().__init__(message)
+        self.count = count
+
+
 @dataclass
 class PassStats:
     """What one pass over the inbox did, for logs and the terminal."""
@@ -112,6 +120,18 @@ class Robot:
 
     def fetch_new(self) -> int:
         """Store every new mail raw and record it as received, before any parsing."""
+        count = 0
+        for attempt in (1, 2):
+            try:
+                return self._fetch_new(count_from=count)
+            except _UidValidityMoved as moved:
+                count = moved.count
+                if attempt == 2:
+                    raise SourceError(str(moved)) from None
+                log.warning("%s; listing again", moved)
+        raise AssertionError("unreachable")
+
+    def _fetch_new(self, count_from: int = 0) -> int:
         key = self.source.source_key
         uidvalidity = self.source.uidvalidity()
         with self.db.session(write=False) as s:
@@ -122,10 +142,17 @@ class Robot:
                     "UIDVALIDITY of %s changed from %s to %s: rescanning, skipping known "
                     "Message-IDs", key, state.uidvalidity, uidvalidity,
                 )
-        count = 0
+        count = count_from
         skipped: list[IncomingRef] = []
 
         def known(ref: IncomingRef) -> bool:
+            # uidvalidity() may answer from a connection the server has since dropped; the
+            # listing then comes from a new one. Under another UIDVALIDITY `last_uid` means
+            # nothing, and mail below it would be skipped for ever: list again.
+            if ref.uid is not None and ref.uidvalidity != uidvalidity:
+                raise _UidValidityMoved(
+                    f"UIDVALIDITY of {key} is {ref.uidvalidity}, not {uidvalidity}", count
+                )
             if self._known(ref):
                 skipped.append(ref)
                 return True

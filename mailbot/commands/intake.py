@@ -10,7 +10,7 @@ import threading
 
 from mailbot import db as dbm
 from mailbot.app import App, open_app, terminal_progress
-from mailbot.config import Config
+from mailbot.config import Config, ConfigError
 from mailbot.lock import AlreadyRunning
 from mailbot.service import utc_now
 from mailbot.sources import SourceError
@@ -51,10 +51,17 @@ def poll(args: argparse.Namespace, config: Config) -> int:
     except SourceError as exc:
         print(f"mailbot: không kết nối được hộp thư: {exc}", file=sys.stderr)
         return 1
+    except ConfigError as exc:
+        print(f"mailbot: cấu hình lỗi: {exc}", file=sys.stderr)
+        return 2
 
 
 def run_daemon(app: App, stop: threading.Event, on_pass=None) -> None:  # noqa: ANN001
-    """Loop until `stop`: a full pass, then wait for IDLE news or the poll interval."""
+    """Loop until `stop`: a full pass, then wait for IDLE news or the poll interval.
+
+    Nothing but `stop` ends the loop: an unreachable mailbox, a busy database or a bug in one
+    stage is logged and retried with back-off, as the next pass may well succeed.
+    """
     robot = app.robot()
     backoff = 1.0
     interval = max(1, app.config.inbox.poll_interval_seconds)
@@ -70,6 +77,18 @@ def run_daemon(app: App, stop: threading.Event, on_pass=None) -> None:  # noqa: 
             log.warning("mailbox unavailable (%s); retrying in %.0fs", exc, backoff)
             stop.wait(backoff)
             backoff = min(backoff * 2, 300.0)
+            continue
+        except ConfigError:
+            raise  # a missing secret does not come back by waiting: stop with the message
+        except Exception:  # noqa: BLE001 - the daemon must outlive one failed pass
+            log.exception("pass failed; retrying in %.0fs", backoff)
+            stop.wait(backoff)
+            backoff = min(backoff * 2, 300.0)
+            continue
+        if stats.fetched:
+            # Mail that arrived during this pass may have been announced in the answer to
+            # one of its commands (FETCH, MOVE), not to the IDLE that follows: look again
+            # at once rather than wait for the next wake-up or the poll interval.
             continue
         try:
             robot.source.wait(interval, stop)
@@ -102,6 +121,9 @@ def run(args: argparse.Namespace, config: Config) -> int:
     except AlreadyRunning as exc:
         print(f"mailbot: {exc}", file=sys.stderr)
         return 1
+    except ConfigError as exc:
+        print(f"mailbot: cấu hình lỗi: {exc}", file=sys.stderr)
+        return 2
     log.info("mailbot stopped")
     return 0
 
@@ -144,3 +166,9 @@ def reprocess(args: argparse.Namespace, config: Config) -> int:
     except AlreadyRunning as exc:
         print(f"mailbot: {exc}", file=sys.stderr)
         return 1
+    except SourceError as exc:
+        print(f"mailbot: không kết nối được hộp thư: {exc}", file=sys.stderr)
+        return 1
+    except ConfigError as exc:
+        print(f"mailbot: cấu hình lỗi: {exc}", file=sys.stderr)
+        return 2
