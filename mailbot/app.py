@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mailbot import db as dbm
+from mailbot import service
 from mailbot.config import Config
 from mailbot.lock import DataDirLock
 from mailbot.service import Robot, utc_now
@@ -17,6 +18,7 @@ from mailbot.sources import Source, open_source
 from mailbot.store import RawStore
 from mailbot.transport import Sender, open_sender
 from mailbot.units import read_units
+from mailbot.workers import Decider
 from rules.campaign import Campaign, load_campaign, newest_campaign
 
 log = logging.getLogger(__name__)
@@ -75,14 +77,25 @@ class App:
     lock: DataDirLock | None = None
     source: Source | None = None
     sender: Sender | None = None
+    _decider: Decider | None = None
 
     def robot(self, progress: Callable[[str], None] | None = None) -> Robot:
         if self.source is None:
             self.source = open_source(self.config.inbox, base_dir=self.config.base_dir)
         return Robot(
             self.config, self.database, self.store, self.source, self.outgoing(),
-            self.campaign, clock=utc_now, progress=progress,
+            self.campaign, clock=utc_now, progress=progress, decider=self.decider(),
         )
+
+    def decider(self) -> Decider:
+        """The worker pool that decides mail; one per App, started on first use."""
+        if self._decider is None:
+            p = self.config.processing
+            self._decider = Decider(
+                p.workers, p.timeout_seconds, p.worker_memory_mb,
+                inline=lambda: service.process_mail,
+            )
+        return self._decider
 
     def outgoing(self) -> Sender:
         if self.sender is None:
@@ -90,6 +103,8 @@ class App:
         return self.sender
 
     def close(self) -> None:
+        if self._decider is not None:
+            self._decider.close()
         for part in (self.source, self.sender):
             if part is not None:
                 with contextlib.suppress(Exception):

@@ -88,6 +88,10 @@ class SecurityConfig:
 class ProcessingConfig:
     max_attempts: int = 5
     retry_base_seconds: int = 60
+    # Worker processes that decide mail (0: in the daemon's own process).
+    workers: int = 2
+    timeout_seconds: int = 120
+    worker_memory_mb: int = 2048
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from mailbot.sources import IncomingRef, Source, SourceError
 from mailbot.store import RawStore
 from mailbot.transport import DeliveryError, Sender, TemporaryFailure
 from mailbot.units import Register, Unit
+from mailbot.workers import Decider
 from rules.campaign import Campaign
 
 log = logging.getLogger(__name__)
@@ -106,8 +107,11 @@ class Robot:
         campaign: Campaign,
         clock: Clock = utc_now,
         progress: Callable[[str], None] | None = None,
+        decider: Decider | None = None,
     ) -> None:
         self.config = config
+        # Without a pool of workers, decide here; the lambda keeps process_mail patchable.
+        self.decider = decider or Decider(0, 0, 0, inline=lambda: process_mail)
         self.db = database
         self.store = store
         self.source = source
@@ -295,29 +299,45 @@ class Robot:
             # Processing only adds unconfirmed addresses, which the register leaves out.
             register = load_register(s, self.config.district) if due else None
         done = failed = 0
-        for mail_id, raw_path, received_at in due:
-            try:
-                raw = self.store.get(raw_path)
-                with self.db.session(write=False) as s:
-                    ctx = self._context(s, received_at, register)
-                outcome = process_mail(raw, ctx)
-                self._apply(mail_id, outcome)
-                done += 1
-            except Exception as exc:  # noqa: BLE001 - one bad mail must not stop the queue
-                failed += 1
-                log.exception("processing mail id=%s failed", mail_id)
-                with self.db.session() as s:
-                    mail = dbm.get_mail(s, mail_id)
-                    if mail is not None:
-                        dbm.mark_failed(
-                            s, mail, f"{type(exc).__name__}: {exc}", self.clock(),
-                            self.config.processing.max_attempts,
-                            self.config.processing.retry_base_seconds,
-                        )
-            if self.progress:
-                self.progress(f"đã xử lý {done + failed}/{len(due)} thư")
-            _crash_point("after-process")
+        batch = max(1, self.config.inbox.batch_size)
+        for start in range(0, len(due), batch):
+            jobs = []
+            for mail_id, raw_path, received_at in due[start : start + batch]:
+                try:
+                    raw = self.store.get(raw_path)
+                    with self.db.session(write=False) as s:
+                        ctx = self._context(s, received_at, register)
+                except Exception as exc:  # noqa: BLE001 - a damaged store entry, say
+                    failed += 1
+                    self._failed(mail_id, exc)
+                    continue
+                jobs.append((mail_id, raw, ctx))
+            for mail_id, outcome in self.decider.decide(jobs):
+                try:
+                    if isinstance(outcome, BaseException):
+                        raise outcome
+                    self._apply(mail_id, outcome)
+                    done += 1
+                except Exception as exc:  # noqa: BLE001 - one bad mail must not stop the queue
+                    failed += 1
+                    self._failed(mail_id, exc)
+                if self.progress:
+                    self.progress(f"đã xử lý {done + failed}/{len(due)} thư")
+                _crash_point("after-process")
         return done, failed
+
+    def _failed(self, mail_id: int, exc: BaseException) -> None:
+        """Count a failed attempt: retried with back-off, quarantined after the last one."""
+        log.error("processing mail id=%s failed: %s: %s", mail_id, type(exc).__name__, exc,
+                  exc_info=exc)
+        with self.db.session() as s:
+            mail = dbm.get_mail(s, mail_id)
+            if mail is not None:
+                dbm.mark_failed(
+                    s, mail, f"{type(exc).__name__}: {exc}", self.clock(),
+                    self.config.processing.max_attempts,
+                    self.config.processing.retry_base_seconds,
+                )
 
     def _apply(self, mail_id: int, outcome: Outcome) -> None:
         """Record the outcome and queue its reply in one transaction."""

@@ -152,6 +152,7 @@ class Register:
 
     def __init__(self, units: Iterable[Unit], district: str | None = None) -> None:
         self._units: tuple[Unit, ...] = tuple(units)
+        self._district_name = district
         self._district = [_canon_word(w) for w in _tokens(district)] if district else None
         by_email: dict[str, Unit] = {}
         by_code: dict[str, Unit] = {}
@@ -163,6 +164,10 @@ class Register:
         self._by_code: Mapping[str, Unit] = MappingProxyType(by_code)
         self._names = tuple((u, self._key(u.name)) for u in self._units)
         self._aliases = tuple((u, self._key(a)) for u in self._units for a in u.aliases)
+
+    def __reduce__(self) -> tuple[type[Register], tuple[tuple[Unit, ...], str | None]]:
+        # Rebuilt from its units, so it can travel to the worker processes.
+        return (Register, (self._units, self._district_name))
 
     def _key(self, text: str) -> tuple[str, ...]:
         return _key_words(text, self._district)

@@ -286,7 +286,8 @@ def test_failing_mail_is_retried_quarantined_and_reprocessed(
     good2 = with_message_id(fixture_bytes("forwarded_kim_giang.eml"), "<good-2@thanhxuan.example>")
     append_all(dovecot, account, [good1, bad, good2])
     cfg = write_config(tmp_path, dovecot, account, smtp_server,
-                       processing={"max_attempts": 3, "retry_base_seconds": 60})
+                       processing={"max_attempts": 3, "retry_base_seconds": 60,
+                                   "workers": 0})
     db = Db(tmp_path / "data")
 
     def bad_row():  # noqa: ANN202

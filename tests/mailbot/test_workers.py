@@ -1,0 +1,53 @@
+"""The worker pool that decides mail: same outcomes as inline, hostile work bounded."""
+
+from __future__ import annotations
+
+from mailbot.intake import process_mail
+from mailbot.workers import Decider, DecisionTimeout
+from tests.mailbot import worker_funcs
+from tests.mailbot.intake_support import INTAKE, context
+
+
+def test_pool_decides_like_the_inline_path():
+    jobs = [(p.name, p.read_bytes(), context()) for p in sorted(INTAKE.glob("*.eml"))[:4]]
+    inline = Decider(0, 0, 0, inline=lambda: process_mail)
+    pool = Decider(2, 60, 2048, inline=lambda: process_mail)
+    try:
+        a = {k: o for k, o in inline.decide(jobs)}
+        b = {k: o for k, o in pool.decide(jobs)}
+    finally:
+        pool.close()
+    assert list(a) == list(b) == [name for name, _, _ in jobs]
+    for key in a:
+        assert (a[key].action, a[key].unit) == (b[key].action, b[key].unit)
+        assert [s.form for s in a[key].submissions] == [s.form for s in b[key].submissions]
+
+
+def test_a_stuck_mail_is_stopped_and_the_others_still_decided():
+    pool = Decider(2, 2, 0, inline=lambda: None, worker_fn=worker_funcs.slow_or_echo)
+    try:
+        out = list(pool.decide([(1, b"a", None), (2, b"slow", None), (3, b"c", None),
+                                (4, b"d", None)]))
+    finally:
+        pool.close()
+    assert [k for k, _ in out] == [1, 2, 3, 4]
+    assert out[0][1] == b"A" and out[2][1] == b"C" and out[3][1] == b"D"
+    assert isinstance(out[1][1], DecisionTimeout)
+
+
+def test_memory_is_capped_per_worker():
+    pool = Decider(1, 30, 512, inline=lambda: None, worker_fn=worker_funcs.greedy)
+    try:
+        out = dict(pool.decide([(1, b"greedy", None), (2, b"ok", None)]))
+    finally:
+        pool.close()
+    assert isinstance(out[1], MemoryError)
+    assert out[2] == 2
+
+
+def test_inline_errors_are_returned_not_raised():
+    def boom(raw: bytes, ctx: object) -> None:
+        raise ValueError("bad mail")
+
+    out = list(Decider(0, 0, 0, inline=lambda: boom).decide([(7, b"x", None)]))
+    assert isinstance(out[0][1], ValueError)
