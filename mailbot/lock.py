@@ -16,10 +16,11 @@ class AlreadyRunning(RuntimeError):
     def __init__(self, data_dir: Path, pid: int | None) -> None:
         self.data_dir = data_dir
         self.pid = pid
-        who = f"process {pid}" if pid is not None else "another process"
+        who = f"tiến trình {pid}" if pid is not None else "một tiến trình khác"
+        # Operators and staff read this on their terminal: Vietnamese, like the CLI.
         super().__init__(
-            f"data directory {data_dir} is in use by {who} (another mailbot is running); "
-            f"stop it first, or give this one its own data directory"
+            f"thư mục dữ liệu {data_dir} đang được {who} sử dụng (một mailbot khác đang "
+            "chạy); hãy dừng nó trước, hoặc dùng thư mục dữ liệu riêng cho lần chạy này"
         )
 
 

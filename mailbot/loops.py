@@ -10,6 +10,8 @@ from email.message import Message
 from email.parser import HeaderParser
 
 from mailbot.mailparse import (
+    ARCHIVE_EXTENSIONS,
+    FORM_EXTENSIONS,
     ParsedMail,
     _children,
     _content_type,
@@ -21,7 +23,15 @@ from mailbot.mailparse import (
     parse_message_bytes,
 )
 
-__all__ = ["Bounce", "BounceRecipient", "auto_reply_reason", "dmarc_failed", "parse_bounce"]
+__all__ = [
+    "Bounce",
+    "BounceRecipient",
+    "auto_reply_reason",
+    "automatic_reason",
+    "dmarc_failed",
+    "parse_bounce",
+    "relay_reason",
+]
 
 _NO_REPLY_LOCALPARTS = re.compile(
     r"^(mailer-daemon|mailerdaemon|postmaster|no[-_.]?reply|do[-_.]?not[-_.]?reply"
@@ -34,7 +44,12 @@ _AUTO_HEADERS = (
     "x-autoresponder",
     "x-autoreply-from",
     "x-mail-autoreply",
+)
+# Mail a person wrote that reached us through an automaton (a list, a server rule, a
+# forwarding script): no automatic answer, yet its forms are real submissions.
+_RELAY_HEADERS = (
     "x-ms-exchange-inbox-rules-loop",
+    "x-ms-exchange-organization-autoforwarded",
 )
 # Subjects that on their own mark an automatic mail (accent-folded, case-folded).
 _AUTO_SUBJECTS = re.compile(
@@ -69,18 +84,28 @@ def _points_to(ids: Iterable[str], own_domain: str) -> bool:
     return bool(own) and any(_domain_of(i) == own for i in ids)
 
 
-def auto_reply_reason(
+def _carries_documents(mail: ParsedMail) -> bool:
+    """Whether the mail holds files that could be forms (what an auto-reply never carries)."""
+    return any(
+        a.extension in FORM_EXTENSIONS or a.extension in ARCHIVE_EXTENSIONS
+        for a in mail.attachments
+    )
+
+
+def automatic_reason(
     mail: ParsedMail, own_addresses: Iterable[str], own_domain: str
 ) -> str | None:
-    """Why we must not answer this mail automatically, in short English, or None if we may."""
+    """Why this mail was written by a machine (auto-reply, report, our own echo), or None.
+
+    Such mail is neither answered nor read for forms. A person's mail that merely must not be
+    answered automatically (a list, a forwarding rule) is not automatic: see relay_reason.
+    """
     own = {a.strip().lower() for a in own_addresses if a and a.strip()}
     sender = mail.from_addr.lower()
-    if not sender:
-        return "no sender address"
-    if sender in own:
+    if sender and sender in own:
         return f"sent from our own address {sender}"
     local = sender.partition("@")[0].split("+", 1)[0]
-    if _NO_REPLY_LOCALPARTS.match(local):
+    if sender and _NO_REPLY_LOCALPARTS.match(local):
         return f"sender {sender} is a system address"
 
     auto = mail.header("Auto-Submitted")
@@ -93,18 +118,8 @@ def auto_reply_reason(
         return "empty Return-Path (a bounce or notification)"
     for name in ("Precedence", "X-Precedence"):
         value = mail.header(name)
-        if value and value.strip().lower() in ("bulk", "list", "junk", "auto_reply"):
+        if value and value.strip().lower() in ("junk", "auto_reply"):
             return f"{name}: {value.strip().lower()}"
-    for name, _value in mail.headers:
-        if name.lower().startswith("list-"):
-            return f"mailing list ({name})"
-    if mail.has_header("X-Loop"):
-        return "X-Loop header present"
-    suppress = mail.header("X-Auto-Response-Suppress")
-    if suppress:
-        values = {v.strip().lower() for v in re.split(r"[,;\s]+", suppress) if v.strip()}
-        if values & _AUTO_SUPPRESS_VALUES:
-            return f"X-Auto-Response-Suppress: {suppress.strip()}"
     for name in _AUTO_HEADERS:
         if mail.has_header(name):
             return f"{name} header present"
@@ -120,6 +135,10 @@ def auto_reply_reason(
     ):
         return f"delivery or read report ({report_type or mail.content_type})"
 
+    if _carries_documents(mail):
+        # The subject alone is weak evidence: "Không gửi được qua Zalo nên gửi qua thư" with a
+        # form attached is a person's submission, and auto-replies never carry forms.
+        return None
     subject = _fold(mail.subject)
     if _AUTO_SUBJECTS.match(subject):
         return f"automatic-reply subject: {mail.subject[:80]}"
@@ -129,6 +148,39 @@ def auto_reply_reason(
     if replying_to_us and _WEAK_AUTO_SUBJECTS.match(subject):
         return f"automatic answer to our mail: {mail.subject[:80]}"
     return None
+
+
+def relay_reason(mail: ParsedMail) -> str | None:
+    """Why a person's mail must get no automatic answer (list, rule, no sender), or None."""
+    if not mail.from_addr:
+        return "no sender address"
+    for name in ("Precedence", "X-Precedence"):
+        value = mail.header(name)
+        if value and value.strip().lower() in ("bulk", "list"):
+            return f"{name}: {value.strip().lower()}"
+    for name, _value in mail.headers:
+        if name.lower().startswith("list-"):
+            return f"mailing list ({name})"
+    if mail.has_header("X-Loop"):
+        return "X-Loop header present"
+    suppress = mail.header("X-Auto-Response-Suppress")
+    if suppress:
+        values = {v.strip().lower() for v in re.split(r"[,;\s]+", suppress) if v.strip()}
+        if values & _AUTO_SUPPRESS_VALUES:
+            return f"X-Auto-Response-Suppress: {suppress.strip()}"
+    for name in _RELAY_HEADERS:
+        if mail.has_header(name):
+            return f"{name} header present"
+    return None
+
+
+def auto_reply_reason(
+    mail: ParsedMail, own_addresses: Iterable[str], own_domain: str
+) -> str | None:
+    """Why we must not answer this mail automatically, in short English, or None if we may."""
+    if not mail.from_addr:
+        return "no sender address"
+    return automatic_reason(mail, own_addresses, own_domain) or relay_reason(mail)
 
 
 def _content_type_raw(mail: ParsedMail) -> str | None:
@@ -236,9 +288,13 @@ def _all_text(msg: Message) -> str:
     return "\n".join(texts)
 
 
-def _looks_like_bounce(mail: ParsedMail) -> bool:
+def _system_sender(mail: ParsedMail) -> bool:
     local = mail.from_addr.partition("@")[0].lower()
-    if local in ("mailer-daemon", "postmaster", "mailerdaemon") or local.startswith("bounce"):
+    return local in ("mailer-daemon", "postmaster", "mailerdaemon") or local.startswith("bounce")
+
+
+def _looks_like_bounce(mail: ParsedMail) -> bool:
+    if _system_sender(mail):
         return True
     subject = _fold(mail.subject)
     return bool(
@@ -261,6 +317,8 @@ def parse_bounce(raw_or_mail: bytes | ParsedMail) -> Bounce | None:
     )
     if not mail.raw or not (is_report or _looks_like_bounce(mail)):
         return None  # ordinary mail: no second parse
+    if not is_report and _carries_documents(mail) and not _system_sender(mail):
+        return None  # a person's submission whose subject only reads like a bounce
     msg = parse_message_bytes(mail.raw)
     thread_ids = ([mail.in_reply_to] if mail.in_reply_to else []) + list(mail.references)
 

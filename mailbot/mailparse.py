@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bz2
 import codecs
+import hashlib
 import io
+import lzma
 import mimetypes
 import re
+import tarfile
 import unicodedata
 import zipfile
 import zlib
@@ -55,9 +59,20 @@ _IGNORED_TYPES = frozenset(
         "message/disposition-notification",
         "text/rfc822-headers",
         "message/rfc822-headers",
+        # Meeting invitations and business cards that Outlook adds beside the real files.
+        "text/calendar",
+        "application/ics",
+        "text/vcard",
+        "text/x-vcard",
+        "text/directory",
     }
 )
 _IGNORED_NAMES = frozenset({"thumbs.db", "desktop.ini", ".ds_store", "smime.p7s"})
+_IGNORED_EXTENSIONS = frozenset({".ics", ".vcs", ".vcf", ".p7s"})
+# Parts whose content is encrypted for the recipient: nothing in them can be read.
+_ENCRYPTED_TYPES = frozenset(
+    {"application/pgp-encrypted", "application/pkcs7-mime", "application/x-pkcs7-mime"}
+)
 
 _TYPE_EXTENSIONS = {
     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": ".xlsx",
@@ -76,7 +91,23 @@ _TYPE_EXTENSIONS = {
     "application/x-rar-compressed": ".rar",
     "application/vnd.rar": ".rar",
     "application/x-7z-compressed": ".7z",
+    "application/x-tar": ".tar",
+    "application/gzip": ".gz",
+    "application/x-gzip": ".gz",
+    "application/x-compressed-tar": ".tgz",
+    # Samsung phones (Hancom Office) and Kingsoft WPS label Office files with their own types.
+    "application/haansoftxlsx": ".xlsx",
+    "application/haansoftdocx": ".docx",
+    "application/haansoftxls": ".xls",
+    "application/haansoftdoc": ".doc",
+    "application/kswps": ".doc",
+    "application/kset": ".xls",
+    "application/excel": ".xls",
+    "application/x-excel": ".xls",
+    "application/x-msexcel": ".xls",
+    "application/vnd.ms-word": ".doc",
 }
+_SNIFFED_KEEP = FORM_EXTENSIONS | ARCHIVE_EXTENSIONS | {".eml"}
 
 FORWARD_LABEL = "Thư chuyển tiếp"
 MAX_FILENAME_CHARS = 150
@@ -404,11 +435,19 @@ def _disposition(part: Message) -> str:
 
 
 def _part_filename(part: Message) -> str | None:
-    for header, param in (("content-disposition", "filename"), ("content-type", "name")):
-        name = header_param(_raw_get(part, header), param)
-        if name:
-            return name
-    return None
+    """The part's file name; a lossy fallback ("M?u 01.xlsx", no extension) loses to the other."""
+    names = [
+        name
+        for header, param in (("content-disposition", "filename"), ("content-type", "name"))
+        if (name := header_param(_raw_get(part, header), param))
+    ]
+    if not names:
+        return None
+
+    def lossy(name: str) -> bool:
+        return "\ufffd" in name or "?" in name or not _suffix(name)
+
+    return next((n for n in names if not lossy(n)), names[0])
 
 
 def _encoded_message(part: Message, cte: str) -> bytes:
@@ -495,6 +534,14 @@ def _sniff_extension(data: bytes, content_type: str) -> str:
         return ".rtf"
     if data.startswith(b"Rar!\x1a\x07"):
         return ".rar"
+    if data.startswith(b"7z\xbc\xaf\x27\x1c"):
+        return ".7z"
+    if data.startswith(b"\x1f\x8b"):
+        return ".gz"
+    if data[257:262] == b"ustar":
+        return ".tar"
+    if data.startswith((b"From: ", b"Received: ", b"Return-Path: ", b"MIME-Version: ")):
+        return ".eml"
     return mimetypes.guess_extension(content_type) or ".bin"
 
 
@@ -616,8 +663,33 @@ def _body_of(part: Message) -> str:
                     break
         return "\n\n".join(texts)
     if ctype in ("text/plain", "text/html") and not _is_attachment_part(part):
-        return _text_of(part)
+        text = _text_of(part)
+        return _UU_TEXT.sub("", text) if ctype == "text/plain" and "begin " in text else text
     return ""
+
+
+# A uuencoded file inside a text body (Outlook Express, The Bat!, old Unix mailers).
+_UU_BLOCK = re.compile(
+    rb"^begin[ \t]+[0-7]{3,4}[ \t]+([^\r\n]+?)[ \t]*\r?\n(.*?)^end[ \t]*\r?$", re.M | re.S
+)
+_UU_TEXT = re.compile(r"^begin[ \t]+[0-7]{3,4}[ \t]+[^\n]+\n.*?^end[ \t]*$", re.M | re.S)
+
+
+def _decode_uu_lines(block: bytes) -> bytes | None:
+    out = []
+    for line in block.splitlines():
+        line = line.rstrip(b"\r")
+        if not line.strip() or line.strip() == b"`":
+            continue
+        try:
+            out.append(binascii.a2b_uu(line))
+        except binascii.Error:
+            try:  # trailing garbage from broken encoders: trust the length byte
+                nbytes = (((line[0] - 32) & 63) * 4 + 5) // 3
+                out.append(binascii.a2b_uu(line[:nbytes]))
+            except (binascii.Error, IndexError):
+                return None
+    return b"".join(out)
 
 
 def _body_or_raw(msg: Message) -> str:
@@ -647,6 +719,7 @@ class _Collector:
         self.problems: list[MailProblem] = []
         self.extracted = 0
         self.unnamed = 0
+        self.seen: set[bytes] = set()  # digests of the files kept, so a duplicate counts once
 
     def problem(
         self, code: str, name: str, origin: str, message: str, severity: str = "error"
@@ -659,6 +732,12 @@ class _Collector:
         ctype = _content_type(part, "message/rfc822" if parent == "multipart/digest" else "")
         ctype = ctype or "text/plain"
         if ctype in _IGNORED_TYPES:
+            return
+        if ctype == "multipart/encrypted" or ctype in _ENCRYPTED_TYPES:
+            if ctype in ("application/pkcs7-mime", "application/x-pkcs7-mime"):
+                self.pkcs7(_payload(part), path, depth)
+            else:
+                self._encrypted_mail(path)
             return
         if ctype.startswith("multipart/"):
             for child in _children(part):
@@ -694,6 +773,9 @@ class _Collector:
         raw_name = _part_filename(part)
         disposition = _disposition(part)
         if raw_name is None:
+            if ctype == "text/plain":
+                self.uuencoded(_payload(part), path, depth)
+                return
             if ctype.startswith(("text/", "image/", "audio/", "video/")) and ctype not in (
                 "text/csv",
                 "text/rtf",
@@ -701,14 +783,20 @@ class _Collector:
                 return  # bodies and inline pictures
             if ctype == "application/ms-tnef":
                 raw_name = "winmail.dat"
-            elif ctype in _TYPE_EXTENSIONS or (
-                ctype == "application/octet-stream" and disposition != "inline"
-            ):
+            elif ctype.startswith("application/") or ctype in ("text/csv", "text/rtf"):
                 data = _payload(part)
                 if not data:
                     return
+                ext = _sniff_extension(data, ctype)
+                # A nameless part is kept when it says or shows it is a document; scanners and
+                # copiers send forms as nameless "inline" octet-streams.
+                if ext not in _SNIFFED_KEEP and not (
+                    ctype in _TYPE_EXTENSIONS
+                    or (ctype == "application/octet-stream" and disposition != "inline")
+                ):
+                    return
                 self.unnamed += 1
-                raw_name = f"Tệp đính kèm {self.unnamed}{_sniff_extension(data, ctype)}"
+                raw_name = f"Tệp đính kèm {self.unnamed}{ext}"
             else:
                 return
         name = sanitize_filename(raw_name)
@@ -728,7 +816,55 @@ class _Collector:
                 return  # signature logos and pasted pictures
         if name.casefold() in _IGNORED_NAMES or name.startswith("~$"):
             return
+        if ext == ".p7m":
+            self.pkcs7(_payload(part), path, depth)
+            return
         self.file(name, _payload(part), ctype, path, depth, 0)
+
+    def uuencoded(self, text: bytes, path: tuple[str, ...], depth: int) -> None:
+        """Files uuencoded inside a plain-text body."""
+        if b"begin " not in text:
+            return
+        for m in _UU_BLOCK.finditer(text):
+            name = sanitize_filename(decode_bytes(m.group(1)))
+            data = _decode_uu_lines(m.group(2))
+            if data is None:
+                self.problem(
+                    "attachment-unreadable",
+                    name,
+                    _origin((*path, name)),
+                    f"Tệp “{name}” trong nội dung thư (mã hóa uuencode) bị lỗi, không đọc được. "
+                    "Vui lòng gửi lại tệp dưới dạng tệp đính kèm thông thường.",
+                )
+                continue
+            self.file(name, data, "application/octet-stream", path, depth, 0)
+
+    def _encrypted_mail(self, path: tuple[str, ...]) -> None:
+        self.problem(
+            "mail-encrypted",
+            "Thư mã hóa",
+            _origin((*path, "Thư mã hóa")),
+            "Thư (hoặc phần thư) được mã hóa (S/MIME hoặc PGP) nên hệ thống không đọc được các "
+            "tệp đính kèm. Vui lòng gửi lại thư không mã hóa (chữ ký số vẫn dùng được).",
+        )
+
+    def pkcs7(self, data: bytes, path: tuple[str, ...], depth: int) -> None:
+        """S/MIME opaque-signed content (smime.p7m) is read; encrypted content is reported."""
+        content = _pkcs7_signed_content(data)
+        if content is None:
+            self._encrypted_mail(path)
+            return
+        if depth + 1 > self.limits.max_forward_depth:
+            self.problem(
+                "forward-too-deep",
+                FORWARD_LABEL,
+                _origin(path or (FORWARD_LABEL,)),
+                "Cấu trúc thư lồng nhau quá sâu nên một số tệp không được đọc. Vui lòng đính "
+                "kèm trực tiếp các tệp biểu mẫu vào thư.",
+            )
+            return
+        self.extracted += len(content)
+        self.walk(parse_message_bytes(content), path, depth + 1, "")
 
     # -- any file, from a part, an archive or a winmail.dat --
 
@@ -763,6 +899,8 @@ class _Collector:
             return
         ext = _suffix(name)
         lname = name.casefold()
+        if ext in _IGNORED_EXTENSIONS:
+            return  # invitations, business cards, detached signatures: never a submission
         if declared_type == "application/ms-tnef" or lname in ("winmail.dat", "win.dat"):
             self.tnef(name, data, path, forward_depth, archive_depth)
             return
@@ -781,7 +919,12 @@ class _Collector:
         if ext == ".rar" or (ext not in FORM_EXTENSIONS and data.startswith(b"Rar!\x1a\x07")):
             self.rar(name, data, path, forward_depth, archive_depth + 1)
             return
-        if ext in (".7z", ".tar", ".gz", ".tgz", ".bz2", ".xz"):
+        if ext in (".tar", ".gz", ".tgz", ".bz2", ".xz", ".tbz2", ".txz") or (
+            ext not in FORM_EXTENSIONS and _sniff_extension(data, "") in (".gz", ".tar")
+        ):
+            self.tar(name, data, path, forward_depth, archive_depth + 1)
+            return
+        if ext == ".7z" or (ext not in FORM_EXTENSIONS and data.startswith(b"7z\xbc\xaf\x27\x1c")):
             self.problem(
                 "archive-unsupported",
                 name,
@@ -790,6 +933,10 @@ class _Collector:
                 "hoặc đính kèm trực tiếp các tệp biểu mẫu.",
             )
             return
+        digest = hashlib.sha256(data).digest()
+        if digest in self.seen and data:
+            return  # the same file attached twice (or forwarded and attached): one submission
+        self.seen.add(digest)
         self.extracted += len(data)
         self.attachments.append(
             Attachment(name, data, _content_type_for(name, declared_type), origin)
@@ -986,6 +1133,56 @@ class _Collector:
             if not found:
                 self._empty(name, origin)
 
+    def tar(self, name: str, data: bytes, path: tuple[str, ...], fdepth: int, adepth: int) -> None:
+        """.tar, .tar.gz/.tgz/.bz2/.xz, or one compressed file ("Mẫu 01.xlsx.gz")."""
+        origin = _origin((*path, name))
+        if self._too_deep(name, origin, adepth):
+            return
+        limit = self.limits.max_total_uncompressed
+        plain = _decompress(data, limit)
+        if plain is None:
+            self._unreadable(name, origin)
+            return
+        if len(plain) > limit or _ratio_bad(len(plain), len(data), self.limits):
+            self._bomb(name, origin)
+            return
+        if plain is not data and plain[257:262] != b"ustar" and not _is_old_tar(plain):
+            # One compressed file: its name is the archive's without the compression suffix.
+            inner = re.sub(r"\.(gz|bz2|xz)$", "", name, flags=re.I)
+            if inner == name or not _suffix(inner):
+                inner = f"{PurePosixPath(name).stem or name}{_sniff_extension(plain, '')}"
+            self.file(sanitize_filename(inner), plain, "application/octet-stream",
+                      (*path, name), fdepth, adepth)
+            return
+        entries: list[tuple[str, bytes]] = []
+        try:
+            with tarfile.open(fileobj=io.BytesIO(plain), mode="r:") as tf:
+                files = [m for m in tf.getmembers() if m.isreg()]  # never links or devices
+                if len(files) > self.limits.max_members:
+                    self._too_many(name, origin)
+                    return
+                for member in files:
+                    member_name = decode_bytes(member.name.encode("utf-8", "surrogateescape"))
+                    member_name = unicodedata.normalize("NFC", member_name)
+                    if _junk_member(member_name):
+                        continue
+                    fh = tf.extractfile(member)
+                    entries.append((member_name, fh.read() if fh is not None else b""))
+        except (tarfile.TarError, OSError, ValueError, EOFError):
+            self._unreadable(name, origin)
+            return
+        if not entries:
+            self._empty(name, origin)
+        for member_name, content in entries:
+            self.file(
+                sanitize_filename(member_name),
+                content,
+                "application/octet-stream",
+                (*path, name),
+                fdepth,
+                adepth,
+            )
+
     def tnef(self, name: str, data: bytes, path: tuple[str, ...], fdepth: int, adepth: int) -> None:
         origin = _origin((*path, name))
         try:
@@ -1032,6 +1229,116 @@ def _tnef_name(att: object) -> str:
     if isinstance(raw, bytes) and raw.strip(b"\x00 "):
         return decode_bytes(raw.strip(b"\x00 "))
     return ""
+
+
+def _decompress(data: bytes, limit: int) -> bytes | None:
+    """gzip/bzip2/xz data inflated to at most limit+1 bytes; plain data as is; None if broken."""
+    try:
+        if data.startswith(b"\x1f\x8b"):
+            out = bytearray()
+            rest = data
+            while rest.startswith(b"\x1f\x8b") and len(out) <= limit:  # concatenated members
+                inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                out += inflater.decompress(rest, limit + 1 - len(out))
+                if not inflater.eof:
+                    break
+                rest = inflater.unused_data
+            return bytes(out)
+        if data.startswith(b"BZh"):
+            return bz2.BZ2Decompressor().decompress(data, max_length=limit + 1)
+        if data.startswith(b"\xfd7zXZ\x00"):
+            return lzma.LZMADecompressor().decompress(data, max_length=limit + 1)
+    except (zlib.error, OSError, EOFError, ValueError, lzma.LZMAError):
+        return None
+    return data
+
+
+def _is_old_tar(data: bytes) -> bool:
+    """A pre-POSIX tar header: a valid octal checksum over the first 512 bytes."""
+    if len(data) < 512:
+        return False
+    try:
+        stored = int(data[148:156].replace(b"\x00", b" ").strip() or b"-1", 8)
+    except ValueError:
+        return False
+    return stored == sum(data[:148]) + 32 * 8 + sum(data[156:512])
+
+
+# -- S/MIME opaque signatures: just enough BER to find the signed content -------------------
+
+_OID_SIGNED_DATA = bytes.fromhex("2a864886f70d010702")
+
+
+def _ber(data: bytes, pos: int, depth: int = 0) -> tuple[int, int, int, int]:
+    """(tag, content start, content end, next position) of the element at pos."""
+    if depth > 40 or pos + 2 > len(data):
+        raise ValueError("BER too deep or truncated")
+    tag = data[pos]
+    if tag & 0x1F == 0x1F:
+        raise ValueError("high tag numbers are not used in CMS")
+    first = data[pos + 1]
+    pos += 2
+    if first == 0x80:  # indefinite length: children up to the end-of-contents octets
+        if not tag & 0x20:
+            raise ValueError("indefinite primitive")
+        start = pos
+        while data[pos : pos + 2] != b"\x00\x00":
+            pos = _ber(data, pos, depth + 1)[3]
+        return tag, start, pos, pos + 2
+    if first & 0x80:
+        n = first & 0x7F
+        if n > 4:
+            raise ValueError("length too long")
+        length = int.from_bytes(data[pos : pos + n], "big")
+        pos += n
+    else:
+        length = first
+    if pos + length > len(data):
+        raise ValueError("truncated")
+    return tag, pos, pos + length, pos + length
+
+
+def _ber_children(data: bytes, start: int, end: int, depth: int) -> list[tuple[int, int, int]]:
+    out, pos = [], start
+    while pos < end:
+        tag, cstart, cend, pos = _ber(data, pos, depth)
+        out.append((tag, cstart, cend))
+    return out
+
+
+def _octets(data: bytes, tag: int, start: int, end: int, depth: int = 0) -> bytes:
+    if tag == 0x04:
+        return data[start:end]
+    if tag == 0x24:  # constructed OCTET STRING (BER): the chunks in order
+        return b"".join(_octets(data, t, s, e, depth + 1)
+                        for t, s, e in _ber_children(data, start, end, depth + 1))
+    raise ValueError("not an OCTET STRING")
+
+
+def _pkcs7_signed_content(data: bytes) -> bytes | None:
+    """The MIME entity inside a CMS SignedData (smime.p7m), or None (encrypted or unreadable)."""
+    if data[:1] not in (b"\x30",):
+        try:  # some clients send the DER base64 twice over
+            data = base64.b64decode(re.sub(rb"\s+", b"", data), validate=True)
+        except (binascii.Error, ValueError):
+            return None
+    try:
+        tag, start, end, _ = _ber(data, 0)
+        info = _ber_children(data, start, end, 1)
+        if tag != 0x30 or len(info) < 2 or info[0][0] != 0x06:
+            return None
+        if data[info[0][1] : info[0][2]] != _OID_SIGNED_DATA or info[1][0] != 0xA0:
+            return None
+        signed = _ber_children(data, info[1][1], info[1][2], 2)
+        sd = _ber_children(data, signed[0][1], signed[0][2], 3)
+        encap = next(c for c in sd[2:] if c[0] == 0x30)
+        econtent = _ber_children(data, encap[1], encap[2], 4)
+        if len(econtent) < 2 or econtent[1][0] != 0xA0:
+            return None  # detached: the content is elsewhere
+        inner = _ber_children(data, econtent[1][1], econtent[1][2], 5)
+        return _octets(data, *inner[0], depth=6) if inner else None
+    except (ValueError, IndexError, StopIteration):
+        return None
 
 
 def _ratio_bad(size: int, compressed: int, limits: ArchiveLimits) -> bool:

@@ -85,6 +85,16 @@ def _generation(s: dbm.Session, mail_id: int) -> int:
     )
 
 
+def _assigned_unit(s: dbm.Session, mail_id: int) -> str | None:
+    """The unit staff assigned this mail to in `mailbot review assign`, if any."""
+    return s.scalar(
+        dbm.select(dbm.Event.unit_code)
+        .where(dbm.Event.mail_id == mail_id, dbm.Event.kind == "assigned")
+        .order_by(dbm.Event.id.desc())
+        .limit(1)
+    )
+
+
 def load_register(session: dbm.Session, district: str | None = "Thanh Xuân") -> Register:
     """The unit register as the pure intake sees it: every unit with its confirmed addresses."""
     units = [
@@ -307,6 +317,9 @@ class Robot:
                     raw = self.store.get(raw_path)
                     with self.db.session(write=False) as s:
                         ctx = self._context(s, received_at, register)
+                        assigned = _assigned_unit(s, mail_id)
+                    if assigned is not None:
+                        ctx = replace(ctx, assigned_unit=assigned)
                 except Exception as exc:  # noqa: BLE001 - a damaged store entry, say
                     failed += 1
                     self._failed(mail_id, exc)

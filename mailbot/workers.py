@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import multiprocessing
+import os
 import resource
+import signal
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -21,8 +25,23 @@ class DecisionTimeout(Exception):
     """A mail took longer than the time limit to decide; its worker was stopped."""
 
 
-def _limit_worker(memory_mb: int) -> None:
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Linux: a worker is killed when the daemon dies, even by kill -9 (no orphans)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return  # not Linux: the pool's own shutdown still ends the workers
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _limit_worker(memory_mb: int, parent_pid: int) -> None:
     """Worker start-up: cap the address space so one hostile file cannot starve the host."""
+    _die_with_parent(parent_pid)
     if memory_mb > 0:
         limit = memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -63,7 +82,7 @@ class Decider:
                 max_workers=self.workers,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_limit_worker,
-                initargs=(self.memory_mb,),
+                initargs=(self.memory_mb, os.getpid()),
             )
         return self._pool
 

@@ -147,3 +147,13 @@ def test_register_is_only_data():
     # The pure core must not need a database: the register is passed in.
     ctx = context()
     assert replace(ctx, register=sample_register()).register.by_code("mttq") is not None
+
+
+def test_staff_assignment_overrides_sender_checks():
+    raw = (INTAKE / "gmail_khuong_trung.eml").read_bytes().replace(
+        b"dmarc=pass (p=NONE)", b"dmarc=fail (p=REJECT)"
+    )
+    ctx = context(trusted_authserv_id="mx.hanoi.gov.vn", assigned_unit="p-khuong-trung")
+    outcome = process_mail(raw, ctx)
+    assert outcome.action == "accepted" and outcome.unit.code == "p-khuong-trung"
+    assert not outcome.awaiting_confirmation and outcome.reply.kind == "receipt"

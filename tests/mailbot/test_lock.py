@@ -55,7 +55,7 @@ def test_another_process_holding_the_lock_is_named_and_kill_9_frees_it(tmp_path:
         with pytest.raises(AlreadyRunning) as info:
             DataDirLock(tmp_path).acquire()
         assert info.value.pid == proc.pid
-        assert f"process {proc.pid}" in str(info.value)
+        assert f"tiến trình {proc.pid}" in str(info.value)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
     finally:
