@@ -1241,16 +1241,19 @@ def _decompress(data: bytes, limit: int) -> bytes | None:
                 inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
                 out += inflater.decompress(rest, limit + 1 - len(out))
                 if not inflater.eof:
-                    break
+                    return bytes(out) if len(out) > limit else None  # a bomb, or truncated
                 rest = inflater.unused_data
             return bytes(out)
         if data.startswith(b"BZh"):
-            return bz2.BZ2Decompressor().decompress(data, max_length=limit + 1)
-        if data.startswith(b"\xfd7zXZ\x00"):
-            return lzma.LZMADecompressor().decompress(data, max_length=limit + 1)
+            unpacker: bz2.BZ2Decompressor | lzma.LZMADecompressor = bz2.BZ2Decompressor()
+        elif data.startswith(b"\xfd7zXZ\x00"):
+            unpacker = lzma.LZMADecompressor()
+        else:
+            return data
+        plain = unpacker.decompress(data, max_length=limit + 1)
+        return plain if unpacker.eof or len(plain) > limit else None
     except (zlib.error, OSError, EOFError, ValueError, lzma.LZMAError):
         return None
-    return data
 
 
 def _is_old_tar(data: bytes) -> bool:

@@ -58,6 +58,15 @@ _ABBREVIATIONS = {
     "ctđ": "chữ thập đỏ",
     "nct": "người cao tuổi",
     "đu": "đảng ủy",
+    "đb": "đảng bộ",
+    "vn": "việt nam",
+    "mttqvn": "mặt trận tổ quốc việt nam",
+    "ubmttqvn": "ủy ban mặt trận tổ quốc việt nam",
+    "hlhpn": "hội liên hiệp phụ nữ",
+    "tncs": "thanh niên cộng sản",
+    "hcm": "hồ chí minh",
+    "tn": "thanh niên",
+    "đtn": "đoàn thanh niên",
     "p": "phường",
     "q": "quận",
     "tp": "thành phố",
@@ -119,18 +128,44 @@ def _key_words(text: str, district: list[str] | None = None) -> tuple[str, ...]:
     for noise in _CANON_NOISE:
         words = _remove_run(words, noise)
     if district:
-        # "quận Thanh Xuân" says no more than "quận" inside one district's register.
+        # "quận Thanh Xuân" (or "Q. TX") says no more than "quận" in one district's register.
         quan = _canon_word("quận")
+        initials = "".join(_fold_word(w)[:1] for w in district)
         out, i = [], 0
         while i < len(words):
             if words[i : i + 1 + len(district)] == [quan, *district]:
                 out.append(quan)
                 i += 1 + len(district)
+            elif (
+                len(district) > 1
+                and words[i] == quan
+                and i + 1 < len(words)
+                and _fold_word(words[i + 1]) == initials
+            ):
+                out.append(quan)
+                i += 2
             else:
                 out.append(words[i])
                 i += 1
         words = out
     return tuple(words)
+
+
+def _initial_variants(key: tuple[str, ...]) -> set[tuple[str, ...]]:
+    """The key with one run of words written as initials: "phường Khương Trung" → "phường kt".
+
+    Offices shorten proper names this way ("ĐU phường KT", "Đảng bộ CA quận"); the variants
+    are folded (no accents, đ → d) and only tried when nothing else matched.
+    """
+    folded = [_fold_word(w) for w in key]
+    out: set[tuple[str, ...]] = set()
+    for i in range(len(key)):
+        for j in range(i + 2, len(key) + 1):
+            if j - i == len(key):
+                continue  # the whole name as initials is too short to trust
+            initials = "".join(w[:1] for w in folded[i:j])
+            out.add((*folded[:i], initials, *folded[j:]))
+    return out
 
 
 def name_key(text: str) -> str:
@@ -164,6 +199,9 @@ class Register:
         self._by_code: Mapping[str, Unit] = MappingProxyType(by_code)
         self._names = tuple((u, self._key(u.name)) for u in self._units)
         self._aliases = tuple((u, self._key(a)) for u in self._units for a in u.aliases)
+        self._initials = tuple(
+            (u, v) for u, k in (*self._names, *self._aliases) for v in _initial_variants(k)
+        )
 
     def __reduce__(self) -> tuple[type[Register], tuple[tuple[Unit, ...], str | None]]:
         # Rebuilt from its units, so it can travel to the worker processes.
@@ -191,7 +229,7 @@ class Register:
         return self._by_email.get((parsed or addr or "").strip().strip("<>").lower())
 
     def by_name(self, name: str) -> Unit | None:
-        """The unit a written name means: exact, then accent-insensitive, then aliases; or None."""
+        """The unit a written name means: exact, accent-insensitive, aliases, initials; or None."""
         query = self._key(name or "")
         if not query:
             return None
@@ -200,20 +238,32 @@ class Register:
             for fold in (False, True):
                 q = folded_query if fold else query
                 pairs = [(u, tuple(_fold_word(w) for w in k) if fold else k) for u, k in keyed]
-                pairs = [(u, k) for u, k in pairs if k]
-                equal = {u.code for u, k in pairs if k == q}
-                if equal:
-                    return self._by_code[equal.pop()] if len(equal) == 1 else None
-                contained = [(len(k), u.code) for u, k in pairs if len(k) >= 2 and _contains(q, k)]
-                if contained:
-                    best = max(n for n, _ in contained)
-                    codes = {c for n, c in contained if n == best}
-                    return self._by_code[codes.pop()] if len(codes) == 1 else None
-                # A shortened name ("Hội Người cao tuổi") inside exactly one registered name.
-                within = {u.code for u, k in pairs if len(q) >= 2 and _contains(k, q)}
-                if within:
-                    return self._by_code[within.pop()] if len(within) == 1 else None
-        return None
+                found, code = _match(q, [(u, k) for u, k in pairs if k])
+                if found:
+                    return self._by_code[code] if code else None
+        # Last: a proper name written as its initials ("ĐU phường TXB").
+        found, code = _match(folded_query, list(self._initials))
+        return self._by_code[code] if found and code else None
+
+
+def _match(
+    q: tuple[str, ...], pairs: list[tuple[Unit, tuple[str, ...]]]
+) -> tuple[bool, str | None]:
+    """(decided, unit code): equal, else the longest name inside the query, else the query
+    inside exactly one name; decided with no code when the best candidates disagree."""
+    equal = {u.code for u, k in pairs if k == q}
+    if equal:
+        return True, (equal.pop() if len(equal) == 1 else None)
+    contained = [(len(k), u.code) for u, k in pairs if len(k) >= 2 and _contains(q, k)]
+    if contained:
+        best = max(n for n, _ in contained)
+        codes = {c for n, c in contained if n == best}
+        return True, (codes.pop() if len(codes) == 1 else None)
+    # A shortened name ("Hội Người cao tuổi") inside exactly one registered name.
+    within = {u.code for u, k in pairs if len(q) >= 2 and _contains(k, q)}
+    if within:
+        return True, (within.pop() if len(within) == 1 else None)
+    return False, None
 
 
 # ---------------------------------------------------------------------------

@@ -52,7 +52,10 @@ _TITLE = re.compile(
     r"bieu\s*tong\s*hop|dang\s*ky\s*mo\s*hinh|dien\s*hinh|phong\s*trao\s*thi\s*dua|"
     r"dan\s*van\s*kheo|^cap\s*(quan|co\s*so)"
 )
-_YEAR = re.compile(r"\bnam\s*(\d{4})\b")
+# "năm 2022", and "NĂM 2.022" (a dot groups thousands in Vietnamese).
+_YEAR = re.compile(r"\bnam\s*(\d)[.,]?(\d{3})\b")
+# A year standing alone in a title ("DÂN VẬN KHÉO" 2022), not part of a date or a range.
+_BARE_YEAR = re.compile(r"(?<![\d/.,-])((?:19|20)\d{2})(?![\d/.,-])")
 _DATE = re.compile(
     r"ngay\s*(\d{1,2})\s*(?:thang\s*(\d{1,2})\s*nam\s*(\d{4})|[/.-]\s*(\d{1,2})\s*[/.-]\s*(\d{4}))"
 )
@@ -71,10 +74,11 @@ _UNIT_PREFIX = re.compile(
 # A preamble line this long is letter prose (a cover letter above the form), not a heading.
 _PROSE_LENGTH = 200
 _TOTAL_WORD = re.compile(r"^(?:tong\s*(?:cong|so)?|cong)\b")
-# What may follow the TỔNG word: "(I + II)", "số mô hình đăng ký", ":", a count "05 mô hình".
+# What may follow the TỔNG word: "(I + II)", "số mô hình đăng ký", ":", a count "05 mô hình"
+# or "5 (năm) mô hình".
 _TOTAL_REST = re.compile(
     r"^[\s:.\-–]*(?:\([^)]*\))?[\s:.\-–]*(?:so\b\s*)?(?:mo\s*hinh\s*)?(?:dang\s*ky\s*)?"
-    r"[\s:.\-–]*(?:\d{1,4}\s*(?:mo\s*hinh|mh)?)?[\s.]*$"
+    r"[\s:.\-–]*(?:\d{1,4}\s*(?:\([^)\d]{1,20}\)\s*)?(?:mo\s*hinh|mh)?)?[\s.]*$"
 )
 _STOP = re.compile(
     r"^ghi\s*chu\s*:|thu\s*truong\s*(don\s*vi|co\s*quan)|nguoi\s*lap\s*bieu|^\(?ky\s*,?\s*(ten|dong)|"
@@ -244,6 +248,25 @@ def _text(row: Row, col: int | None) -> str:
     return c.text if c else ""
 
 
+def _label_role(cell: Cell) -> tuple[str, str | None] | None:
+    """The column role a header cell names, with the field for a field label; None if none."""
+    folded = _fold(cell.text)
+    if _is_tt_label(folded):
+        return "tt", None
+    if _NAME_LABEL.search(folded) and len(folded) < 80:
+        return "name", None
+    if _NOTE_LABEL.match(folded) and len(folded) < 60:
+        return "note", None
+    if _FIELD_COLUMN_LABEL.match(folded) and _field_of(cell.text) is None:
+        return "field_label", None
+    fld = _field_of(cell.text) if len(folded) < 80 else None
+    if fld and not cell.merged:
+        return "field", fld
+    if _MODEL_COLUMN_LABEL.search(folded) and len(folded) < 80:
+        return "model", None
+    return None
+
+
 @dataclass
 class _Labels:
     """Column roles collected from the rows of one header block."""
@@ -259,26 +282,22 @@ class _Labels:
 
     def take(self, col: int, cell: Cell) -> bool:
         """Record the role the label in this cell names; False if it names none."""
-        folded = _fold(cell.text)
-        if _is_tt_label(folded):
-            self._first_or_beside("tt_col", col, cell.merged)
-        elif _NAME_LABEL.search(folded) and len(folded) < 80:
-            self._first_or_beside("name_col", col, cell.merged)
-        elif _NOTE_LABEL.match(folded) and len(folded) < 30:
+        role = _label_role(cell)
+        if role is None:
+            return False
+        kind, fld = role
+        if kind in ("tt", "name"):
+            self._first_or_beside(f"{kind}_col", col, cell.merged)
+        elif kind == "note":
             self.note_col = col if self.note_col is None else self.note_col
-        elif _FIELD_COLUMN_LABEL.match(folded) and _field_of(cell.text) is None:
+        elif kind == "field_label":
             self.field_label_col = col if self.field_label_col is None else self.field_label_col
-        else:
-            fld = _field_of(cell.text) if len(folded) < 80 else None
-            if fld and not cell.merged:
-                if fld not in self.field_cols.values():
-                    self.field_cols[col] = fld
-                elif self.beside_col is None:
-                    self.beside_col = col
-            elif _MODEL_COLUMN_LABEL.search(folded) and len(folded) < 80:
-                self.model_col = col if self.model_col is None else self.model_col
-            else:
-                return False
+        elif kind == "model":
+            self.model_col = col if self.model_col is None else self.model_col
+        elif fld not in self.field_cols.values():
+            self.field_cols[col] = fld  # type: ignore[assignment]
+        elif self.beside_col is None:
+            self.beside_col = col
         return True
 
     def _first_or_beside(self, attr: str, col: int, merged: bool) -> None:
@@ -300,6 +319,11 @@ def _is_header_row(row: Row) -> bool:
     return False
 
 
+def _all_labels(cells: list[tuple[int, Cell]]) -> bool:
+    """Do the row's own cells (merged copies aside) all name a column role?"""
+    return all(cell.merged or _label_role(cell) is not None for _, cell in cells)
+
+
 def _detect_layout(rows: list[Row], r: int) -> _Layout | None:
     """Is row r the first row of a form's table header? Return the column roles if so.
 
@@ -314,13 +338,16 @@ def _detect_layout(rows: list[Row], r: int) -> _Layout | None:
             break
         if i > r and _looks_like_body(rows[i]):
             break  # a numbered row: model titles such as "Văn hóa..." are not labels
+        cells = rows[i].nonempty()
+        if i > r and not _all_labels(cells):
+            break  # the body starts: a cell that is no label ("Chi hội…" beside "Văn hóa…")
         found_here = False
-        for col, cell in rows[i].nonempty():
+        for col, cell in cells:
             found_here = labels.take(col, cell) or found_here
         if not found_here:
             if i == r:
                 return None
-            break  # the body starts: its cells are not labels
+            break
         last_header = i
     if last_header is None or (labels.tt_col is None and labels.name_col is None):
         return None
@@ -439,6 +466,7 @@ class _PreambleReader:
         self.other_lines: list[tuple[str, Cell]] = []  # heading lines right of the unit block
         self.prefixed_unit: tuple[str, Cell] | None = None
         self.title_parts: list[str] = []
+        self.bare_year: tuple[int, str] | None = None  # used when no "năm ..." says the year
 
     def line(self, line: str, cell: Cell, col: int, leftmost: bool) -> None:
         pre = self.pre
@@ -498,12 +526,17 @@ class _PreambleReader:
             pre.level_location = cell.location
         ym = _YEAR.search(folded)
         if ym and pre.year is None:
-            pre.year = int(ym.group(1))
+            pre.year = int(ym.group(1) + ym.group(2))
             pre.year_location = cell.location
+        bare = _BARE_YEAR.search(folded)
+        if bare and self.bare_year is None:
+            self.bare_year = (int(bare.group(1)), cell.location)
 
     def finish(self) -> _Preamble:
         pre = self.pre
         pre.title = " ".join(self.title_parts) or None
+        if pre.year is None and self.bare_year is not None:
+            pre.year, pre.year_location = self.bare_year
         # Left block first; a unit written only on the right-hand side is still the unit.
         chosen = self.prefixed_unit or (self.unit_lines[-1] if self.unit_lines else None)
         if chosen is None and self.other_lines and pre.placeholder_location is None:
@@ -542,10 +575,11 @@ def _split_models(cell: Cell) -> list[str]:
 
     "- A" / "- B" on two lines are two models (bullets dropped); a title wrapped over two
     lines without bullets is one. Text on a line without a bullet continues the item above.
+    Items numbered inline in sequence ("1. A 2. B", "a) A; b) B") are several models too.
     """
     lines = cell.lines or (cell.text,)
     if len(lines) < 2 or sum(1 for ln in lines if _BULLET.match(ln)) < 2:
-        return [cell.text]  # one model, as written (a lone "- " included)
+        return _split_inline(cell.text)  # one model, as written (a lone "- " included)
     items: list[list[str]] = []
     for ln in lines:
         m = _BULLET.match(ln)
@@ -553,7 +587,42 @@ def _split_models(cell: Cell) -> list[str]:
             items.append([ln[m.end():] if m else ln])
         else:
             items[-1].append(ln)
-    return [" ".join(parts).strip() for parts in items if " ".join(parts).strip()]
+    return [t for t in (_item_text(" ".join(parts)) for parts in items) if t]
+
+
+# An inline enumerator: "1." / "1)" / "a)" at the start or after a space, ";" or ",".
+_INLINE_ENUM = re.compile(r"(?:^|(?<=[\s;,]))(\d{1,2}[.)]|[a-h]\))\s+(?=\S)")
+
+
+def _split_inline(text: str) -> list[str]:
+    """Split "1. A 2. B" / "a) A; b) B" at enumerators counting up from 1 or a, else [text].
+
+    Only a run that starts the cell and counts without a gap splits: "Tổ 5. Phố 2." or a
+    title mentioning "3)" stays whole.
+    """
+    marks = list(_INLINE_ENUM.finditer(text))
+    if len(marks) < 2 or marks[0].start() != 0:
+        return [text]
+    first = marks[0].group(1)
+    letters = first[0].isalpha()
+    if first[:-1] not in ("1", "a"):
+        return [text]
+    cuts = [marks[0]]
+    for m in marks[1:]:
+        label, prev = m.group(1), cuts[-1].group(1)
+        expected = chr(ord(prev[0]) + 1) if letters else str(int(prev[:-1]) + 1)
+        if label[:-1] == expected and label[-1] == first[-1]:
+            cuts.append(m)
+    if len(cuts) < 2:
+        return [text]
+    bounds = [m.start() for m in cuts[1:]] + [len(text)]
+    items = [_item_text(text[m.end():end]) for m, end in zip(cuts, bounds, strict=True)]
+    return [t for t in items if t] or [text]
+
+
+def _item_text(text: str) -> str:
+    """One listed model without the separator that ended it ("A;" -> "A")."""
+    return text.strip().rstrip(";,").strip()
 
 
 def _is_model_text(cell: Cell | None) -> bool:
@@ -668,12 +737,37 @@ def _read_body(rows: list[Row], lay: _Layout) -> _Body:
             break
         if outcome != "skip":
             body.end = i + 1
-        if outcome == "total":
+        if outcome == "total" and not _total_above_entries(rows, i, lay, body):
             break
         i += 1
     if not body.saw_section:
         _kinds_from_names(body)
     return body
+
+
+def _total_above_entries(rows: list[Row], i: int, lay: _Layout, body: _Body) -> bool:
+    """Row i is a TỔNG row above everything else: does the table go on below it?
+
+    It does when the next row is numbered, opens a section or names someone with a model.
+    """
+    if body.entries or body.unfilled or body.saw_section or body.declared_empty:
+        return False
+    for row in rows[i + 1:]:
+        if row.block != lay.block:
+            return False
+        if not row.nonempty():
+            continue
+        tt, name = _text(row, lay.tt_col), _text(row, lay.name_col)
+        lead = _fold(f"{tt} {name}".strip())
+        return bool(_ROW_NUMBER.match(_fold(tt)) or _section_label(lead)
+                    or _section_label(_fold(tt)) or (name and _row_models(row, lay)[0]))
+    return False
+
+
+def _is_signature_row(row: Row) -> bool:
+    """A row holding only signature-block text ("T/M ĐẢNG ỦY", "THỦ TRƯỞNG ĐƠN VỊ"...)."""
+    cells = [c for _, c in row.nonempty() if not c.merged]
+    return bool(cells) and all(_STOP.search(_fold(c.text)) for c in cells)
 
 
 class _BodyReader:
@@ -684,6 +778,25 @@ class _BodyReader:
         self.body = body
         self.kind = "collective"
         self.prev: tuple[str | None, str | None] | None = None  # (no, name) of the row above
+        self.section_tt: str | None = None  # location of the TT cell of the last section row
+
+    def _tt_text(self, tt_cell: Cell | None) -> str:
+        """The TT cell as this row's number; "" where the cell numbers a section instead.
+
+        A section's numeral ("I") or label ("I. Tập thể") may be merged down the TT column
+        over the section's rows: it switches the kind, and numbers none of the entries.
+        """
+        if tt_cell is None:
+            return ""
+        if tt_cell.merged and tt_cell.location == self.section_tt:
+            return ""
+        kind = _section_label(_fold(tt_cell.text))
+        if kind is None:
+            return tt_cell.text
+        self.kind, self.body.saw_section = kind, True
+        if tt_cell.location != self.section_tt:
+            self.prev, self.section_tt = None, tt_cell.location
+        return ""
 
     def read(self, row: Row) -> str:
         """Take one row; "stop" (the table ended before it), "total", "skip" or "row"."""
@@ -691,7 +804,7 @@ class _BodyReader:
         if not row.nonempty():
             return "skip"
         tt_cell, name_cell = _cell(row, lay.tt_col), _cell(row, lay.name_col)
-        tt = tt_cell.text if tt_cell else ""
+        tt = self._tt_text(tt_cell)
         name = name_cell.text if name_cell else ""
         if tt_cell is not None and name_cell is not None and tt_cell.location == name_cell.location:
             name = ""  # one label merged over TT and name: read it once
@@ -700,6 +813,8 @@ class _BodyReader:
         models, ambiguous = _row_models(row, lay)
         if not models and not ambiguous and _ends_table(first):
             return "stop"
+        if not tt and not name and _is_signature_row(row):
+            return "stop"  # "T/M ĐẢNG ỦY" typed in a field column below the table
         if _is_total_label(lead) or (not tt and _is_total_label(first)):
             _read_totals(row, lay, body)
             return "total"
@@ -708,6 +823,7 @@ class _BodyReader:
             body.declared_empty = True
             return "row"
         if not models and not ambiguous and self._section(lead or first, tt, name):
+            self.section_tt = tt_cell.location if tt_cell else None
             return "row"
         body.ambiguous_fields.extend(ambiguous)
         no, nm = _clean_no(tt), name or None
@@ -897,14 +1013,15 @@ def _starts_header(rows: list[Row], r: int) -> bool:
 
 def _form_type(pre: _Preamble, grid: Grid, lay: _Layout, single: bool, filename: str,
                problems: list[Problem]) -> str | None:
-    """M1 or M2 from the marker, the sheet name or the title's level; None (and a problem)."""
+    """M1 or M2 from the marker, the title's level or the sheet name; None (and a problem)."""
     if pre.marker and pre.level and pre.marker != pre.level:
         problems.append(Problem(
             "error", "form-type-conflict", pre.level_location or pre.marker_location,
             _message_type_conflict(pre.marker, pre.level),
         ))
         return None
-    form_type = pre.marker or _hint_from_name(grid.name) or pre.level
+    # The sheet name is the weakest hint: a copied sheet keeps its old name ("Mẫu 2").
+    form_type = pre.marker or pre.level or _hint_from_name(grid.name)
     if form_type is None and single:
         form_type = _hint_from_name(filename)
     if form_type is None:
@@ -942,6 +1059,45 @@ def _table_problems(lay: _Layout, body: _Body, grid: Grid) -> list[Problem]:
     return out
 
 
+def _is_blank(form: Form) -> bool:
+    """A form nobody filled in: no model, no named row, no "Không đăng ký", no figures."""
+    figures = [v for v in form.declared_totals.to_json().values() if v]
+    return not (form.entries or form.unfilled_rows or form.declared_empty or figures
+                or form.problems)
+
+
+def _drop_blank_copies(forms: list[Form], problems: list[Problem]) -> list[Form]:
+    """Leave out blank template copies beside a filled form of the same type (a warning each).
+
+    Units often keep the template on a second sheet ("M1 (2)"): that sheet is no second
+    registration, and calling it an empty form would be noise. A blank form with no filled
+    form of its type stays a form, so `empty-form` still tells the unit it is empty.
+    """
+    filled = {f.form for f in forms if not _is_blank(f)}
+    kept = []
+    for f in forms:
+        if f.form in filled and _is_blank(f):
+            problems.append(Problem(
+                "warning", "blank-template-copy", f.location,
+                f"{_place_name(f.location)} là bản mẫu {_FORM_NAMES[f.form]} còn để trống, "
+                f"nằm cạnh biểu {_FORM_NAMES[f.form]} đã điền nên hệ thống bỏ qua phần này. "
+                "Nếu đơn vị "
+                "còn mô hình muốn đăng ký, đề nghị ghi tiếp vào biểu đã điền rồi gửi lại.",
+            ))
+        else:
+            kept.append(f)
+    return kept
+
+
+_FORM_NAMES = {"M1": "Mẫu số 01 (cấp Quận)", "M2": "Mẫu số 02 (cấp cơ sở)"}
+
+
+def _place_name(location: str) -> str:
+    """A form's location as the unit reads it: "Trang tính “M1 (2)”" or "Bảng số 3"."""
+    m = re.fullmatch(r"table (\d+)", location)
+    return f"Bảng số {m.group(1)}" if m else f"Trang tính “{location}”"
+
+
 def find_forms(extracted: Extracted, filename: str) -> tuple[list[Form], list[Problem]]:
     """Find every M1/M2 table in the grids; problems here are about the file as a whole."""
     forms: list[Form] = []
@@ -974,6 +1130,7 @@ def find_forms(extracted: Extracted, filename: str) -> tuple[list[Form], list[Pr
                 declared_empty=body.declared_empty,
                 title=pre.title,
             ))
+    forms = _drop_blank_copies(forms, problems)
     if not forms and not problems:
         problems.append(
             Problem(

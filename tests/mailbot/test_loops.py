@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from mailbot.loops import auto_reply_reason, dmarc_failed, parse_bounce
+from mailbot.loops import (
+    auto_reply_reason,
+    automatic_reason,
+    dmarc_failed,
+    parse_bounce,
+    relay_reason,
+)
 from mailbot.mailparse import parse_mail
 
 MAIL = Path(__file__).resolve().parents[1] / "fixtures" / "mail"
@@ -226,3 +232,102 @@ def test_dmarc_forged_header_from_other_server_is_ignored():
 def test_dmarc_comment_does_not_fool_the_reader():
     mail = mail_with("Authentication-Results: mx.hanoi.gov.vn; dmarc=pass (not dmarc=fail)")
     assert dmarc_failed(mail, TRUSTED) is False
+
+
+# ---------------------------------------------------------------------------
+# Machine-made mail versus a person's mail that must merely not be answered
+
+
+def mail_with_form(*headers: str, subject: str, sender: str = "a@x.example"):
+    lines = [f"From: {sender}", "To: bdv_quthanhxuan@hanoi.gov.vn", f"Subject: {subject}",
+             *headers, "MIME-Version: 1.0", 'Content-Type: multipart/mixed; boundary="b"']
+    body = (
+        "--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nGửi biểu.\r\n"
+        '--b\r\nContent-Type: application/octet-stream; name="Mau 01.xlsx"\r\n'
+        "Content-Transfer-Encoding: base64\r\n\r\nUEsDBA==\r\n--b--\r\n"
+    )
+    return parse_mail(("\r\n".join(lines) + "\r\n\r\n" + body).encode())
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "Không gửi được qua Zalo nên gửi qua thư",
+        "Vắng mặt hôm họp nên gửi biểu qua thư",
+        "Undeliverable qua cổng thông tin, gửi lại",
+    ],
+)
+def test_a_bounce_like_subject_does_not_drop_a_form(subject):
+    mail = mail_with_form(subject=subject)
+    assert reason(mail) is None
+    assert automatic_reason(mail, OWN, DOMAIN) is None
+    assert parse_bounce(mail) is None
+    # Without a form the same subject is still read as an automatic mail.
+    assert reason(mail_with(subject=subject)) is not None
+
+
+def test_headers_still_win_over_a_form_attachment():
+    mail = mail_with_form("Auto-Submitted: auto-replied", subject="Không gửi được")
+    assert automatic_reason(mail, OWN, DOMAIN) == "Auto-Submitted: auto-replied"
+    mail = mail_with_form(subject="Undelivered Mail", sender="MAILER-DAEMON@x.example")
+    assert automatic_reason(mail, OWN, DOMAIN) is not None
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "List-Id: <dvk.lists.thanhxuan.example>",
+        "Precedence: list",
+        "Precedence: bulk",
+        "X-Loop: procmail",
+        "X-Auto-Response-Suppress: All",
+        "X-MS-Exchange-Inbox-Rules-Loop: unit@thanhxuan.example",
+        "X-MS-Exchange-Organization-AutoForwarded: true",
+    ],
+)
+def test_relayed_person_mail_is_not_automatic_but_gets_no_answer(header):
+    mail = mail_with_form(header, subject="Biểu mẫu 01")
+    assert automatic_reason(mail, OWN, DOMAIN) is None
+    assert relay_reason(mail) is not None
+    assert reason(mail) == relay_reason(mail)
+
+
+@pytest.mark.parametrize(
+    "headers,subject",
+    [
+        (("Auto-Submitted: auto-replied",), "Trả lời tự động: Biên nhận"),
+        (("Precedence: junk",), "x"),
+        (("X-Autoreply: yes",), "x"),
+        ((f"Message-ID: <1.2@{DOMAIN}>",), "x"),
+        ((), "Thư trả lời tự động: Biên nhận"),
+        ((f"In-Reply-To: <r1@{DOMAIN}>",), "Đã đọc: Biên nhận"),
+    ],
+)
+def test_machine_made_mail_is_automatic(headers, subject):
+    mail = mail_with(*headers, subject=subject)
+    assert automatic_reason(mail, OWN, DOMAIN) is not None
+    assert reason(mail) == automatic_reason(mail, OWN, DOMAIN)
+
+
+def test_a_reply_to_our_receipt_with_the_corrected_form_is_answered():
+    mail = mail_with_form(
+        f"In-Reply-To: <170.42@{DOMAIN}>", f"References: <a@gmail.example> <170.42@{DOMAIN}>",
+        subject="Re: Re: Biên nhận: Đăng ký mô hình Dân vận khéo",
+    )
+    assert reason(mail) is None
+    question = mail_with(f"In-Reply-To: <170.43@{DOMAIN}>",
+                         subject="TL: Biên nhận: Đăng ký mô hình")
+    assert reason(question) is None  # a person's question: the no-attachment notice answers
+
+
+def test_read_receipt_for_our_receipt_is_automatic():
+    raw = (
+        "From: unit@x.example\r\nTo: bdv_quthanhxuan@hanoi.gov.vn\r\n"
+        "Subject: =?utf-8?B?WMOhYyBuaOG6rW4gxJHDoyDEkeG7jWM=?=\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=disposition-notification; boundary="m"\r\n'
+        "\r\n--m\r\nContent-Type: text/plain\r\n\r\nread\r\n--m\r\n"
+        "Content-Type: message/disposition-notification\r\n\r\n"
+        "Disposition: manual-action/MDN-sent-manually; displayed\r\n--m--\r\n"
+    )
+    mail = parse_mail(raw.encode())
+    assert "disposition-notification" in automatic_reason(mail, OWN, DOMAIN)

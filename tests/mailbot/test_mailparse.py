@@ -252,7 +252,7 @@ def test_zip_total_size_and_member_count_limits():
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
         for i in range(5):
-            zf.writestr(f"Mau {i}.xlsx", bytes(range(256)) * 40)
+            zf.writestr(f"Mau {i}.xlsx", bytes(range(256)) * 40 + bytes([i]))
     data = buf.getvalue()
     assert len(parse_mail(_mail_with("ok.zip", data)).attachments) == 5
     small = ArchiveLimits(max_total_uncompressed=20_000)
@@ -462,3 +462,226 @@ def test_problem_as_file_result():
     assert result.has_errors
     assert result.to_json()["problems"][0]["code"] == "archive-unreadable"
     assert result.to_json()["problems"][0]["location"] == "hong.zip"
+
+
+# ---------------------------------------------------------------------------
+# Mails shaped by clients and habits the first corpus did not cover
+
+
+def _raw_mail(body_part: str, *extra: str, sender: str = "a@thanhxuan.example") -> bytes:
+    head = "\r\n".join([f"From: {sender}", "To: b@x.example", "Subject: s", "MIME-Version: 1.0",
+                        *extra])
+    return (head + "\r\n" + body_part).encode()
+
+
+def _file(ctype: str, disposition: str | None, data: bytes) -> str:
+    return make_mail.file_part(ctype, disposition, data)
+
+
+def _mixed(*parts: str) -> str:
+    return make_mail.multipart("mixed", "bnd", [make_mail.text_part("x"), *parts])
+
+
+def _xlsx_bytes(text: str = "x") -> bytes:
+    wb = Workbook()
+    wb.active["A1"] = text
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
+
+
+def test_the_same_file_attached_twice_counts_once():
+    data = _xlsx_bytes()
+    part = _file(f'{make_mail.XLSX}; name="Mau 01.xlsx"', 'attachment; filename="Mau 01.xlsx"',
+                 data)
+    other = _file(f'{make_mail.XLSX}; name="Mau 02.xlsx"', 'attachment; filename="Mau 02.xlsx"',
+                  _xlsx_bytes("y"))
+    mail = parse_mail(_raw_mail(_mixed(part, part, other)))
+    assert [a.filename for a in mail.attachments] == ["Mau 01.xlsx", "Mau 02.xlsx"]
+
+
+def test_an_empty_attachment_is_still_named():
+    part = _file('application/msword; name="Mau 02.doc"', 'attachment; filename="Mau 02.doc"', b"")
+    mail = parse_mail(_raw_mail(_mixed(part, part)))
+    assert [(a.filename, a.size) for a in mail.attachments] == [("Mau 02.doc", 0)] * 2
+
+
+def test_invitations_business_cards_and_signatures_are_not_files():
+    parts = [
+        _file('text/calendar; method=REQUEST; name="invite.ics"', "attachment", b"BEGIN:VCALENDAR"),
+        _file('application/octet-stream; name="Nguyen Van A.vcf"',
+              'attachment; filename="Nguyen Van A.vcf"', b"BEGIN:VCARD"),
+        _file('text/x-vcard; name="card"', None, b"BEGIN:VCARD"),
+        _file('application/octet-stream; name="smime.p7s"', None, b"0\x82"),
+    ]
+    assert parse_mail(_raw_mail(_mixed(*parts))).attachments == ()
+
+
+def test_nameless_inline_document_from_a_copier_is_kept_by_its_bytes():
+    data = _xlsx_bytes()
+    parts = [
+        _file("application/octet-stream", "inline", data),
+        _file("application/haansoftdocx", None, b"PK\x03\x04 not really"),
+        _file("application/json", None, b"{}"),
+    ]
+    mail = parse_mail(_raw_mail(_mixed(*parts)))
+    names = [a.filename for a in mail.attachments]
+    assert names[0] == "Tệp đính kèm 1.xlsx" and mail.attachments[0].content == data
+    assert names[1:] == ["Tệp đính kèm 2.docx"]  # Samsung's Hancom type names the format
+
+
+def test_lossy_ascii_filename_loses_to_the_encoded_name():
+    name = "Mẫu 01 - Phường Hạ Đình.xlsx"
+    part = _file(f"{make_mail.XLSX}; name*={make_mail.rfc2231(name)}",
+                 'attachment; filename="M?u 01 - Ph??ng H? ?inh.xlsx"', b"PK\x03\x04")
+    assert parse_mail(_raw_mail(_mixed(part))).attachments[0].filename == name
+
+
+def test_uuencoded_file_in_a_plain_body_is_extracted_and_hidden_from_the_text():
+    import binascii
+
+    data = bytes(range(256)) * 3
+    lines = [binascii.b2a_uu(data[i : i + 45]).decode().rstrip("\n")
+             for i in range(0, len(data), 45)]
+    body = "Gui bieu.\r\n\r\nbegin 644 Mau 01.xls\r\n" + "\r\n".join(lines) + "\r\n`\r\nend\r\n"
+    mail = parse_mail(_raw_mail("\r\n" + body))
+    assert [(a.filename, a.content) for a in mail.attachments] == [("Mau 01.xls", data)]
+    assert mail.body_text == "Gui bieu."
+
+
+def test_x_uuencode_transfer_encoding_is_decoded():
+    import binascii
+
+    data = b"\xd0\xcf\x11\xe0" + bytes(range(200))
+    uu = "begin 644 Mau.xls\r\n" + "".join(
+        binascii.b2a_uu(data[i : i + 45]).decode().replace("\n", "\r\n")
+        for i in range(0, len(data), 45)) + "`\r\nend\r\n"
+    part = ('Content-Type: application/vnd.ms-excel; name="Mau.xls"\r\n'
+            "Content-Transfer-Encoding: x-uuencode\r\n\r\n" + uu)
+    assert parse_mail(_raw_mail(_mixed(part))).attachments[0].content == data
+
+
+def test_quoted_printable_binary_attachment_is_decoded():
+    data = bytes(range(256)) * 4
+    encoded = "".join(f"={b:02X}" for b in data)
+    qp_lines = "=\r\n".join(encoded[i : i + 72] for i in range(0, len(encoded), 72))
+    part = ('Content-Type: application/octet-stream; name="Mau 01.xlsx"\r\n'
+            "Content-Transfer-Encoding: quoted-printable\r\n\r\n" + qp_lines)
+    assert parse_mail(_raw_mail(_mixed(part))).attachments[0].content == data
+
+
+def _tar(members: list[tuple[str, bytes]], mode: str = "w:gz") -> bytes:
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode=mode) as tf:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+        link = tarfile.TarInfo("evil")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tf.addfile(link)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("mode,name", [("w:gz", "a.tar.gz"), ("w:bz2", "a.tbz2"),
+                                       ("w:xz", "a.tar.xz"), ("w", "a.tar")])
+def test_tar_archives_are_opened_without_following_links(mode, name):
+    data = _tar([("bieu/Mẫu 01.xlsx", b"one"), ("bieu/.DS_Store", b"x")], mode)
+    mail = parse_mail(_mail_with(name, data, "application/octet-stream"))
+    assert [(a.filename, a.content, a.origin) for a in mail.attachments] == [
+        ("Mẫu 01.xlsx", b"one", f"{name} > Mẫu 01.xlsx")
+    ]
+    assert mail.problems == ()
+
+
+def test_single_gzipped_file_and_gzip_bomb():
+    import gzip
+
+    mail = parse_mail(_mail_with("Mau 01.xlsx.gz", gzip.compress(b"PK\x03\x04 form")))
+    assert [a.filename for a in mail.attachments] == ["Mau 01.xlsx"]
+    bomb = gzip.compress(b"\x00" * (30 * 1024 * 1024))
+    mail = parse_mail(_mail_with("x.gz", bomb, "application/gzip"))
+    assert mail.attachments == () and [p.code for p in mail.problems] == ["archive-too-large"]
+    mail = parse_mail(_mail_with("x.tgz", b"\x1f\x8b\x08\x00garbage", "application/gzip"))
+    assert [p.code for p in mail.problems] == ["archive-unreadable"]
+
+
+def test_seven_zip_is_named_as_unsupported():
+    mail = parse_mail(_mail_with("Ho so.7z", b"7z\xbc\xaf\x27\x1c\x00\x04" + b"\x00" * 20))
+    assert [(p.code, p.filename) for p in mail.problems] == [("archive-unsupported", "Ho so.7z")]
+
+
+def _der(tag: int, content: bytes) -> bytes:
+    n = len(content)
+    if n < 0x80:
+        return bytes([tag, n]) + content
+    size = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(size)]) + size + content
+
+
+def _signed_data(entity: bytes, indefinite: bool = False) -> bytes:
+    oid_data = _der(0x06, bytes.fromhex("2a864886f70d010701"))
+    oid_signed = _der(0x06, bytes.fromhex("2a864886f70d010702"))
+    if indefinite:  # BER: indefinite lengths and a chunked OCTET STRING
+        chunks = b"".join(_der(0x04, entity[i : i + 50]) for i in range(0, len(entity), 50))
+        content = b"\xa0\x80" + b"\x24\x80" + chunks + b"\x00\x00" + b"\x00\x00"
+        encap = b"\x30\x80" + oid_data + content + b"\x00\x00"
+    else:
+        encap = _der(0x30, oid_data + _der(0xA0, _der(0x04, entity)))
+    signed = _der(0x30, _der(0x02, b"\x01") + _der(0x31, b"") + encap + _der(0x31, b""))
+    return _der(0x30, oid_signed + _der(0xA0, signed))
+
+
+@pytest.mark.parametrize("indefinite", [False, True])
+def test_opaque_smime_signed_mail_is_opened(indefinite):
+    inner = _raw_mail(_mixed(_file('application/octet-stream; name="Mau 01.xlsx"', "attachment",
+                                   b"PK\x03\x04 form")))
+    p7m = _file('application/pkcs7-mime; smime-type=signed-data; name="smime.p7m"',
+                'attachment; filename="smime.p7m"', _signed_data(inner, indefinite))
+    mail = parse_mail(_raw_mail(p7m))
+    got = [(a.filename, a.content) for a in mail.attachments]
+    assert got == [("Mau 01.xlsx", b"PK\x03\x04 form")]
+    assert mail.problems == ()
+
+
+def test_encrypted_mail_is_reported_not_read_as_a_file():
+    enveloped = _der(0x30, _der(0x06, bytes.fromhex("2a864886f70d010703")) + _der(0xA0, b""))
+    smime = _file('application/pkcs7-mime; smime-type=enveloped-data; name="smime.p7m"',
+                  'attachment; filename="smime.p7m"', enveloped)
+    pgp = make_mail.multipart("encrypted", "enc", [
+        "Content-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n",
+        'Content-Type: application/octet-stream; name="encrypted.asc"\r\n\r\n-----BEGIN PGP',
+    ], '; protocol="application/pgp-encrypted"')
+    for body in (smime, pgp):
+        mail = parse_mail(_raw_mail(body))
+        assert mail.attachments == ()
+        assert [p.code for p in mail.problems] == ["mail-encrypted"]
+        assert "không mã hóa" in mail.problems[0].message
+
+
+def test_garbage_pkcs7_never_raises():
+    for junk in (b"", b"0", b"0\x80\x06", b"0\x84\xff\xff\xff\xff", b"\x30\x03\x06\x01\x2a" * 3,
+                 b"0\x80" * 100):
+        p7m = _file('application/pkcs7-mime; name="smime.p7m"', None, junk)
+        mail = parse_mail(_raw_mail(p7m))
+        assert mail.attachments == () and [p.code for p in mail.problems] == ["mail-encrypted"]
+
+
+def test_sender_header_stands_in_for_a_missing_from():
+    raw = (b"Sender: Dang uy <DangBo.HaDinh@ThanhXuan.example>\r\nTo: undisclosed-recipients:;\r\n"
+           b"Subject: s\r\n\r\nx\r\n")
+    mail = parse_mail(raw)
+    assert (mail.from_name, mail.from_addr) == ("Dang uy", "dangbo.hadinh@thanhxuan.example")
+    assert mail.to == ()
+
+
+def test_display_names_with_commas_quotes_and_raw_cp1258():
+    raw = (b'From: "Nguyen Van An, VP Dang uy \\"Thuong Dinh\\"" <DANGBO.THUONGDINH@X.EXAMPLE>\r\n'
+           b"Reply-To: " + "Lê Thị Mai".encode("cp1258", "replace") + b" <Mai.LT@gmail.example>\r\n"
+           b"Subject: " + "Gửi biểu".encode("cp1258", "replace") + b"\r\n\r\nx\r\n")
+    mail = parse_mail(raw)
+    assert mail.from_name == 'Nguyen Van An, VP Dang uy "Thuong Dinh"'
+    assert mail.from_addr == "dangbo.thuongdinh@x.example"
+    assert mail.reply_to == ("mai.lt@gmail.example",)

@@ -189,3 +189,65 @@ def test_unreadable_xlsx_and_unknown_format():
         read_units(b"PK\x03\x04garbage", "units.xlsx")
     with pytest.raises(UnitsFileError, match="CSV hoặc XLSX"):
         read_units(b"\xd0\xcf\x11\xe0", "units.xls")
+
+
+# ---------------------------------------------------------------------------
+# Names as offices really shorten them
+
+
+@pytest.mark.parametrize(
+    "written,code",
+    [
+        ("ĐU phường KT", "p-khuong-trung"),
+        ("ĐU phường TXB", "p-thanh-xuan-bac"),
+        ("Đảng ủy phường TX Bắc", "p-thanh-xuan-bac"),
+        ("ĐU P.HĐ", "p-ha-dinh"),
+        ("Phường NC", "p-nhan-chinh"),
+        ("UBMTTQ quận", "mttq"),
+        ("UB MTTQ VN quận Thanh Xuân", "mttq"),
+        ("MTTQVN quận Thanh Xuân", "mttq"),
+        ("Đoàn TNCS HCM quận", "quan-doan"),
+        ("Hội CCB Q. Thanh Xuân", "hoi-ccb"),
+        ("Hội NCT Q.TX", "hoi-nct"),
+        ("Hội CTĐ quận TX", "hoi-ctd"),
+        ("P. Khương Trung", "p-khuong-trung"),
+        ("Đảng bộ CA quận", "db-cong-an"),
+        ("Đảng bộ TTYT quận", "db-y-te"),
+        ("Hội nạn nhân CĐDC quận", "hoi-da-cam"),
+        ("Chi bộ VKSND quận", "cb-vien-kiem-sat"),
+    ],
+)
+def test_abbreviated_and_initialled_names(register, written, code):
+    unit = register.by_name(written)
+    assert unit is not None and unit.code == code
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "Hội CCB phường Khương Trung",  # a ward association: not a registered unit
+        "Hội PN phường KT",
+        "Phường TX",  # three wards start so: ambiguous
+        "ĐU phường XY",
+        "Chi bộ tổ dân phố số 5",
+    ],
+)
+def test_initials_never_guess_between_units_or_invent_one(register, written):
+    assert register.by_name(written) is None
+
+
+def test_initials_are_the_last_resort():
+    units = [
+        Unit("kt", "Đảng ủy phường Khương Trung"),
+        Unit("kt2", "Đảng ủy phường KT"),  # a unit literally named with the letters
+    ]
+    reg = Register(units)
+    assert reg.by_name("Đảng ủy phường KT").code == "kt2"
+    assert reg.by_name("ĐU phường Khương Trung").code == "kt"
+
+
+def test_district_initials_collapse_like_the_district_name():
+    reg = Register([Unit("a", "Hội Cựu chiến binh quận Thanh Xuân")], district="Thanh Xuân")
+    assert reg.by_name("Hội CCB Q.TX").code == "a"
+    assert reg.by_name("HỘI CCB Q. TX").code == "a"
+    assert "tx" in name_key("Hội CCB Q.TX").split()  # without a district: kept as written

@@ -435,3 +435,194 @@ def test_a_5000_row_sheet_is_read_well_under_a_second():
         timings.append(time.perf_counter() - start)
     assert len(forms[0].entries) == 5000
     assert min(timings) < 0.9
+
+
+# --- round two: layouts and wordings met in the second outside-world pass -------------------
+
+
+def test_first_rows_whose_models_read_like_field_labels_are_entries_not_header():
+    # No TT numbers: nothing but the non-label name cell tells these rows from a header row.
+    form = one_form([*HEADING, HEADER,
+                     [None, "Chi hội Phụ nữ", None, "Văn hóa gia đình"],
+                     [None, "Chi bộ TDP 2", "Kinh tế tập thể"]])
+    assert models(form) == [
+        ("collective", None, "Chi hội Phụ nữ", "culture_society", "Văn hóa gia đình"),
+        ("collective", None, "Chi bộ TDP 2", "economy", "Kinh tế tập thể"),
+    ]
+    assert form.problems == []  # not "forms-side-by-side"
+
+
+@pytest.mark.parametrize("model", ["Tập thể đoàn kết, cá nhân gương mẫu", "Cộng đồng chung tay",
+                                   "Tổng vệ sinh ngõ xóm", "Ghi chú việc tốt mỗi ngày",
+                                   "Kinh tế hộ gia đình", "Văn hóa đọc"])
+def test_model_titles_holding_label_words_stay_entries(model):
+    form = one_form([*HEADING, HEADER, ["I", "Tập thể"], [None, "Chi bộ TDP 3", None, model],
+                     ["II", "Cá nhân"], [None, "Bà Lê Thị Hoa", None, model], [None, "TỔNG", 0, 2]])
+    assert [(e.kind, e.model) for e in form.entries] == [
+        ("collective", model), ("individual", model)
+    ]
+    assert form.declared_totals.culture_society == 2
+
+
+def test_title_level_beats_a_sheet_name_saying_the_other_form():
+    # A copied sheet keeps its name: "Mẫu 2" holding a CẤP QUẬN table is M1, not a conflict.
+    forms, problems = find(sheet([["ĐẢNG ỦY PHƯỜNG A"], ["ĐĂNG KÝ MÔ HÌNH CẤP QUẬN NĂM 2022"],
+                                  HEADER, ["1", "Chi bộ", "Chợ"]], "Mẫu 2"))
+    assert problems == [] and [(f.form, f.problems) for f in forms] == [("M1", [])]
+
+
+def test_a_written_marker_still_conflicts_with_the_title():
+    forms, problems = find(sheet([["ĐẢNG ỦY PHƯỜNG A", None, None, "M2"],
+                                  ["ĐĂNG KÝ MÔ HÌNH CẤP QUẬN NĂM 2022"],
+                                  HEADER, ["1", "Chi bộ", "Chợ"]], "Mẫu 1"))
+    assert forms == [] and [p.code for p in problems] == ["form-type-conflict"]
+
+
+def test_total_row_above_the_entries_does_not_end_the_table():
+    form = one_form([*HEADING, HEADER, [None, "TỔNG", 1, 1], ["I", "Tập thể"],
+                     ["1", "Chi bộ TDP 1", "Chợ"], ["II", "Cá nhân"],
+                     ["1", "Ông Lê Văn A", None, "Phố"]])
+    assert models(form) == [("collective", "1", "Chi bộ TDP 1", "economy", "Chợ"),
+                            ("individual", "1", "Ông Lê Văn A", "culture_society", "Phố")]
+    assert (form.declared_totals.economy, form.declared_totals.culture_society) == (1, 1)
+
+
+def test_what_follows_a_total_row_at_the_end_is_not_read():
+    form = one_form([*HEADING, HEADER, ["1", "Chi bộ", "Chợ"], [None, "TỔNG", 1],
+                     ["ĐẢNG ỦY PHƯỜNG B", None, None, "Ghi nhận"]])
+    assert [e.name for e in form.entries] == ["Chi bộ"] and form.unfilled_rows == []
+
+
+def test_a_signature_typed_in_a_field_column_ends_a_table_without_total():
+    form = one_form([*HEADING, HEADER, ["1", "Chi bộ", "Chợ"], [None, None, None, "T/M ĐẢNG ỦY"],
+                     [None, None, None, "Nguyễn Văn Bình"]])
+    assert [e.model for e in form.entries] == ["Chợ"]
+
+
+@pytest.mark.parametrize("label", ["Tổng số: 5 (năm) mô hình", "Tổng cộng: 05 (năm) mô hình"])
+def test_grand_total_with_the_figure_spelled_out(label):
+    form = one_form([*HEADING, HEADER, ["1", "Chi bộ", "Chợ"], [label, LEFT, LEFT, LEFT, LEFT]])
+    assert form.declared_totals.all == 5 and form.unfilled_rows == []
+
+
+def test_field_total_with_the_figure_spelled_out():
+    form = one_form([*HEADING, HEADER, ["1", "Chi bộ", "Chợ"], [None, "TỔNG", "1 (một) mô hình"]])
+    assert form.declared_totals.economy == 1
+
+
+def test_section_numeral_merged_down_the_tt_column_numbers_no_entry():
+    form = one_form([*HEADING, HEADER, ["I", "Tập thể"], [UP, "Chi bộ A", "Chợ"],
+                     [UP, "Chi bộ B", None, "Phố"], ["II", "Cá nhân"],
+                     [UP, "Ông Lê Văn A", "Vườn"]])
+    assert [(e.kind, e.no, e.name) for e in form.entries] == [
+        ("collective", None, "Chi bộ A"), ("collective", None, "Chi bộ B"),
+        ("individual", None, "Ông Lê Văn A"),
+    ]
+
+
+def test_section_label_merged_down_the_tt_column_beside_the_names():
+    form = one_form([*HEADING, HEADER, ["I. Tập thể", "Chi bộ A", "Chợ"], [UP, "Chi bộ B"],
+                     ["II. Cá nhân", "Bà Lê Thị Hoa", None, "Phố"],
+                     [UP, "Chi hội trưởng X", "Vườn"]])
+    assert [(e.kind, e.no, e.name) for e in form.entries] == [
+        ("collective", None, "Chi bộ A"), ("individual", None, "Bà Lê Thị Hoa"),
+        ("individual", None, "Chi hội trưởng X"),  # the section says so, not the name
+    ]
+    assert [(u.kind, u.no, u.name) for u in form.unfilled_rows] == [
+        ("collective", None, "Chi bộ B")
+    ]
+
+
+def test_an_entry_number_merged_down_several_rows_is_still_its_number():
+    form = one_form([*HEADING, HEADER, ["I", "Tập thể"], ["1", "Chi bộ A", "Chợ"],
+                     [UP, UP, None, "Phố"]])
+    assert [e.no for e in form.entries] == ["1", "1"]
+
+
+@pytest.mark.parametrize("title,year", [
+    ("ĐĂNG KÝ MÔ HÌNH “DÂN VẬN KHÉO” NĂM 2022", 2022),
+    ("Đăng ký mô hình “Dân vận khéo” năm 2022", 2022),
+    ("ĐĂNG KÝ MÔ HÌNH “DÂN VẬN KHÉO” 2022", 2022),
+    ("ĐĂNG KÝ MÔ HÌNH “DÂN VẬN KHÉO” NĂM 2.022", 2022),
+    ("ĐĂNG KÝ MÔ HÌNH GIAI ĐOẠN 2021-2025", None),
+])
+def test_year_spellings_in_the_title(title, year):
+    form = one_form([["ĐẢNG ỦY PHƯỜNG A", None, None, None, "M1"], [title], HEADER,
+                     ["1", "Chi bộ", "Chợ"]])
+    assert form.year == year
+
+
+@pytest.mark.parametrize("line,iso", [("Hà Nội, ngày 15 tháng 2 năm 2022", "2022-02-15"),
+                                      ("Thanh Xuân, ngày     tháng 02 năm 2022", None),
+                                      ("Thượng Đình, ngày 15-02-2022", "2022-02-15")])
+def test_more_date_line_spellings(line, iso):
+    form = one_form([["ĐẢNG ỦY PHƯỜNG HẠ ĐÌNH", None, None, None, line], ["M1"],
+                     ["ĐĂNG KÝ MÔ HÌNH NĂM 2022"], HEADER, ["1", "Chi bộ", "Chợ"]])
+    assert (form.date, form.year) == (iso, 2022)
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("1. Chợ văn minh 2. Phố đi bộ", ["Chợ văn minh", "Phố đi bộ"]),
+    ("a) Tủ sách; b) Sân chơi; c) Vườn rau", ["Tủ sách", "Sân chơi", "Vườn rau"]),
+    ("1) Hòa giải, 2) Tuần tra", ["Hòa giải", "Tuần tra"]),
+    ("1. Chợ văn minh", ["1. Chợ văn minh"]),  # one item: kept as written
+    ("Tổ 5. Phố 2. Ngõ 3", ["Tổ 5. Phố 2. Ngõ 3"]),  # not a list from 1
+    ("1. Chợ 3. Phố", ["1. Chợ 3. Phố"]),  # no run 1, 2: not split
+])
+def test_models_numbered_inline_in_one_cell(text, expected):
+    form = one_form([*HEADING, HEADER, ["1", "Chi bộ", text]])
+    assert [e.model for e in form.entries] == expected
+
+
+def test_bulleted_items_lose_the_separator_that_ended_them():
+    form = one_form([*HEADING, HEADER, ["1", "Chi bộ", "1. Chợ văn minh;\n2. Phố đi bộ."]])
+    assert [e.model for e in form.entries] == ["Chợ văn minh", "Phố đi bộ."]
+
+
+def test_name_with_position_on_a_second_line_is_one_name():
+    form = one_form([*HEADING, HEADER, ["II", "Cá nhân"],
+                     ["1", "Đ/c Nguyễn Văn An\n- Bí thư chi bộ", None, "Tủ sách"]])
+    assert form.entries[0].name == "Đ/c Nguyễn Văn An - Bí thư chi bộ"
+
+
+BLANK = [["TÊN ĐƠN VỊ", None, None, None, "M1"], ["....., ngày..... tháng năm"],
+         ["ĐĂNG KÝ MÔ HÌNH CẤP QUẬN NĂM 2022"], HEADER, ["I", "Tập thể"], ["1"], ["2"],
+         ["..."], ["II", "Cá nhân"], ["1"], [None, "TỔNG"]]
+FILLED = [["ĐẢNG ỦY PHƯỜNG A", None, None, None, "M1"], ["ĐĂNG KÝ MÔ HÌNH CẤP QUẬN NĂM 2022"],
+          HEADER, ["1", "Chi bộ", "Chợ"]]
+
+
+def test_blank_template_copy_beside_a_filled_form_is_a_warning_not_a_form():
+    forms, problems = find(sheet(FILLED, "M1"), sheet(BLANK, "M1 (2)"))
+    assert [(f.form, f.location) for f in forms] == [("M1", "M1")]
+    assert [(p.severity, p.code, p.location) for p in problems] == [
+        ("warning", "blank-template-copy", "M1 (2)")
+    ]
+    assert "“M1 (2)”" in problems[0].message
+
+
+def test_a_blank_form_without_a_filled_twin_stays_a_form():
+    m2 = [[c.replace("CẤP QUẬN", "CẤP CƠ SỞ").replace("M1", "M2") if isinstance(c, str) else c
+           for c in row] for row in BLANK]
+    forms, problems = find(sheet(FILLED, "Mẫu 01"), sheet(m2, "Mẫu 02"))
+    assert problems == [] and [(f.form, len(f.entries)) for f in forms] == [("M1", 1), ("M2", 0)]
+    alone, problems = find(sheet(BLANK, "M1 (2)"))
+    assert problems == [] and [f.form for f in alone] == ["M1"]
+
+
+def test_a_named_row_without_model_is_not_a_blank_copy():
+    started = [*BLANK[:5], ["1", "Chi bộ TDP 9"]]
+    forms, problems = find(sheet(FILLED, "M1"), sheet(started, "M1 (2)"))
+    assert problems == [] and [f.location for f in forms] == ["M1", "M1 (2)"]
+
+
+def test_a_note_column_with_a_long_label_keeps_its_notes():
+    header = [*HEADER[:6], "Ghi chú (nêu rõ mô hình mới hay duy trì)"]
+    form = one_form([*HEADING, header, ["1", "Chi bộ", "Chợ", None, None, None, "Duy trì"]])
+    assert form.entries[0].note == "Duy trì"
+
+
+def test_names_in_capitals_without_sections_still_tell_persons():
+    form = one_form([*HEADING, HEADER, ["1", "CHI BỘ TDP 1", "Chợ"],
+                     ["2", "ĐỒNG CHÍ LÊ VĂN AN", "Phố"], ["3", "Đ/C TRẦN BÌNH", "Vườn"]])
+    assert [e.kind for e in form.entries] == ["collective", "individual", "individual"]
