@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from email.utils import getaddresses
 from typing import Literal
 
 from mailbot.compose import compose
-from mailbot.loops import Bounce, auto_reply_reason, dmarc_failed, parse_bounce
+from mailbot.loops import (
+    Bounce,
+    auto_reply_reason,
+    automatic_reason,
+    dmarc_failed,
+    parse_bounce,
+    relay_reason,
+)
 from mailbot.mailparse import ParsedMail, parse_mail
 from mailbot.units import Register, Unit
 from mailbot.views import FileView, NoticeView, ReceiptView, file_view
@@ -90,6 +98,11 @@ def _identify(mail: ParsedMail, results: list[ParseResult], register: Register) 
     unit = register.by_email(mail.from_addr) if mail.from_addr else None
     if unit is not None:
         return unit, False
+    # A unit's own mailbox that passed the mail on unchanged ("Resent-From") vouches for it.
+    for _, addr in getaddresses(list(mail.header_all("Resent-From"))):
+        unit = register.by_email(addr.lower()) if addr else None
+        if unit is not None:
+            return unit, False
     for result in results:
         for form in result.forms:
             if form.unit:
@@ -103,11 +116,12 @@ def _reply(
     kind: Literal["receipt", "notice"], view: object, mail: ParsedMail, ctx: IntakeContext
 ) -> Reply:
     rendered = render(kind, view)
+    to = answer_address(mail, ctx)
     message_id, raw = compose(
         rendered=rendered,
         from_addr=ctx.from_address,
         from_name=ctx.from_name,
-        to=[mail.from_addr],
+        to=[to],
         message_id_domain=ctx.message_id_domain,
         auto_submitted="auto-replied",
         in_reply_to=mail.message_id,
@@ -115,7 +129,20 @@ def _reply(
         original_subject=mail.subject,
         date=ctx.received_at,
     )
-    return Reply(kind, message_id, mail.from_addr, rendered.subject, raw)
+    return Reply(kind, message_id, to, rendered.subject, raw)
+
+
+_SYSTEM_LOCALPARTS = ("mailer-daemon", "postmaster", "noreply", "no-reply", "donotreply")
+
+
+def answer_address(mail: ParsedMail, ctx: IntakeContext) -> str:
+    """Where an answer goes: Reply-To when it names a person (RFC 5322 3.6.2), else From."""
+    own = {a.lower() for a in ctx.own_addresses}
+    for addr in mail.reply_to:
+        local = addr.split("@", 1)[0].lower()
+        if "@" in addr and addr.lower() not in own and not local.startswith(_SYSTEM_LOCALPARTS):
+            return addr.lower()
+    return mail.from_addr
 
 
 def _notice(reason: str, mail: ParsedMail, ctx: IntakeContext) -> Reply:
@@ -137,9 +164,20 @@ def process_mail(raw: bytes, ctx: IntakeContext) -> Outcome:
     bounce = parse_bounce(mail)
     if bounce is not None:
         return Outcome("bounce", "delivery report", mail, bounce=bounce)
-    no_reply = auto_reply_reason(mail, ctx.own_addresses, ctx.message_id_domain)
-    if no_reply is not None:
-        return Outcome("ignored", no_reply, mail)
+    machine = automatic_reason(mail, ctx.own_addresses, ctx.message_id_domain)
+    if machine is not None:
+        return Outcome("ignored", machine, mail)
+    # A person's mail that came through a list or a forwarding rule: its forms count, but an
+    # automatic answer could loop or reach a whole list, so it gets none.
+    silent = relay_reason(mail)
+    if silent is not None and not mail.attachments and not mail.problems:
+        return Outcome("ignored", silent, mail)
+    outcome = _decide(mail, ctx)
+    return replace(outcome, reply=None, reason=silent) if silent is not None else outcome
+
+
+def _decide(mail: ParsedMail, ctx: IntakeContext) -> Outcome:
+    """A person's mail: identify the unit, read the forms, write the answer."""
     assigned = ctx.register.by_code(ctx.assigned_unit) if ctx.assigned_unit else None
     if assigned is None and dmarc_failed(mail, ctx.trusted_authserv_id):
         return Outcome("quarantined", "dmarc-fail", mail)

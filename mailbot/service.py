@@ -361,6 +361,9 @@ class Robot:
                 return  # already decided (a second daemon, or a replay after a crash)
             if outcome.mail.message_id and not mail.message_id:
                 mail.message_id = dbm.normalize_message_id(outcome.mail.message_id)
+            if outcome.mail.from_addr and not mail.from_addr:
+                # No From in the listing (only Sender:): record whom the mail came from.
+                mail.from_addr = outcome.mail.from_addr
             for result in outcome.results:
                 dbm.add_file_result(
                     s, mail_id=mail.id, file_name=result.file, format=result.format,

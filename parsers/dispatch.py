@@ -45,6 +45,10 @@ MSG_WEB = (
     "hệ thống không đọc được. Đề nghị mở tệp bằng Excel/Word, chọn Lưu thành (Save As) "
     "kiểu \"Excel Workbook (.xlsx)\" hoặc \"Word Document (.docx)\" rồi gửi lại."
 )
+MSG_XLSB = (
+    "Tệp {name} được lưu dưới dạng Excel nhị phân (.xlsb) nên hệ thống không đọc được. Đề nghị "
+    "mở tệp bằng Excel, chọn Lưu thành (Save As) kiểu \"Excel Workbook (.xlsx)\" rồi gửi lại."
+)
 MSG_OTHER = (
     "Tệp {name} không phải tệp Word hoặc Excel nên hệ thống không đọc được. Đề nghị gửi "
     "biểu mẫu dưới dạng Word (.docx) hoặc Excel (.xlsx)."
@@ -70,7 +74,8 @@ def parse_file(data: bytes, filename: str, limits: Limits = DEFAULT_LIMITS) -> P
     except Exception:  # detection is best effort; never let it escape
         log.debug("format detection failed for %r", label, exc_info=True)
         fmt = "other"
-    result = ParseResult(file=label, format=fmt)
+    # "xlsb" is recognised only to give the right advice; the contract has no such format.
+    result = ParseResult(file=label, format="other" if fmt == "xlsb" else fmt)
     problem = _check_size(data, label, limits)
     if problem is None and is_encrypted(data):
         decrypted = _try_default_password(data)
@@ -162,6 +167,8 @@ def _check_supported(data: bytes, label: str, fmt: str) -> Problem | None:
     name = _quoted(label)
     if fmt == "pdf":
         return Problem("error", "unsupported-format", None, MSG_PDF.format(name=name))
+    if fmt == "xlsb":
+        return Problem("error", "unsupported-format", None, MSG_XLSB.format(name=name))
     if fmt == "other":
         kind = describe_other(data)
         ext = label.rsplit(".", 1)[-1].lower() if "." in label else ""

@@ -67,17 +67,41 @@ def read_docx(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Extracted:
         styles_root = None
         if styles_path is not None:
             try:
-                styles_root = etree.fromstring(zf.read(styles_path), _parser())
+                raw = zf.read(styles_path)
+                if _may_name_legacy_font(raw):
+                    styles_root = etree.fromstring(raw, _parser())
             except (KeyError, etree.XMLSyntaxError):
                 styles_root = None  # fonts then come from the runs only
     ns = etree.QName(root).namespace or W_NS
     w = _Tags(ns)
-    body = root.find(w.body)
+    body = _find(root, w.body)
     walker = _Walker(w, _Styles(styles_root, w), limits)
     if body is not None:
         with contextlib.suppress(_Full):
             walker.blocks(body, walker.body_label)
     return Extracted(grids=[Grid(name="document", rows=walker.rows, kind="document")])
+
+
+def _may_name_legacy_font(raw: bytes) -> bool:
+    """Whether a styles part can name a legacy font (.VnTime, VnTime, VNI-Times).
+
+    Style fonts only matter for legacy-encoding detection, and every such name holds "vn"
+    in some case inside a w:rFonts element. Parts with none (nearly all; Word's styles.xml
+    is ~350 KB) are not parsed. Character references or a UTF-16 part could hide the name
+    from this byte scan, so those are parsed.
+    """
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in raw[:200]:
+        return True
+    pos = raw.find(b"rFonts")
+    while pos >= 0:  # only w:rFonts attributes name fonts; a styles part has a few dozen
+        end = raw.find(b">", pos)
+        attrs = raw[pos:end if end >= 0 else len(raw)].lower()
+        if b"vn" in attrs or b"&#" in attrs:
+            return True
+        if end < 0:
+            return False
+        pos = raw.find(b"rFonts", end)
+    return False
 
 
 def _rels(zf: zipfile.ZipFile, path: str) -> list[tuple[str, str]]:
@@ -122,7 +146,7 @@ def _rfonts_font(rpr, w: _Tags):
     """The Latin font an rPr sets: a name, None for a theme font, or _UNSET."""
     if rpr is None:
         return _UNSET
-    rfonts = rpr.find(w.rFonts)
+    rfonts = _find(rpr, w.rFonts)
     if rfonts is None:
         return _UNSET
     for name_attr, theme_attr in ((w.hAnsi, w.hAnsiTheme), (w.ascii, w.asciiTheme)):
@@ -146,17 +170,17 @@ class _Styles:
         self._memo: dict[tuple[str | None, str | None], str | None] = {}
         if root is None:
             return
-        defaults = root.find(w.docDefaults)
+        defaults = _find(root, w.docDefaults)
         if defaults is not None:
-            rpr_default = defaults.find(w.rPrDefault)
+            rpr_default = _find(defaults, w.rPrDefault)
             if rpr_default is not None:
-                self.doc_default = _rfonts_font(rpr_default.find(w.rPr), w)
+                self.doc_default = _rfonts_font(_find(rpr_default, w.rPr), w)
         for style in root.iter(w.style):
             sid = style.get(w.styleId)
             if not sid:
                 continue
-            self.fonts[sid] = _rfonts_font(style.find(w.rPr), w)
-            based = style.find(w.basedOn)
+            self.fonts[sid] = _rfonts_font(_find(style, w.rPr), w)
+            based = _find(style, w.basedOn)
             if based is not None and based.get(w.val):
                 self.based_on[sid] = based.get(w.val)
             if style.get(w.type) == "paragraph" and style.get(w.default) in ("1", "true", "on"):
@@ -234,7 +258,7 @@ class _Walker:
                 self.table(child)
             elif tag == w.sdt:
                 if not _showing_placeholder(child, w):
-                    content = child.find(w.sdtContent)
+                    content = _find(child, w.sdtContent)
                     if content is not None:
                         self.blocks(content, label)
             elif tag == w.customXml:
@@ -259,10 +283,10 @@ class _Walker:
     # Inline level: the text of one paragraph as (text, font) runs.
     def paragraph_runs(self, p) -> tuple[list[tuple[str, str | None]], list]:
         w = self.w
-        ppr = p.find(w.pPr)
+        ppr = _find(p, w.pPr)
         pstyle = None
         if ppr is not None:
-            ps = ppr.find(w.pStyle)
+            ps = _find(ppr, w.pStyle)
             if ps is not None:
                 pstyle = ps.get(w.val)
         runs: list[tuple[str, str | None]] = []
@@ -291,12 +315,12 @@ class _Walker:
 
     def _run(self, r, pstyle, runs, boxes) -> None:
         w = self.w
-        rpr = r.find(w.rPr)
+        rpr = _find(r, w.rPr)
         font = _rfonts_font(rpr, w)
         if font is _UNSET:
             rstyle = None
             if rpr is not None:
-                rs = rpr.find(w.rStyle)
+                rs = _find(rpr, w.rStyle)
                 if rs is not None:
                     rstyle = rs.get(w.val)
             font = self.styles.font(rstyle, pstyle)
@@ -325,7 +349,7 @@ class _Walker:
         self.tables += 1
         n = self.tables
         block = f"table {n}"
-        grid = tbl.find(w.tblGrid)
+        grid = _find(tbl, w.tblGrid)
         width = len(grid.findall(w.gridCol)) if grid is not None else 0
         own: list[Row] = []
         above: dict[int, Cell | None] = {}  # origin per grid column, for vMerge continuations
@@ -337,7 +361,7 @@ class _Walker:
             saved, self.rows = self.rows, pending
             try:
                 for tc in _children(tr, w.tc, w):
-                    tcpr = tc.find(w.tcPr)
+                    tcpr = _find(tc, w.tcPr)
                     span = min(max(_int_val(_find(tcpr, w.gridSpan), w, 1), 1), _MAX_SPAN)
                     vmerge = _merge_state(tcpr, w.vMerge, w)
                     hmerge = _merge_state(tcpr, w.hMerge, w)
@@ -390,7 +414,7 @@ class _Walker:
                     self.table(child)
                 elif tag == w.sdt:
                     if not _showing_placeholder(child, w):
-                        content = child.find(w.sdtContent)
+                        content = _find(child, w.sdtContent)
                         if content is not None:
                             visit(content)
                 elif tag == w.customXml:
@@ -408,7 +432,7 @@ def _children(el, tag: str, w: _Tags):
         if child.tag == tag:
             yield child
         elif child.tag == w.sdt:
-            content = child.find(w.sdtContent)
+            content = _find(child, w.sdtContent)
             if content is not None:
                 yield from _children(content, tag, w)
         elif child.tag == w.customXml:
@@ -416,11 +440,16 @@ def _children(el, tag: str, w: _Tags):
 
 
 def _find(el, tag: str):
-    return None if el is None else el.find(tag)
+    """The first child with this tag (a plain loop: several times cheaper than el.find)."""
+    if el is not None:
+        for child in el:
+            if child.tag == tag:
+                return child
+    return None
 
 
 def _find_pr(el, pr_tag: str, tag: str):
-    return _find(el.find(pr_tag), tag)
+    return _find(_find(el, pr_tag), tag)
 
 
 def _int_val(el, w: _Tags, default: int) -> int:
@@ -442,8 +471,8 @@ def _merge_state(tcpr, tag: str, w: _Tags) -> str | None:
 
 def _showing_placeholder(sdt, w: _Tags) -> bool:
     """A content control still showing its prompt ("Click here to enter text")."""
-    pr = sdt.find(w.sdtPr)
-    return pr is not None and pr.find(w.showingPlcHdr) is not None
+    pr = _find(sdt, w.sdtPr)
+    return pr is not None and _find(pr, w.showingPlcHdr) is not None
 
 
 def _text_boxes(el, w: _Tags) -> list:

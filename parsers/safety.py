@@ -43,6 +43,8 @@ _STRANGE = (
 )
 _XML_SUFFIXES = (".xml", ".rels", ".vml")
 _PROLOG_SCAN = 64 * 1024
+_PROLOG_FIRST = 4096
+_TOO_LONG = "phần mở đầu XML quá dài"
 
 
 class TimeLimitExceeded(Exception):
@@ -115,7 +117,11 @@ def _check_prolog(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Problem | None:
     """Refuse XML with a DOCTYPE: entity declarations (bombs, external entities) live there."""
     try:
         with zf.open(info) as fh:
-            head = fh.read(_PROLOG_SCAN)
+            # A small first read settles nearly every part (the root starts in the first
+            # hundred bytes); only a prolog that runs past it is read on, to _PROLOG_SCAN.
+            head = fh.read(_PROLOG_FIRST)
+            if len(head) == _PROLOG_FIRST and _scan_prolog(head)[1]:
+                head += fh.read(_PROLOG_SCAN - len(head))
     except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError,
             ValueError, zlib.error):
         return Problem(
@@ -131,6 +137,17 @@ def _check_prolog(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Problem | None:
 
 def prolog_verdict(head: bytes) -> str | None:
     """None when the XML root starts with no DOCTYPE before it; else why it is refused."""
+    verdict, ran_out = _scan_prolog(head)
+    if ran_out:
+        text_len = len(head)
+        if verdict == "open" or text_len >= _PROLOG_SCAN // 2:
+            return _TOO_LONG
+        return None
+    return verdict
+
+
+def _scan_prolog(head: bytes) -> tuple[str | None, bool]:
+    """(verdict, ran out of bytes) for the prolog in `head`; verdict "open" = cut mid-item."""
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         text = head.decode("utf-16", "replace")
     elif head[:4] in (b"<\x00?\x00", b"\x00<\x00?"):
@@ -143,15 +160,19 @@ def prolog_verdict(head: bytes) -> str | None:
         while pos < end and text[pos] in " \t\r\n":
             pos += 1
         if pos >= end:
-            return "phần mở đầu XML quá dài" if end >= _PROLOG_SCAN // 2 else None
+            return None, True
         if text.startswith("<?", pos):
             close, step = text.find("?>", pos + 2), 2
         elif text.startswith("<!--", pos):
             close, step = text.find("-->", pos + 4), 3
+        elif end - pos < 4 and "<!--".startswith(text[pos:]):
+            return None, True  # cut inside "<!--": the next bytes decide
         elif text.startswith("<!", pos):
-            return "khai báo DOCTYPE/ENTITY không được phép"
+            return "khai báo DOCTYPE/ENTITY không được phép", False
+        elif end - pos < 2 and text[pos] == "<":
+            return None, True  # "<" at the very end: the next byte decides
         else:
-            return None  # the root element (or text, which the parser will reject)
+            return None, False  # the root element (or text, which the parser will reject)
         if close < 0:
-            return "phần mở đầu XML quá dài"
+            return "open", True
         pos = close + step

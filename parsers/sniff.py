@@ -57,7 +57,7 @@ def _ext_format(filename: str) -> str | None:
 
 
 def detect_format(data: bytes, filename: str) -> str:
-    """One of xlsx, xlsm, xls, docx, doc, ods, odt, pdf, other: by content first."""
+    """One of xlsx, xlsm, xls, xlsb, docx, doc, ods, odt, pdf, other: by content first."""
     ext_fmt = _ext_format(filename)
     head = data[:8]
     if head.startswith(ZIP_MAGICS):
@@ -105,11 +105,14 @@ def _zip_format(data: bytes) -> str | None:
                 kind = zf.read(mime).decode("ascii", "replace").strip()
                 return _ODF_TYPES.get(kind, "other")
             types = infos.get("[Content_Types].xml")
+            text = ""
             if types is not None and types.file_size <= _SMALL_PART:
                 text = zf.read(types).decode("utf-8", "replace").lower()
                 for fragment, fmt in _OOXML_TYPES:
                     if fragment in text:
                         return fmt
+            if "sheet.binary.macroenabled.main" in text or "xl/workbook.bin" in infos:
+                return "xlsb"  # Excel binary workbook: not OOXML text inside
             if "xl/workbook.xml" in infos:
                 return "xlsx"
             if "word/document.xml" in infos:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -23,6 +24,7 @@ __all__ = [
 LEGACY_ENCODINGS: tuple[str, ...] = ("tcvn3", "tcvn3-caps", "vni")
 
 _WS = re.compile(r"\s+")
+_MARKS = re.compile("[\u0300-\u036f]")
 
 # Tone marks in UniKey's table order: none, sắc, huyền, hỏi, ngã, nặng.
 _TONES: tuple[str, ...] = ("", "\u0301", "\u0300", "\u0309", "\u0303", "\u0323")
@@ -219,6 +221,9 @@ def normalize(text: str) -> str:
     mark (a + acute + breve), which NFC alone cannot compose, is reordered first.
     """
     if not text.isascii():
+        if unicodedata.is_normalized("NFC", text) and not _MARKS.search(text):
+            # Already composed with no stray combining mark: NFD + reorder + NFC is a no-op.
+            return fold_ws(text.replace("\u00a0", " "))
         nfd = unicodedata.normalize("NFD", text)
         if any(ch in _TONE_SET for ch in nfd):
             nfd = _order_marks(nfd)
@@ -241,6 +246,7 @@ _VNI_FONT = re.compile(r"vni[-_ ]", re.IGNORECASE)
 _STYLE_SUFFIX = re.compile(r"(?:[\s,-]+(?:bold|italic|regular|oblique|normal))+$", re.IGNORECASE)
 
 
+@functools.lru_cache(maxsize=1024)
 def legacy_encoding_for_font(font_name: str | None) -> str | None:
     """The legacy encoding a font name implies: "tcvn3", "tcvn3-caps", "vni" or None."""
     if not font_name:

@@ -1,4 +1,13 @@
-"""Read an .xlsx/.xlsm workbook (openpyxl, streaming; macros never kept) into grids."""
+"""Read an .xlsx/.xlsm/.xltx workbook into grids, straight from the package XML.
+
+The sheet XML is streamed once with lxml (no entities, no DTD, no network), stopping at
+Limits.max_rows; shared strings, number formats and cell fonts come from their parts, and
+openpyxl supplies only its date and number-format rules. Macros are never read.
+
+Hidden rows and columns are read like visible ones: Excel's SUM/COUNTA in the TỔNG row count
+them too, and a row a unit hid is still what it sent (dropping it would lose data silently).
+Hidden and very hidden sheets come after the visible ones, so the form is found there first.
+"""
 
 from __future__ import annotations
 
@@ -7,39 +16,29 @@ import io
 import re
 import time
 import unicodedata
-import warnings
 import zipfile
 from collections.abc import Iterable
 from dataclasses import replace
-from xml.sax.saxutils import unescape as xml_unescape
 
-import openpyxl
-from openpyxl.cell.rich_text import CellRichText
-from openpyxl.utils.cell import get_column_letter, range_boundaries
+from lxml import etree
+from openpyxl.styles.numbers import BUILTIN_FORMATS, is_date_format, is_timedelta_format
+from openpyxl.utils.cell import column_index_from_string, get_column_letter, range_boundaries
+from openpyxl.utils.datetime import (
+    CALENDAR_MAC_1904,
+    CALENDAR_WINDOWS_1900,
+    from_excel,
+    from_ISO8601,
+)
 
 from parsers.grid import Cell, Extracted, Grid, Row
+from parsers.ooxml import main_part, parse_part, rels
 from parsers.safety import DEFAULT_LIMITS, Limits, TimeLimitExceeded
 from parsers.vntext import fold_ws, normalize
-
-try:
-    from parsers.vntext import smart_text as _smart_text
-except ImportError:  # the legacy-encoding converter has not landed yet
-
-    def _smart_text(text: str, font_name: str | None = None) -> tuple[str, str | None]:
-        return normalize(text), None
-
+from parsers.vntext import smart_text as _smart_text
 
 _LINE_BREAK = re.compile(r"\r\n|[\r\n\v\f\x85\u2028\u2029]")
 _OOXML_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
 _MERGE = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?mergeCell\b[^>]*?\bref\s*=\s*[\"']([^\"']+)[\"']")
-_HAS_FORMULA = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?f[\s/>]")
-_PFX = rb"(?:[A-Za-z_][\w.-]*:)?"
-# A cell whose formula is followed by no (or an empty) cached value: <c r=..><f>..</f></c>.
-_UNCACHED = re.compile(
-    rb"<" + _PFX + rb"c\b([^>/]*)>\s*<" + _PFX + rb"f\b[^>]*?(?:/>|>([^<]*)</" + _PFX + rb"f>)\s*"
-    rb"(?:<" + _PFX + rb"v\s*/>|<" + _PFX + rb"v>\s*</" + _PFX + rb"v>)?\s*</" + _PFX + rb"c>"
-)
-_REF_ATTR = re.compile(rb"\br\s*=\s*[\"']([A-Za-z]{1,3}[0-9]{1,7})[\"']")
 _MERGE_BUDGET = 2_000_000  # merged-cell copies made per sheet at most
 
 
@@ -105,18 +104,157 @@ def date_text(value: dt.date | dt.time | dt.timedelta) -> str:
     return str(value)
 
 
+_SML_NS = (
+    "http://schemas.openxmlformats.org/spreadsheetml/2006/main",
+    "http://purl.oclc.org/ooxml/spreadsheetml/main",  # ISO "strict" OOXML
+)
+_REL_ATTRS = tuple(
+    f"{{{ns}}}id" for ns in (
+        "http://schemas.openxmlformats.org/officeDocument/2006/relationships",
+        "http://purl.oclc.org/ooxml/officeDocument/relationships",
+    )
+)
+_CELL_REF = re.compile(r"\$?([A-Za-z]{1,3})\$?([0-9]{1,7})")
+_MAX_COLUMN = 16_384
+_Runs = tuple[tuple[str, str | None], ...]  # (text, font or None for "the cell's font")
+
+
+class _Styles:
+    """Cell formats (xf index -> font name, date/percent number format) from styles.xml."""
+
+    def __init__(self, root, ns: str) -> None:
+        self._memo: dict[int, tuple[str | None, int]] = {}
+        self.fonts: list[str | None] = []
+        self.xfs: list[tuple[int, int]] = []
+        self.formats: dict[int, str] = {}
+        if root is None:
+            return
+        q = f"{{{ns}}}"
+        for fmt in root.iterfind(f"{q}numFmts/{q}numFmt"):
+            with _ignored():
+                self.formats[int(fmt.get("numFmtId"))] = fmt.get("formatCode") or ""
+        for font in root.iterfind(f"{q}fonts/{q}font"):
+            name = font.find(f"{q}name")
+            self.fonts.append(name.get("val") if name is not None else None)
+        for xf in root.iterfind(f"{q}cellXfs/{q}xf"):
+            self.xfs.append((_int(xf.get("fontId")), _int(xf.get("numFmtId"))))
+
+    _NUMBER, _PERCENT, _DATE, _DURATION = range(4)
+
+    def get(self, index: int) -> tuple[str | None, int]:
+        """(font name, number kind) of one cell format."""
+        hit = self._memo.get(index)
+        if hit is not None:
+            return hit
+        font, kind = None, self._NUMBER
+        if 0 <= index < len(self.xfs):
+            font_id, fmt_id = self.xfs[index]
+            if 0 <= font_id < len(self.fonts):
+                font = self.fonts[font_id]
+            code = self.formats.get(fmt_id)
+            if code is None:
+                code = BUILTIN_FORMATS.get(fmt_id, "General")
+            if is_timedelta_format(code):
+                kind = self._DURATION
+            elif is_date_format(code):
+                kind = self._DATE
+            elif code.endswith("%"):
+                kind = self._PERCENT
+        self._memo[index] = hit = (font, kind)
+        return hit
+
+
+class _ignored:
+    """Context manager: skip one malformed style entry."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        return exc_type is not None and issubclass(exc_type, (TypeError, ValueError))
+
+
+def _int(value: str | None, default: int = 0) -> int:
+    try:
+        return int(value) if value is not None else default
+    except ValueError:
+        return default
+
+
+class _Book:
+    """The workbook part: its sheets, date system, shared strings and styles."""
+
+    def __init__(self, zf: zipfile.ZipFile) -> None:
+        self.zf = zf
+        names = set(zf.namelist())
+        path = main_part(zf, names, "xl/workbook.xml")
+        root = parse_part(zf, path)
+        if root is None:
+            raise ValueError("no workbook part")
+        self.ns = etree.QName(root).namespace or _SML_NS[0]
+        q = f"{{{self.ns}}}"
+        pr = root.find(f"{q}workbookPr")
+        date1904 = pr is not None and (pr.get("date1904") or "").lower() in ("1", "true")
+        self.epoch = CALENDAR_MAC_1904 if date1904 else CALENDAR_WINDOWS_1900
+        targets: dict[str, tuple[str, str]] = {}
+        shared_path = styles_path = None
+        for rid, rtype, target in rels(zf, path):
+            targets[rid] = (rtype, target)
+            if rtype.endswith("/sharedStrings") and target in names:
+                shared_path = target
+            elif rtype.endswith("/styles") and target in names:
+                styles_path = target
+        self.sheets: list[tuple[str, str, str]] = []  # (name, state, member)
+        for sheet in root.iterfind(f"{q}sheets/{q}sheet"):
+            rid = next((sheet.get(a) for a in _REL_ATTRS if sheet.get(a)), None)
+            rtype, target = targets.get(rid or "", ("", ""))
+            if not rtype.endswith("/worksheet"):
+                continue  # chart sheets, dialog and macro sheets hold no form
+            name = normalize(sheet.get("name") or "") or f"Sheet{len(self.sheets) + 1}"
+            self.sheets.append((name, sheet.get("state") or "visible", target))
+        self._shared_path = shared_path
+        self._shared: list[_Runs] | None = None
+        self.styles = _Styles(parse_part(zf, styles_path) if styles_path else None, self.ns)
+
+    @property
+    def shared(self) -> list[_Runs]:
+        """The shared string table, read on first use."""
+        if self._shared is None:
+            self._shared = []
+            root = parse_part(self.zf, self._shared_path) if self._shared_path else None
+            if root is not None:
+                ns = etree.QName(root).namespace or self.ns
+                self._shared = [_string_runs(si, ns) for si in root.iterchildren(f"{{{ns}}}si")]
+        return self._shared
+
+
+def _string_runs(el, ns: str) -> _Runs:
+    """The text runs of a shared or inline string (<t>, or <r> runs with their rFont)."""
+    q = f"{{{ns}}}"
+    t = el.find(f"{q}t")
+    if t is not None:
+        return ((t.text or "", None),)
+    runs = []
+    for r in el.iterchildren(f"{q}r"):
+        text = r.findtext(f"{q}t") or ""
+        font = r.find(f"{q}rPr/{q}rFont")
+        runs.append((text, font.get("val") if font is not None else None))
+    return tuple(runs)
+
+
 class _TextCache:
     """Memoises run conversion: workbooks repeat the same labels and fonts many times."""
 
     def __init__(self) -> None:
         self._memo: dict[tuple, tuple[str, tuple[str, ...], str | None]] = {}
 
-    def __call__(self, runs: tuple[tuple[str, str | None], ...]):
-        hit = self._memo.get(runs)
+    def __call__(self, runs: _Runs, font: str | None):
+        key = (runs, font)
+        hit = self._memo.get(key)
         if hit is None:
-            hit = convert_runs(runs)
+            hit = convert_runs(tuple((unescape_ooxml(text), f or font) for text, f in runs))
             if len(self._memo) < 50_000:
-                self._memo[runs] = hit
+                self._memo[key] = hit
         return hit
 
 
@@ -126,59 +264,71 @@ def read_xlsx(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Extracted:
     visible: list[Grid] = []
     hidden: list[Grid] = []
     convert = _TextCache()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # openpyxl warns about extensions it drops
-        wb = openpyxl.load_workbook(
-            io.BytesIO(data), read_only=True, data_only=True, keep_vba=False,
-            keep_links=False, rich_text=True,
-        )
-        try:
-            with zipfile.ZipFile(io.BytesIO(data)) as zf:
-                for ws in wb.worksheets:
-                    grid = _read_sheet(ws, zf, limits, deadline, convert)
-                    (visible if ws.sheet_state == "visible" else hidden).append(grid)
-        finally:
-            wb.close()
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        book = _Book(zf)
+        for name, state, path in book.sheets:
+            grid = _read_sheet(book, name, path, limits, deadline, convert)
+            (visible if state == "visible" else hidden).append(grid)
     return Extracted(grids=visible + hidden)
 
 
-def _sheet_xml(ws, zf: zipfile.ZipFile) -> bytes:
-    path = getattr(ws, "_worksheet_path", None)
-    if not path:
-        return b""
+def _read_sheet(
+    book: _Book, title: str, path: str, limits: Limits, deadline: float, convert: _TextCache
+) -> Grid:
     try:
-        return zf.read(path.lstrip("/"))
+        raw = book.zf.read(path)
     except KeyError:
-        return b""
-
-
-def _read_sheet(ws, zf: zipfile.ZipFile, limits: Limits, deadline: float, convert) -> Grid:
-    title = ws.title
-    raw = _sheet_xml(ws, zf)
+        return Grid(name=title, rows=[], kind="sheet")
     cells: dict[tuple[int, int], Cell] = {}
-    for r, row in enumerate(
-        ws.iter_rows(min_row=1, max_row=limits.max_rows, max_col=limits.max_cols), start=1
-    ):
-        if r % 100 == 0 and time.monotonic() > deadline:
+    merges: list[str] = []
+    max_rows, max_cols = limits.max_rows, limits.max_cols
+    row_no = seen = 0
+    stopped = False
+    tags: tuple[str, str, str, str, str] | None = None
+    events = etree.iterparse(
+        io.BytesIO(raw), events=("end",), tag=("{*}row", "{*}mergeCell"),
+        resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
+        remove_comments=True, remove_pis=True,
+    )
+    for _event, el in events:
+        tag = el.tag
+        if tag.endswith("}mergeCell") or tag == "mergeCell":
+            ref = el.get("ref")
+            if ref:
+                merges.append(ref)
+            continue
+        if tags is None:
+            q = tag[: tag.index("}") + 1] if tag.startswith("{") else ""
+            tags = (f"{q}c", f"{q}v", f"{q}f", f"{q}is", q[1:-1])
+        seen += 1
+        if seen % 100 == 0 and time.monotonic() > deadline:
             raise TimeLimitExceeded(title)
-        for c, xc in enumerate(row, start=1):
-            value = xc.value
-            if value is None or value == "":
+        row_no = _int(el.get("r"), row_no + 1)
+        if row_no > max_rows:
+            stopped = True
+            break
+        col = 0
+        for xc in el:
+            if xc.tag != tags[0]:
                 continue
-            cell = _make_cell(xc, value, f"{title}!{get_column_letter(c)}{r}", convert)
+            r, col = _position(xc.get("r"), row_no, col)
+            if r > max_rows or col > max_cols:
+                continue
+            cell = _make_cell(xc, tags, book, f"{title}!{get_column_letter(col)}{r}", convert)
             if cell is not None:
-                cells[r, c] = cell
-    if raw and _HAS_FORMULA.search(raw):
-        for (r, c), formula in _uncached_formulas(raw).items():
-            if r <= limits.max_rows and c <= limits.max_cols and (r, c) not in cells:
-                loc = f"{title}!{get_column_letter(c)}{r}"
-                cells[r, c] = Cell(text="=" + formula, location=loc, lines=("=" + formula,))
+                cells[r, col] = cell
+        el.clear()
+        while el.getprevious() is not None:  # keep memory flat on long sheets
+            del el.getparent()[0]
+    del events
     if not cells:
         return Grid(name=title, rows=[], kind="sheet")
+    if stopped:  # the merged ranges follow the rows we did not read
+        merges = [m.group(1).decode("ascii", "replace") for m in _MERGE.finditer(raw)]
     max_r = max(r for r, _ in cells)
     max_c = max(c for _, c in cells)
-    if raw:  # copies stay inside the bounds of real content: no empty merged margins
-        _spread_merges(cells, _merged_ranges(raw), max_r, max_c)
+    # copies stay inside the bounds of real content: no empty merged margins
+    _spread_merges(cells, _merged_ranges(merges), max_r, max_c)
     rows = [
         Row(cells=[cells.get((r, c)) for c in range(1, max_c + 1)], block=title)
         for r in range(1, max_r + 1)
@@ -186,45 +336,103 @@ def _read_sheet(ws, zf: zipfile.ZipFile, limits: Limits, deadline: float, conver
     return Grid(name=title, rows=rows, kind="sheet")
 
 
-def _make_cell(xc, value, location: str, convert) -> Cell | None:
-    if isinstance(value, bool):
-        text = "TRUE" if value else "FALSE"
+_COLUMNS: dict[str, int] = {}
+
+
+def _position(ref: str | None, row_no: int, col: int) -> tuple[int, int]:
+    """(row, column) of a cell from its `r` attribute, else the next column of the row."""
+    if ref:
+        m = _CELL_REF.fullmatch(ref)
+        if m is not None:
+            letters = m.group(1).upper()
+            c = _COLUMNS.get(letters)
+            if c is None:
+                c = column_index_from_string(letters) if len(letters) <= 3 else _MAX_COLUMN + 1
+                if len(_COLUMNS) < 20_000:
+                    _COLUMNS[letters] = c
+            return int(m.group(2)), c
+    return row_no, col + 1
+
+
+def _make_cell(xc, tags, book: _Book, location: str, convert: _TextCache) -> Cell | None:
+    _c, v_tag, f_tag, is_tag, ns = tags
+    kind = xc.get("t") or "n"
+    value = formula = inline = None
+    for child in xc:
+        tag = child.tag
+        if tag == v_tag:
+            value = child.text or None
+        elif tag == f_tag:
+            formula = child
+        elif tag == is_tag:
+            inline = child
+    style = _int(xc.get("s"))
+    if kind == "inlineStr":
+        if inline is None:
+            return None
+        return _text_cell(_string_runs(inline, ns), style, book, location, convert)
+    if value is None:
+        if formula is None:
+            return None
+        # A formula with no cached value (written by a script, not by Excel): show it as is.
+        text = "=" + normalize(formula.text or "")
         return Cell(text=text, location=location, lines=(text,))
-    if isinstance(value, int | float):
-        fmt = xc.number_format or ""
-        text = number_text(value, percent=fmt.endswith("%"))
-        return Cell(text=text, location=location, lines=(text,), number=float(value))
-    if isinstance(value, dt.date | dt.time | dt.timedelta):
-        text = date_text(value)
+    if kind == "n":
+        return _number_cell(value, style, book, location)
+    if kind == "s":
+        try:
+            runs = book.shared[int(value)]
+        except (ValueError, IndexError):
+            return None
+        return _text_cell(runs, style, book, location, convert)
+    if kind == "b":
+        text = "TRUE" if value.strip() not in ("0", "false", "") else "FALSE"
         return Cell(text=text, location=location, lines=(text,))
-    font = _font_name(xc)
-    if isinstance(value, CellRichText):
-        runs = tuple(
-            (unescape_ooxml(part), font) if isinstance(part, str)
-            else (unescape_ooxml(part.text or ""), (part.font.rFont if part.font else None) or font)
-            for part in value
-        )
-    else:
-        runs = ((unescape_ooxml(str(value)), font),)
-    text, lines, legacy = convert(runs)
+    if kind == "d":
+        try:
+            text = date_text(from_ISO8601(value.strip()))
+        except (ValueError, TypeError, AttributeError):
+            text = normalize(value)
+        return Cell(text=text, location=location, lines=(text,)) if text else None
+    return _text_cell(((value, None),), style, book, location, convert)  # str, e
+
+
+def _text_cell(runs: _Runs, style: int, book: _Book, location: str, convert) -> Cell | None:
+    text, lines, legacy = convert(runs, book.styles.get(style)[0])
     if not text:
         return None
     return Cell(text=text, location=location, lines=lines, legacy=legacy)
 
 
-def _font_name(xc) -> str | None:
+def _number_cell(value: str, style: int, book: _Book, location: str) -> Cell | None:
+    raw = value.strip()
     try:
-        return xc.font.name
-    except (AttributeError, IndexError, TypeError):
-        return None
-
-
-def _merged_ranges(raw: bytes) -> list[tuple[int, int, int, int]]:
-    out = []
-    for m in _MERGE.finditer(raw):
+        number: int | float = float(raw) if any(ch in raw for ch in ".eE") else int(raw)
+    except ValueError:
         try:
-            min_col, min_row, max_col, max_row = range_boundaries(m.group(1).decode("ascii"))
-        except (ValueError, TypeError, UnicodeDecodeError):
+            number = float(raw)
+        except ValueError:
+            text = normalize(value)
+            return Cell(text=text, location=location, lines=(text,)) if text else None
+    kind = book.styles.get(style)[1]
+    if kind in (_Styles._DATE, _Styles._DURATION):
+        try:
+            moment = from_excel(number, book.epoch, timedelta=kind == _Styles._DURATION)
+        except (OverflowError, ValueError, TypeError):
+            moment = None
+        if moment is not None:
+            text = date_text(moment)
+            return Cell(text=text, location=location, lines=(text,))
+    text = number_text(number, percent=kind == _Styles._PERCENT)
+    return Cell(text=text, location=location, lines=(text,), number=float(number))
+
+
+def _merged_ranges(refs: list[str]) -> list[tuple[int, int, int, int]]:
+    out = []
+    for ref in refs:
+        try:
+            min_col, min_row, max_col, max_row = range_boundaries(ref.replace("$", ""))
+        except (ValueError, TypeError):
             continue
         if None not in (min_col, min_row, max_col, max_row):
             out.append((min_row, min_col, max_row, max_col))
@@ -249,19 +457,3 @@ def _spread_merges(
                     budget -= 1
             if budget <= 0:
                 return
-
-
-def _uncached_formulas(raw: bytes) -> dict[tuple[int, int], str]:
-    """Cells holding a formula but no cached value (files written by scripts, not Excel)."""
-    out: dict[tuple[int, int], str] = {}
-    for m in _UNCACHED.finditer(raw):
-        ref = _REF_ATTR.search(m.group(1))
-        if ref is None:
-            continue
-        try:
-            col, row = range_boundaries(ref.group(1).decode("ascii"))[:2]
-        except (ValueError, TypeError):
-            continue
-        formula = xml_unescape((m.group(2) or b"").decode("utf-8", "replace"), {"&quot;": '"'})
-        out[row, col] = normalize(formula)
-    return out

@@ -16,6 +16,8 @@ import mailbot.service
 from mailbot.app import open_app
 from mailbot.cli import main
 from mailbot.config import load_config
+from mailbot.intake import answer_address
+from mailbot.mailparse import parse_mail
 from mailbot.service import utc_now
 from tests.mailbot.e2e_support import (
     PROCESSED,
@@ -33,6 +35,7 @@ from tests.mailbot.e2e_support import (
     with_message_id,
     write_config,
 )
+from tests.mailbot.intake_support import context
 from tests.support.dovecot import Account, DovecotServer, _quote_folder
 
 pytestmark = pytest.mark.dovecot
@@ -129,7 +132,8 @@ def test_poll_once_handles_the_corpus_end_to_end(
         assert answer.subject.startswith("Re:")
         assert answer.message_id.endswith("@mailbot.invalid>")
         assert original in str(answer.message["References"])
-        assert answer.to == (mails[original]["from_addr"],)
+        # Reply-To when it names a person, else From (RFC 5322 3.6.2).
+        assert answer.to == (answer_address(parse_mail(raws[path.name]), context()),)
         text = body_text(answer)
         for needle in expected["mentions"]:
             assert needle in text, (path.name, needle)

@@ -157,3 +157,27 @@ def test_staff_assignment_overrides_sender_checks():
     outcome = process_mail(raw, ctx)
     assert outcome.action == "accepted" and outcome.unit.code == "p-khuong-trung"
     assert not outcome.awaiting_confirmation and outcome.reply.kind == "receipt"
+
+
+def test_answer_goes_to_reply_to_unless_it_is_ours_or_a_system_address():
+    base = (INTAKE / "gmail_khuong_trung.eml").read_bytes()
+    for reply_to, expected in (
+        (b"Mai <mai.lt@gmail.example>", "mai.lt@gmail.example"),
+        (OUR_ADDRESS.encode(), "dangbo.khuongtrung@thanhxuan.example"),
+        (b"noreply@thanhxuan.example", "dangbo.khuongtrung@thanhxuan.example"),
+    ):
+        raw = base.replace(b"MIME-Version: 1.0\r\n", b"MIME-Version: 1.0\r\nReply-To: " + reply_to +
+                           b"\r\n", 1)
+        outcome = process_mail(raw, context())
+        assert outcome.reply.to == expected
+        # The unit is still known by its From address.
+        assert outcome.unit.code == "p-khuong-trung"
+
+
+def test_list_relay_counts_the_forms_but_answers_nobody():
+    raw = (INTAKE / "gmail_khuong_trung.eml").read_bytes().replace(
+        b"MIME-Version: 1.0\r\n", b"MIME-Version: 1.0\r\nList-Id: <can-bo.lists.example>\r\n", 1
+    )
+    outcome = process_mail(raw, context())
+    assert outcome.action == "accepted" and outcome.reply is None
+    assert [s.form.form for s in outcome.submissions] == ["M1"]

@@ -564,3 +564,15 @@ def test_vni_with_telltales_is_detected(words: list[str]) -> None:
 
 def _vietnamese_only(word: str) -> bool:
     return any(ord(ch) > 0xFF for ch in word)
+
+
+@given(st.text(alphabet="aăâeêioôơuưyAĂÂĐđ dnghtr\u00a0\u0300\u0301\u0303\u0309\u0323"
+               "\u0302\u0306\u031báàảãạấầẩẫậắằẳẵặéèẻẽẹếềểễệ", max_size=30))
+def test_normalize_fast_path_agrees_with_the_full_path(text):
+    import unicodedata
+
+    from parsers.vntext import _order_marks, fold_ws
+
+    nfd = _order_marks(unicodedata.normalize("NFD", text))
+    slow = fold_ws(unicodedata.normalize("NFC", nfd).replace("\u00a0", " "))
+    assert normalize(text) == slow

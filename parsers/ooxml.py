@@ -1,0 +1,65 @@
+"""Shared OOXML package plumbing: a safe XML parser, relationships, part lookup."""
+
+from __future__ import annotations
+
+import posixpath
+import zipfile
+
+from lxml import etree
+
+PKG_REL_NS = "http://schemas.openxmlformats.org/package/2006/relationships"
+_REL_TAG = f"{{{PKG_REL_NS}}}Relationship"
+
+
+def xml_parser() -> etree.XMLParser:
+    """No entities, no DTD, no network, default size bounds (huge_tree off)."""
+    return etree.XMLParser(
+        resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
+        remove_comments=True, remove_pis=True,
+    )
+
+
+def parse_part(zf: zipfile.ZipFile, path: str):
+    """The root element of one package part, or None when it is missing or not XML."""
+    try:
+        return etree.fromstring(zf.read(path), xml_parser())
+    except (KeyError, etree.XMLSyntaxError):
+        return None
+
+
+def resolve(base_dir: str, target: str) -> str:
+    """A relationship target as a zip member name (never leaving the package root)."""
+    target = target.replace("\\", "/")
+    if target.startswith("/"):
+        path = posixpath.normpath(target.lstrip("/"))
+    else:
+        path = posixpath.normpath(posixpath.join(base_dir, target))
+    return "" if path.startswith("..") else path
+
+
+def rels(zf: zipfile.ZipFile, part: str) -> list[tuple[str, str, str]]:
+    """(id, type, member name) of the internal relationships of `part` ("" = the package).
+
+    External targets (TargetMode="External": links, remote templates, images on the web)
+    are dropped here, so nothing downstream can ever fetch them.
+    """
+    base, leaf = posixpath.split(part)
+    root = parse_part(zf, posixpath.join(base, "_rels", leaf + ".rels"))
+    if root is None:
+        return []
+    out = []
+    for rel in root.iter(_REL_TAG):
+        if (rel.get("TargetMode") or "").lower() == "external":
+            continue
+        target = resolve(base, rel.get("Target") or "")
+        if target:
+            out.append((rel.get("Id") or "", rel.get("Type") or "", target))
+    return out
+
+
+def main_part(zf: zipfile.ZipFile, names: set[str], default: str) -> str:
+    """The package's officeDocument part (word/document.xml, xl/workbook.xml ...)."""
+    for _rid, rtype, target in rels(zf, ""):
+        if rtype.endswith("/officeDocument") and target in names:
+            return target
+    return default
