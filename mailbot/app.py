@@ -80,6 +80,9 @@ class App:
     _decider: Decider | None = None
 
     def robot(self, progress: Callable[[str], None] | None = None) -> Robot:
+        # A missing secret is a configuration error, said before any server is contacted.
+        self.config.inbox.password.resolve()
+        self.config.outgoing.password.resolve()
         if self.source is None:
             self.source = open_source(self.config.inbox, base_dir=self.config.base_dir)
         return Robot(

@@ -56,7 +56,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ConfigError as exc:
             print(f"mailbot: cấu hình lỗi: {exc}", file=sys.stderr)
             return 2
-    return int(args.func(args, config) or 0)
+    return _guarded(args, config)
+
+
+def _guarded(args: argparse.Namespace, config: object) -> int:
+    """The one error boundary: known failures become a Vietnamese message and an exit status."""
+    from mailbot.lock import AlreadyRunning
+    from mailbot.sources import SourceError
+    from mailbot.units import UnitsFileError
+
+    try:
+        return int(args.func(args, config) or 0)
+    except ConfigError as exc:
+        print(f"mailbot: cấu hình lỗi: {exc}", file=sys.stderr)
+        return 2
+    except AlreadyRunning as exc:
+        print(f"mailbot: {exc}", file=sys.stderr)
+        return 1
+    except SourceError as exc:
+        print(f"mailbot: không kết nối được hộp thư: {exc}", file=sys.stderr)
+        return 1
+    except UnitsFileError as exc:
+        print(f"mailbot: tệp danh sách đơn vị có lỗi: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ import threading
 from mailbot import db as dbm
 from mailbot.app import App, open_app, terminal_progress
 from mailbot.config import Config, ConfigError
-from mailbot.lock import AlreadyRunning
 from mailbot.service import utc_now
 from mailbot.sources import SourceError
 
@@ -37,23 +36,13 @@ def _locked(config: Config):  # noqa: ANN202 - a context manager
 
 
 def poll(args: argparse.Namespace, config: Config) -> int:
-    try:
-        with _locked(config) as app:
-            progress = terminal_progress()
-            stats = app.robot(progress=progress).run_once()
-            if progress:
-                sys.stderr.write("\r\033[K")
-            print(f"mailbot: {stats}")
-            return 0
-    except AlreadyRunning as exc:
-        print(f"mailbot: {exc}", file=sys.stderr)
-        return 1
-    except SourceError as exc:
-        print(f"mailbot: không kết nối được hộp thư: {exc}", file=sys.stderr)
-        return 1
-    except ConfigError as exc:
-        print(f"mailbot: cấu hình lỗi: {exc}", file=sys.stderr)
-        return 2
+    with _locked(config) as app:
+        progress = terminal_progress()
+        stats = app.robot(progress=progress).run_once()
+        if progress:
+            sys.stderr.write("\r\033[K")
+        print(f"mailbot: {stats}")
+        return 0
 
 
 def run_daemon(app: App, stop: threading.Event, on_pass=None) -> None:  # noqa: ANN001
@@ -106,24 +95,17 @@ def run(args: argparse.Namespace, config: Config) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    try:
-        with _locked(config) as app:
-            log.info("mailbot started: inbox %s, data %s", _safe_url(config.inbox.url),
-                     config.data_dir)
-            from mailbot.scheduler import CampaignScheduler
+    with _locked(config) as app:
+        log.info("mailbot started: inbox %s, data %s", _safe_url(config.inbox.url),
+                 config.data_dir)
+        from mailbot.scheduler import CampaignScheduler
 
-            scheduler = CampaignScheduler(app, clock=utc_now)
-            scheduler.start()
-            try:
-                run_daemon(app, stop, on_pass=lambda robot: scheduler.catch_up())
-            finally:
-                scheduler.shutdown()
-    except AlreadyRunning as exc:
-        print(f"mailbot: {exc}", file=sys.stderr)
-        return 1
-    except ConfigError as exc:
-        print(f"mailbot: cấu hình lỗi: {exc}", file=sys.stderr)
-        return 2
+        scheduler = CampaignScheduler(app, clock=utc_now)
+        scheduler.start()
+        try:
+            run_daemon(app, stop, on_pass=lambda robot: scheduler.catch_up())
+        finally:
+            scheduler.shutdown()
     log.info("mailbot stopped")
     return 0
 
@@ -138,37 +120,27 @@ def _safe_url(url: str) -> str:
 
 
 def reprocess(args: argparse.Namespace, config: Config) -> int:
-    try:
-        with _locked(config) as app:
-            now = utc_now()
-            with app.database.session() as s:
-                if args.mail_ids:
-                    mails = [dbm.get_mail(s, i) for i in args.mail_ids]
-                    unknown = [i for i, m in zip(args.mail_ids, mails, strict=True) if m is None]
-                    if unknown:
-                        print(f"mailbot: không có thư mã {unknown}", file=sys.stderr)
-                        return 2
-                else:
-                    mails = [
-                        m for m in dbm.mails_with_status(s, "quarantined")
-                        if m.quarantine_reason == "processing-failed"
-                    ]
-                for mail in mails:
-                    assert mail is not None
-                    dbm.reset_for_reprocess(s, mail, now)
-                count = len(mails)
-            robot = app.robot(progress=terminal_progress())
-            done, failed = robot.process_due()
-            robot.move_done()
-            robot.deliver()
-            print(f"mailbot: đưa {count} thư vào xử lý lại; thành công {done}, lỗi {failed}")
-            return 0 if not failed else 1
-    except AlreadyRunning as exc:
-        print(f"mailbot: {exc}", file=sys.stderr)
-        return 1
-    except SourceError as exc:
-        print(f"mailbot: không kết nối được hộp thư: {exc}", file=sys.stderr)
-        return 1
-    except ConfigError as exc:
-        print(f"mailbot: cấu hình lỗi: {exc}", file=sys.stderr)
-        return 2
+    with _locked(config) as app:
+        now = utc_now()
+        with app.database.session() as s:
+            if args.mail_ids:
+                mails = [dbm.get_mail(s, i) for i in args.mail_ids]
+                unknown = [i for i, m in zip(args.mail_ids, mails, strict=True) if m is None]
+                if unknown:
+                    print(f"mailbot: không có thư mã {unknown}", file=sys.stderr)
+                    return 2
+            else:
+                mails = [
+                    m for m in dbm.mails_with_status(s, "quarantined")
+                    if m.quarantine_reason == "processing-failed"
+                ]
+            for mail in mails:
+                assert mail is not None
+                dbm.reset_for_reprocess(s, mail, now)
+            count = len(mails)
+        robot = app.robot(progress=terminal_progress())
+        done, failed = robot.process_due()
+        robot.move_done()
+        robot.deliver()
+        print(f"mailbot: đưa {count} thư vào xử lý lại; thành công {done}, lỗi {failed}")
+        return 0 if not failed else 1

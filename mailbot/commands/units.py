@@ -9,8 +9,6 @@ from pathlib import Path
 from mailbot import db as dbm
 from mailbot.app import import_units, open_app
 from mailbot.config import Config
-from mailbot.lock import AlreadyRunning
-from mailbot.units import UnitsFileError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,15 +26,8 @@ def import_command(args: argparse.Namespace, config: Config) -> int:
     if not args.file.is_file():
         print(f"mailbot: không tìm thấy tệp {args.file}", file=sys.stderr)
         return 2
-    try:
-        with open_app(config, exclusive=True) as app:
-            n = import_units(app.database, args.file)
-    except UnitsFileError as exc:
-        print(f"mailbot: tệp danh sách đơn vị có lỗi: {exc}", file=sys.stderr)
-        return 1
-    except AlreadyRunning as exc:
-        print(f"mailbot: {exc}", file=sys.stderr)
-        return 1
+    with open_app(config, exclusive=True) as app:
+        n = import_units(app.database, args.file)
     print(f"mailbot: đã nhập {n} đơn vị từ {args.file.name}")
     return 0
 

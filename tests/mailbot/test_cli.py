@@ -1,0 +1,68 @@
+"""The CLI's one error boundary: known failures are a Vietnamese line and an exit status."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from mailbot.cli import main
+
+
+def _run(*argv: str, cwd=None, env=None) -> subprocess.CompletedProcess[str]:  # noqa: ANN001
+    return subprocess.run(
+        [sys.executable, "-m", "mailbot.cli", *argv], capture_output=True, text=True,
+        timeout=120, check=False, cwd=cwd, env=env,
+    )
+
+
+def test_missing_config_is_a_message_not_a_traceback(tmp_path):
+    proc = _run("--config", str(tmp_path / "nope.toml"), "status", cwd=tmp_path)
+    assert proc.returncode == 2 and "cấu hình lỗi" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_literal_password_in_config_is_refused(tmp_path, capsys):
+    cfg = tmp_path / "mailbot.toml"
+    cfg.write_text('[inbox]\nurl = "imap://u@127.0.0.1/INBOX"\npassword = "hunter22"\n',
+                   encoding="utf-8")
+    assert main(["--config", str(cfg), "status"]) == 2
+    err = capsys.readouterr().err
+    assert "password_env" in err and "hunter22" not in err
+
+
+def test_config_found_through_environment_then_working_directory(tmp_path, monkeypatch, capsys):
+    data = tmp_path / "data"
+    text = f'[storage]\ndata_dir = "{data}"\n'
+    (tmp_path / "env.toml").write_text(text, encoding="utf-8")
+    monkeypatch.setenv("MAILBOT_CONFIG", str(tmp_path / "env.toml"))
+    assert main(["units", "list"]) == 0
+    assert data.is_dir()
+    monkeypatch.delenv("MAILBOT_CONFIG")
+    other = tmp_path / "cwd"
+    other.mkdir()
+    (other / "mailbot.toml").write_text(f'[storage]\ndata_dir = "{other / "d2"}"\n',
+                                        encoding="utf-8")
+    monkeypatch.chdir(other)
+    assert main(["units", "list"]) == 0
+    assert (other / "d2").is_dir()
+
+
+def test_missing_password_variable_is_a_config_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("MAILBOT_TEST_NO_SUCH_VAR", raising=False)
+    cfg = tmp_path / "mailbot.toml"
+    cfg.write_text(
+        '[inbox]\nurl = "imap://u@127.0.0.1:1/INBOX"\npassword_env = "MAILBOT_TEST_NO_SUCH_VAR"\n'
+        f'[storage]\ndata_dir = "{tmp_path / "data"}"\n',
+        encoding="utf-8",
+    )
+    assert main(["--config", str(cfg), "poll", "--once"]) == 2
+    assert "MAILBOT_TEST_NO_SUCH_VAR" in capsys.readouterr().err
+
+
+def test_malformed_units_file_is_reported(tmp_path, capsys):
+    cfg = tmp_path / "mailbot.toml"
+    cfg.write_text(f'[storage]\ndata_dir = "{tmp_path / "data"}"\n', encoding="utf-8")
+    bad = tmp_path / "donvi.csv"
+    bad.write_text("ten,dia chi\nx,y\n", encoding="utf-8")
+    assert main(["--config", str(cfg), "units", "import", str(bad)]) == 1
+    assert "danh sách đơn vị" in capsys.readouterr().err
