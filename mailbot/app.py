@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from mailbot import db as dbm
@@ -19,16 +20,20 @@ from mailbot.store import RawStore
 from mailbot.transport import Sender, open_sender
 from mailbot.units import read_units
 from mailbot.workers import Decider
-from rules.campaign import Campaign, load_campaign, newest_campaign
+from rules.campaign import Campaign, load_campaign, newest_campaign, parse_campaign
 
 log = logging.getLogger(__name__)
 
 
 def campaign_of(config: Config) -> Campaign:
     """The configured campaign file, else the newest one shipped with mailbot."""
+    # The operator's timezone (config) places the deadline and the schedule.
     if config.campaign:
-        return load_campaign(config.resolve_path(config.campaign))
-    return newest_campaign()
+        return load_campaign(config.resolve_path(config.campaign), timezone=config.timezone)
+    newest = newest_campaign()
+    if newest.timezone == config.timezone:
+        return newest
+    return load_campaign_text(newest, config.timezone)
 
 
 def import_units(database: dbm.Database, path: Path, source: str = "import") -> int:
@@ -64,6 +69,13 @@ def terminal_progress() -> Callable[[str], None] | None:
         sys.stderr.flush()
 
     return show
+
+
+def load_campaign_text(campaign: Campaign, timezone: str) -> Campaign:
+    """A shipped campaign re-read in another timezone."""
+    folder = resources.files("rules") / "campaigns"
+    text = (folder / (campaign.source or "")).read_text(encoding="utf-8")
+    return parse_campaign(text, source=campaign.source, timezone=timezone)
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -64,6 +65,7 @@ def _guarded(args: argparse.Namespace, config: object) -> int:
     from mailbot.lock import AlreadyRunning
     from mailbot.sources import SourceError
     from mailbot.units import UnitsFileError
+    from rules.campaign import CampaignError
 
     try:
         return int(args.func(args, config) or 0)
@@ -78,6 +80,17 @@ def _guarded(args: argparse.Namespace, config: object) -> int:
         return 1
     except UnitsFileError as exc:
         print(f"mailbot: tệp danh sách đơn vị có lỗi: {exc}", file=sys.stderr)
+        return 1
+    except CampaignError as exc:
+        print(f"mailbot: tệp đợt thi đua có lỗi: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        # The reader (`| head`) went away: nothing left to say, and no noise at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"mailbot: lỗi đọc/ghi tệp{where}: {exc.strerror or exc}", file=sys.stderr)
         return 1
 
 

@@ -7,6 +7,7 @@ import tomllib
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 class ConfigError(Exception):
@@ -24,13 +25,15 @@ class Secret:
         if self.env:
             value = os.environ.get(self.env)
             if value is None:
-                raise ConfigError(f"environment variable {self.env} is not set")
+                raise ConfigError(f"biến môi trường {self.env} (mật khẩu) chưa được đặt")
             return value
         if self.file:
             try:
                 return Path(self.file).read_text(encoding="utf-8").rstrip("\r\n")
             except OSError as exc:
-                raise ConfigError(f"cannot read password file {self.file}: {exc}") from exc
+                raise ConfigError(
+                    f"không đọc được tệp mật khẩu {self.file}: {exc.strerror}"
+                ) from exc
         return None
 
     def __repr__(self) -> str:  # never print a secret's value
@@ -130,8 +133,8 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
     for key, value in data.items():
         if key in _FORBIDDEN_KEYS:
             raise ConfigError(
-                f"[{where}] {key}: secrets never sit in the config file; "
-                "use password_env or password_file"
+                f"[{where}] {key}: không ghi mật khẩu trong tệp cấu hình; "
+                "hãy dùng password_env hoặc password_file"
             )
         if key in ("password_env", "password_file") and "password" in known:
             secret = kwargs.get("password", Secret())
@@ -142,15 +145,36 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
             kwargs["password"] = secret
             continue
         if key not in known:
-            raise ConfigError(f"[{where}] unknown key {key!r}")
+            raise ConfigError(f"[{where}] khóa không hợp lệ {key!r}")
         f = known[key]
         default = f.default_factory() if callable(f.default_factory) else f.default  # type: ignore[misc]
-        if is_dataclass(default) and isinstance(value, dict):
+        if is_dataclass(default):
+            if not isinstance(value, dict):
+                raise ConfigError(f"[{key}] phải là một mục (section) của tệp cấu hình")
             value = _build(type(default), value, key)
-        elif isinstance(default, tuple) and isinstance(value, list):
+        elif isinstance(default, tuple):
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"[{where}] {key}: phải là danh sách chuỗi, ví dụ [\"a\"]")
             value = tuple(value)
+        else:
+            _check_type(where, key, value, default)
         kwargs[key] = value
     return cls(**kwargs)
+
+
+def _check_type(where: str, key: str, value: object, default: object) -> None:
+    """A wrong type is a clear config error now, not a crash later in the daemon."""
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+        kind = "true hoặc false"
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        kind = "một số nguyên không âm"
+    else:  # str or None defaults
+        ok = isinstance(value, str)
+        kind = "một chuỗi"
+    if not ok:
+        raise ConfigError(f"[{where}] {key} = {value!r}: phải là {kind}")
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
@@ -159,10 +183,15 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     try:
         raw = chosen.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"cannot read configuration {chosen}: {exc.strerror}") from exc
+        raise ConfigError(f"không đọc được tệp cấu hình {chosen}: {exc.strerror}") from exc
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{chosen}: {exc}") from exc
     data.setdefault("base_dir", str(chosen.resolve().parent))
-    return _build(Config, data, "top level")
+    config = _build(Config, data, "mục chính")
+    try:
+        ZoneInfo(config.timezone)
+    except (ValueError, ZoneInfoNotFoundError) as exc:
+        raise ConfigError(f"timezone = {config.timezone!r}: không phải múi giờ hợp lệ") from exc
+    return config

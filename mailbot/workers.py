@@ -105,7 +105,9 @@ class Decider:
                 except Exception as exc:  # noqa: BLE001 - reported per mail by the caller
                     yield key, exc
             return
-        window = max(1, self.workers)
+        # Several mails per worker in flight, so workers keep deciding while this process
+        # records the outcomes already returned.
+        window = max(1, self.workers) * 8
         for start in range(0, len(jobs), window):
             yield from self._decide_window(list(jobs[start : start + window]))
 

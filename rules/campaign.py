@@ -54,11 +54,29 @@ class Campaign:
         return ZoneInfo(self.timezone)
 
 
-def parse_campaign(text: str, source: str | None = None) -> Campaign:
-    """Build a Campaign from the TOML text of a campaign file."""
+class CampaignError(ValueError):
+    """A campaign file that cannot be read; the message says where, in Vietnamese."""
+
+
+def parse_campaign(
+    text: str, source: str | None = None, timezone: str | None = None
+) -> Campaign:
+    """Build a Campaign from the TOML text of a campaign file (`timezone` overrides its own)."""
+    where = source or "tệp đợt thi đua"
+    try:
+        return _parse_campaign(text, source, timezone)
+    except tomllib.TOMLDecodeError as exc:
+        raise CampaignError(f"{where}: không đúng cú pháp TOML ({exc})") from exc
+    except KeyError as exc:
+        raise CampaignError(f"{where}: thiếu khóa {exc.args[0]!r}") from exc
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise CampaignError(f"{where}: giá trị không hợp lệ ({exc})") from exc
+
+
+def _parse_campaign(text: str, source: str | None, timezone: str | None) -> Campaign:
     data = tomllib.loads(text)
-    tz = ZoneInfo(data.get("timezone", "Asia/Ho_Chi_Minh"))
-    deadline = datetime.fromisoformat(data["deadline"])
+    tz = ZoneInfo(timezone or data.get("timezone", "Asia/Ho_Chi_Minh"))
+    deadline = datetime.fromisoformat(str(data["deadline"]))
     if deadline.tzinfo is None:
         deadline = deadline.replace(tzinfo=tz)
     reminders = data.get("reminders", {})
@@ -84,10 +102,14 @@ def parse_campaign(text: str, source: str | None = None) -> Campaign:
     )
 
 
-def load_campaign(path: str | Path) -> Campaign:
+def load_campaign(path: str | Path, timezone: str | None = None) -> Campaign:
     """Read a campaign file from disk."""
     p = Path(path)
-    return parse_campaign(p.read_text(encoding="utf-8"), source=str(p))
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CampaignError(f"không đọc được tệp đợt thi đua {p}: {exc}") from exc
+    return parse_campaign(text, source=str(p), timezone=timezone)
 
 
 def shipped_campaigns() -> list[Campaign]:

@@ -170,8 +170,14 @@ def _run(body: Callable[[], int]) -> int:
     except SourceError as exc:
         print(f"mailbot: không kết nối được hộp thư: {exc}", file=sys.stderr)
         return 1
-    except (ConfigError, OSError) as exc:
-        print(f"mailbot: {exc}", file=sys.stderr)
+    except BrokenPipeError:
+        raise  # the CLI's boundary quiets it
+    except ConfigError as exc:
+        print(f"mailbot: cấu hình lỗi: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"mailbot: lỗi đọc/ghi tệp{where}: {exc.strerror or exc}", file=sys.stderr)
         return 1
 
 
@@ -360,6 +366,11 @@ def export(args: argparse.Namespace, config: Config) -> int:
         out = Path(args.out)
         if not out.parent.resolve().is_dir():
             raise UsageError(f"--out {args.out}: thư mục {out.parent} không tồn tại")
+        if out.is_dir():
+            raise UsageError(f"--out {args.out} là một thư mục; hãy ghi tên tệp, ví dụ "
+                             f"{out / 'tong-hop.xlsx'}")
+        if out.suffix.lower() not in (".xlsx", ".docx"):
+            raise UsageError(f"--out {args.out}: tên tệp phải có đuôi .xlsx (hoặc .docx)")
         word_only = out.suffix.lower() == ".docx"
         progress = terminal_progress()
         now = utc_now()

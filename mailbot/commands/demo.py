@@ -15,6 +15,7 @@ from pathlib import Path
 
 from mailbot import db as dbm
 from mailbot.app import import_units, open_app
+from mailbot.campaign_ops import QUARANTINE_REASONS
 from mailbot.config import Config, InboxConfig, OutgoingConfig, StorageConfig
 from mailbot.samples import filled_form_xlsx
 from rules.campaign import Campaign, newest_campaign
@@ -143,7 +144,11 @@ def run(args: argparse.Namespace, config: object = None) -> int:
     )
     on_time, after = sample_mails(campaign)
     _deliver(base / "inbox", on_time)
-    units_file = args.units if args.units.is_file() else None
+    if not args.units.is_file():
+        print(f"mailbot demo: không tìm thấy danh sách đơn vị {args.units}; hãy chạy trong thư "
+              "mục mã nguồn mailbot hoặc chỉ định --units TỆP.", file=sys.stderr)
+        return 2
+    units_file = args.units
     with open_app(cfg) as app:
         if units_file is not None:
             n = import_units(app.database, units_file)
@@ -166,7 +171,9 @@ def run(args: argparse.Namespace, config: object = None) -> int:
                 for sub in subs
             ]
             q_lines = [
-                f"  - thư #{m.id} từ {m.from_addr}: {m.quarantine_reason}" for m in quarantined
+                f"  - thư #{m.id} từ {m.from_addr}: "
+                f"{QUARANTINE_REASONS.get(m.quarantine_reason or '', m.quarantine_reason)}"
+                for m in quarantined
             ]
     print(f"Đã xử lý {first.processed + second.processed} thư, gửi {first.sent + second.sent} "
           "thư trả lời.")

@@ -13,7 +13,7 @@ from parsers import parse_file
 from parsers.model import ParseResult
 from rules import judge
 from rules.base import FIELD_NAMES, FORM_NAMES
-from rules.campaign import Campaign, load_campaign, newest_campaign
+from rules.campaign import Campaign, CampaignError, load_campaign, newest_campaign
 
 KIND_NAMES = {"collective": "I. Tập thể", "individual": "II. Cá nhân"}
 
@@ -33,13 +33,17 @@ def read_attachment(data: bytes, filename: str, campaign: Campaign | None) -> Pa
 
 def run(args: argparse.Namespace, config: object = None) -> int:
     paths = [Path(f) for f in args.files]
-    missing = [str(p) for p in paths if not p.is_file()]
+    missing = [str(p) for p in paths if not p.exists()]
     if missing:
         print(f"mailbot parse: không tìm thấy tệp: {', '.join(missing)}", file=sys.stderr)
         return 2
+    folders = [str(p) for p in paths if not p.is_file()]
+    if folders:
+        print(f"mailbot parse: không phải tệp: {', '.join(folders)}", file=sys.stderr)
+        return 2
     try:
         campaign = load_campaign(args.campaign) if args.campaign else newest_campaign()
-    except (OSError, ValueError, KeyError) as exc:
+    except CampaignError as exc:
         print(f"mailbot parse: không đọc được tệp đợt thi đua: {exc}", file=sys.stderr)
         return 2
     status = 0

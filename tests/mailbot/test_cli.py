@@ -66,3 +66,38 @@ def test_malformed_units_file_is_reported(tmp_path, capsys):
     bad.write_text("ten,dia chi\nx,y\n", encoding="utf-8")
     assert main(["--config", str(cfg), "units", "import", str(bad)]) == 1
     assert "danh sách đơn vị" in capsys.readouterr().err
+
+
+def test_wrong_value_types_in_config_are_config_errors(tmp_path, capsys):
+    cfg = tmp_path / "mailbot.toml"
+    for text in ('[inbox]\nbatch_size = "abc"\n', 'inbox = "x"\n', 'timezone = "Mars/Olympus"\n'):
+        cfg.write_text(text, encoding="utf-8")
+        assert main(["--config", str(cfg), "status"]) == 2
+        assert "cấu hình lỗi" in capsys.readouterr().err
+
+
+def test_broken_campaign_file_is_a_usage_error(tmp_path, capsys):
+    bad = tmp_path / "c.toml"
+    bad.write_text('id = "x"\ndeadline = 5\n', encoding="utf-8")
+    code = main(["parse", "--campaign", str(bad), __file__])
+    assert code == 2 and "đợt thi đua" in capsys.readouterr().err
+
+
+def test_missing_units_file_in_config_is_reported(tmp_path, capsys):
+    cfg = tmp_path / "mailbot.toml"
+    cfg.write_text(f'units_file = "nope.csv"\n[storage]\ndata_dir = "{tmp_path / "d"}"\n'
+                   f'[inbox]\nurl = "maildir:{tmp_path / "in"}"\n'
+                   f'[outgoing]\nurl = "dir:{tmp_path / "out"}"\n', encoding="utf-8")
+    assert main(["--config", str(cfg), "poll", "--once"]) == 1
+    assert "nope.csv" in capsys.readouterr().err
+
+
+def test_timezone_from_config_places_the_deadline(tmp_path):
+    from mailbot.app import campaign_of
+    from mailbot.config import load_config
+
+    cfg = tmp_path / "mailbot.toml"
+    cfg.write_text('timezone = "Asia/Bangkok"\n', encoding="utf-8")
+    campaign = campaign_of(load_config(cfg))
+    assert str(campaign.deadline.tzinfo) == "Asia/Bangkok"
+    assert campaign.deadline.hour == 0 and campaign.deadline.day == 20
