@@ -189,3 +189,25 @@ def test_missed_point_on_start_up(tmp_path, first_start, sent_point) -> None:
         assert count == 38 and len(eml) == 38
         assert "skipped" in runs[at(13, 8).isoformat()]
         assert "skipped" not in runs[sent_point.isoformat()]
+
+
+def test_a_firing_job_wakes_the_catch_up_that_sends(tmp_path, smtp_server) -> None:
+    """APScheduler itself fires the reminder job; the job only wakes catch_up, which sends."""
+    config = load_config(write_config(tmp_path, smtp_server.url(), ("a@x.example",)))
+    with open_app(config) as app:
+        scheduler = CampaignScheduler(app, clock=lambda: at(13, 8, 1))
+        scheduler.start(catch_up=False)
+        try:
+            assert smtp_server.messages == []
+            job = next(j for j in scheduler.jobs() if j.id == REMINDER_JOB_ID)
+            job.modify(next_run_time=datetime.now(job.next_run_time.tzinfo))
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and not smtp_server.messages:
+                time.sleep(0.1)
+        finally:
+            scheduler.shutdown()
+        kinds = captured_by_kind(smtp_server)
+        assert kinds.get("reminder"), "the fired job sent no reminder"
+        with app.database.session(write=False) as s:
+            runs = s.scalars(select(dbm.JobRun).where(dbm.JobRun.job == "reminder")).all()
+        assert len(runs) == 1
