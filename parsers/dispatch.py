@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 _ZIP_FORMATS = ("xlsx", "xlsm", "docx", "ods", "odt")
 # Excel's documented default for "encrypted" .xls files that open without asking.
-_DEFAULT_XLS_PASSWORD = "VelvetSweatshop"
+_EXCEL_BUILTIN_KEY = "VelvetSweatshop"
 
 MSG_PASSWORD = (
     "Tệp được đặt mật khẩu nên hệ thống không mở được, đề nghị gỡ mật khẩu và gửi lại "
@@ -187,7 +187,7 @@ def _try_default_password(data: bytes) -> bytes | None:
         import msoffcrypto
 
         office = msoffcrypto.OfficeFile(io.BytesIO(data))
-        office.load_key(password=_DEFAULT_XLS_PASSWORD, verify_password=True)
+        office.load_key(password=_EXCEL_BUILTIN_KEY, verify_password=True)
         out = io.BytesIO()
         office.decrypt(out)
         plain = out.getvalue()

@@ -27,8 +27,7 @@ from mailbot.campaign_ops import (
     reminder_schedule,
     units_without_address,
 )
-from mailbot.config import Config, ConfigError
-from mailbot.lock import AlreadyRunning
+from mailbot.config import Config
 from mailbot.progress import (
     FORM_ERRORS,
     FORM_NONE,
@@ -43,7 +42,6 @@ from mailbot.progress import (
 )
 from mailbot.scheduler import deliver_held
 from mailbot.service import utc_now
-from mailbot.sources import SourceError
 from mailbot.views import percent
 from outbox_templates import render
 from rules.campaign import (
@@ -158,27 +156,12 @@ def _app(config: Config, exclusive: bool) -> Iterator[App]:
 
 
 def _run(body: Callable[[], int]) -> int:
-    """Run a command body; known failures become a message and an exit status, never a trace."""
+    """Run a command body; a bad argument is exit 2 here, the rest is the CLI's boundary."""
     try:
         return body()
     except UsageError as exc:
         print(f"mailbot: lỗi: {exc}", file=sys.stderr)
         return 2
-    except AlreadyRunning as exc:
-        print(f"mailbot: {exc}", file=sys.stderr)
-        return 1
-    except SourceError as exc:
-        print(f"mailbot: không kết nối được hộp thư: {exc}", file=sys.stderr)
-        return 1
-    except BrokenPipeError:
-        raise  # the CLI's boundary quiets it
-    except ConfigError as exc:
-        print(f"mailbot: cấu hình lỗi: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        where = f" ({exc.filename})" if exc.filename else ""
-        print(f"mailbot: lỗi đọc/ghi tệp{where}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
 
 
 def _when(value: datetime, campaign: Campaign) -> str:
