@@ -6,6 +6,7 @@ import contextlib
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -27,12 +28,16 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    bindparam,
+    case,
     create_engine,
     delete,
     event,
     func,
+    insert,
     select,
     text,
+    update,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
@@ -338,6 +343,24 @@ class Event(Base):
 
 # --------------------------------------------------------------------------- engine and sessions
 
+def _enable_wal(cur: sqlite3.Cursor, busy_timeout_ms: int) -> None:
+    """Switch to WAL (persistent, so only the first opener really does it).
+
+    Changing the journal mode can answer "database is locked" at once, without the busy
+    handler, while another process opens the same new file: wait and retry instead.
+    """
+    deadline = time.monotonic() + busy_timeout_ms / 1000
+    while True:
+        try:
+            if cur.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                cur.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
+
+
 def _make_engine(path: Path, busy_timeout_ms: int) -> Engine:
     engine = create_engine(URL.create("sqlite", database=str(path)))
 
@@ -348,7 +371,7 @@ def _make_engine(path: Path, busy_timeout_ms: int) -> Engine:
         cur = dbapi_connection.cursor()
         try:
             cur.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            cur.execute("PRAGMA journal_mode = WAL")
+            _enable_wal(cur, busy_timeout_ms)
             cur.execute("PRAGMA synchronous = FULL")
             cur.execute("PRAGMA foreign_keys = ON")
         finally:
@@ -761,6 +784,28 @@ def add_file_result(
     return row
 
 
+def add_file_results(session: Session, rows: Iterable[dict[str, Any]]) -> None:
+    """`add_file_result` for many attachments at once (one executemany, no ORM objects).
+
+    Each row has the keyword arguments of `add_file_result`.
+    """
+    values = [
+        {
+            "mail_id": r["mail_id"],
+            "file_name": r["file_name"],
+            "format": r["format"],
+            "problems_json": json.dumps(
+                [p.to_json() if isinstance(p, Problem) else dict(p) for p in r.get("problems", ())],
+                ensure_ascii=False,
+            ),
+            "forms_count": r.get("forms_count", 0),
+        }
+        for r in rows
+    ]
+    if values:
+        session.execute(insert(FileResult.__table__), values)
+
+
 def file_results_for_mail(session: Session, mail_id: int) -> list[FileResult]:
     """The per-attachment results of one mail, in the order they were recorded."""
     return list(
@@ -770,22 +815,50 @@ def file_results_for_mail(session: Session, mail_id: int) -> list[FileResult]:
     )
 
 
+_SUPERSEDE_SCOPE = (
+    Submission.unit_code == bindparam("b_unit"),
+    Submission.form == bindparam("b_form"),
+    Submission.status.in_(("valid", "superseded")),
+    Submission.awaiting_confirmation.is_(False),
+)
+_NEWEST_VERSION = (
+    select(Submission.id)
+    .where(*_SUPERSEDE_SCOPE)
+    .order_by(Submission.received_at.desc(), Submission.id.desc())
+    .limit(1)
+)
+_SET_VERSION_STATUS = (
+    update(Submission.__table__)
+    .where(
+        *_SUPERSEDE_SCOPE,
+        ((Submission.id == bindparam("b_newest")) & (Submission.status == "superseded"))
+        | ((Submission.id != bindparam("b_newest")) & (Submission.status == "valid")),
+    )
+    .values(
+        status=case((Submission.id == bindparam("b_newest"), "valid"), else_="superseded")
+    )
+)
+
+
 def _resolve_supersede(session: Session, unit_code: str, form: str) -> None:
     """Among confirmed valid versions of unit+form, the newest is valid, the others superseded."""
-    rows = list(
-        session.scalars(
-            select(Submission)
-            .where(
-                Submission.unit_code == unit_code,
-                Submission.form == form,
-                Submission.status.in_(("valid", "superseded")),
-                Submission.awaiting_confirmation.is_(False),
-            )
-            .order_by(Submission.received_at.desc(), Submission.id.desc())
-        )
-    )
-    for i, row in enumerate(rows):
-        row.status = "valid" if i == 0 else "superseded"
+    # One UPDATE of the rows that change, instead of loading every version (with its JSON)
+    # for each new form; statements built once, so SQLAlchemy compiles them once.
+    params = {"b_unit": unit_code, "b_form": form}
+    newest = session.scalar(_NEWEST_VERSION, params)  # autoflushes pending changes first
+    if newest is None:
+        return
+    session.connection().execute(_SET_VERSION_STATUS, {**params, "b_newest": newest})
+    for obj in list(session.identity_map.values()):
+        # Only loaded state is looked at: an expired (or deleted) row must not be fetched.
+        loaded = obj.__dict__
+        if (
+            isinstance(obj, Submission)
+            and "status" in loaded
+            and loaded.get("unit_code") == unit_code
+            and loaded.get("form") == form
+        ):
+            session.expire(obj, ["status"])  # reloaded on next access
 
 
 def add_submission(
@@ -832,15 +905,18 @@ def add_submission(
         ),
         unit_name_on_form=form.unit,
     )
-    for e in form.entries:
-        sub.entries.append(
-            SubmissionEntry(
-                kind=e.kind, no=e.no, name=e.name, field=e.field, model=e.model,
-                note=e.note, location=e.location,
-            )
-        )
     session.add(sub)
     session.flush()
+    if form.entries:
+        # One executemany for the entries, not one ORM object each; `sub.entries` loads them.
+        session.execute(
+            insert(SubmissionEntry.__table__),
+            [
+                {"submission_id": sub.id, "kind": e.kind, "no": e.no, "name": e.name,
+                 "field": e.field, "model": e.model, "note": e.note, "location": e.location}
+                for e in form.entries
+            ],
+        )
     if sub.status == "valid" and not awaiting_confirmation:
         _resolve_supersede(session, unit_code, form.form)
         session.flush()
@@ -1149,6 +1225,13 @@ def count_auto_replies(
     """How many mails we queued to this address since a moment (for the per-hour limit)."""
     target = _norm_addr(addr)
     query = select(Outbox.to_addrs).where(Outbox.created_at >= since)
+    if target.isascii() and target.isprintable() and not any(c in target for c in '"\\'):
+        # Let SQLite skip the rows that cannot name this address (the exact test follows);
+        # rows with non-ASCII text stay, as Python's lower() may map them to ASCII.
+        query = query.where(
+            (func.instr(func.lower(Outbox.to_addrs), target) > 0)
+            | Outbox.to_addrs.op("GLOB")("*[^ -~]*")
+        )
     if kinds is not None:
         query = query.where(Outbox.kind.in_(list(kinds)))
     return sum(

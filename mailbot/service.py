@@ -85,14 +85,17 @@ def _generation(s: dbm.Session, mail_id: int) -> int:
     )
 
 
-def _assigned_unit(s: dbm.Session, mail_id: int) -> str | None:
-    """The unit staff assigned this mail to in `mailbot review assign`, if any."""
-    return s.scalar(
-        dbm.select(dbm.Event.unit_code)
-        .where(dbm.Event.mail_id == mail_id, dbm.Event.kind == "assigned")
-        .order_by(dbm.Event.id.desc())
-        .limit(1)
+def _assigned_units(s: dbm.Session, mail_ids: list[int]) -> dict[int, str | None]:
+    """The unit staff last assigned each mail to (`mailbot review assign`), in one query."""
+    out: dict[int, str | None] = {}
+    rows = s.execute(
+        dbm.select(dbm.Event.mail_id, dbm.Event.unit_code)
+        .where(dbm.Event.mail_id.in_(mail_ids), dbm.Event.kind == "assigned")
+        .order_by(dbm.Event.id)
     )
+    for mail_id, unit_code in rows:
+        out[mail_id] = unit_code  # ascending ids: the last one wins
+    return out
 
 
 def load_register(session: dbm.Session, district: str | None = "Thanh Xuân") -> Register:
@@ -311,15 +314,25 @@ class Robot:
         done = failed = 0
         batch = max(1, self.config.inbox.batch_size)
         for start in range(0, len(due), batch):
+            chunk = due[start : start + batch]
+            # Nothing of this batch is recorded before all of it is decided: one context
+            # (forms on file) and one look-up of staff assignments serve the whole batch.
+            try:
+                with self.db.session(write=False) as s:
+                    base = self._context(s, chunk[0][2], register)
+                    assigned_units = _assigned_units(s, [mail_id for mail_id, _, _ in chunk])
+            except Exception as exc:  # noqa: BLE001 - each mail counts one failed attempt
+                for mail_id, _, _ in chunk:
+                    failed += 1
+                    self._failed(mail_id, exc)
+                continue
             jobs = []
-            for mail_id, raw_path, received_at in due[start : start + batch]:
+            for mail_id, raw_path, received_at in chunk:
                 try:
                     raw = self.store.get(raw_path)
-                    with self.db.session(write=False) as s:
-                        ctx = self._context(s, received_at, register)
-                        assigned = _assigned_unit(s, mail_id)
-                    if assigned is not None:
-                        ctx = replace(ctx, assigned_unit=assigned)
+                    ctx = replace(
+                        base, received_at=received_at, assigned_unit=assigned_units.get(mail_id)
+                    )
                 except Exception as exc:  # noqa: BLE001 - a damaged store entry, say
                     failed += 1
                     self._failed(mail_id, exc)
@@ -364,18 +377,19 @@ class Robot:
             if outcome.mail.from_addr and not mail.from_addr:
                 # No From in the listing (only Sender:): record whom the mail came from.
                 mail.from_addr = outcome.mail.from_addr
-            for result in outcome.results:
-                dbm.add_file_result(
-                    s, mail_id=mail.id, file_name=result.file, format=result.format,
-                    problems=[p.to_json() for p in result.all_problems()],
-                    forms_count=len(result.forms),
-                )
-            for problem in outcome.mail.problems:
-                dbm.add_file_result(
-                    s, mail_id=mail.id, file_name=problem.filename, format="other",
-                    problems=[{"severity": "error", "code": problem.code, "location": None,
-                               "message": problem.message}],
-                )
+            files = [
+                {"mail_id": mail.id, "file_name": result.file, "format": result.format,
+                 "problems": [p.to_json() for p in result.all_problems()],
+                 "forms_count": len(result.forms)}
+                for result in outcome.results
+            ]
+            files.extend(
+                {"mail_id": mail.id, "file_name": problem.filename, "format": "other",
+                 "problems": [{"severity": "error", "code": problem.code, "location": None,
+                               "message": problem.message}]}
+                for problem in outcome.mail.problems
+            )
+            dbm.add_file_results(s, files)
             for sub in outcome.submissions:
                 dbm.add_submission(
                     s, mail_id=mail.id, unit_code=sub.unit_code, form=sub.form,

@@ -7,12 +7,16 @@ import ctypes.util
 import logging
 import multiprocessing
 import os
+import pickle
 import resource
 import signal
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, is_dataclass, replace
+from functools import lru_cache
 from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
@@ -47,9 +51,29 @@ def _limit_worker(memory_mb: int, parent_pid: int) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
+@dataclass(frozen=True)
+class _Packed:
+    """An intake context on its way to a worker, its unit register as pickled bytes.
+
+    Unpickling a Register rebuilds its name indexes (about as long as deciding a small
+    mail); as bytes it is rebuilt once per worker and register, not once per mail.
+    """
+
+    ctx: Any
+    register: bytes
+
+
+@lru_cache(maxsize=2)
+def _register_from(blob: bytes) -> Any:
+    # Per worker process; a Register is immutable, so one copy serves every mail.
+    return pickle.loads(blob)  # noqa: S301 - our own parent process pickled it
+
+
 def _decide_in_worker(raw: bytes, ctx: Any) -> Any:
     from mailbot.intake import process_mail
 
+    if isinstance(ctx, _Packed):
+        ctx = replace(ctx.ctx, register=_register_from(ctx.register))
     return process_mail(raw, ctx)
 
 
@@ -75,6 +99,7 @@ class Decider:
         self.memory_mb = memory_mb
         self._inline = inline
         self._pool: ProcessPoolExecutor | None = None
+        self._register_blob: tuple[Any, bytes] | None = None
 
     def _ensure_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
@@ -105,34 +130,47 @@ class Decider:
                 except Exception as exc:  # noqa: BLE001 - reported per mail by the caller
                     yield key, exc
             return
-        # Several mails per worker in flight, so workers keep deciding while this process
-        # records the outcomes already returned.
-        window = max(1, self.workers) * 8
-        for start in range(0, len(jobs), window):
-            yield from self._decide_window(list(jobs[start : start + window]))
+        # Several mails per worker in flight, topped up as each outcome is taken, so workers
+        # keep deciding while this process records the outcomes already returned.
+        yield from self._decide_window(list(jobs), max(1, self.workers) * 8)
 
-    def _decide_window(self, jobs: list[tuple[K, bytes, Any]]) -> Iterator[tuple[K, Any]]:
+    def _pack(self, ctx: Any) -> Any:
+        """The context as `_decide_in_worker` gets it (other worker functions: unchanged)."""
+        register = getattr(ctx, "register", None)
+        if self._worker_fn is not _decide_in_worker or register is None or not is_dataclass(ctx):
+            return ctx
+        if self._register_blob is None or self._register_blob[0] is not register:
+            self._register_blob = (register, pickle.dumps(register))
+        return _Packed(replace(ctx, register=None), self._register_blob[1])
+
+    def _decide_window(
+        self, jobs: list[tuple[K, bytes, Any]], window: int
+    ) -> Iterator[tuple[K, Any]]:
         if not jobs:
             return
         pool = self._ensure_pool()
-        futures: list[Future[Any]] = [
-            pool.submit(self._worker_fn, raw, ctx) for _, raw, ctx in jobs
-        ]
-        for index, ((key, _raw, _ctx), future) in enumerate(zip(jobs, futures, strict=True)):
+        futures: deque[Future[Any]] = deque()
+        submitted = 0
+        for index, (key, _raw, _ctx) in enumerate(jobs):
+            while submitted < len(jobs) and len(futures) < window:
+                _, raw, ctx = jobs[submitted]
+                futures.append(pool.submit(self._worker_fn, raw, self._pack(ctx)))
+                submitted += 1
+            future = futures.popleft()
             try:
                 yield key, future.result(timeout=self.timeout)
             except FutureTimeout:
                 log.warning("deciding mail %s took over %.0fs: worker stopped", key, self.timeout)
                 self._kill_pool()
                 yield key, DecisionTimeout(f"no decision within {self.timeout:.0f}s")
-                # The rest of this window shared the stopped pool: decide them afresh.
-                yield from self._decide_window(jobs[index + 1 :])
+                # The mails in flight shared the stopped pool: decide the rest afresh.
+                yield from self._decide_window(jobs[index + 1 :], window)
                 return
             except BrokenProcessPool as exc:
                 log.warning("a worker died while deciding mail %s: %s", key, exc)
                 self._kill_pool()
                 yield key, exc
-                yield from self._decide_window(jobs[index + 1 :])
+                yield from self._decide_window(jobs[index + 1 :], window)
                 return
             except Exception as exc:  # noqa: BLE001 - the mail's own failure
                 yield key, exc
