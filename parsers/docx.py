@@ -12,26 +12,19 @@ from dataclasses import replace
 from lxml import etree
 
 from parsers.grid import Cell, Extracted, Grid, Row
+from parsers.ooxml import main_part, rels, xml_parser
 from parsers.safety import DEFAULT_LIMITS, Limits, TimeLimitExceeded
 from parsers.xlsx import convert_runs
 
 W_NS = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 W_STRICT_NS = "http://purl.oclc.org/ooxml/wordprocessingml/main"
 MC_NS = "http://schemas.openxmlformats.org/markup-compatibility/2006"
-PKG_REL_NS = "http://schemas.openxmlformats.org/package/2006/relationships"
 _MC_ALT = f"{{{MC_NS}}}AlternateContent"
 _MC_CHOICE = f"{{{MC_NS}}}Choice"
 _MC_FALLBACK = f"{{{MC_NS}}}Fallback"
 _UNSET = object()  # no font at this level of the style hierarchy
 _MAX_SPAN = 64
 _MAX_STYLE_DEPTH = 20
-
-
-def _parser() -> etree.XMLParser:
-    return etree.XMLParser(
-        resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
-        remove_comments=True, remove_pis=True,
-    )
 
 
 _TAG_NAMES = (
@@ -63,13 +56,13 @@ def read_docx(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Extracted:
     """The document body as one grid: paragraphs as one-cell rows, table rows at grid columns."""
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         doc_path, styles_path = _main_parts(zf)
-        root = etree.fromstring(zf.read(doc_path), _parser())
+        root = etree.fromstring(zf.read(doc_path), xml_parser())
         styles_root = None
         if styles_path is not None:
             try:
                 raw = zf.read(styles_path)
                 if _may_name_legacy_font(raw):
-                    styles_root = etree.fromstring(raw, _parser())
+                    styles_root = etree.fromstring(raw, xml_parser())
             except (KeyError, etree.XMLSyntaxError):
                 styles_root = None  # fonts then come from the runs only
     ns = etree.QName(root).namespace or W_NS
@@ -104,41 +97,17 @@ def _may_name_legacy_font(raw: bytes) -> bool:
     return False
 
 
-def _rels(zf: zipfile.ZipFile, path: str) -> list[tuple[str, str]]:
-    """(type, target) of the internal relationships in a .rels part."""
-    try:
-        root = etree.fromstring(zf.read(path), _parser())
-    except (KeyError, etree.XMLSyntaxError):
-        return []
-    out = []
-    for rel in root.iter(f"{{{PKG_REL_NS}}}Relationship"):
-        if rel.get("TargetMode") == "External":
-            continue
-        out.append((rel.get("Type") or "", rel.get("Target") or ""))
-    return out
-
-
-def _resolve(base_dir: str, target: str) -> str:
-    if target.startswith("/"):
-        return posixpath.normpath(target.lstrip("/"))
-    return posixpath.normpath(posixpath.join(base_dir, target))
-
-
 def _main_parts(zf: zipfile.ZipFile) -> tuple[str, str | None]:
+    """The document part and its styles part, through the package relationships."""
     names = set(zf.namelist())
-    doc_path = "word/document.xml"
-    for rtype, target in _rels(zf, "_rels/.rels"):
-        if rtype.endswith("/officeDocument") and _resolve("", target) in names:
-            doc_path = _resolve("", target)
-            break
-    base, leaf = posixpath.split(doc_path)
-    styles_path = None
-    for rtype, target in _rels(zf, posixpath.join(base, "_rels", leaf + ".rels")):
-        if rtype.endswith("/styles") and _resolve(base, target) in names:
-            styles_path = _resolve(base, target)
-            break
-    if styles_path is None and posixpath.join(base, "styles.xml") in names:
-        styles_path = posixpath.join(base, "styles.xml")
+    doc_path = main_part(zf, names, "word/document.xml")
+    styles_path = next(
+        (t for _id, rtype, t in rels(zf, doc_path) if rtype.endswith("/styles") and t in names),
+        None,
+    )
+    fallback = posixpath.join(posixpath.dirname(doc_path), "styles.xml")
+    if styles_path is None and fallback in names:
+        styles_path = fallback
     return doc_path, styles_path
 
 

@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-import io
 import shutil
 
-import docx
 import pytest
 
 from parsers.convert import ConversionFailed, ConversionUnavailable, convert_with_soffice
 from parsers.docx import read_docx
 from parsers.sniff import detect_format
+from tests.parsers.builders import document
 
 no_soffice = pytest.mark.skipif(shutil.which("soffice") is None, reason="needs LibreOffice")
 
 
 def _docx(text: str) -> bytes:
-    d = docx.Document()
-    d.add_paragraph(text)
-    t = d.add_table(rows=1, cols=2)
-    t.cell(0, 0).text = "Chi bộ 5"
-    t.cell(0, 1).text = "Tổ dân phố xanh"
-    buf = io.BytesIO()
-    d.save(buf)
-    return buf.getvalue()
+    return document(text, table=("Chi bộ 5", "Tổ dân phố xanh"))
 
 
 @pytest.mark.soffice

@@ -7,7 +7,6 @@ import shutil
 import unicodedata
 import zipfile
 
-import docx
 import openpyxl
 import pytest
 from msoffcrypto.format.ooxml import OOXMLFile
@@ -16,6 +15,7 @@ from openpyxl.styles import Font
 from parsers.convert import convert_with_soffice
 from parsers.dispatch import parse_file
 from parsers.model import ParseResult
+from tests.parsers.builders import document
 
 no_soffice = pytest.mark.skipif(shutil.which("soffice") is None, reason="needs LibreOffice")
 
@@ -34,14 +34,7 @@ def _xlsx(legacy: bool = False) -> bytes:
 
 
 def _docx() -> bytes:
-    d = docx.Document()
-    d.add_paragraph("Kính gửi: Ban Dân vận Quận ủy")
-    t = d.add_table(rows=1, cols=2)
-    t.cell(0, 0).text = "Chi bộ 5"
-    t.cell(0, 1).text = "Tổ dân phố xanh"
-    buf = io.BytesIO()
-    d.save(buf)
-    return buf.getvalue()
+    return document("Kính gửi: Ban Dân vận Quận ủy", table=("Chi bộ 5", "Tổ dân phố xanh"))
 
 
 def _codes(result: ParseResult) -> list[str]:

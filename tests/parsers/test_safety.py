@@ -8,12 +8,11 @@ import time
 import tracemalloc
 import zipfile
 
-import docx
-import openpyxl
 import pytest
 
 from parsers.dispatch import parse_file
 from parsers.safety import Limits, check_zip, prolog_verdict
+from tests.parsers.builders import document, workbook
 
 BILLION_LAUGHS = (
     b'<?xml version="1.0"?>\n<!DOCTYPE lolz [\n <!ENTITY lol "lol">\n'
@@ -26,21 +25,11 @@ BILLION_LAUGHS = (
 
 
 def _xlsx() -> bytes:
-    wb = openpyxl.Workbook()
-    wb.active["A1"] = "Mẫu số 01"
-    wb.active["A2"] = "TỔNG"
-    buf = io.BytesIO()
-    wb.save(buf)
-    wb.close()
-    return buf.getvalue()
+    return workbook(("A1", "Mẫu số 01"), ("A2", "TỔNG"))
 
 
 def _docx() -> bytes:
-    d = docx.Document()
-    d.add_paragraph("Mẫu số 02")
-    buf = io.BytesIO()
-    d.save(buf)
-    return buf.getvalue()
+    return document("Mẫu số 02")
 
 
 def _replace_member(data: bytes, name: str, writer) -> bytes:

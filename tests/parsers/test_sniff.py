@@ -6,42 +6,25 @@ import io
 import shutil
 import zipfile
 
-import docx
-import openpyxl
 import pytest
 from msoffcrypto.format.ooxml import OOXMLFile
 
 from parsers.convert import convert_with_soffice
 from parsers.sniff import describe_other, detect_format, is_encrypted
+from tests.parsers.builders import document, edit_member, workbook
 
 no_soffice = pytest.mark.skipif(shutil.which("soffice") is None, reason="needs LibreOffice")
 
 
 def _xlsx() -> bytes:
-    wb = openpyxl.Workbook()
-    wb.active["A1"] = "Mẫu số 01"
-    buf = io.BytesIO()
-    wb.save(buf)
-    wb.close()
-    return buf.getvalue()
+    return workbook(("A1", "Mẫu số 01"))
 
 
 def _docx() -> bytes:
-    d = docx.Document()
-    d.add_paragraph("Mẫu số 02")
-    buf = io.BytesIO()
-    d.save(buf)
-    return buf.getvalue()
+    return document("Mẫu số 02")
 
 
-def _rewrite(data: bytes, name: str, edit) -> bytes:
-    src = zipfile.ZipFile(io.BytesIO(data))
-    out = io.BytesIO()
-    with src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
-        for info in src.infolist():
-            body = src.read(info)
-            dst.writestr(info.filename, edit(body) if info.filename == name else body)
-    return out.getvalue()
+_rewrite = edit_member
 
 
 @pytest.mark.parametrize("name", ["a.xlsx", "a.xls", "attachment", "noname.bin", "a.docx"])

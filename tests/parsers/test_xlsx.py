@@ -18,23 +18,12 @@ from openpyxl.styles import Font
 from parsers.grid import Cell, Grid
 from parsers.safety import Limits, TimeLimitExceeded
 from parsers.xlsx import read_xlsx
+from tests.parsers.builders import edit_member, save_workbook
+
+_save = save_workbook
 
 
-def _save(wb: openpyxl.Workbook) -> bytes:
-    buf = io.BytesIO()
-    wb.save(buf)
-    wb.close()
-    return buf.getvalue()
-
-
-def _edit_member(data: bytes, name: str, edit) -> bytes:
-    src = zipfile.ZipFile(io.BytesIO(data))
-    out = io.BytesIO()
-    with src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
-        for info in src.infolist():
-            body = src.read(info)
-            dst.writestr(info.filename, edit(body) if info.filename == name else body)
-    return out.getvalue()
+_edit_member = edit_member
 
 
 def _cell(grid: Grid, ref: str) -> Cell | None:
