@@ -531,8 +531,3 @@ class Robot:
         self.move_done()
         stats.sent, stats.send_failed = self.deliver()
         return stats
-
-
-def with_campaign(config: Config, campaign: Campaign) -> Config:
-    """The config with the campaign path recorded (for status output)."""
-    return replace(config, campaign=campaign.source)
