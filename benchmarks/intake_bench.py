@@ -97,7 +97,9 @@ def latency(dovecot, smtp, work: Path, samples: int) -> None:  # noqa: ANN001
     times: list[float] = []
     with open_app(load_config(cfg)) as app:
         thread = threading.Thread(
-            target=run_daemon, args=(app, stop), kwargs={"on_pass": lambda _r: passed.set()},
+            target=run_daemon,
+            args=(app, stop),
+            kwargs={"on_pass": lambda _r: passed.set()},
             daemon=True,
         )
         thread.start()
@@ -119,8 +121,10 @@ def latency(dovecot, smtp, work: Path, samples: int) -> None:  # noqa: ANN001
     times.sort()
     p95 = times[max(0, int(round(0.95 * len(times))) - 1)]
     print(f"(b) daemon with IDLE, APPEND to receipt at the SMTP server, {len(times)} mails:")
-    print(f"    median {statistics.median(times):.2f} s, p95 {p95:.2f} s, "
-          f"min {times[0]:.2f} s, max {times[-1]:.2f} s")
+    print(
+        f"    median {statistics.median(times):.2f} s, p95 {p95:.2f} s, "
+        f"min {times[0]:.2f} s, max {times[-1]:.2f} s"
+    )
 
 
 def main() -> int:

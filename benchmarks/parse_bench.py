@@ -101,12 +101,18 @@ def main() -> None:
     campaign = newest_campaign()
     cores = os.cpu_count() or 1
     print(f"machine: {_cpu_name()}, {cores} cores, {platform.system()} {platform.release()}")
-    print(f"python {platform.python_version()}, openpyxl {openpyxl.__version__}, "
-          f"python-docx {getattr(docx, '__version__', '?')}, lxml {etree.__version__}")
-    print("work timed: rules.judge(parsers.parse_file(data, name), campaign), median of "
-          f"{args.rounds} runs per file, then the median over files")
-    print(f"{'format':<7}{'files':>6}{'parse ms':>10}{'bare ms':>9}{'ratio':>7}"
-          f"{'files/s 1 core':>16}{f'files/s {cores} procs':>18}")
+    print(
+        f"python {platform.python_version()}, openpyxl {openpyxl.__version__}, "
+        f"python-docx {getattr(docx, '__version__', '?')}, lxml {etree.__version__}"
+    )
+    print(
+        "work timed: rules.judge(parsers.parse_file(data, name), campaign), median of "
+        f"{args.rounds} runs per file, then the median over files"
+    )
+    print(
+        f"{'format':<7}{'files':>6}{'parse ms':>10}{'bare ms':>9}{'ratio':>7}"
+        f"{'files/s 1 core':>16}{f'files/s {cores} procs':>18}"
+    )
     for ext, floor in (("xlsx", _floor_xlsx), ("docx", _floor_docx)):
         files = _typical(ext)
         if not files:
@@ -120,10 +126,14 @@ def main() -> None:
             bare.append(_median(lambda d=data, f=floor: f(d), args.rounds))
         m_ours, m_bare = statistics.median(ours), statistics.median(bare)
         pool = _throughput(files, cores, max(1, args.rounds // 3))
-        print(f"{ext:<7}{len(files):>6}{m_ours * 1000:>10.1f}{m_bare * 1000:>9.1f}"
-              f"{m_ours / m_bare:>6.2f}x{1 / m_ours:>16.0f}{pool:>18.0f}")
-    print("bare = openpyxl.load_workbook(BytesIO(data)) / docx.Document(BytesIO(data)); "
-          "target: ratio <= 1.5x and >= 50 files/s")
+        print(
+            f"{ext:<7}{len(files):>6}{m_ours * 1000:>10.1f}{m_bare * 1000:>9.1f}"
+            f"{m_ours / m_bare:>6.2f}x{1 / m_ours:>16.0f}{pool:>18.0f}"
+        )
+    print(
+        "bare = openpyxl.load_workbook(BytesIO(data)) / docx.Document(BytesIO(data)); "
+        "target: ratio <= 1.5x and >= 50 files/s"
+    )
 
 
 if __name__ == "__main__":

@@ -12,9 +12,10 @@ from pathlib import Path
 
 from mailbot import db as dbm
 from mailbot import service
+from mailbot.clock import utc_now
 from mailbot.config import Config
 from mailbot.lock import DataDirLock
-from mailbot.service import Robot, utc_now
+from mailbot.service import Robot
 from mailbot.sources import Source, open_source
 from mailbot.store import RawStore
 from mailbot.transport import Sender, open_sender
@@ -42,7 +43,11 @@ def import_units(database: dbm.Database, path: Path, source: str = "import") -> 
     with database.session() as s:
         for unit in units:
             dbm.upsert_unit(
-                s, code=unit.code, name=unit.name, emails=unit.emails, aliases=unit.aliases,
+                s,
+                code=unit.code,
+                name=unit.name,
+                emails=unit.emails,
+                aliases=unit.aliases,
                 source=source,
             )
     return len(units)
@@ -98,8 +103,15 @@ class App:
         if self.source is None:
             self.source = open_source(self.config.inbox, base_dir=self.config.base_dir)
         return Robot(
-            self.config, self.database, self.store, self.source, self.outgoing(),
-            self.campaign, clock=utc_now, progress=progress, decider=self.decider(),
+            self.config,
+            self.database,
+            self.store,
+            self.source,
+            self.outgoing(),
+            self.campaign,
+            clock=utc_now,
+            progress=progress,
+            decider=self.decider(),
         )
 
     def decider(self) -> Decider:
@@ -107,7 +119,9 @@ class App:
         if self._decider is None:
             p = self.config.processing
             self._decider = Decider(
-                p.workers, p.timeout_seconds, p.worker_memory_mb,
+                p.workers,
+                p.timeout_seconds,
+                p.worker_memory_mb,
                 inline=lambda: service.process_mail,
             )
         return self._decider

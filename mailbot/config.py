@@ -154,7 +154,7 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
             value = _build(type(default), value, key)
         elif isinstance(default, tuple):
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise ConfigError(f"[{where}] {key}: phải là danh sách chuỗi, ví dụ [\"a\"]")
+                raise ConfigError(f'[{where}] {key}: phải là danh sách chuỗi, ví dụ ["a"]')
             value = tuple(value)
         else:
             _check_type(where, key, value, default)

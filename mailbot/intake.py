@@ -8,8 +8,8 @@ from datetime import datetime
 from email.utils import getaddresses
 from typing import Literal
 
-from mailbot.compose import compose
-from mailbot.loops import (
+from mailbot.mail.compose import compose
+from mailbot.mail.loops import (
     Bounce,
     auto_reply_reason,
     automatic_reason,
@@ -17,9 +17,9 @@ from mailbot.loops import (
     parse_bounce,
     relay_reason,
 )
-from mailbot.mailparse import ParsedMail, parse_mail
+from mailbot.mail.parse import ParsedMail, parse_mail
+from mailbot.mail.views import FileView, NoticeView, ReceiptView, file_view
 from mailbot.units import Register, Unit
-from mailbot.views import FileView, NoticeView, ReceiptView, file_view
 from outbox_templates import render
 from parsers import parse_file
 from parsers.model import Form, ParseResult
@@ -91,9 +91,9 @@ def _late(ctx: IntakeContext) -> bool:
     return ctx.received_at >= ctx.campaign.deadline
 
 
-def _identify(mail: ParsedMail, results: list[ParseResult], register: Register) -> tuple[
-    Unit | None, bool
-]:
+def _identify(
+    mail: ParsedMail, results: list[ParseResult], register: Register
+) -> tuple[Unit | None, bool]:
     """The unit by sender address, else by the unit name written on a form (unconfirmed)."""
     unit = register.by_email(mail.from_addr) if mail.from_addr else None
     if unit is not None:
@@ -195,8 +195,13 @@ def _decide(mail: ParsedMail, ctx: IntakeContext) -> Outcome:
         return Outcome("quarantined", "unknown-unit", mail, results=tuple(results), reply=reply)
     if not mail.attachments and not mail.problems:
         return Outcome(
-            "accepted", "no-attachment", mail, unit=unit, awaiting_confirmation=awaiting,
-            late=late, reply=_notice("no-attachment", mail, ctx),
+            "accepted",
+            "no-attachment",
+            mail,
+            unit=unit,
+            awaiting_confirmation=awaiting,
+            late=late,
+            reply=_notice("no-attachment", mail, ctx),
         )
 
     submissions: list[Submission] = []

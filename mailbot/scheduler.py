@@ -23,7 +23,7 @@ from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from mailbot.campaign_ops import (
+from mailbot.campaign.ops import (
     deliver_rows,
     digest_time,
     held_outgoing,
@@ -31,7 +31,7 @@ from mailbot.campaign_ops import (
     queue_digest,
     queue_reminders,
 )
-from mailbot.service import utc_now
+from mailbot.clock import utc_now
 from mailbot.transport import Sender, open_sender
 
 if TYPE_CHECKING:
@@ -54,8 +54,9 @@ class CatchUp:
     error: str | None = None
 
 
-def deliver_held(app: App, clock: Callable[[], datetime], sender: Sender | None = None
-                 ) -> tuple[int, int]:
+def deliver_held(
+    app: App, clock: Callable[[], datetime], sender: Sender | None = None
+) -> tuple[int, int]:
     """Send the reminder/digest mails held for their job; a private sender unless one is given.
 
     The intake's sender object is not shared: catch_up may run on the scheduler's thread while
@@ -104,17 +105,27 @@ class CampaignScheduler:
         remind_at = parse_hhmm(campaign.reminder_time)
         digest_at = digest_time(config, campaign)
         scheduler.add_job(
-            self._wake, CronTrigger(hour=remind_at.hour, minute=remind_at.minute, timezone=tz),
-            id=REMINDER_JOB_ID, name="campaign reminders", replace_existing=True,
+            self._wake,
+            CronTrigger(hour=remind_at.hour, minute=remind_at.minute, timezone=tz),
+            id=REMINDER_JOB_ID,
+            name="campaign reminders",
+            replace_existing=True,
         )
         scheduler.add_job(
-            self._wake, CronTrigger(hour=digest_at.hour, minute=digest_at.minute, timezone=tz),
-            id=DIGEST_JOB_ID, name="staff digest", replace_existing=True,
+            self._wake,
+            CronTrigger(hour=digest_at.hour, minute=digest_at.minute, timezone=tz),
+            id=DIGEST_JOB_ID,
+            name="staff digest",
+            replace_existing=True,
         )
         scheduler.start()
         self._scheduler = scheduler
-        log.info("campaign scheduler started: reminders at %s, digest at %s (%s)",
-                 remind_at.strftime("%H:%M"), digest_at.strftime("%H:%M"), tz)
+        log.info(
+            "campaign scheduler started: reminders at %s, digest at %s (%s)",
+            remind_at.strftime("%H:%M"),
+            digest_at.strftime("%H:%M"),
+            tz,
+        )
         if catch_up:
             self.catch_up()
 
@@ -149,8 +160,13 @@ class CampaignScheduler:
                 with contextlib.suppress(Exception):
                     sender.close()
         if reminders or digest or sent or failed:
-            log.info("campaign catch-up: reminders=%d digest=%s sent=%d failed=%d",
-                     reminders, digest, sent, failed)
+            log.info(
+                "campaign catch-up: reminders=%d digest=%s sent=%d failed=%d",
+                reminders,
+                digest,
+                sent,
+                failed,
+            )
         return CatchUp(reminders=reminders, digest=digest, sent=sent, failed=failed)
 
     def shutdown(self) -> None:

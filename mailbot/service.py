@@ -7,11 +7,12 @@ import os
 import signal
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from email.utils import parseaddr
 from itertools import islice
 
 from mailbot import db as dbm
+from mailbot.clock import Clock, utc_now
 from mailbot.config import Config
 from mailbot.intake import IntakeContext, Outcome, oversize_reply, process_mail
 from mailbot.sources import IncomingRef, Source, SourceError
@@ -22,12 +23,6 @@ from mailbot.workers import Decider
 from rules.campaign import Campaign
 
 log = logging.getLogger(__name__)
-
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _crash_point(name: str) -> None:
@@ -157,7 +152,10 @@ class Robot:
             if state is not None and state.uidvalidity != uidvalidity:
                 log.warning(
                     "UIDVALIDITY of %s changed from %s to %s: rescanning, skipping known "
-                    "Message-IDs", key, state.uidvalidity, uidvalidity,
+                    "Message-IDs",
+                    key,
+                    state.uidvalidity,
+                    uidvalidity,
                 )
         count = count_from
         skipped: list[IncomingRef] = []
@@ -212,12 +210,15 @@ class Robot:
                         for m in dbm.find_mails_by_message_id(s, ref.message_id)
                     )
                 return False
-            return s.scalar(
-                dbm.select(dbm.Mail.id).where(
-                    dbm.Mail.source == self.source.source_key,
-                    dbm.Mail.source_ref == ref.key,
+            return (
+                s.scalar(
+                    dbm.select(dbm.Mail.id).where(
+                        dbm.Mail.source == self.source.source_key,
+                        dbm.Mail.source_ref == ref.key,
+                    )
                 )
-            ) is not None
+                is not None
+            )
 
     def _record(
         self,
@@ -231,8 +232,12 @@ class Robot:
         now = self.clock()
         with self.db.session() as s:
             known_before = dbm.find_received(
-                s, source=self.source.source_key, uidvalidity=ref.uidvalidity, uid=ref.uid,
-                message_id=ref.message_id, sha256=sha,
+                s,
+                source=self.source.source_key,
+                uidvalidity=ref.uidvalidity,
+                uid=ref.uid,
+                message_id=ref.message_id,
+                sha256=sha,
             )
             mail = known_before or dbm.record_received(
                 s,
@@ -261,8 +266,13 @@ class Robot:
 
         def notify(s: dbm.Session, mail: dbm.Mail) -> None:
             # Same transaction as the record: a crash cannot leave it recorded but unanswered.
-            dbm.add_event(s, "oversize", at=self.clock(), mail_id=mail.id,
-                          detail=f"{ref.size} bytes from {ref.from_header}")
+            dbm.add_event(
+                s,
+                "oversize",
+                at=self.clock(),
+                mail_id=mail.id,
+                detail=f"{ref.size} bytes from {ref.from_header}",
+            )
             reply = oversize_reply(ref.headers, self._context(s, mail.received_at))
             if reply is not None:
                 self._queue_reply(s, mail, reply)
@@ -354,13 +364,17 @@ class Robot:
 
     def _failed(self, mail_id: int, exc: BaseException) -> None:
         """Count a failed attempt: retried with back-off, quarantined after the last one."""
-        log.error("processing mail id=%s failed: %s: %s", mail_id, type(exc).__name__, exc,
-                  exc_info=exc)
+        log.error(
+            "processing mail id=%s failed: %s: %s", mail_id, type(exc).__name__, exc, exc_info=exc
+        )
         with self.db.session() as s:
             mail = dbm.get_mail(s, mail_id)
             if mail is not None:
                 dbm.mark_failed(
-                    s, mail, f"{type(exc).__name__}: {exc}", self.clock(),
+                    s,
+                    mail,
+                    f"{type(exc).__name__}: {exc}",
+                    self.clock(),
                     self.config.processing.max_attempts,
                     self.config.processing.retry_base_seconds,
                 )
@@ -378,57 +392,103 @@ class Robot:
                 # No From in the listing (only Sender:): record whom the mail came from.
                 mail.from_addr = outcome.mail.from_addr
             files = [
-                {"mail_id": mail.id, "file_name": result.file, "format": result.format,
-                 "problems": [p.to_json() for p in result.all_problems()],
-                 "forms_count": len(result.forms)}
+                {
+                    "mail_id": mail.id,
+                    "file_name": result.file,
+                    "format": result.format,
+                    "problems": [p.to_json() for p in result.all_problems()],
+                    "forms_count": len(result.forms),
+                }
                 for result in outcome.results
             ]
             files.extend(
-                {"mail_id": mail.id, "file_name": problem.filename, "format": "other",
-                 "problems": [{"severity": "error", "code": problem.code, "location": None,
-                               "message": problem.message}]}
+                {
+                    "mail_id": mail.id,
+                    "file_name": problem.filename,
+                    "format": "other",
+                    "problems": [
+                        {
+                            "severity": "error",
+                            "code": problem.code,
+                            "location": None,
+                            "message": problem.message,
+                        }
+                    ],
+                }
                 for problem in outcome.mail.problems
             )
             dbm.add_file_results(s, files)
             for sub in outcome.submissions:
                 dbm.add_submission(
-                    s, mail_id=mail.id, unit_code=sub.unit_code, form=sub.form,
-                    file_name=sub.file_name, file_sha256=mail.sha256,
-                    received_at=mail.received_at, late=sub.late,
+                    s,
+                    mail_id=mail.id,
+                    unit_code=sub.unit_code,
+                    form=sub.form,
+                    file_name=sub.file_name,
+                    file_sha256=mail.sha256,
+                    received_at=mail.received_at,
+                    late=sub.late,
                     awaiting_confirmation=outcome.awaiting_confirmation,
                 )
             if outcome.awaiting_confirmation and outcome.unit and outcome.mail.from_addr:
                 dbm.add_unit_email(
-                    s, outcome.mail.from_addr, outcome.unit.code, confirmed=False, now=now,
+                    s,
+                    outcome.mail.from_addr,
+                    outcome.unit.code,
+                    confirmed=False,
+                    now=now,
                     source="form-name",
                 )
-                dbm.add_event(s, "awaiting-confirmation", at=now, mail_id=mail.id,
-                              unit_code=outcome.unit.code, detail=outcome.mail.from_addr)
+                dbm.add_event(
+                    s,
+                    "awaiting-confirmation",
+                    at=now,
+                    mail_id=mail.id,
+                    unit_code=outcome.unit.code,
+                    detail=outcome.mail.from_addr,
+                )
             if outcome.bounce is not None:
                 for rcpt in outcome.bounce.recipients or ():
                     dbm.record_bounce(
-                        s, original_message_id=outcome.bounce.original_message_id,
-                        recipient=rcpt.address, status=rcpt.status, action=rcpt.action,
-                        diagnostic=rcpt.diagnostic, received_at=now, mail_id=mail.id,
+                        s,
+                        original_message_id=outcome.bounce.original_message_id,
+                        recipient=rcpt.address,
+                        status=rcpt.status,
+                        action=rcpt.action,
+                        diagnostic=rcpt.diagnostic,
+                        received_at=now,
+                        mail_id=mail.id,
                     )
             for result in outcome.results:
                 if not result.forms and outcome.unit is not None:
-                    dbm.add_event(s, "unreadable-file", at=now, mail_id=mail.id,
-                                  unit_code=outcome.unit.code, detail=result.file)
+                    dbm.add_event(
+                        s,
+                        "unreadable-file",
+                        at=now,
+                        mail_id=mail.id,
+                        unit_code=outcome.unit.code,
+                        detail=result.file,
+                    )
             if outcome.reply is not None:
                 self._queue_reply(s, mail, outcome.reply)
             if outcome.action == "quarantined":
                 dbm.quarantine(s, mail, outcome.reason or "quarantined", now)
             else:
                 dbm.mark_processed(
-                    s, mail, now, unit_code=outcome.unit.code if outcome.unit else None,
+                    s,
+                    mail,
+                    now,
+                    unit_code=outcome.unit.code if outcome.unit else None,
                     awaiting_confirmation=outcome.awaiting_confirmation,
                 )
                 if outcome.action == "ignored":
                     log.info("mail id=%s needs no answer: %s", mail.id, outcome.reason)
             log.info(
-                "mail id=%s %s unit=%s forms=%d reply=%s", mail.id, outcome.action,
-                outcome.unit.code if outcome.unit else None, len(outcome.submissions),
+                "mail id=%s %s unit=%s forms=%d reply=%s",
+                mail.id,
+                outcome.action,
+                outcome.unit.code if outcome.unit else None,
+                len(outcome.submissions),
                 outcome.reply.kind if outcome.reply else None,
             )
 
@@ -443,9 +503,15 @@ class Robot:
             log.warning("not answering mail id=%s: %s reached %d replies/hour", mail.id, to, limit)
             return
         dbm.queue_outgoing(
-            s, kind=reply.kind, message_id=reply.message_id,  # type: ignore[attr-defined]
-            to_addrs=[to], subject=reply.subject, raw=reply.raw,  # type: ignore[attr-defined]
-            mail_id=mail.id, dedupe_key=f"reply:{mail.id}:{_generation(s, mail.id)}", now=now,
+            s,
+            kind=reply.kind,
+            message_id=reply.message_id,  # type: ignore[attr-defined]
+            to_addrs=[to],
+            subject=reply.subject,
+            raw=reply.raw,  # type: ignore[attr-defined]
+            mail_id=mail.id,
+            dedupe_key=f"reply:{mail.id}:{_generation(s, mail.id)}",
+            now=now,
         )
 
     # -- stage 3: move processed mail ---------------------------------------------------------
@@ -508,13 +574,21 @@ class Robot:
                 if error is None:
                     dbm.mark_sent(s, row, self.clock())
                     for addr, (code, text) in refused.items():
-                        dbm.add_event(s, "recipient-refused", at=self.clock(),
-                                      mail_id=row.mail_id, detail=f"{addr}: {code} {text}")
+                        dbm.add_event(
+                            s,
+                            "recipient-refused",
+                            at=self.clock(),
+                            mail_id=row.mail_id,
+                            detail=f"{addr}: {code} {text}",
+                        )
                     sent += 1
                     log.info("sent %s %s to %s", row.kind, row.message_id, row.to_addrs)
                 else:
                     dbm.mark_send_failed(
-                        s, row, str(error), self.clock(),
+                        s,
+                        row,
+                        str(error),
+                        self.clock(),
                         temporary=isinstance(error, TemporaryFailure),
                         max_attempts=self.config.outgoing.max_attempts,
                     )

@@ -111,7 +111,10 @@ class SmtpSender:
         smtp: smtplib.SMTP
         if self.implicit_tls:
             smtp = smtplib.SMTP_SSL(
-                self.host, self.port, local_hostname=self._local_hostname, timeout=timeout,
+                self.host,
+                self.port,
+                local_hostname=self._local_hostname,
+                timeout=timeout,
                 context=self._context(),
             )
         else:
@@ -172,7 +175,8 @@ class SmtpSender:
                 # A refusing greeting or EHLO is about the server, not this mail.
                 raise TemporaryFailure(
                     f"{self.host}:{self.port} refused the session: {exc.smtp_code} "
-                    f"{_text(exc.smtp_error)}", exc.smtp_code,
+                    f"{_text(exc.smtp_error)}",
+                    exc.smtp_code,
                 ) from None
         return self._smtp
 

@@ -43,7 +43,10 @@ def soffice_path() -> str | None:
 
 
 def convert_with_soffice(
-    data: bytes, src_ext: str, target_ext: str, timeout: float = 60,
+    data: bytes,
+    src_ext: str,
+    target_ext: str,
+    timeout: float = 60,
     infilter: str | None = None,
 ) -> bytes:
     """Convert `data` (a file of type `src_ext`) to `target_ext` bytes with LibreOffice."""
@@ -66,15 +69,25 @@ def convert_with_soffice(
         cmd = [
             exe,
             f"-env:UserInstallation={(root / 'profile').as_uri()}",
-            "--headless", "--invisible", "--norestore", "--nologo", "--nodefault",
-            "--nolockcheck", "--nofirststartwizard",
+            "--headless",
+            "--invisible",
+            "--norestore",
+            "--nologo",
+            "--nodefault",
+            "--nolockcheck",
+            "--nofirststartwizard",
         ]
         if infilter:
             cmd.append(f"--infilter={infilter}")
         cmd += ["--convert-to", _FILTERS[target_ext], "--outdir", str(root / "out"), str(src)]
         proc = subprocess.Popen(
-            cmd, cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, start_new_session=True,
+            cmd,
+            cwd=root,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
         )
         try:
             _out, err = proc.communicate(timeout=timeout)

@@ -43,11 +43,11 @@ MSG_IMAGE = (
 MSG_WEB = (
     "Tệp {name} thực chất là trang web (HTML) hoặc XML được đặt tên như tệp Excel/Word, "
     "hệ thống không đọc được. Đề nghị mở tệp bằng Excel/Word, chọn Lưu thành (Save As) "
-    "kiểu \"Excel Workbook (.xlsx)\" hoặc \"Word Document (.docx)\" rồi gửi lại."
+    'kiểu "Excel Workbook (.xlsx)" hoặc "Word Document (.docx)" rồi gửi lại.'
 )
 MSG_XLSB = (
     "Tệp {name} được lưu dưới dạng Excel nhị phân (.xlsb) nên hệ thống không đọc được. Đề nghị "
-    "mở tệp bằng Excel, chọn Lưu thành (Save As) kiểu \"Excel Workbook (.xlsx)\" rồi gửi lại."
+    'mở tệp bằng Excel, chọn Lưu thành (Save As) kiểu "Excel Workbook (.xlsx)" rồi gửi lại.'
 )
 MSG_OTHER = (
     "Tệp {name} không phải tệp Word hoặc Excel nên hệ thống không đọc được. Đề nghị gửi "
@@ -175,8 +175,12 @@ def _check_supported(data: bytes, label: str, fmt: str) -> Problem | None:
         if kind is None and ext in _OFFICE_EXTENSIONS:
             # Named as an office file but holding nothing we recognise: a damaged file.
             return _unreadable(label)
-        message = {"image": MSG_IMAGE, "html": MSG_WEB, "mht": MSG_WEB,
-                   "xml-spreadsheet": MSG_WEB}.get(kind or "", MSG_OTHER)
+        message = {
+            "image": MSG_IMAGE,
+            "html": MSG_WEB,
+            "mht": MSG_WEB,
+            "xml-spreadsheet": MSG_WEB,
+        }.get(kind or "", MSG_OTHER)
         return Problem("error", "unsupported-format", None, message.format(name=name))
     return None
 

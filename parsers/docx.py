@@ -28,10 +28,42 @@ _MAX_STYLE_DEPTH = 20
 
 
 _TAG_NAMES = (
-    "body", "p", "r", "t", "tab", "ptab", "br", "cr", "noBreakHyphen", "tbl", "tr", "tc", "tcPr",
-    "trPr", "gridSpan", "gridBefore", "vMerge", "hMerge", "pPr", "pStyle", "rPr", "rStyle",
-    "rFonts", "sdt", "sdtContent", "sdtPr", "showingPlcHdr", "customXml", "moveFrom",
-    "txbxContent", "tblGrid", "gridCol", "style", "basedOn", "docDefaults", "rPrDefault",
+    "body",
+    "p",
+    "r",
+    "t",
+    "tab",
+    "ptab",
+    "br",
+    "cr",
+    "noBreakHyphen",
+    "tbl",
+    "tr",
+    "tc",
+    "tcPr",
+    "trPr",
+    "gridSpan",
+    "gridBefore",
+    "vMerge",
+    "hMerge",
+    "pPr",
+    "pStyle",
+    "rPr",
+    "rStyle",
+    "rFonts",
+    "sdt",
+    "sdtContent",
+    "sdtPr",
+    "showingPlcHdr",
+    "customXml",
+    "moveFrom",
+    "txbxContent",
+    "tblGrid",
+    "gridCol",
+    "style",
+    "basedOn",
+    "docDefaults",
+    "rPrDefault",
 )
 
 
@@ -88,7 +120,7 @@ def _may_name_legacy_font(raw: bytes) -> bool:
     pos = raw.find(b"rFonts")
     while pos >= 0:  # only w:rFonts attributes name fonts; a styles part has a few dozen
         end = raw.find(b">", pos)
-        attrs = raw[pos:end if end >= 0 else len(raw)].lower()
+        attrs = raw[pos : end if end >= 0 else len(raw)].lower()
         if b"vn" in attrs or b"&#" in attrs:
             return True
         if end < 0:
@@ -431,7 +463,7 @@ def _int_val(el, w: _Tags, default: int) -> int:
 
 
 def _merge_state(tcpr, tag: str, w: _Tags) -> str | None:
-    """"restart", "continue" (the attribute's default) or None when the cell is not merged."""
+    """ "restart", "continue" (the attribute's default) or None when the cell is not merged."""
     el = _find(tcpr, tag)
     if el is None:
         return None

@@ -149,9 +149,9 @@ def _is_placeholder(text: str) -> bool:
 
 
 def _is_total_label(folded: str) -> bool:
-    """"TỔNG", "Tổng cộng", "Cộng", "Tổng số: 05 mô hình" - but not "Công an phường"."""
+    """ "TỔNG", "Tổng cộng", "Cộng", "Tổng số: 05 mô hình" - but not "Công an phường"."""
     m = _TOTAL_WORD.match(folded)
-    return bool(m) and bool(_TOTAL_REST.match(folded[m.end():]))
+    return bool(m) and bool(_TOTAL_REST.match(folded[m.end() :]))
 
 
 def _section_label(folded: str) -> str | None:
@@ -386,9 +386,7 @@ _ROW_NUMBER = re.compile(r"^\(?(?:\d{1,3}(?:\.\d{1,2})?|[ivx]{1,4}|[a-c])[.):]?$
 
 def _looks_like_body(row: Row) -> bool:
     """A row numbered like a table row ("1", "1.", "II", "a)") or numbering the columns."""
-    return any(
-        _ROW_NUMBER.match(_fold(cell.text)) for _, cell in row.nonempty() if not cell.merged
-    )
+    return any(_ROW_NUMBER.match(_fold(cell.text)) for _, cell in row.nonempty() if not cell.merged)
 
 
 def _is_column_numbering(row: Row) -> bool:
@@ -493,7 +491,7 @@ class _PreambleReader:
             return
         prefix = _UNIT_PREFIX.match(folded)
         if prefix:
-            value = line[prefix.end():].strip() if len(line) == len(folded) else ""
+            value = line[prefix.end() :].strip() if len(line) == len(folded) else ""
             if value and not _is_placeholder(value):
                 self.prefixed_unit = self.prefixed_unit or (value, cell)
             else:
@@ -584,7 +582,7 @@ def _split_models(cell: Cell) -> list[str]:
     for ln in lines:
         m = _BULLET.match(ln)
         if m or not items:
-            items.append([ln[m.end():] if m else ln])
+            items.append([ln[m.end() :] if m else ln])
         else:
             items[-1].append(ln)
     return [t for t in (_item_text(" ".join(parts)) for parts in items) if t]
@@ -616,7 +614,7 @@ def _split_inline(text: str) -> list[str]:
     if len(cuts) < 2:
         return [text]
     bounds = [m.start() for m in cuts[1:]] + [len(text)]
-    items = [_item_text(text[m.end():end]) for m, end in zip(cuts, bounds, strict=True)]
+    items = [_item_text(text[m.end() : end]) for m, end in zip(cuts, bounds, strict=True)]
     return [t for t in items if t] or [text]
 
 
@@ -627,8 +625,11 @@ def _item_text(text: str) -> str:
 
 def _is_model_text(cell: Cell | None) -> bool:
     return (
-        cell is not None and not cell.merged and bool(cell.text)
-        and not _is_placeholder(cell.text) and not _TICK.match(cell.text)
+        cell is not None
+        and not cell.merged
+        and bool(cell.text)
+        and not _is_placeholder(cell.text)
+        and not _TICK.match(cell.text)
     )
 
 
@@ -670,7 +671,9 @@ def _is_header_like(row: Row) -> bool:
 
 def _same_columns(a: _Layout, b: _Layout) -> bool:
     return (a.field_cols, a.model_col, a.field_label_col) == (
-        b.field_cols, b.model_col, b.field_label_col
+        b.field_cols,
+        b.model_col,
+        b.field_label_col,
     )
 
 
@@ -752,15 +755,19 @@ def _total_above_entries(rows: list[Row], i: int, lay: _Layout, body: _Body) -> 
     """
     if body.entries or body.unfilled or body.saw_section or body.declared_empty:
         return False
-    for row in rows[i + 1:]:
+    for row in rows[i + 1 :]:
         if row.block != lay.block:
             return False
         if not row.nonempty():
             continue
         tt, name = _text(row, lay.tt_col), _text(row, lay.name_col)
         lead = _fold(f"{tt} {name}".strip())
-        return bool(_ROW_NUMBER.match(_fold(tt)) or _section_label(lead)
-                    or _section_label(_fold(tt)) or (name and _row_models(row, lay)[0]))
+        return bool(
+            _ROW_NUMBER.match(_fold(tt))
+            or _section_label(lead)
+            or _section_label(_fold(tt))
+            or (name and _row_models(row, lay)[0])
+        )
     return False
 
 
@@ -840,11 +847,18 @@ class _BodyReader:
                 body.unknown_fields.append(cell)
                 continue
             for model in _split_models(cell):
-                body.entries.append(Entry(
-                    kind=self.kind,  # type: ignore[arg-type]
-                    no=no, name=nm, field=fld, model=model, note=note, location=cell.location,
-                    name_location=_location_at(row, lay.name_col),
-                ))
+                body.entries.append(
+                    Entry(
+                        kind=self.kind,  # type: ignore[arg-type]
+                        no=no,
+                        name=nm,
+                        field=fld,
+                        model=model,
+                        note=note,
+                        location=cell.location,
+                        name_location=_location_at(row, lay.name_col),
+                    )
+                )
         self.prev = (no, nm)
         return "row"
 
@@ -853,8 +867,12 @@ class _BodyReader:
         kind = _section_label(lead)
         numeral = _fold(tt).strip().rstrip(".)")
         if kind is None and _ROMAN.match(numeral) and not name_cell_is_value(name):
-            kind = {"i": "collective", "a": "collective", "ii": "individual",
-                    "b": "individual"}.get(numeral, self.kind)
+            kind = {
+                "i": "collective",
+                "a": "collective",
+                "ii": "individual",
+                "b": "individual",
+            }.get(numeral, self.kind)
         if kind is None:
             return False
         self.kind = kind
@@ -862,8 +880,15 @@ class _BodyReader:
         self.prev = None
         return True
 
-    def _unfilled(self, row: Row, no: str | None, nm: str | None, tt_cell: Cell | None,
-                  name_cell: Cell | None, ambiguous: bool) -> str:
+    def _unfilled(
+        self,
+        row: Row,
+        no: str | None,
+        nm: str | None,
+        tt_cell: Cell | None,
+        name_cell: Cell | None,
+        ambiguous: bool,
+    ) -> str:
         if no is None and nm is None:
             return "skip"
         if nm is None and not ambiguous and re.fullmatch(r"\d{1,3}", no or ""):
@@ -872,11 +897,14 @@ class _BodyReader:
         if ambiguous:
             return "row"  # its model is reported as ambiguous, not as missing
         location = _location_at(row, self.lay.name_col if nm else self.lay.tt_col)
-        self.body.unfilled.append(UnfilledRow(
-            kind=self.kind,  # type: ignore[arg-type]
-            no=no, name=nm,
-            location=location or (name_cell or tt_cell).location,  # type: ignore[union-attr]
-        ))
+        self.body.unfilled.append(
+            UnfilledRow(
+                kind=self.kind,  # type: ignore[arg-type]
+                no=no,
+                name=nm,
+                location=location or (name_cell or tt_cell).location,  # type: ignore[union-attr]
+            )
+        )
         return "row"
 
 
@@ -892,6 +920,7 @@ def _ends_table(first: str) -> bool:
 
 def _kinds_from_names(body: _Body) -> None:
     """No section rows at all: an entry is an individual's when its name says "Đồng chí"..."""
+
     def kind_of(name: str | None) -> str:
         return "individual" if name and _PERSON.match(_fold(name)) else "collective"
 
@@ -1002,8 +1031,11 @@ def _find_tables(grid: Grid) -> list[tuple[_Layout, _Body]]:
 
 def _starts_header(rows: list[Row], r: int) -> bool:
     """A header whose first row holds only "Tên mô hình"/field labels (TT/name below it)."""
-    if not any(_MODEL_COLUMN_LABEL.search(_fold(c.text)) or _field_of(c.text)
-               for _, c in rows[r].nonempty() if len(c.text) < 80):
+    if not any(
+        _MODEL_COLUMN_LABEL.search(_fold(c.text)) or _field_of(c.text)
+        for _, c in rows[r].nonempty()
+        if len(c.text) < 80
+    ):
         return False
     return any(
         rows[i].block == rows[r].block and _is_header_row(rows[i])
@@ -1011,30 +1043,39 @@ def _starts_header(rows: list[Row], r: int) -> bool:
     )
 
 
-def _form_type(pre: _Preamble, grid: Grid, lay: _Layout, single: bool, filename: str,
-               problems: list[Problem]) -> str | None:
+def _form_type(
+    pre: _Preamble, grid: Grid, lay: _Layout, single: bool, filename: str, problems: list[Problem]
+) -> str | None:
     """M1 or M2 from the marker, the title's level or the sheet name; None (and a problem)."""
     if pre.marker and pre.level and pre.marker != pre.level:
-        problems.append(Problem(
-            "error", "form-type-conflict", pre.level_location or pre.marker_location,
-            _message_type_conflict(pre.marker, pre.level),
-        ))
+        problems.append(
+            Problem(
+                "error",
+                "form-type-conflict",
+                pre.level_location or pre.marker_location,
+                _message_type_conflict(pre.marker, pre.level),
+            )
+        )
         return None
     # The sheet name is the weakest hint: a copied sheet keeps its old name ("Mẫu 2").
     form_type = pre.marker or pre.level or _hint_from_name(grid.name)
     if form_type is None and single:
         form_type = _hint_from_name(filename)
     if form_type is None:
-        problems.append(Problem(
-            "error", "unknown-form-type", _form_location(grid, lay), _message_type_unknown()
-        ))
+        problems.append(
+            Problem(
+                "error", "unknown-form-type", _form_location(grid, lay), _message_type_unknown()
+            )
+        )
     return form_type
 
 
 def _table_problems(lay: _Layout, body: _Body, grid: Grid) -> list[Problem]:
     out = [
         Problem(
-            "error", "unknown-field", cell.location,
+            "error",
+            "unknown-field",
+            cell.location,
             "Không xác định được lĩnh vực của mô hình này. Đề nghị ghi mô hình vào đúng cột "
             "lĩnh vực: kinh tế, văn hóa - xã hội, an ninh - quốc phòng hoặc xây dựng hệ thống "
             "chính trị.",
@@ -1043,7 +1084,9 @@ def _table_problems(lay: _Layout, body: _Body, grid: Grid) -> list[Problem]:
     ]
     out += [
         Problem(
-            "error", "ambiguous-field", cell.location,
+            "error",
+            "ambiguous-field",
+            cell.location,
             f"Mô hình “{cell.text}” được ghi trong ô gộp qua nhiều cột lĩnh vực nên không xác "
             "định được thuộc lĩnh vực nào. Đề nghị bỏ gộp ô và ghi mô hình vào đúng một cột "
             "lĩnh vực.",
@@ -1051,19 +1094,25 @@ def _table_problems(lay: _Layout, body: _Body, grid: Grid) -> list[Problem]:
         for cell in body.ambiguous_fields
     ]
     if lay.beside_col is not None:
-        out.append(Problem(
-            "error", "forms-side-by-side", _form_location(grid, lay),
-            "Trang tính có hai biểu đặt cạnh nhau; hệ thống chỉ đọc được biểu bên trái. Đề nghị "
-            "để mỗi biểu (Mẫu số 01, Mẫu số 02) ở một trang tính (sheet) riêng rồi gửi lại.",
-        ))
+        out.append(
+            Problem(
+                "error",
+                "forms-side-by-side",
+                _form_location(grid, lay),
+                "Trang tính có hai biểu đặt cạnh nhau; hệ thống chỉ đọc được biểu bên trái. "
+                "Đề nghị để mỗi biểu (Mẫu số 01, Mẫu số 02) ở một trang tính (sheet) riêng "
+                "rồi gửi lại.",
+            )
+        )
     return out
 
 
 def _is_blank(form: Form) -> bool:
     """A form nobody filled in: no model, no named row, no "Không đăng ký", no figures."""
     figures = [v for v in form.declared_totals.to_json().values() if v]
-    return not (form.entries or form.unfilled_rows or form.declared_empty or figures
-                or form.problems)
+    return not (
+        form.entries or form.unfilled_rows or form.declared_empty or figures or form.problems
+    )
 
 
 def _drop_blank_copies(forms: list[Form], problems: list[Problem]) -> list[Form]:
@@ -1077,13 +1126,17 @@ def _drop_blank_copies(forms: list[Form], problems: list[Problem]) -> list[Form]
     kept = []
     for f in forms:
         if f.form in filled and _is_blank(f):
-            problems.append(Problem(
-                "warning", "blank-template-copy", f.location,
-                f"{_place_name(f.location)} là bản mẫu {_FORM_NAMES[f.form]} còn để trống, "
-                f"nằm cạnh biểu {_FORM_NAMES[f.form]} đã điền nên hệ thống bỏ qua phần này. "
-                "Nếu đơn vị "
-                "còn mô hình muốn đăng ký, đề nghị ghi tiếp vào biểu đã điền rồi gửi lại.",
-            ))
+            problems.append(
+                Problem(
+                    "warning",
+                    "blank-template-copy",
+                    f.location,
+                    f"{_place_name(f.location)} là bản mẫu {_FORM_NAMES[f.form]} còn để trống, "
+                    f"nằm cạnh biểu {_FORM_NAMES[f.form]} đã điền nên hệ thống bỏ qua phần này. "
+                    "Nếu đơn vị "
+                    "còn mô hình muốn đăng ký, đề nghị ghi tiếp vào biểu đã điền rồi gửi lại.",
+                )
+            )
         else:
             kept.append(f)
     return kept
@@ -1108,28 +1161,31 @@ def find_forms(extracted: Extracted, filename: str) -> tuple[list[Form], list[Pr
         prev_end = 0
         for lay, body in found:
             split = min(lay.field_cols) - 1 if lay.field_cols else (lay.name_col or 0)
-            pre = _read_preamble(grid.rows, prev_end, lay.header_row,
-                                 max(split, lay.name_col or 0))
+            pre = _read_preamble(grid.rows, prev_end, lay.header_row, max(split, lay.name_col or 0))
             prev_end = max(body.end, lay.body_start)
             form_type = _form_type(pre, grid, lay, single, filename, problems)
             if form_type is None:
                 continue
-            forms.append(Form(
-                form=form_type,  # type: ignore[arg-type]
-                unit=pre.unit,
-                year=pre.year,
-                date=pre.date,
-                location=_form_location(grid, lay),
-                entries=body.entries,
-                declared_totals=body.totals,
-                problems=_table_problems(lay, body, grid),
-                unit_location=pre.unit_location or pre.placeholder_location or pre.first_location,
-                year_location=pre.year_location,
-                totals_location=body.totals_location,
-                unfilled_rows=body.unfilled,
-                declared_empty=body.declared_empty,
-                title=pre.title,
-            ))
+            forms.append(
+                Form(
+                    form=form_type,  # type: ignore[arg-type]
+                    unit=pre.unit,
+                    year=pre.year,
+                    date=pre.date,
+                    location=_form_location(grid, lay),
+                    entries=body.entries,
+                    declared_totals=body.totals,
+                    problems=_table_problems(lay, body, grid),
+                    unit_location=pre.unit_location
+                    or pre.placeholder_location
+                    or pre.first_location,
+                    year_location=pre.year_location,
+                    totals_location=body.totals_location,
+                    unfilled_rows=body.unfilled,
+                    declared_empty=body.declared_empty,
+                    title=pre.title,
+                )
+            )
     forms = _drop_blank_copies(forms, problems)
     if not forms and not problems:
         problems.append(

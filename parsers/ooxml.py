@@ -14,8 +14,12 @@ _REL_TAG = f"{{{PKG_REL_NS}}}Relationship"
 def xml_parser() -> etree.XMLParser:
     """No entities, no DTD, no network, default size bounds (huge_tree off)."""
     return etree.XMLParser(
-        resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
-        remove_comments=True, remove_pis=True,
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        huge_tree=False,
+        remove_comments=True,
+        remove_pis=True,
     )
 
 

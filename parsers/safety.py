@@ -76,7 +76,9 @@ def check_zip(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Problem | None:
         zf = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
         return Problem(
-            "error", "unreadable-file", None,
+            "error",
+            "unreadable-file",
+            None,
             "Tệp không đọc được (có thể bị hỏng hoặc gửi chưa trọn vẹn). Đề nghị mở lại bằng "
             f"Excel/Word, lưu lại dưới dạng .xlsx/.docx và gửi lại. ({type(exc).__name__})",
         )
@@ -90,7 +92,9 @@ def check_zip(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Problem | None:
                 return strange_structure("tên thành phần bên trong không hợp lệ")
             if info.flag_bits & 0x1:
                 return Problem(
-                    "error", "password-protected", None,
+                    "error",
+                    "password-protected",
+                    None,
                     "Tệp được đặt mật khẩu nên hệ thống không mở được, đề nghị gỡ mật khẩu "
                     "và gửi lại.",
                 )
@@ -122,10 +126,19 @@ def _check_prolog(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Problem | None:
             head = fh.read(_PROLOG_FIRST)
             if len(head) == _PROLOG_FIRST and _scan_prolog(head)[1]:
                 head += fh.read(_PROLOG_SCAN - len(head))
-    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError,
-            ValueError, zlib.error):
+    except (
+        zipfile.BadZipFile,
+        OSError,
+        EOFError,
+        NotImplementedError,
+        RuntimeError,
+        ValueError,
+        zlib.error,
+    ):
         return Problem(
-            "error", "unreadable-file", None,
+            "error",
+            "unreadable-file",
+            None,
             "Tệp không đọc được (có thể bị hỏng). Đề nghị mở lại bằng Excel/Word, lưu lại dưới "
             "dạng .xlsx/.docx và gửi lại.",
         )

@@ -16,9 +16,21 @@ OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
 
 _EXT_FORMATS = {
-    "xlsx": "xlsx", "xltx": "xlsx", "xlsm": "xlsm", "xltm": "xlsm", "xls": "xls", "xlt": "xls",
-    "docx": "docx", "dotx": "docx", "docm": "docx", "dotm": "docx", "doc": "doc", "dot": "doc",
-    "ods": "ods", "odt": "odt", "pdf": "pdf",
+    "xlsx": "xlsx",
+    "xltx": "xlsx",
+    "xlsm": "xlsm",
+    "xltm": "xlsm",
+    "xls": "xls",
+    "xlt": "xls",
+    "docx": "docx",
+    "dotx": "docx",
+    "docm": "docx",
+    "dotm": "docx",
+    "doc": "doc",
+    "dot": "doc",
+    "ods": "ods",
+    "odt": "odt",
+    "pdf": "pdf",
 }
 _OOXML_TYPES = (
     # (content type fragment, format); the first match wins.
@@ -38,10 +50,18 @@ _ODF_TYPES = {
     "application/vnd.oasis.opendocument.text-template": "odt",
 }
 _IMAGE_MAGICS = (
-    b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"II*\x00", b"MM\x00*", b"BM",
+    b"\x89PNG\r\n\x1a\n",
+    b"\xff\xd8\xff",
+    b"GIF87a",
+    b"GIF89a",
+    b"II*\x00",
+    b"MM\x00*",
+    b"BM",
 )
-_HTML_START = re.compile(rb"^\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html|head|body|table|meta)\b",
-                         re.IGNORECASE | re.DOTALL)
+_HTML_START = re.compile(
+    rb"^\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html|head|body|table|meta)\b",
+    re.IGNORECASE | re.DOTALL,
+)
 _XML_SPREADSHEET = b"urn:schemas-microsoft-com:office:spreadsheet"
 _SMALL_PART = 1 << 20  # [Content_Types].xml and mimetype are tiny; refuse to inflate big ones
 
@@ -118,8 +138,15 @@ def _zip_format(data: bytes) -> str | None:
             if "word/document.xml" in infos:
                 return "docx"
             return "other"
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError,
-            RuntimeError, zlib.error) as exc:
+    except (
+        zipfile.BadZipFile,
+        OSError,
+        ValueError,
+        EOFError,
+        NotImplementedError,
+        RuntimeError,
+        zlib.error,
+    ) as exc:
         log.debug("not a readable zip: %s", exc)
         return None
 

@@ -55,7 +55,13 @@ _TCVN3_ROWS: tuple[tuple[str, str], ...] = (
     ("y", "79 fd fa fb fc fe"),
 )
 _TCVN3_SINGLES: tuple[tuple[str, str], ...] = (
-    ("Ă", "a1"), ("Â", "a2"), ("Ê", "a3"), ("Ô", "a4"), ("Ơ", "a5"), ("Ư", "a6"), ("Đ", "a7"),
+    ("Ă", "a1"),
+    ("Â", "a2"),
+    ("Ê", "a3"),
+    ("Ô", "a4"),
+    ("Ơ", "a5"),
+    ("Ư", "a6"),
+    ("Đ", "a7"),
     ("đ", "ae"),
 )
 
@@ -142,9 +148,7 @@ _PATTERN: Mapping[str, re.Pattern[str]] = MappingProxyType(
 )
 
 # Word fonts with a symbol charset keep their byte codes as U+F000 + byte.
-_PUA_TO_BYTE: Mapping[int, str] = MappingProxyType(
-    {0xF000 + b: chr(b) for b in range(0x20, 0x100)}
-)
+_PUA_TO_BYTE: Mapping[int, str] = MappingProxyType({0xF000 + b: chr(b) for b in range(0x20, 0x100)})
 
 # TCVN3 codes that are symbols (or never-used letters ª µ) in Latin-1: in a word they betray
 # ABC text shown in a Unicode font ("§¶ng", "Lª", "ph\xadêng").
@@ -174,10 +178,61 @@ _CP1252_SYMBOLS = frozenset(_c1_to_cp1252().values())
 
 # --- Vietnamese syllable shape (used to judge whether a conversion is plausible) -------------
 _NUCLEI: tuple[str, ...] = (
-    "uyê", "uya", "uyu", "iêu", "yêu", "oai", "oay", "oao", "oeo", "uây", "uôi", "ươi", "ươu",
-    "ai", "ao", "au", "ay", "âu", "ây", "eo", "êu", "ia", "iê", "iu", "oa", "oă", "oe", "oi",
-    "ôi", "ơi", "oo", "ua", "uâ", "uê", "ui", "uô", "uơ", "uy", "ưa", "ưi", "ươ", "ưu", "yê",
-    "a", "ă", "â", "e", "ê", "i", "o", "ô", "ơ", "u", "ư", "y",
+    "uyê",
+    "uya",
+    "uyu",
+    "iêu",
+    "yêu",
+    "oai",
+    "oay",
+    "oao",
+    "oeo",
+    "uây",
+    "uôi",
+    "ươi",
+    "ươu",
+    "ai",
+    "ao",
+    "au",
+    "ay",
+    "âu",
+    "ây",
+    "eo",
+    "êu",
+    "ia",
+    "iê",
+    "iu",
+    "oa",
+    "oă",
+    "oe",
+    "oi",
+    "ôi",
+    "ơi",
+    "oo",
+    "ua",
+    "uâ",
+    "uê",
+    "ui",
+    "uô",
+    "uơ",
+    "uy",
+    "ưa",
+    "ưi",
+    "ươ",
+    "ưu",
+    "yê",
+    "a",
+    "ă",
+    "â",
+    "e",
+    "ê",
+    "i",
+    "o",
+    "ô",
+    "ơ",
+    "u",
+    "ư",
+    "y",
 )
 # Rhymes that need a final consonant, and rhymes that end in a glide or are open (no final).
 _NEEDS_FINAL = frozenset(("ă", "â", "oă", "uâ", "iê", "yê", "uô", "ươ", "uyê", "oo"))

@@ -20,13 +20,19 @@ def read_xls(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Extracted:
     log = io.StringIO()  # xlrd prints warnings to stdout otherwise
     try:
         book = xlrd.open_workbook(
-            file_contents=data, formatting_info=True, logfile=log, verbosity=0,
+            file_contents=data,
+            formatting_info=True,
+            logfile=log,
+            verbosity=0,
             ragged_rows=True,
         )
     except (xlrd.XLRDError, NotImplementedError, AssertionError, IndexError, KeyError):
         # Some writers produce formatting records xlrd cannot follow; the values may still be.
         book = xlrd.open_workbook(
-            file_contents=data, formatting_info=False, logfile=log, verbosity=0,
+            file_contents=data,
+            formatting_info=False,
+            logfile=log,
+            verbosity=0,
             ragged_rows=True,
         )
     try:

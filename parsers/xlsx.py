@@ -109,7 +109,8 @@ _SML_NS = (
     "http://purl.oclc.org/ooxml/spreadsheetml/main",  # ISO "strict" OOXML
 )
 _REL_ATTRS = tuple(
-    f"{{{ns}}}id" for ns in (
+    f"{{{ns}}}id"
+    for ns in (
         "http://schemas.openxmlformats.org/officeDocument/2006/relationships",
         "http://purl.oclc.org/ooxml/officeDocument/relationships",
     )
@@ -286,9 +287,15 @@ def _read_sheet(
     stopped = False
     tags: tuple[str, str, str, str, str] | None = None
     events = etree.iterparse(
-        io.BytesIO(raw), events=("end",), tag=("{*}row", "{*}mergeCell"),
-        resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
-        remove_comments=True, remove_pis=True,
+        io.BytesIO(raw),
+        events=("end",),
+        tag=("{*}row", "{*}mergeCell"),
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        huge_tree=False,
+        remove_comments=True,
+        remove_pis=True,
     )
     for _event, el in events:
         tag = el.tag
@@ -440,8 +447,10 @@ def _merged_ranges(refs: list[str]) -> list[tuple[int, int, int, int]]:
 
 
 def _spread_merges(
-    cells: dict[tuple[int, int], Cell], ranges: list[tuple[int, int, int, int]],
-    max_r: int, max_c: int,
+    cells: dict[tuple[int, int], Cell],
+    ranges: list[tuple[int, int, int, int]],
+    max_r: int,
+    max_c: int,
 ) -> None:
     """Give every other cell of a merged range a merged=True copy of its origin."""
     budget = _MERGE_BUDGET

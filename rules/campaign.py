@@ -58,9 +58,7 @@ class CampaignError(ValueError):
     """A campaign file that cannot be read; the message says where, in Vietnamese."""
 
 
-def parse_campaign(
-    text: str, source: str | None = None, timezone: str | None = None
-) -> Campaign:
+def parse_campaign(text: str, source: str | None = None, timezone: str | None = None) -> Campaign:
     """Build a Campaign from the TOML text of a campaign file (`timezone` overrides its own)."""
     where = source or "tệp đợt thi đua"
     try:

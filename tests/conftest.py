@@ -51,7 +51,9 @@ def smtp_server() -> Iterator[SmtpServer]:
 def smtp_server_tls(tmp_path: Path) -> Iterator[SmtpServer]:
     """An aiosmtpd server with STARTTLS and AUTH (user `robot`, a non-ASCII password)."""
     server = start_smtpd(
-        starttls=True, users={"robot": "Mật-khẩu Đ1"}, require_auth=True,
+        starttls=True,
+        users={"robot": "Mật-khẩu Đ1"},
+        require_auth=True,
         cert_dir=tmp_path / "smtp-tls",
     )
     yield server

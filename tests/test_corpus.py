@@ -50,8 +50,9 @@ def parse_like_cli(path: Path) -> dict[str, Any]:
     import rules
     from rules import campaign
 
-    result = rules.judge(parsers.parse_file(path.read_bytes(), path.name),
-                         campaign.newest_campaign())
+    result = rules.judge(
+        parsers.parse_file(path.read_bytes(), path.name), campaign.newest_campaign()
+    )
     return result.to_json()
 
 
@@ -106,8 +107,12 @@ def compare(expected: dict[str, Any], actual: dict[str, Any]) -> list[str]:
         act_entries = act.get("entries", [])
         if act_entries != exp["entries"]:
             diff = difflib.unified_diff(
-                _dump(exp["entries"]), _dump(act_entries), "expected entries", "actual entries",
-                lineterm="", n=2,
+                _dump(exp["entries"]),
+                _dump(act_entries),
+                "expected entries",
+                "actual entries",
+                lineterm="",
+                n=2,
             )
             out.append(f"{where}: entries differ:\n" + "\n".join(diff))
         out += compare_problems(where, exp["problems"], act.get("problems", []))
@@ -121,8 +126,9 @@ def test_corpus_file(path: Path) -> None:
     actual = parse_like_cli(path)
     problems = compare(expected, actual)
     if problems:
-        pytest.fail(f"{path.name}: {len(problems)} difference(s)\n" + "\n".join(problems),
-                    pytrace=False)
+        pytest.fail(
+            f"{path.name}: {len(problems)} difference(s)\n" + "\n".join(problems), pytrace=False
+        )
 
 
 def test_every_corpus_file_has_an_expectation() -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from mailbot import db as dbm
 from mailbot.app import App, campaign_of, open_app, terminal_progress
-from mailbot.campaign_ops import (
+from mailbot.campaign.ops import (
     QUARANTINE_REASONS,
     build_digest,
     consolidated_docx,
@@ -27,8 +27,7 @@ from mailbot.campaign_ops import (
     reminder_schedule,
     units_without_address,
 )
-from mailbot.config import Config
-from mailbot.progress import (
+from mailbot.campaign.status import (
     FORM_ERRORS,
     FORM_NONE,
     FORM_OK,
@@ -40,9 +39,10 @@ from mailbot.progress import (
     status_json,
     unit_states,
 )
+from mailbot.clock import utc_now
+from mailbot.config import Config
+from mailbot.mail.views import percent
 from mailbot.scheduler import deliver_held
-from mailbot.service import utc_now
-from mailbot.views import percent
 from outbox_templates import render
 from rules.campaign import (
     Campaign,
@@ -61,11 +61,15 @@ class UsageError(Exception):
 
 # --------------------------------------------------------------------------- wiring
 
+
 def register(sub: argparse._SubParsersAction) -> None:
-    now_help = ("thời điểm hành động, ISO-8601 (ví dụ 2022-02-17T08:00; không ghi múi giờ "
-                "thì theo múi giờ của đợt thi đua)")
+    now_help = (
+        "thời điểm hành động, ISO-8601 (ví dụ 2022-02-17T08:00; không ghi múi giờ "
+        "thì theo múi giờ của đợt thi đua)"
+    )
     p = sub.add_parser(
-        "remind", help="gửi thư nhắc hạn cho các đơn vị chưa gửi đủ",
+        "remind",
+        help="gửi thư nhắc hạn cho các đơn vị chưa gửi đủ",
         description=(
             "Gửi thư nhắc của đợt nhắc gần nhất (theo lịch: 7, 3 và 1 ngày trước hạn) chưa "
             "được gửi, cho các đơn vị chưa gửi đủ biểu mẫu, rồi gửi ngay. Không bao giờ gửi "
@@ -73,13 +77,17 @@ def register(sub: argparse._SubParsersAction) -> None:
             "bỏ qua. Nếu không có đợt nào đang chờ thì chỉ báo lại và không gửi gì."
         ),
     )
-    p.add_argument("--dry-run", action="store_true",
-                   help="chỉ in ra sẽ gửi gì cho ai, không gửi, không ghi dữ liệu")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="chỉ in ra sẽ gửi gì cho ai, không gửi, không ghi dữ liệu",
+    )
     p.add_argument("--now", metavar="ISO-8601", help=now_help)
     p.set_defaults(func=remind)
 
     p = sub.add_parser(
-        "digest", help="gửi báo cáo tổng hợp cho cán bộ ngay bây giờ",
+        "digest",
+        help="gửi báo cáo tổng hợp cho cán bộ ngay bây giờ",
         description=(
             "Lập báo cáo tình hình (tiến độ, hồ sơ mới nhận từ lần báo cáo trước, việc cần "
             "xử lý, đơn vị quá hạn, kèm bảng tổng hợp .xlsx) và gửi ngay cho những người nhận "
@@ -87,8 +95,11 @@ def register(sub: argparse._SubParsersAction) -> None:
             "ngày hôm đó nếu báo cáo ấy chưa gửi."
         ),
     )
-    p.add_argument("--dry-run", action="store_true",
-                   help="chỉ in ra báo cáo và người nhận, không gửi, không ghi dữ liệu")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="chỉ in ra báo cáo và người nhận, không gửi, không ghi dữ liệu",
+    )
     p.add_argument("--now", metavar="ISO-8601", help=now_help)
     p.set_defaults(func=digest)
 
@@ -98,12 +109,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("export", help="xuất bảng tổng hợp (xlsx, hoặc docx)")
     p.add_argument("--out", required=True, metavar="FILE.xlsx", help="tệp kết quả")
-    p.add_argument("--docx", action="store_true",
-                   help="ghi thêm bản Word (.docx) cùng tên bên cạnh; --out *.docx chỉ ghi Word")
+    p.add_argument(
+        "--docx",
+        action="store_true",
+        help="ghi thêm bản Word (.docx) cùng tên bên cạnh; --out *.docx chỉ ghi Word",
+    )
     p.set_defaults(func=export)
 
     p = sub.add_parser(
-        "review", help="việc chờ cán bộ xử lý: thư bị giữ lại, người gửi chờ xác nhận",
+        "review",
+        help="việc chờ cán bộ xử lý: thư bị giữ lại, người gửi chờ xác nhận",
         description="Không có lệnh con: liệt kê những việc đang chờ một người xử lý.",
     )
     p.set_defaults(func=review_list)
@@ -126,13 +141,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     cs = p.add_subparsers(dest="campaign_action", metavar="<việc>")
     cs.required = True
     n = cs.add_parser(
-        "new", help="tạo tệp đợt thi đua năm mới từ tệp mới nhất, dời mọi ngày theo năm",
+        "new",
+        help="tạo tệp đợt thi đua năm mới từ tệp mới nhất, dời mọi ngày theo năm",
     )
     n.add_argument("year", type=int, metavar="YEAR")
-    n.add_argument("--from", dest="source", metavar="FILE",
-                   help="tệp gốc (mặc định: tệp mới nhất trong rules/campaigns/)")
-    n.add_argument("--out", metavar="FILE",
-                   help="tệp kết quả (mặc định rules/campaigns/<id>.toml); không ghi đè")
+    n.add_argument(
+        "--from",
+        dest="source",
+        metavar="FILE",
+        help="tệp gốc (mặc định: tệp mới nhất trong rules/campaigns/)",
+    )
+    n.add_argument(
+        "--out",
+        metavar="FILE",
+        help="tệp kết quả (mặc định rules/campaigns/<id>.toml); không ghi đè",
+    )
     n.set_defaults(func=campaign_new, needs_config=False)
 
 
@@ -170,6 +193,7 @@ def _when(value: datetime, campaign: Campaign) -> str:
 
 # --------------------------------------------------------------------------- remind
 
+
 def remind(args: argparse.Namespace, config: Config) -> int:
     def body() -> int:
         campaign = campaign_of(config)
@@ -186,8 +210,10 @@ def remind(args: argparse.Namespace, config: Config) -> int:
                 _say_nothing_due(campaign, now, schedule.upcoming)
                 return 0
             sent, failed = deliver_held(app, clock, app.outgoing())
-            print(f"mailbot: đợt nhắc {_when(schedule.due, campaign)}: đã lập {count} thư "
-                  f"nhắc; gửi được {sent}, lỗi {failed}.")
+            print(
+                f"mailbot: đợt nhắc {_when(schedule.due, campaign)}: đã lập {count} thư "
+                f"nhắc; gửi được {sent}, lỗi {failed}."
+            )
             return 0 if not failed else 1
 
     return _run(body)
@@ -195,11 +221,15 @@ def remind(args: argparse.Namespace, config: Config) -> int:
 
 def _say_nothing_due(campaign: Campaign, now: datetime, upcoming: datetime | None) -> None:
     if now >= campaign.deadline:
-        print(f"mailbot: đã hết hạn nộp ({campaign.deadline_text}): không gửi thư nhắc; "
-              "các đơn vị quá hạn có trong báo cáo hằng ngày (mailbot digest).")
+        print(
+            f"mailbot: đã hết hạn nộp ({campaign.deadline_text}): không gửi thư nhắc; "
+            "các đơn vị quá hạn có trong báo cáo hằng ngày (mailbot digest)."
+        )
     elif upcoming is not None:
-        print(f"mailbot: không có đợt nhắc hạn nào đang chờ. Đợt tiếp theo: "
-              f"{_when(upcoming, campaign)}.")
+        print(
+            f"mailbot: không có đợt nhắc hạn nào đang chờ. Đợt tiếp theo: "
+            f"{_when(upcoming, campaign)}."
+        )
     else:
         print("mailbot: không có đợt nhắc hạn nào đang chờ.")
 
@@ -215,11 +245,14 @@ def _remind_preview(config: Config, campaign: Campaign, now: datetime) -> int:
             print(DRY_RUN_NOTE)
             return 0
         plans = plan_reminders(s, campaign, now, point=schedule.due, config=config)
-        noaddr = [u for u in units_without_address(s, campaign, now)
-                  if u.state != "awaiting-confirmation"]
+        noaddr = [
+            u for u in units_without_address(s, campaign, now) if u.state != "awaiting-confirmation"
+        ]
     left = days_left(campaign, now)
-    print(f"Đợt nhắc {_when(schedule.due, campaign)} (hạn nộp {campaign.deadline_text}, "
-          f"còn {left} ngày): sẽ gửi {len(plans)} thư nhắc.")
+    print(
+        f"Đợt nhắc {_when(schedule.due, campaign)} (hạn nộp {campaign.deadline_text}, "
+        f"còn {left} ngày): sẽ gửi {len(plans)} thư nhắc."
+    )
     for plan in plans:
         gaps = []
         if plan.missing_forms:
@@ -229,8 +262,10 @@ def _remind_preview(config: Config, campaign: Campaign, now: datetime) -> int:
         if plan.unconfirmed_forms:
             gaps.append("chờ xác nhận " + ", ".join(plan.unconfirmed_forms))
         attach = ", ".join(f"{c} (.docx, .xlsx)" for c in plan.template_forms)
-        print(f"- {plan.unit_name} <{', '.join(plan.to)}>: {'; '.join(gaps)}; "
-              f"kèm biểu mẫu trống {attach}")
+        print(
+            f"- {plan.unit_name} <{', '.join(plan.to)}>: {'; '.join(gaps)}; "
+            f"kèm biểu mẫu trống {attach}"
+        )
     if noaddr:
         print("Không gửi được vì chưa có địa chỉ email trong danh sách đơn vị:")
         for u in noaddr:
@@ -240,6 +275,7 @@ def _remind_preview(config: Config, campaign: Campaign, now: datetime) -> int:
 
 
 # --------------------------------------------------------------------------- digest
+
 
 def digest(args: argparse.Namespace, config: Config) -> int:
     def body() -> int:
@@ -254,8 +290,10 @@ def digest(args: argparse.Namespace, config: Config) -> int:
             if recipients:
                 print(f"Báo cáo sẽ gửi đến: {', '.join(recipients)}")
             else:
-                print("Chưa có người nhận báo cáo (khóa recipients trong mục [digest] của "
-                      "cấu hình): sẽ không gửi.")
+                print(
+                    "Chưa có người nhận báo cáo (khóa recipients trong mục [digest] của "
+                    "cấu hình): sẽ không gửi."
+                )
             print(f"Tiêu đề: {rendered.subject}")
             print(f"Tệp đính kèm: {plan.attachment_name} ({len(plan.workbook)} byte)")
             print()
@@ -264,16 +302,21 @@ def digest(args: argparse.Namespace, config: Config) -> int:
             print(DRY_RUN_NOTE)
             return 0
         if not recipients:
-            print("mailbot: chưa có người nhận báo cáo (khóa recipients trong mục [digest]).",
-                  file=sys.stderr)
+            print(
+                "mailbot: chưa có người nhận báo cáo (khóa recipients trong mục [digest]).",
+                file=sys.stderr,
+            )
             return 1
         clock = (lambda: now) if given else utc_now
         with _app(config, exclusive=True) as app:
             with app.database.session() as s:
                 queue_digest(s, campaign, config, now, manual=True)
             sent, failed = deliver_held(app, clock, app.outgoing())
-        print(f"mailbot: đã gửi báo cáo đến {', '.join(recipients)}"
-              if sent else f"mailbot: chưa gửi được báo cáo (lỗi {failed}); sẽ thử lại sau.")
+        print(
+            f"mailbot: đã gửi báo cáo đến {', '.join(recipients)}"
+            if sent
+            else f"mailbot: chưa gửi được báo cáo (lỗi {failed}); sẽ thử lại sau."
+        )
         return 0 if sent else 1
 
     return _run(body)
@@ -281,13 +324,17 @@ def digest(args: argparse.Namespace, config: Config) -> int:
 
 # --------------------------------------------------------------------------- status
 
+
 def _form_cell(f: FormState | None, campaign: Campaign) -> str:
     if f is None or f.status == FORM_NONE or f.received_at is None:
         return "chưa gửi"
     when = local(f.received_at, campaign).strftime("%d/%m %H:%M")
     if f.status == FORM_OK:
-        text = f"{when}, {f.entries} mô hình" if f.entries or not f.declared_empty else \
-            f"{when}, không đăng ký"
+        text = (
+            f"{when}, {f.entries} mô hình"
+            if f.entries or not f.declared_empty
+            else f"{when}, không đăng ký"
+        )
     elif f.status == FORM_ERRORS:
         text = f"{when}, {f.errors} lỗi"
     else:
@@ -310,7 +357,8 @@ def status(args: argparse.Namespace, config: Config) -> int:
         forms = [f.code for f in campaign.forms]
         print(f"{campaign.name} – hạn nộp {campaign.deadline_text}")
         head = f"{'Mã':<18} {'Đơn vị':<44} {'Tình trạng':<23} " + " ".join(
-            f"{c:<28}" for c in forms)
+            f"{c:<28}" for c in forms
+        )
         print(head.rstrip())
         print("-" * len(head.rstrip()))
         for u in states:
@@ -319,15 +367,18 @@ def status(args: argparse.Namespace, config: Config) -> int:
         counts = count_states(states)
         total = len(states)
         print("-" * len(head.rstrip()))
-        print(f"Đã gửi đủ {counts['complete']}/{total} đơn vị "
-              f"({percent(counts['complete'], total)}%); "
-              + "; ".join(f"{STATE_LABELS[k]}: {counts[k]}" for k in STATES if k != "complete"))
+        print(
+            f"Đã gửi đủ {counts['complete']}/{total} đơn vị "
+            f"({percent(counts['complete'], total)}%); "
+            + "; ".join(f"{STATE_LABELS[k]}: {counts[k]}" for k in STATES if k != "complete")
+        )
         return 0
 
     return _run(body)
 
 
 # --------------------------------------------------------------------------- export
+
 
 def atomic_write(path: Path, data: bytes) -> None:
     """Write a file so that readers see the old one or the whole new one, never a part."""
@@ -350,8 +401,9 @@ def export(args: argparse.Namespace, config: Config) -> int:
         if not out.parent.resolve().is_dir():
             raise UsageError(f"--out {args.out}: thư mục {out.parent} không tồn tại")
         if out.is_dir():
-            raise UsageError(f"--out {args.out} là một thư mục; hãy ghi tên tệp, ví dụ "
-                             f"{out / 'tong-hop.xlsx'}")
+            raise UsageError(
+                f"--out {args.out} là một thư mục; hãy ghi tên tệp, ví dụ {out / 'tong-hop.xlsx'}"
+            )
         if out.suffix.lower() not in (".xlsx", ".docx"):
             raise UsageError(f"--out {args.out}: tên tệp phải có đuôi .xlsx (hoặc .docx)")
         word_only = out.suffix.lower() == ".docx"
@@ -382,19 +434,21 @@ def export(args: argparse.Namespace, config: Config) -> int:
 
 # --------------------------------------------------------------------------- review
 
+
 def review_list(args: argparse.Namespace, config: Config) -> int:
     def body() -> int:
         with _app(config, exclusive=False) as app, app.database.session(write=False) as s:
             campaign = app.campaign
             names = {u.code: u.name for u in dbm.unit_register(s)}
             quarantined = dbm.mails_with_status(s, "quarantined")
-            waiting = list(s.scalars(
-                dbm.select(dbm.Mail)
-                .where(dbm.Mail.awaiting_confirmation.is_(True), dbm.Mail.status == "processed")
-                .order_by(dbm.Mail.id)
-            ))
-            forms = {m.id: [sub.form for sub in dbm.submissions_for_mail(s, m.id)]
-                     for m in waiting}
+            waiting = list(
+                s.scalars(
+                    dbm.select(dbm.Mail)
+                    .where(dbm.Mail.awaiting_confirmation.is_(True), dbm.Mail.status == "processed")
+                    .order_by(dbm.Mail.id)
+                )
+            )
+            forms = {m.id: [sub.form for sub in dbm.submissions_for_mail(s, m.id)] for m in waiting}
         if not quarantined and not waiting:
             print("Không có việc nào chờ xử lý.")
             return 0
@@ -402,18 +456,26 @@ def review_list(args: argparse.Namespace, config: Config) -> int:
             print(f"THƯ BỊ GIỮ LẠI ({len(quarantined)}):")
             for m in quarantined:
                 reason = QUARANTINE_REASONS.get(m.quarantine_reason or "", m.quarantine_reason)
-                print(f"  #{m.id}  {_when(m.received_at, campaign)}  {m.from_addr or '(không rõ)'}"
-                      f"  “{m.subject or ''}”  – {reason}")
-            print("  Gán cho đơn vị: mailbot review assign --mail ID --unit MÃ; "
-                  "loại bỏ: mailbot review reject --mail ID")
+                print(
+                    f"  #{m.id}  {_when(m.received_at, campaign)}  {m.from_addr or '(không rõ)'}"
+                    f"  “{m.subject or ''}”  – {reason}"
+                )
+            print(
+                "  Gán cho đơn vị: mailbot review assign --mail ID --unit MÃ; "
+                "loại bỏ: mailbot review reject --mail ID"
+            )
         if waiting:
             print(f"NGƯỜI GỬI CHỜ XÁC NHẬN ({len(waiting)}):")
             for m in waiting:
                 unit = names.get(m.unit_code or "", m.unit_code or "?")
-                print(f"  #{m.id}  {_when(m.received_at, campaign)}  {m.from_addr} → {unit} "
-                      f"({m.unit_code}); biểu mẫu: {', '.join(forms[m.id]) or 'không có'}")
-            print("  Xác nhận: mailbot review confirm --mail ID; "
-                  "loại bỏ: mailbot review reject --mail ID")
+                print(
+                    f"  #{m.id}  {_when(m.received_at, campaign)}  {m.from_addr} → {unit} "
+                    f"({m.unit_code}); biểu mẫu: {', '.join(forms[m.id]) or 'không có'}"
+                )
+            print(
+                "  Xác nhận: mailbot review confirm --mail ID; "
+                "loại bỏ: mailbot review reject --mail ID"
+            )
         return 0
 
     return _run(body)
@@ -446,14 +508,18 @@ def review_confirm(args: argparse.Namespace, config: Config) -> int:
                 if not addr:
                     raise UsageError(f"thư #{mail.id} không có địa chỉ người gửi")
                 if not code:
-                    raise UsageError(f"thư #{mail.id} chưa gắn với đơn vị nào; thêm --unit CODE "
-                                     "hoặc dùng mailbot review assign")
+                    raise UsageError(
+                        f"thư #{mail.id} chưa gắn với đơn vị nào; thêm --unit CODE "
+                        "hoặc dùng mailbot review assign"
+                    )
             else:
                 addr, code = args.email, args.unit
             unit = _unit(s, code)
             count = dbm.confirm_sender(s, addr, unit.code, now)
-            print(f"mailbot: đã xác nhận {addr.strip().lower()} là địa chỉ của {unit.name} "
-                  f"({unit.code}); {count} biểu mẫu chờ xác nhận nay được tính.")
+            print(
+                f"mailbot: đã xác nhận {addr.strip().lower()} là địa chỉ của {unit.name} "
+                f"({unit.code}); {count} biểu mẫu chờ xác nhận nay được tính."
+            )
         return 0
 
     return _run(body)
@@ -469,10 +535,17 @@ def review_assign(args: argparse.Namespace, config: Config) -> int:
                 if mail.status != "quarantined":
                     raise UsageError(f"thư #{mail.id} không bị giữ lại (trạng thái {mail.status})")
                 if mail.from_addr:
-                    dbm.add_unit_email(s, mail.from_addr, unit.code, confirmed=True, now=now,
-                                       source="review")
-                dbm.add_event(s, "assigned", at=now, mail_id=mail.id, unit_code=unit.code,
-                              detail=mail.from_addr)
+                    dbm.add_unit_email(
+                        s, mail.from_addr, unit.code, confirmed=True, now=now, source="review"
+                    )
+                dbm.add_event(
+                    s,
+                    "assigned",
+                    at=now,
+                    mail_id=mail.id,
+                    unit_code=unit.code,
+                    detail=mail.from_addr,
+                )
                 dbm.reset_for_reprocess(s, mail, now)
                 unit_name = unit.name
             robot = app.robot(progress=terminal_progress())
@@ -486,8 +559,10 @@ def review_assign(args: argparse.Namespace, config: Config) -> int:
             why = QUARANTINE_REASONS.get(reason or "", reason)
             print(f"mailbot: thư #{args.mail} vẫn bị giữ lại sau khi xử lý lại: {why}.")
             return 1
-        print(f"mailbot: đã gán thư #{args.mail} cho {unit_name} và xử lý lại: "
-              f"{len(subs)} biểu mẫu ({', '.join(x.form for x in subs) or 'không có'}).")
+        print(
+            f"mailbot: đã gán thư #{args.mail} cho {unit_name} và xử lý lại: "
+            f"{len(subs)} biểu mẫu ({', '.join(x.form for x in subs) or 'không có'})."
+        )
         return 0
 
     return _run(body)
@@ -510,16 +585,21 @@ def review_reject(args: argparse.Namespace, config: Config) -> int:
             mail.awaiting_confirmation = False
             mail.quarantine_reason = "rejected"
             mail.next_attempt_at = None
-            dbm.add_event(s, "rejected", at=now, mail_id=mail.id, unit_code=mail.unit_code,
-                          detail=args.reason)
-            print(f"mailbot: đã loại thư #{mail.id} từ {addr or '(không rõ)'}"
-                  + (f" (lý do: {args.reason})" if args.reason else "") + ".")
+            dbm.add_event(
+                s, "rejected", at=now, mail_id=mail.id, unit_code=mail.unit_code, detail=args.reason
+            )
+            print(
+                f"mailbot: đã loại thư #{mail.id} từ {addr or '(không rõ)'}"
+                + (f" (lý do: {args.reason})" if args.reason else "")
+                + "."
+            )
         return 0
 
     return _run(body)
 
 
 # --------------------------------------------------------------------------- campaign new
+
 
 def campaign_new(args: argparse.Namespace, config: Config | None) -> int:
     def body() -> int:
@@ -545,8 +625,10 @@ def campaign_new(args: argparse.Namespace, config: Config | None) -> int:
             print(f"mailbot: {target} đã có; không ghi đè.", file=sys.stderr)
             return 1
         made = parse_campaign(text)
-        print(f"mailbot: đã tạo {target} (năm {made.year}, hạn nộp {made.deadline_text}). "
-              "Đề nghị kiểm tra lại các ngày và số công văn.")
+        print(
+            f"mailbot: đã tạo {target} (năm {made.year}, hạn nộp {made.deadline_text}). "
+            "Đề nghị kiểm tra lại các ngày và số công văn."
+        )
         return 0
 
     return _run(body)

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from mailbot import db as dbm
 from mailbot.app import import_units, open_app
-from mailbot.campaign_ops import QUARANTINE_REASONS
+from mailbot.campaign.ops import QUARANTINE_REASONS
+from mailbot.campaign.samples import filled_form_xlsx
 from mailbot.config import Config, InboxConfig, OutgoingConfig, StorageConfig
-from mailbot.samples import filled_form_xlsx
 from rules.campaign import Campaign, newest_campaign
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -29,15 +29,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo", help="chạy thử trọn vòng trên hộp thư cục bộ (không cần máy chủ thư)"
     )
-    p.add_argument("--dir", type=Path, default=Path("mailbot-demo"),
-                   help="thư mục chứa hộp thư, CSDL và thư trả lời (mặc định ./mailbot-demo)")
+    p.add_argument(
+        "--dir",
+        type=Path,
+        default=Path("mailbot-demo"),
+        help="thư mục chứa hộp thư, CSDL và thư trả lời (mặc định ./mailbot-demo)",
+    )
     p.add_argument("--units", type=Path, default=REPO_UNITS, help="danh sách đơn vị (CSV/XLSX)")
     p.set_defaults(func=run, needs_config=False)
 
 
 def _mail(
-    sender: str, subject: str, when: datetime, body: str,
-    files: Sequence[tuple[str, bytes]] = (), headers: dict[str, str] | None = None,
+    sender: str,
+    subject: str,
+    when: datetime,
+    body: str,
+    files: Sequence[tuple[str, bytes]] = (),
+    headers: dict[str, str] | None = None,
     to: str = "bdv_quthanhxuan@hanoi.gov.vn",
 ) -> bytes:
     msg = EmailMessage()
@@ -50,8 +58,9 @@ def _mail(
         msg[k] = v
     msg.set_content(body)
     for name, data in files:
-        msg.add_attachment(data, maintype=XLSX.split("/")[0], subtype=XLSX.split("/")[1],
-                           filename=name)
+        msg.add_attachment(
+            data, maintype=XLSX.split("/")[0], subtype=XLSX.split("/")[1], filename=name
+        )
     return bytes(msg)
 
 
@@ -59,58 +68,108 @@ def sample_mails(campaign: Campaign) -> tuple[list[bytes], list[bytes]]:
     """Mails before the deadline, and one after it: good, faulty, unknown, automatic."""
     day = datetime(campaign.year, 2, 14, 9, 30, tzinfo=campaign.tz)
     good_m1 = filled_form_xlsx(
-        "M1", campaign, "Đảng ủy phường Khương Trung", date(campaign.year, 2, 14),
-        collectives=[("Chi bộ Tổ dân phố số 5", "culture_society", "Tổ dân phố xanh - sạch - đẹp"),
-                     ("Chi hội Cựu chiến binh TDP 3", "security_defense",
-                      "Camera an ninh khu dân cư")],
-        individuals=[("Đồng chí Nguyễn Thị Hoa, Tổ trưởng TDP 7", "economy",
-                      "Bữa cơm nghĩa tình cho người khó khăn")],
+        "M1",
+        campaign,
+        "Đảng ủy phường Khương Trung",
+        date(campaign.year, 2, 14),
+        collectives=[
+            ("Chi bộ Tổ dân phố số 5", "culture_society", "Tổ dân phố xanh - sạch - đẹp"),
+            ("Chi hội Cựu chiến binh TDP 3", "security_defense", "Camera an ninh khu dân cư"),
+        ],
+        individuals=[
+            (
+                "Đồng chí Nguyễn Thị Hoa, Tổ trưởng TDP 7",
+                "economy",
+                "Bữa cơm nghĩa tình cho người khó khăn",
+            )
+        ],
         totals={"economy": 1, "culture_society": 1, "security_defense": 1},
     )
     good_m2 = filled_form_xlsx(
-        "M2", campaign, "Đảng ủy phường Khương Trung", date(campaign.year, 2, 14),
-        collectives=[("Chi bộ Tổ dân phố số 12", "political_system",
-                      "Tiếp dân, đối thoại với Nhân dân tại tổ dân phố")],
+        "M2",
+        campaign,
+        "Đảng ủy phường Khương Trung",
+        date(campaign.year, 2, 14),
+        collectives=[
+            (
+                "Chi bộ Tổ dân phố số 12",
+                "political_system",
+                "Tiếp dân, đối thoại với Nhân dân tại tổ dân phố",
+            )
+        ],
     )
     faulty = filled_form_xlsx(
-        "M1", campaign, "Hội Liên hiệp Phụ nữ quận", date(campaign.year, 2, 15),
-        collectives=[(None, "economy", "Chi hội phụ nữ tiết kiệm"),
-                     ("Chi hội Phụ nữ phường Hạ Đình", "culture_society", "Ngày thứ Bảy văn minh")],
+        "M1",
+        campaign,
+        "Hội Liên hiệp Phụ nữ quận",
+        date(campaign.year, 2, 15),
+        collectives=[
+            (None, "economy", "Chi hội phụ nữ tiết kiệm"),
+            ("Chi hội Phụ nữ phường Hạ Đình", "culture_society", "Ngày thứ Bảy văn minh"),
+        ],
         totals={"economy": 3},
     )
     from_personal = filled_form_xlsx(
-        "M2", campaign, "Hội Cựu chiến binh quận", date(campaign.year, 2, 16),
-        collectives=[("Chi hội CCB phường Kim Giang", "security_defense",
-                      "Tổ tự quản an ninh trật tự")],
+        "M2",
+        campaign,
+        "Hội Cựu chiến binh quận",
+        date(campaign.year, 2, 16),
+        collectives=[
+            ("Chi hội CCB phường Kim Giang", "security_defense", "Tổ tự quản an ninh trật tự")
+        ],
     )
     late = filled_form_xlsx(
-        "M1", campaign, "Đảng ủy phường Hạ Đình", date(campaign.year, 2, 21),
+        "M1",
+        campaign,
+        "Đảng ủy phường Hạ Đình",
+        date(campaign.year, 2, 21),
         collectives=[("Chi bộ TDP 2", "economy", "Mô hình kinh tế hộ gia đình")],
     )
     on_time = [
-        _mail("Đảng ủy phường Khương Trung <dangbo.khuongtrung@thanhxuan.example>",
-              "Đăng ký mô hình Dân vận khéo năm 2022", day,
-              "Kính gửi Ban Dân vận Quận ủy,\nĐảng ủy phường gửi Mẫu 01 và Mẫu 02.",
-              [("Mẫu 01 - Khương Trung.xlsx", good_m1), ("Mẫu 02 - Khương Trung.xlsx", good_m2)]),
-        _mail("Văn phòng Hội LHPN quận <hoiphunu@thanhxuan.example>",
-              "Fwd: biểu đăng ký DVK", day.replace(day=15), "Gửi Ban biểu cấp Quận.",
-              [("Bieu mau 01 HLHPN.xlsx", faulty)]),
-        _mail("Trần Văn Bình <tranvanbinh1962@gmail.example>",
-              "Biểu đăng ký của Hội CCB quận", day.replace(day=16),
-              "Tôi gửi hộ Hội Cựu chiến binh quận biểu mẫu 02.",
-              [("Mau 02 CCB.xlsx", from_personal)]),
-        _mail("Người lạ <someone@unknown.example>", "Xin chào", day.replace(day=16),
-              "Thư không liên quan.", [("tai-lieu.pdf", b"%PDF-1.4\n%%EOF\n")]),
-        _mail("Đảng ủy phường Nhân Chính <dangbo.nhanchinh@thanhxuan.example>",
-              "Trả lời tự động: Đăng ký mô hình", day.replace(day=17),
-              "Tôi đang đi công tác đến hết ngày 20/02.",
-              headers={"Auto-Submitted": "auto-replied"}),
+        _mail(
+            "Đảng ủy phường Khương Trung <dangbo.khuongtrung@thanhxuan.example>",
+            "Đăng ký mô hình Dân vận khéo năm 2022",
+            day,
+            "Kính gửi Ban Dân vận Quận ủy,\nĐảng ủy phường gửi Mẫu 01 và Mẫu 02.",
+            [("Mẫu 01 - Khương Trung.xlsx", good_m1), ("Mẫu 02 - Khương Trung.xlsx", good_m2)],
+        ),
+        _mail(
+            "Văn phòng Hội LHPN quận <hoiphunu@thanhxuan.example>",
+            "Fwd: biểu đăng ký DVK",
+            day.replace(day=15),
+            "Gửi Ban biểu cấp Quận.",
+            [("Bieu mau 01 HLHPN.xlsx", faulty)],
+        ),
+        _mail(
+            "Trần Văn Bình <tranvanbinh1962@gmail.example>",
+            "Biểu đăng ký của Hội CCB quận",
+            day.replace(day=16),
+            "Tôi gửi hộ Hội Cựu chiến binh quận biểu mẫu 02.",
+            [("Mau 02 CCB.xlsx", from_personal)],
+        ),
+        _mail(
+            "Người lạ <someone@unknown.example>",
+            "Xin chào",
+            day.replace(day=16),
+            "Thư không liên quan.",
+            [("tai-lieu.pdf", b"%PDF-1.4\n%%EOF\n")],
+        ),
+        _mail(
+            "Đảng ủy phường Nhân Chính <dangbo.nhanchinh@thanhxuan.example>",
+            "Trả lời tự động: Đăng ký mô hình",
+            day.replace(day=17),
+            "Tôi đang đi công tác đến hết ngày 20/02.",
+            headers={"Auto-Submitted": "auto-replied"},
+        ),
     ]
     after = [
-        _mail("Đảng ủy phường Hạ Đình <dangbo.hadinh@thanhxuan.example>",
-              "Gửi bổ sung biểu mẫu 01", datetime(campaign.year, 2, 21, 10, 0, tzinfo=campaign.tz),
-              "Đảng ủy phường gửi muộn, mong Ban thông cảm.",
-              [("Mẫu 01 Hạ Đình.xlsx", late)]),
+        _mail(
+            "Đảng ủy phường Hạ Đình <dangbo.hadinh@thanhxuan.example>",
+            "Gửi bổ sung biểu mẫu 01",
+            datetime(campaign.year, 2, 21, 10, 0, tzinfo=campaign.tz),
+            "Đảng ủy phường gửi muộn, mong Ban thông cảm.",
+            [("Mẫu 01 Hạ Đình.xlsx", late)],
+        ),
     ]
     return on_time, after
 
@@ -129,8 +188,7 @@ def run(args: argparse.Namespace, config: object = None) -> int:
     base = args.dir.resolve()
     if base.exists() and any(base.iterdir()):
         if not (base / MARKER).is_file():
-            print(f"mailbot demo: {base} đã có dữ liệu khác; hãy chọn --dir khác.",
-                  file=sys.stderr)
+            print(f"mailbot demo: {base} đã có dữ liệu khác; hãy chọn --dir khác.", file=sys.stderr)
             return 2
         shutil.rmtree(base)  # a previous demo run: start afresh
     base.mkdir(parents=True, exist_ok=True)
@@ -145,8 +203,11 @@ def run(args: argparse.Namespace, config: object = None) -> int:
     on_time, after = sample_mails(campaign)
     _deliver(base / "inbox", on_time)
     if not args.units.is_file():
-        print(f"mailbot demo: không tìm thấy danh sách đơn vị {args.units}; hãy chạy trong thư "
-              "mục mã nguồn mailbot hoặc chỉ định --units TỆP.", file=sys.stderr)
+        print(
+            f"mailbot demo: không tìm thấy danh sách đơn vị {args.units}; hãy chạy trong thư "
+            "mục mã nguồn mailbot hoặc chỉ định --units TỆP.",
+            file=sys.stderr,
+        )
         return 2
     units_file = args.units
     with open_app(cfg) as app:
@@ -175,8 +236,10 @@ def run(args: argparse.Namespace, config: object = None) -> int:
                 f"{QUARANTINE_REASONS.get(m.quarantine_reason or '', m.quarantine_reason)}"
                 for m in quarantined
             ]
-    print(f"Đã xử lý {first.processed + second.processed} thư, gửi {first.sent + second.sent} "
-          "thư trả lời.")
+    print(
+        f"Đã xử lý {first.processed + second.processed} thư, gửi {first.sent + second.sent} "
+        "thư trả lời."
+    )
     print("Biểu đã ghi nhận:")
     print("\n".join(lines) or "  (không có)")
     if q_lines:

@@ -10,8 +10,8 @@ import threading
 
 from mailbot import db as dbm
 from mailbot.app import App, open_app, terminal_progress
+from mailbot.clock import utc_now
 from mailbot.config import Config, ConfigError
-from mailbot.service import utc_now
 from mailbot.sources import SourceError
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=poll)
     p = sub.add_parser("reprocess", help="xử lý lại thư bị cách ly hoặc lỗi (sau khi đã sửa)")
     p.add_argument(
-        "mail_ids", nargs="*", type=int, metavar="ID",
+        "mail_ids",
+        nargs="*",
+        type=int,
+        metavar="ID",
         help="mã thư (mặc định: mọi thư bị cách ly vì lỗi xử lý)",
     )
     p.set_defaults(func=reprocess)
@@ -96,8 +99,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     with _locked(config) as app:
-        log.info("mailbot started: inbox %s, data %s", _safe_url(config.inbox.url),
-                 config.data_dir)
+        log.info("mailbot started: inbox %s, data %s", _safe_url(config.inbox.url), config.data_dir)
         from mailbot.scheduler import CampaignScheduler
 
         scheduler = CampaignScheduler(app, clock=utc_now)
@@ -131,7 +133,8 @@ def reprocess(args: argparse.Namespace, config: Config) -> int:
                     return 2
             else:
                 mails = [
-                    m for m in dbm.mails_with_status(s, "quarantined")
+                    m
+                    for m in dbm.mails_with_status(s, "quarantined")
                     if m.quarantine_reason == "processing-failed"
                 ]
             for mail in mails:

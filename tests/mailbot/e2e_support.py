@@ -89,7 +89,9 @@ def fixture_bytes(name: str) -> bytes:
 def with_message_id(raw: bytes, message_id: str) -> bytes:
     """The same mail under another Message-ID (a resend, another unit's copy...)."""
     new, count = re.subn(
-        rb"(?im)^Message-ID:[ \t]*<[^>\r\n]*>", b"Message-ID: " + message_id.encode(), raw,
+        rb"(?im)^Message-ID:[ \t]*<[^>\r\n]*>",
+        b"Message-ID: " + message_id.encode(),
+        raw,
         count=1,
     )
     if count != 1:
@@ -121,8 +123,13 @@ def simple_mail(sender: str, message_id: str, subject: str = "Hỏi về biểu 
     return msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))
 
 
-def append_all(dovecot: DovecotServer, account: Account, mails: Iterable[bytes],
-               folder: str = "INBOX", flags: Iterable[str] = ()) -> list[int]:
+def append_all(
+    dovecot: DovecotServer,
+    account: Account,
+    mails: Iterable[bytes],
+    folder: str = "INBOX",
+    flags: Iterable[str] = (),
+) -> list[int]:
     """APPEND many mails over one connection; returns their UIDs."""
     import datetime as dt
 
@@ -134,8 +141,9 @@ def append_all(dovecot: DovecotServer, account: Account, mails: Iterable[bytes],
         client.create(_quote_folder(folder))
         flag_text = "(" + " ".join(flags) + ")" if flags else None
         for raw in mails:
-            typ, data = client.append(_quote_folder(folder), flag_text,
-                                      dt.datetime.now(dt.UTC), raw)
+            typ, data = client.append(
+                _quote_folder(folder), flag_text, dt.datetime.now(dt.UTC), raw
+            )
             assert typ == "OK", data
             match = re.search(rb"APPENDUID \d+ (\d+)", data[0] or b"")
             assert match, data

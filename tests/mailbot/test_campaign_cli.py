@@ -36,10 +36,11 @@ def setup(tmp_path):
     inbox = tmp_path / "inbox"
     drop(inbox, mail_with("MTTQ <mttq@thanhxuan.example>", "M1 va M2 - MTTQ quan.docx", n=11))
     drop(inbox, mail_with("LĐLĐ <ldld@thanhxuan.example>", "LDLD quan M1.xlsx", n=12))
-    drop(inbox, mail_with("Bí thư <bithu.doan@gmail.example>",
-                          "Quan doan - dang ky DVK 2022.xlsx", n=13))
-    drop(inbox, mail_with("Ai đó <la@nowhere.example>", "Mau 01 chua ghi ten don vi.xlsx",
-                          n=14))
+    drop(
+        inbox,
+        mail_with("Bí thư <bithu.doan@gmail.example>", "Quan doan - dang ky DVK 2022.xlsx", n=13),
+    )
+    drop(inbox, mail_with("Ai đó <la@nowhere.example>", "Mau 01 chua ghi ten don vi.xlsx", n=14))
     with open_app(config) as app:
         run_intake(app, at(14, 9))
     return tmp_path, str(config_path), config
@@ -69,8 +70,12 @@ def test_status_json_follows_the_contract(setup, capsys) -> None:
     assert "awaiting-confirmation" not in {states[c] for c in states if c != "quan-doan"}
     assert data["units"][0]["code"] == "cb-bhxh"
     mttq = next(u for u in data["units"] if u["code"] == "mttq")
-    assert mttq["forms"]["M1"] == {"received_at": "2022-02-14T09:00:00+07:00", "late": False,
-                                   "entries": 3, "errors": 0}
+    assert mttq["forms"]["M1"] == {
+        "received_at": "2022-02-14T09:00:00+07:00",
+        "late": False,
+        "entries": 3,
+        "errors": 0,
+    }
     code, out, _err = mailbot(capsys, "--config", cfg, "status")
     assert code == 0
     assert "Chờ xác nhận người gửi" in out and "Đã gửi đủ 1/38 đơn vị (2%)" in out
@@ -79,8 +84,9 @@ def test_status_json_follows_the_contract(setup, capsys) -> None:
 def test_remind_dry_run_then_real_then_nothing_pending(setup, capsys) -> None:
     tmp, cfg, config = setup
     before = len(outbox_rows(config))
-    code, out, _ = mailbot(capsys, "--config", cfg, "remind", "--dry-run", "--now",
-                           "2022-02-17T08:05")
+    code, out, _ = mailbot(
+        capsys, "--config", cfg, "remind", "--dry-run", "--now", "2022-02-17T08:05"
+    )
     assert code == 0
     assert "Đợt nhắc 08:00 ngày 17/02/2022" in out and "sẽ gửi 37 thư nhắc" in out
     assert "Đợt nhắc 08:00 ngày 13/02/2022 đã lỡ" in out
@@ -105,8 +111,9 @@ def test_remind_dry_run_then_real_then_nothing_pending(setup, capsys) -> None:
 def test_digest_over_real_smtp(setup, capsys, smtp_server) -> None:
     tmp, _cfg, _config = setup
     cfg = write_config(tmp, smtp_server.url(), ("lanhdao@thanhxuan.example",))
-    code, out, _ = mailbot(capsys, "--config", str(cfg), "digest", "--dry-run", "--now",
-                           "2022-02-15T07:30")
+    code, out, _ = mailbot(
+        capsys, "--config", str(cfg), "digest", "--dry-run", "--now", "2022-02-15T07:30"
+    )
     assert code == 0 and "Báo cáo sẽ gửi đến: lanhdao@thanhxuan.example" in out
     assert "1/38 đơn vị đã gửi đủ" in out and smtp_server.messages == []
     code, out, _ = mailbot(capsys, "--config", str(cfg), "digest", "--now", "2022-02-15T07:30")
@@ -133,8 +140,9 @@ def test_export_xlsx_and_docx(setup, capsys) -> None:
     wb = openpyxl.load_workbook(out_file)
     try:
         assert wb.sheetnames[-1] == "Tình hình nộp"
-        status = {r[0]: r[2] for r in wb["Tình hình nộp"].iter_rows(min_row=6, values_only=True)
-                  if r[0]}
+        status = {
+            r[0]: r[2] for r in wb["Tình hình nộp"].iter_rows(min_row=6, values_only=True) if r[0]
+        }
         assert status["mttq"] == "Đã đủ" and status["ldld"] == "Còn thiếu"
     finally:
         wb.close()
@@ -159,8 +167,9 @@ def test_review_confirm_assign_reject(setup, capsys) -> None:
         assert dbm.unit_for_address(s, "bithu.doan@gmail.example") == ("quan-doan", True)
 
     stray = mail_id_from(config, "la@nowhere.example")
-    code, out, _ = mailbot(capsys, "--config", cfg, "review", "assign", "--mail", str(stray),
-                           "--unit", "hoi-ccb")
+    code, out, _ = mailbot(
+        capsys, "--config", cfg, "review", "assign", "--mail", str(stray), "--unit", "hoi-ccb"
+    )
     assert code == 0 and "1 biểu mẫu (M1)" in out
     code, out, _ = mailbot(capsys, "--config", cfg, "status", "--json")
     states = {u["code"]: u["state"] for u in json.loads(out)["units"]}
@@ -168,14 +177,16 @@ def test_review_confirm_assign_reject(setup, capsys) -> None:
     assert states["quan-doan"] == "partial"
 
     ldld = mail_id_from(config, "ldld@thanhxuan.example")
-    code, out, _ = mailbot(capsys, "--config", cfg, "review", "reject", "--mail", str(ldld),
-                           "--reason", "gửi nhầm")
+    code, out, _ = mailbot(
+        capsys, "--config", cfg, "review", "reject", "--mail", str(ldld), "--reason", "gửi nhầm"
+    )
     assert code == 0 and "gửi nhầm" in out
     code, out, _ = mailbot(capsys, "--config", cfg, "status", "--json")
     assert {u["code"]: u["state"] for u in json.loads(out)["units"]}["ldld"] == "missing"
 
-    code, _, err = mailbot(capsys, "--config", cfg, "review", "assign", "--mail", "9999",
-                           "--unit", "ldld")
+    code, _, err = mailbot(
+        capsys, "--config", cfg, "review", "assign", "--mail", "9999", "--unit", "ldld"
+    )
     assert code == 2 and "không có thư mã 9999" in err
     code, out, _ = mailbot(capsys, "--config", cfg, "review")
     assert "Không có việc nào chờ xử lý." in out

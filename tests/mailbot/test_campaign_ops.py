@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from mailbot import db as dbm
-from mailbot.campaign_ops import (
+from mailbot.campaign.ops import (
     REMINDER_JOB,
     build_digest,
     plan_reminders,
@@ -30,8 +30,9 @@ from rules.campaign import newest_campaign
 from tests.mailbot.test_progress import add_form, at, open_seeded
 
 CAMPAIGN = newest_campaign()
-CONFIG = Config(digest=DigestConfig(recipients=("lanhdao@thanhxuan.example",
-                                                "vanthu@thanhxuan.example")))
+CONFIG = Config(
+    digest=DigestConfig(recipients=("lanhdao@thanhxuan.example", "vanthu@thanhxuan.example"))
+)
 
 
 @pytest.fixture
@@ -43,8 +44,9 @@ def database(tmp_path):
 
 def outbox(database: dbm.Database, kind: str) -> list[dbm.Outbox]:
     with database.session(write=False) as s:
-        return list(s.scalars(select(dbm.Outbox).where(dbm.Outbox.kind == kind)
-                              .order_by(dbm.Outbox.id)))
+        return list(
+            s.scalars(select(dbm.Outbox).where(dbm.Outbox.kind == kind).order_by(dbm.Outbox.id))
+        )
 
 
 def parse(raw: bytes) -> EmailMessage:
@@ -105,14 +107,22 @@ def test_whole_campaign_reminders_and_digests(database) -> None:
     assert "Dòng này chưa ghi tên tập thể, cá nhân." in text
     assert "còn 3 ngày" in text and "trước ngày 20/02/2022" in text
     names = sorted(p.get_filename() for p in msg.iter_attachments())
-    assert names == ["Mẫu số 01 - cấp Quận - 2022.docx", "Mẫu số 01 - cấp Quận - 2022.xlsx",
-                     "Mẫu số 02 - cấp cơ sở - 2022.docx", "Mẫu số 02 - cấp cơ sở - 2022.xlsx"]
+    assert names == [
+        "Mẫu số 01 - cấp Quận - 2022.docx",
+        "Mẫu số 01 - cấp Quận - 2022.xlsx",
+        "Mẫu số 02 - cấp cơ sở - 2022.docx",
+        "Mẫu số 02 - cấp cơ sở - 2022.xlsx",
+    ]
     [ldld] = [r for r in rows if r.created_at == at(17, 8) and unit_of(r) == "ldld"]
     ldld_names = [p.get_filename() for p in parse(ldld.raw).iter_attachments()]
     assert ldld_names == ["Mẫu số 02 - cấp cơ sở - 2022.docx", "Mẫu số 02 - cấp cơ sở - 2022.xlsx"]
-    wb = openpyxl.load_workbook(io.BytesIO(
-        next(p for p in parse(ldld.raw).iter_attachments()
-             if p.get_filename().endswith(".xlsx")).get_content()))
+    wb = openpyxl.load_workbook(
+        io.BytesIO(
+            next(
+                p for p in parse(ldld.raw).iter_attachments() if p.get_filename().endswith(".xlsx")
+            ).get_content()
+        )
+    )
     assert "M2" in wb.sheetnames
     wb.close()
 
@@ -124,8 +134,11 @@ def test_whole_campaign_reminders_and_digests(database) -> None:
     late = parse(digests[-1].raw).get_body(("plain",)).get_content()
     assert "Đảng ủy phường Kim Giang – Mẫu 02; 2 mô hình; 0 lỗi; nộp muộn" in late
     with database.session(write=False) as s:
-        skipped = s.scalars(select(dbm.JobRun.point).where(
-            dbm.JobRun.job == "digest", dbm.JobRun.detail.contains("nothing new"))).all()
+        skipped = s.scalars(
+            select(dbm.JobRun.point).where(
+                dbm.JobRun.job == "digest", dbm.JobRun.detail.contains("nothing new")
+            )
+        ).all()
     assert skipped == ["2022-02-21", "2022-02-22", "2022-02-24"]
     assert all(json.loads(r.to_addrs) == list(CONFIG.digest.recipients) for r in digests)
 
@@ -143,8 +156,9 @@ def test_missed_point_skipped_next_day(database) -> None:
         assert queue_reminders(s, CAMPAIGN, CONFIG, at(18, 9)) == 0
         assert reminder_schedule(s, CAMPAIGN, at(18, 9)).due is None
     with database.session(write=False) as s:
-        run = s.scalars(select(dbm.JobRun).where(
-            dbm.JobRun.point == point_key(CAMPAIGN, at(17, 8)))).one()
+        run = s.scalars(
+            select(dbm.JobRun).where(dbm.JobRun.point == point_key(CAMPAIGN, at(17, 8)))
+        ).one()
         assert json.loads(run.detail)["skipped"] == "missed"
     with database.session() as s:
         assert queue_reminders(s, CAMPAIGN, CONFIG, at(19, 8, 1)) == 38
@@ -183,16 +197,31 @@ def test_digest_content_and_workbook(database) -> None:
     add_form(database, "quan-doan", "M1", at(12), awaiting=True, sender="bt@gmail.example")
     with database.session() as s:
         quarantined = dbm.record_received(
-            s, source="test", uidvalidity=None, uid=None, message_id="<q@x.example>",
-            sha256="f" * 64, raw_path="raw/q", size=10, from_addr="la@nowhere.example",
-            subject="Gửi biểu", received_at=at(12, 10))
+            s,
+            source="test",
+            uidvalidity=None,
+            uid=None,
+            message_id="<q@x.example>",
+            sha256="f" * 64,
+            raw_path="raw/q",
+            size=10,
+            from_addr="la@nowhere.example",
+            subject="Gửi biểu",
+            received_at=at(12, 10),
+        )
         dbm.quarantine(s, quarantined, "unknown-unit", at(12, 10))
         assert queue_reminders(s, CAMPAIGN, CONFIG, at(13, 8)) > 0
         reminder = s.scalars(select(dbm.Outbox).where(dbm.Outbox.kind == "reminder")).first()
         dbm.record_bounce(
-            s, original_message_id=reminder.message_id, recipient=reminder.recipients[0],
-            status="5.1.1", action="failed", diagnostic="no such user",
-            received_at=at(13, 9), mail_id=None)
+            s,
+            original_message_id=reminder.message_id,
+            recipient=reminder.recipients[0],
+            status="5.1.1",
+            action="failed",
+            diagnostic="no such user",
+            received_at=at(13, 9),
+            mail_id=None,
+        )
     with database.session() as s:
         assert queue_digest(s, CAMPAIGN, CONFIG, at(14, 7, 30))
         assert not queue_digest(s, CAMPAIGN, CONFIG, at(14, 9))  # once a day

@@ -10,8 +10,13 @@ from mailbot.cli import main
 
 def _run(*argv: str, cwd=None, env=None) -> subprocess.CompletedProcess[str]:  # noqa: ANN001
     return subprocess.run(
-        [sys.executable, "-m", "mailbot.cli", *argv], capture_output=True, text=True,
-        timeout=120, check=False, cwd=cwd, env=env,
+        [sys.executable, "-m", "mailbot.cli", *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=cwd,
+        env=env,
     )
 
 
@@ -23,8 +28,9 @@ def test_missing_config_is_a_message_not_a_traceback(tmp_path):
 
 def test_literal_password_in_config_is_refused(tmp_path, capsys):
     cfg = tmp_path / "mailbot.toml"
-    cfg.write_text('[inbox]\nurl = "imap://u@127.0.0.1/INBOX"\npassword = "hunter22"\n',
-                   encoding="utf-8")
+    cfg.write_text(
+        '[inbox]\nurl = "imap://u@127.0.0.1/INBOX"\npassword = "hunter22"\n', encoding="utf-8"
+    )
     assert main(["--config", str(cfg), "status"]) == 2
     err = capsys.readouterr().err
     assert "password_env" in err and "hunter22" not in err
@@ -40,8 +46,9 @@ def test_config_found_through_environment_then_working_directory(tmp_path, monke
     monkeypatch.delenv("MAILBOT_CONFIG")
     other = tmp_path / "cwd"
     other.mkdir()
-    (other / "mailbot.toml").write_text(f'[storage]\ndata_dir = "{other / "d2"}"\n',
-                                        encoding="utf-8")
+    (other / "mailbot.toml").write_text(
+        f'[storage]\ndata_dir = "{other / "d2"}"\n', encoding="utf-8"
+    )
     monkeypatch.chdir(other)
     assert main(["units", "list"]) == 0
     assert (other / "d2").is_dir()
@@ -85,9 +92,12 @@ def test_broken_campaign_file_is_a_usage_error(tmp_path, capsys):
 
 def test_missing_units_file_in_config_is_reported(tmp_path, capsys):
     cfg = tmp_path / "mailbot.toml"
-    cfg.write_text(f'units_file = "nope.csv"\n[storage]\ndata_dir = "{tmp_path / "d"}"\n'
-                   f'[inbox]\nurl = "maildir:{tmp_path / "in"}"\n'
-                   f'[outgoing]\nurl = "dir:{tmp_path / "out"}"\n', encoding="utf-8")
+    cfg.write_text(
+        f'units_file = "nope.csv"\n[storage]\ndata_dir = "{tmp_path / "d"}"\n'
+        f'[inbox]\nurl = "maildir:{tmp_path / "in"}"\n'
+        f'[outgoing]\nurl = "dir:{tmp_path / "out"}"\n',
+        encoding="utf-8",
+    )
     assert main(["--config", str(cfg), "poll", "--once"]) == 1
     assert "nope.csv" in capsys.readouterr().err
 

@@ -10,7 +10,7 @@ from email.utils import parsedate_to_datetime
 
 import pytest
 
-from mailbot.compose import compose, message_ids, new_message_id, reply_subject
+from mailbot.mail.compose import compose, message_ids, new_message_id, reply_subject
 from outbox_templates import Rendered
 
 FROM = "bdv_quthanhxuan@hanoi.gov.vn"

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -36,8 +37,18 @@ from parsers.model import Entry, Form, Problem
 T0 = datetime(2022, 2, 10, 1, 0, tzinfo=UTC)
 
 EXPECTED_TABLES = {
-    "alembic_version", "mailbox_state", "mails", "units", "unit_emails", "submissions",
-    "entries", "file_results", "outbox", "job_runs", "bounces", "events",
+    "alembic_version",
+    "mailbox_state",
+    "mails",
+    "units",
+    "unit_emails",
+    "submissions",
+    "entries",
+    "file_results",
+    "outbox",
+    "job_runs",
+    "bounces",
+    "events",
 }
 
 # The newest shipped revision: a test revision is stacked on top of it.
@@ -56,9 +67,16 @@ def database(tmp_path: Path) -> Iterator[Database]:
 
 def _receive(session, uid: int | None = 1, sha: str = "a" * 64, **kw) -> Mail:
     args = dict(
-        source="imap://mail.example/INBOX", uidvalidity=7, uid=uid, message_id="<m1@example.org>",
-        sha256=sha, raw_path=f"raw/{sha[:2]}/{sha[2:]}.eml", size=123,
-        from_addr="Unit@Example.org", subject="Mẫu 01", received_at=T0,
+        source="imap://mail.example/INBOX",
+        uidvalidity=7,
+        uid=uid,
+        message_id="<m1@example.org>",
+        sha256=sha,
+        raw_path=f"raw/{sha[:2]}/{sha[2:]}.eml",
+        size=123,
+        from_addr="Unit@Example.org",
+        subject="Mẫu 01",
+        received_at=T0,
     )
     args.update(kw)
     return dbm.record_received(session, **args)
@@ -67,20 +85,36 @@ def _receive(session, uid: int | None = 1, sha: str = "a" * 64, **kw) -> Mail:
 def _form(form: str = "M1", errors: int = 0, entries: int = 2) -> Form:
     probs = [Problem("error", "missing-model", "Sheet1!E9", "Thiếu tên mô hình.")] * errors
     ents = [
-        Entry("collective", str(i + 1), f"Chi bộ {i + 1}", "economy", f"Mô hình {i + 1}", None,
-              f"Sheet1!D{9 + i}")
+        Entry(
+            "collective",
+            str(i + 1),
+            f"Chi bộ {i + 1}",
+            "economy",
+            f"Mô hình {i + 1}",
+            None,
+            f"Sheet1!D{9 + i}",
+        )
         for i in range(entries)
     ]
-    return Form(form=form, unit="Đảng ủy phường Khương Trung", year=2022, date=None,  # type: ignore[arg-type]
-                location="Sheet1", entries=ents, problems=probs)
+    return Form(
+        form=form,
+        unit="Đảng ủy phường Khương Trung",
+        year=2022,
+        date=None,  # type: ignore[arg-type]
+        location="Sheet1",
+        entries=ents,
+        problems=probs,
+    )
 
 
 def _unit(session, code: str = "KT") -> None:
-    dbm.upsert_unit(session, code=code, name=f"Đơn vị {code}",
-                    emails=[f"{code.lower()}@example.org"], now=T0)
+    dbm.upsert_unit(
+        session, code=code, name=f"Đơn vị {code}", emails=[f"{code.lower()}@example.org"], now=T0
+    )
 
 
 # --------------------------------------------------------------------------- schema and engine
+
 
 def test_migrations_create_the_schema_and_rerun_is_a_no_op(tmp_path: Path) -> None:
     db = open_database(tmp_path)
@@ -92,15 +126,16 @@ def test_migrations_create_the_schema_and_rerun_is_a_no_op(tmp_path: Path) -> No
             schema_before = s.execute(text("SELECT type, name, sql FROM sqlite_master")).all()
     finally:
         db.dispose()
-    with dbm.resources.as_file(dbm.migrations_path()) as scripts:
+    with resources.as_file(dbm.migrations_path()) as scripts:
         head = ScriptDirectory(str(scripts)).get_current_head()
 
     again = open_database(tmp_path)
     try:
         assert dbm.current_revision(again.engine) == head
         with again.session(write=False) as s:
-            assert s.execute(text("SELECT type, name, sql FROM sqlite_master")).all() \
-                == schema_before
+            assert (
+                s.execute(text("SELECT type, name, sql FROM sqlite_master")).all() == schema_before
+            )
             assert s.scalar(select(func.count()).select_from(Mail)) == 1
             assert s.scalar(text("SELECT count(*) FROM alembic_version")) == 1
     finally:
@@ -120,8 +155,14 @@ print("ok", flush=True)
 def test_concurrent_first_opens_by_several_processes_migrate_once(tmp_path: Path) -> None:
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
     procs = [
-        subprocess.Popen([sys.executable, "-c", OPENER, str(tmp_path)], env=env, text=True,
-                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        subprocess.Popen(
+            [sys.executable, "-c", OPENER, str(tmp_path)],
+            env=env,
+            text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         for _ in range(4)
     ]
     results = []
@@ -172,7 +213,7 @@ def test_concurrent_first_opens_by_threads_of_one_process(tmp_path: Path) -> Non
 
 def test_a_failing_migration_changes_nothing(tmp_path: Path) -> None:
     scripts = tmp_path / "scripts"
-    with dbm.resources.as_file(dbm.migrations_path()) as shipped:
+    with resources.as_file(dbm.migrations_path()) as shipped:
         shutil.copytree(shipped, scripts, ignore=shutil.ignore_patterns("__pycache__"))
     (scripts / "versions" / "9999_broken.py").write_text(
         'revision = "9999"\n'
@@ -203,7 +244,7 @@ def test_a_failing_migration_changes_nothing(tmp_path: Path) -> None:
 
 def test_new_revision_renders_a_frozen_script_alembic_can_run(tmp_path: Path) -> None:
     scripts = tmp_path / "scripts"
-    with dbm.resources.as_file(dbm.migrations_path()) as shipped:
+    with resources.as_file(dbm.migrations_path()) as shipped:
         shutil.copytree(shipped, scripts, ignore=shutil.ignore_patterns("__pycache__"))
     for shipped_revision in (scripts / "versions").glob("0*.py"):
         shipped_revision.unlink()
@@ -236,8 +277,10 @@ def test_every_connection_has_wal_full_sync_busy_timeout_and_foreign_keys(tmp_pa
     try:
         # Two sessions at once use two pooled connections: both must be configured.
         with db.session(write=False) as a, db.session(write=False) as b:
-            conns = {id(a.connection().connection.dbapi_connection),
-                     id(b.connection().connection.dbapi_connection)}
+            conns = {
+                id(a.connection().connection.dbapi_connection),
+                id(b.connection().connection.dbapi_connection),
+            }
             assert len(conns) == 2
             for s in (a, b):
                 assert s.execute(text("PRAGMA journal_mode")).scalar() == "wal"
@@ -278,9 +321,16 @@ def test_naive_datetimes_are_refused_and_aware_ones_come_back_in_utc(database: D
 def test_session_rolls_back_everything_on_error(database: Database) -> None:
     with pytest.raises(RuntimeError), database.session() as s:
         mail = _receive(s)
-        dbm.queue_outgoing(s, kind="receipt", message_id="<r1@mailbot.invalid>",
-                           to_addrs=["unit@example.org"], subject="Re: x", raw=b"x",
-                           mail_id=mail.id, dedupe_key="receipt:1")
+        dbm.queue_outgoing(
+            s,
+            kind="receipt",
+            message_id="<r1@mailbot.invalid>",
+            to_addrs=["unit@example.org"],
+            subject="Re: x",
+            raw=b"x",
+            mail_id=mail.id,
+            dedupe_key="receipt:1",
+        )
         raise RuntimeError("crash between queueing and commit")
     with database.session(write=False) as s:
         assert s.scalar(select(func.count()).select_from(Mail)) == 0
@@ -289,6 +339,7 @@ def test_session_rolls_back_everything_on_error(database: Database) -> None:
 
 # --------------------------------------------------------------------------- BEGIN IMMEDIATE
 
+
 def test_a_write_session_holds_the_write_lock_from_begin(tmp_path: Path) -> None:
     first = open_database(tmp_path)
     second = open_database(tmp_path, busy_timeout_ms=200)
@@ -296,8 +347,10 @@ def test_a_write_session_holds_the_write_lock_from_begin(tmp_path: Path) -> None
         with first.session() as s1:
             s1.execute(text("SELECT 1"))  # no write yet: BEGIN IMMEDIATE already took the lock
             started = time.monotonic()
-            with pytest.raises(OperationalError, match="database is locked"), \
-                    second.session() as s2:
+            with (
+                pytest.raises(OperationalError, match="database is locked"),
+                second.session() as s2,
+            ):
                 s2.execute(text("SELECT 1"))
             assert time.monotonic() - started >= 0.15  # it waited for the busy timeout
             # Readers are never blocked by the writer (WAL).
@@ -346,6 +399,7 @@ def test_two_writers_serialise_instead_of_failing_on_lock_upgrade(tmp_path: Path
 
 # --------------------------------------------------------------------------- incoming mail
 
+
 def test_record_received_is_idempotent_by_uid_within_uidvalidity(database: Database) -> None:
     with database.session() as s:
         first = _receive(s, uid=42)
@@ -364,18 +418,32 @@ def test_record_received_is_idempotent_by_uid_within_uidvalidity(database: Datab
 def test_record_received_without_uid_uses_message_id_and_hash(database: Database) -> None:
     with database.session() as s:
         a = _receive(s, uid=None, uidvalidity=None, source="maildir:/var/inbox")
-        b = _receive(s, uid=None, uidvalidity=None, source="maildir:/var/inbox",
-                     message_id="m1@example.org")  # same id without brackets, same bytes
-        c = _receive(s, uid=None, uidvalidity=None, source="maildir:/var/inbox",
-                     sha="c" * 64)  # same Message-ID, different bytes: a different mail
+        b = _receive(
+            s, uid=None, uidvalidity=None, source="maildir:/var/inbox", message_id="m1@example.org"
+        )  # same id without brackets, same bytes
+        c = _receive(
+            s, uid=None, uidvalidity=None, source="maildir:/var/inbox", sha="c" * 64
+        )  # same Message-ID, different bytes: a different mail
         assert a.id == b.id
         assert c.id != a.id
         assert [m.id for m in dbm.find_mails_by_message_id(s, "m1@example.org")] == [a.id, c.id]
     with pytest.raises(IntegrityError), database.session() as s:
         # The database itself refuses a duplicate that bypasses the repository.
-        s.add(Mail(source="maildir:/var/inbox", uidvalidity=None, uid=None, sha256="a" * 64,
-                   raw_path="raw/x", size=1, received_at=T0, status="received", attempts=0,
-                   awaiting_confirmation=False, moved=False))
+        s.add(
+            Mail(
+                source="maildir:/var/inbox",
+                uidvalidity=None,
+                uid=None,
+                sha256="a" * 64,
+                raw_path="raw/x",
+                size=1,
+                received_at=T0,
+                status="received",
+                attempts=0,
+                awaiting_confirmation=False,
+                moved=False,
+            )
+        )
         s.flush()
 
 
@@ -439,9 +507,17 @@ def test_backoff_is_capped() -> None:
 
 # --------------------------------------------------------------------------- the outbox
 
+
 def _queue(s, key: str | None = "receipt:1", mid: str = "<r1@mailbot.invalid>", **kw) -> Outbox:
-    args = dict(kind="receipt", message_id=mid, to_addrs=["Unit@Example.org"],
-                subject="Re: Mẫu 01", raw=b"From: x\r\n\r\nbody", dedupe_key=key, now=T0)
+    args = dict(
+        kind="receipt",
+        message_id=mid,
+        to_addrs=["Unit@Example.org"],
+        subject="Re: Mẫu 01",
+        raw=b"From: x\r\n\r\nbody",
+        dedupe_key=key,
+        now=T0,
+    )
     args.update(kw)
     return dbm.queue_outgoing(s, **args)
 
@@ -495,11 +571,22 @@ def test_temporary_failures_give_up_after_max_attempts(database: Database) -> No
 def test_count_auto_replies_per_address_in_a_window(database: Database) -> None:
     with database.session() as s:
         _queue(s, key="1", mid="<1@x>", to_addrs=["unit@example.org"], now=T0)
-        _queue(s, key="2", mid="<2@x>", to_addrs=["UNIT@example.org", "b@example.org"],
-               now=T0 + timedelta(minutes=30))
+        _queue(
+            s,
+            key="2",
+            mid="<2@x>",
+            to_addrs=["UNIT@example.org", "b@example.org"],
+            now=T0 + timedelta(minutes=30),
+        )
         _queue(s, key="3", mid="<3@x>", to_addrs=["b@example.org"], now=T0 + timedelta(minutes=40))
-        _queue(s, key="4", mid="<4@x>", to_addrs=["unit@example.org"], kind="digest",
-               now=T0 + timedelta(minutes=50))
+        _queue(
+            s,
+            key="4",
+            mid="<4@x>",
+            to_addrs=["unit@example.org"],
+            kind="digest",
+            now=T0 + timedelta(minutes=50),
+        )
         since = T0 + timedelta(minutes=10)
         assert dbm.count_auto_replies(s, "Unit@Example.org", T0) == 3
         assert dbm.count_auto_replies(s, "unit@example.org", since) == 2
@@ -511,12 +598,22 @@ def test_bounce_is_matched_to_the_outgoing_mail(database: Database) -> None:
     with database.session() as s:
         _unit(s, "KT")
         report = _receive(s, uid=9, sha="d" * 64, from_addr="MAILER-DAEMON@example.org")
-        sent = _queue(s, kind="reminder", key="remind:KT:D-7", mid="<rem1@mailbot.invalid>",
-                      to_addrs=["kt@example.org"])
+        sent = _queue(
+            s,
+            kind="reminder",
+            key="remind:KT:D-7",
+            mid="<rem1@mailbot.invalid>",
+            to_addrs=["kt@example.org"],
+        )
         bounce = dbm.record_bounce(
-            s, original_message_id="rem1@mailbot.invalid", recipient="KT@example.org",
-            status="5.1.1", action="failed", diagnostic="550 5.1.1 user unknown",
-            received_at=T0, mail_id=report.id,
+            s,
+            original_message_id="rem1@mailbot.invalid",
+            recipient="KT@example.org",
+            status="5.1.1",
+            action="failed",
+            diagnostic="550 5.1.1 user unknown",
+            received_at=T0,
+            mail_id=report.id,
         )
         assert bounce.outbox_id == sent.id
         assert sent.status == "bounced"
@@ -525,14 +622,21 @@ def test_bounce_is_matched_to_the_outgoing_mail(database: Database) -> None:
         assert ev[0].unit_code == "KT"
         assert json.loads(ev[0].detail or "{}")["kind"] == "reminder"
         unknown = dbm.record_bounce(
-            s, original_message_id="<elsewhere@x>", recipient=None, status="4.4.1",
-            action="delayed", diagnostic=None, received_at=T0, mail_id=report.id,
+            s,
+            original_message_id="<elsewhere@x>",
+            recipient=None,
+            status="4.4.1",
+            action="delayed",
+            diagnostic=None,
+            received_at=T0,
+            mail_id=report.id,
         )
         assert unknown.outbox_id is None
         assert dbm.find_outbox_by_message_id(s, "<rem1@mailbot.invalid>") is sent
 
 
 # --------------------------------------------------------------------------- submissions
+
 
 def test_a_later_valid_form_supersedes_the_earlier_one(database: Database) -> None:
     with database.session() as s:
@@ -541,9 +645,14 @@ def test_a_later_valid_form_supersedes_the_earlier_one(database: Database) -> No
 
         def add(i: int, at_h: int, **kw) -> Submission:
             return dbm.add_submission(
-                s, mail_id=mails[i].id, unit_code="KT", form=kw.pop("form", _form()),
-                file_name=f"mau01-{i}.xlsx", file_sha256="0" * 64,
-                received_at=T0 + timedelta(hours=at_h), **kw,
+                s,
+                mail_id=mails[i].id,
+                unit_code="KT",
+                form=kw.pop("form", _form()),
+                file_name=f"mau01-{i}.xlsx",
+                file_sha256="0" * 64,
+                received_at=T0 + timedelta(hours=at_h),
+                **kw,
             )
 
         first = add(0, 1)
@@ -593,15 +702,34 @@ def test_file_level_problems_judge_the_form_and_results_are_kept(database: Datab
         mail = _receive(s)
         warn = Problem("warning", "legacy-encoding-converted", None, "Đã chuyển mã TCVN3.")
         sub = dbm.add_submission(
-            s, mail_id=mail.id, unit_code="KT", form=_form(), file_name="a.doc",
-            file_sha256="1" * 64, received_at=T0, late=True, extra_problems=[warn],
+            s,
+            mail_id=mail.id,
+            unit_code="KT",
+            form=_form(),
+            file_name="a.doc",
+            file_sha256="1" * 64,
+            received_at=T0,
+            late=True,
+            extra_problems=[warn],
         )
         assert (sub.status, sub.warnings_count, sub.late) == ("valid", 1, True)
-        dbm.add_file_result(s, mail_id=mail.id, file_name="a.doc", format="doc", forms_count=1,
-                            problems=[warn])
-        dbm.add_file_result(s, mail_id=mail.id, file_name="x.pdf", format="pdf",
-                            problems=[{"severity": "error", "code": "unsupported-format",
-                                       "location": None, "message": "Không đọc được."}])
+        dbm.add_file_result(
+            s, mail_id=mail.id, file_name="a.doc", format="doc", forms_count=1, problems=[warn]
+        )
+        dbm.add_file_result(
+            s,
+            mail_id=mail.id,
+            file_name="x.pdf",
+            format="pdf",
+            problems=[
+                {
+                    "severity": "error",
+                    "code": "unsupported-format",
+                    "location": None,
+                    "message": "Không đọc được.",
+                }
+            ],
+        )
         results = dbm.file_results_for_mail(s, mail.id)
         assert [(r.file_name, r.forms_count) for r in results] == [("a.doc", 1), ("x.pdf", 0)]
         assert results[1].problems[0]["code"] == "unsupported-format"
@@ -612,8 +740,15 @@ def test_entries_are_deleted_with_their_submission(database: Database) -> None:
     with database.session() as s:
         _unit(s, "KT")
         mail = _receive(s)
-        sub = dbm.add_submission(s, mail_id=mail.id, unit_code="KT", form=_form(entries=3),
-                                 file_name="a.xlsx", file_sha256="1" * 64, received_at=T0)
+        sub = dbm.add_submission(
+            s,
+            mail_id=mail.id,
+            unit_code="KT",
+            form=_form(entries=3),
+            file_name="a.xlsx",
+            file_sha256="1" * 64,
+            received_at=T0,
+        )
         sub_id = sub.id
     with database.session() as s:
         assert s.scalar(select(func.count()).select_from(SubmissionEntry)) == 3
@@ -623,21 +758,34 @@ def test_entries_are_deleted_with_their_submission(database: Database) -> None:
 
 # --------------------------------------------------------------------------- units
 
+
 def test_unit_register_upserts_by_code_and_keeps_staff_confirmed_addresses(
     database: Database,
 ) -> None:
     with database.session() as s:
-        dbm.upsert_unit(s, code="KT", name="Đảng ủy phường Khương Trung",
-                        emails=["KT@Example.org", "old@example.org"], aliases=["P. Khương Trung"],
-                        now=T0)
+        dbm.upsert_unit(
+            s,
+            code="KT",
+            name="Đảng ủy phường Khương Trung",
+            emails=["KT@Example.org", "old@example.org"],
+            aliases=["P. Khương Trung"],
+            now=T0,
+        )
         dbm.upsert_unit(s, code="MT", name="Ủy ban MTTQ quận", emails=["mt@example.org"], now=T0)
         dbm.add_unit_email(s, "Personal@gmail.com", "KT", confirmed=False, now=T0)
         assert dbm.unit_for_address(s, "personal@GMAIL.com") == ("KT", False)
         mail = _receive(s, from_addr="personal@gmail.com")
         dbm.mark_processed(s, mail, T0, unit_code="KT", awaiting_confirmation=True)
-        sub = dbm.add_submission(s, mail_id=mail.id, unit_code="KT", form=_form(),
-                                 file_name="a.xlsx", file_sha256="1" * 64, received_at=T0,
-                                 awaiting_confirmation=True)
+        sub = dbm.add_submission(
+            s,
+            mail_id=mail.id,
+            unit_code="KT",
+            form=_form(),
+            file_name="a.xlsx",
+            file_sha256="1" * 64,
+            received_at=T0,
+            awaiting_confirmation=True,
+        )
         assert dbm.latest_valid_submission(s, "KT", "M1") is None
         assert dbm.confirm_sender(s, "personal@gmail.com", "KT", now=T0) == 1
         assert not mail.awaiting_confirmation
@@ -646,10 +794,16 @@ def test_unit_register_upserts_by_code_and_keeps_staff_confirmed_addresses(
     with database.session() as s:
         # Re-import: name changes, a dropped address goes, the staff-confirmed one stays,
         # and an address moving to another unit moves.
-        dbm.upsert_unit(s, code="KT", name="Đảng ủy P. Khương Trung", emails=["kt@example.org"],
-                        now=T0)
-        dbm.upsert_unit(s, code="MT", name="Ủy ban MTTQ quận",
-                        emails=["mt@example.org", "old@example.org"], now=T0)
+        dbm.upsert_unit(
+            s, code="KT", name="Đảng ủy P. Khương Trung", emails=["kt@example.org"], now=T0
+        )
+        dbm.upsert_unit(
+            s,
+            code="MT",
+            name="Ủy ban MTTQ quận",
+            emails=["mt@example.org", "old@example.org"],
+            now=T0,
+        )
         reg = {u.code: u for u in dbm.unit_register(s)}
         assert reg["KT"].name == "Đảng ủy P. Khương Trung"
         assert reg["KT"].emails == ("kt@example.org", "personal@gmail.com")
@@ -678,6 +832,7 @@ def test_an_unconfirmed_address_never_displaces_a_confirmed_one(database: Databa
 
 # --------------------------------------------------------------------------- jobs and events
 
+
 def test_a_job_point_is_claimed_once_even_across_sessions(database: Database) -> None:
     with database.session() as s:
         assert dbm.claim_job_run(s, "reminder", "2022-02-13T08:00+07:00", T0, detail="3 units")
@@ -701,9 +856,7 @@ def test_events_are_listed_from_a_moment(database: Database) -> None:
     with database.session() as s:
         dbm.add_event(s, "unknown-sender", at=T0, detail="x@example.org")
         dbm.add_event(s, "unreadable-file", at=T0 + timedelta(hours=2), unit_code="KT")
-        assert [e.kind for e in dbm.events_since(s, T0 + timedelta(hours=1))] == [
-            "unreadable-file"
-        ]
+        assert [e.kind for e in dbm.events_since(s, T0 + timedelta(hours=1))] == ["unreadable-file"]
         assert s.scalar(select(func.count()).select_from(Event)) == 2
 
 

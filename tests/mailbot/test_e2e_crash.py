@@ -53,8 +53,9 @@ def account(dovecot: DovecotServer, monkeypatch: pytest.MonkeyPatch) -> Account:
 
 
 def _env(crash: str | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MAILBOT_CRASH",
-                                                                     "_MAILBOT_CRASH"))}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("MAILBOT_CRASH", "_MAILBOT_CRASH"))
+    }
     if crash:
         env["MAILBOT_CRASH_AT"] = crash
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
@@ -64,7 +65,11 @@ def _env(crash: str | None = None) -> dict[str, str]:
 def cli(cfg: Path, *args: str, crash: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "mailbot.cli", "--config", str(cfg), *args],
-        cwd=cfg.parent, env=_env(crash), capture_output=True, text=True, timeout=120,
+        cwd=cfg.parent,
+        env=_env(crash),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -78,8 +83,13 @@ def expected_submissions(raw: bytes) -> int:
 
 
 def assert_exactly_once(
-    tmp_path: Path, dovecot: DovecotServer, account: Account, smtp: SmtpServer,
-    mails: list[bytes], *, allow_same_id_resend: bool = False,
+    tmp_path: Path,
+    dovecot: DovecotServer,
+    account: Account,
+    smtp: SmtpServer,
+    mails: list[bytes],
+    *,
+    allow_same_id_resend: bool = False,
 ) -> int:
     """Every mail recorded and decided once, answered once; returns the count of resends."""
     db = Db(tmp_path / "data")
@@ -167,8 +177,11 @@ def _start_run(cfg: Path, log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as err:
         return subprocess.Popen(
             [sys.executable, "-m", "mailbot.cli", "--config", str(cfg), "run"],
-            cwd=cfg.parent, env=_env(), stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=err,
+            cwd=cfg.parent,
+            env=_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
         )
 
 
@@ -197,8 +210,10 @@ def test_random_kill_of_the_daemon_loses_nothing(tmp_path, dovecot, account, smt
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             answered = {m.in_reply_to for m in replies(smtp_server.messages)}
-            sent = db.rows("SELECT COUNT(*) AS n FROM outbox WHERE status = 'sent' "
-                           "AND kind IN ('receipt', 'notice')")[0]["n"]
+            sent = db.rows(
+                "SELECT COUNT(*) AS n FROM outbox WHERE status = 'sent' "
+                "AND kind IN ('receipt', 'notice')"
+            )[0]["n"]
             if len(answered) == len(mails) and sent == len(mails):
                 break
             time.sleep(0.2)

@@ -128,15 +128,16 @@ def test_a_failing_pass_does_not_end_the_daemon(
     assert replies(smtp_server.messages)[0].in_reply_to == message_id_of(mail)
 
 
-def test_mailbot_run_sigterm_and_one_daemon_per_data_dir(
-    tmp_path, dovecot, account, smtp_server
-):
+def test_mailbot_run_sigterm_and_one_daemon_per_data_dir(tmp_path, dovecot, account, smtp_server):
     cfg = write_config(tmp_path, dovecot, account, smtp_server, inbox=SLOW_POLL)
     log = tmp_path / "run.log"
     with log.open("wb") as err:
         proc = subprocess.Popen(
             [sys.executable, "-m", "mailbot.cli", "--config", str(cfg), "run"],
-            cwd=tmp_path, env=_env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            cwd=tmp_path,
+            env=_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
             stderr=err,
         )
     try:
@@ -149,7 +150,11 @@ def test_mailbot_run_sigterm_and_one_daemon_per_data_dir(
         for args in (["run"], ["poll", "--once"]):
             second = subprocess.run(
                 [sys.executable, "-m", "mailbot.cli", "--config", str(cfg), *args],
-                cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=60,
+                cwd=tmp_path,
+                env=_env(),
+                capture_output=True,
+                text=True,
+                timeout=60,
             )
             assert second.returncode == 1, second.stderr
             assert str(proc.pid) in second.stderr

@@ -15,10 +15,10 @@ import mailbot.commands.intake
 import mailbot.service
 from mailbot.app import open_app
 from mailbot.cli import main
+from mailbot.clock import utc_now
 from mailbot.config import load_config
 from mailbot.intake import answer_address
-from mailbot.mailparse import parse_mail
-from mailbot.service import utc_now
+from mailbot.mail.parse import parse_mail
 from tests.mailbot.e2e_support import (
     PROCESSED,
     PW_ENV,
@@ -40,9 +40,7 @@ from tests.support.dovecot import Account, DovecotServer, _quote_folder
 
 pytestmark = pytest.mark.dovecot
 
-STATS = re.compile(
-    r"fetched=(\d+) processed=(\d+) failed=(\d+) sent=(\d+) send_failed=(\d+)"
-)
+STATS = re.compile(r"fetched=(\d+) processed=(\d+) failed=(\d+) sent=(\d+) send_failed=(\d+)")
 
 
 @pytest.fixture
@@ -60,20 +58,24 @@ def poll(cfg: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, int]:
     assert "Traceback" not in err
     m = STATS.search(out)
     assert m, out
-    return dict(zip(("fetched", "processed", "failed", "sent", "send_failed"),
-                    map(int, m.groups()), strict=True))
+    return dict(
+        zip(
+            ("fetched", "processed", "failed", "sent", "send_failed"),
+            map(int, m.groups()),
+            strict=True,
+        )
+    )
 
 
-def test_poll_once_handles_the_corpus_end_to_end(
-    tmp_path, dovecot, account, smtp_server, capsys
-):
+def test_poll_once_handles_the_corpus_end_to_end(tmp_path, dovecot, account, smtp_server, capsys):
     cases = corpus()
     raws = {p.name: p.read_bytes() for p, _ in cases}
     # One mail carries a staff flag: the robot must leave flags alone.
     flagged = "outlook_ccb_docx.eml"
     for path, _ in cases:
-        append_all(dovecot, account, [raws[path.name]],
-                   flags=[r"\Flagged"] if path.name == flagged else [])
+        append_all(
+            dovecot, account, [raws[path.name]], flags=[r"\Flagged"] if path.name == flagged else []
+        )
     cfg = write_config(tmp_path, dovecot, account, smtp_server)
 
     stats = poll(cfg, capsys)
@@ -100,7 +102,8 @@ def test_poll_once_handles_the_corpus_end_to_end(
         assert bool(mail["awaiting_confirmation"]) == expected["awaiting_confirmation"]
         subs = db.rows(
             "SELECT form, errors_count, entries_count FROM submissions WHERE mail_id = ? "
-            "ORDER BY id", mail["id"],
+            "ORDER BY id",
+            mail["id"],
         )
         assert [[s["form"], s["errors_count"] == 0, s["entries_count"]] for s in subs] == (
             expected["submissions"]
@@ -153,8 +156,10 @@ def test_poll_once_handles_the_corpus_end_to_end(
 
     # A mail arriving later, already \Seen (staff read it first), is still picked up: new
     # means a higher UID, not an unseen flag.
-    late = simple_mail("Đảng ủy phường Khương Trung <dangbo.khuongtrung@thanhxuan.example>",
-                       "<later-0001@thanhxuan.example>")
+    late = simple_mail(
+        "Đảng ủy phường Khương Trung <dangbo.khuongtrung@thanhxuan.example>",
+        "<later-0001@thanhxuan.example>",
+    )
     append_all(dovecot, account, [late], flags=[r"\Seen"])
     stats = poll(cfg, capsys)
     assert stats["fetched"] == 1 and stats["sent"] == 1
@@ -167,14 +172,17 @@ def test_rate_limit_per_address(tmp_path, dovecot, account, smtp_server, capsys)
     raw = fixture_bytes("gmail_khuong_trung.eml")
     mails = [with_message_id(raw, f"<rate-{n}@thanhxuan.example>") for n in range(3)]
     append_all(dovecot, account, mails)
-    cfg = write_config(tmp_path, dovecot, account, smtp_server,
-                       outgoing={"max_auto_replies_per_hour": 2})
+    cfg = write_config(
+        tmp_path, dovecot, account, smtp_server, outgoing={"max_auto_replies_per_hour": 2}
+    )
 
     stats = poll(cfg, capsys)
     assert stats["processed"] == 3 and stats["sent"] == 2
     got = replies(smtp_server.messages)
-    assert sorted(m.in_reply_to for m in got) == ["<rate-0@thanhxuan.example>",
-                                                  "<rate-1@thanhxuan.example>"]
+    assert sorted(m.in_reply_to for m in got) == [
+        "<rate-0@thanhxuan.example>",
+        "<rate-1@thanhxuan.example>",
+    ]
     db = Db(tmp_path / "data")
     third = db.mails()["<rate-2@thanhxuan.example>"]
     # The third mail is recorded and its form kept; only the answer is held back.
@@ -197,8 +205,7 @@ def test_oversize_mail_is_recorded_kept_and_its_sender_told(
     )
     assert len(small) < 30_000 < min(len(big), len(big_list))
     uids = append_all(dovecot, account, [small, big, big_list])
-    cfg = write_config(tmp_path, dovecot, account, smtp_server,
-                       inbox={"max_message_bytes": 30_000})
+    cfg = write_config(tmp_path, dovecot, account, smtp_server, inbox={"max_message_bytes": 30_000})
 
     stats = poll(cfg, capsys)
     assert stats["fetched"] == 3
@@ -214,9 +221,7 @@ def test_oversize_mail_is_recorded_kept_and_its_sender_told(
     assert len(db.events("oversize")) == 2
 
     got = replies(smtp_server.messages)
-    assert sorted(m.in_reply_to for m in got) == sorted(
-        [message_id_of(small), message_id_of(big)]
-    )
+    assert sorted(m.in_reply_to for m in got) == sorted([message_id_of(small), message_id_of(big)])
     notice = next(m for m in got if m.in_reply_to == message_id_of(big))
     assert notice.to == ("hoiccb@thanhxuan.example",)
     kinds = {r["message_id"]: r["kind"] for r in db.rows("SELECT * FROM outbox")}
@@ -289,9 +294,13 @@ def test_failing_mail_is_retried_quarantined_and_reprocessed(
     bad = with_message_id(fixture_bytes("outlook_ccb_docx.eml"), "<bad-0001@thanhxuan.example>")
     good2 = with_message_id(fixture_bytes("forwarded_kim_giang.eml"), "<good-2@thanhxuan.example>")
     append_all(dovecot, account, [good1, bad, good2])
-    cfg = write_config(tmp_path, dovecot, account, smtp_server,
-                       processing={"max_attempts": 3, "retry_base_seconds": 60,
-                                   "workers": 0})
+    cfg = write_config(
+        tmp_path,
+        dovecot,
+        account,
+        smtp_server,
+        processing={"max_attempts": 3, "retry_base_seconds": 60, "workers": 0},
+    )
     db = Db(tmp_path / "data")
 
     def bad_row():  # noqa: ANN202
@@ -335,9 +344,7 @@ def test_failing_mail_is_retried_quarantined_and_reprocessed(
     assert dovecot.uids(account) == []
 
 
-def test_uidvalidity_change_does_not_answer_again(
-    tmp_path, dovecot, account, smtp_server, capsys
-):
+def test_uidvalidity_change_does_not_answer_again(tmp_path, dovecot, account, smtp_server, capsys):
     folder = "Biểu mẫu"  # a non-INBOX folder can be deleted and recreated
     old = [
         fixture_bytes("gmail_khuong_trung.eml"),

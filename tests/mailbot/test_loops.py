@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from mailbot.loops import (
+from mailbot.mail.loops import (
     auto_reply_reason,
     automatic_reason,
     dmarc_failed,
     parse_bounce,
     relay_reason,
 )
-from mailbot.mailparse import parse_mail
+from mailbot.mail.parse import parse_mail
 
 MAIL = Path(__file__).resolve().parents[1] / "fixtures" / "mail"
 OWN = ("bdv_quthanhxuan@hanoi.gov.vn",)
@@ -239,8 +239,14 @@ def test_dmarc_comment_does_not_fool_the_reader():
 
 
 def mail_with_form(*headers: str, subject: str, sender: str = "a@x.example"):
-    lines = [f"From: {sender}", "To: bdv_quthanhxuan@hanoi.gov.vn", f"Subject: {subject}",
-             *headers, "MIME-Version: 1.0", 'Content-Type: multipart/mixed; boundary="b"']
+    lines = [
+        f"From: {sender}",
+        "To: bdv_quthanhxuan@hanoi.gov.vn",
+        f"Subject: {subject}",
+        *headers,
+        "MIME-Version: 1.0",
+        'Content-Type: multipart/mixed; boundary="b"',
+    ]
     body = (
         "--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nGửi biểu.\r\n"
         '--b\r\nContent-Type: application/octet-stream; name="Mau 01.xlsx"\r\n'
@@ -311,12 +317,14 @@ def test_machine_made_mail_is_automatic(headers, subject):
 
 def test_a_reply_to_our_receipt_with_the_corrected_form_is_answered():
     mail = mail_with_form(
-        f"In-Reply-To: <170.42@{DOMAIN}>", f"References: <a@gmail.example> <170.42@{DOMAIN}>",
+        f"In-Reply-To: <170.42@{DOMAIN}>",
+        f"References: <a@gmail.example> <170.42@{DOMAIN}>",
         subject="Re: Re: Biên nhận: Đăng ký mô hình Dân vận khéo",
     )
     assert reason(mail) is None
-    question = mail_with(f"In-Reply-To: <170.43@{DOMAIN}>",
-                         subject="TL: Biên nhận: Đăng ký mô hình")
+    question = mail_with(
+        f"In-Reply-To: <170.43@{DOMAIN}>", subject="TL: Biên nhận: Đăng ký mô hình"
+    )
     assert reason(question) is None  # a person's question: the no-attachment notice answers
 
 

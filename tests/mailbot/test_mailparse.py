@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from openpyxl import Workbook, load_workbook
 
-from mailbot.mailparse import (
+from mailbot.mail.parse import (
     ArchiveLimits,
     decode_bytes,
     decode_header_text,
@@ -469,8 +469,9 @@ def test_problem_as_file_result():
 
 
 def _raw_mail(body_part: str, *extra: str, sender: str = "a@thanhxuan.example") -> bytes:
-    head = "\r\n".join([f"From: {sender}", "To: b@x.example", "Subject: s", "MIME-Version: 1.0",
-                        *extra])
+    head = "\r\n".join(
+        [f"From: {sender}", "To: b@x.example", "Subject: s", "MIME-Version: 1.0", *extra]
+    )
     return (head + "\r\n" + body_part).encode()
 
 
@@ -492,10 +493,14 @@ def _xlsx_bytes(text: str = "x") -> bytes:
 
 def test_the_same_file_attached_twice_counts_once():
     data = _xlsx_bytes()
-    part = _file(f'{make_mail.XLSX}; name="Mau 01.xlsx"', 'attachment; filename="Mau 01.xlsx"',
-                 data)
-    other = _file(f'{make_mail.XLSX}; name="Mau 02.xlsx"', 'attachment; filename="Mau 02.xlsx"',
-                  _xlsx_bytes("y"))
+    part = _file(
+        f'{make_mail.XLSX}; name="Mau 01.xlsx"', 'attachment; filename="Mau 01.xlsx"', data
+    )
+    other = _file(
+        f'{make_mail.XLSX}; name="Mau 02.xlsx"',
+        'attachment; filename="Mau 02.xlsx"',
+        _xlsx_bytes("y"),
+    )
     mail = parse_mail(_raw_mail(_mixed(part, part, other)))
     assert [a.filename for a in mail.attachments] == ["Mau 01.xlsx", "Mau 02.xlsx"]
 
@@ -509,8 +514,11 @@ def test_an_empty_attachment_is_still_named():
 def test_invitations_business_cards_and_signatures_are_not_files():
     parts = [
         _file('text/calendar; method=REQUEST; name="invite.ics"', "attachment", b"BEGIN:VCALENDAR"),
-        _file('application/octet-stream; name="Nguyen Van A.vcf"',
-              'attachment; filename="Nguyen Van A.vcf"', b"BEGIN:VCARD"),
+        _file(
+            'application/octet-stream; name="Nguyen Van A.vcf"',
+            'attachment; filename="Nguyen Van A.vcf"',
+            b"BEGIN:VCARD",
+        ),
         _file('text/x-vcard; name="card"', None, b"BEGIN:VCARD"),
         _file('application/octet-stream; name="smime.p7s"', None, b"0\x82"),
     ]
@@ -532,8 +540,11 @@ def test_nameless_inline_document_from_a_copier_is_kept_by_its_bytes():
 
 def test_lossy_ascii_filename_loses_to_the_encoded_name():
     name = "Mẫu 01 - Phường Hạ Đình.xlsx"
-    part = _file(f"{make_mail.XLSX}; name*={make_mail.rfc2231(name)}",
-                 'attachment; filename="M?u 01 - Ph??ng H? ?inh.xlsx"', b"PK\x03\x04")
+    part = _file(
+        f"{make_mail.XLSX}; name*={make_mail.rfc2231(name)}",
+        'attachment; filename="M?u 01 - Ph??ng H? ?inh.xlsx"',
+        b"PK\x03\x04",
+    )
     assert parse_mail(_raw_mail(_mixed(part))).attachments[0].filename == name
 
 
@@ -541,8 +552,9 @@ def test_uuencoded_file_in_a_plain_body_is_extracted_and_hidden_from_the_text():
     import binascii
 
     data = bytes(range(256)) * 3
-    lines = [binascii.b2a_uu(data[i : i + 45]).decode().rstrip("\n")
-             for i in range(0, len(data), 45)]
+    lines = [
+        binascii.b2a_uu(data[i : i + 45]).decode().rstrip("\n") for i in range(0, len(data), 45)
+    ]
     body = "Gui bieu.\r\n\r\nbegin 644 Mau 01.xls\r\n" + "\r\n".join(lines) + "\r\n`\r\nend\r\n"
     mail = parse_mail(_raw_mail("\r\n" + body))
     assert [(a.filename, a.content) for a in mail.attachments] == [("Mau 01.xls", data)]
@@ -553,11 +565,18 @@ def test_x_uuencode_transfer_encoding_is_decoded():
     import binascii
 
     data = b"\xd0\xcf\x11\xe0" + bytes(range(200))
-    uu = "begin 644 Mau.xls\r\n" + "".join(
-        binascii.b2a_uu(data[i : i + 45]).decode().replace("\n", "\r\n")
-        for i in range(0, len(data), 45)) + "`\r\nend\r\n"
-    part = ('Content-Type: application/vnd.ms-excel; name="Mau.xls"\r\n'
-            "Content-Transfer-Encoding: x-uuencode\r\n\r\n" + uu)
+    uu = (
+        "begin 644 Mau.xls\r\n"
+        + "".join(
+            binascii.b2a_uu(data[i : i + 45]).decode().replace("\n", "\r\n")
+            for i in range(0, len(data), 45)
+        )
+        + "`\r\nend\r\n"
+    )
+    part = (
+        'Content-Type: application/vnd.ms-excel; name="Mau.xls"\r\n'
+        "Content-Transfer-Encoding: x-uuencode\r\n\r\n" + uu
+    )
     assert parse_mail(_raw_mail(_mixed(part))).attachments[0].content == data
 
 
@@ -565,8 +584,10 @@ def test_quoted_printable_binary_attachment_is_decoded():
     data = bytes(range(256)) * 4
     encoded = "".join(f"={b:02X}" for b in data)
     qp_lines = "=\r\n".join(encoded[i : i + 72] for i in range(0, len(encoded), 72))
-    part = ('Content-Type: application/octet-stream; name="Mau 01.xlsx"\r\n'
-            "Content-Transfer-Encoding: quoted-printable\r\n\r\n" + qp_lines)
+    part = (
+        'Content-Type: application/octet-stream; name="Mau 01.xlsx"\r\n'
+        "Content-Transfer-Encoding: quoted-printable\r\n\r\n" + qp_lines
+    )
     assert parse_mail(_raw_mail(_mixed(part))).attachments[0].content == data
 
 
@@ -585,8 +606,9 @@ def _tar(members: list[tuple[str, bytes]], mode: str = "w:gz") -> bytes:
     return buf.getvalue()
 
 
-@pytest.mark.parametrize("mode,name", [("w:gz", "a.tar.gz"), ("w:bz2", "a.tbz2"),
-                                       ("w:xz", "a.tar.xz"), ("w", "a.tar")])
+@pytest.mark.parametrize(
+    "mode,name", [("w:gz", "a.tar.gz"), ("w:bz2", "a.tbz2"), ("w:xz", "a.tar.xz"), ("w", "a.tar")]
+)
 def test_tar_archives_are_opened_without_following_links(mode, name):
     data = _tar([("bieu/Mẫu 01.xlsx", b"one"), ("bieu/.DS_Store", b"x")], mode)
     mail = parse_mail(_mail_with(name, data, "application/octet-stream"))
@@ -636,10 +658,16 @@ def _signed_data(entity: bytes, indefinite: bool = False) -> bytes:
 
 @pytest.mark.parametrize("indefinite", [False, True])
 def test_opaque_smime_signed_mail_is_opened(indefinite):
-    inner = _raw_mail(_mixed(_file('application/octet-stream; name="Mau 01.xlsx"', "attachment",
-                                   b"PK\x03\x04 form")))
-    p7m = _file('application/pkcs7-mime; smime-type=signed-data; name="smime.p7m"',
-                'attachment; filename="smime.p7m"', _signed_data(inner, indefinite))
+    inner = _raw_mail(
+        _mixed(
+            _file('application/octet-stream; name="Mau 01.xlsx"', "attachment", b"PK\x03\x04 form")
+        )
+    )
+    p7m = _file(
+        'application/pkcs7-mime; smime-type=signed-data; name="smime.p7m"',
+        'attachment; filename="smime.p7m"',
+        _signed_data(inner, indefinite),
+    )
     mail = parse_mail(_raw_mail(p7m))
     got = [(a.filename, a.content) for a in mail.attachments]
     assert got == [("Mau 01.xlsx", b"PK\x03\x04 form")]
@@ -648,12 +676,20 @@ def test_opaque_smime_signed_mail_is_opened(indefinite):
 
 def test_encrypted_mail_is_reported_not_read_as_a_file():
     enveloped = _der(0x30, _der(0x06, bytes.fromhex("2a864886f70d010703")) + _der(0xA0, b""))
-    smime = _file('application/pkcs7-mime; smime-type=enveloped-data; name="smime.p7m"',
-                  'attachment; filename="smime.p7m"', enveloped)
-    pgp = make_mail.multipart("encrypted", "enc", [
-        "Content-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n",
-        'Content-Type: application/octet-stream; name="encrypted.asc"\r\n\r\n-----BEGIN PGP',
-    ], '; protocol="application/pgp-encrypted"')
+    smime = _file(
+        'application/pkcs7-mime; smime-type=enveloped-data; name="smime.p7m"',
+        'attachment; filename="smime.p7m"',
+        enveloped,
+    )
+    pgp = make_mail.multipart(
+        "encrypted",
+        "enc",
+        [
+            "Content-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n",
+            'Content-Type: application/octet-stream; name="encrypted.asc"\r\n\r\n-----BEGIN PGP',
+        ],
+        '; protocol="application/pgp-encrypted"',
+    )
     for body in (smime, pgp):
         mail = parse_mail(_raw_mail(body))
         assert mail.attachments == ()
@@ -662,25 +698,35 @@ def test_encrypted_mail_is_reported_not_read_as_a_file():
 
 
 def test_garbage_pkcs7_never_raises():
-    for junk in (b"", b"0", b"0\x80\x06", b"0\x84\xff\xff\xff\xff", b"\x30\x03\x06\x01\x2a" * 3,
-                 b"0\x80" * 100):
+    for junk in (
+        b"",
+        b"0",
+        b"0\x80\x06",
+        b"0\x84\xff\xff\xff\xff",
+        b"\x30\x03\x06\x01\x2a" * 3,
+        b"0\x80" * 100,
+    ):
         p7m = _file('application/pkcs7-mime; name="smime.p7m"', None, junk)
         mail = parse_mail(_raw_mail(p7m))
         assert mail.attachments == () and [p.code for p in mail.problems] == ["mail-encrypted"]
 
 
 def test_sender_header_stands_in_for_a_missing_from():
-    raw = (b"Sender: Dang uy <DangBo.HaDinh@ThanhXuan.example>\r\nTo: undisclosed-recipients:;\r\n"
-           b"Subject: s\r\n\r\nx\r\n")
+    raw = (
+        b"Sender: Dang uy <DangBo.HaDinh@ThanhXuan.example>\r\nTo: undisclosed-recipients:;\r\n"
+        b"Subject: s\r\n\r\nx\r\n"
+    )
     mail = parse_mail(raw)
     assert (mail.from_name, mail.from_addr) == ("Dang uy", "dangbo.hadinh@thanhxuan.example")
     assert mail.to == ()
 
 
 def test_display_names_with_commas_quotes_and_raw_cp1258():
-    raw = (b'From: "Nguyen Van An, VP Dang uy \\"Thuong Dinh\\"" <DANGBO.THUONGDINH@X.EXAMPLE>\r\n'
-           b"Reply-To: " + "Lê Thị Mai".encode("cp1258", "replace") + b" <Mai.LT@gmail.example>\r\n"
-           b"Subject: " + "Gửi biểu".encode("cp1258", "replace") + b"\r\n\r\nx\r\n")
+    raw = (
+        b'From: "Nguyen Van An, VP Dang uy \\"Thuong Dinh\\"" <DANGBO.THUONGDINH@X.EXAMPLE>\r\n'
+        b"Reply-To: " + "Lê Thị Mai".encode("cp1258", "replace") + b" <Mai.LT@gmail.example>\r\n"
+        b"Subject: " + "Gửi biểu".encode("cp1258", "replace") + b"\r\n\r\nx\r\n"
+    )
     mail = parse_mail(raw)
     assert mail.from_name == 'Nguyen Van An, VP Dang uy "Thuong Dinh"'
     assert mail.from_addr == "dangbo.thuongdinh@x.example"

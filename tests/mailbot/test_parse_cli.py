@@ -69,7 +69,10 @@ def test_garbage_file_is_a_problem_not_a_traceback(tmp_path):
     junk.write_bytes(b"PK\x03\x04" + b"\x00" * 100)
     proc = subprocess.run(
         [sys.executable, "-m", "mailbot.cli", "parse", "--json", str(junk)],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert json.loads(proc.stdout)["problems"][0]["code"] == "unreadable-file"

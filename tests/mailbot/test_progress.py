@@ -13,7 +13,7 @@ import pytest
 
 from mailbot import db as dbm
 from mailbot.app import import_units
-from mailbot.progress import (
+from mailbot.campaign.status import (
     FORM_ERRORS,
     FORM_NONE,
     FORM_OK,
@@ -46,8 +46,15 @@ STATUS_SCHEMA = {
                 "properties": {
                     "code": {"type": "string"},
                     "name": {"type": "string"},
-                    "state": {"enum": ["complete", "partial", "missing", "errors",
-                                       "awaiting-confirmation"]},
+                    "state": {
+                        "enum": [
+                            "complete",
+                            "partial",
+                            "missing",
+                            "errors",
+                            "awaiting-confirmation",
+                        ]
+                    },
                     "forms": {
                         "type": "object",
                         "required": ["M1", "M2"],
@@ -101,28 +108,56 @@ def add_form(
     n = next(_counter)
     with database.session() as s:
         mail = dbm.record_received(
-            s, source="test", uidvalidity=None, uid=None, message_id=f"<t{n}@unit.example>",
-            sha256=hashlib.sha256(f"mail {n}".encode()).hexdigest(), raw_path=f"raw/{n}",
-            size=100, from_addr=sender or f"{unit}@thanhxuan.example", subject=f"Biểu {form}",
+            s,
+            source="test",
+            uidvalidity=None,
+            uid=None,
+            message_id=f"<t{n}@unit.example>",
+            sha256=hashlib.sha256(f"mail {n}".encode()).hexdigest(),
+            raw_path=f"raw/{n}",
+            size=100,
+            from_addr=sender or f"{unit}@thanhxuan.example",
+            subject=f"Biểu {form}",
             received_at=when,
         )
         f = Form(
             form=form,  # type: ignore[arg-type]
-            unit=unit, year=2022, date=None, location="Sheet1",
+            unit=unit,
+            year=2022,
+            date=None,
+            location="Sheet1",
             entries=[
-                Entry("collective" if i % 2 == 0 else "individual", str(i + 1),
-                      f"Tập thể {i + 1} của {unit}", fields[i % len(fields)],
-                      f"Mô hình {form} số {i + 1} của {unit}", None, f"Sheet1!C{10 + i}")
+                Entry(
+                    "collective" if i % 2 == 0 else "individual",
+                    str(i + 1),
+                    f"Tập thể {i + 1} của {unit}",
+                    fields[i % len(fields)],
+                    f"Mô hình {form} số {i + 1} của {unit}",
+                    None,
+                    f"Sheet1!C{10 + i}",
+                )
                 for i in range(entries)
             ],
-            problems=[Problem("error", "missing-name", f"Sheet1!B{10 + i}",
-                              "Dòng này chưa ghi tên tập thể, cá nhân.")
-                      for i in range(errors)],
+            problems=[
+                Problem(
+                    "error",
+                    "missing-name",
+                    f"Sheet1!B{10 + i}",
+                    "Dòng này chưa ghi tên tập thể, cá nhân.",
+                )
+                for i in range(errors)
+            ],
             declared_empty=entries == 0 and errors == 0,
         )
         dbm.add_submission(
-            s, mail_id=mail.id, unit_code=unit, form=f, file_name=f"{form}.xlsx",
-            file_sha256=mail.sha256, received_at=when, late=when >= newest_campaign().deadline,
+            s,
+            mail_id=mail.id,
+            unit_code=unit,
+            form=f,
+            file_name=f"{form}.xlsx",
+            file_sha256=mail.sha256,
+            received_at=when,
+            late=when >= newest_campaign().deadline,
             awaiting_confirmation=awaiting,
         )
         dbm.mark_processed(s, mail, when, unit_code=unit, awaiting_confirmation=awaiting)
@@ -178,14 +213,20 @@ def test_states_from_submissions(database) -> None:
     assert states["ldld"].state == "partial"
     assert states["ldld"].missing_forms == ("M2",)
     assert states["hoi-ccb"].state == "errors"
-    assert states["hoi-ccb"].open_problems == (
-        "Mẫu số 02 (cấp cơ sở): Dòng này chưa ghi tên tập thể, cá nhân.",
-    ) * 2
+    assert (
+        states["hoi-ccb"].open_problems
+        == ("Mẫu số 02 (cấp cơ sở): Dòng này chưa ghi tên tập thể, cá nhân.",) * 2
+    )
     assert states["quan-doan"].state == "awaiting-confirmation"
     assert states["quan-doan"].forms["M1"].sender == "ca.nhan@gmail.example"
     counts = count_states(list(states.values()))
-    assert counts == {"complete": 1, "awaiting-confirmation": 1, "errors": 1, "partial": 1,
-                      "missing": 34}
+    assert counts == {
+        "complete": 1,
+        "awaiting-confirmation": 1,
+        "errors": 1,
+        "partial": 1,
+        "missing": 34,
+    }
 
 
 def test_declared_empty_form_counts_as_sent(database) -> None:

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from mailbot import db as dbm
 from mailbot.app import open_app
-from mailbot.campaign_ops import build_digest
+from mailbot.campaign.ops import build_digest
 from mailbot.config import load_config
 from mailbot.scheduler import CampaignScheduler
 from outbox_templates import render
@@ -41,8 +41,10 @@ def test_bounced_reminder_is_matched_and_shown_in_the_digest(tmp_path, smtp_serv
     config = load_config(write_config(tmp_path, smtp_server.url(), ("canbo@hanoi.example",)))
     with open_app(config) as app:
         CampaignScheduler(app, clock=lambda: at(13, 8, 5)).catch_up()
-        sent = [email.message_from_bytes(c.data, policy=email.policy.default)
-                for c in smtp_server.messages]
+        sent = [
+            email.message_from_bytes(c.data, policy=email.policy.default)
+            for c in smtp_server.messages
+        ]
         reminders = [m for m in sent if str(m["Subject"]).startswith("[Nhắc hạn")]
         assert reminders and all(m["Auto-Submitted"] == "auto-generated" for m in reminders)
         victim = reminders[0]

@@ -49,8 +49,12 @@ def mail_with(sender: str, *files: str, n: int) -> bytes:
     msg["Date"] = "Mon, 14 Feb 2022 09:00:00 +0700"
     msg.set_content("Kính gửi Ban Dân vận, đơn vị gửi biểu mẫu đăng ký.")
     for name in files:
-        msg.add_attachment((FORMS / name).read_bytes(), maintype="application",
-                           subtype="octet-stream", filename=name)
+        msg.add_attachment(
+            (FORMS / name).read_bytes(),
+            maintype="application",
+            subtype="octet-stream",
+            filename=name,
+        )
     return msg.as_bytes()
 
 
@@ -64,8 +68,15 @@ def drop(inbox: Path, raw: bytes) -> None:
 def run_intake(app, now: datetime) -> None:
     source = open_source(app.config.inbox, base_dir=app.config.base_dir)
     try:
-        robot = Robot(app.config, app.database, app.store, source, app.outgoing(),
-                      app.campaign, clock=lambda: now)
+        robot = Robot(
+            app.config,
+            app.database,
+            app.store,
+            source,
+            app.outgoing(),
+            app.campaign,
+            clock=lambda: now,
+        )
         robot.run_once()
     finally:
         source.close()
@@ -76,8 +87,13 @@ def captured_by_kind(smtp_server) -> dict[str, list[email.message.EmailMessage]]
     for c in smtp_server.messages:
         msg = email.message_from_bytes(c.data, policy=email.policy.default)
         subject = str(msg["Subject"])
-        kind = ("reminder" if subject.startswith("[Nhắc hạn") else
-                "digest" if subject.startswith("[Báo cáo") else "other")
+        kind = (
+            "reminder"
+            if subject.startswith("[Nhắc hạn")
+            else "digest"
+            if subject.startswith("[Báo cáo")
+            else "other"
+        )
         out.setdefault(kind, []).append(msg)
     return out
 
@@ -106,12 +122,15 @@ def test_whole_campaign_with_restarts_over_smtp(tmp_path, smtp_server) -> None:
     inbox = tmp_path / "inbox"
     arrivals = {
         at(14, 10): mail_with("Hội LHPN <hoiphunu@thanhxuan.example>", "HoiLHPN_M1_M2.xlsx", n=1),
-        at(15, 9): mail_with("Liên đoàn Lao động <ldld@thanhxuan.example>",
-                             "LDLD quan M1.xlsx", n=2),
-        at(16, 9): mail_with("Bí thư Đoàn <bithu.doan@gmail.example>",
-                             "Quan doan - dang ky DVK 2022.xlsx", n=3),
-        at(18, 9): mail_with("Hội Khuyến học <khuyenhoc@thanhxuan.example>",
-                             "Hoi Khuyen hoc - thieu ten.xlsx", n=4),
+        at(15, 9): mail_with(
+            "Liên đoàn Lao động <ldld@thanhxuan.example>", "LDLD quan M1.xlsx", n=2
+        ),
+        at(16, 9): mail_with(
+            "Bí thư Đoàn <bithu.doan@gmail.example>", "Quan doan - dang ky DVK 2022.xlsx", n=3
+        ),
+        at(18, 9): mail_with(
+            "Hội Khuyến học <khuyenhoc@thanhxuan.example>", "Hoi Khuyen hoc - thieu ten.xlsx", n=4
+        ),
     }
     t = at(1, 0)
     clock = [t]  # the simulated time every catch-up reads
@@ -139,7 +158,8 @@ def test_whole_campaign_with_restarts_over_smtp(tmp_path, smtp_server) -> None:
             by_point: dict[datetime, set[str]] = {}
             for r in rows:
                 by_point.setdefault(r.created_at.astimezone(app.campaign.tz), set()).add(
-                    r.dedupe_key.rsplit(":", 1)[1])
+                    r.dedupe_key.rsplit(":", 1)[1]
+                )
             mails = {m.id: m for m in s.scalars(select(dbm.Mail))}
             assert {m.status for m in mails.values()} == {"processed"}
     finally:

@@ -53,7 +53,10 @@ def account(dovecot: DovecotServer, monkeypatch: pytest.MonkeyPatch) -> Account:
 
 def inbox(server: DovecotServer, acc: Account, **kw: object) -> InboxConfig:
     base: dict[str, object] = dict(
-        url=server.url(acc), password=Secret(env=PW_ENV), timeout_seconds=10, batch_size=2,
+        url=server.url(acc),
+        password=Secret(env=PW_ENV),
+        timeout_seconds=10,
+        batch_size=2,
     )
     base.update(kw)
     return InboxConfig(**base)  # type: ignore[arg-type]
@@ -274,8 +277,9 @@ def test_wrong_password_and_unreachable_server(dovecot, account, monkeypatch):
     monkeypatch.setenv(PW_ENV, "not the password")
     with ImapSource(inbox(dovecot, account)) as src, pytest.raises(SourceError):
         src.uidvalidity()
-    dead = InboxConfig(url=f"imap://x@127.0.0.1:{free_port()}", password=Secret(env=PW_ENV),
-                       timeout_seconds=2)
+    dead = InboxConfig(
+        url=f"imap://x@127.0.0.1:{free_port()}", password=Secret(env=PW_ENV), timeout_seconds=2
+    )
     with ImapSource(dead) as src:
         with pytest.raises(SourceError):
             list(src.new_messages(None))
@@ -290,15 +294,19 @@ def test_starttls_and_imaps(dovecot_tls, monkeypatch):
     uid = dovecot_tls.append(acc, make_mail(1))
     ctx = dovecot_tls.client_context()
     for scheme in ("imap", "imaps"):
-        config = InboxConfig(url=dovecot_tls.url(acc, scheme=scheme),
-                             password=Secret(env=PW_ENV), timeout_seconds=10)
+        config = InboxConfig(
+            url=dovecot_tls.url(acc, scheme=scheme), password=Secret(env=PW_ENV), timeout_seconds=10
+        )
         src = open_source(config, ssl_context=ctx)
         try:
             assert [r.uid for r in src.new_messages(None)] == [uid]
         finally:
             src.close()
-    logins = [line for line in dovecot_tls.log().splitlines()
-              if f"user=<{acc.username}>" in line and "Login:" in line]
+    logins = [
+        line
+        for line in dovecot_tls.log().splitlines()
+        if f"user=<{acc.username}>" in line and "Login:" in line
+    ]
     assert logins and all("TLS" in line for line in logins[-2:])
     # The self-signed certificate is not trusted by default: no silent fallback to plain text.
     config = InboxConfig(url=dovecot_tls.url(acc), password=Secret(env=PW_ENV), timeout_seconds=5)
@@ -364,7 +372,11 @@ def test_move_without_uidplus_copies_and_marks(dovecot_without_uidplus, monkeypa
 def test_parse_imap_url():
     t = parse_imap_url("imap://bdv%40hanoi.gov.vn@mail.example.test/%C4%90%C3%A3%20nh%E1%BA%ADn")
     assert (t.scheme, t.host, t.port, t.username) == (
-        "imap", "mail.example.test", 143, "bdv@hanoi.gov.vn")
+        "imap",
+        "mail.example.test",
+        143,
+        "bdv@hanoi.gov.vn",
+    )
     assert t.folder == "Đã nhận"
     assert parse_imap_url("imaps://h").port == 993
     assert parse_imap_url("IMAPS://h:1993/").port == 1993
@@ -402,8 +414,9 @@ def test_fetch_response_shapes():
 
 
 def test_download_batches_are_bounded_by_count_and_bytes():
-    refs = [IncomingRef(key=str(n), uid=n, uidvalidity=1, size=size)
-            for n, size in enumerate([10, 10, 10, 50, 10, 10], start=1)]
-    assert [[r.uid for r in c] for c in _size_batches(refs, 2, 30)] == [
-        [1, 2], [3], [4], [5, 6]]
+    refs = [
+        IncomingRef(key=str(n), uid=n, uidvalidity=1, size=size)
+        for n, size in enumerate([10, 10, 10, 50, 10, 10], start=1)
+    ]
+    assert [[r.uid for r in c] for c in _size_batches(refs, 2, 30)] == [[1, 2], [3], [4], [5, 6]]
     assert [[r.uid for r in c] for c in _size_batches(refs, 10, 1000)] == [[1, 2, 3, 4, 5, 6]]

@@ -27,8 +27,9 @@ def make_mail(n: int, *, msgid: bool = True, body_bytes: int = 0) -> bytes:
     return msg.as_bytes()
 
 
-def deliver(root: Path, raw: bytes, sub: str = "new", name: str | None = None,
-            mtime: float | None = None) -> Path:
+def deliver(
+    root: Path, raw: bytes, sub: str = "new", name: str | None = None, mtime: float | None = None
+) -> Path:
     """Drop a mail the way an MDA does: write in tmp/, rename into new/ (or cur/)."""
     name = name or f"{time.time_ns()}.P{os.getpid()}.test"
     tmp = root / "tmp" / name

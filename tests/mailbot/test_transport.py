@@ -86,9 +86,10 @@ def test_451_is_temporary_and_the_next_send_works(smtp_server):
 
 def test_550_at_data_is_permanent(smtp_server):
     smtp_server.handler.fail_next(1, "550 5.7.1 Rejected by policy")
-    with SmtpSender(smtp_config(smtp_server.url())) as sender, pytest.raises(
-        PermanentFailure
-    ) as info:
+    with (
+        SmtpSender(smtp_config(smtp_server.url())) as sender,
+        pytest.raises(PermanentFailure) as info,
+    ):
         sender.send(make_mail(), FROM, ["a@example.test"])
     assert info.value.code == 550
     assert smtp_server.messages == []
@@ -108,8 +109,9 @@ def test_refused_recipients(smtp_server):
 
 def test_connection_refused_is_temporary():
     port = free_port()  # nothing listens here
-    with SmtpSender(smtp_config(f"smtp://127.0.0.1:{port}")) as sender, pytest.raises(
-        TemporaryFailure
+    with (
+        SmtpSender(smtp_config(f"smtp://127.0.0.1:{port}")) as sender,
+        pytest.raises(TemporaryFailure),
     ):
         sender.send(make_mail(), FROM, ["a@example.test"])
 

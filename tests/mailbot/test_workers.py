@@ -26,8 +26,9 @@ def test_pool_decides_like_the_inline_path():
 def test_a_stuck_mail_is_stopped_and_the_others_still_decided():
     pool = Decider(2, 2, 0, inline=lambda: None, worker_fn=worker_funcs.slow_or_echo)
     try:
-        out = list(pool.decide([(1, b"a", None), (2, b"slow", None), (3, b"c", None),
-                                (4, b"d", None)]))
+        out = list(
+            pool.decide([(1, b"a", None), (2, b"slow", None), (3, b"c", None), (4, b"d", None)])
+        )
     finally:
         pool.close()
     assert [k for k, _ in out] == [1, 2, 3, 4]

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from jinja2 import UndefinedError
 
-from mailbot.views import (
+from mailbot.mail.views import (
     NOTICE_REASONS,
     ArrivalView,
     AttentionView,

@@ -80,8 +80,7 @@ def test_docx_routes_to_the_docx_reader():
     [
         (b"%PDF-1.4\n1 0 obj\n", "mau01.pdf", "pdf", "unsupported-format"),
         (b"\x89PNG\r\n\x1a\n" + b"\0" * 50, "scan.jpg", "other", "unsupported-format"),
-        (b"<html><body><table><tr><td>x</td></tr></table>", "m.xls", "other",
-         "unsupported-format"),
+        (b"<html><body><table><tr><td>x</td></tr></table>", "m.xls", "other", "unsupported-format"),
         # Named like a workbook but unrecognisable: a damaged file, not a foreign format.
         (bytes(range(256)) * 8, "m.xlsx", "xlsx", "unreadable-file"),
         (bytes(range(256)) * 8, "m.bin", "other", "unsupported-format"),
@@ -101,7 +100,7 @@ def test_truncated_and_corrupt_files_are_unreadable():
     with zipfile.ZipFile(io.BytesIO(bytes(damaged))) as zf:
         info = zf.getinfo("word/document.xml")
     start = info.header_offset + 30 + len(info.filename) + 10
-    damaged[start:start + 40] = b"\xff" * 40  # garbage inside the deflated document part
+    damaged[start : start + 40] = b"\xff" * 40  # garbage inside the deflated document part
     assert _codes(parse_file(bytes(damaged), "m.docx")) == ["unreadable-file"]
     ole = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 2000
     result = parse_file(ole, "m.xls")
@@ -135,7 +134,8 @@ def test_doc_odt_ods_xls_through_libreoffice():
     odt = convert_with_soffice(_docx(), "docx", "odt")
     doc = convert_with_soffice(odt, "odt", "doc")
     for data, name, fmt in [
-        (doc, "m.doc", "doc"), (odt, "m.odt", "odt"),
+        (doc, "m.doc", "doc"),
+        (odt, "m.odt", "odt"),
         (convert_with_soffice(_xlsx(), "xlsx", "ods"), "m.ods", "ods"),
         (convert_with_soffice(_xlsx(), "xlsx", "xls"), "m.xlsx", "xls"),
     ]:

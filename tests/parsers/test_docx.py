@@ -105,8 +105,12 @@ def test_legacy_font_through_style_inheritance_and_doc_defaults():
     assert second.text == "Phường Khương Trung"
 
     d2 = docx.Document()
-    rfonts = d2.styles.element.find(qn("w:docDefaults")).find(qn("w:rPrDefault")).find(
-        qn("w:rPr")).find(qn("w:rFonts"))
+    rfonts = (
+        d2.styles.element.find(qn("w:docDefaults"))
+        .find(qn("w:rPrDefault"))
+        .find(qn("w:rPr"))
+        .find(qn("w:rFonts"))
+    )
     for attr in ("w:asciiTheme", "w:hAnsiTheme"):
         rfonts.attrib.pop(qn(attr), None)
     rfonts.set(qn("w:ascii"), "VNI-Times")
@@ -121,8 +125,10 @@ def test_legacy_font_through_style_inheritance_and_doc_defaults():
 
 def test_inline_wrappers_keep_text_and_deletions_are_dropped():
     d = docx.Document()
-    _append_raw(d, f"""
-      <w:p {nsdecls('w', 'r')}>
+    _append_raw(
+        d,
+        f"""
+      <w:p {nsdecls("w", "r")}>
         <w:r><w:t xml:space="preserve">Đảng ủy </w:t></w:r>
         <w:hyperlink r:id="rId99"><w:r><w:t>phường</w:t></w:r></w:hyperlink>
         <w:ins w:id="1" w:author="a"><w:r><w:t xml:space="preserve"> Khương</w:t></w:r></w:ins>
@@ -141,7 +147,8 @@ def test_inline_wrappers_keep_text_and_deletions_are_dropped():
         <w:sdt><w:sdtPr><w:showingPlcHdr/></w:sdtPr><w:sdtContent>
           <w:r><w:t>Click here to enter text.</w:t></w:r></w:sdtContent></w:sdt>
         <w:r><w:br/><w:t>Dòng hai</w:t><w:tab/><w:t>tab</w:t></w:r>
-      </w:p>""")
+      </w:p>""",
+    )
     cell = _grid(d).rows[0].cells[0]
     assert cell.lines == ("Đảng ủy phường Khương Trung năm 2022 (1) ký", "Dòng hai tab")
 
@@ -149,7 +156,9 @@ def test_inline_wrappers_keep_text_and_deletions_are_dropped():
 def test_text_box_read_once_and_body_content_controls():
     d = docx.Document()
     d.add_paragraph("Trước")
-    _append_raw(d, f"""
+    _append_raw(
+        d,
+        f"""
       <w:p {W} xmlns:mc="http://schemas.openxmlformats.org/markup-compatibility/2006"
            xmlns:wps="http://schemas.microsoft.com/office/word/2010/wordprocessingShape"
            xmlns:v="urn:schemas-microsoft-com:vml">
@@ -162,11 +171,15 @@ def test_text_box_read_once_and_body_content_controls():
             <w:p><w:r><w:t>ĐẢNG ỦY PHƯỜNG KHƯƠNG TRUNG</w:t></w:r></w:p>
           </w:txbxContent></v:textbox></w:pict></mc:Fallback>
         </mc:AlternateContent></w:r>
-      </w:p>""")
-    _append_raw(d, f"""
+      </w:p>""",
+    )
+    _append_raw(
+        d,
+        f"""
       <w:sdt {W}><w:sdtPr/><w:sdtContent>
         <w:p><w:r><w:t>Trong điều khiển</w:t></w:r></w:p>
-      </w:sdtContent></w:sdt>""")
+      </w:sdtContent></w:sdt>""",
+    )
     grid = _grid(d)
     texts = [(r.cells[0].text, r.cells[0].location) for r in grid.rows]
     assert texts == [

@@ -42,9 +42,16 @@ def _rels(*rels: tuple[str, str, str], extra: str = "") -> str:
     return f'<?xml version="1.0"?><Relationships xmlns="{PKG}">{items}{extra}</Relationships>'
 
 
-def _xlsx(sheet_data: str, *, shared: str | None = None, styles: str | None = None,
-          ns: str = SML, sheet_extra: str = "", dimension: str = "A1",
-          package_rels_extra: str = "") -> bytes:
+def _xlsx(
+    sheet_data: str,
+    *,
+    shared: str | None = None,
+    styles: str | None = None,
+    ns: str = SML,
+    sheet_extra: str = "",
+    dimension: str = "A1",
+    package_rels_extra: str = "",
+) -> bytes:
     """A minimal workbook as Google Sheets / WPS / scripts write them (no styles by default)."""
     rels = [("rId1", "worksheet", "worksheets/sheet1.xml")]
     parts: dict[str, str | bytes] = {
@@ -53,8 +60,9 @@ def _xlsx(sheet_data: str, *, shared: str | None = None, styles: str | None = No
             'content-types"><Override PartName="/xl/workbook.xml" ContentType="application/'
             'vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/></Types>'
         ),
-        "_rels/.rels": _rels(("rId1", "officeDocument", "xl/workbook.xml"),
-                             extra=package_rels_extra),
+        "_rels/.rels": _rels(
+            ("rId1", "officeDocument", "xl/workbook.xml"), extra=package_rels_extra
+        ),
         "xl/workbook.xml": (
             f'<?xml version="1.0"?><workbook xmlns="{ns}" xmlns:r="{REL}"><sheets>'
             '<sheet name="Trang tính1" sheetId="1" r:id="rId1"/></sheets></workbook>'
@@ -82,6 +90,7 @@ def _texts(grid: Grid) -> list[list[str]]:
 
 
 # --- xlsx -----------------------------------------------------------------------------------
+
 
 def test_google_sheets_style_inline_strings_no_styles_and_a_lying_dimension():
     data = _xlsx(
@@ -118,7 +127,7 @@ def test_shared_formulas_cached_values_and_a_dependent_without_one():
 def test_strict_ooxml_namespace_and_cells_without_references():
     data = _xlsx(
         '<row><c t="inlineStr"><is><t>TT</t></is></c><c t="inlineStr"><is><t>Tên</t></is></c>'
-        '</row><row><c><v>1</v></c></row>',
+        "</row><row><c><v>1</v></c></row>",
         ns=SML_STRICT,
     )
     assert _texts(read_xlsx(data).grids[0]) == [["TT", "Tên"], ["1", ""]]
@@ -133,13 +142,14 @@ def test_rich_shared_string_with_a_vntime_run_and_cell_fonts_from_styles():
     shared = (
         '<si><r><t xml:space="preserve">Phường </t></r>'
         '<r><rPr><rFont val=".VnTime"/></rPr><t>Kh\u00adng Trung</t></r></si>'
-        '<si><t>Hµ Néi</t></si>'
+        "<si><t>Hµ Néi</t></si>"
         '<si><t>Hà Nội</t><rPh sb="0" eb="1"><t>ハ</t></rPh></si>'
     )
     data = _xlsx(
         '<row r="1"><c r="A1" t="s"><v>0</v></c><c r="B1" t="s" s="1"><v>1</v></c>'
         '<c r="C1" t="s" s="1"><v>2</v></c><c r="D1" s="2"><v>44606</v></c></row>',
-        shared=shared, styles=styles,
+        shared=shared,
+        styles=styles,
     )
     a, b, c, d = read_xlsx(data).grids[0].rows[0].cells
     assert (a.text, a.legacy) == ("Phường Khưng Trung", "tcvn3")
@@ -189,8 +199,11 @@ def test_five_thousand_rows_and_a_million_row_format_are_cheap():
         for r in range(1, 6001)
     )
     far = '<row r="1048576" s="1" customFormat="1"><c r="XFD1048576" s="1"/></row>'
-    data = _xlsx(rows + far, dimension="A1:XFD1048576",
-                 sheet_extra='<mergeCells count="1"><mergeCell ref="A1:A2"/></mergeCells>')
+    data = _xlsx(
+        rows + far,
+        dimension="A1:XFD1048576",
+        sheet_extra='<mergeCells count="1"><mergeCell ref="A1:A2"/></mergeCells>',
+    )
     start = time.perf_counter()
     grid = read_xlsx(data).grids[0]
     assert time.perf_counter() - start < 2
@@ -205,17 +218,26 @@ def test_xlsx_external_relationships_are_never_fetched(monkeypatch):
 
     monkeypatch.setattr(socket.socket, "connect", no_network)
     monkeypatch.setattr(socket, "create_connection", no_network)
-    ext = (f'<Relationship Id="rIdX" Type="{REL}/hyperlink" '
-           'Target="http://192.0.2.1/x.xml" TargetMode="External"/>')
-    data = _xlsx('<row r="1"><c r="A1" t="inlineStr"><is><t>Mẫu</t></is></c></row>',
-                 package_rels_extra=ext)
+    ext = (
+        f'<Relationship Id="rIdX" Type="{REL}/hyperlink" '
+        'Target="http://192.0.2.1/x.xml" TargetMode="External"/>'
+    )
+    data = _xlsx(
+        '<row r="1"><c r="A1" t="inlineStr"><is><t>Mẫu</t></is></c></row>', package_rels_extra=ext
+    )
     assert _texts(read_xlsx(data).grids[0]) == [["Mẫu"]]
 
 
 # --- docx -----------------------------------------------------------------------------------
 
-def _docx(body: str, *, extra_parts: dict[str, str] | None = None, doc_rels: str = "",
-          content_type: str = "wordprocessingml.document.main") -> bytes:
+
+def _docx(
+    body: str,
+    *,
+    extra_parts: dict[str, str] | None = None,
+    doc_rels: str = "",
+    content_type: str = "wordprocessingml.document.main",
+) -> bytes:
     """A document package with no styles part, as WPS and exporters often write them."""
     parts: dict[str, str | bytes] = {
         "[Content_Types].xml": (
@@ -255,7 +277,7 @@ def test_tracked_moves_and_complex_field_instructions_never_show():
         '<w:moveTo w:id="2" w:author="a"><w:r><w:t xml:space="preserve">Hạ Đình </w:t></w:r>'
         "</w:moveTo>"
         '<w:r><w:fldChar w:fldCharType="begin"/><w:instrText xml:space="preserve"> DOCPROPERTY '
-        '</w:instrText></w:r><w:r><w:instrText>Company \\* MERGEFORMAT</w:instrText></w:r>'
+        "</w:instrText></w:r><w:r><w:instrText>Company \\* MERGEFORMAT</w:instrText></w:r>"
         '<w:r><w:fldChar w:fldCharType="separate"/></w:r><w:r><w:t>Thanh Xuân</w:t></w:r>'
         '<w:r><w:fldChar w:fldCharType="end"/></w:r>'
         '<w:r><w:footnoteReference w:id="1"/></w:r>'
@@ -272,7 +294,7 @@ def test_tracked_moves_and_complex_field_instructions_never_show():
 
 
 def test_content_controls_around_rows_and_cells_and_grid_after():
-    tc = '<w:tc><w:p><w:r><w:t>{}</w:t></w:r></w:p></w:tc>'
+    tc = "<w:tc><w:p><w:r><w:t>{}</w:t></w:r></w:p></w:tc>"
     body = (
         "<w:tbl><w:tblGrid><w:gridCol/><w:gridCol/><w:gridCol/></w:tblGrid>"
         f"<w:tr>{tc.format('TT')}{tc.format('Tên')}{tc.format('Mô hình')}</w:tr>"
@@ -295,12 +317,14 @@ def test_tabs_breaks_hyperlinks_and_smart_tags_inside_cells():
     body = (
         "<w:tbl><w:tr><w:tc><w:p>"
         '<w:hyperlink r:id="rId9"><w:r><w:t>Đảng ủy</w:t></w:r></w:hyperlink>'
-        '<w:r><w:tab/><w:t>phường</w:t><w:br/></w:r>'
+        "<w:r><w:tab/><w:t>phường</w:t><w:br/></w:r>"
         '<w:smartTag w:uri="urn:x" w:element="place"><w:r><w:t>Khương Mai</w:t></w:r>'
         "</w:smartTag></w:p></w:tc></w:tr></w:tbl>"
     )
-    ext = (f'<Relationship Id="rId9" Type="{REL}/hyperlink" Target="http://192.0.2.1/" '
-           'TargetMode="External"/>')
+    ext = (
+        f'<Relationship Id="rId9" Type="{REL}/hyperlink" Target="http://192.0.2.1/" '
+        'TargetMode="External"/>'
+    )
     grid = read_docx(_docx(body, doc_rels=ext)).grids[0]
     cell = grid.rows[0].cells[0]
     assert cell.lines == ("Đảng ủy phường", "Khương Mai")
@@ -308,8 +332,7 @@ def test_tabs_breaks_hyperlinks_and_smart_tags_inside_cells():
 
 def test_unit_name_in_a_shape_is_read_from_one_branch_only():
     box = (
-        "<w:txbxContent><w:p><w:r><w:t>HỘI CỰU CHIẾN BINH PHƯỜNG</w:t></w:r></w:p>"
-        "</w:txbxContent>"
+        "<w:txbxContent><w:p><w:r><w:t>HỘI CỰU CHIẾN BINH PHƯỜNG</w:t></w:r></w:p></w:txbxContent>"
     )
     body = (
         "<w:p><mc:AlternateContent>"
@@ -346,9 +369,11 @@ def test_docx_external_relationships_are_never_fetched(monkeypatch):
         f'<Relationship Id="rId6" Type="{REL}/image" Target="http://192.0.2.1/a.png" '
         'TargetMode="External"/>'
     )
-    body = ('<w:p><w:r><w:t>Mẫu số 01</w:t></w:r><w:r><w:drawing><a:blip '
-            'xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main" r:link="rId6"/>'
-            "</w:drawing></w:r></w:p>")
+    body = (
+        "<w:p><w:r><w:t>Mẫu số 01</w:t></w:r><w:r><w:drawing><a:blip "
+        'xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main" r:link="rId6"/>'
+        "</w:drawing></w:r></w:p>"
+    )
     result = parse_file(_docx(body, doc_rels=rels), "Mau 01.docx")
     assert all(p.code != "unreadable-file" for p in result.problems)
 
@@ -357,8 +382,10 @@ def test_docx_external_relationships_are_never_fetched(monkeypatch):
 
 _BOMB = (
     '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
-    + "".join(f'<!ENTITY lol{i} "{("&lol" + str(i - 1) + ";") * 10 if i else "&lol;" * 10}">'
-              for i in range(10))
+    + "".join(
+        f'<!ENTITY lol{i} "{("&lol" + str(i - 1) + ";") * 10 if i else "&lol;" * 10}">'
+        for i in range(10)
+    )
     + ']><cp:coreProperties xmlns:cp="x">&lol9;</cp:coreProperties>'
 )
 
@@ -381,14 +408,16 @@ def test_member_named_with_dot_dot_is_refused():
 
 
 def test_excel_binary_workbook_gets_advice_to_save_as_xlsx():
-    data = _zip({
-        "[Content_Types].xml": (
-            '<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/'
-            'content-types"><Override PartName="/xl/workbook.bin" ContentType="application/'
-            'vnd.ms-excel.sheet.binary.macroEnabled.main"/></Types>'
-        ),
-        "xl/workbook.bin": b"\x83\x01\x00",
-    })
+    data = _zip(
+        {
+            "[Content_Types].xml": (
+                '<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/'
+                'content-types"><Override PartName="/xl/workbook.bin" ContentType="application/'
+                'vnd.ms-excel.sheet.binary.macroEnabled.main"/></Types>'
+            ),
+            "xl/workbook.bin": b"\x83\x01\x00",
+        }
+    )
     result = parse_file(data, "Mau 01.xlsb")
     assert result.format == "other"
     [problem] = result.problems
@@ -408,14 +437,17 @@ def test_xls_biff8_rich_text_runs_with_a_legacy_font():
         pytest.skip("LibreOffice is needed to write a BIFF8 file")
     wb = openpyxl.Workbook()
     ws = wb.active
-    ws["A1"] = CellRichText([
-        TextBlock(InlineFont(rFont="Arial"), "Phường "),
-        TextBlock(InlineFont(rFont=".VnTime"), "Kh\xadng Trung"),
-    ])
+    ws["A1"] = CellRichText(
+        [
+            TextBlock(InlineFont(rFont="Arial"), "Phường "),
+            TextBlock(InlineFont(rFont=".VnTime"), "Kh\xadng Trung"),
+        ]
+    )
     ws["A2"] = "Tæ d©n phè"
     ws["A2"].font = Font(name=".VnTime")
     data = convert_with_soffice(_save(wb), "xlsx", "xls", 60)
     cells = [row.cells[0] for row in read_xls(data).grids[0].rows]
     assert [(c.text, c.legacy) for c in cells] == [
-        ("Phường Khưng Trung", "tcvn3"), ("Tổ dân phố", "tcvn3"),
+        ("Phường Khưng Trung", "tcvn3"),
+        ("Tổ dân phố", "tcvn3"),
     ]

@@ -50,8 +50,10 @@ def gigabyte_workbook() -> bytes:
 
     def write(zf: zipfile.ZipFile) -> None:
         with zf.open("xl/worksheets/sheet1.xml", "w", force_zip64=True) as fh:
-            fh.write(b'<?xml version="1.0"?><worksheet xmlns="http://schemas.openxmlformats.org/'
-                     b'spreadsheetml/2006/main"><sheetData>')
+            fh.write(
+                b'<?xml version="1.0"?><worksheet xmlns="http://schemas.openxmlformats.org/'
+                b'spreadsheetml/2006/main"><sheetData>'
+            )
             chunk = b" " * (1 << 20)
             for _ in range(1024):
                 fh.write(chunk)
@@ -59,9 +61,10 @@ def gigabyte_workbook() -> bytes:
 
     src = _xlsx()
     out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(src)) as s, zipfile.ZipFile(
-        out, "w", zipfile.ZIP_DEFLATED, compresslevel=1
-    ) as dst:
+    with (
+        zipfile.ZipFile(io.BytesIO(src)) as s,
+        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as dst,
+    ):
         for info in s.infolist():
             if info.filename != "xl/worksheets/sheet1.xml":
                 dst.writestr(info.filename, s.read(info))
@@ -86,16 +89,20 @@ def test_gigabyte_workbook_refused_fast_and_small(gigabyte_workbook):
 
 
 def test_high_ratio_member_refused_even_when_total_is_small():
-    data = _replace_member(_xlsx(), "xl/worksheets/sheet1.xml",
-                           lambda zf: zf.writestr("xl/worksheets/sheet1.xml", b"\0" * (5 << 20)))
+    data = _replace_member(
+        _xlsx(),
+        "xl/worksheets/sheet1.xml",
+        lambda zf: zf.writestr("xl/worksheets/sheet1.xml", b"\0" * (5 << 20)),
+    )
     problem = check_zip(data, Limits())
     assert problem is not None and problem.code == "file-too-large"
     assert "nén" in problem.message
 
 
 def test_declared_total_over_limit():
-    data = _replace_member(_xlsx(), "xl/media/big.bin",
-                           lambda zf: zf.writestr("xl/media/big.bin", b"\0" * (3 << 20)))
+    data = _replace_member(
+        _xlsx(), "xl/media/big.bin", lambda zf: zf.writestr("xl/media/big.bin", b"\0" * (3 << 20))
+    )
     limits = Limits(max_total_uncompressed=2 << 20, max_member_ratio=10_000)
     problem = check_zip(data, limits)
     assert problem is not None and problem.code == "file-too-large"
@@ -110,8 +117,9 @@ def test_too_many_members():
     assert problem is not None and problem.code == "file-too-large"
 
 
-@pytest.mark.parametrize("name", ["../../etc/passwd", "/abs/path.xml", "a/" * 40 + "b.xml",
-                                  "C:/Windows/x.xml"])
+@pytest.mark.parametrize(
+    "name", ["../../etc/passwd", "/abs/path.xml", "a/" * 40 + "b.xml", "C:/Windows/x.xml"]
+)
 def test_absurd_member_paths(name):
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as zf:
@@ -135,8 +143,12 @@ def test_truncated_zip_is_unreadable():
 
 @pytest.mark.parametrize(
     ("fmt", "part"),
-    [("xlsx", "xl/sharedStrings.xml"), ("xlsx", "xl/worksheets/sheet1.xml"),
-     ("docx", "word/document.xml"), ("docx", "word/styles.xml")],
+    [
+        ("xlsx", "xl/sharedStrings.xml"),
+        ("xlsx", "xl/worksheets/sheet1.xml"),
+        ("docx", "word/document.xml"),
+        ("docx", "word/styles.xml"),
+    ],
 )
 def test_xml_bomb_refused_quickly(fmt, part):
     base = _xlsx() if fmt == "xlsx" else _docx()

@@ -39,7 +39,8 @@ def test_docx_by_content_whatever_the_name(name):
 
 def test_macro_enabled_workbook_is_xlsm():
     data = _rewrite(
-        _xlsx(), "[Content_Types].xml",
+        _xlsx(),
+        "[Content_Types].xml",
         lambda b: b.replace(
             b"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml",
             b"application/vnd.ms-excel.sheet.macroEnabled.main+xml",

@@ -83,7 +83,8 @@ def test_cached_formula_values_are_used_and_missing_ones_kept_as_formula():
     data = _save(wb)
     # Give A3 the cached value Excel would store; B3 stays as a script wrote it.
     cached = _edit_member(
-        data, "xl/worksheets/sheet1.xml",
+        data,
+        "xl/worksheets/sheet1.xml",
         lambda b: re.sub(rb"(<f>SUM\(A1:A2\)</f>)<v\s*/?>(?:</v>)?", rb"\1<v>5</v>", b),
     )
     grid = read_xlsx(cached).grids[0]
@@ -112,8 +113,9 @@ def _to_shared_string(data: bytes, ref: str) -> bytes:
         b'-officedocument.spreadsheetml.sharedStrings+xml"/></Types>'
     )
     data = _edit_member(data, "xl/worksheets/sheet1.xml", lambda _: sheet)
-    data = _edit_member(data, "xl/_rels/workbook.xml.rels",
-                        lambda b: b.replace(b"</Relationships>", rel))
+    data = _edit_member(
+        data, "xl/_rels/workbook.xml.rels", lambda b: b.replace(b"</Relationships>", rel)
+    )
     data = _edit_member(data, "[Content_Types].xml", lambda b: b.replace(b"</Types>", override))
     src = zipfile.ZipFile(io.BytesIO(data))
     out = io.BytesIO()
@@ -130,10 +132,12 @@ def test_legacy_fonts_cell_and_rich_text_runs():
     ws["A1"] = "Hµ Néi"
     ws["A1"].font = Font(name=".VnTime")
     # Each run in its own legacy font, the cell itself in a Unicode font.
-    ws["A2"] = CellRichText([
-        TextBlock(InlineFont(rFont=".VnTime"), "Ph\xadêng "),
-        TextBlock(InlineFont(rFont="VNI-Times"), "Khöông Trung"),
-    ])
+    ws["A2"] = CellRichText(
+        [
+            TextBlock(InlineFont(rFont=".VnTime"), "Ph\xadêng "),
+            TextBlock(InlineFont(rFont="VNI-Times"), "Khöông Trung"),
+        ]
+    )
     ws["A2"].font = Font(name="Times New Roman")
     ws["A3"] = "Hà Nội"
     ws["A3"].font = Font(name=".VnTime")
@@ -199,10 +203,12 @@ def test_huge_merged_range_is_clipped():
     ws["A3"] = "x"
     data = _save(wb)
     data = _edit_member(
-        data, "xl/worksheets/sheet1.xml",
+        data,
+        "xl/worksheets/sheet1.xml",
         lambda b: b.replace(
-            b"</sheetData>", b'</sheetData><mergeCells count="1"><mergeCell ref="A1:XFD1048576"/>'
-            b"</mergeCells>"),
+            b"</sheetData>",
+            b'</sheetData><mergeCells count="1"><mergeCell ref="A1:XFD1048576"/></mergeCells>',
+        ),
     )
     start = time.perf_counter()
     grid = read_xlsx(data).grids[0]
@@ -214,7 +220,8 @@ def test_macro_enabled_workbook_reads_without_vba():
     wb = openpyxl.Workbook()
     wb.active["A1"] = "Mẫu số 01"
     data = _edit_member(
-        _save(wb), "[Content_Types].xml",
+        _save(wb),
+        "[Content_Types].xml",
         lambda b: b.replace(
             b"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml",
             b"application/vnd.ms-excel.sheet.macroEnabled.main+xml",

@@ -17,16 +17,22 @@ def test_entry_without_name_is_reported_at_its_cell(record):
 
 
 def test_one_row_with_two_models_is_reported_once_at_the_name_cell(record):
-    row = [entry(name=None, no="3", loc="Sheet1!C12"),
-           entry(name=None, no="3", loc="Sheet1!E12", field="security_defense")]
+    row = [
+        entry(name=None, no="3", loc="Sheet1!C12"),
+        entry(name=None, no="3", loc="Sheet1!E12", field="security_defense"),
+    ]
     row = [replace(e, name_location="Sheet1!B12") for e in row]
     problems = missing_name.check(record(entries=row))
     assert [p.location for p in problems] == ["Sheet1!B12"]
 
 
 def test_same_number_in_both_sections_is_two_problems(record):
-    rows = [replace(entry(name=None, no="2", loc="Sheet1!D12"), name_location="Sheet1!B12"),
-            replace(entry(name=None, no="2", loc="Sheet1!C15", kind="individual"),
-                    name_location="Sheet1!B15")]
+    rows = [
+        replace(entry(name=None, no="2", loc="Sheet1!D12"), name_location="Sheet1!B12"),
+        replace(
+            entry(name=None, no="2", loc="Sheet1!C15", kind="individual"),
+            name_location="Sheet1!B15",
+        ),
+    ]
     problems = missing_name.check(record(entries=rows))
     assert [p.location for p in problems] == ["Sheet1!B12", "Sheet1!B15"]

@@ -150,7 +150,9 @@ class DovecotServer:
         doveadm = shutil.which("doveadm") or "/usr/bin/doveadm"
         subprocess.run(
             [doveadm, "-c", str(self.root / "dovecot.conf"), "kick", account.username],
-            check=True, capture_output=True, timeout=10,
+            check=True,
+            capture_output=True,
+            timeout=10,
         )
 
     def log(self) -> str:
@@ -219,15 +221,13 @@ def start_dovecot(
     if is_root:
         os.chown(mail_dir, mail_user.pw_uid, mail_user.pw_gid)
     accounts = {a.username: a for a in users}
-    pool = [Account(f"u{n:03d}x{uuid.uuid4().hex[:6]}", uuid.uuid4().hex)
-            for n in range(POOL_SIZE)]
+    pool = [Account(f"u{n:03d}x{uuid.uuid4().hex[:6]}", uuid.uuid4().hex) for n in range(POOL_SIZE)]
     for a in [*accounts.values(), *pool]:
         if ":" in a.username + a.password or "\n" in a.password:
             raise ValueError("':' and newlines cannot go into a passwd-file")
     passwd = root / "passwd"
     passwd.write_text(
-        "".join(f"{a.username}:{{PLAIN}}{a.password}::::::\n"
-                for a in [*accounts.values(), *pool]),
+        "".join(f"{a.username}:{{PLAIN}}{a.password}::::::\n" for a in [*accounts.values(), *pool]),
         encoding="utf-8",
     )
 
@@ -290,8 +290,13 @@ service imap-login {{
     finally:
         stderr.close()
     server = DovecotServer(
-        root=root, port=port, imaps_port=imaps_port, cafile=cafile, process=process,
-        users=accounts, _pool=pool,
+        root=root,
+        port=port,
+        imaps_port=imaps_port,
+        cafile=cafile,
+        process=process,
+        users=accounts,
+        _pool=pool,
     )
     ports = [port] + ([imaps_port] if imaps_port else [])
     if not all(wait_for_port(p, timeout=15) for p in ports) or process.poll() is not None:

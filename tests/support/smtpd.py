@@ -95,8 +95,9 @@ class _Authenticator:
     def __init__(self, users: dict[str, str]) -> None:
         self._users = {u.encode("utf-8"): p.encode("utf-8") for u, p in users.items()}
 
-    def __call__(self, server: Any, session: Any, envelope: Any, mechanism: str,
-                 auth_data: Any) -> AuthResult:
+    def __call__(
+        self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+    ) -> AuthResult:
         if isinstance(auth_data, LoginPassword):
             expected = self._users.get(auth_data.login)
             if expected is not None and expected == auth_data.password:
@@ -173,6 +174,10 @@ def start_smtpd(
     )
     controller.start()
     return SmtpServer(
-        controller=controller, handler=handler, port=port, cafile=cafile,
-        users=dict(users or {}), implicit_tls=implicit_tls,
+        controller=controller,
+        handler=handler,
+        port=port,
+        cafile=cafile,
+        users=dict(users or {}),
+        implicit_tls=implicit_tls,
     )

@@ -90,7 +90,7 @@ def clean_text(value: object) -> str:
     return _XML_ILLEGAL.sub("", str(value))
 
 
-# --- xlsx helpers (shared with mailbot.export) -----------------------------------------------
+# --- xlsx helpers (shared with mailbot.campaign.export) ------------------------------------
 
 THIN = Side(style="thin", color="000000")
 BORDER = Border(left=THIN, right=THIN, top=THIN, bottom=THIN)
@@ -184,7 +184,8 @@ def workbook_bytes(wb: Workbook, when: datetime, title: str) -> bytes:
     return normalise_zip(buf.getvalue())
 
 
-# --- docx helpers (shared with mailbot.export) -----------------------------------------------
+# --- docx helpers (shared with mailbot.campaign.export) ------------------------------------
+
 
 def new_document(margin_cm: float = 1.5) -> DocxDocument:
     """An empty A4 landscape document in Times New Roman 13 with tight paragraph spacing."""

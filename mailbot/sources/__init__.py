@@ -88,9 +88,7 @@ class Source(Protocol):
 
     def fetch(self, refs: Iterable[IncomingRef]) -> Iterator[tuple[IncomingRef, bytes]]: ...
 
-    def mark_done(
-        self, ref: IncomingRef | int | str, uidvalidity: int | None = None
-    ) -> None: ...
+    def mark_done(self, ref: IncomingRef | int | str, uidvalidity: int | None = None) -> None: ...
 
     def wait(self, timeout: float, stop: threading.Event | None = None) -> bool: ...
 
@@ -291,7 +289,9 @@ class ImapSource:
         if self._known_uidvalidity is not None and uidvalidity != self._known_uidvalidity:
             log.warning(
                 "UIDVALIDITY of %s changed from %s to %s",
-                self.source_key, self._known_uidvalidity, uidvalidity,
+                self.source_key,
+                self._known_uidvalidity,
+                uidvalidity,
             )
         self._known_uidvalidity = uidvalidity
         return _Conn(box=box, capabilities=capabilities, uidvalidity=uidvalidity)
@@ -435,8 +435,14 @@ class ImapSource:
             mid, from_, subject = _parse_headers(literal or b"")
             size = int(m_size.group(1))
             found[uid] = IncomingRef(
-                key=str(uid), uid=uid, uidvalidity=conn.uidvalidity, size=size,
-                message_id=mid, from_header=from_, subject=subject, oversize=size > limit,
+                key=str(uid),
+                uid=uid,
+                uidvalidity=conn.uidvalidity,
+                size=size,
+                message_id=mid,
+                from_header=from_,
+                subject=subject,
+                oversize=size > limit,
                 identity=mid or "",
             )
         oversize = [u for u, r in found.items() if r.oversize]
@@ -461,15 +467,17 @@ class ImapSource:
     def fetch(self, refs: Iterable[IncomingRef]) -> Iterator[tuple[IncomingRef, bytes]]:
         """Download whole mails in batches (BODY.PEEK: \\Seen untouched); oversize ones skipped."""
         pending = [r for r in refs if not r.oversize and r.uid is not None]
-        for chunk in _size_batches(pending, max(1, int(self.config.batch_size)),
-                                   max(_BATCH_BYTES, int(self.config.max_message_bytes))):
+        for chunk in _size_batches(
+            pending,
+            max(1, int(self.config.batch_size)),
+            max(_BATCH_BYTES, int(self.config.max_message_bytes)),
+        ):
             bodies = self._command(lambda c, chunk=chunk: self._fetch_bodies(c, chunk))
             assert isinstance(bodies, dict)
             for ref in chunk:
                 raw = bodies.get(ref.uid)  # type: ignore[arg-type]
                 if raw is None:
-                    log.warning("UID %s vanished from %s before download", ref.uid,
-                                self.source_key)
+                    log.warning("UID %s vanished from %s before download", ref.uid, self.source_key)
                     continue
                 yield ref, raw
 
@@ -574,8 +582,9 @@ class ImapSource:
         if not (self.config.idle and "IDLE" in conn.capabilities):
             _sleep_until(deadline, stop)
             return False
-        limit = min(deadline - time.monotonic(), float(self.config.idle_timeout_seconds),
-                    _IDLE_MAX_SECONDS)
+        limit = min(
+            deadline - time.monotonic(), float(self.config.idle_timeout_seconds), _IDLE_MAX_SECONDS
+        )
         try:
             return self._idle(conn, max(0.0, limit), stop)
         except (imaplib.IMAP4.error, OSError) as exc:
@@ -761,9 +770,16 @@ class MaildirSource:
             mid, from_, subject = _parse_headers(block)
             identity = mid or (f"sha256:{digest}" if digest else f"maildir-key:{key}")
             ref = IncomingRef(
-                key=key, uid=None, uidvalidity=None, size=size, message_id=mid,
-                from_header=from_, subject=subject, oversize=size > limit,
-                headers=block if size > limit else b"", identity=identity,
+                key=key,
+                uid=None,
+                uidvalidity=None,
+                size=size,
+                message_id=mid,
+                from_header=from_,
+                subject=subject,
+                oversize=size > limit,
+                headers=block if size > limit else b"",
+                identity=identity,
             )
             if known is not None and known(ref):
                 continue

@@ -176,9 +176,8 @@ def _form_state(
         entries=shown.entries_count,
         errors=shown.errors_count,
         warnings=shown.warnings_count,
-        declared_empty=bool(result.get("declared_empty")) or (
-            shown.status in ("valid", "superseded") and shown.entries_count == 0
-        ),
+        declared_empty=bool(result.get("declared_empty"))
+        or (shown.status in ("valid", "superseded") and shown.entries_count == 0),
         awaiting_confirmation=bool(shown.awaiting_confirmation),
         sender=addr,
         file_name=shown.file_name,

@@ -41,7 +41,7 @@ def run_online() -> None:
         prefix = "sqlite:///"
         if not url.startswith(prefix) or not url.endswith("/mailbot.sqlite3"):
             raise RuntimeError("set sqlalchemy.url to sqlite:///DATA_DIR/mailbot.sqlite3")
-        db = open_database(Path(url[len(prefix):]).parent, migrate=False)
+        db = open_database(Path(url[len(prefix) :]).parent, migrate=False)
         try:
             with db.engine.connect() as conn:
                 _migrate(conn)

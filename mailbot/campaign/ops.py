@@ -20,17 +20,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailbot import db as dbm
-from mailbot.compose import compose, new_message_id
-from mailbot.config import Config
-from mailbot.export import (
+from mailbot.campaign.export import (
     ExportModel,
     FormStatus,
     UnitStatusRow,
     write_consolidated_docx,
     write_consolidated_xlsx,
 )
-from mailbot.formgen import blank_form_docx, blank_form_xlsx
-from mailbot.progress import (
+from mailbot.campaign.forms import blank_form_docx, blank_form_xlsx
+from mailbot.campaign.status import (
     FORM_ERRORS,
     FORM_NONE,
     FORM_OK,
@@ -39,8 +37,9 @@ from mailbot.progress import (
     count_states,
     unit_states,
 )
-from mailbot.transport import DeliveryError, PermanentFailure, Sender, TemporaryFailure
-from mailbot.views import (
+from mailbot.config import Config
+from mailbot.mail.compose import compose, new_message_id
+from mailbot.mail.views import (
     ArrivalView,
     AttentionView,
     DigestCounts,
@@ -48,6 +47,7 @@ from mailbot.views import (
     ReminderView,
     percent,
 )
+from mailbot.transport import DeliveryError, PermanentFailure, Sender, TemporaryFailure
 from outbox_templates import render
 from outbox_templates.labels import FIELD_LABELS, form_required_label
 from parsers.model import FIELDS
@@ -81,6 +81,7 @@ OUTGOING_KIND_LABELS: Final = {
 
 
 # --------------------------------------------------------------------------- time helpers
+
 
 def local(when: datetime, campaign: Campaign) -> datetime:
     """An aware moment in the campaign's timezone."""
@@ -130,6 +131,7 @@ def days_left(campaign: Campaign, now: datetime) -> int:
 
 
 # --------------------------------------------------------------------------- reminders
+
 
 @dataclass(frozen=True)
 class PlannedReminder:
@@ -188,14 +190,13 @@ def _form_names(codes: tuple[str, ...], campaign: Campaign) -> tuple[str, ...]:
     out = []
     for code in codes:
         spec = specs.get(code)
-        out.append(form_required_label(code, spec.title if spec else None,
-                                       spec.level if spec else None))
+        out.append(
+            form_required_label(code, spec.title if spec else None, spec.level if spec else None)
+        )
     return tuple(out)
 
 
-def _attachment_note(
-    unit: UnitState, templates: tuple[str, ...], campaign: Campaign
-) -> str | None:
+def _attachment_note(unit: UnitState, templates: tuple[str, ...], campaign: Campaign) -> str | None:
     parts = []
     if templates:
         names = ", ".join(_form_names(templates, campaign))
@@ -358,8 +359,14 @@ def queue_reminders(
             message_id=new_message_id(out.message_id_domain),
         )
         row = dbm.queue_outgoing(
-            session, kind="reminder", message_id=mid, to_addrs=list(plan.to),
-            subject=rendered.subject, raw=raw, dedupe_key=plan.dedupe_key, now=now,
+            session,
+            kind="reminder",
+            message_id=mid,
+            to_addrs=list(plan.to),
+            subject=rendered.subject,
+            raw=raw,
+            dedupe_key=plan.dedupe_key,
+            now=now,
         )
         _hold(row, now)
     session.flush()
@@ -369,8 +376,11 @@ def queue_reminders(
 
 # --------------------------------------------------------------------------- the export
 
+
 def export_data(
-    session: Session, campaign: Campaign, now: datetime | None = None,
+    session: Session,
+    campaign: Campaign,
+    now: datetime | None = None,
     states: list[UnitState] | None = None,
 ) -> tuple[list[ExportModel], list[UnitStatusRow]]:
     """The consolidated workbook's rows: models of each unit's counting forms, status rows."""
@@ -387,8 +397,12 @@ def export_data(
             if f.status == FORM_OK and f.declared_empty:
                 problems.insert(0, "Không đăng ký mô hình")
             forms[code] = FormStatus(
-                received_at=f.received_at, late=f.late, entries=f.entries, errors=f.errors,
-                problems=problems, sender=f.sender or "",
+                received_at=f.received_at,
+                late=f.late,
+                entries=f.entries,
+                errors=f.errors,
+                problems=problems,
+                sender=f.sender or "",
             )
             if f.status != FORM_OK or f.submission_id is None:
                 continue
@@ -399,8 +413,15 @@ def export_data(
                 try:
                     models.append(
                         ExportModel(
-                            unit_code=unit.code, unit_name=unit.name, form=code, kind=e.kind,
-                            field=e.field, no=e.no, name=e.name, model=e.model, note=e.note,
+                            unit_code=unit.code,
+                            unit_name=unit.name,
+                            form=code,
+                            kind=e.kind,
+                            field=e.field,
+                            no=e.no,
+                            name=e.name,
+                            model=e.model,
+                            note=e.note,
                         )
                     )
                 except ValueError:
@@ -410,7 +431,11 @@ def export_data(
 
 
 def consolidated_xlsx(
-    session: Session, campaign: Campaign, now: datetime, *, issuer: str | None = None,
+    session: Session,
+    campaign: Campaign,
+    now: datetime,
+    *,
+    issuer: str | None = None,
     states: list[UnitState] | None = None,
 ) -> bytes:
     """The consolidated workbook (xlsx bytes) as the database stands at `now`."""
@@ -438,6 +463,7 @@ def export_file_name(campaign: Campaign, now: datetime, suffix: str = "xlsx") ->
 
 
 # --------------------------------------------------------------------------- the digest
+
 
 @dataclass(frozen=True)
 class DigestPlan:
@@ -470,7 +496,10 @@ def _skipped(run: dbm.JobRun) -> bool:
 
 
 def _arrivals(
-    session: Session, since: datetime | None, now: datetime, campaign: Campaign,
+    session: Session,
+    since: datetime | None,
+    now: datetime,
+    campaign: Campaign,
     names: dict[str, str],
 ) -> tuple[ArrivalView, ...]:
     query = select(dbm.Submission).where(dbm.Submission.received_at <= now)
@@ -516,8 +545,10 @@ def _event_detail(ev: dbm.Event, names: dict[str, str]) -> tuple[str, str] | Non
         status = f", mã {info['status']}" if info.get("status") else ""
         return "Thư bị trả lại", f"{kind} gửi {rcpt}{who} không đến được{status}"
     if ev.kind == "rate-limited":
-        return ("Không trả lời tự động",
-                f"{ev.detail} đã nhận đủ số thư tự động trong một giờ{mail}")
+        return (
+            "Không trả lời tự động",
+            f"{ev.detail} đã nhận đủ số thư tự động trong một giờ{mail}",
+        )
     if ev.kind == "oversize":
         return "Thư quá lớn", f"{ev.detail or ''}{mail}".strip()
     if ev.kind == "send-failed":
@@ -526,23 +557,31 @@ def _event_detail(ev: dbm.Event, names: dict[str, str]) -> tuple[str, str] | Non
 
 
 def needs_attention(
-    session: Session, since: datetime | None, now: datetime, campaign: Campaign,
+    session: Session,
+    since: datetime | None,
+    now: datetime,
+    campaign: Campaign,
     names: dict[str, str],
 ) -> tuple[AttentionView, ...]:
     """What a person must look at: the quarantine, unconfirmed senders, and recent events."""
     items: list[AttentionView] = []
     for mail in dbm.mails_with_status(session, "quarantined"):
         reason = QUARANTINE_REASONS.get(mail.quarantine_reason or "", mail.quarantine_reason or "")
-        label = ("Người gửi không xác định" if mail.quarantine_reason == "unknown-unit"
-                 else "Thư bị giữ lại")
+        label = (
+            "Người gửi không xác định"
+            if mail.quarantine_reason == "unknown-unit"
+            else "Thư bị giữ lại"
+        )
         subject = f" – “{mail.subject}”" if mail.subject else ""
-        items.append(AttentionView(
-            kind_label=label,
-            detail=f"Thư #{mail.id} từ {mail.from_addr or '(không rõ)'}{subject}: {reason}. "
-                   f"Xử lý: mailbot review assign --mail {mail.id} --unit MÃ_ĐƠN_VỊ, "
-                   f"hoặc mailbot review reject --mail {mail.id}",
-            when=local(mail.received_at, campaign),
-        ))
+        items.append(
+            AttentionView(
+                kind_label=label,
+                detail=f"Thư #{mail.id} từ {mail.from_addr or '(không rõ)'}{subject}: {reason}. "
+                f"Xử lý: mailbot review assign --mail {mail.id} --unit MÃ_ĐƠN_VỊ, "
+                f"hoặc mailbot review reject --mail {mail.id}",
+                when=local(mail.received_at, campaign),
+            )
+        )
     waiting = session.scalars(
         select(dbm.Mail)
         .where(dbm.Mail.awaiting_confirmation.is_(True), dbm.Mail.status == "processed")
@@ -550,12 +589,14 @@ def needs_attention(
     )
     for mail in waiting:
         unit = names.get(mail.unit_code or "", mail.unit_code or "?")
-        items.append(AttentionView(
-            kind_label="Chờ xác nhận người gửi",
-            detail=f"{mail.from_addr} gửi biểu thay cho {unit} (thư #{mail.id}). "
-                   f"Xác nhận: mailbot review confirm --mail {mail.id}",
-            when=local(mail.received_at, campaign),
-        ))
+        items.append(
+            AttentionView(
+                kind_label="Chờ xác nhận người gửi",
+                detail=f"{mail.from_addr} gửi biểu thay cho {unit} (thư #{mail.id}). "
+                f"Xác nhận: mailbot review confirm --mail {mail.id}",
+                when=local(mail.received_at, campaign),
+            )
+        )
     if since is None:
         since = campaign.deadline - timedelta(days=365)
     for ev in dbm.events_since(session, since):
@@ -570,8 +611,12 @@ def needs_attention(
 def _counts_by_level_and_field(
     session: Session, states: list[UnitState]
 ) -> dict[str, dict[str, int]]:
-    ids = [f.submission_id for u in states for f in u.forms.values()
-           if f.status == FORM_OK and f.submission_id is not None]
+    ids = [
+        f.submission_id
+        for u in states
+        for f in u.forms.values()
+        if f.status == FORM_OK and f.submission_id is not None
+    ]
     forms: list[str] = []
     for u in states:
         forms.extend(c for c in u.forms if c not in forms)
@@ -611,16 +656,27 @@ def build_digest(
     attention = needs_attention(session, since, now, campaign, names)
     overdue = tuple(f"{u.name} – {u.label}" for u in states if not u.complete) if after else ()
     name = export_file_name(campaign, now)
-    workbook = export_bytes if export_bytes is not None else consolidated_xlsx(
-        session, campaign, now, issuer=issuer_of(config), states=states,
+    workbook = (
+        export_bytes
+        if export_bytes is not None
+        else consolidated_xlsx(
+            session,
+            campaign,
+            now,
+            issuer=issuer_of(config),
+            states=states,
+        )
     )
     view = DigestView(
         generated_at=local(now, campaign),
         campaign_name=campaign.name,
         deadline_text=campaign.deadline_text,
         counts=DigestCounts(
-            complete=counts["complete"], partial=counts["partial"], missing=counts["missing"],
-            errors=counts["errors"], awaiting_confirmation=counts["awaiting-confirmation"],
+            complete=counts["complete"],
+            partial=counts["partial"],
+            missing=counts["missing"],
+            errors=counts["errors"],
+            awaiting_confirmation=counts["awaiting-confirmation"],
             total=total,
         ),
         percent_complete=percent(counts["complete"], total),
@@ -633,12 +689,18 @@ def build_digest(
         attachment_name=name,
         office_name=config.outgoing.from_name,
     )
-    news = bool(arrivals) or any(
-        a.when is not None and since is not None and a.when >= since for a in attention
-    ) or since is None
+    news = (
+        bool(arrivals)
+        or any(a.when is not None and since is not None and a.when >= since for a in attention)
+        or since is None
+    )
     return DigestPlan(
-        view=view, recipients=tuple(config.digest.recipients), attachment_name=name,
-        workbook=workbook, point=local(now, campaign).date().isoformat(), news=news,
+        view=view,
+        recipients=tuple(config.digest.recipients),
+        attachment_name=name,
+        workbook=workbook,
+        point=local(now, campaign).date().isoformat(),
+        news=news,
         states=states,
     )
 
@@ -681,8 +743,14 @@ def _queue_digest_plan(
         message_id=new_message_id(out.message_id_domain),
     )
     row = dbm.queue_outgoing(
-        session, kind="digest", message_id=mid, to_addrs=list(plan.recipients),
-        subject=rendered.subject, raw=raw, dedupe_key=dedupe_key, now=now,
+        session,
+        kind="digest",
+        message_id=mid,
+        to_addrs=list(plan.recipients),
+        subject=rendered.subject,
+        raw=raw,
+        dedupe_key=dedupe_key,
+        now=now,
     )
     _hold(row, now)
     return row
@@ -717,8 +785,9 @@ def queue_digest(
         return False
     plan = build_digest(session, campaign, config, now, export_bytes)
     if now >= campaign.deadline + QUIET_AFTER_DEADLINE and not plan.news:
-        dbm.claim_job_run(session, DIGEST_JOB, point, now,
-                          detail=json.dumps({"skipped": "nothing new"}))
+        dbm.claim_job_run(
+            session, DIGEST_JOB, point, now, detail=json.dumps({"skipped": "nothing new"})
+        )
         return False
     if not dbm.claim_job_run(session, DIGEST_JOB, point, now):
         return False
@@ -728,6 +797,7 @@ def queue_digest(
 
 
 # --------------------------------------------------------------------------- delivering
+
 
 def held_outgoing(session: Session, now: datetime) -> list[int]:
     """Ids of campaign mails queued and held for their job to send (never attempted yet)."""
@@ -784,7 +854,10 @@ def deliver_rows(
                 log.info("sent %s %s to %s", row.kind, row.message_id, row.to_addrs)
             else:
                 dbm.mark_send_failed(
-                    s, row, str(error), clock(),
+                    s,
+                    row,
+                    str(error),
+                    clock(),
                     temporary=isinstance(error, TemporaryFailure),
                     max_attempts=config.outgoing.max_attempts,
                 )

@@ -1151,8 +1151,14 @@ class _Collector:
             inner = re.sub(r"\.(gz|bz2|xz)$", "", name, flags=re.I)
             if inner == name or not _suffix(inner):
                 inner = f"{PurePosixPath(name).stem or name}{_sniff_extension(plain, '')}"
-            self.file(sanitize_filename(inner), plain, "application/octet-stream",
-                      (*path, name), fdepth, adepth)
+            self.file(
+                sanitize_filename(inner),
+                plain,
+                "application/octet-stream",
+                (*path, name),
+                fdepth,
+                adepth,
+            )
             return
         entries: list[tuple[str, bytes]] = []
         try:
@@ -1313,8 +1319,10 @@ def _octets(data: bytes, tag: int, start: int, end: int, depth: int = 0) -> byte
     if tag == 0x04:
         return data[start:end]
     if tag == 0x24:  # constructed OCTET STRING (BER): the chunks in order
-        return b"".join(_octets(data, t, s, e, depth + 1)
-                        for t, s, e in _ber_children(data, start, end, depth + 1))
+        return b"".join(
+            _octets(data, t, s, e, depth + 1)
+            for t, s, e in _ber_children(data, start, end, depth + 1)
+        )
     raise ValueError("not an OCTET STRING")
 
 

@@ -8,7 +8,7 @@ from datetime import date
 
 import openpyxl
 
-from mailbot.formgen import blank_form_xlsx
+from mailbot.campaign.forms import blank_form_xlsx
 from rules.campaign import Campaign
 
 FIELD_COLUMNS = {"economy": 3, "culture_society": 4, "security_defense": 5, "political_system": 6}
@@ -50,8 +50,12 @@ def filled_form_xlsx(
 
 
 _DOCX_ROWS = {"collective": (3, 4, 5), "individual": (8, 9, 10)}
-_DOCX_FIELD_CELLS = {"economy": 2, "culture_society": 3, "security_defense": 4,
-                     "political_system": 5}
+_DOCX_FIELD_CELLS = {
+    "economy": 2,
+    "culture_society": 3,
+    "security_defense": 4,
+    "political_system": 5,
+}
 
 
 def filled_form_docx(
@@ -65,16 +69,16 @@ def filled_form_docx(
     """The official blank Word form with the unit, the date and up to three rows per section."""
     import docx  # python-docx; imported here so the xlsx path does not pay for it
 
-    from mailbot.formgen import blank_form_docx
+    from mailbot.campaign.forms import blank_form_docx
 
     document = docx.Document(io.BytesIO(blank_form_docx(form, campaign)))
     head, table = document.tables[0], document.tables[1]
     if unit is not None:
         head.cell(0, 0).text = f"QUẬN ỦY THANH XUÂN\n{unit.upper()}"
     if when is not None:
-        head.cell(1, 1).text = (
-            f"Thanh Xuân, ngày {when.day:02d} tháng {when.month:02d} năm {when.year}"
-        )
+        head.cell(
+            1, 1
+        ).text = f"Thanh Xuân, ngày {when.day:02d} tháng {when.month:02d} năm {when.year}"
     for kind, rows in (("collective", collectives), ("individual", individuals)):
         for row_no, (name, field, model) in zip(_DOCX_ROWS[kind], rows, strict=False):
             if name is not None:

@@ -12,7 +12,7 @@ from openpyxl import Workbook
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
-from mailbot.formgen import (
+from mailbot.campaign.forms import (
     FIELD_LABELS,
     HEADER_MODEL,
     HEADER_NAME,
@@ -112,6 +112,7 @@ class UnitStatusRow:
 
 # --- the tables, independent of the file format ------------------------------------------------
 
+
 @dataclass(frozen=True)
 class _Line:
     """One body row of a level table: a section heading, a model, or the TỔNG row."""
@@ -209,8 +210,13 @@ def _status_cells(row: UnitStatusRow, forms: Sequence[str], campaign: Campaign) 
         if problems is None and st.errors:
             problems = f"{st.errors} lỗi"
         cells.extend(
-            [_fmt(st.received_at, campaign), LATE if st.late else None, st.entries, problems,
-             st.sender or None]
+            [
+                _fmt(st.received_at, campaign),
+                LATE if st.late else None,
+                st.entries,
+                problems,
+                st.sender or None,
+            ]
         )
     return cells
 
@@ -235,6 +241,7 @@ def _sheet_name(form: str, level: str) -> str:
 
 # --- xlsx ---------------------------------------------------------------------------------------
 
+
 def _row_height(values: Sequence[object], widths: Sequence[float], size: int) -> float:
     """A printed row height (points) tall enough for the wrapped text of every cell."""
     lines = 1
@@ -247,8 +254,9 @@ def _row_height(values: Sequence[object], widths: Sequence[float], size: int) ->
     return round(lines * size * 1.3 + 4, 1)
 
 
-def _write_level_sheet(ws: Worksheet, table: _LevelTable, campaign: Campaign, generated: str,
-                       issuer: str | None) -> None:
+def _write_level_sheet(
+    ws: Worksheet, table: _LevelTable, campaign: Campaign, generated: str, issuer: str | None
+) -> None:
     ncols = len(_LEVEL_WIDTHS)
     last = get_column_letter(ncols)
     for i, width in enumerate(_LEVEL_WIDTHS, start=1):
@@ -273,8 +281,12 @@ def _write_level_sheet(ws: Worksheet, table: _LevelTable, campaign: Campaign, ge
         put_text(ws, head, col, text, font=bold, alignment=centre)
         ws.merge_cells(start_row=head, start_column=col, end_row=head + 1, end_column=col)
     put_text(ws, head, _FIELD_COL0 + 1, HEADER_MODEL, font=bold, alignment=centre)
-    ws.merge_cells(start_row=head, start_column=_FIELD_COL0 + 1, end_row=head,
-                   end_column=_FIELD_COL0 + len(FIELDS))
+    ws.merge_cells(
+        start_row=head,
+        start_column=_FIELD_COL0 + 1,
+        end_row=head,
+        end_column=_FIELD_COL0 + len(FIELDS),
+    )
     for j, key in enumerate(FIELDS):
         put_text(ws, head + 1, _FIELD_COL0 + 1 + j, FIELD_LABELS[key], font=bold, alignment=centre)
     put_text(ws, head, ncols, HEADER_NOTE, font=bold, alignment=centre)
@@ -302,14 +314,25 @@ def _write_level_sheet(ws: Worksheet, table: _LevelTable, campaign: Campaign, ge
     box(ws, head, total_row, 1, ncols)
 
     foot = total_row + 2
-    put_text(ws, foot, 1, f"Tổng hợp từ {table.units} đơn vị có mô hình đăng ký {table.level}.",
-             font=xfont(TEXT_SIZE, italic=True), alignment=xalign(wrap=False))
+    put_text(
+        ws,
+        foot,
+        1,
+        f"Tổng hợp từ {table.units} đơn vị có mô hình đăng ký {table.level}.",
+        font=xfont(TEXT_SIZE, italic=True),
+        alignment=xalign(wrap=False),
+    )
     ws.freeze_panes = ws.cell(row=head + 2, column=3)
     print_setup(ws, f"{head}:{head + 1}", last, foot)
 
 
-def _write_status_sheet(ws: Worksheet, statuses: Sequence[UnitStatusRow], forms: Sequence[str],
-                        campaign: Campaign, generated: str) -> None:
+def _write_status_sheet(
+    ws: Worksheet,
+    statuses: Sequence[UnitStatusRow],
+    forms: Sequence[str],
+    campaign: Campaign,
+    generated: str,
+) -> None:
     widths = [w for _h, w, _c in _STATUS_LEAD_COLUMNS]
     for _code in forms:
         widths.extend(w for _h, w, _c in _STATUS_FORM_COLUMNS)
@@ -332,8 +355,12 @@ def _write_status_sheet(ws: Worksheet, statuses: Sequence[UnitStatusRow], forms:
     col = len(_STATUS_LEAD_COLUMNS) + 1
     for code in forms:
         put_text(ws, head, col, _form_heading(code, campaign), font=bold, alignment=centre)
-        ws.merge_cells(start_row=head, start_column=col, end_row=head,
-                       end_column=col + len(_STATUS_FORM_COLUMNS) - 1)
+        ws.merge_cells(
+            start_row=head,
+            start_column=col,
+            end_row=head,
+            end_column=col + len(_STATUS_FORM_COLUMNS) - 1,
+        )
         for k, (text, _w, _c) in enumerate(_STATUS_FORM_COLUMNS):
             put_text(ws, head + 1, col + k, text, font=bold, alignment=centre)
         col += len(_STATUS_FORM_COLUMNS)
@@ -359,8 +386,14 @@ def _write_status_sheet(ws: Worksheet, statuses: Sequence[UnitStatusRow], forms:
     last_row = max(row - 1, head + 1)
     box(ws, head, last_row, 1, ncols)
     foot = last_row + 2
-    put_text(ws, foot, 1, _status_summary(statuses), font=xfont(TEXT_SIZE, italic=True),
-             alignment=xalign(wrap=False))
+    put_text(
+        ws,
+        foot,
+        1,
+        _status_summary(statuses),
+        font=xfont(TEXT_SIZE, italic=True),
+        alignment=xalign(wrap=False),
+    )
     ws.freeze_panes = ws.cell(row=head + 2, column=3)
     print_setup(ws, f"{head}:{head + 1}", get_column_letter(ncols), foot)
 
@@ -402,6 +435,7 @@ def write_consolidated_xlsx(
 
 # --- docx ---------------------------------------------------------------------------------------
 
+
 def write_consolidated_docx(
     models: list[ExportModel],
     statuses: list[UnitStatusRow],
@@ -428,21 +462,29 @@ def write_consolidated_docx(
         write_par(doc, "")
         _docx_level_table(doc, table)
         write_par(doc, "")
-        write_par(doc, f"Tổng hợp từ {table.units} đơn vị có mô hình đăng ký {table.level}.",
-                  italic=True)
+        write_par(
+            doc, f"Tổng hợp từ {table.units} đơn vị có mô hình đăng ký {table.level}.", italic=True
+        )
 
     doc.add_paragraph().add_run().add_break(WD_BREAK.PAGE)
     status_forms = [f for f in forms if _known(f, campaign) or any(f in s.forms for s in statuses)]
-    write_par(doc, f"TÌNH HÌNH NỘP BIỂU ĐĂNG KÝ MÔ HÌNH “DÂN VẬN KHÉO” NĂM {campaign.year}",
-              bold=True, align="center")
-    write_par(doc, f"Hạn nộp: {campaign.deadline_text} — {generated[:1].lower()}{generated[1:]}",
-              italic=True, align="center")
+    write_par(
+        doc,
+        f"TÌNH HÌNH NỘP BIỂU ĐĂNG KÝ MÔ HÌNH “DÂN VẬN KHÉO” NĂM {campaign.year}",
+        bold=True,
+        align="center",
+    )
+    write_par(
+        doc,
+        f"Hạn nộp: {campaign.deadline_text} — {generated[:1].lower()}{generated[1:]}",
+        italic=True,
+        align="center",
+    )
     write_par(doc, "")
     _docx_status_table(doc, statuses, status_forms, campaign)
     write_par(doc, "")
     write_par(doc, _status_summary(statuses), italic=True)
-    return document_bytes(doc, generated_at,
-                          f"Tổng hợp mô hình “Dân vận khéo” năm {campaign.year}")
+    return document_bytes(doc, generated_at, f"Tổng hợp mô hình “Dân vận khéo” năm {campaign.year}")
 
 
 def _docx_letterhead(doc, issuer: str | None, form: str, generated: str, width: float) -> None:
@@ -470,8 +512,9 @@ def _docx_level_table(doc, table: _LevelTable) -> None:
     repeat_header(t, 2)
 
 
-def _docx_status_table(doc, statuses: Sequence[UnitStatusRow], forms: Sequence[str],
-                       campaign: Campaign) -> None:
+def _docx_status_table(
+    doc, statuses: Sequence[UnitStatusRow], forms: Sequence[str], campaign: Campaign
+) -> None:
     lead, per = len(_STATUS_LEAD_COLUMNS), len(_STATUS_FORM_COLUMNS)
     widths = [c for _h, _w, c in _STATUS_LEAD_COLUMNS]
     for _code in forms:

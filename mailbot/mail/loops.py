@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from email.message import Message
 from email.parser import HeaderParser
 
-from mailbot.mailparse import (
+from mailbot.mail.parse import (
     ARCHIVE_EXTENSIONS,
     FORM_EXTENSIONS,
     ParsedMail,
@@ -92,9 +92,7 @@ def _carries_documents(mail: ParsedMail) -> bool:
     )
 
 
-def automatic_reason(
-    mail: ParsedMail, own_addresses: Iterable[str], own_domain: str
-) -> str | None:
+def automatic_reason(mail: ParsedMail, own_addresses: Iterable[str], own_domain: str) -> str | None:
     """Why this mail was written by a machine (auto-reply, report, our own echo), or None.
 
     Such mail is neither answered nor read for forms. A person's mail that merely must not be

@@ -1,0 +1,1 @@
+"""The campaign: schedule, reminders, digest, status, export, blank forms and samples."""

@@ -1,0 +1,192 @@
+"""Engine set-up (SQLite pragmas, WAL), sessions and Alembic migrations."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    URL,
+    Engine,
+    create_engine,
+    event,
+)
+from sqlalchemy.orm import Session
+
+from mailbot.db.models import DB_FILE_NAME, DEFAULT_BUSY_TIMEOUT_MS
+
+# --------------------------------------------------------------------------- engine and sessions
+
+
+def _enable_wal(cur: sqlite3.Cursor, busy_timeout_ms: int) -> None:
+    """Switch to WAL (persistent, so only the first opener really does it).
+
+    Changing the journal mode can answer "database is locked" at once, without the busy
+    handler, while another process opens the same new file: wait and retry instead.
+    """
+    deadline = time.monotonic() + busy_timeout_ms / 1000
+    while True:
+        try:
+            if cur.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                cur.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
+
+
+def _make_engine(path: Path, busy_timeout_ms: int) -> Engine:
+    engine = create_engine(URL.create("sqlite", database=str(path)))
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+        # Take transaction control away from the sqlite3 module: SQLAlchemy emits BEGIN itself.
+        dbapi_connection.isolation_level = None
+        cur = dbapi_connection.cursor()
+        try:
+            cur.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            _enable_wal(cur, busy_timeout_ms)
+            cur.execute("PRAGMA synchronous = FULL")
+            cur.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # Writers take the write lock at BEGIN, so the busy timeout applies; a deferred
+        # transaction that upgrades from read to write gets SQLITE_BUSY with no waiting.
+        mode = conn.get_execution_options().get("mailbot_begin", "IMMEDIATE")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if mode == "IMMEDIATE" else "BEGIN DEFERRED")
+
+    return engine
+
+
+class Database:
+    """An open mailbot database: hands out transactional sessions; `dispose()` closes it."""
+
+    def __init__(self, engine: Engine, path: Path) -> None:
+        self.engine = engine
+        self.path = path
+
+    @contextmanager
+    def session(self, *, write: bool = True) -> Iterator[Session]:
+        """A session in one transaction: committed on success, rolled back on any exception.
+
+        Write sessions BEGIN IMMEDIATE (they wait up to the busy timeout for the write lock);
+        `write=False` gives a deferred transaction for readers, which never block on writers.
+        """
+        bind = self.engine if write else self.engine.execution_options(mailbot_begin="DEFERRED")
+        with Session(bind=bind, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.dispose()
+
+
+_MIGRATION_LOCK = threading.Lock()
+
+
+def migrations_path() -> Any:
+    """The package's Alembic script folder (a Traversable)."""
+    return resources.files("mailbot.db") / "migrations"
+
+
+def _alembic_config(connection: Any, script_location: str) -> Any:
+    from alembic.config import Config as AlembicConfig
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", script_location)
+    cfg.set_main_option("path_separator", "os")
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def run_migrations(
+    engine: Engine, revision: str = "head", *, script_location: Path | None = None
+) -> None:
+    """Bring the schema to `revision` (Alembic, all in one BEGIN IMMEDIATE transaction)."""
+    from alembic import command
+
+    # Alembic's `context` and `op` are process-wide proxies: one migration at a time per
+    # process (other processes are held off by BEGIN IMMEDIATE).
+    with _MIGRATION_LOCK, contextlib.ExitStack() as stack:
+        if script_location is None:
+            script_location = stack.enter_context(resources.as_file(migrations_path()))
+        conn = stack.enter_context(engine.connect())
+        command.upgrade(_alembic_config(conn, str(script_location)), revision)
+        conn.commit()
+
+
+def new_revision(
+    message: str, rev_id: str, *, script_location: Path, autogenerate: bool = True
+) -> Path:
+    """Write a new migration script (for developers) comparing the models with head.
+
+    `script_location` is the source tree's mailbot/db/migrations; review the script it writes.
+    """
+    import tempfile
+
+    from alembic import command
+
+    with tempfile.TemporaryDirectory() as scratch:
+        engine = _make_engine(Path(scratch) / DB_FILE_NAME, DEFAULT_BUSY_TIMEOUT_MS)
+        try:
+            run_migrations(engine, script_location=script_location)
+            with _MIGRATION_LOCK, engine.connect() as conn:
+                script = command.revision(
+                    _alembic_config(conn, str(script_location)),
+                    message=message,
+                    rev_id=rev_id,
+                    autogenerate=autogenerate,
+                )
+                conn.rollback()
+        finally:
+            engine.dispose()
+    if script is None or isinstance(script, list):
+        raise RuntimeError("alembic did not write exactly one revision")
+    return Path(script.path)
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The schema revision recorded in the database, or None before any migration."""
+    from alembic.migration import MigrationContext
+
+    with engine.connect() as conn:
+        rev = MigrationContext.configure(conn).get_current_revision()
+        conn.rollback()
+        return rev
+
+
+def open_database(
+    data_dir: Path, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS, migrate: bool = True
+) -> Database:
+    """Open (creating when missing) data_dir/mailbot.sqlite3 and migrate it to the newest schema."""
+    data_dir = Path(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / DB_FILE_NAME
+    engine = _make_engine(path, busy_timeout_ms)
+    try:
+        if migrate:
+            run_migrations(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    return Database(engine, path)
+
+
+# --------------------------------------------------------------------------- helpers

@@ -1,0 +1,71 @@
+"""Repository of campaign job runs and the event log."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import (
+    func,
+    select,
+)
+from sqlalchemy.orm import Session
+
+from mailbot.db.models import Event, JobRun, utcnow
+
+
+def add_event(
+    session: Session,
+    kind: str,
+    *,
+    at: datetime | None = None,
+    mail_id: int | None = None,
+    unit_code: str | None = None,
+    detail: str | None = None,
+) -> Event:
+    """Note something for the staff digest."""
+    ev = Event(at=at or utcnow(), kind=kind, mail_id=mail_id, unit_code=unit_code, detail=detail)
+    session.add(ev)
+    session.flush()
+    return ev
+
+
+def events_since(
+    session: Session, since: datetime, kinds: Iterable[str] | None = None
+) -> list[Event]:
+    """Events at or after a moment, oldest first."""
+    query = select(Event).where(Event.at >= since)
+    if kinds is not None:
+        query = query.where(Event.kind.in_(list(kinds)))
+    return list(session.scalars(query.order_by(Event.at, Event.id)))
+
+
+# --------------------------------------------------------------------------- scheduled jobs
+
+
+def job_done(session: Session, job: str, point: str) -> bool:
+    """Whether this scheduled point (e.g. job "reminder", point "2022-02-13") was handled."""
+    return (
+        session.scalars(
+            select(func.count()).select_from(JobRun).where(JobRun.job == job, JobRun.point == point)
+        ).one()
+        > 0
+    )
+
+
+def claim_job_run(
+    session: Session, job: str, point: str, now: datetime, detail: str | None = None
+) -> bool:
+    """Mark a point handled; False if it already was. Queue its mails in the same transaction."""
+    if job_done(session, job, point):
+        return False
+    session.add(JobRun(job=job, point=point, done_at=now, detail=detail))
+    session.flush()
+    return True
+
+
+def last_job_run(session: Session, job: str) -> JobRun | None:
+    """The most recent handled point of a job (e.g. when the last digest went out)."""
+    return session.scalars(
+        select(JobRun).where(JobRun.job == job).order_by(JobRun.done_at.desc(), JobRun.id.desc())
+    ).first()

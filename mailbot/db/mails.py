@@ -1,0 +1,308 @@
+"""Repository of mails and their read positions: every change of a mail's state happens here."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    delete,
+    insert,
+    select,
+)
+from sqlalchemy.orm import Session
+
+from mailbot.db.common import _cap, _norm_addr, backoff_delay, normalize_message_id
+from mailbot.db.jobs import add_event
+from mailbot.db.models import FileResult, Mail, MailboxState, Submission, utcnow
+from mailbot.db.submissions import resolve_supersede
+from parsers.model import Problem
+
+
+def get_mailbox_state(session: Session, source: str) -> MailboxState | None:
+    """The read position of one inbox, or None before its first pass."""
+    return session.get(MailboxState, source)
+
+
+def set_mailbox_state(
+    session: Session, source: str, uidvalidity: int, last_uid: int, now: datetime | None = None
+) -> MailboxState:
+    """Record the read position; within the same UIDVALIDITY it never moves backwards."""
+    now = now or utcnow()
+    state = session.get(MailboxState, source)
+    if state is None:
+        state = MailboxState(
+            source=source, uidvalidity=uidvalidity, last_uid=last_uid, updated_at=now
+        )
+        session.add(state)
+    else:
+        if state.uidvalidity == uidvalidity:
+            state.last_uid = max(state.last_uid, last_uid)
+        else:
+            state.uidvalidity = uidvalidity
+            state.last_uid = last_uid
+        state.updated_at = now
+    session.flush()
+    return state
+
+
+# --------------------------------------------------------------------------- incoming mail
+
+
+def find_received(
+    session: Session,
+    *,
+    source: str,
+    uidvalidity: int | None,
+    uid: int | None,
+    message_id: str | None = None,
+    sha256: str | None = None,
+) -> Mail | None:
+    """The recorded mail with this identity: (source, UIDVALIDITY, UID), else Message-ID+hash."""
+    if uid is not None:
+        return session.scalars(
+            select(Mail).where(
+                Mail.source == source, Mail.uidvalidity == uidvalidity, Mail.uid == uid
+            )
+        ).first()
+    if sha256 is None:
+        return None
+    # Same bytes means same Message-ID too, so the hash alone decides; the Message-ID is a
+    # cheap indexed filter when present.
+    query = select(Mail).where(Mail.source == source, Mail.uid.is_(None), Mail.sha256 == sha256)
+    mid = normalize_message_id(message_id)
+    if mid is not None:
+        query = query.where(Mail.message_id == mid)
+    return session.scalars(query.order_by(Mail.id)).first()
+
+
+def is_known(session: Session, source: str, uidvalidity: int | None, uid: int) -> bool:
+    """Whether the mail at this UID (within this UIDVALIDITY) is already recorded."""
+    return find_received(session, source=source, uidvalidity=uidvalidity, uid=uid) is not None
+
+
+def record_received(
+    session: Session,
+    *,
+    source: str,
+    uidvalidity: int | None,
+    uid: int | None,
+    message_id: str | None,
+    sha256: str,
+    raw_path: str,
+    size: int,
+    from_addr: str | None,
+    subject: str | None,
+    received_at: datetime,
+    status: str = "received",
+) -> Mail:
+    """Record a stored raw mail as received; the existing row if it is already known."""
+    existing = find_received(
+        session,
+        source=source,
+        uidvalidity=uidvalidity,
+        uid=uid,
+        message_id=message_id,
+        sha256=sha256,
+    )
+    if existing is not None:
+        return existing
+    if status not in ("received", "oversize", "ignored"):
+        raise ValueError(f"a mail cannot arrive with status {status!r}")
+    mail = Mail(
+        source=source,
+        uidvalidity=uidvalidity,
+        uid=uid,
+        message_id=normalize_message_id(message_id),
+        sha256=sha256,
+        raw_path=raw_path,
+        size=size,
+        from_addr=_norm_addr(from_addr) if from_addr else None,
+        subject=subject,
+        received_at=received_at,
+        status=status,
+        attempts=0,
+        awaiting_confirmation=False,
+        moved=False,
+    )
+    session.add(mail)
+    session.flush()
+    return mail
+
+
+def get_mail(session: Session, mail_id: int) -> Mail | None:
+    """One mail by id."""
+    return session.get(Mail, mail_id)
+
+
+def find_mails_by_message_id(session: Session, message_id: str) -> list[Mail]:
+    """Every recorded mail carrying this Message-ID (any source)."""
+    mid = normalize_message_id(message_id)
+    return list(session.scalars(select(Mail).where(Mail.message_id == mid).order_by(Mail.id)))
+
+
+def due_mails(session: Session, now: datetime, limit: int | None = None) -> list[Mail]:
+    """Mails waiting to be processed: new ones, and retries whose time has come; oldest first."""
+    query = (
+        select(Mail)
+        .where(
+            Mail.status.in_(("received", "retry")),
+            (Mail.next_attempt_at.is_(None)) | (Mail.next_attempt_at <= now),
+        )
+        .order_by(Mail.id)
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.scalars(query))
+
+
+def mails_with_status(session: Session, status: str) -> list[Mail]:
+    """Every mail in one status, oldest first (e.g. the quarantine for staff)."""
+    return list(session.scalars(select(Mail).where(Mail.status == status).order_by(Mail.id)))
+
+
+def mark_processed(
+    session: Session,
+    mail: Mail,
+    now: datetime,
+    *,
+    unit_code: str | None = None,
+    awaiting_confirmation: bool = False,
+) -> None:
+    """The mail was understood and answered (in the same transaction as its results)."""
+    mail.status = "processed"
+    mail.processed_at = now
+    mail.next_attempt_at = None
+    mail.unit_code = unit_code
+    mail.awaiting_confirmation = awaiting_confirmation
+    session.flush()
+
+
+def mark_failed(
+    session: Session,
+    mail: Mail,
+    error: str,
+    now: datetime,
+    max_attempts: int,
+    base_seconds: float,
+) -> None:
+    """Processing failed: retry later with exponential back-off, quarantine after the last try."""
+    mail.attempts = (mail.attempts or 0) + 1
+    mail.last_error = _cap(error)
+    if mail.attempts >= max_attempts:
+        quarantine(session, mail, "processing-failed", now, detail=mail.last_error)
+        return
+    mail.status = "retry"
+    mail.next_attempt_at = now + backoff_delay(mail.attempts, base_seconds)
+    session.flush()
+
+
+def quarantine(
+    session: Session, mail: Mail, reason: str, now: datetime, *, detail: str | None = None
+) -> None:
+    """Set a mail aside for staff (no more automatic attempts) and tell the digest."""
+    mail.status = "quarantined"
+    mail.quarantine_reason = reason
+    mail.next_attempt_at = None
+    mail.processed_at = now
+    add_event(
+        session,
+        "quarantined",
+        at=now,
+        mail_id=mail.id,
+        unit_code=mail.unit_code,
+        detail=f"{reason}: {detail}" if detail else reason,
+    )
+
+
+def mark_moved(session: Session, mail: Mail) -> None:
+    """The mail was moved (or flagged) on the server after success."""
+    mail.moved = True
+    session.flush()
+
+
+def reset_for_reprocess(session: Session, mail: Mail, now: datetime) -> None:
+    """Make a mail due again (`mailbot reprocess`): its earlier results are removed first."""
+    clear_mail_results(session, mail.id)
+    mail.status = "received"
+    mail.attempts = 0
+    mail.next_attempt_at = None
+    mail.last_error = None
+    mail.quarantine_reason = None
+    mail.processed_at = None
+    add_event(session, "reprocess", at=now, mail_id=mail.id, unit_code=mail.unit_code)
+
+
+def clear_mail_results(session: Session, mail_id: int) -> None:
+    """Delete a mail's file results and submissions, restoring what they had superseded."""
+    touched = {
+        (u, f)
+        for u, f in session.execute(
+            select(Submission.unit_code, Submission.form).where(Submission.mail_id == mail_id)
+        )
+    }
+    session.execute(delete(Submission).where(Submission.mail_id == mail_id))
+    session.execute(delete(FileResult).where(FileResult.mail_id == mail_id))
+    session.expire_all()
+    for unit_code, form in touched:
+        resolve_supersede(session, unit_code, form)
+    session.flush()
+
+
+# --------------------------------------------------------------------------- results of a mail
+
+
+def add_file_result(
+    session: Session,
+    *,
+    mail_id: int,
+    file_name: str,
+    format: str,
+    problems: Iterable[Problem | dict[str, Any]] = (),
+    forms_count: int = 0,
+) -> FileResult:
+    """Record what became of one attachment, readable or not."""
+    plist = [p.to_json() if isinstance(p, Problem) else dict(p) for p in problems]
+    row = FileResult(
+        mail_id=mail_id,
+        file_name=file_name,
+        format=format,
+        problems_json=json.dumps(plist, ensure_ascii=False),
+        forms_count=forms_count,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def add_file_results(session: Session, rows: Iterable[dict[str, Any]]) -> None:
+    """`add_file_result` for many attachments at once (one executemany, no ORM objects).
+
+    Each row has the keyword arguments of `add_file_result`.
+    """
+    values = [
+        {
+            "mail_id": r["mail_id"],
+            "file_name": r["file_name"],
+            "format": r["format"],
+            "problems_json": json.dumps(
+                [p.to_json() if isinstance(p, Problem) else dict(p) for p in r.get("problems", ())],
+                ensure_ascii=False,
+            ),
+            "forms_count": r.get("forms_count", 0),
+        }
+        for r in rows
+    ]
+    if values:
+        session.execute(insert(FileResult.__table__), values)
+
+
+def file_results_for_mail(session: Session, mail_id: int) -> list[FileResult]:
+    """The per-attachment results of one mail, in the order they were recorded."""
+    return list(
+        session.scalars(
+            select(FileResult).where(FileResult.mail_id == mail_id).order_by(FileResult.id)
+        )
+    )

@@ -1,0 +1,204 @@
+"""Repository of outgoing mail: queueing, sending state, refusals and bounces."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import (
+    func,
+    select,
+)
+from sqlalchemy.orm import Session
+
+from mailbot.db.common import _cap, _norm_addr, backoff_delay, normalize_message_id
+from mailbot.db.jobs import add_event
+from mailbot.db.models import OUTBOX_KINDS, Bounce, Outbox, utcnow
+from mailbot.db.units import unit_for_address
+
+
+def queue_outgoing(
+    session: Session,
+    *,
+    kind: str,
+    message_id: str,
+    to_addrs: Sequence[str] | str,
+    subject: str,
+    raw: bytes,
+    mail_id: int | None = None,
+    dedupe_key: str | None = None,
+    now: datetime | None = None,
+) -> Outbox:
+    """Queue a finished outgoing mail; with a dedupe_key already queued, the existing row."""
+    if kind not in OUTBOX_KINDS:
+        raise ValueError(f"unknown outgoing kind {kind!r}")
+    if dedupe_key is not None:
+        existing = session.scalars(select(Outbox).where(Outbox.dedupe_key == dedupe_key)).first()
+        if existing is not None:
+            return existing
+    addrs = [to_addrs] if isinstance(to_addrs, str) else list(to_addrs)
+    if not addrs:
+        raise ValueError("an outgoing mail needs at least one recipient")
+    mid = normalize_message_id(message_id)
+    if mid is None:
+        raise ValueError("an outgoing mail needs its Message-ID when queued")
+    row = Outbox(
+        message_id=mid,
+        kind=kind,
+        mail_id=mail_id,
+        to_addrs=json.dumps([a.strip() for a in addrs], ensure_ascii=False),
+        subject=subject,
+        raw=raw,
+        status="queued",
+        attempts=0,
+        created_at=now or utcnow(),
+        dedupe_key=dedupe_key,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def due_outgoing(session: Session, now: datetime, limit: int | None = None) -> list[Outbox]:
+    """Queued mails whose (re)try time has come, oldest first."""
+    query = (
+        select(Outbox)
+        .where(
+            Outbox.status == "queued",
+            (Outbox.next_attempt_at.is_(None)) | (Outbox.next_attempt_at <= now),
+        )
+        .order_by(Outbox.id)
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.scalars(query))
+
+
+def find_outbox_by_message_id(session: Session, message_id: str | None) -> Outbox | None:
+    """Our outgoing mail with this Message-ID (to recognise our own mail and its bounces)."""
+    mid = normalize_message_id(message_id)
+    if mid is None:
+        return None
+    return session.scalars(select(Outbox).where(Outbox.message_id == mid)).first()
+
+
+def mark_sent(session: Session, outbox: Outbox, now: datetime) -> None:
+    """The SMTP server (or the directory sink) accepted the mail."""
+    outbox.status = "sent"
+    outbox.sent_at = now
+    outbox.attempts = (outbox.attempts or 0) + 1
+    outbox.next_attempt_at = None
+    outbox.last_error = None
+    session.flush()
+
+
+def mark_send_failed(
+    session: Session,
+    outbox: Outbox,
+    error: str,
+    now: datetime,
+    *,
+    temporary: bool,
+    max_attempts: int = 8,
+    base_seconds: float = 60,
+) -> None:
+    """Delivery failed: a temporary failure retries with back-off, a permanent one is final."""
+    outbox.attempts = (outbox.attempts or 0) + 1
+    outbox.last_error = _cap(error)
+    if temporary and outbox.attempts < max_attempts:
+        outbox.status = "queued"
+        outbox.next_attempt_at = now + backoff_delay(outbox.attempts, base_seconds)
+        session.flush()
+        return
+    outbox.status = "failed"
+    outbox.next_attempt_at = None
+    add_event(
+        session,
+        "send-failed",
+        at=now,
+        mail_id=outbox.mail_id,
+        detail=f"{outbox.kind} {outbox.message_id} to {', '.join(outbox.recipients)}: "
+        f"{outbox.last_error}",
+    )
+
+
+def count_auto_replies(
+    session: Session, addr: str, since: datetime, kinds: Iterable[str] | None = None
+) -> int:
+    """How many mails we queued to this address since a moment (for the per-hour limit)."""
+    target = _norm_addr(addr)
+    query = select(Outbox.to_addrs).where(Outbox.created_at >= since)
+    if target.isascii() and target.isprintable() and not any(c in target for c in '"\\'):
+        # Let SQLite skip the rows that cannot name this address (the exact test follows);
+        # rows with non-ASCII text stay, as Python's lower() may map them to ASCII.
+        query = query.where(
+            (func.instr(func.lower(Outbox.to_addrs), target) > 0)
+            | Outbox.to_addrs.op("GLOB")("*[^ -~]*")
+        )
+    if kinds is not None:
+        query = query.where(Outbox.kind.in_(list(kinds)))
+    return sum(
+        1
+        for (to_addrs,) in session.execute(query)
+        if target in {_norm_addr(a) for a in json.loads(to_addrs)}
+    )
+
+
+# --------------------------------------------------------------------------- bounces and events
+
+
+def record_bounce(
+    session: Session,
+    *,
+    original_message_id: str | None,
+    recipient: str | None,
+    status: str | None,
+    action: str | None,
+    diagnostic: str | None,
+    received_at: datetime,
+    mail_id: int | None,
+    outbox_id: int | None = None,
+) -> Bounce:
+    """Record a delivery report, matched to our outgoing mail by its Message-ID when possible."""
+    mid = normalize_message_id(original_message_id)
+    outbox = session.get(Outbox, outbox_id) if outbox_id is not None else None
+    if outbox is None:
+        outbox = find_outbox_by_message_id(session, mid)
+    bounce = Bounce(
+        outbox_id=outbox.id if outbox is not None else None,
+        original_message_id=mid,
+        recipient=_norm_addr(recipient) if recipient else None,
+        status=status,
+        action=action,
+        diagnostic=_cap(diagnostic) if diagnostic else None,
+        received_at=received_at,
+        mail_id=mail_id,
+    )
+    session.add(bounce)
+    permanent = (action or "").lower() == "failed" or (status or "").startswith("5")
+    if outbox is not None and permanent:
+        outbox.status = "bounced"
+    unit_code = None
+    if recipient:
+        known = unit_for_address(session, recipient)
+        unit_code = known[0] if known else None
+    session.flush()
+    add_event(
+        session,
+        "bounce",
+        at=received_at,
+        mail_id=mail_id,
+        unit_code=unit_code,
+        detail=json.dumps(
+            {
+                "recipient": bounce.recipient,
+                "status": status,
+                "action": action,
+                "kind": outbox.kind if outbox is not None else None,
+                "message_id": mid,
+            },
+            ensure_ascii=False,
+        ),
+    )
+    return bounce

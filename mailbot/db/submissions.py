@@ -1,0 +1,187 @@
+"""Repository of submissions: forms recorded for units, their versions and entries."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import (
+    bindparam,
+    case,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.orm import Session
+
+from mailbot.db.models import FORM_TYPES, Submission, SubmissionEntry
+from parsers.model import Form, Problem
+
+_SUPERSEDE_SCOPE = (
+    Submission.unit_code == bindparam("b_unit"),
+    Submission.form == bindparam("b_form"),
+    Submission.status.in_(("valid", "superseded")),
+    Submission.awaiting_confirmation.is_(False),
+)
+_NEWEST_VERSION = (
+    select(Submission.id)
+    .where(*_SUPERSEDE_SCOPE)
+    .order_by(Submission.received_at.desc(), Submission.id.desc())
+    .limit(1)
+)
+_SET_VERSION_STATUS = (
+    update(Submission.__table__)
+    .where(
+        *_SUPERSEDE_SCOPE,
+        ((Submission.id == bindparam("b_newest")) & (Submission.status == "superseded"))
+        | ((Submission.id != bindparam("b_newest")) & (Submission.status == "valid")),
+    )
+    .values(status=case((Submission.id == bindparam("b_newest"), "valid"), else_="superseded"))
+)
+
+
+def resolve_supersede(session: Session, unit_code: str, form: str) -> None:
+    """Among confirmed valid versions of unit+form, the newest is valid, the others superseded."""
+    # One UPDATE of the rows that change, instead of loading every version (with its JSON)
+    # for each new form; statements built once, so SQLAlchemy compiles them once.
+    params = {"b_unit": unit_code, "b_form": form}
+    newest = session.scalar(_NEWEST_VERSION, params)  # autoflushes pending changes first
+    if newest is None:
+        return
+    session.connection().execute(_SET_VERSION_STATUS, {**params, "b_newest": newest})
+    for obj in list(session.identity_map.values()):
+        # Only loaded state is looked at: an expired (or deleted) row must not be fetched.
+        loaded = obj.__dict__
+        if (
+            isinstance(obj, Submission)
+            and "status" in loaded
+            and loaded.get("unit_code") == unit_code
+            and loaded.get("form") == form
+        ):
+            session.expire(obj, ["status"])  # reloaded on next access
+
+
+def add_submission(
+    session: Session,
+    *,
+    mail_id: int,
+    unit_code: str,
+    form: Form,
+    file_name: str,
+    file_sha256: str,
+    received_at: datetime,
+    late: bool = False,
+    awaiting_confirmation: bool = False,
+    extra_problems: Iterable[Problem] = (),
+) -> Submission:
+    """Record one form with its entries; valid when it has no error.
+
+    A valid, confirmed form supersedes the earlier valid ones of the same unit and form type
+    (earlier by reception time, so reprocessing an old mail never demotes a newer form).
+    A form awaiting staff confirmation supersedes nothing until it is confirmed.
+    `extra_problems` are file-level problems that also judge the form.
+    """
+    if form.form not in FORM_TYPES:
+        raise ValueError(f"unknown form type {form.form!r}")
+    problems = list(form.problems) + list(extra_problems)
+    errors = sum(1 for p in problems if p.severity == "error")
+    warnings = sum(1 for p in problems if p.severity == "warning")
+    sub = Submission(
+        mail_id=mail_id,
+        unit_code=unit_code,
+        form=form.form,
+        file_name=file_name,
+        file_sha256=file_sha256,
+        received_at=received_at,
+        late=late,
+        status="invalid" if errors else "valid",
+        entries_count=len(form.entries),
+        errors_count=errors,
+        warnings_count=warnings,
+        awaiting_confirmation=awaiting_confirmation,
+        # The contract's JSON plus what the progress needs: an explicit "không đăng ký".
+        result_json=json.dumps(
+            {**form.to_json(), "declared_empty": form.declared_empty}, ensure_ascii=False
+        ),
+        unit_name_on_form=form.unit,
+    )
+    session.add(sub)
+    session.flush()
+    if form.entries:
+        # One executemany for the entries, not one ORM object each; `sub.entries` loads them.
+        session.execute(
+            insert(SubmissionEntry.__table__),
+            [
+                {
+                    "submission_id": sub.id,
+                    "kind": e.kind,
+                    "no": e.no,
+                    "name": e.name,
+                    "field": e.field,
+                    "model": e.model,
+                    "note": e.note,
+                    "location": e.location,
+                }
+                for e in form.entries
+            ],
+        )
+    if sub.status == "valid" and not awaiting_confirmation:
+        resolve_supersede(session, unit_code, form.form)
+        session.flush()
+    return sub
+
+
+def confirm_submission(session: Session, submission: Submission) -> None:
+    """Staff confirmed who sent it: the form now counts (and may supersede older ones)."""
+    submission.awaiting_confirmation = False
+    session.flush()
+    resolve_supersede(session, submission.unit_code, submission.form)
+    session.flush()
+
+
+def latest_valid_submission(
+    session: Session, unit_code: str, form: str, *, include_unconfirmed: bool = False
+) -> Submission | None:
+    """The form version that counts for a unit: the newest valid (confirmed) one."""
+    query = select(Submission).where(
+        Submission.unit_code == unit_code,
+        Submission.form == form,
+        Submission.status == "valid",
+    )
+    if not include_unconfirmed:
+        query = query.where(Submission.awaiting_confirmation.is_(False))
+    query = query.order_by(Submission.received_at.desc(), Submission.id.desc())
+    return session.scalars(query).first()
+
+
+def latest_submission(session: Session, unit_code: str, form: str) -> Submission | None:
+    """The newest version of a unit's form whatever its state (valid, invalid, unconfirmed)."""
+    return session.scalars(
+        select(Submission)
+        .where(Submission.unit_code == unit_code, Submission.form == form)
+        .order_by(Submission.received_at.desc(), Submission.id.desc())
+    ).first()
+
+
+def submissions_for_mail(session: Session, mail_id: int) -> list[Submission]:
+    """The forms recorded from one mail."""
+    return list(
+        session.scalars(
+            select(Submission).where(Submission.mail_id == mail_id).order_by(Submission.id)
+        )
+    )
+
+
+def submissions_since(session: Session, since: datetime) -> list[Submission]:
+    """Forms received since a moment (for the digest's "what arrived")."""
+    return list(
+        session.scalars(
+            select(Submission)
+            .where(Submission.received_at >= since)
+            .order_by(Submission.received_at, Submission.id)
+        )
+    )
+
+
+# --------------------------------------------------------------------------- the unit register

@@ -1,0 +1,162 @@
+"""Repository of the unit register and its addresses."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import datetime
+from typing import NamedTuple
+
+from sqlalchemy import (
+    select,
+)
+from sqlalchemy.orm import Session
+
+from mailbot.db.common import _norm_addr
+from mailbot.db.jobs import add_event
+from mailbot.db.models import Mail, Unit, UnitEmail, utcnow
+from mailbot.db.submissions import confirm_submission, submissions_for_mail
+
+
+class UnitRecord(NamedTuple):
+    """A unit as the register shows it."""
+
+    code: str
+    name: str
+    emails: tuple[str, ...]
+    aliases: tuple[str, ...]
+
+
+def upsert_unit(
+    session: Session,
+    *,
+    code: str,
+    name: str,
+    emails: Iterable[str] = (),
+    aliases: Iterable[str] = (),
+    now: datetime | None = None,
+    source: str = "import",
+) -> Unit:
+    """Insert or update a unit by code; its addresses become confirmed senders for it.
+
+    Addresses this source gave the unit earlier but no longer lists are dropped; addresses
+    added another way (e.g. confirmed by staff) are kept.
+    """
+    now = now or utcnow()
+    code = code.strip()
+    if not code:
+        raise ValueError("a unit needs a code")
+    unit = session.get(Unit, code)
+    alias_list = [a.strip() for a in aliases if a and a.strip()]
+    if unit is None:
+        unit = Unit(
+            code=code,
+            name=name.strip(),
+            aliases=json.dumps(alias_list, ensure_ascii=False),
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(unit)
+        session.flush()
+    else:
+        unit.name = name.strip()
+        unit.aliases = json.dumps(alias_list, ensure_ascii=False)
+        unit.updated_at = now
+    wanted = {_norm_addr(e) for e in emails if e and e.strip()}
+    for ue in list(unit.emails):
+        if ue.source == source and ue.email not in wanted:
+            unit.emails.remove(ue)
+    session.flush()
+    for addr in sorted(wanted):
+        add_unit_email(session, addr, code, confirmed=True, now=now, source=source)
+    session.flush()
+    return unit
+
+
+def add_unit_email(
+    session: Session,
+    email: str,
+    unit_code: str,
+    *,
+    confirmed: bool,
+    now: datetime | None = None,
+    source: str = "review",
+) -> UnitEmail:
+    """Attach an address to a unit.
+
+    A confirmed address may move to another unit; an unconfirmed one never displaces or
+    downgrades a confirmed mapping (the existing row is returned unchanged).
+    """
+    now = now or utcnow()
+    addr = _norm_addr(email)
+    row = session.get(UnitEmail, addr)
+    if row is None:
+        row = UnitEmail(
+            email=addr, unit_code=unit_code, confirmed=confirmed, added_at=now, source=source
+        )
+        session.add(row)
+    elif confirmed:
+        if row.unit_code != unit_code:
+            row.unit_code = unit_code
+            row.added_at = now
+        row.confirmed = True
+        row.source = source
+    elif not row.confirmed and row.unit_code != unit_code:
+        row.unit_code = unit_code
+        row.added_at = now
+        row.source = source
+    session.flush()
+    return row
+
+
+def unit_for_address(session: Session, email: str) -> tuple[str, bool] | None:
+    """(unit code, confirmed) for a sender address, or None when the address is unknown."""
+    row = session.get(UnitEmail, _norm_addr(email))
+    return None if row is None else (row.unit_code, row.confirmed)
+
+
+def confirm_sender(
+    session: Session, email: str, unit_code: str, now: datetime | None = None
+) -> int:
+    """Staff confirm an address for a unit; its waiting mails and forms then count.
+
+    Returns how many submissions were confirmed.
+    """
+    now = now or utcnow()
+    addr = _norm_addr(email)
+    add_unit_email(session, addr, unit_code, confirmed=True, now=now, source="review")
+    mails = list(
+        session.scalars(
+            select(Mail).where(
+                Mail.from_addr == addr,
+                Mail.unit_code == unit_code,
+                Mail.awaiting_confirmation.is_(True),
+            )
+        )
+    )
+    count = 0
+    for mail in mails:
+        mail.awaiting_confirmation = False
+        for sub in submissions_for_mail(session, mail.id):
+            if sub.awaiting_confirmation and sub.unit_code == unit_code:
+                confirm_submission(session, sub)
+                count += 1
+    add_event(session, "sender-confirmed", at=now, unit_code=unit_code, detail=addr)
+    return count
+
+
+def get_unit(session: Session, code: str) -> Unit | None:
+    """One unit by code."""
+    return session.get(Unit, code)
+
+
+def unit_register(session: Session) -> list[UnitRecord]:
+    """Every unit with its confirmed addresses and aliases, ordered by code."""
+    out: list[UnitRecord] = []
+    for unit in session.scalars(select(Unit).order_by(Unit.code)):
+        emails = tuple(sorted(e.email for e in unit.emails if e.confirmed))
+        out.append(UnitRecord(unit.code, unit.name, emails, tuple(unit.alias_list)))
+    return out
+
+
+# --------------------------------------------------------------------------- the outbox

@@ -1,0 +1,1 @@
+"""Mail in and out: message model, header decoding, MIME walk, containers, loops, composition."""
