@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from mailbot.config import ConfigError, load_config
 
@@ -22,7 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # usage errors exit 2, as the contract says
+    def error(self, message: str) -> NoReturn:  # usage errors exit 2, as the contract says
         self.print_usage(sys.stderr)
         self.exit(2, f"mailbot: lỗi: {message}\n")
 

@@ -6,7 +6,7 @@ import os
 import tomllib
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
@@ -124,11 +124,13 @@ class Config:
         return p if p.is_absolute() else Path(self.base_dir) / p
 
 
+_T = TypeVar("_T")
+
 _FORBIDDEN_KEYS = {"password", "secret", "token"}
 
 
-def _build(cls: type, data: dict[str, Any], where: str) -> Any:
-    known = {f.name: f for f in fields(cls)}
+def _build(cls: type[_T], data: dict[str, Any], where: str) -> _T:
+    known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]  # a dataclass
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
         if key in _FORBIDDEN_KEYS:
@@ -147,7 +149,7 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
         if key not in known:
             raise ConfigError(f"[{where}] khóa không hợp lệ {key!r}")
         f = known[key]
-        default = f.default_factory() if callable(f.default_factory) else f.default  # type: ignore[misc]
+        default = f.default_factory() if callable(f.default_factory) else f.default
         if is_dataclass(default):
             if not isinstance(value, dict):
                 raise ConfigError(f"[{key}] phải là một mục (section) của tệp cấu hình")

@@ -20,11 +20,10 @@ from mailbot.sources import (
     Source,
     SourceError,
     StaleUidValidity,
-    _fetch_items,
-    _size_batches,
     open_source,
     parse_imap_url,
 )
+from mailbot.sources.imap import _fetch_items, _size_batches
 from tests.support import free_port
 from tests.support.dovecot import UTF8_USER, Account, DovecotServer, start_dovecot
 

@@ -1,0 +1,106 @@
+"""What every mail source shares: the Source protocol, IncomingRef, errors, header peeking."""
+
+from __future__ import annotations
+
+import email.errors
+import email.header
+import email.parser
+import email.policy
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+# Largest header block read for an oversize mail (enough for From/Subject and loop headers).
+HEADER_PEEK_BYTES = 64 * 1024
+
+
+class SourceError(Exception):
+    """The mailbox could not be reached or refused a command; try again later."""
+
+
+class StaleUidValidity(SourceError):
+    """The folder's UIDVALIDITY changed, so an old UID may now name another message."""
+
+
+@dataclass(frozen=True)
+class IncomingRef:
+    """One mail waiting in a source: enough to decide whether and how to download it."""
+
+    key: str  # the source's handle: the UID as text (IMAP) or the Maildir key
+    uid: int | None  # IMAP UID, None for Maildir
+    uidvalidity: int | None
+    size: int
+    message_id: str | None = None
+    from_header: str | None = None
+    subject: str | None = None
+    oversize: bool = False
+    # The raw header block, only filled for oversize mails (for the reply to the sender).
+    headers: bytes = b""
+    # Message-ID, or for a Maildir mail without one "sha256:<hex of the file>".
+    identity: str = ""
+
+
+KnownFn = Callable[[IncomingRef], bool]
+
+
+@runtime_checkable
+class Source(Protocol):
+    """A mailbox the robot reads from."""
+
+    source_key: str
+
+    def uidvalidity(self) -> int | None: ...
+
+    def new_messages(
+        self, last_uid: int | None = None, known: KnownFn | None = None
+    ) -> Iterator[IncomingRef]: ...
+
+    def fetch(self, refs: Iterable[IncomingRef]) -> Iterator[tuple[IncomingRef, bytes]]: ...
+
+    def mark_done(self, ref: IncomingRef | int | str, uidvalidity: int | None = None) -> None: ...
+
+    def wait(self, timeout: float, stop: threading.Event | None = None) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+def decode_header(value: str | None) -> str | None:
+    """An RFC 2047 header as text; never raises on broken encodings."""
+    if value is None:
+        return None
+    try:
+        text = str(email.header.make_header(email.header.decode_header(value)))
+    except (LookupError, UnicodeError, ValueError, email.errors.HeaderParseError):
+        text = value
+    return " ".join(text.split())
+
+
+def parse_headers(block: bytes) -> tuple[str | None, str | None, str | None]:
+    """(Message-ID, From, Subject) from a raw header block."""
+    msg = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(block)
+    mid = msg.get("Message-ID")
+    if mid is not None:
+        mid = " ".join(str(mid).split()) or None
+    return mid, decode_header(msg.get("From")), decode_header(msg.get("Subject"))
+
+
+def header_block(raw: bytes) -> bytes:
+    """The header part of a raw message (up to the first blank line)."""
+    for sep in (b"\r\n\r\n", b"\n\n"):
+        pos = raw.find(sep)
+        if pos >= 0:
+            return raw[: pos + len(sep)]
+    return raw
+
+
+def sleep_until(deadline: float, stop: threading.Event | None) -> None:
+    """Sleep until the monotonic `deadline`, or less when `stop` is set meanwhile."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        return
+    if stop is not None:
+        stop.wait(left)
+    else:
+        time.sleep(left)

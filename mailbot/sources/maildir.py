@@ -1,0 +1,156 @@
+"""A local Maildir as a mail source: every file in new/ and cur/ is waiting mail."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import mailbox
+import os
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from mailbot.config import InboxConfig
+from mailbot.sources.base import (
+    HEADER_PEEK_BYTES,
+    IncomingRef,
+    KnownFn,
+    header_block,
+    parse_headers,
+    sleep_until,
+)
+
+log = logging.getLogger(__name__)
+
+# How often wait() looks at new/ for a change.
+_POLL_SECONDS = 0.5
+
+
+class MaildirSource:
+    """A local Maildir: new mail in new/ and cur/, processed mail moved to a Maildir++ folder."""
+
+    def __init__(self, config: InboxConfig, path: str | os.PathLike[str]) -> None:
+        self.config = config
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._md = mailbox.Maildir(str(self.path), factory=None, create=True)
+        self.source_key = f"maildir:{self.path.resolve()}"
+
+    def uidvalidity(self) -> int | None:
+        """Always None: a Maildir has keys, not UIDs."""
+        return None
+
+    def _files(self) -> list[tuple[str, Path]]:
+        out: list[tuple[str, Path]] = []
+        for sub in ("new", "cur"):
+            try:
+                entries = list(os.scandir(self.path / sub))
+            except FileNotFoundError:
+                continue
+            for entry in entries:
+                if entry.name.startswith(".") or not entry.is_file():
+                    continue
+                out.append((entry.name.split(":", 1)[0], Path(entry.path)))
+        return out
+
+    def _find(self, key: str) -> Path | None:
+        for k, p in self._files():
+            if k == key:
+                return p
+        return None
+
+    def new_messages(
+        self, last_uid: int | None = None, known: KnownFn | None = None
+    ) -> Iterator[IncomingRef]:
+        """Every mail still in the inbox (oldest first) that `known` does not recognise."""
+        files = []
+        for key, path in self._files():
+            try:
+                files.append((path.stat().st_mtime_ns, key, path))
+            except FileNotFoundError:
+                continue
+        files.sort()
+        limit = int(self.config.max_message_bytes)
+        for _mtime, key, path in files:
+            try:
+                size = path.stat().st_size
+                with path.open("rb") as fh:
+                    if size > limit:
+                        block = header_block(fh.read(HEADER_PEEK_BYTES))
+                        digest = None
+                    else:
+                        data = fh.read()
+                        block = header_block(data)
+                        digest = hashlib.sha256(data).hexdigest()
+            except FileNotFoundError:
+                continue  # moved away meanwhile
+            mid, from_, subject = parse_headers(block)
+            identity = mid or (f"sha256:{digest}" if digest else f"maildir-key:{key}")
+            ref = IncomingRef(
+                key=key,
+                uid=None,
+                uidvalidity=None,
+                size=size,
+                message_id=mid,
+                from_header=from_,
+                subject=subject,
+                oversize=size > limit,
+                headers=block if size > limit else b"",
+                identity=identity,
+            )
+            if known is not None and known(ref):
+                continue
+            yield ref
+
+    def fetch(self, refs: Iterable[IncomingRef]) -> Iterator[tuple[IncomingRef, bytes]]:
+        """Read whole mails; oversize ones are skipped, vanished ones logged and skipped."""
+        for ref in refs:
+            if ref.oversize:
+                continue
+            path = self._find(ref.key)
+            if path is None:
+                log.warning("maildir message %s vanished before reading", ref.key)
+                continue
+            try:
+                yield ref, path.read_bytes()
+            except FileNotFoundError:
+                log.warning("maildir message %s vanished while reading", ref.key)
+
+    def mark_done(self, ref: IncomingRef | int | str, uidvalidity: int | None = None) -> None:
+        """Move the file into the processed Maildir++ folder (atomic rename); never delete."""
+        key = ref.key if isinstance(ref, IncomingRef) else str(ref)
+        folder_name = self.config.processed_folder
+        if not folder_name:
+            return  # the caller's record of the key is the mark
+        path = self._find(key)
+        if path is None:
+            return  # already moved
+        if folder_name not in self._md.list_folders():
+            self._md.add_folder(folder_name)
+        dest_dir = self.path / f".{folder_name}" / path.parent.name
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        os.replace(path, dest_dir / path.name)
+
+    def wait(self, timeout: float, stop: threading.Event | None = None) -> bool:
+        """Sleep until the timeout, waking early when new/ changes; True when it did."""
+        deadline = time.monotonic() + max(0.0, timeout)
+        before = self._stamp()
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or (stop is not None and stop.is_set()):
+                return False
+            sleep_until(time.monotonic() + min(left, _POLL_SECONDS), stop)
+            if self._stamp() != before:
+                return True
+
+    def _stamp(self) -> tuple[int, int]:
+        try:
+            st = (self.path / "new").stat()
+            return st.st_mtime_ns, st.st_ino
+        except FileNotFoundError:
+            return 0, 0
+
+    def close(self) -> None:
+        """Release the Maildir handle."""
+        self._md.close()
