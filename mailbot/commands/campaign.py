@@ -10,40 +10,10 @@ import tempfile
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mailbot import db as dbm
-from mailbot.app import App, campaign_of, open_app, terminal_progress
-from mailbot.campaign.ops import (
-    QUARANTINE_REASONS,
-    build_digest,
-    consolidated_docx,
-    consolidated_xlsx,
-    days_left,
-    issuer_of,
-    local,
-    plan_reminders,
-    queue_digest,
-    queue_reminders,
-    reminder_schedule,
-    units_without_address,
-)
-from mailbot.campaign.status import (
-    FORM_ERRORS,
-    FORM_NONE,
-    FORM_OK,
-    STATE_LABELS,
-    STATES,
-    FormState,
-    count_states,
-    json_dumps,
-    status_json,
-    unit_states,
-)
 from mailbot.clock import utc_now
 from mailbot.config import Config
-from mailbot.mail.views import percent
-from mailbot.scheduler import deliver_held
-from outbox_templates import render
 from rules.campaign import (
     Campaign,
     load_campaign,
@@ -51,6 +21,13 @@ from rules.campaign import (
     newest_campaign,
     parse_campaign,
 )
+
+# Database, scheduler and template code is imported inside the commands, so that
+# `mailbot --help` and `mailbot parse` start fast.
+if TYPE_CHECKING:
+    from mailbot import db as dbm
+    from mailbot.app import App
+    from mailbot.campaign.status import FormState
 
 DRY_RUN_NOTE = "(Chạy thử: không gửi thư nào, không thay đổi dữ liệu.)"
 
@@ -62,7 +39,7 @@ class UsageError(Exception):
 # --------------------------------------------------------------------------- wiring
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     now_help = (
         "thời điểm hành động, ISO-8601 (ví dụ 2022-02-17T08:00; không ghi múi giờ "
         "thì theo múi giờ của đợt thi đua)"
@@ -174,6 +151,8 @@ def parse_now(text: str | None, campaign: Campaign) -> datetime | None:
 
 @contextlib.contextmanager
 def _app(config: Config, exclusive: bool) -> Iterator[App]:
+    from mailbot.app import open_app
+
     with open_app(config, exclusive=exclusive) as app:
         yield app
 
@@ -188,6 +167,8 @@ def _run(body: Callable[[], int]) -> int:
 
 
 def _when(value: datetime, campaign: Campaign) -> str:
+    from mailbot.campaign.ops import local
+
     return local(value, campaign).strftime("%H:%M ngày %d/%m/%Y")
 
 
@@ -195,6 +176,10 @@ def _when(value: datetime, campaign: Campaign) -> str:
 
 
 def remind(args: argparse.Namespace, config: Config) -> int:
+    from mailbot.app import campaign_of
+    from mailbot.campaign.ops import queue_reminders, reminder_schedule
+    from mailbot.scheduler import deliver_held
+
     def body() -> int:
         campaign = campaign_of(config)
         given = parse_now(args.now, campaign)
@@ -235,6 +220,13 @@ def _say_nothing_due(campaign: Campaign, now: datetime, upcoming: datetime | Non
 
 
 def _remind_preview(config: Config, campaign: Campaign, now: datetime) -> int:
+    from mailbot.campaign.ops import (
+        days_left,
+        plan_reminders,
+        reminder_schedule,
+        units_without_address,
+    )
+
     with _app(config, exclusive=False) as app, app.database.session(write=False) as s:
         schedule = reminder_schedule(s, campaign, now, manual=True)
         for p in schedule.stale:
@@ -278,6 +270,11 @@ def _remind_preview(config: Config, campaign: Campaign, now: datetime) -> int:
 
 
 def digest(args: argparse.Namespace, config: Config) -> int:
+    from mailbot.app import campaign_of
+    from mailbot.campaign.ops import build_digest, queue_digest
+    from mailbot.scheduler import deliver_held
+    from outbox_templates import render
+
     def body() -> int:
         campaign = campaign_of(config)
         given = parse_now(args.now, campaign)
@@ -326,6 +323,9 @@ def digest(args: argparse.Namespace, config: Config) -> int:
 
 
 def _form_cell(f: FormState | None, campaign: Campaign) -> str:
+    from mailbot.campaign.ops import local
+    from mailbot.campaign.status import FORM_ERRORS, FORM_NONE, FORM_OK
+
     if f is None or f.status == FORM_NONE or f.received_at is None:
         return "chưa gửi"
     when = local(f.received_at, campaign).strftime("%d/%m %H:%M")
@@ -347,6 +347,16 @@ def _fit(text: str, width: int) -> str:
 
 
 def status(args: argparse.Namespace, config: Config) -> int:
+    from mailbot.campaign.status import (
+        STATE_LABELS,
+        STATES,
+        count_states,
+        json_dumps,
+        status_json,
+        unit_states,
+    )
+    from mailbot.mail.views import percent
+
     def body() -> int:
         with _app(config, exclusive=False) as app, app.database.session(write=False) as s:
             campaign = app.campaign
@@ -396,6 +406,9 @@ def atomic_write(path: Path, data: bytes) -> None:
 
 
 def export(args: argparse.Namespace, config: Config) -> int:
+    from mailbot.app import terminal_progress
+    from mailbot.campaign.ops import consolidated_docx, consolidated_xlsx, issuer_of
+
     def body() -> int:
         out = Path(args.out)
         if not out.parent.resolve().is_dir():
@@ -436,6 +449,9 @@ def export(args: argparse.Namespace, config: Config) -> int:
 
 
 def review_list(args: argparse.Namespace, config: Config) -> int:
+    from mailbot import db as dbm
+    from mailbot.campaign.ops import QUARANTINE_REASONS
+
     def body() -> int:
         with _app(config, exclusive=False) as app, app.database.session(write=False) as s:
             campaign = app.campaign
@@ -482,6 +498,8 @@ def review_list(args: argparse.Namespace, config: Config) -> int:
 
 
 def _mail(s: dbm.Session, mail_id: int) -> dbm.Mail:
+    from mailbot import db as dbm
+
     mail = dbm.get_mail(s, mail_id)
     if mail is None:
         raise UsageError(f"không có thư mã {mail_id}")
@@ -489,6 +507,8 @@ def _mail(s: dbm.Session, mail_id: int) -> dbm.Mail:
 
 
 def _unit(s: dbm.Session, code: str) -> dbm.Unit:
+    from mailbot import db as dbm
+
     unit = dbm.get_unit(s, code)
     if unit is None:
         raise UsageError(f"không có đơn vị mã {code!r} (xem mailbot status)")
@@ -496,6 +516,8 @@ def _unit(s: dbm.Session, code: str) -> dbm.Unit:
 
 
 def review_confirm(args: argparse.Namespace, config: Config) -> int:
+    from mailbot import db as dbm
+
     def body() -> int:
         if args.mail is None and not (args.email and args.unit):
             raise UsageError("cần --mail ID, hoặc --email ADDR cùng --unit CODE")
@@ -526,6 +548,10 @@ def review_confirm(args: argparse.Namespace, config: Config) -> int:
 
 
 def review_assign(args: argparse.Namespace, config: Config) -> int:
+    from mailbot import db as dbm
+    from mailbot.app import terminal_progress
+    from mailbot.campaign.ops import QUARANTINE_REASONS
+
     def body() -> int:
         now = utc_now()
         with _app(config, exclusive=True) as app:
@@ -569,6 +595,8 @@ def review_assign(args: argparse.Namespace, config: Config) -> int:
 
 
 def review_reject(args: argparse.Namespace, config: Config) -> int:
+    from mailbot import db as dbm
+
     def body() -> int:
         now = utc_now()
         with _app(config, exclusive=True) as app, app.database.session() as s:

@@ -13,10 +13,6 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
 
-from mailbot import db as dbm
-from mailbot.app import import_units, open_app
-from mailbot.campaign.ops import QUARANTINE_REASONS
-from mailbot.campaign.samples import filled_form_xlsx
 from mailbot.config import Config, InboxConfig, OutgoingConfig, StorageConfig
 from rules.campaign import Campaign, newest_campaign
 
@@ -25,7 +21,7 @@ MARKER = ".mailbot-demo"
 REPO_UNITS = Path(__file__).resolve().parents[2] / "data" / "units.csv"
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "demo", help="chạy thử trọn vòng trên hộp thư cục bộ (không cần máy chủ thư)"
     )
@@ -66,6 +62,8 @@ def _mail(
 
 def sample_mails(campaign: Campaign) -> tuple[list[bytes], list[bytes]]:
     """Mails before the deadline, and one after it: good, faulty, unknown, automatic."""
+    from mailbot.campaign.samples import filled_form_xlsx  # openpyxl: only when used
+
     day = datetime(campaign.year, 2, 14, 9, 30, tzinfo=campaign.tz)
     good_m1 = filled_form_xlsx(
         "M1",
@@ -185,6 +183,10 @@ def _deliver(maildir: Path, mails: Sequence[bytes]) -> None:
 
 
 def run(args: argparse.Namespace, config: object = None) -> int:
+    from mailbot import db as dbm  # the database only when the demo runs
+    from mailbot.app import import_units, open_app
+    from mailbot.campaign.ops import QUARANTINE_REASONS
+
     base = args.dir.resolve()
     if base.exists() and any(base.iterdir()):
         if not (base / MARKER).is_file():

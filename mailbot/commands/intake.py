@@ -7,17 +7,21 @@ import logging
 import signal
 import sys
 import threading
+from typing import TYPE_CHECKING
 
-from mailbot import db as dbm
-from mailbot.app import App, open_app, terminal_progress
+from mailbot.backoff import Backoff
 from mailbot.clock import utc_now
 from mailbot.config import Config, ConfigError
 from mailbot.sources import SourceError
 
+# The database and the app are imported inside the commands: `mailbot --help` stays fast.
+if TYPE_CHECKING:
+    from mailbot.app import App
+
 log = logging.getLogger(__name__)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("run", help="chạy thường trực: nhận thư, trả lời, nhắc hạn, gửi tổng hợp")
     p.set_defaults(func=run)
     p = sub.add_parser("poll", help="xử lý hộp thư một lượt")
@@ -35,10 +39,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _locked(config: Config):  # noqa: ANN202 - a context manager
+    from mailbot.app import open_app
+
     return open_app(config, exclusive=True)
 
 
 def poll(args: argparse.Namespace, config: Config) -> int:
+    from mailbot.app import terminal_progress
+
     with _locked(config) as app:
         progress = terminal_progress()
         stats = app.robot(progress=progress).run_once()
@@ -55,7 +63,7 @@ def run_daemon(app: App, stop: threading.Event, on_pass=None) -> None:  # noqa: 
     stage is logged and retried with back-off, as the next pass may well succeed.
     """
     robot = app.robot()
-    backoff = 1.0
+    backoff = Backoff(base=1.0, cap=300.0)
     interval = max(1, app.config.inbox.poll_interval_seconds)
     while not stop.is_set():
         try:
@@ -64,18 +72,18 @@ def run_daemon(app: App, stop: threading.Event, on_pass=None) -> None:  # noqa: 
                 log.info("pass: %s", stats)
             if on_pass is not None:
                 on_pass(robot)
-            backoff = 1.0
+            backoff.reset()
         except SourceError as exc:
-            log.warning("mailbox unavailable (%s); retrying in %.0fs", exc, backoff)
-            stop.wait(backoff)
-            backoff = min(backoff * 2, 300.0)
+            wait = backoff.failed()
+            log.warning("mailbox unavailable (%s); retrying in %.0fs", exc, wait)
+            stop.wait(wait)
             continue
         except ConfigError:
             raise  # a missing secret does not come back by waiting: stop with the message
         except Exception:  # noqa: BLE001 - the daemon must outlive one failed pass
-            log.exception("pass failed; retrying in %.0fs", backoff)
-            stop.wait(backoff)
-            backoff = min(backoff * 2, 300.0)
+            wait = backoff.failed()
+            log.exception("pass failed; retrying in %.0fs", wait)
+            stop.wait(wait)
             continue
         if stats.fetched:
             # Mail that arrived during this pass may have been announced in the answer to
@@ -86,7 +94,7 @@ def run_daemon(app: App, stop: threading.Event, on_pass=None) -> None:  # noqa: 
             robot.source.wait(interval, stop)
         except SourceError as exc:
             log.warning("waiting on the mailbox failed: %s", exc)
-            stop.wait(min(backoff, interval))
+            stop.wait(min(backoff.next_delay(), interval))
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
@@ -122,6 +130,9 @@ def _safe_url(url: str) -> str:
 
 
 def reprocess(args: argparse.Namespace, config: Config) -> int:
+    from mailbot import db as dbm
+    from mailbot.app import terminal_progress
+
     with _locked(config) as app:
         now = utc_now()
         with app.database.session() as s:

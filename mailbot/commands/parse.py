@@ -18,7 +18,7 @@ from rules.campaign import Campaign, CampaignError, load_campaign, newest_campai
 KIND_NAMES = {"collective": "I. Tập thể", "individual": "II. Cá nhân"}
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("parse", help="đọc biểu đăng ký trong các tệp (không cần cấu hình)")
     p.add_argument("--json", action="store_true", help="in JSON Lines theo lược đồ hợp đồng")
     p.add_argument("--campaign", metavar="FILE", help="tệp đợt thi đua (TOML) để đối chiếu")

@@ -6,12 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from mailbot import db as dbm
-from mailbot.app import import_units, open_app
 from mailbot.config import Config
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("units", help="danh sách đơn vị: nhập từ CSV/XLSX, xem")
     units_sub = p.add_subparsers(dest="units_command", metavar="<lệnh>")
     units_sub.required = True
@@ -23,6 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def import_command(args: argparse.Namespace, config: Config) -> int:
+    from mailbot.app import import_units, open_app  # the database only when run
+
     if not args.file.is_file():
         print(f"mailbot: không tìm thấy tệp {args.file}", file=sys.stderr)
         return 2
@@ -33,6 +33,9 @@ def import_command(args: argparse.Namespace, config: Config) -> int:
 
 
 def list_command(args: argparse.Namespace, config: Config) -> int:
+    from mailbot import db as dbm
+    from mailbot.app import open_app
+
     with open_app(config, exclusive=False) as app, app.database.session(write=False) as s:
         rows = dbm.unit_register(s)
     for r in rows:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from mailbot.backoff import delay
 from mailbot.db.models import MAX_BACKOFF_SECONDS, MAX_ERROR_CHARS
 
 
@@ -31,9 +32,7 @@ def _cap(error: str) -> str:
 
 def backoff_delay(attempts: int, base_seconds: float) -> timedelta:
     """Delay before the next try after `attempts` failures: base, 2*base, 4*base... capped."""
-    exponent = max(0, attempts - 1)
-    seconds = base_seconds * (2 ** min(exponent, 30))
-    return timedelta(seconds=min(seconds, MAX_BACKOFF_SECONDS))
+    return timedelta(seconds=delay(attempts, base_seconds, MAX_BACKOFF_SECONDS))
 
 
 # --------------------------------------------------------------------------- mailbox state

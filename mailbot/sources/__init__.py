@@ -1,10 +1,15 @@
-"""Where mail comes from: an IMAP folder or a local Maildir, chosen by the inbox URL."""
+"""Where mail comes from: an IMAP folder or a local Maildir, chosen by the inbox URL.
+
+The IMAP and Maildir classes load on first use (PEP 562 `__getattr__`): a command that only
+catches SourceError does not pay for imaplib, ssl and imap-tools.
+"""
 
 from __future__ import annotations
 
+import importlib
 import os
-import ssl
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from mailbot.config import ConfigError, InboxConfig
@@ -16,8 +21,27 @@ from mailbot.sources.base import (
     SourceError,
     StaleUidValidity,
 )
-from mailbot.sources.imap import FALLBACK_KEYWORD, ImapSource, ImapTarget, parse_imap_url
-from mailbot.sources.maildir import MaildirSource
+
+if TYPE_CHECKING:
+    import ssl
+
+    from mailbot.sources.imap import FALLBACK_KEYWORD, ImapSource, ImapTarget, parse_imap_url
+    from mailbot.sources.maildir import MaildirSource
+
+_LAZY = {
+    "FALLBACK_KEYWORD": "mailbot.sources.imap",
+    "ImapSource": "mailbot.sources.imap",
+    "ImapTarget": "mailbot.sources.imap",
+    "parse_imap_url": "mailbot.sources.imap",
+    "MaildirSource": "mailbot.sources.maildir",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
 
 
 def open_source(
@@ -30,8 +54,12 @@ def open_source(
     url = config.url
     scheme = url.split(":", 1)[0].lower() if ":" in url else ""
     if scheme in ("imap", "imaps"):
+        from mailbot.sources.imap import ImapSource
+
         return ImapSource(config, ssl_context=ssl_context)
     if scheme == "maildir":
+        from mailbot.sources.maildir import MaildirSource
+
         raw = url.split(":", 1)[1]
         if raw.startswith("//"):
             raw = unquote(urlsplit(url).path)

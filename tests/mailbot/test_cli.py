@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 import subprocess
 import sys
+from pathlib import Path
 
-from mailbot.cli import main
+import pytest
+
+from mailbot.cli import build_parser, main
 
 
 def _run(*argv: str, cwd=None, env=None) -> subprocess.CompletedProcess[str]:  # noqa: ANN001
@@ -111,3 +116,50 @@ def test_timezone_from_config_places_the_deadline(tmp_path):
     campaign = campaign_of(load_config(cfg))
     assert str(campaign.deadline.tzinfo) == "Asia/Bangkok"
     assert campaign.deadline.hour == 0 and campaign.deadline.day == 20
+
+
+# Loaded only by the commands that need them: a person typing `mailbot --help` should not
+# wait for the database, migration, scheduler and template libraries to import.
+_HEAVY = ("sqlalchemy", "alembic", "apscheduler", "jinja2")
+_FORM = Path(__file__).resolve().parents[1] / "fixtures" / "forms" / "Bieu dang ky.xlsx"
+
+
+@pytest.mark.parametrize(
+    ("argv", "banned"),
+    [
+        (["--help"], (*_HEAVY, "openpyxl")),
+        (["parse", "--help"], (*_HEAVY, "openpyxl")),
+        (["parse", str(_FORM)], _HEAVY),
+    ],
+    ids=["help", "parse-help", "parse"],
+)
+def test_help_and_parse_import_no_database_scheduler_or_template_code(
+    argv: list[str], banned: tuple[str, ...]
+) -> None:
+    probe = (
+        "import contextlib, io, json, sys\n"
+        "from mailbot.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    try:\n"
+        f"        main({argv!r})\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print(json.dumps(sorted({name.split('.')[0] for name in sys.modules})))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
+    )
+    loaded = set(json.loads(proc.stdout))
+    assert "mailbot" in loaded
+    assert loaded.isdisjoint(banned), sorted(loaded & set(banned))
+
+
+def test_every_command_shows_its_help(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    assert {"parse", "run", "poll", "units", "status", "demo", "campaign"} <= set(commands)
+    for name in commands:
+        with pytest.raises(SystemExit) as exit_info:
+            main([name, "--help"])
+        assert exit_info.value.code == 0
+        assert capsys.readouterr().out.startswith(f"usage: mailbot {name}")

@@ -23,7 +23,7 @@ from mailbot.sources import (
     open_source,
     parse_imap_url,
 )
-from mailbot.sources.imap import _fetch_items, _size_batches
+from mailbot.sources.imap import _fetch_items, _ok, _size_batches, _uid_set
 from tests.support import free_port
 from tests.support.dovecot import UTF8_USER, Account, DovecotServer, start_dovecot
 
@@ -419,3 +419,22 @@ def test_download_batches_are_bounded_by_count_and_bytes():
     ]
     assert [[r.uid for r in c] for c in _size_batches(refs, 2, 30)] == [[1, 2], [3], [4], [5, 6]]
     assert [[r.uid for r in c] for c in _size_batches(refs, 10, 1000)] == [[1, 2, 3, 4, 5, 6]]
+
+
+def test_uid_sets_are_compact():
+    assert _uid_set([9, 1, 2, 3, 7, 10, 2]) == "1:3,7,9:10"
+    assert _uid_set([5]) == "5"
+    assert _uid_set([]) == ""
+
+
+def test_a_refused_command_names_the_command_and_the_server_text():
+    assert _ok(("OK", [b"done"]), "NOOP") == [b"done"]
+    with pytest.raises(SourceError) as info:
+        _ok(("NO", [b"[TRYCREATE] Mailbox doesn't exist: X"]), "UID MOVE")
+    assert str(info.value) == "IMAP UID MOVE failed: NO [TRYCREATE] Mailbox doesn't exist: X"
+
+
+def test_selecting_a_missing_folder_is_a_source_error(dovecot, account, source_for):
+    src = source_for(folder="Không có thư mục này")
+    with pytest.raises(SourceError, match=r"SELECT 'Không có thư mục này' failed: NO"):
+        src.uidvalidity()
