@@ -66,6 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _guarded(args: argparse.Namespace, config: object) -> int:
     """The one error boundary: known failures become a Vietnamese message and an exit status."""
+    from mailbot.db import SchemaTooNew
     from mailbot.lock import AlreadyRunning
     from mailbot.sources import SourceError
     from mailbot.units import UnitsFileError
@@ -76,7 +77,7 @@ def _guarded(args: argparse.Namespace, config: object) -> int:
     except ConfigError as exc:
         print(f"mailbot: cấu hình lỗi: {exc}", file=sys.stderr)
         return 2
-    except AlreadyRunning as exc:
+    except (AlreadyRunning, SchemaTooNew) as exc:
         print(f"mailbot: {exc}", file=sys.stderr)
         return 1
     except SourceError as exc:
