@@ -30,11 +30,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--config",
+        metavar="TỆP",
         help="tệp cấu hình (mặc định $MAILBOT_CONFIG, ./mailbot.toml, /etc/mailbot/mailbot.toml)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="ghi log chi tiết")
     sub = parser.add_subparsers(
-        dest="command", metavar="<command>", parser_class=VietnameseArgumentParser
+        dest="command", metavar="<lệnh>", parser_class=VietnameseArgumentParser
     )
     sub.required = True
     for name in COMMAND_MODULES:

@@ -99,7 +99,8 @@ class ProcessingConfig:
     # Worker processes that decide mail (0: in the daemon's own process).
     workers: int = 2
     timeout_seconds: int = 120
-    worker_memory_mb: int = 2048
+    # Keep deploy/mailbot.service's MemoryMax >= workers * worker_memory_mb + 512 MB.
+    worker_memory_mb: int = 1024
 
 
 @dataclass(frozen=True)
