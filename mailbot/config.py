@@ -31,8 +31,16 @@ class Secret:
                 raise ConfigError(f"biến môi trường {self.env} (mật khẩu) chưa được đặt")
             return value
         if self.file:
+            if "CREDENTIALS_DIRECTORY" in self.file and not os.environ.get("CREDENTIALS_DIRECTORY"):
+                raise ConfigError(
+                    f"tệp mật khẩu {self.file}: biến CREDENTIALS_DIRECTORY chưa đặt (systemd "
+                    "đặt nó khi chạy với LoadCredential=, xem README)"
+                )
             try:
-                return Path(self.file).read_text(encoding="utf-8").rstrip("\r\n")
+                # "${CREDENTIALS_DIRECTORY}/imap-password": the same file under the service and
+                # under `systemd-run -p LoadCredential=...` (whose directory is named differently).
+                path = Path(os.path.expandvars(self.file))
+                return path.read_text(encoding="utf-8").rstrip("\r\n")
             except OSError as exc:
                 raise ConfigError(
                     f"không đọc được tệp mật khẩu {self.file}: {os_error_vi(exc)}"
