@@ -14,8 +14,6 @@ from mailbot.config import Config
 
 log = logging.getLogger(__name__)
 
-# Pages copied per step; between steps the daemon may write (WAL readers never block it).
-_PAGES_PER_STEP = 1024
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -51,8 +49,9 @@ def run(args: argparse.Namespace, config: Config) -> int:
 def backup_database(source: Path, out: Path) -> int:
     """SQLite's online backup of `source` into a new file `out` (mode 0600); its page count.
 
-    The copy is one consistent snapshot even while another process writes: the backup API
-    restarts by itself when the source changes under it.
+    One step copies every page under one read transaction: in WAL mode that is a consistent
+    snapshot and never blocks the daemon's writes. (Copying in several steps would restart
+    each time the daemon writes in between, possibly for ever.)
     """
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # never readable by others
     os.close(fd)
@@ -63,7 +62,7 @@ def backup_database(source: Path, out: Path) -> int:
             contextlib.closing(sqlite3.connect(out)) as dst,
         ):
             src.execute("PRAGMA busy_timeout = 30000")
-            src.backup(dst, pages=_PAGES_PER_STEP)
+            src.backup(dst, pages=-1)
             # A self-contained file: no -wal beside it to forget when it is copied away.
             dst.execute("PRAGMA journal_mode = DELETE")
             pages = int(dst.execute("PRAGMA page_count").fetchone()[0])

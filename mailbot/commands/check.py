@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import imaplib
 import logging
 import os
@@ -248,8 +249,10 @@ def check_data_dir(config: Config) -> Iterator[Result]:
         if data_dir.exists():
             with tempfile.TemporaryFile(dir=data_dir):
                 pass
+        elif not probe.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "not a directory", str(probe))
         elif not os.access(probe, os.W_OK | os.X_OK):
-            raise PermissionError(13, "not writable", str(probe))
+            raise PermissionError(errno.EACCES, "not writable", str(probe))
     except OSError as exc:
         log.info("data directory %s: %s", data_dir, exc)
         yield Result(
