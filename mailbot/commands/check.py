@@ -38,7 +38,8 @@ class Result:
     text: str
 
     def line(self) -> str:
-        return f"[{self.level}] {self.subject}: {self.text}"
+        text = self.text.replace("\n  ", "; ").replace("\n", " ")  # one line per check
+        return f"[{self.level}] {self.subject}: {text}"
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -17,7 +17,7 @@ SMTP_PW_ENV = "MAILBOT_TEST_CHECK_SMTP_PASSWORD"
 
 @pytest.fixture
 def smtp_auth():  # noqa: ANN201
-    server = start_smtpd(users={"robot": "smtp-pass"}, require_auth=True)
+    server = start_smtpd(users={"robot": "smtp-pass"})
     yield server
     server.stop()
 
