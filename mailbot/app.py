@@ -101,6 +101,7 @@ class App:
         self.config.inbox.password.resolve()
         self.config.outgoing.password.resolve()
         if self.source is None:
+            self.config.maildir_path()  # a Maildir inbox that is not there is an error
             self.source = open_source(self.config.inbox, base_dir=self.config.base_dir)
         return Robot(
             self.config,

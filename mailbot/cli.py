@@ -8,8 +8,8 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
 
+from mailbot.cli_vi import VietnameseArgumentParser, os_error_vi
 from mailbot.config import ConfigError, load_config
 
 # Each module defines register(subparsers) and sets `func` (and `needs_config`) on its parser.
@@ -19,20 +19,24 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mailbot.commands.units",
     "mailbot.commands.demo",
     "mailbot.commands.campaign",
+    "mailbot.commands.check",
+    "mailbot.commands.backup",
 )
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:  # usage errors exit 2, as the contract says
-        self.print_usage(sys.stderr)
-        self.exit(2, f"mailbot: lỗi: {message}\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="mailbot", description="Robot tiếp nhận biểu đăng ký qua email.")
-    parser.add_argument("--config", help="tệp cấu hình (mặc định $MAILBOT_CONFIG, ./mailbot.toml)")
+    parser = VietnameseArgumentParser(
+        prog="mailbot", description="Robot tiếp nhận biểu đăng ký qua email."
+    )
+    parser.add_argument(
+        "--config",
+        metavar="TỆP",
+        help="tệp cấu hình (mặc định $MAILBOT_CONFIG, ./mailbot.toml, /etc/mailbot/mailbot.toml)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="ghi log chi tiết")
-    sub = parser.add_subparsers(dest="command", metavar="<command>", parser_class=_Parser)
+    sub = parser.add_subparsers(
+        dest="command", metavar="<lệnh>", parser_class=VietnameseArgumentParser
+    )
     sub.required = True
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
@@ -63,6 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _guarded(args: argparse.Namespace, config: object) -> int:
     """The one error boundary: known failures become a Vietnamese message and an exit status."""
+    from mailbot.db import SchemaTooNew
     from mailbot.lock import AlreadyRunning
     from mailbot.sources import SourceError
     from mailbot.units import UnitsFileError
@@ -73,7 +78,7 @@ def _guarded(args: argparse.Namespace, config: object) -> int:
     except ConfigError as exc:
         print(f"mailbot: cấu hình lỗi: {exc}", file=sys.stderr)
         return 2
-    except AlreadyRunning as exc:
+    except (AlreadyRunning, SchemaTooNew) as exc:
         print(f"mailbot: {exc}", file=sys.stderr)
         return 1
     except SourceError as exc:
@@ -90,8 +95,9 @@ def _guarded(args: argparse.Namespace, config: object) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except OSError as exc:
+        logging.getLogger(__name__).debug("OS error: %s", exc)
         where = f" ({exc.filename})" if exc.filename else ""
-        print(f"mailbot: lỗi đọc/ghi tệp{where}: {exc.strerror or exc}", file=sys.stderr)
+        print(f"mailbot: lỗi đọc/ghi tệp{where}: {os_error_vi(exc)}", file=sys.stderr)
         return 1
 
 

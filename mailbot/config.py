@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from mailbot.cli_vi import os_error_vi
 
 
 class ConfigError(Exception):
@@ -28,11 +31,19 @@ class Secret:
                 raise ConfigError(f"biến môi trường {self.env} (mật khẩu) chưa được đặt")
             return value
         if self.file:
+            if "CREDENTIALS_DIRECTORY" in self.file and not os.environ.get("CREDENTIALS_DIRECTORY"):
+                raise ConfigError(
+                    f"tệp mật khẩu {self.file}: biến CREDENTIALS_DIRECTORY chưa đặt (systemd "
+                    "đặt nó khi chạy với LoadCredential=, xem README)"
+                )
             try:
-                return Path(self.file).read_text(encoding="utf-8").rstrip("\r\n")
+                # "${CREDENTIALS_DIRECTORY}/imap-password": the same file under the service and
+                # under `systemd-run -p LoadCredential=...` (whose directory is named differently).
+                path = Path(os.path.expandvars(self.file))
+                return path.read_text(encoding="utf-8").rstrip("\r\n")
             except OSError as exc:
                 raise ConfigError(
-                    f"không đọc được tệp mật khẩu {self.file}: {exc.strerror}"
+                    f"không đọc được tệp mật khẩu {self.file}: {os_error_vi(exc)}"
                 ) from exc
         return None
 
@@ -71,7 +82,9 @@ class OutgoingConfig:
 
 @dataclass(frozen=True)
 class StorageConfig:
-    data_dir: str = "./var"
+    # None: $STATE_DIRECTORY under systemd, /var/lib/mailbot for a config under /etc,
+    # else ./var in the working directory (see `default_data_dir`).
+    data_dir: str | None = None
 
 
 @dataclass(frozen=True)
@@ -94,7 +107,8 @@ class ProcessingConfig:
     # Worker processes that decide mail (0: in the daemon's own process).
     workers: int = 2
     timeout_seconds: int = 120
-    worker_memory_mb: int = 2048
+    # Keep deploy/mailbot.service's MemoryMax >= workers * worker_memory_mb + 512 MB.
+    worker_memory_mb: int = 1024
 
 
 @dataclass(frozen=True)
@@ -116,12 +130,30 @@ class Config:
 
     @property
     def data_dir(self) -> Path:
+        if self.storage.data_dir is None:
+            return default_data_dir(Path(self.base_dir))
         return self.resolve_path(self.storage.data_dir)
 
     def resolve_path(self, value: str) -> Path:
         """A path from the config, relative to the config file's folder."""
         p = Path(value).expanduser()
         return p if p.is_absolute() else Path(self.base_dir) / p
+
+    def maildir_path(self) -> Path | None:
+        """The inbox's local Maildir (None for IMAP); it must exist, we never invent one."""
+        url = self.inbox.url
+        if not url.lower().startswith("maildir:"):
+            return None
+        raw = url.split(":", 1)[1]
+        if raw.startswith("//"):
+            raw = unquote(urlsplit(url).path)
+        path = self.resolve_path(raw)
+        if not path.is_dir():
+            raise ConfigError(
+                f"[inbox] url = {url!r}: thư mục Maildir {path} không tồn tại. Hãy sửa "
+                f"đường dẫn, hoặc tạo hộp thư: mkdir -p {path}/cur {path}/new {path}/tmp"
+            )
+        return path
 
 
 _T = TypeVar("_T")
@@ -179,19 +211,71 @@ def _check_type(where: str, key: str, value: object, default: object) -> None:
         raise ConfigError(f"[{where}] {key} = {value!r}: phải là {kind}")
 
 
+SYSTEM_CONFIG = Path("/etc/mailbot/mailbot.toml")
+SYSTEM_DATA_DIR = Path("/var/lib/mailbot")
+
+
+def default_data_dir(config_dir: Path) -> Path:
+    """Where data goes when the config names no data_dir: systemd's StateDirectory, else
+    /var/lib/mailbot for a config under /etc, else ./var in the working directory."""
+    state = os.environ.get("STATE_DIRECTORY")
+    if state:
+        return Path(state.split(":", 1)[0])
+    if Path(config_dir).resolve().is_relative_to("/etc"):
+        return SYSTEM_DATA_DIR
+    return Path.cwd() / "var"
+
+
+def find_config(path: str | os.PathLike[str] | None = None) -> Path:
+    """The config file: `path` (--config), else $MAILBOT_CONFIG, else ./mailbot.toml, else
+    /etc/mailbot/mailbot.toml. A place named explicitly is never swapped for another."""
+    env = os.environ.get("MAILBOT_CONFIG")
+    looked: list[str] = []
+    if path:
+        candidates = [(Path(path), "--config")]
+    elif env:
+        looked.append("--config: không chỉ định")
+        candidates = [(Path(env), "$MAILBOT_CONFIG")]
+    else:
+        looked.append("--config: không chỉ định; $MAILBOT_CONFIG: chưa đặt")
+        candidates = [(Path("mailbot.toml"), "thư mục hiện tại"), (SYSTEM_CONFIG, "mặc định")]
+    for candidate, why in candidates:
+        if candidate.is_file():
+            return candidate
+        looked.append(f"{candidate.absolute()} ({why}): {_missing_reason(candidate)}")
+    raise ConfigError(
+        "không tìm thấy tệp cấu hình. Đã tìm:\n  "
+        + "\n  ".join(looked)
+        + "\nHãy chép tệp mẫu mailbot.example.toml (trong mã nguồn mailbot; mỗi khóa có ghi "
+        f"chú và giá trị mặc định) thành {SYSTEM_CONFIG} rồi sửa, hoặc chỉ định --config TỆP."
+    )
+
+
+def _missing_reason(path: Path) -> str:
+    if path.is_dir():
+        return "là một thư mục, không phải tệp"
+    if path.exists() or path.is_symlink():
+        return "không đọc được"
+    return "không có"
+
+
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
-    """Read the config from `path`, else $MAILBOT_CONFIG, else ./mailbot.toml."""
-    chosen = Path(path or os.environ.get("MAILBOT_CONFIG") or "mailbot.toml")
+    """Read the config found by `find_config` (--config, $MAILBOT_CONFIG, ./, /etc/mailbot)."""
+    chosen = find_config(path)
     try:
         raw = chosen.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"không đọc được tệp cấu hình {chosen}: {exc.strerror}") from exc
+        raise ConfigError(f"không đọc được tệp cấu hình {chosen}: {os_error_vi(exc)}") from exc
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{chosen}: {exc}") from exc
     data.setdefault("base_dir", str(chosen.resolve().parent))
-    config = _build(Config, data, "mục chính")
+    config: Config = _build(Config, data, "mục chính")
+    if config.storage.data_dir is None:
+        # Fixed now: the working directory of a later moment must not move the data.
+        storage = replace(config.storage, data_dir=str(config.data_dir))
+        config = replace(config, storage=storage)
     try:
         ZoneInfo(config.timezone)
     except (ValueError, ZoneInfoNotFoundError) as exc:

@@ -7,11 +7,19 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from mailbot.backoff import Backoff
 from mailbot.clock import utc_now
 from mailbot.config import Config, ConfigError
+from mailbot.notify import (
+    Notifier,
+    StopRequested,
+    daemon_status,
+    sliced_wait,
+    stop_between_mails,
+)
 from mailbot.sources import SourceError
 
 # The database and the app are imported inside the commands: `mailbot --help` stays fast.
@@ -56,13 +64,26 @@ def poll(args: argparse.Namespace, config: Config) -> int:
         return 0
 
 
-def run_daemon(app: App, stop: threading.Event, on_pass=None) -> None:  # noqa: ANN001
+def run_daemon(
+    app: App,
+    stop: threading.Event,
+    on_pass: Callable[..., object] | None = None,
+    *,
+    heartbeat: Callable[[], None] | None = None,
+    max_wait: float | None = None,
+) -> None:
     """Loop until `stop`: a full pass, then wait for IDLE news or the poll interval.
 
     Nothing but `stop` ends the loop: an unreachable mailbox, a busy database or a bug in one
-    stage is logged and retried with back-off, as the next pass may well succeed.
+    stage is logged and retried with back-off, as the next pass may well succeed. `stop`
+    ends it after the mail in hand; `heartbeat` is called at least every `max_wait` seconds.
     """
     robot = app.robot()
+    robot.progress = robot.progress or stop_between_mails(stop, heartbeat)
+
+    def pause(seconds: float, wait: Callable[[float, threading.Event], bool] | None = None) -> bool:
+        return sliced_wait(wait or (lambda t, ev: ev.wait(t)), seconds, stop, heartbeat, max_wait)
+
     backoff = Backoff(base=1.0, cap=300.0)
     interval = max(1, app.config.inbox.poll_interval_seconds)
     while not stop.is_set():
@@ -73,17 +94,19 @@ def run_daemon(app: App, stop: threading.Event, on_pass=None) -> None:  # noqa: 
             if on_pass is not None:
                 on_pass(robot)
             backoff.reset()
+        except StopRequested:
+            break
         except SourceError as exc:
             wait = backoff.failed()
             log.warning("mailbox unavailable (%s); retrying in %.0fs", exc, wait)
-            stop.wait(wait)
+            pause(wait)
             continue
         except ConfigError:
             raise  # a missing secret does not come back by waiting: stop with the message
         except Exception:  # noqa: BLE001 - the daemon must outlive one failed pass
             wait = backoff.failed()
             log.exception("pass failed; retrying in %.0fs", wait)
-            stop.wait(wait)
+            pause(wait)
             continue
         if stats.fetched:
             # Mail that arrived during this pass may have been announced in the answer to
@@ -91,17 +114,19 @@ def run_daemon(app: App, stop: threading.Event, on_pass=None) -> None:  # noqa: 
             # at once rather than wait for the next wake-up or the poll interval.
             continue
         try:
-            robot.source.wait(interval, stop)
+            pause(interval, robot.source.wait)
         except SourceError as exc:
             log.warning("waiting on the mailbox failed: %s", exc)
-            stop.wait(min(backoff.next_delay(), interval))
+            pause(min(backoff.next_delay(), interval))
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
     stop = threading.Event()
+    notifier = Notifier()
 
     def _stop(signum: int, _frame: object) -> None:
         log.info("signal %s: stopping", signum)
+        notifier.stopping()
         stop.set()
 
     signal.signal(signal.SIGTERM, _stop)
@@ -113,10 +138,23 @@ def run(args: argparse.Namespace, config: Config) -> int:
         scheduler = CampaignScheduler(app, clock=utc_now)
         scheduler.start()
         try:
-            run_daemon(app, stop, on_pass=lambda robot: scheduler.catch_up())
+
+            def after_pass(_robot: object) -> None:
+                scheduler.catch_up()
+                notifier.ready(status := daemon_status(app.database, utc_now()))
+                notifier.status(status)
+
+            run_daemon(
+                app,
+                stop,
+                on_pass=after_pass,
+                heartbeat=notifier.watchdog,
+                max_wait=notifier.max_wait,
+            )
         finally:
             scheduler.shutdown()
     log.info("mailbot stopped")
+    notifier.close()
     return 0
 
 

@@ -12,6 +12,7 @@ from mailbot.db.common import (
 )
 from mailbot.db.engine import (
     Database,
+    SchemaTooNew,
     current_revision,
     migrations_path,
     new_revision,
@@ -121,6 +122,7 @@ __all__ = [
     "OUTBOX_STATUSES",
     "Outbox",
     "SUBMISSION_STATUSES",
+    "SchemaTooNew",
     "Session",
     "Submission",
     "SubmissionEntry",

@@ -101,6 +101,27 @@ class Database:
 _MIGRATION_LOCK = threading.Lock()
 
 
+class SchemaTooNew(Exception):
+    """The database was migrated by a newer mailbot than this one: never touched, refused."""
+
+    def __init__(self, current: str, head: str | None) -> None:
+        super().__init__(
+            f"cơ sở dữ liệu có lược đồ phiên bản {current}, mới hơn bản mailbot này (mới nhất "
+            f"{head}): hãy cài bản mailbot mới hơn, hoặc khôi phục bản sao lưu tạo trước khi "
+            "nâng cấp"
+        )
+        self.current = current
+        self.head = head
+
+
+def schema_revisions(script_location: str) -> tuple[set[str], str | None]:
+    """Every revision this code knows, and its head."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(_alembic_config(None, script_location))
+    return {rev.revision for rev in script.walk_revisions()}, script.get_current_head()
+
+
 def migrations_path() -> Any:
     """The package's Alembic script folder (a Traversable)."""
     return resources.files("mailbot.db") / "migrations"
@@ -127,6 +148,10 @@ def run_migrations(
     with _MIGRATION_LOCK, contextlib.ExitStack() as stack:
         if script_location is None:
             script_location = stack.enter_context(resources.as_file(migrations_path()))
+        current = current_revision(engine)
+        known, head = schema_revisions(str(script_location))
+        if current is not None and current not in known:
+            raise SchemaTooNew(current, head)
         conn = stack.enter_context(engine.connect())
         command.upgrade(_alembic_config(conn, str(script_location)), revision)
         conn.commit()
