@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from mailbot.cli_vi import VietnameseArgumentParser, os_error_vi
 from mailbot.config import ConfigError, load_config
+from mailbot.errors import OperatorError
 
 # Each module defines register(subparsers) and sets `func` (and `needs_config`) on its parser.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -67,7 +68,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _guarded(args: argparse.Namespace, config: object) -> int:
     """The one error boundary: known failures become a Vietnamese message and an exit status."""
-    from mailbot.db import SchemaTooNew
     from mailbot.lock import AlreadyRunning
     from mailbot.sources import SourceError
     from mailbot.units import UnitsFileError
@@ -78,7 +78,7 @@ def _guarded(args: argparse.Namespace, config: object) -> int:
     except ConfigError as exc:
         print(f"mailbot: cấu hình lỗi: {exc}", file=sys.stderr)
         return 2
-    except (AlreadyRunning, SchemaTooNew) as exc:
+    except (AlreadyRunning, OperatorError) as exc:
         print(f"mailbot: {exc}", file=sys.stderr)
         return 1
     except SourceError as exc:

@@ -21,6 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from mailbot.db.models import DB_FILE_NAME, DEFAULT_BUSY_TIMEOUT_MS
+from mailbot.errors import OperatorError
 
 # --------------------------------------------------------------------------- engine and sessions
 
@@ -101,7 +102,7 @@ class Database:
 _MIGRATION_LOCK = threading.Lock()
 
 
-class SchemaTooNew(Exception):
+class SchemaTooNew(OperatorError):
     """The database was migrated by a newer mailbot than this one: never touched, refused."""
 
     def __init__(self, current: str, head: str | None) -> None:

@@ -162,4 +162,4 @@ def test_every_command_shows_its_help(capsys: pytest.CaptureFixture[str]) -> Non
         with pytest.raises(SystemExit) as exit_info:
             main([name, "--help"])
         assert exit_info.value.code == 0
-        assert capsys.readouterr().out.startswith(f"usage: mailbot {name}")
+        assert capsys.readouterr().out.startswith(f"Cách dùng: mailbot {name}")
