@@ -9,6 +9,8 @@ Severity = Literal["error", "warning"]
 Kind = Literal["collective", "individual"]
 FormType = Literal["M1", "M2"]
 FIELDS: tuple[str, ...] = ("economy", "culture_society", "security_defense", "political_system")
+# The forms as units name them, in messages.
+FORM_NAMES: dict[str, str] = {"M1": "Mẫu số 01 (cấp Quận)", "M2": "Mẫu số 02 (cấp cơ sở)"}
 FORMATS: tuple[str, ...] = ("xlsx", "xlsm", "xls", "docx", "doc", "ods", "odt", "pdf", "other")
 
 
