@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -39,7 +40,7 @@ class Entry:
     note: str | None
     location: str
     # Where the name is (or should be) written; for the rules, not part of the JSON.
-    name_location: str | None = field(default=None, compare=False)
+    name_location: str | None = dataclasses.field(default=None, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -71,7 +72,8 @@ class Totals:
         return asdict(self)
 
     def get(self, key: str) -> int | None:
-        return getattr(self, key)
+        value: int | None = getattr(self, key)
+        return value
 
 
 @dataclass

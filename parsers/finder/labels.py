@@ -111,7 +111,7 @@ def is_placeholder(text: str) -> bool:
 def is_total_label(folded: str) -> bool:
     """ "TỔNG", "Tổng cộng", "Cộng", "Tổng số: 05 mô hình" - but not "Công an phường"."""
     m = _TOTAL_WORD.match(folded)
-    return bool(m) and bool(_TOTAL_REST.match(folded[m.end() :]))
+    return m is not None and bool(_TOTAL_REST.match(folded[m.end() :]))
 
 
 def section_label(folded: str) -> str | None:
