@@ -12,6 +12,8 @@ from email.utils import parseaddr
 from pathlib import PurePosixPath
 from types import MappingProxyType
 
+from parsers.vntext import fold_accents
+
 __all__ = ["Register", "Unit", "UnitsFileError", "name_key", "read_units"]
 
 
@@ -82,11 +84,6 @@ def _canon_word(word: str) -> str:
     return unicodedata.normalize("NFC", base) + tones
 
 
-def _fold_word(word: str) -> str:
-    decomposed = unicodedata.normalize("NFD", word)
-    return "".join(ch for ch in decomposed if unicodedata.category(ch) != "Mn").replace("đ", "d")
-
-
 def _tokens(text: str) -> list[str]:
     text = unicodedata.normalize("NFC", text.replace("\u00a0", " ")).casefold()
     text = re.sub(r"[^\w]+", " ", text)
@@ -130,7 +127,7 @@ def _key_words(text: str, district: list[str] | None = None) -> tuple[str, ...]:
     if district:
         # "quận Thanh Xuân" (or "Q. TX") says no more than "quận" in one district's register.
         quan = _canon_word("quận")
-        initials = "".join(_fold_word(w)[:1] for w in district)
+        initials = "".join(fold_accents(w)[:1] for w in district)
         out, i = [], 0
         while i < len(words):
             if words[i : i + 1 + len(district)] == [quan, *district]:
@@ -140,7 +137,7 @@ def _key_words(text: str, district: list[str] | None = None) -> tuple[str, ...]:
                 len(district) > 1
                 and words[i] == quan
                 and i + 1 < len(words)
-                and _fold_word(words[i + 1]) == initials
+                and fold_accents(words[i + 1]) == initials
             ):
                 out.append(quan)
                 i += 2
@@ -157,7 +154,7 @@ def _initial_variants(key: tuple[str, ...]) -> set[tuple[str, ...]]:
     Offices shorten proper names this way ("ĐU phường KT", "Đảng bộ CA quận"); the variants
     are folded (no accents, đ → d) and only tried when nothing else matched.
     """
-    folded = [_fold_word(w) for w in key]
+    folded = [fold_accents(w) for w in key]
     out: set[tuple[str, ...]] = set()
     for i in range(len(key)):
         for j in range(i + 2, len(key) + 1):
@@ -233,11 +230,11 @@ class Register:
         query = self._key(name or "")
         if not query:
             return None
-        folded_query = tuple(_fold_word(w) for w in query)
+        folded_query = tuple(fold_accents(w) for w in query)
         for keyed in (self._names, self._aliases):
             for fold in (False, True):
                 q = folded_query if fold else query
-                pairs = [(u, tuple(_fold_word(w) for w in k) if fold else k) for u, k in keyed]
+                pairs = [(u, tuple(fold_accents(w) for w in k) if fold else k) for u, k in keyed]
                 found, code = _match(q, [(u, k) for u, k in pairs if k])
                 if found:
                     return self._by_code[code] if code else None

@@ -5,11 +5,12 @@ from __future__ import annotations
 import io
 import logging
 import unicodedata
-from collections.abc import Callable
 
-from parsers.convert import ConversionFailed, ConversionUnavailable, convert_with_soffice
+from parsers.convert import ConversionFailed, ConversionUnavailable, OfficeConverter
+from parsers.finder import find_forms
 from parsers.grid import Cell, Extracted
 from parsers.model import ParseResult, Problem
+from parsers.problems import problem as problem_for
 from parsers.safety import DEFAULT_LIMITS, MB, Limits, TimeLimitExceeded, check_zip, too_large
 from parsers.sniff import describe_other, detect_format, is_encrypted, is_ole_workbook
 
@@ -19,55 +20,19 @@ _ZIP_FORMATS = ("xlsx", "xlsm", "docx", "ods", "odt")
 # Excel's documented default for "encrypted" .xls files that open without asking.
 _EXCEL_BUILTIN_KEY = "VelvetSweatshop"
 
-MSG_PASSWORD = (
-    "Tệp được đặt mật khẩu nên hệ thống không mở được, đề nghị gỡ mật khẩu và gửi lại "
-    "(trong Excel/Word: Tệp > Thông tin > Bảo vệ > Mã hóa bằng mật khẩu, xóa mật khẩu rồi lưu)."
-)
-MSG_UNREADABLE = (
-    "Tệp {name} không đọc được (có thể bị hỏng hoặc gửi chưa trọn vẹn). Đề nghị mở lại bằng "
-    "Excel/Word, lưu lại dưới dạng .xlsx/.docx và gửi lại."
-)
-MSG_EMPTY = "Tệp {name} rỗng (không có nội dung). Đề nghị kiểm tra và gửi lại tệp biểu mẫu đã điền."
-MSG_NO_SOFFICE = (
-    "Hệ thống chưa đọc được tệp định dạng .{ext} của đơn vị. Đề nghị mở tệp bằng Word/Excel, "
-    "lưu lại dưới dạng Word (.docx) hoặc Excel (.xlsx) rồi gửi lại."
-)
-MSG_PDF = (
-    "Tệp {name} là tệp PDF nên hệ thống không đọc được nội dung biểu mẫu. Đề nghị gửi tệp "
-    "Word (.docx) hoặc Excel (.xlsx) đã điền, không gửi bản PDF hay bản chụp/scan."
-)
-MSG_IMAGE = (
-    "Tệp {name} là ảnh chụp/scan nên hệ thống không đọc được nội dung biểu mẫu. Đề nghị gửi "
-    "tệp Word (.docx) hoặc Excel (.xlsx) đã điền, không gửi ảnh chụp hay bản scan."
-)
-MSG_WEB = (
-    "Tệp {name} thực chất là trang web (HTML) hoặc XML được đặt tên như tệp Excel/Word, "
-    "hệ thống không đọc được. Đề nghị mở tệp bằng Excel/Word, chọn Lưu thành (Save As) "
-    'kiểu "Excel Workbook (.xlsx)" hoặc "Word Document (.docx)" rồi gửi lại.'
-)
-MSG_XLSB = (
-    "Tệp {name} được lưu dưới dạng Excel nhị phân (.xlsb) nên hệ thống không đọc được. Đề nghị "
-    'mở tệp bằng Excel, chọn Lưu thành (Save As) kiểu "Excel Workbook (.xlsx)" rồi gửi lại.'
-)
-MSG_OTHER = (
-    "Tệp {name} không phải tệp Word hoặc Excel nên hệ thống không đọc được. Đề nghị gửi "
-    "biểu mẫu dưới dạng Word (.docx) hoặc Excel (.xlsx)."
-)
-MSG_TOO_SLOW = (
-    "Tệp {name} quá lớn hoặc quá phức tạp nên hệ thống không đọc hết trong thời gian cho phép. "
-    "Đề nghị chỉ gửi biểu mẫu đã điền (xóa các trang tính/dữ liệu khác) rồi gửi lại."
-)
-MSG_LEGACY = (
-    "Một số chữ trong tệp được gõ bằng phông chữ cũ (TCVN3/ABC hoặc VNI) và đã được hệ thống "
-    "tự chuyển sang Unicode. Đề nghị kiểm tra lại tên đơn vị, tên tập thể/cá nhân và tên mô "
-    "hình; lần sau nên dùng phông Unicode (ví dụ Times New Roman)."
-)
 
-FindForms = Callable[[Extracted, str], tuple[list, list]]
+def parse_file(
+    data: bytes,
+    filename: str,
+    limits: Limits = DEFAULT_LIMITS,
+    *,
+    office: OfficeConverter | None = None,
+) -> ParseResult:
+    """Read one attachment: detect its format, read its grids, find the forms in them.
 
-
-def parse_file(data: bytes, filename: str, limits: Limits = DEFAULT_LIMITS) -> ParseResult:
-    """Read one attachment: detect its format, read its grids, find the forms in them."""
+    `office` converts .doc/.odt/.ods (and .xls that xlrd cannot read) to OOXML; None means
+    no converter is available, and such files get an `unsupported-format` problem.
+    """
     label = unicodedata.normalize("NFC", filename)
     try:
         fmt = detect_format(data, label)
@@ -80,7 +45,7 @@ def parse_file(data: bytes, filename: str, limits: Limits = DEFAULT_LIMITS) -> P
     if problem is None and is_encrypted(data):
         decrypted = _try_default_password(data)
         if decrypted is None:
-            problem = Problem("error", "password-protected", None, MSG_PASSWORD)
+            problem = problem_for("password-protected")
         else:
             data = decrypted
             fmt = result.format = detect_format(data, label)
@@ -97,14 +62,14 @@ def parse_file(data: bytes, filename: str, limits: Limits = DEFAULT_LIMITS) -> P
             result.problems.append(problem)
             return result
     try:
-        extracted = _read(data, fmt, label, limits)
+        extracted = _read(data, fmt, label, limits, office)
     except _Refused as refused:
         result.problems.append(refused.problem)
         return result
     except TimeLimitExceeded:
         log.debug("time limit reading %r", label, exc_info=True)
         result.problems.append(
-            Problem("error", "file-too-large", None, MSG_TOO_SLOW.format(name=_quoted(label)))
+            problem_for("file-too-large", variant="too-slow", name=_quoted(label))
         )
         return result
     except Exception:
@@ -116,7 +81,7 @@ def parse_file(data: bytes, filename: str, limits: Limits = DEFAULT_LIMITS) -> P
     if legacy is not None:
         result.problems.append(legacy)
     try:
-        forms, problems = _find_forms()(extracted, label)
+        forms, problems = find_forms(extracted, label)
     except Exception:
         log.warning("form finder failed on %r", label, exc_info=True)
         result.problems.append(_unreadable(label))
@@ -137,26 +102,20 @@ class _Refused(Exception):
         self.problem = problem
 
 
-def _find_forms() -> FindForms:
-    from parsers.finder import find_forms
-
-    return find_forms
-
-
 def _quoted(label: str) -> str:
     base = label.replace("\\", "/").rsplit("/", 1)[-1]
     return f"“{base}”" if base else ""
 
 
 def _unreadable(label: str) -> Problem:
-    return Problem("error", "unreadable-file", None, MSG_UNREADABLE.format(name=_quoted(label)))
+    return problem_for("unreadable-file", name=_quoted(label))
 
 
 def _check_size(data: bytes, label: str, limits: Limits) -> Problem | None:
     if len(data) > limits.max_file_bytes:
         return too_large(f"{len(data) / MB:.1f} MB, tối đa {limits.max_file_bytes // MB} MB")
     if not data.strip():
-        return Problem("error", "unreadable-file", None, MSG_EMPTY.format(name=_quoted(label)))
+        return problem_for("unreadable-file", variant="empty", name=_quoted(label))
     return None
 
 
@@ -166,22 +125,17 @@ _OFFICE_EXTENSIONS = frozenset({"xlsx", "xlsm", "xls", "docx", "docm", "doc", "o
 def _check_supported(data: bytes, label: str, fmt: str) -> Problem | None:
     name = _quoted(label)
     if fmt == "pdf":
-        return Problem("error", "unsupported-format", None, MSG_PDF.format(name=name))
+        return problem_for("unsupported-format", variant="pdf", name=name)
     if fmt == "xlsb":
-        return Problem("error", "unsupported-format", None, MSG_XLSB.format(name=name))
+        return problem_for("unsupported-format", variant="xlsb", name=name)
     if fmt == "other":
         kind = describe_other(data)
         ext = label.rsplit(".", 1)[-1].lower() if "." in label else ""
         if kind is None and ext in _OFFICE_EXTENSIONS:
             # Named as an office file but holding nothing we recognise: a damaged file.
             return _unreadable(label)
-        message = {
-            "image": MSG_IMAGE,
-            "html": MSG_WEB,
-            "mht": MSG_WEB,
-            "xml-spreadsheet": MSG_WEB,
-        }.get(kind or "", MSG_OTHER)
-        return Problem("error", "unsupported-format", None, message.format(name=name))
+        variant = {"image": "image", "html": "web", "mht": "web", "xml-spreadsheet": "web"}
+        return problem_for("unsupported-format", variant=variant.get(kind or ""), name=name)
     return None
 
 
@@ -200,16 +154,20 @@ def _try_default_password(data: bytes) -> bytes | None:
     return plain if plain and not is_encrypted(plain) else None
 
 
-def _convert(data: bytes, src: str, target: str, limits: Limits) -> bytes:
+def _convert(
+    data: bytes, src: str, target: str, limits: Limits, office: OfficeConverter | None
+) -> bytes:
     try:
-        return convert_with_soffice(data, src, target, timeout=limits.convert_timeout)
+        if office is None:
+            raise ConversionUnavailable("no office converter given")
+        return office(data, src, target, limits.convert_timeout)
     except ConversionUnavailable as exc:
-        raise _Refused(
-            Problem("error", "unsupported-format", None, MSG_NO_SOFFICE.format(ext=src))
-        ) from exc
+        raise _Refused(problem_for("unsupported-format", variant="no-office", ext=src)) from exc
 
 
-def _read(data: bytes, fmt: str, label: str, limits: Limits) -> Extracted:
+def _read(
+    data: bytes, fmt: str, label: str, limits: Limits, office: OfficeConverter | None
+) -> Extracted:
     from parsers.docx import read_docx
     from parsers.xls import read_xls
     from parsers.xlsx import read_xlsx
@@ -227,18 +185,18 @@ def _read(data: bytes, fmt: str, label: str, limits: Limits) -> Extracted:
             log.debug("xlrd failed on %r", label, exc_info=True)
             if not is_ole_workbook(data):  # damaged container: LibreOffice would guess
                 raise
+            if office is None:
+                raise _Refused(_unreadable(label)) from None
             try:
-                converted = convert_with_soffice(data, "xls", "xlsx", limits.convert_timeout)
+                converted = office(data, "xls", "xlsx", limits.convert_timeout)
             except (ConversionUnavailable, ConversionFailed):
                 raise _Refused(_unreadable(label)) from None
             return _read_converted(converted, "xlsx", limits)
     if fmt in ("doc", "odt"):
-        return _read_converted(_convert(data, fmt, "docx", limits), "docx", limits)
+        return _read_converted(_convert(data, fmt, "docx", limits, office), "docx", limits)
     if fmt == "ods":
-        return _read_converted(_convert(data, fmt, "xlsx", limits), "xlsx", limits)
-    raise _Refused(
-        Problem("error", "unsupported-format", None, MSG_OTHER.format(name=_quoted(label)))
-    )
+        return _read_converted(_convert(data, fmt, "xlsx", limits, office), "xlsx", limits)
+    raise _Refused(problem_for("unsupported-format", name=_quoted(label)))
 
 
 def _read_converted(data: bytes, fmt: str, limits: Limits) -> Extracted:
@@ -266,4 +224,4 @@ def legacy_warning(extracted: Extracted) -> Problem | None:
     cell = first_legacy_cell(extracted)
     if cell is None:
         return None
-    return Problem("warning", "legacy-encoding-converted", cell.location, MSG_LEGACY)
+    return problem_for("legacy-encoding-converted", cell.location)

@@ -7,7 +7,9 @@ import io
 import posixpath
 import time
 import zipfile
+from collections.abc import Callable, Iterator
 from dataclasses import replace
+from typing import TypeAlias
 
 from lxml import etree
 
@@ -15,6 +17,10 @@ from parsers.grid import Cell, Extracted, Grid, Row
 from parsers.ooxml import main_part, rels, xml_parser
 from parsers.safety import DEFAULT_LIMITS, Limits, TimeLimitExceeded
 from parsers.xlsx import convert_runs
+
+_RunList: TypeAlias = list[tuple[str, str | None]]
+# lxml ships no type information: elements are typed by name only.
+_Element: TypeAlias = etree._Element
 
 W_NS = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 W_STRICT_NS = "http://purl.oclc.org/ooxml/wordprocessingml/main"
@@ -69,6 +75,43 @@ _TAG_NAMES = (
 
 class _Tags:
     """Qualified tag names for one WordprocessingML namespace (transitional or strict)."""
+
+    body: str
+    p: str
+    r: str
+    t: str
+    tab: str
+    ptab: str
+    br: str
+    cr: str
+    noBreakHyphen: str
+    tbl: str
+    tr: str
+    tc: str
+    tcPr: str
+    trPr: str
+    gridSpan: str
+    gridBefore: str
+    vMerge: str
+    hMerge: str
+    pPr: str
+    pStyle: str
+    rPr: str
+    rStyle: str
+    rFonts: str
+    sdt: str
+    sdtContent: str
+    sdtPr: str
+    showingPlcHdr: str
+    customXml: str
+    moveFrom: str
+    txbxContent: str
+    tblGrid: str
+    gridCol: str
+    style: str
+    basedOn: str
+    docDefaults: str
+    rPrDefault: str
 
     def __init__(self, ns: str) -> None:
         for name in _TAG_NAMES:
@@ -143,7 +186,7 @@ def _main_parts(zf: zipfile.ZipFile) -> tuple[str, str | None]:
     return doc_path, styles_path
 
 
-def _rfonts_font(rpr, w: _Tags):
+def _rfonts_font(rpr: _Element | None, w: _Tags) -> object:
     """The Latin font an rPr sets: a name, None for a theme font, or _UNSET."""
     if rpr is None:
         return _UNSET
@@ -162,7 +205,7 @@ def _rfonts_font(rpr, w: _Tags):
 class _Styles:
     """Run fonts through style inheritance: run style, paragraph style, document defaults."""
 
-    def __init__(self, root, w: _Tags) -> None:
+    def __init__(self, root: _Element | None, w: _Tags) -> None:
         self.w = w
         self.fonts: dict[str, object] = {}
         self.based_on: dict[str, str] = {}
@@ -187,7 +230,7 @@ class _Styles:
             if style.get(w.type) == "paragraph" and style.get(w.default) in ("1", "true", "on"):
                 self.default_para = sid
 
-    def _chain(self, sid: str | None):
+    def _chain(self, sid: str | None) -> object:
         seen = 0
         while sid is not None and seen < _MAX_STYLE_DEPTH:
             font = self.fonts.get(sid, _UNSET)
@@ -206,7 +249,7 @@ class _Styles:
             font = self._chain(para_style or self.default_para)
         if font is _UNSET:
             font = self.doc_default
-        result = None if font is _UNSET else font
+        result = font if isinstance(font, str) else None  # None: a theme font, or unset
         self._memo[key] = result
         return result
 
@@ -242,7 +285,7 @@ class _Walker:
         return f"paragraph {self.body_paragraphs}", "body"
 
     # Block level: paragraphs and tables in document order.
-    def blocks(self, container, label) -> None:
+    def blocks(self, container: _Element, label: Callable[[], tuple[str, str]]) -> None:
         w = self.w
         for child in container:
             tag = child.tag
@@ -269,7 +312,7 @@ class _Walker:
                 if choice is not None:
                     self.blocks(choice, label)
 
-    def text_box(self, box) -> None:
+    def text_box(self, box: _Element) -> None:
         self.boxes += 1
         k = self.boxes
         count = 0
@@ -282,7 +325,7 @@ class _Walker:
         self.blocks(box, label)
 
     # Inline level: the text of one paragraph as (text, font) runs.
-    def paragraph_runs(self, p) -> tuple[list[tuple[str, str | None]], list]:
+    def paragraph_runs(self, p: _Element) -> tuple[list[tuple[str, str | None]], list[_Element]]:
         w = self.w
         ppr = _find(p, w.pPr)
         pstyle = None
@@ -290,12 +333,18 @@ class _Walker:
             ps = _find(ppr, w.pStyle)
             if ps is not None:
                 pstyle = ps.get(w.val)
-        runs: list[tuple[str, str | None]] = []
-        boxes: list = []
+        runs: _RunList = []
+        boxes: list[_Element] = []
         self._inline(p, pstyle, runs, boxes)
         return runs, boxes
 
-    def _inline(self, el, pstyle, runs, boxes) -> None:
+    def _inline(
+        self,
+        el: _Element,
+        pstyle: str | None,
+        runs: _RunList,
+        boxes: list[_Element],
+    ) -> None:
         w = self.w
         for child in el:
             tag = child.tag
@@ -314,7 +363,13 @@ class _Walker:
                 # hyperlink, ins, smartTag, fldSimple, customXml, sdtContent, moveTo, dir, bdo...
                 self._inline(child, pstyle, runs, boxes)
 
-    def _run(self, r, pstyle, runs, boxes) -> None:
+    def _run(
+        self,
+        r: _Element,
+        pstyle: str | None,
+        runs: _RunList,
+        boxes: list[_Element],
+    ) -> None:
         w = self.w
         rpr = _find(r, w.rPr)
         font = _rfonts_font(rpr, w)
@@ -342,10 +397,10 @@ class _Walker:
             elif isinstance(tag, str) and len(child):
                 boxes.extend(_text_boxes(child, w))
         if buf:
-            runs.append(("".join(buf), font))
+            runs.append(("".join(buf), font if isinstance(font, str) else None))
 
     # Tables: one Row per w:tr, cells at grid columns; nested tables follow their row.
-    def table(self, tbl) -> None:
+    def table(self, tbl: _Element) -> None:
         w = self.w
         self.tables += 1
         n = self.tables
@@ -394,13 +449,13 @@ class _Walker:
             if len(row.cells) < width:
                 row.cells.extend([None] * (width - len(row.cells)))
 
-    def _cell_text(self, tc, location: str) -> Cell | None:
+    def _cell_text(self, tc: _Element, location: str) -> Cell | None:
         """The cell's paragraphs as lines; nested tables and text boxes go to the pending rows."""
         w = self.w
         lines: list[str] = []
         legacy: str | None = None
 
-        def visit(container) -> None:
+        def visit(container: _Element) -> None:
             nonlocal legacy
             for child in container:
                 tag = child.tag
@@ -427,7 +482,7 @@ class _Walker:
         return Cell(" ".join(lines), location, tuple(lines), legacy=legacy)
 
 
-def _children(el, tag: str, w: _Tags):
+def _children(el: _Element, tag: str, w: _Tags) -> Iterator[_Element]:
     """Rows of a table / cells of a row, also when wrapped in content controls or customXml."""
     for child in el:
         if child.tag == tag:
@@ -440,7 +495,7 @@ def _children(el, tag: str, w: _Tags):
             yield from _children(child, tag, w)
 
 
-def _find(el, tag: str):
+def _find(el: _Element | None, tag: str) -> _Element | None:
     """The first child with this tag (a plain loop: several times cheaper than el.find)."""
     if el is not None:
         for child in el:
@@ -449,11 +504,11 @@ def _find(el, tag: str):
     return None
 
 
-def _find_pr(el, pr_tag: str, tag: str):
+def _find_pr(el: _Element | None, pr_tag: str, tag: str) -> _Element | None:
     return _find(_find(el, pr_tag), tag)
 
 
-def _int_val(el, w: _Tags, default: int) -> int:
+def _int_val(el: _Element | None, w: _Tags, default: int) -> int:
     if el is None:
         return default
     try:
@@ -462,7 +517,7 @@ def _int_val(el, w: _Tags, default: int) -> int:
         return default
 
 
-def _merge_state(tcpr, tag: str, w: _Tags) -> str | None:
+def _merge_state(tcpr: _Element | None, tag: str, w: _Tags) -> str | None:
     """ "restart", "continue" (the attribute's default) or None when the cell is not merged."""
     el = _find(tcpr, tag)
     if el is None:
@@ -470,13 +525,13 @@ def _merge_state(tcpr, tag: str, w: _Tags) -> str | None:
     return el.get(w.val) or "continue"
 
 
-def _showing_placeholder(sdt, w: _Tags) -> bool:
+def _showing_placeholder(sdt: _Element, w: _Tags) -> bool:
     """A content control still showing its prompt ("Click here to enter text")."""
     pr = _find(sdt, w.sdtPr)
     return pr is not None and _find(pr, w.showingPlcHdr) is not None
 
 
-def _text_boxes(el, w: _Tags) -> list:
+def _text_boxes(el: _Element, w: _Tags) -> list[_Element]:
     """Text box contents inside a drawing/picture, skipping mc:Fallback duplicates."""
     out = []
     for box in el.iter(w.txbxContent):

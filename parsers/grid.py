@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from parsers.model import Problem
+
 
 @dataclass(frozen=True)
 class Cell:
@@ -51,4 +53,4 @@ class Extracted:
     """What a format reader hands to the form finder: the grids and file-level problems."""
 
     grids: list[Grid] = field(default_factory=list)
-    problems: list = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)

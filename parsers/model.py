@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -9,6 +10,8 @@ Severity = Literal["error", "warning"]
 Kind = Literal["collective", "individual"]
 FormType = Literal["M1", "M2"]
 FIELDS: tuple[str, ...] = ("economy", "culture_society", "security_defense", "political_system")
+# The forms as units name them, in messages.
+FORM_NAMES: dict[str, str] = {"M1": "Mẫu số 01 (cấp Quận)", "M2": "Mẫu số 02 (cấp cơ sở)"}
 FORMATS: tuple[str, ...] = ("xlsx", "xlsm", "xls", "docx", "doc", "ods", "odt", "pdf", "other")
 
 
@@ -37,7 +40,7 @@ class Entry:
     note: str | None
     location: str
     # Where the name is (or should be) written; for the rules, not part of the JSON.
-    name_location: str | None = field(default=None, compare=False)
+    name_location: str | None = dataclasses.field(default=None, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -69,7 +72,8 @@ class Totals:
         return asdict(self)
 
     def get(self, key: str) -> int | None:
-        return getattr(self, key)
+        value: int | None = getattr(self, key)
+        return value
 
 
 @dataclass

@@ -23,7 +23,7 @@ def xml_parser() -> etree.XMLParser:
     )
 
 
-def parse_part(zf: zipfile.ZipFile, path: str):
+def parse_part(zf: zipfile.ZipFile, path: str) -> etree._Element | None:
     """The root element of one package part, or None when it is missing or not XML."""
     try:
         return etree.fromstring(zf.read(path), xml_parser())

@@ -8,6 +8,7 @@ import zlib
 from dataclasses import dataclass
 
 from parsers.model import Problem
+from parsers.problems import problem
 
 MB = 1024 * 1024
 
@@ -32,15 +33,6 @@ class Limits:
 
 DEFAULT_LIMITS = Limits()
 
-_TOO_LARGE = (
-    "Tệp quá lớn hoặc có cấu trúc nén bất thường nên hệ thống không mở ({detail}). "
-    "Đề nghị chỉ gửi tệp biểu mẫu đã điền (Excel .xlsx hoặc Word .docx), "
-    "không chèn ảnh hay dữ liệu khác, rồi gửi lại."
-)
-_STRANGE = (
-    "Tệp có cấu trúc bất thường nên hệ thống không đọc ({detail}). "
-    "Đề nghị mở tệp bằng Excel/Word, lưu lại dưới dạng .xlsx/.docx và gửi lại."
-)
 _XML_SUFFIXES = (".xml", ".rels", ".vml")
 _PROLOG_SCAN = 64 * 1024
 _PROLOG_FIRST = 4096
@@ -53,12 +45,12 @@ class TimeLimitExceeded(Exception):
 
 def too_large(detail: str, location: str | None = None) -> Problem:
     """The `file-too-large` problem with a Vietnamese explanation."""
-    return Problem("error", "file-too-large", location, _TOO_LARGE.format(detail=detail))
+    return problem("file-too-large", location, detail=detail)
 
 
 def strange_structure(detail: str, location: str | None = None) -> Problem:
     """An `unreadable-file` problem for a deliberately odd or hostile structure."""
-    return Problem("error", "unreadable-file", location, _STRANGE.format(detail=detail))
+    return problem("unreadable-file", location, variant="strange", detail=detail)
 
 
 def _bad_name(name: str, limits: Limits) -> bool:
@@ -75,13 +67,7 @@ def check_zip(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Problem | None:
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-        return Problem(
-            "error",
-            "unreadable-file",
-            None,
-            "Tệp không đọc được (có thể bị hỏng hoặc gửi chưa trọn vẹn). Đề nghị mở lại bằng "
-            f"Excel/Word, lưu lại dưới dạng .xlsx/.docx và gửi lại. ({type(exc).__name__})",
-        )
+        return problem("unreadable-file", variant="bad-zip", error=type(exc).__name__)
     with zf:
         infos = zf.infolist()
         if len(infos) > limits.max_members:
@@ -91,13 +77,7 @@ def check_zip(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Problem | None:
             if _bad_name(info.filename, limits):
                 return strange_structure("tên thành phần bên trong không hợp lệ")
             if info.flag_bits & 0x1:
-                return Problem(
-                    "error",
-                    "password-protected",
-                    None,
-                    "Tệp được đặt mật khẩu nên hệ thống không mở được, đề nghị gỡ mật khẩu "
-                    "và gửi lại.",
-                )
+                return problem("password-protected", variant="zip")
             size, packed = info.file_size, info.compress_size
             total += size
             if total > limits.max_total_uncompressed:
@@ -111,9 +91,9 @@ def check_zip(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Problem | None:
                 return too_large(f"phần nội dung {info.filename} quá lớn")
         for info in infos:
             if info.filename.lower().endswith(_XML_SUFFIXES) and info.file_size > 0:
-                problem = _check_prolog(zf, info)
-                if problem is not None:
-                    return problem
+                refusal = _check_prolog(zf, info)
+                if refusal is not None:
+                    return refusal
     return None
 
 
@@ -135,13 +115,7 @@ def _check_prolog(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Problem | None:
         ValueError,
         zlib.error,
     ):
-        return Problem(
-            "error",
-            "unreadable-file",
-            None,
-            "Tệp không đọc được (có thể bị hỏng). Đề nghị mở lại bằng Excel/Word, lưu lại dưới "
-            "dạng .xlsx/.docx và gửi lại.",
-        )
+        return problem("unreadable-file", variant="damaged")
     verdict = prolog_verdict(head)
     if verdict is None:
         return None

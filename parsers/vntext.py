@@ -286,15 +286,42 @@ def normalize(text: str) -> str:
     return fold_ws(text)
 
 
+# Characters below this fold by one table lookup; rarer ones by a full decomposition.
+_FOLD_TABLE_END = 0x2100
+
+
+def _fold_char(ch: str) -> str:
+    """One case-folded character without its combining marks, `đ` as `d`."""
+    bare = "".join(c for c in unicodedata.normalize("NFD", ch) if unicodedata.category(c) != "Mn")
+    return bare.replace("đ", "d")
+
+
+def _fold_table() -> dict[int, str]:
+    """The str.translate table for every character below _FOLD_TABLE_END that folds."""
+    table: dict[int, str] = {}
+    for code in range(0x80, _FOLD_TABLE_END):
+        folded = _fold_char(chr(code))
+        if folded != chr(code):
+            table[code] = folded
+    return table
+
+
+_FOLD_TABLE = _fold_table()
+
+
+@functools.lru_cache(maxsize=8192)
 def fold_accents(text: str) -> str:
-    """Lower-case, strip tone and vowel marks, `đ` to `d`: the fallback matching key.
+    """Case-fold, strip tone and vowel marks, `đ` to `d`: the fallback matching key.
 
     This is lossy on purpose: "Đảng" and "Đăng" share the key "dang". Match on normalize()
-    first and use this key only as a fallback.
+    first and use this key only as a fallback. The form finder folds every cell of every
+    sheet, so the common characters go by one str.translate (decomposed input folds the same,
+    as its marks are dropped one by one).
     """
-    text = unicodedata.normalize("NFD", normalize(text).casefold())
-    text = "".join(ch for ch in text if unicodedata.category(ch) != "Mn")
-    return fold_ws(text.replace("đ", "d"))
+    folded = text.casefold().translate(_FOLD_TABLE)
+    if not folded.isascii() and max(folded) >= chr(_FOLD_TABLE_END):
+        folded = "".join(_fold_char(ch) for ch in folded)
+    return " ".join(folded.split())
 
 
 _VNI_FONT = re.compile(r"vni[-_ ]", re.IGNORECASE)

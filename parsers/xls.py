@@ -8,10 +8,17 @@ from dataclasses import replace
 
 import xlrd
 from openpyxl.utils.cell import get_column_letter
+from xlrd.book import Book
+from xlrd.sheet import Cell as XlrdCell
+from xlrd.sheet import Sheet
 
 from parsers.grid import Cell, Extracted, Grid, Row
 from parsers.safety import DEFAULT_LIMITS, Limits, TimeLimitExceeded
 from parsers.xlsx import convert_runs, date_text, number_text
+
+# xlrd's rich text: (offset in the text, font index) pairs per (row, column).
+_RunList = list[tuple[int, int]]
+_RunMap = dict[tuple[int, int], _RunList]
 
 
 def read_xls(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Extracted:
@@ -46,17 +53,18 @@ def read_xls(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Extracted:
     return Extracted(grids=visible + hidden)
 
 
-def _font_of(book, sheet, r: int, c: int) -> str | None:
+def _font_of(book: Book, sheet: Sheet, r: int, c: int) -> str | None:
     if not book.formatting_info:
         return None
     try:
         xf = book.xf_list[sheet.cell_xf_index(r, c)]
-        return book.font_list[xf.font_index].name
+        name = book.font_list[xf.font_index].name
+        return str(name) if name is not None else None
     except (IndexError, AttributeError):
         return None
 
 
-def _read_sheet(book, sheet, limits: Limits, deadline: float) -> Grid:
+def _read_sheet(book: Book, sheet: Sheet, limits: Limits, deadline: float) -> Grid:
     title = sheet.name
     cells: dict[tuple[int, int], Cell] = {}
     runmap = getattr(sheet, "rich_text_runlist_map", None) or {}
@@ -90,7 +98,9 @@ def _read_sheet(book, sheet, limits: Limits, deadline: float) -> Grid:
     return Grid(name=title, rows=rows, kind="sheet")
 
 
-def _make_cell(book, sheet, xc, r: int, c: int, loc: str, runmap) -> Cell | None:
+def _make_cell(
+    book: Book, sheet: Sheet, xc: XlrdCell, r: int, c: int, loc: str, runmap: _RunMap
+) -> Cell | None:
     ctype, value = xc.ctype, xc.value
     if ctype in (xlrd.XL_CELL_EMPTY, xlrd.XL_CELL_BLANK):
         return None
@@ -118,7 +128,9 @@ def _make_cell(book, sheet, xc, r: int, c: int, loc: str, runmap) -> Cell | None
     return Cell(text=text, location=loc, lines=lines, legacy=legacy)
 
 
-def _runs(book, raw: str, font: str | None, runlist) -> tuple[tuple[str, str | None], ...]:
+def _runs(
+    book: Book, raw: str, font: str | None, runlist: _RunList | None
+) -> tuple[tuple[str, str | None], ...]:
     """Split a rich-text cell at its font changes: [(offset, font_index), ...]."""
     if not runlist:
         return ((raw, font),)

@@ -19,6 +19,7 @@ import unicodedata
 import zipfile
 from collections.abc import Iterable
 from dataclasses import replace
+from typing import TypeAlias
 
 from lxml import etree
 from openpyxl.styles.numbers import BUILTIN_FORMATS, is_date_format, is_timedelta_format
@@ -118,12 +119,15 @@ _REL_ATTRS = tuple(
 _CELL_REF = re.compile(r"\$?([A-Za-z]{1,3})\$?([0-9]{1,7})")
 _MAX_COLUMN = 16_384
 _Runs = tuple[tuple[str, str | None], ...]  # (text, font or None for "the cell's font")
+_Converted = tuple[str, tuple[str, ...], str | None]  # (text, lines, legacy encoding)
+# lxml ships no type information: elements are typed by name only.
+_Element: TypeAlias = etree._Element
 
 
 class _Styles:
     """Cell formats (xf index -> font name, date/percent number format) from styles.xml."""
 
-    def __init__(self, root, ns: str) -> None:
+    def __init__(self, root: _Element | None, ns: str) -> None:
         self._memo: dict[int, tuple[str | None, int]] = {}
         self.fonts: list[str | None] = []
         self.xfs: list[tuple[int, int]] = []
@@ -171,7 +175,9 @@ class _ignored:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> bool:
         return exc_type is not None and issubclass(exc_type, (TypeError, ValueError))
 
 
@@ -207,8 +213,8 @@ class _Book:
                 styles_path = target
         self.sheets: list[tuple[str, str, str]] = []  # (name, state, member)
         for sheet in root.iterfind(f"{q}sheets/{q}sheet"):
-            rid = next((sheet.get(a) for a in _REL_ATTRS if sheet.get(a)), None)
-            rtype, target = targets.get(rid or "", ("", ""))
+            sheet_rid = next((sheet.get(a) for a in _REL_ATTRS if sheet.get(a)), None)
+            rtype, target = targets.get(sheet_rid or "", ("", ""))
             if not rtype.endswith("/worksheet"):
                 continue  # chart sheets, dialog and macro sheets hold no form
             name = normalize(sheet.get("name") or "") or f"Sheet{len(self.sheets) + 1}"
@@ -229,7 +235,7 @@ class _Book:
         return self._shared
 
 
-def _string_runs(el, ns: str) -> _Runs:
+def _string_runs(el: _Element, ns: str) -> _Runs:
     """The text runs of a shared or inline string (<t>, or <r> runs with their rFont)."""
     q = f"{{{ns}}}"
     t = el.find(f"{q}t")
@@ -247,9 +253,9 @@ class _TextCache:
     """Memoises run conversion: workbooks repeat the same labels and fonts many times."""
 
     def __init__(self) -> None:
-        self._memo: dict[tuple, tuple[str, tuple[str, ...], str | None]] = {}
+        self._memo: dict[tuple[_Runs, str | None], _Converted] = {}
 
-    def __call__(self, runs: _Runs, font: str | None):
+    def __call__(self, runs: _Runs, font: str | None) -> _Converted:
         key = (runs, font)
         hit = self._memo.get(key)
         if hit is None:
@@ -361,7 +367,13 @@ def _position(ref: str | None, row_no: int, col: int) -> tuple[int, int]:
     return row_no, col + 1
 
 
-def _make_cell(xc, tags, book: _Book, location: str, convert: _TextCache) -> Cell | None:
+def _make_cell(
+    xc: _Element,
+    tags: tuple[str, str, str, str, str],
+    book: _Book,
+    location: str,
+    convert: _TextCache,
+) -> Cell | None:
     _c, v_tag, f_tag, is_tag, ns = tags
     kind = xc.get("t") or "n"
     value = formula = inline = None
@@ -404,7 +416,9 @@ def _make_cell(xc, tags, book: _Book, location: str, convert: _TextCache) -> Cel
     return _text_cell(((value, None),), style, book, location, convert)  # str, e
 
 
-def _text_cell(runs: _Runs, style: int, book: _Book, location: str, convert) -> Cell | None:
+def _text_cell(
+    runs: _Runs, style: int, book: _Book, location: str, convert: _TextCache
+) -> Cell | None:
     text, lines, legacy = convert(runs, book.styles.get(style)[0])
     if not text:
         return None

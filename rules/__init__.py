@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from types import ModuleType
 
 from parsers.model import ParseResult, Problem
 from rules import (
@@ -14,11 +13,11 @@ from rules import (
     total_mismatch,
     wrong_year,
 )
-from rules.base import FormRecord
+from rules.base import FormRecord, Rule
 from rules.campaign import Campaign
 
 # The registry: every rule module, in the order their problems are listed.
-RULES: tuple[ModuleType, ...] = (
+RULES: tuple[Rule, ...] = (
     missing_unit_name,
     wrong_year,
     empty_form,
@@ -45,4 +44,4 @@ def judge(result: ParseResult, campaign: Campaign | None) -> ParseResult:
     return replace(result, forms=forms)
 
 
-__all__ = ["RULES", "FormRecord", "check_form", "judge"]
+__all__ = ["RULES", "FormRecord", "Rule", "check_form", "judge"]

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
-from parsers.model import Form, Problem
+from parsers.model import FORM_NAMES, Form, Problem, Severity
 from rules.campaign import Campaign
 
-FORM_NAMES = {"M1": "Mẫu số 01 (cấp Quận)", "M2": "Mẫu số 02 (cấp cơ sở)"}
 FIELD_NAMES = {
     "economy": "Lĩnh vực kinh tế",
     "culture_society": "Lĩnh vực văn hóa - xã hội",
@@ -25,4 +25,15 @@ class FormRecord:
     campaign: Campaign | None = None
 
 
-__all__ = ["FIELD_NAMES", "FORM_NAMES", "FormRecord", "Problem"]
+class Rule(Protocol):
+    """What every rule module provides: its code and severity (from the catalogue), a check."""
+
+    CODE: str
+    SEVERITY: Severity
+
+    def check(self, record: FormRecord) -> list[Problem]:
+        """Every problem of this rule's code in the form (empty when it passes)."""
+        ...
+
+
+__all__ = ["FIELD_NAMES", "FORM_NAMES", "FormRecord", "Problem", "Rule"]

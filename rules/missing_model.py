@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
+from parsers.model import Severity
+from parsers.problems import problem, spec
 from rules.base import FormRecord, Problem
 
 CODE = "missing-model"
-SEVERITY = "error"
-MESSAGE = (
-    "Đã ghi “{name}” nhưng chưa ghi tên mô hình ở cột lĩnh vực nào. Đề nghị ghi tên mô hình "
-    "“Dân vận khéo” vào ô lĩnh vực tương ứng (kinh tế, văn hóa - xã hội, an ninh - quốc phòng "
-    "hoặc xây dựng hệ thống chính trị), hoặc xóa dòng này nếu không đăng ký."
-)
+SEVERITY: Severity = spec(CODE).severity
 
 
 def check(record: FormRecord) -> list[Problem]:
     return [
-        Problem(SEVERITY, CODE, row.location, MESSAGE.format(name=row.name or f"dòng {row.no}"))
+        problem(CODE, row.location, name=row.name or f"dòng {row.no}")
         for row in record.form.unfilled_rows
     ]

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
+from parsers.model import Severity
+from parsers.problems import problem, spec
 from rules.base import FormRecord, Problem
 
 CODE = "missing-name"
-SEVERITY = "error"
-MESSAGE = (
-    "Dòng {no}có tên mô hình “{model}” nhưng chưa ghi tên tập thể, cá nhân. Đề nghị ghi rõ "
-    "tên tập thể hoặc cá nhân thực hiện mô hình vào cột “Tên tập thể, cá nhân”."
-)
+SEVERITY: Severity = spec(CODE).severity
 
 
 def check(record: FormRecord) -> list[Problem]:
@@ -24,12 +22,5 @@ def check(record: FormRecord) -> list[Problem]:
             continue
         seen.add(key)
         no = f"số {entry.no} " if entry.no else ""
-        problems.append(
-            Problem(
-                SEVERITY,
-                CODE,
-                entry.name_location or entry.location,
-                MESSAGE.format(no=no, model=entry.model),
-            )
-        )
+        problems.append(problem(CODE, key, no=no, model=entry.model))
     return problems

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
+from parsers.model import Severity
+from parsers.problems import problem, spec
 from rules.base import FormRecord, Problem
 
 CODE = "missing-unit-name"
-SEVERITY = "error"
-MESSAGE = (
-    "Biểu chưa ghi tên đơn vị: dòng “TÊN ĐƠN VỊ” ở góc trên bên trái còn để trống hoặc để "
-    "nguyên chữ mẫu. Đề nghị ghi rõ tên đơn vị (ví dụ: Đảng ủy phường Khương Trung) và gửi lại."
-)
+SEVERITY: Severity = spec(CODE).severity
 
 
 def check(record: FormRecord) -> list[Problem]:
     form = record.form
     if form.unit:
         return []
-    return [Problem(SEVERITY, CODE, form.unit_location or form.location, MESSAGE)]
+    return [problem(CODE, form.unit_location or form.location)]

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from parsers.model import FIELDS
+from parsers.model import FIELDS, Severity
+from parsers.problems import problem, spec
 from rules.base import FIELD_NAMES, FormRecord, Problem
 
 CODE = "total-mismatch"
-SEVERITY = "error"
-MESSAGE = (
-    "Dòng TỔNG ghi {declared} mô hình ở cột “{field}” nhưng biểu liệt kê {counted} mô hình. "
-    "Đề nghị kiểm tra lại số liệu dòng TỔNG."
-)
+SEVERITY: Severity = spec(CODE).severity
 
 
 def check(record: FormRecord) -> list[Problem]:
@@ -19,17 +16,18 @@ def check(record: FormRecord) -> list[Problem]:
     for entry in form.entries:
         counts[entry.field] = counts.get(entry.field, 0) + 1
     counts["all"] = len(form.entries)
-    problems = []
+    problems: list[Problem] = []
     for key in (*FIELDS, "all"):
         declared = form.declared_totals.get(key)
         if declared is None or declared == counts[key]:
             continue
         problems.append(
-            Problem(
-                SEVERITY,
+            problem(
                 CODE,
                 form.totals_location.get(key, form.location),
-                MESSAGE.format(declared=declared, field=FIELD_NAMES[key], counted=counts[key]),
+                declared=declared,
+                field=FIELD_NAMES[key],
+                counted=counts[key],
             )
         )
     return problems

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
+from parsers.model import Severity
+from parsers.problems import problem, spec
 from rules.base import FormRecord, Problem
 
 CODE = "wrong-year"
-SEVERITY = "error"
-MESSAGE = (
-    "Tiêu đề biểu ghi năm {found}, nhưng đợt đăng ký hiện nay là năm {expected}. Có thể đơn vị "
-    "đã dùng lại biểu của năm trước: đề nghị dùng biểu năm {expected} và kiểm tra lại nội dung."
-)
+SEVERITY: Severity = spec(CODE).severity
 
 
 def check(record: FormRecord) -> list[Problem]:
@@ -17,10 +15,5 @@ def check(record: FormRecord) -> list[Problem]:
     if campaign is None or form.year is None or form.year == campaign.year:
         return []
     return [
-        Problem(
-            SEVERITY,
-            CODE,
-            form.year_location or form.location,
-            MESSAGE.format(found=form.year, expected=campaign.year),
-        )
+        problem(CODE, form.year_location or form.location, found=form.year, expected=campaign.year)
     ]

@@ -12,9 +12,10 @@ import pytest
 from msoffcrypto.format.ooxml import OOXMLFile
 from openpyxl.styles import Font
 
-from parsers.convert import convert_with_soffice
+from parsers.convert import convert_with_soffice, soffice_converter
 from parsers.dispatch import parse_file
 from parsers.model import ParseResult
+from parsers.safety import Limits
 from tests.parsers.builders import document
 
 no_soffice = pytest.mark.skipif(shutil.which("soffice") is None, reason="needs LibreOffice")
@@ -139,15 +140,38 @@ def test_doc_odt_ods_xls_through_libreoffice():
         (convert_with_soffice(_xlsx(), "xlsx", "ods"), "m.ods", "ods"),
         (convert_with_soffice(_xlsx(), "xlsx", "xls"), "m.xlsx", "xls"),
     ]:
-        result = parse_file(data, name)
+        result = parse_file(data, name, office=convert_with_soffice)
         assert result.format == fmt
         assert "unreadable-file" not in _codes(result), result.problems
         assert "unsupported-format" not in _codes(result)
 
 
-def test_doc_without_libreoffice_asks_for_docx(monkeypatch, tmp_path):
-    monkeypatch.setenv("PATH", str(tmp_path))
-    rtf = b"{\\rtf1\\ansi M\\u7851?u s\\u7889? 01}"
-    result = parse_file(rtf, "mau01.doc")
+_RTF = b"{\\rtf1\\ansi M\\u7851?u s\\u7889? 01}"
+
+
+def test_doc_without_a_converter_asks_for_docx():
+    # No converter given: parse_file never starts LibreOffice by itself, installed or not.
+    result = parse_file(_RTF, "mau01.doc")
     assert result.format == "doc" and _codes(result) == ["unsupported-format"]
     assert ".docx" in result.problems[0].message
+
+
+def test_doc_with_an_unavailable_converter_asks_for_docx(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert soffice_converter() is None
+    result = parse_file(_RTF, "mau01.doc", office=convert_with_soffice)
+    assert result.format == "doc" and _codes(result) == ["unsupported-format"]
+    assert ".docx" in result.problems[0].message
+
+
+def test_the_converter_is_called_with_formats_and_the_time_limit():
+    calls = []
+
+    def office(data: bytes, src: str, target: str, timeout: float) -> bytes:
+        calls.append((data, src, target, timeout))
+        return _docx()
+
+    limits = Limits(convert_timeout=7.5)
+    result = parse_file(_RTF, "mau01.doc", limits, office=office)
+    assert calls == [(_RTF, "doc", "docx", 7.5)]
+    assert result.format == "doc" and "unsupported-format" not in _codes(result)

@@ -6,10 +6,9 @@ import time
 
 import pytest
 
-from parsers.finder import _fold, find_forms
+from parsers.finder import find_forms
 from parsers.grid import Cell, Extracted, Grid, Row
 from parsers.model import Form, Problem
-from parsers.vntext import fold_accents
 
 LEFT, UP = "<", "^"  # a merged copy of the cell to the left / above
 HEADER = [
@@ -83,21 +82,6 @@ def models(form: Form) -> list[tuple[str, str | None, str | None, str, str]]:
 
 
 # --- text folding ------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "ĐẢNG ỦY PHƯỜNG Hạ Đình",
-        "“Dân vận khéo” – Quốc phòng; An ninh",
-        "Ấp Ưng ỹ Ỹ ơ Ơ ư ĩ Ự",
-        "Tổ dân phố số 5 (TDP5)",
-        "Văn hoá – Xã hội",
-        "a  b",
-    ],
-)
-def test_fold_is_fold_accents_on_normalised_text(text):
-    assert _fold(text) == fold_accents(text)
 
 
 # --- header labels ------------------------------------------------------------------------

@@ -3,6 +3,7 @@ import pkgutil
 
 import rules
 from parsers.model import ParseResult
+from parsers.problems import CATALOGUE
 from rules.campaign import newest_campaign
 from tests.rules.conftest import form
 
@@ -14,8 +15,8 @@ def test_every_rule_module_is_registered_and_well_formed():
     for name in modules:
         rule = importlib.import_module(f"rules.{name}")
         assert rule.CODE.replace("-", "_") == name
-        assert rule.SEVERITY in ("error", "warning")
-        assert rule.MESSAGE and callable(rule.check)
+        assert CATALOGUE[rule.CODE].severity == rule.SEVERITY
+        assert callable(rule.check)
 
 
 def test_judge_adds_problems_without_touching_the_input():

@@ -1,0 +1,60 @@
+"""Label recognition on folded text: field names, TT and TỔNG labels, sections, numbers."""
+
+from __future__ import annotations
+
+import pytest
+
+from parsers.finder.labels import clean_no, field_of, is_total_label, section_label, to_int
+from parsers.grid import Cell
+from parsers.vntext import fold_accents
+
+
+@pytest.mark.parametrize(
+    ("label", "field"),
+    [
+        ("Lĩnh vực kinh tế", "economy"),
+        ("VH-XH", "culture_society"),
+        ("An ninh - Quốc phòng", "security_defense"),
+        ("XDHTCT", "political_system"),
+        ("chính trị - xã hội", None),  # names neither field precisely
+        ("Ghi chú", None),
+    ],
+)
+def test_field_of(label, field):
+    assert field_of(label) == field
+
+
+@pytest.mark.parametrize(
+    ("text", "total"),
+    [
+        ("TỔNG", True),
+        ("Tổng cộng", True),
+        ("Tổng số: 05 mô hình", True),
+        ("Cộng", True),
+        ("Công an phường", False),
+    ],
+)
+def test_is_total_label(text, total):
+    assert is_total_label(fold_accents(text)) is total
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("I. Tập thể", "collective"),
+        ("A- TẬP THỂ:", "collective"),
+        ("Phần II: Cá nhân", "individual"),
+        ("Các cá nhân tiêu biểu", "individual"),
+        ("Chi bộ tập thể dục", None),
+    ],
+)
+def test_section_label(text, kind):
+    assert section_label(fold_accents(text)) == kind
+
+
+def test_clean_no_and_to_int():
+    assert [clean_no(t) for t in ("1.", "(2)", "3)", "-", "...")] == ["1", "2", "3", None, None]
+    assert to_int(Cell("05 mô hình", "A1")) == 5
+    assert to_int(Cell("", "A1", number=4.0)) == 4
+    assert to_int(Cell("5", "A1", merged=True)) is None
+    assert to_int(None) is None
