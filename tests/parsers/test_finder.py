@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from parsers.finder import find_forms
@@ -636,18 +634,14 @@ def test_two_forms_side_by_side_are_reported_not_half_read_silently():
     assert [p.code for p in form.problems] == ["forms-side-by-side"]
 
 
-def test_a_5000_row_sheet_is_read_well_under_a_second():
+def test_a_5000_row_sheet_is_read_whole():
+    # Speed is measured in benchmarks/parse_bench.py; here only that every row is read.
     rows = [*HEADING, HEADER] + [
         [str(i), f"Chi bộ tổ dân phố số {i}", None, f"Mô hình văn hóa số {i}"] for i in range(5000)
     ]
-    grid = sheet(rows)
-    timings = []
-    for _ in range(2):  # the better of two runs: the machine may be busy with other tests
-        start = time.perf_counter()
-        forms, _ = find(grid)
-        timings.append(time.perf_counter() - start)
+    forms, _ = find(sheet(rows))
     assert len(forms[0].entries) == 5000
-    assert min(timings) < 0.9
+    assert forms[0].entries[-1].model == "Mô hình văn hóa số 4999"
 
 
 # --- round two: layouts and wordings met in the second outside-world pass -------------------
