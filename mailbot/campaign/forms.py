@@ -27,6 +27,8 @@ from rules.campaign import Campaign
 
 # --- The official wording (seed: Công văn 719-CV/QU, Mẫu số 01 and Mẫu số 02) -------------
 
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 UNIT_PLACEHOLDER = "TÊN ĐƠN VỊ"
 DATE_LINE = "....., ngày..... tháng..... năm....."
 TITLE_FIRST = "BIỂU TỔNG HỢP"

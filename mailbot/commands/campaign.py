@@ -11,26 +11,17 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 
-from mailbot import db as dbm
+from mailbot import review
 from mailbot.app import App, campaign_of, open_app, terminal_progress
-from mailbot.campaign.ops import (
-    QUARANTINE_REASONS,
-    build_digest,
-    consolidated_docx,
-    consolidated_xlsx,
-    days_left,
-    issuer_of,
-    local,
-    plan_reminders,
-    queue_digest,
-    queue_reminders,
-    reminder_schedule,
-    units_without_address,
-)
+from mailbot.campaign.digest import build_digest, queue_digest
+from mailbot.campaign.export import consolidated_docx, consolidated_xlsx, issuer_of
+from mailbot.campaign.reminders import plan_reminders, queue_reminders, units_without_address
+from mailbot.campaign.schedule import days_left, local, reminder_schedule
 from mailbot.campaign.status import (
     FORM_ERRORS,
     FORM_NONE,
     FORM_OK,
+    QUARANTINE_REASONS,
     STATE_LABELS,
     STATES,
     FormState,
@@ -39,10 +30,10 @@ from mailbot.campaign.status import (
     status_json,
     unit_states,
 )
+from mailbot.campaign.views import percent
 from mailbot.clock import utc_now
 from mailbot.config import Config
-from mailbot.mail.views import percent
-from mailbot.scheduler import deliver_held
+from mailbot.scheduler import send_queued
 from outbox_templates import render
 from rules.campaign import (
     Campaign,
@@ -182,7 +173,7 @@ def _run(body: Callable[[], int]) -> int:
     """Run a command body; a bad argument is exit 2 here, the rest is the CLI's boundary."""
     try:
         return body()
-    except UsageError as exc:
+    except (UsageError, review.ReviewError) as exc:
         print(f"mailbot: lỗi: {exc}", file=sys.stderr)
         return 2
 
@@ -205,13 +196,13 @@ def remind(args: argparse.Namespace, config: Config) -> int:
         with _app(config, exclusive=True) as app:
             with app.database.session() as s:
                 schedule = reminder_schedule(s, campaign, now, manual=True)
-                count = queue_reminders(s, campaign, config, now, manual=True)
+                queued = queue_reminders(s, campaign, config, now, manual=True)
             if schedule.due is None:
                 _say_nothing_due(campaign, now, schedule.upcoming)
                 return 0
-            sent, failed = deliver_held(app, clock, app.outgoing())
+            sent, failed = send_queued(app, queued, clock, app.outgoing())
             print(
-                f"mailbot: đợt nhắc {_when(schedule.due, campaign)}: đã lập {count} thư "
+                f"mailbot: đợt nhắc {_when(schedule.due, campaign)}: đã lập {len(queued)} thư "
                 f"nhắc; gửi được {sent}, lỗi {failed}."
             )
             return 0 if not failed else 1
@@ -310,8 +301,9 @@ def digest(args: argparse.Namespace, config: Config) -> int:
         clock = (lambda: now) if given else utc_now
         with _app(config, exclusive=True) as app:
             with app.database.session() as s:
-                queue_digest(s, campaign, config, now, manual=True)
-            sent, failed = deliver_held(app, clock, app.outgoing())
+                digest_id = queue_digest(s, campaign, config, now, manual=True)
+            queued = [digest_id] if digest_id is not None else []
+            sent, failed = send_queued(app, queued, clock, app.outgoing())
         print(
             f"mailbot: đã gửi báo cáo đến {', '.join(recipients)}"
             if sent
@@ -439,22 +431,13 @@ def review_list(args: argparse.Namespace, config: Config) -> int:
     def body() -> int:
         with _app(config, exclusive=False) as app, app.database.session(write=False) as s:
             campaign = app.campaign
-            names = {u.code: u.name for u in dbm.unit_register(s)}
-            quarantined = dbm.mails_with_status(s, "quarantined")
-            waiting = list(
-                s.scalars(
-                    dbm.select(dbm.Mail)
-                    .where(dbm.Mail.awaiting_confirmation.is_(True), dbm.Mail.status == "processed")
-                    .order_by(dbm.Mail.id)
-                )
-            )
-            forms = {m.id: [sub.form for sub in dbm.submissions_for_mail(s, m.id)] for m in waiting}
-        if not quarantined and not waiting:
+            todo = review.pending(s)
+        if not todo.quarantined and not todo.awaiting:
             print("Không có việc nào chờ xử lý.")
             return 0
-        if quarantined:
-            print(f"THƯ BỊ GIỮ LẠI ({len(quarantined)}):")
-            for m in quarantined:
+        if todo.quarantined:
+            print(f"THƯ BỊ GIỮ LẠI ({len(todo.quarantined)}):")
+            for m in todo.quarantined:
                 reason = QUARANTINE_REASONS.get(m.quarantine_reason or "", m.quarantine_reason)
                 print(
                     f"  #{m.id}  {_when(m.received_at, campaign)}  {m.from_addr or '(không rõ)'}"
@@ -464,13 +447,14 @@ def review_list(args: argparse.Namespace, config: Config) -> int:
                 "  Gán cho đơn vị: mailbot review assign --mail ID --unit MÃ; "
                 "loại bỏ: mailbot review reject --mail ID"
             )
-        if waiting:
-            print(f"NGƯỜI GỬI CHỜ XÁC NHẬN ({len(waiting)}):")
-            for m in waiting:
-                unit = names.get(m.unit_code or "", m.unit_code or "?")
+        if todo.awaiting:
+            print(f"NGƯỜI GỬI CHỜ XÁC NHẬN ({len(todo.awaiting)}):")
+            for m in todo.awaiting:
+                unit = todo.unit_names.get(m.unit_code or "", m.unit_code or "?")
+                forms = ", ".join(todo.forms[m.id]) or "không có"
                 print(
                     f"  #{m.id}  {_when(m.received_at, campaign)}  {m.from_addr} → {unit} "
-                    f"({m.unit_code}); biểu mẫu: {', '.join(forms[m.id]) or 'không có'}"
+                    f"({m.unit_code}); biểu mẫu: {forms}"
                 )
             print(
                 "  Xác nhận: mailbot review confirm --mail ID; "
@@ -481,45 +465,18 @@ def review_list(args: argparse.Namespace, config: Config) -> int:
     return _run(body)
 
 
-def _mail(s: dbm.Session, mail_id: int) -> dbm.Mail:
-    mail = dbm.get_mail(s, mail_id)
-    if mail is None:
-        raise UsageError(f"không có thư mã {mail_id}")
-    return mail
-
-
-def _unit(s: dbm.Session, code: str) -> dbm.Unit:
-    unit = dbm.get_unit(s, code)
-    if unit is None:
-        raise UsageError(f"không có đơn vị mã {code!r} (xem mailbot status)")
-    return unit
-
-
 def review_confirm(args: argparse.Namespace, config: Config) -> int:
     def body() -> int:
         if args.mail is None and not (args.email and args.unit):
             raise UsageError("cần --mail ID, hoặc --email ADDR cùng --unit CODE")
-        now = utc_now()
         with _app(config, exclusive=True) as app, app.database.session() as s:
-            if args.mail is not None:
-                mail = _mail(s, args.mail)
-                addr = args.email or mail.from_addr
-                code = args.unit or mail.unit_code
-                if not addr:
-                    raise UsageError(f"thư #{mail.id} không có địa chỉ người gửi")
-                if not code:
-                    raise UsageError(
-                        f"thư #{mail.id} chưa gắn với đơn vị nào; thêm --unit CODE "
-                        "hoặc dùng mailbot review assign"
-                    )
-            else:
-                addr, code = args.email, args.unit
-            unit = _unit(s, code)
-            count = dbm.confirm_sender(s, addr, unit.code, now)
-            print(
-                f"mailbot: đã xác nhận {addr.strip().lower()} là địa chỉ của {unit.name} "
-                f"({unit.code}); {count} biểu mẫu chờ xác nhận nay được tính."
+            done = review.confirm(
+                s, utc_now(), mail_id=args.mail, email=args.email, unit_code=args.unit
             )
+        print(
+            f"mailbot: đã xác nhận {done.address} là địa chỉ của {done.unit_name} "
+            f"({done.unit_code}); {done.forms_counted} biểu mẫu chờ xác nhận nay được tính."
+        )
         return 0
 
     return _run(body)
@@ -527,41 +484,22 @@ def review_confirm(args: argparse.Namespace, config: Config) -> int:
 
 def review_assign(args: argparse.Namespace, config: Config) -> int:
     def body() -> int:
-        now = utc_now()
         with _app(config, exclusive=True) as app:
             with app.database.session() as s:
-                mail = _mail(s, args.mail)
-                unit = _unit(s, args.unit)
-                if mail.status != "quarantined":
-                    raise UsageError(f"thư #{mail.id} không bị giữ lại (trạng thái {mail.status})")
-                if mail.from_addr:
-                    dbm.add_unit_email(
-                        s, mail.from_addr, unit.code, confirmed=True, now=now, source="review"
-                    )
-                dbm.add_event(
-                    s,
-                    "assigned",
-                    at=now,
-                    mail_id=mail.id,
-                    unit_code=unit.code,
-                    detail=mail.from_addr,
-                )
-                dbm.reset_for_reprocess(s, mail, now)
-                unit_name = unit.name
+                done = review.assign(s, args.mail, args.unit, utc_now())
             robot = app.robot(progress=terminal_progress())
             robot.process_due()
             robot.deliver()
             with app.database.session(write=False) as s:
-                mail = _mail(s, args.mail)
-                subs = dbm.submissions_for_mail(s, mail.id)
-                state, reason = mail.status, mail.quarantine_reason
-        if state == "quarantined":
+                outcome = review.mail_outcome(s, args.mail)
+        if outcome.status == "quarantined":
+            reason = outcome.quarantine_reason
             why = QUARANTINE_REASONS.get(reason or "", reason)
             print(f"mailbot: thư #{args.mail} vẫn bị giữ lại sau khi xử lý lại: {why}.")
             return 1
         print(
-            f"mailbot: đã gán thư #{args.mail} cho {unit_name} và xử lý lại: "
-            f"{len(subs)} biểu mẫu ({', '.join(x.form for x in subs) or 'không có'})."
+            f"mailbot: đã gán thư #{args.mail} cho {done.unit_name} và xử lý lại: "
+            f"{len(outcome.forms)} biểu mẫu ({', '.join(outcome.forms) or 'không có'})."
         )
         return 0
 
@@ -570,29 +508,13 @@ def review_assign(args: argparse.Namespace, config: Config) -> int:
 
 def review_reject(args: argparse.Namespace, config: Config) -> int:
     def body() -> int:
-        now = utc_now()
         with _app(config, exclusive=True) as app, app.database.session() as s:
-            mail = _mail(s, args.mail)
-            if mail.status not in ("quarantined", "processed", "oversize"):
-                raise UsageError(f"thư #{mail.id} đang ở trạng thái {mail.status}, không loại được")
-            addr = mail.from_addr
-            if mail.awaiting_confirmation and addr:
-                row = s.get(dbm.UnitEmail, addr)
-                if row is not None and not row.confirmed:
-                    s.delete(row)
-            dbm.clear_mail_results(s, mail.id)
-            mail.status = "ignored"
-            mail.awaiting_confirmation = False
-            mail.quarantine_reason = "rejected"
-            mail.next_attempt_at = None
-            dbm.add_event(
-                s, "rejected", at=now, mail_id=mail.id, unit_code=mail.unit_code, detail=args.reason
-            )
-            print(
-                f"mailbot: đã loại thư #{mail.id} từ {addr or '(không rõ)'}"
-                + (f" (lý do: {args.reason})" if args.reason else "")
-                + "."
-            )
+            done = review.reject(s, args.mail, utc_now(), args.reason)
+        print(
+            f"mailbot: đã loại thư #{done.mail_id} từ {done.from_addr or '(không rõ)'}"
+            + (f" (lý do: {done.reason})" if done.reason else "")
+            + "."
+        )
         return 0
 
     return _run(body)

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from mailbot import db as dbm
 from mailbot.app import import_units, open_app
-from mailbot.campaign.ops import QUARANTINE_REASONS
 from mailbot.campaign.samples import filled_form_xlsx
+from mailbot.campaign.status import QUARANTINE_REASONS
 from mailbot.config import Config, InboxConfig, OutgoingConfig, StorageConfig
 from rules.campaign import Campaign, newest_campaign
 
