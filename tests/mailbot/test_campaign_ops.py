@@ -15,13 +15,11 @@ import pytest
 from sqlalchemy import select
 
 from mailbot import db as dbm
-from mailbot.campaign.ops import (
+from mailbot.campaign.digest import build_digest, queue_digest
+from mailbot.campaign.reminders import plan_reminders, queue_reminders
+from mailbot.campaign.schedule import (
     REMINDER_JOB,
-    build_digest,
-    plan_reminders,
     point_key,
-    queue_digest,
-    queue_reminders,
     reminder_points,
     reminder_schedule,
 )
@@ -145,7 +143,7 @@ def test_whole_campaign_reminders_and_digests(database) -> None:
 
 def test_missed_point_sent_same_day_only(database) -> None:
     with database.session() as s:  # daemon first up at 10:00 on D-3: D-7 stale, D-3 sent
-        assert queue_reminders(s, CAMPAIGN, CONFIG, at(17, 10)) == 38
+        assert len(queue_reminders(s, CAMPAIGN, CONFIG, at(17, 10))) == 38
     with database.session(write=False) as s:
         assert dbm.job_done(s, REMINDER_JOB, point_key(CAMPAIGN, at(13, 8)))
     assert {r.created_at for r in outbox(database, "reminder")} == {at(17, 10)}
@@ -153,7 +151,7 @@ def test_missed_point_sent_same_day_only(database) -> None:
 
 def test_missed_point_skipped_next_day(database) -> None:
     with database.session() as s:
-        assert queue_reminders(s, CAMPAIGN, CONFIG, at(18, 9)) == 0
+        assert len(queue_reminders(s, CAMPAIGN, CONFIG, at(18, 9))) == 0
         assert reminder_schedule(s, CAMPAIGN, at(18, 9)).due is None
     with database.session(write=False) as s:
         run = s.scalars(
@@ -161,18 +159,18 @@ def test_missed_point_skipped_next_day(database) -> None:
         ).one()
         assert json.loads(run.detail)["skipped"] == "missed"
     with database.session() as s:
-        assert queue_reminders(s, CAMPAIGN, CONFIG, at(19, 8, 1)) == 38
-        assert queue_reminders(s, CAMPAIGN, CONFIG, at(19, 9)) == 0
+        assert len(queue_reminders(s, CAMPAIGN, CONFIG, at(19, 8, 1))) == 38
+        assert len(queue_reminders(s, CAMPAIGN, CONFIG, at(19, 9))) == 0
     assert outbox(database, "reminder")[0].created_at == at(19, 8, 1)
 
 
 def test_manual_remind_sends_latest_pending_point(database) -> None:
     with database.session() as s:
-        assert queue_reminders(s, CAMPAIGN, CONFIG, at(18, 9), manual=True) == 38
-        assert queue_reminders(s, CAMPAIGN, CONFIG, at(18, 9, 5), manual=True) == 0
+        assert len(queue_reminders(s, CAMPAIGN, CONFIG, at(18, 9), manual=True)) == 38
+        assert len(queue_reminders(s, CAMPAIGN, CONFIG, at(18, 9, 5), manual=True)) == 0
     assert {unit_of(r) for r in outbox(database, "reminder")} != set()
     with database.session() as s:  # never after the deadline, even by hand
-        assert queue_reminders(s, CAMPAIGN, CONFIG, at(20, 0), manual=True) == 0
+        assert len(queue_reminders(s, CAMPAIGN, CONFIG, at(20, 0), manual=True)) == 0
 
 
 def test_complete_units_are_never_reminded(database) -> None:
@@ -210,7 +208,7 @@ def test_digest_content_and_workbook(database) -> None:
             received_at=at(12, 10),
         )
         dbm.quarantine(s, quarantined, "unknown-unit", at(12, 10))
-        assert queue_reminders(s, CAMPAIGN, CONFIG, at(13, 8)) > 0
+        assert len(queue_reminders(s, CAMPAIGN, CONFIG, at(13, 8))) > 0
         reminder = s.scalars(select(dbm.Outbox).where(dbm.Outbox.kind == "reminder")).first()
         dbm.record_bounce(
             s,
