@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from docx.document import Document as DocxDocument
 from docx.enum.text import WD_BREAK
 from openpyxl import Workbook
 from openpyxl.utils import get_column_letter
@@ -274,9 +275,9 @@ def _write_level_sheet(
     put_text(ws, 1, ncols, table.form, font=xfont(TEXT_SIZE, bold=True), alignment=xalign("right"))
     put_text(ws, 2, 5, generated, font=xfont(TEXT_SIZE, italic=True), alignment=xalign("center"))
     ws.merge_cells(start_row=2, start_column=5, end_row=2, end_column=ncols)
-    for offset, line in enumerate(table.titles):
+    for offset, title in enumerate(table.titles):
         row = 4 + offset
-        put_text(ws, row, 1, line, font=xfont(TEXT_SIZE, bold=True), alignment=xalign("center"))
+        put_text(ws, row, 1, title, font=xfont(TEXT_SIZE, bold=True), alignment=xalign("center"))
         ws.merge_cells(start_row=row, start_column=1, end_row=row, end_column=ncols)
         ws.row_dimensions[row].height = 19
 
@@ -494,7 +495,9 @@ def write_consolidated_docx(
     return document_bytes(doc, generated_at, f"Tổng hợp mô hình “Dân vận khéo” năm {campaign.year}")
 
 
-def _docx_letterhead(doc, issuer: str | None, form: str, generated: str, width: float) -> None:
+def _docx_letterhead(
+    doc: DocxDocument, issuer: str | None, form: str, generated: str, width: float
+) -> None:
     head = doc.add_table(rows=2, cols=2)
     no_borders(head)
     fill_cell(head.cell(0, 0), issuer or "", bold=True, size=TEXT_SIZE, align="center")
@@ -503,7 +506,7 @@ def _docx_letterhead(doc, issuer: str | None, form: str, generated: str, width: 
     fix_widths(head, (width * 0.45, width * 0.55))
 
 
-def _docx_level_table(doc, table: _LevelTable) -> None:
+def _docx_level_table(doc: DocxDocument, table: _LevelTable) -> None:
     t = doc.add_table(rows=2 + len(table.lines), cols=len(_LEVEL_DOCX_CM))
     t.style = doc.styles["Table Grid"]
     docx_form_header(t, (HEADER_TT, HEADER_NAME, HEADER_UNIT), (HEADER_NOTE,))
@@ -520,7 +523,7 @@ def _docx_level_table(doc, table: _LevelTable) -> None:
 
 
 def _docx_status_table(
-    doc, statuses: Sequence[UnitStatusRow], forms: Sequence[str], campaign: Campaign
+    doc: DocxDocument, statuses: Sequence[UnitStatusRow], forms: Sequence[str], campaign: Campaign
 ) -> None:
     lead, per = len(_STATUS_LEAD_COLUMNS), len(_STATUS_FORM_COLUMNS)
     widths = [c for _h, _w, c in _STATUS_LEAD_COLUMNS]

@@ -53,7 +53,7 @@ class UsageError(Exception):
 # --------------------------------------------------------------------------- wiring
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     now_help = (
         "thời điểm hành động, ISO-8601 (ví dụ 2022-02-17T08:00; không ghi múi giờ "
         "thì theo múi giờ của đợt thi đua)"
