@@ -4,8 +4,8 @@ APScheduler 3.x keeps little state we could trust (a run missed while the daemon
 silently dropped, stored job options outlive code changes), so jobs live in a MemoryJobStore
 with fixed ids and each one just calls `catch_up()`. catch_up looks at the database, queues
 whatever is due and not yet handled (claiming the point in the same transaction), and sends
-it. The daemon also calls it after every inbox pass and at start-up, so a reminder missed at
-08:00 still goes out at 10:00 the same day, and never twice.
+those rows through the outbox. The daemon also calls it after every inbox pass and at
+start-up, so a reminder missed at 08:00 still goes out at 10:00 the same day, and never twice.
 """
 
 from __future__ import annotations
@@ -23,15 +23,11 @@ from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from mailbot.campaign.ops import (
-    deliver_rows,
-    digest_time,
-    held_outgoing,
-    parse_hhmm,
-    queue_digest,
-    queue_reminders,
-)
-from mailbot.clock import utc_now
+from mailbot import outbox
+from mailbot.campaign.digest import queue_digest
+from mailbot.campaign.reminders import queue_reminders
+from mailbot.campaign.schedule import digest_time, parse_hhmm
+from mailbot.clock import Clock, utc_now
 from mailbot.transport import Sender, open_sender
 
 if TYPE_CHECKING:
@@ -54,22 +50,21 @@ class CatchUp:
     error: str | None = None
 
 
-def deliver_held(
-    app: App, clock: Callable[[], datetime], sender: Sender | None = None
+def send_queued(
+    app: App, ids: list[int], clock: Clock, sender: Sender | None = None
 ) -> tuple[int, int]:
-    """Send the reminder/digest mails held for their job; a private sender unless one is given.
+    """Send these just-queued outbox rows now; a private sender unless one is given.
 
     The intake's sender object is not shared: catch_up may run on the scheduler's thread while
-    the daemon's loop is sending receipts on its own connection.
+    the daemon's loop is sending receipts on its own connection. Rows another sender claimed
+    first are left to it.
     """
-    with app.database.session(write=False) as s:
-        ids = held_outgoing(s, clock())
     if not ids:
         return 0, 0
     own = sender is None
     sender = sender or open_sender(app.config.outgoing, base_dir=app.config.base_dir)
     try:
-        return deliver_rows(app.database, sender, app.config, ids, clock)
+        return outbox.deliver(app.database, sender, app.config.outgoing, clock, ids=ids)
     finally:
         if own:
             with contextlib.suppress(Exception):
@@ -82,7 +77,7 @@ class CampaignScheduler:
     def __init__(
         self,
         app: App,
-        clock: Callable[[], datetime] = utc_now,
+        clock: Clock = utc_now,
         *,
         sender_factory: Callable[[], Sender] | None = None,
     ) -> None:
@@ -148,13 +143,16 @@ class CampaignScheduler:
     def _catch_up(self, now: datetime) -> CatchUp:
         app = self.app
         with app.database.session() as s:
-            reminders = queue_reminders(s, app.campaign, app.config, now)
+            queued = queue_reminders(s, app.campaign, app.config, now)
+        reminders = len(queued)
         with app.database.session() as s:
-            digest = queue_digest(s, app.campaign, app.config, now)
-        clock = self.clock
+            digest_id = queue_digest(s, app.campaign, app.config, now)
+        digest = digest_id is not None
+        if digest_id is not None:
+            queued.append(digest_id)
         sender = self._sender_factory() if self._sender_factory is not None else None
         try:
-            sent, failed = deliver_held(app, clock, sender)
+            sent, failed = send_queued(app, queued, self.clock, sender)
         finally:
             if sender is not None:
                 with contextlib.suppress(Exception):

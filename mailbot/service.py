@@ -12,12 +12,13 @@ from email.utils import parseaddr
 from itertools import islice
 
 from mailbot import db as dbm
+from mailbot import outbox
 from mailbot.clock import Clock, utc_now
 from mailbot.config import Config
 from mailbot.intake import IntakeContext, Outcome, oversize_reply, process_mail
 from mailbot.sources import IncomingRef, Source, SourceError
 from mailbot.store import RawStore
-from mailbot.transport import DeliveryError, Sender, TemporaryFailure
+from mailbot.transport import Sender
 from mailbot.units import Register, Unit
 from mailbot.workers import Decider
 from rules.campaign import Campaign
@@ -127,6 +128,8 @@ class Robot:
         self.campaign = campaign
         self.clock = clock
         self.progress = progress
+        self._started = clock()
+        self._orphans_released = False
 
     # -- stage 1: download and record ------------------------------------------------------
 
@@ -551,51 +554,18 @@ class Robot:
 
     def deliver(self) -> tuple[int, int]:
         """Send every due outgoing mail; temporary failures are retried later with back-off."""
-        now = self.clock()
-        with self.db.session(write=False) as s:
-            due = [(o.id, o.raw, o.recipients) for o in dbm.due_outgoing(s, now)]
-        sent = failed = 0
-        sender_addr = self.config.outgoing.from_address
-        for outbox_id, raw, recipients in due:
-            error: DeliveryError | None = None
-            refused: dict[str, tuple[int, str]] = {}
-            try:
-                # Some recipients refused while others accepted: the mail went out; a retry
-                # would duplicate it for those who got it, so the refusals are only recorded.
-                refused = self.sender.send(raw, sender_addr, list(recipients)) or {}
-            except DeliveryError as exc:
-                error = exc
-            except OSError as exc:
-                error = TemporaryFailure(str(exc))
-            with self.db.session() as s:
-                row = s.get(dbm.Outbox, outbox_id)
-                if row is None:
-                    continue
-                if error is None:
-                    dbm.mark_sent(s, row, self.clock())
-                    for addr, (code, text) in refused.items():
-                        dbm.add_event(
-                            s,
-                            "recipient-refused",
-                            at=self.clock(),
-                            mail_id=row.mail_id,
-                            detail=f"{addr}: {code} {text}",
-                        )
-                    sent += 1
-                    log.info("sent %s %s to %s", row.kind, row.message_id, row.to_addrs)
-                else:
-                    dbm.mark_send_failed(
-                        s,
-                        row,
-                        str(error),
-                        self.clock(),
-                        temporary=isinstance(error, TemporaryFailure),
-                        max_attempts=self.config.outgoing.max_attempts,
-                    )
-                    failed += 1
-                    log.warning("sending %s failed: %s", row.message_id, error)
-            _crash_point("after-send")
-        return sent, failed
+        if not self._orphans_released:
+            # Only the holder of the data directory lock sends: a claim older than this robot
+            # was left by a process killed between claiming and recording the outcome.
+            outbox.release_orphaned_claims(self.db, self._started)
+            self._orphans_released = True
+        return outbox.deliver(
+            self.db,
+            self.sender,
+            self.config.outgoing,
+            self.clock,
+            after_each=lambda: _crash_point("after-send"),
+        )
 
     def run_once(self) -> PassStats:
         """One full pass: fetch, decide, move, deliver."""

@@ -67,6 +67,10 @@ def _classify(code: int, text: str) -> DeliveryError:
     return TemporaryFailure(f"unexpected reply {code} {text}", code)
 
 
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode("utf-8")).decode("ascii")
+
+
 def _text(resp: bytes | str) -> str:
     return resp.decode("utf-8", "replace") if isinstance(resp, bytes) else str(resp)
 
@@ -155,13 +159,12 @@ class SmtpSender:
             return
         # smtplib encodes SASL responses as ASCII; non-ASCII passwords need UTF-8 by hand.
         methods = smtp.esmtp_features.get("auth", "").upper().split()
-        b64 = lambda s: base64.b64encode(s.encode("utf-8")).decode("ascii")  # noqa: E731
         if "PLAIN" in methods:
-            code, resp = smtp.docmd("AUTH", "PLAIN " + b64(f"\0{user}\0{password}"))
+            code, resp = smtp.docmd("AUTH", "PLAIN " + _b64(f"\0{user}\0{password}"))
         elif "LOGIN" in methods:
-            code, resp = smtp.docmd("AUTH", "LOGIN " + b64(user))
+            code, resp = smtp.docmd("AUTH", "LOGIN " + _b64(user))
             if code == 334:
-                code, resp = smtp.docmd(b64(password))
+                code, resp = smtp.docmd(_b64(password))
         else:
             raise AuthenticationFailure(f"{self.host} offers no PLAIN or LOGIN for a UTF-8 login")
         if code != 235:

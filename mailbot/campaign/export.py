@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from docx.document import Document as DocxDocument
 from docx.enum.text import WD_BREAK
 from openpyxl import Workbook
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
+from sqlalchemy.orm import Session
 
+from mailbot import db as dbm
 from mailbot.campaign.forms import (
     FIELD_LABELS,
     HEADER_MODEL,
@@ -41,8 +45,12 @@ from mailbot.campaign.forms import (
     xalign,
     xfont,
 )
+from mailbot.campaign.status import FORM_OK, UnitState, unit_states
+from mailbot.config import Config
 from parsers.model import FIELDS
 from rules.campaign import Campaign
+
+log = logging.getLogger(__name__)
 
 KINDS = ("collective", "individual")
 STATE_LABELS: dict[str, str] = {
@@ -267,9 +275,9 @@ def _write_level_sheet(
     put_text(ws, 1, ncols, table.form, font=xfont(TEXT_SIZE, bold=True), alignment=xalign("right"))
     put_text(ws, 2, 5, generated, font=xfont(TEXT_SIZE, italic=True), alignment=xalign("center"))
     ws.merge_cells(start_row=2, start_column=5, end_row=2, end_column=ncols)
-    for offset, line in enumerate(table.titles):
+    for offset, title in enumerate(table.titles):
         row = 4 + offset
-        put_text(ws, row, 1, line, font=xfont(TEXT_SIZE, bold=True), alignment=xalign("center"))
+        put_text(ws, row, 1, title, font=xfont(TEXT_SIZE, bold=True), alignment=xalign("center"))
         ws.merge_cells(start_row=row, start_column=1, end_row=row, end_column=ncols)
         ws.row_dimensions[row].height = 19
 
@@ -487,7 +495,9 @@ def write_consolidated_docx(
     return document_bytes(doc, generated_at, f"Tổng hợp mô hình “Dân vận khéo” năm {campaign.year}")
 
 
-def _docx_letterhead(doc, issuer: str | None, form: str, generated: str, width: float) -> None:
+def _docx_letterhead(
+    doc: DocxDocument, issuer: str | None, form: str, generated: str, width: float
+) -> None:
     head = doc.add_table(rows=2, cols=2)
     no_borders(head)
     fill_cell(head.cell(0, 0), issuer or "", bold=True, size=TEXT_SIZE, align="center")
@@ -496,7 +506,7 @@ def _docx_letterhead(doc, issuer: str | None, form: str, generated: str, width: 
     fix_widths(head, (width * 0.45, width * 0.55))
 
 
-def _docx_level_table(doc, table: _LevelTable) -> None:
+def _docx_level_table(doc: DocxDocument, table: _LevelTable) -> None:
     t = doc.add_table(rows=2 + len(table.lines), cols=len(_LEVEL_DOCX_CM))
     t.style = doc.styles["Table Grid"]
     docx_form_header(t, (HEADER_TT, HEADER_NAME, HEADER_UNIT), (HEADER_NOTE,))
@@ -513,7 +523,7 @@ def _docx_level_table(doc, table: _LevelTable) -> None:
 
 
 def _docx_status_table(
-    doc, statuses: Sequence[UnitStatusRow], forms: Sequence[str], campaign: Campaign
+    doc: DocxDocument, statuses: Sequence[UnitStatusRow], forms: Sequence[str], campaign: Campaign
 ) -> None:
     lead, per = len(_STATUS_LEAD_COLUMNS), len(_STATUS_FORM_COLUMNS)
     widths = [c for _h, _w, c in _STATUS_LEAD_COLUMNS]
@@ -538,3 +548,91 @@ def _docx_status_table(
             fill_cell(t.cell(i, j), text, size=size, align="left" if widths[j] >= 2 else "center")
     fix_widths(t, widths)
     repeat_header(t, 2)
+
+
+# --------------------------------------------------------------------------- from the database
+
+
+def export_data(
+    session: Session,
+    campaign: Campaign,
+    now: datetime | None = None,
+    states: list[UnitState] | None = None,
+) -> tuple[list[ExportModel], list[UnitStatusRow]]:
+    """The consolidated workbook's rows: models of each unit's counting forms, status rows."""
+    states = states if states is not None else unit_states(session, campaign, now)
+    models: list[ExportModel] = []
+    rows: list[UnitStatusRow] = []
+    for unit in states:
+        forms: dict[str, FormStatus | None] = {}
+        for code, f in unit.forms.items():
+            if not f.received or f.received_at is None:
+                forms[code] = None
+                continue
+            problems = list(f.problems)
+            if f.status == FORM_OK and f.declared_empty:
+                problems.insert(0, "Không đăng ký mô hình")
+            forms[code] = FormStatus(
+                received_at=f.received_at,
+                late=f.late,
+                entries=f.entries,
+                errors=f.errors,
+                problems=problems,
+                sender=f.sender or "",
+            )
+            if f.status != FORM_OK or f.submission_id is None:
+                continue
+            sub = dbm.get_submission(session, f.submission_id)
+            if sub is None:
+                continue
+            for e in sub.entries:
+                try:
+                    models.append(
+                        ExportModel(
+                            unit_code=unit.code,
+                            unit_name=unit.name,
+                            form=code,
+                            kind=e.kind,
+                            field=e.field,
+                            no=e.no,
+                            name=e.name,
+                            model=e.model,
+                            note=e.note,
+                        )
+                    )
+                except ValueError:
+                    log.warning("entry %s of submission %s not exportable", e.id, sub.id)
+        rows.append(UnitStatusRow(unit.code, unit.name, unit.state, forms))
+    return models, rows
+
+
+def consolidated_xlsx(
+    session: Session,
+    campaign: Campaign,
+    now: datetime,
+    *,
+    issuer: str | None = None,
+    states: list[UnitState] | None = None,
+) -> bytes:
+    """The consolidated workbook (xlsx bytes) as the database stands at `now`."""
+    models, rows = export_data(session, campaign, now, states)
+    return write_consolidated_xlsx(models, rows, campaign, now, issuer=issuer)
+
+
+def consolidated_docx(
+    session: Session, campaign: Campaign, now: datetime, *, issuer: str | None = None
+) -> bytes:
+    """The same tables as a Word document."""
+    models, rows = export_data(session, campaign, now)
+    return write_consolidated_docx(models, rows, campaign, now, issuer=issuer)
+
+
+def issuer_of(config: Config) -> str:
+    """The office named top-left on the consolidated sheets."""
+    return config.outgoing.from_name.upper()
+
+
+def export_file_name(campaign: Campaign, now: datetime, suffix: str = "xlsx") -> str:
+    """'Tổng hợp Dân vận khéo 2022 - 14-02-2022.xlsx'."""
+    day = _local(now, campaign).strftime("%d-%m-%Y")
+    return f"Tổng hợp Dân vận khéo {campaign.year} - {day}.{suffix}"

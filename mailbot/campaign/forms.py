@@ -15,9 +15,12 @@ from docx.enum.table import WD_CELL_VERTICAL_ALIGNMENT, WD_ROW_HEIGHT_RULE
 from docx.enum.text import WD_ALIGN_PARAGRAPH
 from docx.oxml import OxmlElement
 from docx.oxml.ns import qn
+from docx.oxml.table import CT_Row
 from docx.shared import Cm, Pt
 from docx.table import Table, _Cell
+from docx.text.paragraph import Paragraph
 from openpyxl import Workbook
+from openpyxl.cell.cell import Cell, MergedCell
 from openpyxl.styles import Alignment, Border, Font, Side
 from openpyxl.worksheet.worksheet import Worksheet
 from openpyxl.writer.excel import ExcelWriter
@@ -27,6 +30,8 @@ from rules.campaign import Campaign
 
 # --- The official wording (seed: Công văn 719-CV/QU, Mẫu số 01 and Mẫu số 02) -------------
 
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 UNIT_PLACEHOLDER = "TÊN ĐƠN VỊ"
 DATE_LINE = "....., ngày..... tháng..... năm....."
 TITLE_FIRST = "BIỂU TỔNG HỢP"
@@ -106,7 +111,9 @@ def xalign(horizontal: str = "left", vertical: str = "center", wrap: bool = True
     return Alignment(horizontal=horizontal, vertical=vertical, wrap_text=wrap)
 
 
-def put_text(ws: Worksheet, row: int, col: int, value: object, **style: object):
+def put_text(
+    ws: Worksheet, row: int, col: int, value: object, **style: object
+) -> Cell | MergedCell:
     """Write `value` as literal text (never a formula) with optional font/alignment/border.
 
     openpyxl turns any string starting with "=" into a formula; the data type is forced back
@@ -210,11 +217,11 @@ def new_document(margin_cm: float = 1.5) -> DocxDocument:
 def usable_width_cm(doc: DocxDocument) -> float:
     """Width between the margins of the first section, in centimetres."""
     s = doc.sections[0]
-    return (s.page_width - s.left_margin - s.right_margin) / 360000
+    return (int(s.page_width or 0) - int(s.left_margin or 0) - int(s.right_margin or 0)) / 360000
 
 
 def write_par(
-    container,
+    container: DocxDocument | _Cell,
     text: str,
     *,
     bold: bool = False,
@@ -222,7 +229,7 @@ def write_par(
     size: int | None = None,
     align: str = "left",
     first: bool = False,
-):
+) -> Paragraph:
     """Add (or, with first=True, fill the existing first) paragraph holding one run of text."""
     par = container.paragraphs[0] if first and container.paragraphs else container.add_paragraph()
     par.alignment = {
@@ -269,7 +276,7 @@ def fix_widths(table: Table, widths_cm: Sequence[float]) -> None:
             tc.get_or_add_tcPr().get_or_add_tcW().set(qn("w:type"), "dxa")
 
 
-def _span_widths(tr, widths_cm: Sequence[float]) -> list[float]:
+def _span_widths(tr: CT_Row, widths_cm: Sequence[float]) -> list[float]:
     out, col = [], 0
     for tc in tr.tc_lst:
         span = tc.grid_span

@@ -8,12 +8,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Any, Final
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailbot import db as dbm
 from rules.base import FORM_NAMES
 from rules.campaign import Campaign
+
+# Why a mail was held back (mails.quarantine_reason), as staff read it.
+QUARANTINE_REASONS: Final = {
+    "unknown-unit": "không xác định được đơn vị gửi",
+    "dmarc-fail": "không qua kiểm tra xác thực người gửi (DMARC)",
+    "processing-failed": "lỗi khi xử lý thư",
+}
 
 # The unit states of the contract, in the order they are checked (first match wins):
 #   complete               every required form has a valid, confirmed latest version
@@ -203,15 +209,8 @@ def unit_states(
     session: Session, campaign: Campaign, now: datetime | None = None
 ) -> list[UnitState]:
     """Every unit of the register (by code) with its state; only forms received by `now` count."""
-    query = (
-        select(dbm.Submission, dbm.Mail.from_addr)
-        .join(dbm.Mail, dbm.Mail.id == dbm.Submission.mail_id)
-        .order_by(dbm.Submission.received_at.desc(), dbm.Submission.id.desc())
-    )
-    if now is not None:
-        query = query.where(dbm.Submission.received_at <= now)
     versions: dict[tuple[str, str], list[tuple[dbm.Submission, str | None]]] = defaultdict(list)
-    for sub, addr in session.execute(query):
+    for sub, addr in dbm.submission_versions(session, now):
         versions[(sub.unit_code, sub.form)].append((sub, addr))
     codes = [f.code for f in campaign.forms] or list(dbm.FORM_TYPES)
     required = campaign.required_forms or tuple(codes)

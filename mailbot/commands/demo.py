@@ -185,7 +185,7 @@ def _deliver(maildir: Path, mails: Sequence[bytes]) -> None:
 def run(args: argparse.Namespace, config: object = None) -> int:
     from mailbot import db as dbm  # the database only when the demo runs
     from mailbot.app import import_units, open_app
-    from mailbot.campaign.ops import QUARANTINE_REASONS
+    from mailbot.campaign.status import QUARANTINE_REASONS
 
     base = args.dir.resolve()
     if base.exists() and any(base.iterdir()):

@@ -168,28 +168,17 @@ def _safe_url(url: str) -> str:
 
 
 def reprocess(args: argparse.Namespace, config: Config) -> int:
-    from mailbot import db as dbm
+    from mailbot import review
     from mailbot.app import terminal_progress
 
     with _locked(config) as app:
         now = utc_now()
         with app.database.session() as s:
-            if args.mail_ids:
-                mails = [dbm.get_mail(s, i) for i in args.mail_ids]
-                unknown = [i for i, m in zip(args.mail_ids, mails, strict=True) if m is None]
-                if unknown:
-                    print(f"mailbot: không có thư mã {unknown}", file=sys.stderr)
-                    return 2
-            else:
-                mails = [
-                    m
-                    for m in dbm.mails_with_status(s, "quarantined")
-                    if m.quarantine_reason == "processing-failed"
-                ]
-            for mail in mails:
-                assert mail is not None
-                dbm.reset_for_reprocess(s, mail, now)
-            count = len(mails)
+            try:
+                count = len(review.reprocess(s, now, args.mail_ids))
+            except review.ReviewError as exc:
+                print(f"mailbot: {exc}", file=sys.stderr)
+                return 2
         robot = app.robot(progress=terminal_progress())
         done, failed = robot.process_due()
         robot.move_done()

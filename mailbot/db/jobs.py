@@ -69,3 +69,14 @@ def last_job_run(session: Session, job: str) -> JobRun | None:
     return session.scalars(
         select(JobRun).where(JobRun.job == job).order_by(JobRun.done_at.desc(), JobRun.id.desc())
     ).first()
+
+
+def job_runs(session: Session, jobs: Iterable[str]) -> list[JobRun]:
+    """The handled points of these jobs, newest first."""
+    return list(
+        session.scalars(
+            select(JobRun)
+            .where(JobRun.job.in_(list(jobs)))
+            .order_by(JobRun.done_at.desc(), JobRun.id.desc())
+        )
+    )

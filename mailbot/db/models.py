@@ -36,7 +36,8 @@ MAIL_STATUSES: tuple[str, ...] = (
 )
 SUBMISSION_STATUSES: tuple[str, ...] = ("valid", "invalid", "superseded")
 OUTBOX_KINDS: tuple[str, ...] = ("receipt", "reminder", "digest", "notice")
-OUTBOX_STATUSES: tuple[str, ...] = ("queued", "sent", "failed", "bounced")
+# "sending": claimed by one sender (claimed_at) between "queued" and its outcome.
+OUTBOX_STATUSES: tuple[str, ...] = ("queued", "sending", "sent", "failed", "bounced")
 FORM_TYPES: tuple[str, ...] = ("M1", "M2")
 
 # Longest back-off between two attempts, whatever the attempt count.
@@ -278,6 +279,7 @@ class Outbox(Base):
     created_at: Mapped[datetime] = mapped_column(index=True)
     sent_at: Mapped[datetime | None]
     dedupe_key: Mapped[str | None] = mapped_column(Text, unique=True)
+    claimed_at: Mapped[datetime | None]  # when a sender claimed it ("sending")
 
     @property
     def recipients(self) -> list[str]:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 from sqlalchemy import (
     func,
     select,
+    update,
 )
 from sqlalchemy.orm import Session
 
@@ -75,6 +76,65 @@ def due_outgoing(session: Session, now: datetime, limit: int | None = None) -> l
     return list(session.scalars(query))
 
 
+def due_outgoing_ids(
+    session: Session, now: datetime, ids: Iterable[int] | None = None
+) -> list[int]:
+    """Ids of queued mails whose (re)try time has come, oldest first; only `ids` when given."""
+    query = select(Outbox.id).where(
+        Outbox.status == "queued",
+        (Outbox.next_attempt_at.is_(None)) | (Outbox.next_attempt_at <= now),
+    )
+    if ids is not None:
+        query = query.where(Outbox.id.in_(list(ids)))
+    return list(session.scalars(query.order_by(Outbox.id)))
+
+
+def get_outbox(session: Session, outbox_id: int) -> Outbox | None:
+    """One outgoing mail by id."""
+    return session.get(Outbox, outbox_id)
+
+
+def claim_outgoing(session: Session, ids: Iterable[int], now: datetime) -> list[int]:
+    """Claim queued rows for sending (queued -> sending) in one compare-and-set; the ids won.
+
+    Whoever loses the race for a row (another thread or process claimed it first) does not
+    get it back here, so each claimed row has exactly one sender.
+    """
+    wanted = list(ids)
+    if not wanted:
+        return []
+    won = session.scalars(
+        update(Outbox)
+        .where(Outbox.status == "queued", Outbox.id.in_(wanted))
+        .values(status="sending", claimed_at=now)
+        .returning(Outbox.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    session.expire_all()
+    return sorted(won)
+
+
+def release_claims(
+    session: Session, *, claimed_before: datetime | None = None, ids: Iterable[int] | None = None
+) -> list[int]:
+    """Put claimed rows back in the queue (their sender died or gave up); the ids released.
+
+    `claimed_before` takes claims older than a moment, `ids` these rows; both narrow.
+    """
+    query = update(Outbox).where(Outbox.status == "sending")
+    if claimed_before is not None:
+        query = query.where(Outbox.claimed_at < claimed_before)
+    if ids is not None:
+        query = query.where(Outbox.id.in_(list(ids)))
+    released = session.scalars(
+        query.values(status="queued", claimed_at=None)
+        .returning(Outbox.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    session.expire_all()
+    return sorted(released)
+
+
 def find_outbox_by_message_id(session: Session, message_id: str | None) -> Outbox | None:
     """Our outgoing mail with this Message-ID (to recognise our own mail and its bounces)."""
     mid = normalize_message_id(message_id)
@@ -87,6 +147,7 @@ def mark_sent(session: Session, outbox: Outbox, now: datetime) -> None:
     """The SMTP server (or the directory sink) accepted the mail."""
     outbox.status = "sent"
     outbox.sent_at = now
+    outbox.claimed_at = None
     outbox.attempts = (outbox.attempts or 0) + 1
     outbox.next_attempt_at = None
     outbox.last_error = None
@@ -106,6 +167,7 @@ def mark_send_failed(
     """Delivery failed: a temporary failure retries with back-off, a permanent one is final."""
     outbox.attempts = (outbox.attempts or 0) + 1
     outbox.last_error = _cap(error)
+    outbox.claimed_at = None
     if temporary and outbox.attempts < max_attempts:
         outbox.status = "queued"
         outbox.next_attempt_at = now + backoff_delay(outbox.attempts, base_seconds)
@@ -121,6 +183,22 @@ def mark_send_failed(
         detail=f"{outbox.kind} {outbox.message_id} to {', '.join(outbox.recipients)}: "
         f"{outbox.last_error}",
     )
+
+
+def record_refused(
+    session: Session, outbox: Outbox, refused: Mapping[str, tuple[int, str]], now: datetime
+) -> None:
+    """Recipients refused while others accepted the mail: noted, never retried (no duplicates)."""
+    for addr, (code, text) in refused.items():
+        known = unit_for_address(session, addr)
+        add_event(
+            session,
+            "recipient-refused",
+            at=now,
+            mail_id=outbox.mail_id,
+            unit_code=known[0] if known else None,
+            detail=f"{addr}: {code} {text}",
+        )
 
 
 def count_auto_replies(

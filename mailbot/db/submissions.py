@@ -15,7 +15,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from mailbot.db.models import FORM_TYPES, Submission, SubmissionEntry
+from mailbot.db.models import FORM_TYPES, Mail, Submission, SubmissionEntry
 from parsers.model import Form, Problem
 
 _SUPERSEDE_SCOPE = (
@@ -185,3 +185,59 @@ def submissions_since(session: Session, since: datetime) -> list[Submission]:
 
 
 # --------------------------------------------------------------------------- the unit register
+
+
+# --------------------------------------------------------------------------- campaign views
+
+
+def get_submission(session: Session, submission_id: int) -> Submission | None:
+    """One recorded form by id."""
+    return session.get(Submission, submission_id)
+
+
+def submission_versions(
+    session: Session, until: datetime | None = None
+) -> list[tuple[Submission, str | None]]:
+    """Every recorded form with its mail's sender, newest first; only those received by `until`."""
+    query = (
+        select(Submission, Mail.from_addr)
+        .join(Mail, Mail.id == Submission.mail_id)
+        .order_by(Submission.received_at.desc(), Submission.id.desc())
+    )
+    if until is not None:
+        query = query.where(Submission.received_at <= until)
+    return [(sub, addr) for sub, addr in session.execute(query)]
+
+
+def submissions_received(
+    session: Session, since: datetime | None, until: datetime
+) -> list[Submission]:
+    """Forms received from `since` (or the start) up to `until`, oldest first."""
+    query = select(Submission).where(Submission.received_at <= until)
+    if since is not None:
+        query = query.where(Submission.received_at >= since)
+    return list(session.scalars(query.order_by(Submission.received_at, Submission.id)))
+
+
+def entry_fields(session: Session, submission_ids: Iterable[int]) -> list[tuple[str, str]]:
+    """(form, field) of every entry of these submissions, for counts per level and field."""
+    ids = list(submission_ids)
+    if not ids:
+        return []
+    rows = session.execute(
+        select(Submission.form, SubmissionEntry.field)
+        .join(SubmissionEntry, SubmissionEntry.submission_id == Submission.id)
+        .where(Submission.id.in_(ids))
+    )
+    return [(form, fld) for form, fld in rows]
+
+
+def mails_awaiting_confirmation(session: Session) -> list[Mail]:
+    """Processed mails whose forms wait for staff to confirm the sender, oldest first."""
+    return list(
+        session.scalars(
+            select(Mail)
+            .where(Mail.awaiting_confirmation.is_(True), Mail.status == "processed")
+            .order_by(Mail.id)
+        )
+    )

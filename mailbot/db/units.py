@@ -160,3 +160,13 @@ def unit_register(session: Session) -> list[UnitRecord]:
 
 
 # --------------------------------------------------------------------------- the outbox
+
+
+def forget_unconfirmed_address(session: Session, email: str) -> bool:
+    """Drop an address staff never confirmed (a rejected sender); True when one was dropped."""
+    row = session.get(UnitEmail, _norm_addr(email))
+    if row is None or row.confirmed:
+        return False
+    session.delete(row)
+    session.flush()
+    return True

@@ -18,7 +18,7 @@ from mailbot import db as dbm
 from mailbot.app import open_app
 from mailbot.config import load_config
 from rules.campaign import load_campaign
-from tests.mailbot.test_progress import STATUS_SCHEMA, at
+from tests.mailbot.campaign.support import STATUS_SCHEMA, at
 from tests.mailbot.test_scheduler import drop, mail_with, run_intake, write_config
 
 

@@ -9,11 +9,11 @@ from sqlalchemy import select
 
 from mailbot import db as dbm
 from mailbot.app import open_app
-from mailbot.campaign.ops import build_digest
+from mailbot.campaign.digest import build_digest
 from mailbot.config import load_config
 from mailbot.scheduler import CampaignScheduler
 from outbox_templates import render
-from tests.mailbot.test_progress import at
+from tests.mailbot.campaign.support import at
 from tests.mailbot.test_scheduler import drop, run_intake, write_config
 
 

@@ -20,7 +20,7 @@ from mailbot.config import load_config
 from mailbot.scheduler import DIGEST_JOB_ID, REMINDER_JOB_ID, CampaignScheduler
 from mailbot.service import Robot
 from mailbot.sources import open_source
-from tests.mailbot.test_progress import at
+from tests.mailbot.campaign.support import at
 
 ROOT = Path(__file__).resolve().parents[2]
 FORMS = ROOT / "tests" / "fixtures" / "forms"

@@ -10,19 +10,21 @@ from zoneinfo import ZoneInfo
 import pytest
 from jinja2 import UndefinedError
 
-from mailbot.mail.views import (
-    NOTICE_REASONS,
+from mailbot.campaign.views import (
     ArrivalView,
     AttentionView,
     DigestCounts,
     DigestView,
+    ReminderView,
+    percent,
+)
+from mailbot.mail.views import (
+    NOTICE_REASONS,
     NoticeView,
     ReceiptView,
-    ReminderView,
     file_view,
     form_view,
     human_location,
-    percent,
 )
 from outbox_templates import EVENTS, Rendered, render
 from parsers.model import Entry, Form, ParseResult, Problem

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-import itertools
 from datetime import datetime
-from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import jsonschema
 import pytest
 
 from mailbot import db as dbm
-from mailbot.app import import_units
 from mailbot.campaign.status import (
     FORM_ERRORS,
     FORM_NONE,
@@ -24,151 +19,8 @@ from mailbot.campaign.status import (
     unit_state_of,
     unit_states,
 )
-from parsers.model import Entry, Form, Problem
 from rules.campaign import newest_campaign
-
-TZ = ZoneInfo("Asia/Ho_Chi_Minh")
-UNITS_CSV = Path(__file__).resolve().parents[2] / "data" / "units.csv"
-_counter = itertools.count(1)
-
-# The contract's shape of `mailbot status --json`.
-STATUS_SCHEMA = {
-    "type": "object",
-    "required": ["campaign", "deadline", "units"],
-    "properties": {
-        "campaign": {"type": "string"},
-        "deadline": {"type": "string"},
-        "units": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["code", "name", "state", "forms"],
-                "properties": {
-                    "code": {"type": "string"},
-                    "name": {"type": "string"},
-                    "state": {
-                        "enum": [
-                            "complete",
-                            "partial",
-                            "missing",
-                            "errors",
-                            "awaiting-confirmation",
-                        ]
-                    },
-                    "forms": {
-                        "type": "object",
-                        "required": ["M1", "M2"],
-                        "additionalProperties": {
-                            "oneOf": [
-                                {"type": "null"},
-                                {
-                                    "type": "object",
-                                    "required": ["received_at", "late", "entries", "errors"],
-                                    "properties": {
-                                        "received_at": {"type": "string"},
-                                        "late": {"type": "boolean"},
-                                        "entries": {"type": "integer", "minimum": 0},
-                                        "errors": {"type": "integer", "minimum": 0},
-                                    },
-                                },
-                            ]
-                        },
-                    },
-                },
-            },
-        },
-    },
-}
-
-
-def at(day: int, hour: int = 9, minute: int = 0, month: int = 2) -> datetime:
-    """A moment of February 2022, Hanoi time."""
-    return datetime(2022, month, day, hour, minute, tzinfo=TZ)
-
-
-def open_seeded(path: Path) -> dbm.Database:
-    database = dbm.open_database(path)
-    import_units(database, UNITS_CSV)
-    return database
-
-
-def add_form(
-    database: dbm.Database,
-    unit: str,
-    form: str,
-    when: datetime,
-    *,
-    entries: int = 2,
-    errors: int = 0,
-    awaiting: bool = False,
-    sender: str | None = None,
-    fields: tuple[str, ...] = ("economy", "culture_society"),
-) -> int:
-    """Record one mail carrying one form for a unit; returns the mail id."""
-    n = next(_counter)
-    with database.session() as s:
-        mail = dbm.record_received(
-            s,
-            source="test",
-            uidvalidity=None,
-            uid=None,
-            message_id=f"<t{n}@unit.example>",
-            sha256=hashlib.sha256(f"mail {n}".encode()).hexdigest(),
-            raw_path=f"raw/{n}",
-            size=100,
-            from_addr=sender or f"{unit}@thanhxuan.example",
-            subject=f"Biểu {form}",
-            received_at=when,
-        )
-        f = Form(
-            form=form,  # type: ignore[arg-type]
-            unit=unit,
-            year=2022,
-            date=None,
-            location="Sheet1",
-            entries=[
-                Entry(
-                    "collective" if i % 2 == 0 else "individual",
-                    str(i + 1),
-                    f"Tập thể {i + 1} của {unit}",
-                    fields[i % len(fields)],
-                    f"Mô hình {form} số {i + 1} của {unit}",
-                    None,
-                    f"Sheet1!C{10 + i}",
-                )
-                for i in range(entries)
-            ],
-            problems=[
-                Problem(
-                    "error",
-                    "missing-name",
-                    f"Sheet1!B{10 + i}",
-                    "Dòng này chưa ghi tên tập thể, cá nhân.",
-                )
-                for i in range(errors)
-            ],
-            declared_empty=entries == 0 and errors == 0,
-        )
-        dbm.add_submission(
-            s,
-            mail_id=mail.id,
-            unit_code=unit,
-            form=f,
-            file_name=f"{form}.xlsx",
-            file_sha256=mail.sha256,
-            received_at=when,
-            late=when >= newest_campaign().deadline,
-            awaiting_confirmation=awaiting,
-        )
-        dbm.mark_processed(s, mail, when, unit_code=unit, awaiting_confirmation=awaiting)
-        return mail.id
-
-
-@pytest.fixture
-def database(tmp_path: Path):
-    database = open_seeded(tmp_path / "data")
-    yield database
-    database.dispose()
+from tests.mailbot.campaign.support import STATUS_SCHEMA, add_form, at
 
 
 def states_by_code(database: dbm.Database, now: datetime | None = None) -> dict:

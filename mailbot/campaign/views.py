@@ -1,0 +1,101 @@
+"""Plain data the reminder and digest templates take: views of the campaign's state."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from mailbot.mail.views import DEFAULT_FORMATS, DEFAULT_OFFICE
+from outbox_templates.labels import FIELD_LABELS
+from parsers.model import FIELDS
+
+
+@dataclass(frozen=True)
+class ReminderView:
+    """A reminder to a unit that is not complete before the deadline."""
+
+    unit_name: str
+    campaign_name: str
+    deadline_text: str
+    days_left: int
+    missing_forms: tuple[str, ...]
+    open_problems: tuple[str, ...]
+    submission_address: str
+    accepted_formats: tuple[str, ...] = DEFAULT_FORMATS
+    attachments_note: str | None = None
+    office_name: str = DEFAULT_OFFICE
+
+
+@dataclass(frozen=True)
+class DigestCounts:
+    """Units by state; `total` is the number of units in the register."""
+
+    complete: int
+    partial: int
+    missing: int
+    errors: int
+    awaiting_confirmation: int
+    total: int
+
+
+@dataclass(frozen=True)
+class ArrivalView:
+    """One submission that arrived since the last digest."""
+
+    time: datetime
+    unit: str
+    forms: tuple[str, ...]
+    entries: int
+    problems: int
+    late: bool = False
+
+
+@dataclass(frozen=True)
+class AttentionView:
+    """Something that needs a person: quarantined mail, unknown sender, bounce, unreadable file."""
+
+    kind_label: str
+    detail: str
+    when: datetime | None = None
+
+
+def percent(part: int, total: int) -> int:
+    """Whole percent, rounded down so 100 means really all; 0 when total is 0."""
+    if total <= 0:
+        return 0
+    return max(0, min(100, (part * 100) // total))
+
+
+@dataclass(frozen=True)
+class DigestView:
+    """The daily report to staff."""
+
+    generated_at: datetime
+    campaign_name: str
+    deadline_text: str
+    counts: DigestCounts
+    percent_complete: int
+    counts_by_level_and_field: Mapping[str, Mapping[str, int]]
+    arrivals: tuple[ArrivalView, ...]
+    needs_attention: tuple[AttentionView, ...]
+    overdue_units: tuple[str, ...]
+    after_deadline: bool
+    since: datetime | None = None
+    attachment_name: str | None = None
+    office_name: str = DEFAULT_OFFICE
+
+    @property
+    def bar_done(self) -> int:
+        return max(0, min(100, int(self.percent_complete)))
+
+    @property
+    def bar_rest(self) -> int:
+        return 100 - self.bar_done
+
+    @property
+    def field_labels(self) -> tuple[str, ...]:
+        labels = [FIELD_LABELS[f] for f in FIELDS]
+        for per_field in self.counts_by_level_and_field.values():
+            labels.extend(k for k in per_field if k not in labels)
+        return tuple(labels)

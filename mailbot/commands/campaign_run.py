@@ -1,0 +1,459 @@
+"""Campaign commands' work: reminders, digest, status, export, staff review, new campaign."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+
+from mailbot import review
+from mailbot.app import App, campaign_of, open_app, terminal_progress
+from mailbot.campaign.digest import build_digest, queue_digest
+from mailbot.campaign.export import consolidated_docx, consolidated_xlsx, issuer_of
+from mailbot.campaign.reminders import plan_reminders, queue_reminders, units_without_address
+from mailbot.campaign.schedule import days_left, local, reminder_schedule
+from mailbot.campaign.status import (
+    FORM_ERRORS,
+    FORM_NONE,
+    FORM_OK,
+    QUARANTINE_REASONS,
+    STATE_LABELS,
+    STATES,
+    FormState,
+    count_states,
+    json_dumps,
+    status_json,
+    unit_states,
+)
+from mailbot.campaign.views import percent
+from mailbot.clock import utc_now
+from mailbot.config import Config
+from mailbot.scheduler import send_queued
+from outbox_templates import render
+from rules.campaign import (
+    Campaign,
+    load_campaign,
+    new_campaign_text,
+    newest_campaign,
+    parse_campaign,
+)
+
+DRY_RUN_NOTE = "(Chạy thử: không gửi thư nào, không thay đổi dữ liệu.)"
+
+
+class UsageError(Exception):
+    """A bad argument value: exit status 2 with a Vietnamese message."""
+
+
+def parse_now(text: str | None, campaign: Campaign) -> datetime | None:
+    """--now as an aware datetime; a naive value is in the campaign's timezone."""
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError as exc:
+        raise UsageError(f"--now {text!r}: không phải thời điểm ISO-8601") from exc
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=campaign.tz)
+    return value
+
+
+@contextlib.contextmanager
+def _app(config: Config, exclusive: bool) -> Iterator[App]:
+    with open_app(config, exclusive=exclusive) as app:
+        yield app
+
+
+def _run(body: Callable[[], int]) -> int:
+    """Run a command body; a bad argument is exit 2 here, the rest is the CLI's boundary."""
+    try:
+        return body()
+    except (UsageError, review.ReviewError) as exc:
+        print(f"mailbot: lỗi: {exc}", file=sys.stderr)
+        return 2
+
+
+def _when(value: datetime, campaign: Campaign) -> str:
+    return local(value, campaign).strftime("%H:%M ngày %d/%m/%Y")
+
+
+# --------------------------------------------------------------------------- remind
+
+
+def remind(args: argparse.Namespace, config: Config) -> int:
+    def body() -> int:
+        campaign = campaign_of(config)
+        given = parse_now(args.now, campaign)
+        now = given or utc_now()
+        if args.dry_run:
+            return _remind_preview(config, campaign, now)
+        clock = (lambda: now) if given else utc_now
+        with _app(config, exclusive=True) as app:
+            with app.database.session() as s:
+                schedule = reminder_schedule(s, campaign, now, manual=True)
+                queued = queue_reminders(s, campaign, config, now, manual=True)
+            if schedule.due is None:
+                _say_nothing_due(campaign, now, schedule.upcoming)
+                return 0
+            sent, failed = send_queued(app, queued, clock, app.outgoing())
+            print(
+                f"mailbot: đợt nhắc {_when(schedule.due, campaign)}: đã lập {len(queued)} thư "
+                f"nhắc; gửi được {sent}, lỗi {failed}."
+            )
+            return 0 if not failed else 1
+
+    return _run(body)
+
+
+def _say_nothing_due(campaign: Campaign, now: datetime, upcoming: datetime | None) -> None:
+    if now >= campaign.deadline:
+        print(
+            f"mailbot: đã hết hạn nộp ({campaign.deadline_text}): không gửi thư nhắc; "
+            "các đơn vị quá hạn có trong báo cáo hằng ngày (mailbot digest)."
+        )
+    elif upcoming is not None:
+        print(
+            f"mailbot: không có đợt nhắc hạn nào đang chờ. Đợt tiếp theo: "
+            f"{_when(upcoming, campaign)}."
+        )
+    else:
+        print("mailbot: không có đợt nhắc hạn nào đang chờ.")
+
+
+def _remind_preview(config: Config, campaign: Campaign, now: datetime) -> int:
+    with _app(config, exclusive=False) as app, app.database.session(write=False) as s:
+        schedule = reminder_schedule(s, campaign, now, manual=True)
+        for p in schedule.stale:
+            if p != schedule.due:
+                print(f"Đợt nhắc {_when(p, campaign)} đã lỡ: sẽ được ghi là bỏ qua.")
+        if schedule.due is None:
+            _say_nothing_due(campaign, now, schedule.upcoming)
+            print(DRY_RUN_NOTE)
+            return 0
+        plans = plan_reminders(s, campaign, now, point=schedule.due, config=config)
+        noaddr = [
+            u for u in units_without_address(s, campaign, now) if u.state != "awaiting-confirmation"
+        ]
+    left = days_left(campaign, now)
+    print(
+        f"Đợt nhắc {_when(schedule.due, campaign)} (hạn nộp {campaign.deadline_text}, "
+        f"còn {left} ngày): sẽ gửi {len(plans)} thư nhắc."
+    )
+    for plan in plans:
+        gaps = []
+        if plan.missing_forms:
+            gaps.append("chưa gửi " + ", ".join(plan.missing_forms))
+        if plan.error_forms:
+            gaps.append("có lỗi ở " + ", ".join(plan.error_forms))
+        if plan.unconfirmed_forms:
+            gaps.append("chờ xác nhận " + ", ".join(plan.unconfirmed_forms))
+        attach = ", ".join(f"{c} (.docx, .xlsx)" for c in plan.template_forms)
+        print(
+            f"- {plan.unit_name} <{', '.join(plan.to)}>: {'; '.join(gaps)}; "
+            f"kèm biểu mẫu trống {attach}"
+        )
+    if noaddr:
+        print("Không gửi được vì chưa có địa chỉ email trong danh sách đơn vị:")
+        for u in noaddr:
+            print(f"- {u.name} ({u.code})")
+    print(DRY_RUN_NOTE)
+    return 0
+
+
+# --------------------------------------------------------------------------- digest
+
+
+def digest(args: argparse.Namespace, config: Config) -> int:
+    def body() -> int:
+        campaign = campaign_of(config)
+        given = parse_now(args.now, campaign)
+        now = given or utc_now()
+        recipients = tuple(config.digest.recipients)
+        if args.dry_run:
+            with _app(config, exclusive=False) as app, app.database.session(write=False) as s:
+                plan = build_digest(s, campaign, config, now)
+            rendered = render("digest", plan.view)
+            if recipients:
+                print(f"Báo cáo sẽ gửi đến: {', '.join(recipients)}")
+            else:
+                print(
+                    "Chưa có người nhận báo cáo (khóa recipients trong mục [digest] của "
+                    "cấu hình): sẽ không gửi."
+                )
+            print(f"Tiêu đề: {rendered.subject}")
+            print(f"Tệp đính kèm: {plan.attachment_name} ({len(plan.workbook)} byte)")
+            print()
+            print(rendered.text.rstrip())
+            print()
+            print(DRY_RUN_NOTE)
+            return 0
+        if not recipients:
+            print(
+                "mailbot: chưa có người nhận báo cáo (khóa recipients trong mục [digest]).",
+                file=sys.stderr,
+            )
+            return 1
+        clock = (lambda: now) if given else utc_now
+        with _app(config, exclusive=True) as app:
+            with app.database.session() as s:
+                digest_id = queue_digest(s, campaign, config, now, manual=True)
+            queued = [digest_id] if digest_id is not None else []
+            sent, failed = send_queued(app, queued, clock, app.outgoing())
+        print(
+            f"mailbot: đã gửi báo cáo đến {', '.join(recipients)}"
+            if sent
+            else f"mailbot: chưa gửi được báo cáo (lỗi {failed}); sẽ thử lại sau."
+        )
+        return 0 if sent else 1
+
+    return _run(body)
+
+
+# --------------------------------------------------------------------------- status
+
+
+def _form_cell(f: FormState | None, campaign: Campaign) -> str:
+    if f is None or f.status == FORM_NONE or f.received_at is None:
+        return "chưa gửi"
+    when = local(f.received_at, campaign).strftime("%d/%m %H:%M")
+    if f.status == FORM_OK:
+        text = (
+            f"{when}, {f.entries} mô hình"
+            if f.entries or not f.declared_empty
+            else f"{when}, không đăng ký"
+        )
+    elif f.status == FORM_ERRORS:
+        text = f"{when}, {f.errors} lỗi"
+    else:
+        text = f"{when}, chờ xác nhận"
+    return text + (", muộn" if f.late else "")
+
+
+def _fit(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def status(args: argparse.Namespace, config: Config) -> int:
+    def body() -> int:
+        with _app(config, exclusive=False) as app, app.database.session(write=False) as s:
+            campaign = app.campaign
+            states = unit_states(s, campaign, utc_now())
+        if args.json:
+            print(json_dumps(status_json(campaign, states)))
+            return 0
+        forms = [f.code for f in campaign.forms]
+        print(f"{campaign.name} – hạn nộp {campaign.deadline_text}")
+        head = f"{'Mã':<18} {'Đơn vị':<44} {'Tình trạng':<23} " + " ".join(
+            f"{c:<28}" for c in forms
+        )
+        print(head.rstrip())
+        print("-" * len(head.rstrip()))
+        for u in states:
+            cells = " ".join(f"{_form_cell(u.forms.get(c), campaign):<28}" for c in forms)
+            print(f"{_fit(u.code, 18):<18} {_fit(u.name, 44):<44} {u.label:<23} {cells}".rstrip())
+        counts = count_states(states)
+        total = len(states)
+        print("-" * len(head.rstrip()))
+        print(
+            f"Đã gửi đủ {counts['complete']}/{total} đơn vị "
+            f"({percent(counts['complete'], total)}%); "
+            + "; ".join(f"{STATE_LABELS[k]}: {counts[k]}" for k in STATES if k != "complete")
+        )
+        return 0
+
+    return _run(body)
+
+
+# --------------------------------------------------------------------------- export
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write a file so that readers see the old one or the whole new one, never a part."""
+    path = path.resolve()
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def export(args: argparse.Namespace, config: Config) -> int:
+    def body() -> int:
+        out = Path(args.out)
+        if not out.parent.resolve().is_dir():
+            raise UsageError(f"--out {args.out}: thư mục {out.parent} không tồn tại")
+        if out.is_dir():
+            raise UsageError(
+                f"--out {args.out} là một thư mục; hãy ghi tên tệp, ví dụ {out / 'tong-hop.xlsx'}"
+            )
+        if out.suffix.lower() not in (".xlsx", ".docx"):
+            raise UsageError(f"--out {args.out}: tên tệp phải có đuôi .xlsx (hoặc .docx)")
+        word_only = out.suffix.lower() == ".docx"
+        progress = terminal_progress()
+        now = utc_now()
+        written: list[Path] = []
+        with _app(config, exclusive=False) as app, app.database.session(write=False) as s:
+            campaign, issuer = app.campaign, issuer_of(config)
+            if not word_only:
+                if progress:
+                    progress("đang lập bảng tổng hợp .xlsx…")
+                atomic_write(out, consolidated_xlsx(s, campaign, now, issuer=issuer))
+                written.append(out)
+            if word_only or args.docx:
+                target = out if word_only else out.with_suffix(".docx")
+                if progress:
+                    progress("đang lập bản Word .docx…")
+                atomic_write(target, consolidated_docx(s, campaign, now, issuer=issuer))
+                written.append(target)
+        if progress:
+            sys.stderr.write("\r\033[K")
+        for path in written:
+            print(f"mailbot: đã ghi {path}")
+        return 0
+
+    return _run(body)
+
+
+# --------------------------------------------------------------------------- review
+
+
+def review_list(args: argparse.Namespace, config: Config) -> int:
+    def body() -> int:
+        with _app(config, exclusive=False) as app, app.database.session(write=False) as s:
+            campaign = app.campaign
+            todo = review.pending(s)
+        if not todo.quarantined and not todo.awaiting:
+            print("Không có việc nào chờ xử lý.")
+            return 0
+        if todo.quarantined:
+            print(f"THƯ BỊ GIỮ LẠI ({len(todo.quarantined)}):")
+            for m in todo.quarantined:
+                reason = QUARANTINE_REASONS.get(m.quarantine_reason or "", m.quarantine_reason)
+                print(
+                    f"  #{m.id}  {_when(m.received_at, campaign)}  {m.from_addr or '(không rõ)'}"
+                    f"  “{m.subject or ''}”  – {reason}"
+                )
+            print(
+                "  Gán cho đơn vị: mailbot review assign --mail ID --unit MÃ; "
+                "loại bỏ: mailbot review reject --mail ID"
+            )
+        if todo.awaiting:
+            print(f"NGƯỜI GỬI CHỜ XÁC NHẬN ({len(todo.awaiting)}):")
+            for m in todo.awaiting:
+                unit = todo.unit_names.get(m.unit_code or "", m.unit_code or "?")
+                forms = ", ".join(todo.forms[m.id]) or "không có"
+                print(
+                    f"  #{m.id}  {_when(m.received_at, campaign)}  {m.from_addr} → {unit} "
+                    f"({m.unit_code}); biểu mẫu: {forms}"
+                )
+            print(
+                "  Xác nhận: mailbot review confirm --mail ID; "
+                "loại bỏ: mailbot review reject --mail ID"
+            )
+        return 0
+
+    return _run(body)
+
+
+def review_confirm(args: argparse.Namespace, config: Config) -> int:
+    def body() -> int:
+        if args.mail is None and not (args.email and args.unit):
+            raise UsageError("cần --mail ID, hoặc --email ADDR cùng --unit CODE")
+        with _app(config, exclusive=True) as app, app.database.session() as s:
+            done = review.confirm(
+                s, utc_now(), mail_id=args.mail, email=args.email, unit_code=args.unit
+            )
+        print(
+            f"mailbot: đã xác nhận {done.address} là địa chỉ của {done.unit_name} "
+            f"({done.unit_code}); {done.forms_counted} biểu mẫu chờ xác nhận nay được tính."
+        )
+        return 0
+
+    return _run(body)
+
+
+def review_assign(args: argparse.Namespace, config: Config) -> int:
+    def body() -> int:
+        with _app(config, exclusive=True) as app:
+            with app.database.session() as s:
+                done = review.assign(s, args.mail, args.unit, utc_now())
+            robot = app.robot(progress=terminal_progress())
+            robot.process_due()
+            robot.deliver()
+            with app.database.session(write=False) as s:
+                outcome = review.mail_outcome(s, args.mail)
+        if outcome.status == "quarantined":
+            reason = outcome.quarantine_reason
+            why = QUARANTINE_REASONS.get(reason or "", reason)
+            print(f"mailbot: thư #{args.mail} vẫn bị giữ lại sau khi xử lý lại: {why}.")
+            return 1
+        print(
+            f"mailbot: đã gán thư #{args.mail} cho {done.unit_name} và xử lý lại: "
+            f"{len(outcome.forms)} biểu mẫu ({', '.join(outcome.forms) or 'không có'})."
+        )
+        return 0
+
+    return _run(body)
+
+
+def review_reject(args: argparse.Namespace, config: Config) -> int:
+    def body() -> int:
+        with _app(config, exclusive=True) as app, app.database.session() as s:
+            done = review.reject(s, args.mail, utc_now(), args.reason)
+        print(
+            f"mailbot: đã loại thư #{done.mail_id} từ {done.from_addr or '(không rõ)'}"
+            + (f" (lý do: {done.reason})" if done.reason else "")
+            + "."
+        )
+        return 0
+
+    return _run(body)
+
+
+# --------------------------------------------------------------------------- campaign new
+
+
+def campaign_new(args: argparse.Namespace, config: Config | None) -> int:
+    def body() -> int:
+        source = load_campaign(args.source) if args.source else newest_campaign()
+        if args.year == source.year:
+            raise UsageError(f"đợt thi đua năm {args.year} chính là tệp gốc")
+        if not 2000 <= args.year <= 2100:
+            raise UsageError(f"năm {args.year} không hợp lý")
+        text = new_campaign_text(source, args.year)
+        if args.out:
+            target = Path(args.out)
+        else:
+            import rules
+
+            new_id = source.id.replace(str(source.year), str(args.year))
+            if new_id == source.id:
+                new_id = f"{source.id}-{args.year}"
+            target = Path(rules.__file__).resolve().parent / "campaigns" / f"{new_id}.toml"
+        try:
+            with target.open("x", encoding="utf-8") as fh:
+                fh.write(text)
+        except FileExistsError:
+            print(f"mailbot: {target} đã có; không ghi đè.", file=sys.stderr)
+            return 1
+        made = parse_campaign(text)
+        print(
+            f"mailbot: đã tạo {target} (năm {made.year}, hạn nộp {made.deadline_text}). "
+            "Đề nghị kiểm tra lại các ngày và số công văn."
+        )
+        return 0
+
+    return _run(body)
+
+
+__all__ = ["atomic_write", "parse_now"]

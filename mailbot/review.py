@@ -1,0 +1,191 @@
+"""Staff actions over the database: confirm a sender, assign, reject or reprocess a mail.
+
+Each action runs inside the caller's write session and returns what it changed; the commands
+only parse arguments and print. A refused action raises ReviewError with a Vietnamese message
+(staff read it on their terminal) and changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from mailbot import db as dbm
+
+# Mails in these states can be rejected (a decided mail, or one too large to download).
+REJECTABLE = ("quarantined", "processed", "oversize")
+
+
+class ReviewError(Exception):
+    """The action cannot be done as asked (unknown mail or unit, wrong state)."""
+
+
+@dataclass(frozen=True)
+class Pending:
+    """What waits for a person: quarantined mail and senders awaiting confirmation."""
+
+    quarantined: list[dbm.Mail]
+    awaiting: list[dbm.Mail]
+    forms: dict[int, list[str]]  # mail id -> forms received in it (for awaiting mails)
+    unit_names: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Confirmed:
+    """An address now confirmed for a unit, and how many waiting forms now count."""
+
+    address: str
+    unit_code: str
+    unit_name: str
+    forms_counted: int
+
+
+@dataclass(frozen=True)
+class Assigned:
+    """A quarantined mail given to a unit and queued to be decided again."""
+
+    mail_id: int
+    unit_code: str
+    unit_name: str
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A mail set aside: its forms no longer count."""
+
+    mail_id: int
+    from_addr: str | None
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class MailOutcome:
+    """Where a mail stands after being decided again."""
+
+    status: str
+    quarantine_reason: str | None
+    forms: list[str]
+
+
+def pending(session: Session) -> Pending:
+    """Everything a person must act on, oldest first."""
+    awaiting = dbm.mails_awaiting_confirmation(session)
+    return Pending(
+        quarantined=dbm.mails_with_status(session, "quarantined"),
+        awaiting=awaiting,
+        forms={
+            m.id: [sub.form for sub in dbm.submissions_for_mail(session, m.id)] for m in awaiting
+        },
+        unit_names={u.code: u.name for u in dbm.unit_register(session)},
+    )
+
+
+def _mail(session: Session, mail_id: int) -> dbm.Mail:
+    mail = dbm.get_mail(session, mail_id)
+    if mail is None:
+        raise ReviewError(f"không có thư mã {mail_id}")
+    return mail
+
+
+def _unit(session: Session, code: str) -> dbm.Unit:
+    unit = dbm.get_unit(session, code)
+    if unit is None:
+        raise ReviewError(f"không có đơn vị mã {code!r} (xem mailbot status)")
+    return unit
+
+
+def confirm(
+    session: Session,
+    now: datetime,
+    *,
+    mail_id: int | None = None,
+    email: str | None = None,
+    unit_code: str | None = None,
+) -> Confirmed:
+    """Confirm a sender address for a unit: by a waiting mail, or by address and unit."""
+    if mail_id is None and not (email and unit_code):
+        raise ReviewError("cần --mail ID, hoặc --email ADDR cùng --unit CODE")
+    if mail_id is not None:
+        mail = _mail(session, mail_id)
+        addr = email or mail.from_addr
+        code = unit_code or mail.unit_code
+        if not addr:
+            raise ReviewError(f"thư #{mail.id} không có địa chỉ người gửi")
+        if not code:
+            raise ReviewError(
+                f"thư #{mail.id} chưa gắn với đơn vị nào; thêm --unit CODE "
+                "hoặc dùng mailbot review assign"
+            )
+    else:
+        assert email is not None and unit_code is not None
+        addr, code = email, unit_code
+    unit = _unit(session, code)
+    count = dbm.confirm_sender(session, addr, unit.code, now)
+    return Confirmed(addr.strip().lower(), unit.code, unit.name, count)
+
+
+def assign(session: Session, mail_id: int, unit_code: str, now: datetime) -> Assigned:
+    """Give a quarantined mail to a unit (its sender confirmed) and queue it to be decided."""
+    mail = _mail(session, mail_id)
+    unit = _unit(session, unit_code)
+    if mail.status != "quarantined":
+        raise ReviewError(f"thư #{mail.id} không bị giữ lại (trạng thái {mail.status})")
+    if mail.from_addr:
+        dbm.add_unit_email(
+            session, mail.from_addr, unit.code, confirmed=True, now=now, source="review"
+        )
+    dbm.add_event(
+        session, "assigned", at=now, mail_id=mail.id, unit_code=unit.code, detail=mail.from_addr
+    )
+    dbm.reset_for_reprocess(session, mail, now)
+    return Assigned(mail.id, unit.code, unit.name)
+
+
+def reject(session: Session, mail_id: int, now: datetime, reason: str | None = None) -> Rejected:
+    """Set a mail aside: its results are dropped and an unconfirmed sender is forgotten."""
+    mail = _mail(session, mail_id)
+    if mail.status not in REJECTABLE:
+        raise ReviewError(f"thư #{mail.id} đang ở trạng thái {mail.status}, không loại được")
+    addr = mail.from_addr
+    if mail.awaiting_confirmation and addr:
+        dbm.forget_unconfirmed_address(session, addr)
+    dbm.clear_mail_results(session, mail.id)
+    mail.status = "ignored"
+    mail.awaiting_confirmation = False
+    mail.quarantine_reason = "rejected"
+    mail.next_attempt_at = None
+    dbm.add_event(
+        session, "rejected", at=now, mail_id=mail.id, unit_code=mail.unit_code, detail=reason
+    )
+    return Rejected(mail.id, addr, reason)
+
+
+def reprocess(session: Session, now: datetime, mail_ids: list[int] | None = None) -> list[int]:
+    """Queue mails to be decided again: these ids, else those that failed processing.
+
+    Raises ReviewError naming the unknown ids (and changes nothing) when some do not exist.
+    """
+    if mail_ids:
+        mails = [dbm.get_mail(session, i) for i in mail_ids]
+        unknown = [i for i, m in zip(mail_ids, mails, strict=True) if m is None]
+        if unknown:
+            raise ReviewError(f"không có thư mã {unknown}")
+        chosen = [m for m in mails if m is not None]
+    else:
+        chosen = [
+            m
+            for m in dbm.mails_with_status(session, "quarantined")
+            if m.quarantine_reason == "processing-failed"
+        ]
+    for mail in chosen:
+        dbm.reset_for_reprocess(session, mail, now)
+    return [m.id for m in chosen]
+
+
+def mail_outcome(session: Session, mail_id: int) -> MailOutcome:
+    """A mail's state and the forms recorded from it."""
+    mail = _mail(session, mail_id)
+    forms = [sub.form for sub in dbm.submissions_for_mail(session, mail.id)]
+    return MailOutcome(mail.status, mail.quarantine_reason, forms)

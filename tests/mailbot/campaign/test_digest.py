@@ -1,0 +1,121 @@
+"""The staff digest: content, arrivals since the previous one, overdue units, workbook."""
+
+from __future__ import annotations
+
+import io
+
+import openpyxl
+from sqlalchemy import select
+
+from mailbot import db as dbm
+from mailbot.campaign.digest import build_digest, queue_digest
+from mailbot.campaign.reminders import queue_reminders
+from mailbot.config import Config
+from tests.mailbot.campaign.support import (
+    CAMPAIGN,
+    CONFIG,
+    add_form,
+    at,
+    outbox,
+    parse,
+)
+
+
+def test_digest_content_and_workbook(database) -> None:
+    add_form(database, "mttq", "M1", at(10), entries=3)
+    add_form(database, "mttq", "M2", at(10), entries=2)
+    add_form(database, "ldld", "M1", at(11), entries=1, fields=("security_defense",))
+    add_form(database, "hoi-ccb", "M2", at(11), errors=2)
+    add_form(database, "p-khuong-dinh", "M1", at(11), entries=0)
+    add_form(database, "quan-doan", "M1", at(12), awaiting=True, sender="bt@gmail.example")
+    with database.session() as s:
+        quarantined = dbm.record_received(
+            s,
+            source="test",
+            uidvalidity=None,
+            uid=None,
+            message_id="<q@x.example>",
+            sha256="f" * 64,
+            raw_path="raw/q",
+            size=10,
+            from_addr="la@nowhere.example",
+            subject="Gửi biểu",
+            received_at=at(12, 10),
+        )
+        dbm.quarantine(s, quarantined, "unknown-unit", at(12, 10))
+        assert len(queue_reminders(s, CAMPAIGN, CONFIG, at(13, 8))) > 0
+        reminder = s.scalars(select(dbm.Outbox).where(dbm.Outbox.kind == "reminder")).first()
+        dbm.record_bounce(
+            s,
+            original_message_id=reminder.message_id,
+            recipient=reminder.recipients[0],
+            status="5.1.1",
+            action="failed",
+            diagnostic="no such user",
+            received_at=at(13, 9),
+            mail_id=None,
+        )
+    with database.session() as s:
+        assert queue_digest(s, CAMPAIGN, CONFIG, at(14, 7, 30))
+        assert not queue_digest(s, CAMPAIGN, CONFIG, at(14, 9))  # once a day
+    [row] = outbox(database, "digest")
+    msg = parse(row.raw)
+    assert msg["Auto-Submitted"] == "auto-generated"
+    assert msg["To"] == "lanhdao@thanhxuan.example, vanthu@thanhxuan.example"
+    assert "1/38 đơn vị đã gửi đủ" in msg["Subject"]
+    text = msg.get_body(("plain",)).get_content()
+    html = msg.get_body(("html",)).get_content()
+    assert "- Đã gửi đủ: 1" in text and "- Có lỗi cần sửa: 1" in text
+    assert "- Chờ xác nhận người gửi: 1" in text
+    assert "Mẫu số 01 – cấp Quận: Kinh tế: 2; Văn hóa - Xã hội: 1; An ninh - Quốc phòng: 1" in text
+    assert "Ủy ban Mặt trận Tổ quốc Việt Nam quận Thanh Xuân" in text  # arrivals
+    assert "la@nowhere.example" in text and "không xác định được đơn vị gửi" in text
+    assert "bt@gmail.example gửi biểu thay cho Quận đoàn Thanh Xuân" in text
+    assert f"Thư nhắc hạn gửi {reminder.recipients[0]}" in text
+    assert "width:" in html or "%" in html
+    [attachment] = list(msg.iter_attachments())
+    assert attachment.get_filename() == "Tổng hợp Dân vận khéo 2022 - 14-02-2022.xlsx"
+    wb = openpyxl.load_workbook(io.BytesIO(attachment.get_content()))
+    try:
+        level1 = wb[wb.sheetnames[0]]
+        values = [str(c) for row_ in level1.iter_rows(values_only=True) for c in row_ if c]
+        assert "Mô hình M1 số 1 của mttq" in values
+        assert "Mô hình M1 số 1 của ldld" in values
+        assert not any("hoi-ccb" in v for v in values)  # its only form has errors
+        status = wb["Tình hình nộp"]
+        rows = {r[0]: r for r in status.iter_rows(min_row=6, values_only=True) if r[0]}
+        assert rows["mttq"][2] == "Đã đủ"
+        assert rows["hoi-ccb"][2] == "Có lỗi"
+        assert rows["quan-doan"][2] == "Chờ xác nhận"
+        assert rows["cb-bhxh"][3] == "Chưa nộp"
+        assert list(rows)[:3] == ["cb-bhxh", "cb-thi-hanh-an", "cb-thue"]  # register order
+    finally:
+        wb.close()
+
+
+def test_digest_arrivals_since_previous_digest(database) -> None:
+    add_form(database, "mttq", "M1", at(10))
+    with database.session() as s:
+        assert queue_digest(s, CAMPAIGN, CONFIG, at(11, 7, 30))
+    add_form(database, "ldld", "M1", at(11, 12))
+    with database.session(write=False) as s:
+        plan = build_digest(s, CAMPAIGN, CONFIG, at(12, 7, 30))
+    assert [a.unit for a in plan.view.arrivals] == ["Liên đoàn Lao động quận Thanh Xuân"]
+    assert plan.view.since == at(11, 7, 30)
+
+
+def test_overdue_units_after_deadline(database) -> None:
+    add_form(database, "mttq", "M1", at(10))
+    add_form(database, "mttq", "M2", at(10))
+    with database.session(write=False) as s:
+        before = build_digest(s, CAMPAIGN, CONFIG, at(19, 7, 30))
+        after = build_digest(s, CAMPAIGN, CONFIG, at(20, 7, 30))
+    assert before.view.overdue_units == () and not before.view.after_deadline
+    assert len(after.view.overdue_units) == 37
+    assert "Liên đoàn Lao động quận Thanh Xuân – Chưa gửi" in after.view.overdue_units
+
+
+def test_no_digest_without_recipients(database) -> None:
+    with database.session() as s:
+        assert not queue_digest(s, CAMPAIGN, Config(), at(14, 8))
+    assert outbox(database, "digest") == []

@@ -1,0 +1,122 @@
+"""Reminders (and the digests beside them) through a whole campaign, time injected."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections import Counter
+from datetime import timedelta
+
+import openpyxl
+from sqlalchemy import select
+
+from mailbot import db as dbm
+from mailbot.campaign.digest import queue_digest
+from mailbot.campaign.reminders import plan_reminders, queue_reminders
+from mailbot.campaign.schedule import (
+    REMINDER_JOB,
+)
+from tests.mailbot.campaign.support import (
+    CAMPAIGN,
+    CONFIG,
+    add_form,
+    at,
+    outbox,
+    parse,
+    unit_of,
+)
+
+
+def test_whole_campaign_reminders_and_digests(database) -> None:
+    """Every 30 minutes from 1 to 25 February: who is reminded when, and the daily digests."""
+    script = {  # when a unit's form arrives
+        at(14, 10): [("hoi-lhpn", "M1", {}), ("hoi-lhpn", "M2", {})],
+        at(15, 9): [("mttq", "M1", {}), ("ldld", "M1", {})],
+        at(16, 11): [("mttq", "M2", {}), ("hoi-ccb", "M1", {"errors": 1})],
+        at(18, 15): [("ldld", "M2", {}), ("hoi-ccb", "M1", {}), ("hoi-ccb", "M2", {})],
+        at(22, 9): [("p-kim-giang", "M1", {}), ("p-kim-giang", "M2", {})],  # late
+    }
+    t = at(1, 0)
+    while t <= at(25, 0):
+        for when, forms in script.items():
+            if when == t:
+                for unit, form, kw in forms:
+                    add_form(database, unit, form, t, **kw)
+        with database.session() as s:
+            queue_reminders(s, CAMPAIGN, CONFIG, t)
+        with database.session() as s:
+            queue_digest(s, CAMPAIGN, CONFIG, t)
+        t += timedelta(minutes=30)
+
+    rows = outbox(database, "reminder")
+    by_point = Counter(r.created_at.astimezone(CAMPAIGN.tz) for r in rows)
+    assert set(by_point) == {at(13, 8), at(17, 8), at(19, 8)}
+    d7 = {unit_of(r) for r in rows if r.created_at == at(13, 8)}
+    d3 = {unit_of(r) for r in rows if r.created_at == at(17, 8)}
+    d1 = {unit_of(r) for r in rows if r.created_at == at(19, 8)}
+    assert len(d7) == by_point[at(13, 8)] == 38
+    assert d3 == d7 - {"hoi-lhpn", "mttq"}  # ldld partial and hoi-ccb with errors: reminded
+    assert d1 == d7 - {"hoi-lhpn", "mttq", "ldld", "hoi-ccb"}
+    assert len(rows) == len({r.dedupe_key for r in rows})
+    assert all(r.created_at < CAMPAIGN.deadline for r in rows)
+    with database.session(write=False) as s:
+        runs = s.scalars(select(dbm.JobRun).where(dbm.JobRun.job == REMINDER_JOB)).all()
+    assert len(runs) == 3
+
+    # the D-3 reminder to the unit whose M1 had errors names the open problem and attaches
+    # only the forms still missing a valid version
+    [ccb] = [r for r in rows if r.created_at == at(17, 8) and unit_of(r) == "hoi-ccb"]
+    msg = parse(ccb.raw)
+    assert msg["Auto-Submitted"] == "auto-generated"
+    assert msg["To"] == "hoiccb@thanhxuan.example"
+    text = msg.get_body(("plain",)).get_content()
+    assert "Dòng này chưa ghi tên tập thể, cá nhân." in text
+    assert "còn 3 ngày" in text and "trước ngày 20/02/2022" in text
+    names = sorted(p.get_filename() for p in msg.iter_attachments())
+    assert names == [
+        "Mẫu số 01 - cấp Quận - 2022.docx",
+        "Mẫu số 01 - cấp Quận - 2022.xlsx",
+        "Mẫu số 02 - cấp cơ sở - 2022.docx",
+        "Mẫu số 02 - cấp cơ sở - 2022.xlsx",
+    ]
+    [ldld] = [r for r in rows if r.created_at == at(17, 8) and unit_of(r) == "ldld"]
+    ldld_names = [p.get_filename() for p in parse(ldld.raw).iter_attachments()]
+    assert ldld_names == ["Mẫu số 02 - cấp cơ sở - 2022.docx", "Mẫu số 02 - cấp cơ sở - 2022.xlsx"]
+    wb = openpyxl.load_workbook(
+        io.BytesIO(
+            next(
+                p for p in parse(ldld.raw).iter_attachments() if p.get_filename().endswith(".xlsx")
+            ).get_content()
+        )
+    )
+    assert "M2" in wb.sheetnames
+    wb.close()
+
+    digests = outbox(database, "digest")
+    days = [r.created_at.astimezone(CAMPAIGN.tz) for r in digests]
+    # daily at 07:30 until the deadline's day, then only on days with news: the late forms of
+    # the 22nd show on the 23rd
+    assert days == [at(d, 7, 30) for d in range(1, 21)] + [at(23, 7, 30)]
+    late = parse(digests[-1].raw).get_body(("plain",)).get_content()
+    assert "Đảng ủy phường Kim Giang – Mẫu 02; 2 mô hình; 0 lỗi; nộp muộn" in late
+    with database.session(write=False) as s:
+        skipped = s.scalars(
+            select(dbm.JobRun.point).where(
+                dbm.JobRun.job == "digest", dbm.JobRun.detail.contains("nothing new")
+            )
+        ).all()
+    assert skipped == ["2022-02-21", "2022-02-22", "2022-02-24"]
+    assert all(json.loads(r.to_addrs) == list(CONFIG.digest.recipients) for r in digests)
+
+
+def test_complete_units_are_never_reminded(database) -> None:
+    for unit in ("mttq", "ldld"):
+        add_form(database, unit, "M1", at(5))
+        add_form(database, unit, "M2", at(5))
+    add_form(database, "quan-doan", "M1", at(5))
+    add_form(database, "quan-doan", "M2", at(5), awaiting=True, sender="x@gmail.example")
+    with database.session(write=False) as s:
+        plans = plan_reminders(s, CAMPAIGN, at(13, 8), point=at(13, 8), config=CONFIG)
+    codes = {p.unit_code for p in plans}
+    assert len(codes) == 35
+    assert not codes & {"mttq", "ldld", "quan-doan"}  # quan-doan waits for staff, not for us
