@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,10 @@ _MAX_OUTPUT = 50 * 1024 * 1024
 _KEEP_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE")
 
 
+# (data, source extension, target extension, timeout in seconds) -> converted bytes.
+OfficeConverter = Callable[[bytes, str, str, float], bytes]
+
+
 class ConversionUnavailable(Exception):
     """LibreOffice (soffice) is not installed on this machine."""
 
@@ -40,6 +45,11 @@ class ConversionFailed(Exception):
 def soffice_path() -> str | None:
     """The soffice executable on the PATH, or None."""
     return shutil.which("soffice") or shutil.which("libreoffice")
+
+
+def soffice_converter() -> OfficeConverter | None:
+    """`convert_with_soffice` when LibreOffice is installed here, else None."""
+    return convert_with_soffice if soffice_path() is not None else None
 
 
 def convert_with_soffice(

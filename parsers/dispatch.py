@@ -7,7 +7,7 @@ import logging
 import unicodedata
 from collections.abc import Callable
 
-from parsers.convert import ConversionFailed, ConversionUnavailable, convert_with_soffice
+from parsers.convert import ConversionFailed, ConversionUnavailable, OfficeConverter
 from parsers.grid import Cell, Extracted
 from parsers.model import ParseResult, Problem
 from parsers.safety import DEFAULT_LIMITS, MB, Limits, TimeLimitExceeded, check_zip, too_large
@@ -66,8 +66,17 @@ MSG_LEGACY = (
 FindForms = Callable[[Extracted, str], tuple[list, list]]
 
 
-def parse_file(data: bytes, filename: str, limits: Limits = DEFAULT_LIMITS) -> ParseResult:
-    """Read one attachment: detect its format, read its grids, find the forms in them."""
+def parse_file(
+    data: bytes,
+    filename: str,
+    limits: Limits = DEFAULT_LIMITS,
+    *,
+    office: OfficeConverter | None = None,
+) -> ParseResult:
+    """Read one attachment: detect its format, read its grids, find the forms in them.
+
+    `office` converts .doc/.odt/.ods (and damaged .xls) to OOXML; None: not available here.
+    """
     label = unicodedata.normalize("NFC", filename)
     try:
         fmt = detect_format(data, label)
@@ -97,7 +106,7 @@ def parse_file(data: bytes, filename: str, limits: Limits = DEFAULT_LIMITS) -> P
             result.problems.append(problem)
             return result
     try:
-        extracted = _read(data, fmt, label, limits)
+        extracted = _read(data, fmt, label, limits, office)
     except _Refused as refused:
         result.problems.append(refused.problem)
         return result
@@ -200,16 +209,22 @@ def _try_default_password(data: bytes) -> bytes | None:
     return plain if plain and not is_encrypted(plain) else None
 
 
-def _convert(data: bytes, src: str, target: str, limits: Limits) -> bytes:
+def _convert(
+    data: bytes, src: str, target: str, limits: Limits, office: OfficeConverter | None
+) -> bytes:
     try:
-        return convert_with_soffice(data, src, target, timeout=limits.convert_timeout)
+        if office is None:
+            raise ConversionUnavailable("no office converter")
+        return office(data, src, target, limits.convert_timeout)
     except ConversionUnavailable as exc:
         raise _Refused(
             Problem("error", "unsupported-format", None, MSG_NO_SOFFICE.format(ext=src))
         ) from exc
 
 
-def _read(data: bytes, fmt: str, label: str, limits: Limits) -> Extracted:
+def _read(
+    data: bytes, fmt: str, label: str, limits: Limits, office: OfficeConverter | None
+) -> Extracted:
     from parsers.docx import read_docx
     from parsers.xls import read_xls
     from parsers.xlsx import read_xlsx
@@ -228,14 +243,16 @@ def _read(data: bytes, fmt: str, label: str, limits: Limits) -> Extracted:
             if not is_ole_workbook(data):  # damaged container: LibreOffice would guess
                 raise
             try:
-                converted = convert_with_soffice(data, "xls", "xlsx", limits.convert_timeout)
+                if office is None:
+                    raise ConversionUnavailable("no office converter")
+                converted = office(data, "xls", "xlsx", limits.convert_timeout)
             except (ConversionUnavailable, ConversionFailed):
                 raise _Refused(_unreadable(label)) from None
             return _read_converted(converted, "xlsx", limits)
     if fmt in ("doc", "odt"):
-        return _read_converted(_convert(data, fmt, "docx", limits), "docx", limits)
+        return _read_converted(_convert(data, fmt, "docx", limits, office), "docx", limits)
     if fmt == "ods":
-        return _read_converted(_convert(data, fmt, "xlsx", limits), "xlsx", limits)
+        return _read_converted(_convert(data, fmt, "xlsx", limits, office), "xlsx", limits)
     raise _Refused(
         Problem("error", "unsupported-format", None, MSG_OTHER.format(name=_quoted(label)))
     )

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TextIO
 
 from parsers import parse_file
+from parsers.convert import soffice_converter
 from parsers.model import ParseResult
 from rules import judge
 from rules.base import FIELD_NAMES, FORM_NAMES
@@ -28,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def read_attachment(data: bytes, filename: str, campaign: Campaign | None) -> ParseResult:
     """Parse one attachment and judge it with every rule: what `parse` and the intake share."""
-    return judge(parse_file(data, filename), campaign)
+    return judge(parse_file(data, filename, office=soffice_converter()), campaign)
 
 
 def run(args: argparse.Namespace, config: object = None) -> int:
