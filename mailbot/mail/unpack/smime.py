@@ -6,7 +6,7 @@ import base64
 import binascii
 import re
 
-from asn1crypto import cms
+from asn1crypto import cms, parser
 
 from mailbot.mail.filetypes import suffix
 from mailbot.mail.message import ArchiveLimits
@@ -36,20 +36,44 @@ def signed_content(data: bytes) -> bytes | None:
         except (binascii.Error, ValueError):
             return None
     try:
-        info = cms.ContentInfo.load(data)
+        info = cms.ContentInfo.load(data, strict=False)
         if info["content_type"].native != "signed_data":
             return None
         encap = info["content"]["encap_content_info"]
-        if encap["content_type"].native != "data":
-            return None
-        content = encap["content"]
-        if content.native is None:  # detached: the content is elsewhere
-            return None
-        inner = content.parsed if hasattr(content, "parsed") else None
-        value = inner.native if inner is not None else content.native
+        # eContent is read with asn1crypto's BER parser rather than through the spec:
+        # asn1crypto accepts a chunked (constructed) OCTET STRING only with an indefinite
+        # length, and Outlook writes the chunks with definite lengths.
+        return _explicit_content(encap.contents)
     except Exception:  # asn1crypto parses lazily: any malformed field surfaces here
         return None
-    return value if isinstance(value, bytes) else None
+
+
+def _elements(encoded: bytes) -> list[tuple[int, int, int, bytes]]:
+    """(class, method, tag, contents) of each BER element in a run of them."""
+    out = []
+    pos = 0
+    while pos < len(encoded):
+        class_, method, tag, _header, contents, _trailer = parser.parse(encoded[pos:])
+        out.append((class_, method, tag, contents))
+        pos += parser.peek(encoded[pos:])
+    return out
+
+
+def _explicit_content(encap_body: bytes) -> bytes | None:
+    """The octets of EncapsulatedContentInfo's [0] EXPLICIT eContent; None when detached."""
+    fields = _elements(encap_body)
+    if len(fields) < 2 or fields[1][:3] != (2, 1, 0):  # context-specific, constructed, [0]
+        return None
+    inner = _elements(fields[1][3])
+    return _octets(*inner[0]) if inner else None
+
+
+def _octets(class_: int, method: int, tag: int, contents: bytes, depth: int = 0) -> bytes:
+    if class_ != 0 or tag != 4 or depth > 8:
+        raise ValueError("not an OCTET STRING")
+    if method == 0:
+        return contents
+    return b"".join(_octets(*chunk, depth=depth + 1) for chunk in _elements(contents))
 
 
 class SmimeUnpacker:
