@@ -196,9 +196,9 @@ def _decide(mail: ParsedMail, ctx: IntakeContext) -> Outcome:
         judge(parse_file(att.content, att.filename, office=ctx.tools.office), ctx.campaign)
         for att in mail.attachments
     ]
-    if assigned is not None:
-        unit, awaiting = assigned, False
-    else:
+    unit: Unit | None = assigned
+    awaiting = False
+    if unit is None:
         unit, awaiting = _identify(mail, results, ctx.register)
     late = _late(ctx)
     if unit is None:

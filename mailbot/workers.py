@@ -149,7 +149,12 @@ class Decider:
     def _pack(self, ctx: Any) -> Any:
         """The context as `_decide_in_worker` gets it (other worker functions: unchanged)."""
         register = getattr(ctx, "register", None)
-        if self._worker_fn is not _decide_in_worker or register is None or not is_dataclass(ctx):
+        if (
+            self._worker_fn is not _decide_in_worker
+            or register is None
+            or not is_dataclass(ctx)
+            or isinstance(ctx, type)
+        ):
             return ctx
         if self._register_blob is None or self._register_blob[0] is not register:
             self._register_blob = (register, pickle.dumps(register))

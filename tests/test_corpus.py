@@ -48,10 +48,13 @@ def parse_like_cli(path: Path) -> dict[str, Any]:
     """Exactly what `mailbot parse --json` runs for one file."""
     import parsers
     import rules
+    from parsers.convert import soffice_converter
     from rules import campaign
 
+    data = path.read_bytes()
+    office = soffice_converter()
     result = rules.judge(
-        parsers.parse_file(path.read_bytes(), path.name), campaign.newest_campaign()
+        parsers.parse_file(data, path.name, office=office), campaign.newest_campaign()
     )
     return result.to_json()
 

@@ -8,7 +8,7 @@ from email.message import Message
 from email.parser import HeaderParser
 
 from mailbot.mail.auto import carries_documents, fold_subject
-from mailbot.mail.body import children, text_of
+from mailbot.mail.body import children, payload, text_of
 from mailbot.mail.headers import content_type_of, msg_ids, parse_message_bytes, raw_get
 from mailbot.mail.message import ParsedMail
 from mailbot.mail.walk import parse_mail
@@ -74,8 +74,8 @@ def _dsn_blocks(part: Message) -> list[Message]:
     if blocks:
         return blocks
     # Some parsers leave the body as text: split it into blank-line separated field blocks.
-    payload = part.get_payload(decode=True) or b""
-    text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else str(payload)
+    data = part.get_payload(decode=True) or b""
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
     return [HeaderParser().parsestr(b.strip() + "\n") for b in re.split(r"\n\s*\n", text) if b]
 
 
@@ -91,12 +91,8 @@ def _original_id(msg: Message) -> str | None:
             if inner:
                 ids = msg_ids(raw_get(inner[0], "message-id"))
             else:
-                payload = part.get_payload(decode=True) or b""
-                ids = msg_ids(
-                    raw_get(
-                        HeaderParser().parsestr(payload.decode("utf-8", "replace")), "message-id"
-                    )
-                )
+                head = HeaderParser().parsestr(payload(part).decode("utf-8", "replace"))
+                ids = msg_ids(raw_get(head, "message-id"))
             if ids:
                 return ids[0]
     return None
@@ -226,13 +222,13 @@ def parse_bounce(raw_or_mail: bytes | ParsedMail) -> Bounce | None:
         ),
         None,
     )
-    recipients = tuple(
+    failed = tuple(
         r
         if r.status
         else BounceRecipient(r.address, r.action, _status_from(reason), reason or r.diagnostic)
         for r in found.values()
     )
-    return Bounce(original, recipients, kind)
+    return Bounce(original, failed, kind)
 
 
 def _status_from(text: str | None) -> str | None:

@@ -139,7 +139,7 @@ def test_doc_odt_ods_xls_through_libreoffice():
         (convert_with_soffice(_xlsx(), "xlsx", "ods"), "m.ods", "ods"),
         (convert_with_soffice(_xlsx(), "xlsx", "xls"), "m.xlsx", "xls"),
     ]:
-        result = parse_file(data, name)
+        result = parse_file(data, name, office=convert_with_soffice)
         assert result.format == fmt
         assert "unreadable-file" not in _codes(result), result.problems
         assert "unsupported-format" not in _codes(result)
