@@ -73,9 +73,6 @@ _ENCRYPTED_TYPES = frozenset(
     {"application/pgp-encrypted", "application/pkcs7-mime", "application/x-pkcs7-mime"}
 )
 
-_SMIME = SmimeUnpacker()
-_UUENCODE = UuencodeUnpacker()
-
 
 def _origin(path: tuple[str, ...]) -> str:
     return " > ".join(path)
@@ -102,6 +99,8 @@ class _Collector:
         self.max_bytes = max_attachment_bytes
         self.limits = limits
         self.unpackers = unpackers
+        self.smime = SmimeUnpacker()
+        self.uuencode = UuencodeUnpacker()
         self.attachments: list[Attachment] = []
         self.problems: list[MailProblem] = []
         self.extracted = 0
@@ -124,8 +123,8 @@ class _Collector:
         if ctype in _IGNORED_TYPES:
             return
         if ctype == "multipart/encrypted" or ctype in _ENCRYPTED_TYPES:
-            if _SMIME.matches("", b"", ctype):
-                self.container(_SMIME, "", payload(part), path, depth, 0)
+            if self.smime.matches("", b"", ctype):
+                self.container(self.smime, "", payload(part), path, depth, 0)
             else:
                 encrypted = encrypted_mail()
                 self.trouble(encrypted, _origin((*path, encrypted.filename)))
@@ -165,7 +164,7 @@ class _Collector:
         disp = disposition(part)
         if raw_name is None:
             if ctype == "text/plain":
-                self.container(_UUENCODE, "", payload(part), path, depth, 0)
+                self.container(self.uuencode, "", payload(part), path, depth, 0)
                 return
             if ctype.startswith(("text/", "image/", "audio/", "video/")) and ctype not in (
                 "text/csv",
@@ -208,7 +207,7 @@ class _Collector:
         if name.casefold() in IGNORED_NAMES or name.startswith("~$"):
             return
         if ext == ".p7m":
-            self.container(_SMIME, "", payload(part), path, depth, 0)
+            self.container(self.smime, "", payload(part), path, depth, 0)
             return
         self.file(name, payload(part), ctype, path, depth, 0)
 
