@@ -9,7 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from mailbot.mail.parse import parse_mail
+from mailbot.mail.walk import parse_mail
 
 import mailbot.app
 import mailbot.commands.intake
