@@ -8,26 +8,35 @@ from datetime import datetime
 from email.utils import getaddresses
 from typing import Literal
 
+from mailbot.mail.auth import dmarc_failed
+from mailbot.mail.auto import auto_reply_reason, automatic_reason, relay_reason
+from mailbot.mail.bounce import Bounce, parse_bounce
 from mailbot.mail.compose import compose
-from mailbot.mail.loops import (
-    Bounce,
-    auto_reply_reason,
-    automatic_reason,
-    dmarc_failed,
-    parse_bounce,
-    relay_reason,
-)
-from mailbot.mail.parse import ParsedMail, parse_mail
+from mailbot.mail.message import ParsedMail
 from mailbot.mail.views import FileView, NoticeView, ReceiptView, file_view
+from mailbot.mail.walk import parse_mail
 from mailbot.units import Register, Unit
 from outbox_templates import render
 from parsers import parse_file
+from parsers.convert import OfficeConverter
 from parsers.model import Form, ParseResult
 from rules import judge
 from rules.base import FORM_NAMES
 from rules.campaign import Campaign
 
 Action = Literal["accepted", "quarantined", "ignored", "bounce"]
+
+
+@dataclass(frozen=True)
+class Tools:
+    """The external converters the decision may use; the default is "nothing available".
+
+    `office` converts .doc/.odt/.ods to OOXML (LibreOffice); `rar` says whether a RAR
+    extraction tool is installed. The shell probes the machine (workers.local_tools).
+    """
+
+    office: OfficeConverter | None = None
+    rar: bool = False
 
 
 @dataclass(frozen=True)
@@ -47,6 +56,7 @@ class IntakeContext:
     forms_on_file: Mapping[str, frozenset[str]] = field(default_factory=dict)
     # Set when staff assigned this mail to a unit: their word replaces the sender checks.
     assigned_unit: str | None = None
+    tools: Tools = field(default_factory=Tools)
 
 
 @dataclass(frozen=True)
@@ -160,7 +170,7 @@ def _notice(reason: str, mail: ParsedMail, ctx: IntakeContext) -> Reply:
 
 def process_mail(raw: bytes, ctx: IntakeContext) -> Outcome:
     """Decide everything about one raw mail: who sent it, which forms it holds, what to answer."""
-    mail = parse_mail(raw, max_attachment_bytes=ctx.max_attachment_bytes)
+    mail = parse_mail(raw, max_attachment_bytes=ctx.max_attachment_bytes, rar=ctx.tools.rar)
     bounce = parse_bounce(mail)
     if bounce is not None:
         return Outcome("bounce", "delivery report", mail, bounce=bounce)
@@ -183,11 +193,12 @@ def _decide(mail: ParsedMail, ctx: IntakeContext) -> Outcome:
         return Outcome("quarantined", "dmarc-fail", mail)
 
     results = [
-        judge(parse_file(att.content, att.filename), ctx.campaign) for att in mail.attachments
+        judge(parse_file(att.content, att.filename, office=ctx.tools.office), ctx.campaign)
+        for att in mail.attachments
     ]
-    if assigned is not None:
-        unit, awaiting = assigned, False
-    else:
+    unit: Unit | None = assigned
+    awaiting = False
+    if unit is None:
         unit, awaiting = _identify(mail, results, ctx.register)
     late = _late(ctx)
     if unit is None:

@@ -20,7 +20,7 @@ from mailbot.sources import IncomingRef, Source, SourceError
 from mailbot.store import RawStore
 from mailbot.transport import Sender
 from mailbot.units import Register, Unit
-from mailbot.workers import Decider
+from mailbot.workers import Decider, local_tools
 from rules.campaign import Campaign
 
 log = logging.getLogger(__name__)
@@ -121,6 +121,7 @@ class Robot:
         self.config = config
         # Without a pool of workers, decide here; the lambda keeps process_mail patchable.
         self.decider = decider or Decider(0, 0, 0, inline=lambda: process_mail)
+        self.tools = local_tools()  # what this machine can convert and unpack, probed once
         self.db = database
         self.store = store
         self.source = source
@@ -315,6 +316,7 @@ class Robot:
             trusted_authserv_id=self.config.security.trusted_authserv_id,
             max_attachment_bytes=self.config.security.max_attachment_bytes,
             forms_on_file={code: frozenset(forms) for code, forms in on_file.items()},
+            tools=self.tools,
         )
 
     def process_due(self) -> tuple[int, int]:

@@ -17,12 +17,24 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, is_dataclass, replace
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 log = logging.getLogger(__name__)
 
+if TYPE_CHECKING:
+    from mailbot.intake import Tools
+
 K = TypeVar("K")
 Decide = Callable[[bytes, Any], Any]
+
+
+def local_tools() -> Tools:
+    """The converters this machine offers: LibreOffice and a RAR tool when installed."""
+    from mailbot.intake import Tools
+    from mailbot.mail.unpack.rar import rar_tool_available
+    from parsers.convert import soffice_converter
+
+    return Tools(office=soffice_converter(), rar=rar_tool_available())
 
 
 class DecisionTimeout(Exception):
@@ -137,7 +149,12 @@ class Decider:
     def _pack(self, ctx: Any) -> Any:
         """The context as `_decide_in_worker` gets it (other worker functions: unchanged)."""
         register = getattr(ctx, "register", None)
-        if self._worker_fn is not _decide_in_worker or register is None or not is_dataclass(ctx):
+        if (
+            self._worker_fn is not _decide_in_worker
+            or register is None
+            or not is_dataclass(ctx)
+            or isinstance(ctx, type)
+        ):
             return ctx
         if self._register_blob is None or self._register_blob[0] is not register:
             self._register_blob = (register, pickle.dumps(register))

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import quopri
 import re
+import secrets
 import unicodedata
+import urllib.parse
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from email.header import Header
-from email.headerregistry import Address, BaseHeader, HeaderRegistry, UnstructuredHeader
-from email.message import EmailMessage
-from email.policy import EmailPolicy, Policy
+from email.headerregistry import Address
+from email.policy import EmailPolicy
 from email.utils import format_datetime, make_msgid
 from functools import lru_cache
 from types import MappingProxyType
@@ -33,11 +36,16 @@ _REPLY_PREFIX_RE = re.compile(
 _MSGID_TOKEN_RE = re.compile(r"<[^<>\s]+>")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 _CRLF: Final = "\r\n"
-_LINE: Final = 78  # the SMTP policy's max_line_length
+_LINE: Final = 78  # RFC 5322's recommended line length
 
 
 def _fold_ids(name: str, value: str, limit: int, linesep: str) -> str:
-    """A list of Message-IDs folded only between ids, never inside one."""
+    """A list of Message-IDs folded only between ids, never inside one.
+
+    The email package treats these headers as unstructured text and would encode a long
+    Message-ID as =?utf-8?q?...?=, which breaks threading in most clients; so the whole
+    top-level header block is written here, and the email package writes only the body.
+    """
     lines: list[str] = []
     line = f"{name}:"
     for index, token in enumerate(value.split()):
@@ -49,82 +57,17 @@ def _fold_ids(name: str, value: str, limit: int, linesep: str) -> str:
     return linesep.join(lines) + linesep
 
 
-class _MessageIdListHeader(UnstructuredHeader):
-    """Message-ID / In-Reply-To / References: folded only between ids, never RFC 2047-encoded.
-
-    The stdlib treats these headers as unstructured text and encodes a long Message-ID as
-    =?utf-8?q?...?=, which breaks threading in most clients.
-    """
-
-    max_count = 1
-
-    def fold(self, *, policy: Policy) -> str:
-        name: str = self.name  # type: ignore[attr-defined]
-        return _fold_ids(name, str(self), policy.max_line_length or 998, policy.linesep)
-
-
 def _plain_ascii(text: str) -> bool:
     return text.isascii() and text.isprintable() and "=?" not in text
 
 
-class _FastFoldPolicy(EmailPolicy):
-    """The SMTP policy without the cost of refolding headers that need no folding.
-
-    A header whose parsed text is printable ASCII, has no encoded-word marker and fits on
-    one line leaves the stdlib folder unchanged as 'Name: text'; only the others
-    (non-ASCII parameters, long values) go through the full folding algorithm.
-    """
-
-    def _fold(self, name: str, value: Any, refold_binary: bool = False) -> str:
-        tree = getattr(value, "_parse_tree", None)
-        if tree is not None and type(value).fold is BaseHeader.fold:
-            text = str(tree)
-            line = f"{value.name}: {text}"
-            if text and len(line) <= (self.max_line_length or 998) and _plain_ascii(text):
-                return line + self.linesep
-        return str(super()._fold(name, value, refold_binary))  # type: ignore[misc]
-
-
-class _MemoRegistry(HeaderRegistry):
-    """A header factory that parses each (name, text) once: header objects are immutable.
-
-    The MIME parts of every mail carry the same few headers (Content-Type, charset, CTE...);
-    parsing them again for each mail cost more than building the rest of the mail.
-    """
-
-    _MAX = 256
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._seen: dict[tuple[str, str], Any] = {}
-
-    def __call__(self, name: str, value: Any) -> Any:
-        if type(value) is not str:
-            return super().__call__(name, value)
-        key = (name, value)
-        header = self._seen.get(key)
-        if header is None:
-            header = super().__call__(name, value)
-            if len(self._seen) < self._MAX and "boundary=" not in value:  # one-off values
-                self._seen[key] = header
-        return header
-
-
-@lru_cache(maxsize=1)
-def _policy() -> Policy:
-    registry = _MemoRegistry()
-    # A long Message-ID must stay on its header line: the stdlib folds it after the colon,
-    # and readers then see the id with a leading space.
-    registry.map_to_type("message-id", _MessageIdListHeader)
-    registry.map_to_type("in-reply-to", _MessageIdListHeader)
-    registry.map_to_type("references", _MessageIdListHeader)
-    return _FastFoldPolicy(linesep=_CRLF, header_factory=registry)
+# The SMTP policy, built through its public constructor: CRLF line ends, 78-column folding.
+_POLICY: Final = EmailPolicy(linesep=_CRLF, max_line_length=_LINE)
 
 
 def _stdlib_line(name: str, value: Any) -> str:
     """One header line folded by the email package (for the uncommon shapes)."""
-    pol = _policy()
-    return str(pol.header_factory(name, value).fold(policy=pol))
+    return str(_POLICY.header_factory(name, value).fold(policy=_POLICY))
 
 
 def _text_line(name: str, value: str) -> str:
@@ -291,21 +234,74 @@ def compose(
     head.append(f"Precedence: {_PRECEDENCE[auto_submitted]}{_CRLF}")
     head.append(_text_line("X-Loop", from_addr.strip()))
 
-    pol = _policy()
-    msg = EmailMessage(policy=pol)
-    msg.set_content(rendered.text, subtype="plain", charset="utf-8", cte="quoted-printable")
-    msg.add_alternative(rendered.html, subtype="html", charset="utf-8", cte="quoted-printable")
-    for name, data, mimetype in attachments:
-        maintype, subtype = _mime_type(mimetype)
-        kwargs: dict[str, Any] = {"filename": _safe_filename(name)}
-        if maintype == "text" and _is_utf8(data):
-            kwargs["params"] = {"charset": "utf-8"}
-        msg.add_attachment(bytes(data), maintype=maintype, subtype=subtype, **kwargs)
-    for part in msg.walk():
-        if part is not msg:
-            del part["MIME-Version"]
-    msg["Content-Language"] = "vi"  # after the body: set_content drops Content-* headers
-    return mid, "".join(head).encode("ascii", "surrogateescape") + msg.as_bytes(policy=pol)
+    body = _mime_body(rendered.text, rendered.html, attachments)
+    return mid, "".join(head).encode("ascii", "surrogateescape") + body
+
+
+def _mime_body(text: str, html: str, attachments: Sequence[tuple[str, bytes, str]]) -> bytes:
+    """MIME-Version, Content-* headers and the encoded body: text and HTML, then the files.
+
+    Written directly (quoted-printable and base64 from the standard codecs): the email
+    package's header folding for the part headers cost as much as the rest of the intake.
+    """
+    parts = [_text_part(text, "plain"), _text_part(html, "html")]
+    top = _multipart("alternative", parts)
+    if attachments:
+        files = [_attachment_part(name, data, mimetype) for name, data, mimetype in attachments]
+        top = _multipart("mixed", [top, *files])
+    head, _, rest = top.partition(b"\r\n\r\n")
+    return b"MIME-Version: 1.0\r\n" + head + b"\r\nContent-Language: vi\r\n\r\n" + rest
+
+
+def _text_part(text: str, subtype: str) -> bytes:
+    lines = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not lines.endswith("\n"):
+        lines += "\n"
+    encoded = quopri.encodestring(lines.encode("utf-8")).replace(b"\n", b"\r\n")
+    return (
+        f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
+        "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+    ).encode("ascii") + encoded
+
+
+def _multipart(subtype: str, parts: Sequence[bytes]) -> bytes:
+    # QP escapes every "=" and base64 never puts "_" after one: no part can hold the boundary.
+    boundary = f"=_{secrets.token_hex(16)}"
+    out = [f'Content-Type: multipart/{subtype}; boundary="{boundary}"\r\n\r\n'.encode("ascii")]
+    for part in parts:
+        out.append(f"--{boundary}\r\n".encode("ascii") + part + b"\r\n")
+    out.append(f"--{boundary}--\r\n".encode("ascii"))
+    return b"".join(out)
+
+
+def _attachment_part(name: str, data: bytes, mimetype: str) -> bytes:
+    maintype, subtype = _mime_type(mimetype)
+    ctype = f"Content-Type: {maintype}/{subtype}"
+    if maintype == "text" and _is_utf8(data):
+        ctype += '; charset="utf-8"'
+    encoded = base64.encodebytes(bytes(data)).replace(b"\n", b"\r\n")
+    head = (
+        f"{ctype}\r\nContent-Transfer-Encoding: base64\r\n{_disposition(_safe_filename(name))}\r\n"
+    )
+    return head.encode("ascii") + encoded
+
+
+def _disposition(filename: str) -> str:
+    """Content-Disposition with the file name; RFC 2231 continuations when it is not ASCII."""
+    if filename.isascii() and filename.isprintable() and len(filename) < 60:
+        quoted = filename.replace("\\", "\\\\").replace('"', '\\"')
+        return f'Content-Disposition: attachment; filename="{quoted}"'
+    # Percent-encode whole characters, then cut into short sections between escapes.
+    escaped = [urllib.parse.quote(ch, safe="") for ch in filename]
+    sections: list[str] = []
+    for token in escaped:
+        if sections and len(sections[-1]) + len(token) <= 60:
+            sections[-1] += token
+        else:
+            sections.append(token)
+    sections[0] = "utf-8''" + sections[0]
+    params = [f"filename*{i}*={section}" for i, section in enumerate(sections)]
+    return "Content-Disposition: attachment;\r\n " + ";\r\n ".join(params)
 
 
 __all__ = [

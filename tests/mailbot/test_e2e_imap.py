@@ -18,7 +18,7 @@ from mailbot.cli import main
 from mailbot.clock import utc_now
 from mailbot.config import load_config
 from mailbot.intake import answer_address
-from mailbot.mail.parse import parse_mail
+from mailbot.mail.walk import parse_mail
 from tests.mailbot.e2e_support import (
     PROCESSED,
     PW_ENV,

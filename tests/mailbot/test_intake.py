@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import email
+import shutil
 from dataclasses import replace
 from datetime import datetime
 from email import policy
+from email.message import EmailMessage
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from mailbot.intake import Outcome, oversize_reply, process_mail
+from mailbot.intake import Outcome, Tools, oversize_reply, process_mail
 from mailbot.units import Register, Unit
+from parsers.convert import convert_with_soffice
 from tests.mailbot.intake_support import (
     INTAKE,
     OUR_ADDRESS,
@@ -197,4 +200,43 @@ def test_list_relay_counts_the_forms_but_answers_nobody():
     )
     outcome = process_mail(raw, context())
     assert outcome.action == "accepted" and outcome.reply is None
+    assert [s.form.form for s in outcome.submissions] == ["M1"]
+
+
+FORMS = INTAKE.parent / "forms"
+
+
+def _mail_with_files(*files: tuple[str, bytes]) -> bytes:
+    msg = EmailMessage(policy=policy.SMTP)
+    msg["From"] = "dangbo.khuongtrung@thanhxuan.example"
+    msg["To"] = OUR_ADDRESS
+    msg["Subject"] = "Gửi biểu đăng ký"
+    msg["Message-ID"] = "<files@thanhxuan.example>"
+    msg.set_content("Kính gửi Ban Dân vận, đơn vị gửi biểu mẫu.")
+    for name, data in files:
+        msg.add_attachment(data, maintype="application", subtype="octet-stream", filename=name)
+    return msg.as_bytes()
+
+
+def test_without_tools_doc_and_rar_are_answered_cannot_read_here():
+    doc = (FORMS / "Mau 01 - Quan doan.doc").read_bytes()
+    raw = _mail_with_files(("Mau 01.doc", doc), ("Ho so.rar", b"Rar!\x1a\x07\x01\x00filler"))
+    outcome = process_mail(raw, context())  # the default context: no converter, no RAR tool
+    assert outcome.action == "accepted" and outcome.submissions == ()
+    by_file = {r.file: [p.code for p in r.problems] for r in outcome.results}
+    assert by_file["Mau 01.doc"] == ["unsupported-format"]
+    assert "định dạng .doc" in outcome.results[0].problems[0].message
+    assert [(p.code, p.filename) for p in outcome.mail.problems] == [
+        ("archive-unsupported", "Ho so.rar")
+    ]
+    text = _receipt_text(outcome)
+    assert "Mau 01.doc" in text and "Ho so.rar" in text
+
+
+@pytest.mark.soffice
+@pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice is not installed")
+def test_with_the_real_office_converter_a_doc_form_is_read():
+    doc = (FORMS / "Mau 01 - Quan doan.doc").read_bytes()
+    tools = Tools(office=convert_with_soffice)
+    outcome = process_mail(_mail_with_files(("Mau 01.doc", doc)), context(tools=tools))
     assert [s.form.form for s in outcome.submissions] == ["M1"]

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from mailbot.intake import process_mail
-from mailbot.workers import Decider, DecisionTimeout
+import shutil
+
+from mailbot.intake import Tools, process_mail
+from mailbot.mail.unpack.rar import rar_tool_available
+from mailbot.workers import Decider, DecisionTimeout, local_tools
+from parsers.convert import convert_with_soffice
 from tests.mailbot import worker_funcs
 from tests.mailbot.intake_support import INTAKE, context
 
@@ -52,3 +56,21 @@ def test_inline_errors_are_returned_not_raised():
 
     out = list(Decider(0, 0, 0, inline=lambda: boom).decide([(7, b"x", None)]))
     assert isinstance(out[0][1], ValueError)
+
+
+def test_local_tools_name_what_this_machine_offers():
+    tools = local_tools()
+    assert (tools.office is convert_with_soffice) == (shutil.which("soffice") is not None)
+    assert tools.rar == rar_tool_available()
+
+
+def test_tools_travel_to_the_workers_with_the_context():
+    raw = (INTAKE / "gmail_khuong_trung.eml").read_bytes()
+    ctx = context(tools=Tools(office=convert_with_soffice, rar=True))
+    pool = Decider(1, 60, 2048, inline=lambda: process_mail)
+    try:
+        [(_, outcome)] = list(pool.decide([("a", raw, ctx)]))
+    finally:
+        pool.close()
+    assert not isinstance(outcome, Exception) and outcome.action == "accepted"
+    assert [s.form.form for s in outcome.submissions] == ["M1"]

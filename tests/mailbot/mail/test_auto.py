@@ -1,4 +1,4 @@
-"""Loop safety (RFC 3834), bounce reading (RFC 3464) and DMARC verdicts (RFC 8601)."""
+"""Loop safety (RFC 3834): automatic, relayed and answerable mail told apart."""
 
 from __future__ import annotations
 
@@ -6,16 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from mailbot.mail.loops import (
-    auto_reply_reason,
-    automatic_reason,
-    dmarc_failed,
-    parse_bounce,
-    relay_reason,
-)
-from mailbot.mail.parse import parse_mail
+from mailbot.mail.auto import auto_reply_reason, automatic_reason, relay_reason
+from mailbot.mail.bounce import parse_bounce
+from mailbot.mail.walk import parse_mail
 
-MAIL = Path(__file__).resolve().parents[1] / "fixtures" / "mail"
+MAIL = Path(__file__).resolve().parents[2] / "fixtures" / "mail"
 OWN = ("bdv_quthanhxuan@hanoi.gov.vn",)
 DOMAIN = "mailbot.invalid"
 
@@ -135,107 +130,6 @@ def test_weak_subject_blocks_only_in_reply_to_our_mail():
 def test_no_sender_means_no_reply():
     raw = b"Subject: x\r\n\r\nbody\r\n"
     assert reason(parse_mail(raw)) == "no sender address"
-
-
-# -- bounces --
-
-
-def test_dsn_bounce_matched_to_our_receipt():
-    bounce = parse_bounce((MAIL / "dsn_bounce.eml").read_bytes())
-    assert bounce is not None
-    assert bounce.kind == "dsn"
-    assert bounce.original_message_id == "<receipt-44.1645153400@mailbot.invalid>"
-    assert bounce.failed_recipients == ("nobody@thanhxuan.example",)
-    rcpt = bounce.recipients[0]
-    assert (rcpt.action, rcpt.status) == ("failed", "5.1.1")
-    assert "User unknown" in rcpt.diagnostic
-    assert bounce.reporting_mta == "mx.thanhxuan.example"
-    assert bounce.permanent
-
-
-def test_dsn_with_full_original_message_and_delay():
-    raw = (
-        "From: Mail Delivery Subsystem <mailer-daemon@googlemail.example>\r\n"
-        "To: bdv_quthanhxuan@hanoi.gov.vn\r\nSubject: Delivery Status Notification (Delay)\r\n"
-        "MIME-Version: 1.0\r\n"
-        'Content-Type: multipart/report; boundary="r"; report-type=delivery-status\r\n\r\n'
-        "--r\r\nContent-Type: text/plain\r\n\r\nDelayed.\r\n"
-        "--r\r\nContent-Type: message/delivery-status\r\n\r\n"
-        "Reporting-MTA: dns; googlemail.example\r\n\r\n"
-        "Final-Recipient: rfc822; slow@x.example\r\nAction: delayed\r\nStatus: 4.4.1\r\n"
-        "--r\r\nContent-Type: message/rfc822\r\n\r\n"
-        "Message-ID: <receipt-9@mailbot.invalid>\r\nSubject: Biên nhận\r\n\r\nbody\r\n"
-        "--r--\r\n"
-    ).encode()
-    bounce = parse_bounce(raw)
-    assert bounce.original_message_id == "<receipt-9@mailbot.invalid>"
-    assert bounce.recipients[0].action == "delayed"
-    assert bounce.recipients[0].status == "4.4.1"
-    assert not bounce.permanent
-    assert bounce.failed_recipients == ()
-
-
-def test_qmail_bounce():
-    bounce = parse_bounce(load("qmail_bounce.eml"))
-    assert bounce.kind == "qmail"
-    assert bounce.original_message_id == "<receipt-45.1645153500@mailbot.invalid>"
-    assert bounce.failed_recipients == ("old.unit@example-isp.example",)
-    assert bounce.recipients[0].status == "5.1.1"
-
-
-def test_exchange_ndr():
-    bounce = parse_bounce(load("exchange_ndr.eml"))
-    assert bounce.kind == "exchange"
-    assert bounce.original_message_id == "<receipt-46.1645153600@mailbot.invalid>"
-    assert bounce.failed_recipients == ("ban.a@thanhxuan.example",)
-    assert bounce.recipients[0].status == "5.1.10"
-    assert "RecipientNotFound" in bounce.recipients[0].diagnostic
-
-
-@pytest.mark.parametrize(
-    "name", ["gmail_rfc2231.eml", "outlook_auto_reply.eml", "mailing_list.eml", "malformed.eml"]
-)
-def test_non_bounces_are_not_bounces(name):
-    assert parse_bounce(load(name)) is None
-
-
-# -- DMARC --
-
-TRUSTED = "mx.hanoi.gov.vn"
-
-
-def test_dmarc_pass_and_absent():
-    assert dmarc_failed(load("gmail_rfc2231.eml"), TRUSTED) is False
-    assert dmarc_failed(load("outlook_rfc2047.eml"), TRUSTED) is False
-
-
-def test_dmarc_fail_from_trusted_server():
-    mail = mail_with(
-        "Authentication-Results: mx.hanoi.gov.vn (Postfix); dkim=none; spf=softfail "
-        "smtp.mailfrom=x.example; dmarc=fail (p=reject dis=none) header.from=x.example"
-    )
-    assert dmarc_failed(mail, TRUSTED) is True
-    assert dmarc_failed(mail, "MX.HANOI.GOV.VN") is True
-    assert dmarc_failed(mail, None) is False  # nothing is trusted without configuration
-
-
-def test_dmarc_forged_header_from_other_server_is_ignored():
-    mail = mail_with(
-        "Authentication-Results: evil.example; dmarc=pass header.from=x.example",
-        "Authentication-Results: mx.hanoi.gov.vn 1; dmarc=none",
-    )
-    assert dmarc_failed(mail, TRUSTED) is False
-    forged_fail = mail_with("Authentication-Results: other.example; dmarc=fail")
-    assert dmarc_failed(forged_fail, TRUSTED) is False
-
-
-def test_dmarc_comment_does_not_fool_the_reader():
-    mail = mail_with("Authentication-Results: mx.hanoi.gov.vn; dmarc=pass (not dmarc=fail)")
-    assert dmarc_failed(mail, TRUSTED) is False
-
-
-# ---------------------------------------------------------------------------
-# Machine-made mail versus a person's mail that must merely not be answered
 
 
 def mail_with_form(*headers: str, subject: str, sender: str = "a@x.example"):

@@ -14,19 +14,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from openpyxl import Workbook, load_workbook
 
-from mailbot.mail.parse import (
-    ArchiveLimits,
-    decode_bytes,
-    decode_header_text,
-    header_param,
-    html_to_text,
-    parse_mail,
-    rar_tool_available,
-    sanitize_filename,
-    zip_member_name,
-)
+from mailbot.mail.body import html_to_text
+from mailbot.mail.headers import decode_bytes, decode_header_text, header_param, sanitize_filename
+from mailbot.mail.message import ArchiveLimits
+from mailbot.mail.unpack.zip import zip_member_name
+from mailbot.mail.walk import parse_mail
 
-MAIL = Path(__file__).resolve().parents[1] / "fixtures" / "mail"
+MAIL = Path(__file__).resolve().parents[2] / "fixtures" / "mail"
 
 
 def _load_maker():
@@ -314,14 +308,18 @@ def test_corrupt_zip_is_a_problem():
 
 
 def test_rar_without_a_tool_asks_for_zip():
-    mail = load("rar_attachment.eml")
+    mail = parse_mail((MAIL / "rar_attachment.eml").read_bytes(), rar=False)
     assert mail.attachments == ()
-    codes = [p.code for p in mail.problems]
-    if rar_tool_available():
-        assert codes == ["archive-unreadable"]  # stand-in bytes, not a real archive
-    else:
-        assert codes == ["archive-unsupported"]
-        assert ".zip" in mail.problems[0].message
+    assert [p.code for p in mail.problems] == ["archive-unsupported"]
+    assert ".zip" in mail.problems[0].message
+    assert mail.problems[0].filename == "Ho so.rar"
+
+
+def test_rar_with_a_tool_is_opened_and_a_stand_in_holds_nothing():
+    mail = parse_mail((MAIL / "rar_attachment.eml").read_bytes(), rar=True)
+    assert mail.attachments == ()
+    # A RAR5 signature followed by filler: rarfile lists no member in it.
+    assert [p.code for p in mail.problems] == ["archive-empty"]
     assert mail.problems[0].filename == "Ho so.rar"
 
 
