@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -41,6 +39,7 @@ from mailbot.campaign.status import (
 )
 from mailbot.clock import utc_now
 from mailbot.config import Config
+from mailbot.fsutil import atomic_write
 from mailbot.mail.views import percent
 from mailbot.scheduler import deliver_held
 from outbox_templates import render
@@ -380,21 +379,6 @@ def status(args: argparse.Namespace, config: Config) -> int:
 # --------------------------------------------------------------------------- export
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write a file so that readers see the old one or the whole new one, never a part."""
-    path = path.resolve()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-
-
 def export(args: argparse.Namespace, config: Config) -> int:
     def body() -> int:
         out = Path(args.out)
@@ -634,4 +618,4 @@ def campaign_new(args: argparse.Namespace, config: Config | None) -> int:
     return _run(body)
 
 
-__all__ = ["atomic_write", "parse_now", "register"]
+__all__ = ["parse_now", "register"]
