@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import signal
 import sys
 import threading
+from collections.abc import Callable
 
 from mailbot import db as dbm
 from mailbot.app import App, open_app, terminal_progress
 from mailbot.clock import utc_now
 from mailbot.config import Config, ConfigError
+from mailbot.service import Robot
 from mailbot.sources import SourceError
 
 log = logging.getLogger(__name__)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("run", help="chạy thường trực: nhận thư, trả lời, nhắc hạn, gửi tổng hợp")
     p.set_defaults(func=run)
     p = sub.add_parser("poll", help="xử lý hộp thư một lượt")
@@ -34,21 +37,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=reprocess)
 
 
-def _locked(config: Config):  # noqa: ANN202 - a context manager
+def _locked(config: Config) -> contextlib.AbstractContextManager[App]:
     return open_app(config, exclusive=True)
 
 
 def poll(args: argparse.Namespace, config: Config) -> int:
     with _locked(config) as app:
-        progress = terminal_progress()
-        stats = app.robot(progress=progress).run_once()
-        if progress:
-            sys.stderr.write("\r\033[K")
-        print(f"mailbot: {stats}")
-        return 0
+        return poll_once(app)
 
 
-def run_daemon(app: App, stop: threading.Event, on_pass=None) -> None:  # noqa: ANN001
+def poll_once(app: App) -> int:
+    """One pass over the inbox and the outbox, its figures printed."""
+    progress = terminal_progress()
+    stats = app.robot(progress=progress).run_once()
+    if progress:
+        sys.stderr.write("\r\033[K")
+    print(f"mailbot: {stats}")
+    return 0
+
+
+def run_daemon(
+    app: App, stop: threading.Event, on_pass: Callable[[Robot], object] | None = None
+) -> None:
     """Loop until `stop`: a full pass, then wait for IDLE news or the poll interval.
 
     Nothing but `stop` ends the loop: an unreachable mailbox, a busy database or a bug in one

@@ -11,7 +11,7 @@ from mailbot.app import import_units, open_app
 from mailbot.config import Config
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("units", help="danh sách đơn vị: nhập từ CSV/XLSX, xem")
     units_sub = p.add_subparsers(dest="units_command", metavar="<lệnh>")
     units_sub.required = True

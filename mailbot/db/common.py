@@ -34,6 +34,3 @@ def backoff_delay(attempts: int, base_seconds: float) -> timedelta:
     exponent = max(0, attempts - 1)
     seconds = base_seconds * (2 ** min(exponent, 30))
     return timedelta(seconds=min(seconds, MAX_BACKOFF_SECONDS))
-
-
-# --------------------------------------------------------------------------- mailbox state
