@@ -107,13 +107,14 @@ def known_by_message_id(
     wanted = list({m for m in (normalize_message_id(mid) for mid, _ in pairs) if m is not None})
     if not wanted:
         return set()
-    recorded = set(
-        session.execute(
+    recorded = {
+        (mid, size)
+        for mid, size in session.execute(
             select(Mail.message_id, Mail.size).where(
                 Mail.message_id.in_(wanted), Mail.source == source
             )
-        ).tuples()
-    )
+        )
+    }
     return {(mid, size) for mid, size in pairs if (normalize_message_id(mid), size) in recorded}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -113,3 +114,121 @@ def test_one_failing_mail_does_not_block_the_others(database: Database) -> None:
         dbm.mark_processed(s, good, T0, unit_code=None)
         assert dbm.due_mails(s, T0) == []
         assert good.processed_at == T0
+
+
+SRC = "imap://mail.example/INBOX"
+
+
+def test_record_received_says_whether_it_created_the_row_and_keeps_the_source_ref(
+    database: Database,
+) -> None:
+    args: dict[str, Any] = dict(
+        source=SRC,
+        uidvalidity=7,
+        uid=5,
+        message_id="<m5@example.org>",
+        sha256="5" * 64,
+        raw_path="raw/55/5.eml",
+        size=10,
+        from_addr=None,
+        subject=None,
+        received_at=T0,
+    )
+    with database.session() as s:
+        mail, created = dbm.record_received(s, **args, source_ref="5")
+        assert created and mail.source_ref == "5"
+        again, created = dbm.record_received(s, **args, source_ref="5b")
+        assert (again.id, created, again.source_ref) == (mail.id, False, "5b")
+
+
+def test_known_mails_are_recognised_per_batch(database: Database) -> None:
+    with database.session() as s:
+        receive(s, uid=1, sha="1" * 64, message_id="<a@x>", size=100)
+        receive(s, uid=2, sha="2" * 64, message_id="<b@x>", size=200)
+        dropped, _ = dbm.record_received(
+            s,
+            source="maildir:/in",
+            uidvalidity=None,
+            uid=None,
+            message_id=None,
+            sha256="3" * 64,
+            raw_path="raw/33/3.eml",
+            size=1,
+            from_addr=None,
+            subject=None,
+            received_at=T0,
+            source_ref="1700000000.M1.host",
+        )
+    with database.session(write=False) as s:
+        assert dbm.known_uids(s, SRC, 7, [1, 2, 3]) == {1, 2}
+        assert dbm.known_uids(s, SRC, 8, [1, 2]) == set()  # another UIDVALIDITY
+        assert dbm.known_uids(s, "imap://other/INBOX", 7, [1]) == set()
+        assert dbm.known_uids(s, SRC, 7, []) == set()
+        # Renumbered: recognised by Message-ID (as given, brackets or not) and size.
+        assert dbm.known_by_message_id(s, SRC, [("a@x", 100), ("<b@x>", 201), ("<c@x>", 5)]) == {
+            ("a@x", 100)
+        }
+        assert dbm.known_by_message_id(s, "maildir:/in", [("<a@x>", 100)]) == set()
+        assert dbm.known_source_refs(s, "maildir:/in", [dropped.source_ref or "", "other"]) == {
+            "1700000000.M1.host"
+        }
+        assert dbm.known_source_refs(s, SRC, []) == set()
+
+
+def test_mails_to_move_are_the_decided_ones_not_yet_moved(database: Database) -> None:
+    with database.session() as s:
+        done = receive(s, uid=1, sha="1" * 64)
+        held = receive(s, uid=2, sha="2" * 64)
+        waiting = receive(s, uid=3, sha="3" * 64)
+        moved = receive(s, uid=4, sha="4" * 64)
+        dbm.mark_processed(s, done, T0)
+        dbm.quarantine(s, held, "unknown-unit", T0)
+        dbm.mark_processed(s, moved, T0)
+        dbm.mark_moved(s, moved)
+        assert waiting.status == "received"
+    with database.session(write=False) as s:
+        assert [m.id for m in dbm.mails_to_move(s, SRC)] == [done.id, held.id]
+        assert dbm.mails_to_move(s, "maildir:/elsewhere") == []
+
+
+def test_headers_from_the_parsed_mail_fill_only_what_is_missing(database: Database) -> None:
+    with database.session() as s:
+        bare = receive(s, uid=1, sha="1" * 64, message_id=None, from_addr=None)
+        full = receive(s, uid=2, sha="2" * 64)
+        dbm.note_headers(s, bare, message_id="new@x", from_addr="sender@x.example")
+        dbm.note_headers(s, full, message_id="new@x", from_addr="sender@x.example")
+        assert (bare.message_id, bare.from_addr) == ("<new@x>", "sender@x.example")
+        assert (full.message_id, full.from_addr) == ("<m1@example.org>", "unit@example.org")
+
+
+def test_reprocess_generation_and_staff_assignments(database: Database) -> None:
+    with database.session() as s:
+        dbm.upsert_unit(s, code="KT", name="Khương Trung", now=T0)
+        dbm.upsert_unit(s, code="HD", name="Hạ Đình", now=T0)
+        a = receive(s, uid=1, sha="1" * 64)
+        b = receive(s, uid=2, sha="2" * 64)
+        assert dbm.reprocess_generation(s, a.id) == 0
+        dbm.reset_for_reprocess(s, a, T0)
+        dbm.reset_for_reprocess(s, a, T0 + timedelta(minutes=1))
+        assert dbm.reprocess_generation(s, a.id) == 2
+        assert dbm.reprocess_generation(s, b.id) == 0
+        dbm.add_event(s, "assigned", at=T0, mail_id=a.id, unit_code="KT")
+        dbm.add_event(s, "assigned", at=T0, mail_id=a.id, unit_code="HD")  # the last one wins
+        assert dbm.assigned_units(s, [a.id, b.id]) == {a.id: "HD"}
+
+
+def test_a_rejected_mail_loses_its_results_and_is_never_answered(database: Database) -> None:
+    with database.session() as s:
+        dbm.upsert_unit(s, code="KT", name="Khương Trung", now=T0)
+        mail = receive(s)
+        dbm.add_file_result(s, mail_id=mail.id, file_name="a.xlsx", format="xlsx")
+        dbm.mark_processed(s, mail, T0, unit_code="KT", awaiting_confirmation=True)
+        dbm.reject(s, mail, T0, detail="thư rác")
+        assert (mail.status, mail.quarantine_reason, mail.awaiting_confirmation) == (
+            "ignored",
+            "rejected",
+            False,
+        )
+        assert dbm.file_results_for_mail(s, mail.id) == []
+        assert [(e.kind, e.detail) for e in dbm.events_since(s, T0)] == [("rejected", "thư rác")]
+        assert dbm.due_mails(s, T0 + timedelta(days=1)) == []

@@ -133,3 +133,33 @@ def test_entries_are_deleted_with_their_submission(database: Database) -> None:
         assert s.scalar(select(func.count()).select_from(SubmissionEntry)) == 3
         s.execute(text("DELETE FROM submissions WHERE id = :id"), {"id": sub_id})
         assert s.scalar(select(func.count()).select_from(SubmissionEntry)) == 0
+
+
+def test_forms_on_file_are_the_valid_confirmed_ones_per_unit(database: Database) -> None:
+    with database.session() as s:
+        add_unit(s, "KT")
+        add_unit(s, "HD")
+        mails = [receive(s, uid=i, sha=f"{i:064x}") for i in range(1, 5)]
+
+        def add(i: int, unit: str, form: str, **kw: bool) -> Submission:
+            return dbm.add_submission(
+                s,
+                mail_id=mails[i].id,
+                unit_code=unit,
+                form=make_form(form, errors=int(kw.pop("bad", False))),
+                file_name=f"{form}.xlsx",
+                file_sha256=mails[i].sha256,
+                received_at=T0 + timedelta(hours=i),
+                **kw,
+            )
+
+        add(0, "KT", "M1")
+        add(1, "KT", "M2", bad=True)
+        add(2, "HD", "M2", awaiting_confirmation=True)
+        add(3, "HD", "M1")
+        assert dbm.forms_on_file(s, ["M1", "M2"]) == {
+            "KT": frozenset({"M1"}),
+            "HD": frozenset({"M1"}),
+        }
+        assert dbm.forms_on_file(s, ["M2"]) == {}
+        assert [x.form for x in dbm.all_submissions(s)] == ["M1", "M2", "M2", "M1"]
