@@ -10,9 +10,10 @@ from email.utils import parseaddr
 from itertools import islice
 
 from mailbot import db as dbm
+from mailbot import intake
 from mailbot.clock import Clock, utc_now
 from mailbot.config import Config
-from mailbot.intake import IntakeContext, Outcome, Reply, oversize_reply, process_mail
+from mailbot.intake import IntakeContext, Outcome, Reply, oversize_reply
 from mailbot.sources import IncomingRef, Source, SourceError
 from mailbot.store import RawStore
 from mailbot.transport import DeliveryError, Sender, TemporaryFailure
@@ -87,7 +88,7 @@ class Robot:
         time a mail's stage has committed (the crash tests kill the process there)."""
         self.config = config
         # Without a pool of workers, decide here; the lambda keeps process_mail patchable.
-        self.decider = decider or Decider(0, 0, 0, inline=lambda: process_mail)
+        self.decider = decider or Decider(0, 0, 0, inline=lambda: intake.process_mail)
         self.db = database
         self.store = store
         self.source = source
