@@ -11,7 +11,7 @@ from importlib import resources
 from pathlib import Path
 
 from mailbot import db as dbm
-from mailbot import service
+from mailbot import intake
 from mailbot.clock import utc_now
 from mailbot.config import Config
 from mailbot.lock import DataDirLock
@@ -94,6 +94,8 @@ class App:
     lock: DataDirLock | None = None
     source: Source | None = None
     sender: Sender | None = None
+    # Called by the robot after each committed stage of a mail (see Robot); tests inject it.
+    on_stage: Callable[[str], None] | None = None
     _decider: Decider | None = None
 
     def robot(self, progress: Callable[[str], None] | None = None) -> Robot:
@@ -113,6 +115,7 @@ class App:
             clock=utc_now,
             progress=progress,
             decider=self.decider(),
+            on_stage=self.on_stage,
         )
 
     def decider(self) -> Decider:
@@ -123,7 +126,7 @@ class App:
                 p.workers,
                 p.timeout_seconds,
                 p.worker_memory_mb,
-                inline=lambda: service.process_mail,
+                inline=lambda: intake.process_mail,
             )
         return self._decider
 

@@ -92,18 +92,13 @@ class Notifier:
 
 def daemon_status(database: Database, last_poll: datetime) -> str:
     """The one-line STATUS shown by `systemctl status mailbot`: last poll and queue lengths."""
-    from sqlalchemy import func, select
-
-    from mailbot.db import Mail, Outbox
+    from mailbot.db import queue_lengths
 
     with database.session(write=False) as s:
-        waiting = s.scalar(
-            select(func.count()).select_from(Mail).where(Mail.status.in_(("received", "retry")))
-        )
-        queued = s.scalar(select(func.count()).select_from(Outbox).where(Outbox.status == "queued"))
+        waiting, queued = queue_lengths(s)
     return (
         f"Lần quét cuối {last_poll.astimezone().strftime('%Y-%m-%d %H:%M:%S')}; "
-        f"chờ xử lý {waiting or 0} thư, chờ gửi {queued or 0} thư"
+        f"chờ xử lý {waiting} thư, chờ gửi {queued} thư"
     )
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import signal
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -12,10 +10,10 @@ from email.utils import parseaddr
 from itertools import islice
 
 from mailbot import db as dbm
-from mailbot import outbox
+from mailbot import intake, outbox
 from mailbot.clock import Clock, utc_now
 from mailbot.config import Config
-from mailbot.intake import IntakeContext, Outcome, oversize_reply, process_mail
+from mailbot.intake import IntakeContext, Outcome, Reply, oversize_reply
 from mailbot.sources import IncomingRef, Source, SourceError
 from mailbot.store import RawStore
 from mailbot.transport import Sender
@@ -26,16 +24,8 @@ from rules.campaign import Campaign
 log = logging.getLogger(__name__)
 
 
-def _crash_point(name: str) -> None:
-    """Fault injection for the crash tests: MAILBOT_CRASH_AT=name:N kills us at the Nth pass."""
-    spec = os.environ.get("MAILBOT_CRASH_AT")
-    if not spec or not spec.startswith(name + ":"):
-        return
-    counter = f"_MAILBOT_CRASH_COUNT_{name.replace('-', '_')}"
-    seen = int(os.environ.get(counter, "0")) + 1
-    os.environ[counter] = str(seen)
-    if seen >= int(spec.split(":", 1)[1]):
-        os.kill(os.getpid(), signal.SIGKILL)
+def _no_stage_hook(stage: str) -> None:
+    """The default stage hook: nothing to do between stages."""
 
 
 class _UidValidityMoved(Exception):
@@ -69,31 +59,6 @@ def _batches(items: Iterable[IncomingRef], size: int) -> Iterator[list[IncomingR
         yield chunk
 
 
-def _generation(s: dbm.Session, mail_id: int) -> int:
-    """How often staff had this mail reprocessed: each round may answer once."""
-    return int(
-        s.scalar(
-            dbm.select(dbm.func.count())
-            .select_from(dbm.Event)
-            .where(dbm.Event.mail_id == mail_id, dbm.Event.kind == "reprocess")
-        )
-        or 0
-    )
-
-
-def _assigned_units(s: dbm.Session, mail_ids: list[int]) -> dict[int, str | None]:
-    """The unit staff last assigned each mail to (`mailbot review assign`), in one query."""
-    out: dict[int, str | None] = {}
-    rows = s.execute(
-        dbm.select(dbm.Event.mail_id, dbm.Event.unit_code)
-        .where(dbm.Event.mail_id.in_(mail_ids), dbm.Event.kind == "assigned")
-        .order_by(dbm.Event.id)
-    )
-    for mail_id, unit_code in rows:
-        out[mail_id] = unit_code  # ascending ids: the last one wins
-    return out
-
-
 def load_register(session: dbm.Session, district: str | None = "Thanh Xuân") -> Register:
     """The unit register as the pure intake sees it: every unit with its confirmed addresses."""
     units = [
@@ -117,10 +82,13 @@ class Robot:
         clock: Clock = utc_now,
         progress: Callable[[str], None] | None = None,
         decider: Decider | None = None,
+        on_stage: Callable[[str], None] | None = None,
     ) -> None:
+        """`on_stage` is called with "after-record", "after-process" and "after-send" each
+        time a mail's stage has committed (the crash tests kill the process there)."""
         self.config = config
         # Without a pool of workers, decide here; the lambda keeps process_mail patchable.
-        self.decider = decider or Decider(0, 0, 0, inline=lambda: process_mail)
+        self.decider = decider or Decider(0, 0, 0, inline=lambda: intake.process_mail)
         self.tools = local_tools()  # what this machine can convert and unpack, probed once
         self.db = database
         self.store = store
@@ -131,6 +99,7 @@ class Robot:
         self.progress = progress
         self._started = clock()
         self._orphans_released = False
+        self.on_stage = on_stage or _no_stage_hook
 
     # -- stage 1: download and record ------------------------------------------------------
 
@@ -163,22 +132,27 @@ class Robot:
                 )
         count = count_from
         skipped: list[IncomingRef] = []
+        batch = max(1, self.config.inbox.batch_size)
 
-        def known(ref: IncomingRef) -> bool:
-            # uidvalidity() may answer from a connection the server has since dropped; the
-            # listing then comes from a new one. Under another UIDVALIDITY `last_uid` means
-            # nothing, and mail below it would be skipped for ever: list again.
-            if ref.uid is not None and ref.uidvalidity != uidvalidity:
-                raise _UidValidityMoved(
-                    f"UIDVALIDITY of {key} is {ref.uidvalidity}, not {uidvalidity}", count
-                )
-            if self._known(ref):
-                skipped.append(ref)
-                return True
-            return False
+        def unknown(listed: Iterable[IncomingRef]) -> Iterator[IncomingRef]:
+            for chunk in _batches(listed, batch):
+                # uidvalidity() may answer from a connection the server has since dropped;
+                # the listing then comes from a new one. Under another UIDVALIDITY `last_uid`
+                # means nothing, and mail below it would be skipped for ever: list again.
+                for ref in chunk:
+                    if ref.uid is not None and ref.uidvalidity != uidvalidity:
+                        raise _UidValidityMoved(
+                            f"UIDVALIDITY of {key} is {ref.uidvalidity}, not {uidvalidity}", count
+                        )
+                known = self._known(chunk, uidvalidity)
+                for ref in chunk:
+                    if ref.key in known:
+                        skipped.append(ref)
+                    else:
+                        yield ref
 
-        refs = self.source.new_messages(last_uid, known=known)
-        for chunk in _batches(refs, max(1, self.config.inbox.batch_size)):
+        refs = unknown(self.source.new_messages(last_uid))
+        for chunk in _batches(refs, batch):
             big = [r for r in chunk if r.oversize]
             small = [r for r in chunk if not r.oversize]
             for ref in big:
@@ -202,27 +176,22 @@ class Robot:
         with self.db.session() as s:
             dbm.set_mailbox_state(s, self.source.source_key, uidvalidity or 0, uid, self.clock())
 
-    def _known(self, ref: IncomingRef) -> bool:
+    def _known(self, refs: list[IncomingRef], uidvalidity: int | None) -> set[str]:
+        """The keys of the listed mails already recorded: a few queries per batch."""
+        key = self.source.source_key
+        by_uid = {r.uid: r for r in refs if r.uid is not None}
         with self.db.session(write=False) as s:
-            if ref.uid is not None:
-                if dbm.is_known(s, self.source.source_key, ref.uidvalidity, ref.uid):
-                    return True
-                # After a UIDVALIDITY change the same mail comes back under a new UID.
-                if ref.message_id:
-                    return any(
-                        m.source == self.source.source_key and m.size == ref.size
-                        for m in dbm.find_mails_by_message_id(s, ref.message_id)
-                    )
-                return False
-            return (
-                s.scalar(
-                    dbm.select(dbm.Mail.id).where(
-                        dbm.Mail.source == self.source.source_key,
-                        dbm.Mail.source_ref == ref.key,
-                    )
-                )
-                is not None
-            )
+            uids = dbm.known_uids(s, key, uidvalidity, by_uid)
+            # After a UIDVALIDITY change the same mail comes back under a new UID.
+            renumbered = [
+                (mid, r.size) for u, r in by_uid.items() if u not in uids and (mid := r.message_id)
+            ]
+            by_mid = dbm.known_by_message_id(s, key, renumbered)
+            keys = dbm.known_source_refs(s, key, [r.key for r in refs if r.uid is None])
+        keys.update(
+            r.key for u, r in by_uid.items() if u in uids or (r.message_id, r.size) in by_mid
+        )
+        return keys
 
     def _record(
         self,
@@ -235,15 +204,7 @@ class Robot:
         sha, path = self.store.put(raw)
         now = self.clock()
         with self.db.session() as s:
-            known_before = dbm.find_received(
-                s,
-                source=self.source.source_key,
-                uidvalidity=ref.uidvalidity,
-                uid=ref.uid,
-                message_id=ref.message_id,
-                sha256=sha,
-            )
-            mail = known_before or dbm.record_received(
+            mail, created = dbm.record_received(
                 s,
                 source=self.source.source_key,
                 uidvalidity=ref.uidvalidity,
@@ -256,14 +217,14 @@ class Robot:
                 subject=ref.subject,
                 received_at=now,
                 status=status,
+                source_ref=ref.key,
             )
-            mail.source_ref = ref.key
             if ref.uid is not None:
                 dbm.set_mailbox_state(s, self.source.source_key, ref.uidvalidity or 0, ref.uid, now)
-            if also is not None and known_before is None:
+            if also is not None and created:
                 also(s, mail)
             log.info("received mail id=%s uid=%s size=%s", mail.id, ref.uid, mail.size)
-        _crash_point("after-record")
+        self.on_stage("after-record")
 
     def _record_oversize(self, ref: IncomingRef) -> None:
         """Too large to download: keep its headers, tell the sender, leave it on the server."""
@@ -292,18 +253,7 @@ class Robot:
             register = load_register(s, self.config.district)
         # Which required forms each unit has a valid, confirmed version of: one query, not
         # one per unit and form (that made the context cost more than parsing the mail).
-        on_file: dict[str, set[str]] = {}
-        rows = s.execute(
-            dbm.select(dbm.Submission.unit_code, dbm.Submission.form)
-            .where(
-                dbm.Submission.status == "valid",
-                dbm.Submission.awaiting_confirmation.is_(False),
-                dbm.Submission.form.in_(list(self.campaign.required_forms)),
-            )
-            .distinct()
-        )
-        for unit_code, form in rows:
-            on_file.setdefault(unit_code, set()).add(form)
+        on_file = dbm.forms_on_file(s, self.campaign.required_forms)
         out = self.config.outgoing
         return IntakeContext(
             campaign=self.campaign,
@@ -315,7 +265,7 @@ class Robot:
             own_addresses=(out.from_address, *self.config.security.own_addresses),
             trusted_authserv_id=self.config.security.trusted_authserv_id,
             max_attachment_bytes=self.config.security.max_attachment_bytes,
-            forms_on_file={code: frozenset(forms) for code, forms in on_file.items()},
+            forms_on_file=on_file,
             tools=self.tools,
         )
 
@@ -335,7 +285,7 @@ class Robot:
             try:
                 with self.db.session(write=False) as s:
                     base = self._context(s, chunk[0][2], register)
-                    assigned_units = _assigned_units(s, [mail_id for mail_id, _, _ in chunk])
+                    assigned_units = dbm.assigned_units(s, [mail_id for mail_id, _, _ in chunk])
             except Exception as exc:  # noqa: BLE001 - each mail counts one failed attempt
                 for mail_id, _, _ in chunk:
                     failed += 1
@@ -364,7 +314,7 @@ class Robot:
                     self._failed(mail_id, exc)
                 if self.progress:
                     self.progress(f"đã xử lý {done + failed}/{len(due)} thư")
-                _crash_point("after-process")
+                self.on_stage("after-process")
         return done, failed
 
     def _failed(self, mail_id: int, exc: BaseException) -> None:
@@ -391,11 +341,9 @@ class Robot:
             mail = dbm.get_mail(s, mail_id)
             if mail is None or mail.status not in ("received", "retry"):
                 return  # already decided (a second daemon, or a replay after a crash)
-            if outcome.mail.message_id and not mail.message_id:
-                mail.message_id = dbm.normalize_message_id(outcome.mail.message_id)
-            if outcome.mail.from_addr and not mail.from_addr:
-                # No From in the listing (only Sender:): record whom the mail came from.
-                mail.from_addr = outcome.mail.from_addr
+            dbm.note_headers(
+                s, mail, message_id=outcome.mail.message_id, from_addr=outcome.mail.from_addr
+            )
             files = [
                 {
                     "mail_id": mail.id,
@@ -497,12 +445,12 @@ class Robot:
                 outcome.reply.kind if outcome.reply else None,
             )
 
-    def _queue_reply(self, s: dbm.Session, mail: dbm.Mail, reply: object) -> None:
+    def _queue_reply(self, s: dbm.Session, mail: dbm.Mail, reply: Reply) -> None:
         """Queue an automatic answer unless this address already had its hourly share."""
         now = self.clock()
         since = now - timedelta(hours=1)
         limit = self.config.outgoing.max_auto_replies_per_hour
-        to = reply.to  # type: ignore[attr-defined]
+        to = reply.to
         if dbm.count_auto_replies(s, to, since) >= limit:
             dbm.add_event(s, "rate-limited", at=now, mail_id=mail.id, detail=to)
             log.warning("not answering mail id=%s: %s reached %d replies/hour", mail.id, to, limit)
@@ -510,12 +458,12 @@ class Robot:
         dbm.queue_outgoing(
             s,
             kind=reply.kind,
-            message_id=reply.message_id,  # type: ignore[attr-defined]
+            message_id=reply.message_id,
             to_addrs=[to],
             subject=reply.subject,
-            raw=reply.raw,  # type: ignore[attr-defined]
+            raw=reply.raw,
             mail_id=mail.id,
-            dedupe_key=f"reply:{mail.id}:{_generation(s, mail.id)}",
+            dedupe_key=f"reply:{mail.id}:{dbm.reprocess_generation(s, mail.id)}",
             now=now,
         )
 
@@ -524,16 +472,9 @@ class Robot:
     def move_done(self) -> int:
         """Move (or mark) decided mail on the server; never delete it."""
         with self.db.session(write=False) as s:
-            rows = s.scalars(
-                dbm.select(dbm.Mail).where(
-                    dbm.Mail.source == self.source.source_key,
-                    dbm.Mail.moved.is_(False),
-                    dbm.Mail.status.in_(("processed", "quarantined")),
-                )
-            ).all()
             todo = [
                 (m.id, m.source_ref or (str(m.uid) if m.uid is not None else None), m.uidvalidity)
-                for m in rows
+                for m in dbm.mails_to_move(s, self.source.source_key)
             ]
         moved = 0
         for mail_id, ref, uidvalidity in todo:
@@ -566,7 +507,7 @@ class Robot:
             self.sender,
             self.config.outgoing,
             self.clock,
-            after_each=lambda: _crash_point("after-send"),
+            after_each=lambda: self.on_stage("after-send"),
         )
 
     def run_once(self) -> PassStats:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
 import re
-import tempfile
 from pathlib import Path, PurePosixPath
+
+from mailbot.fsutil import atomic_write, fsync_dir
 
 RAW_DIR = "raw"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -15,14 +14,6 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 class StoreError(Exception):
     """A raw mail could not be stored or read, or a path points outside the store."""
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class RawStore:
@@ -65,20 +56,9 @@ class RawStore:
         created_root = not self.root.exists()
         final.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         if created_root:
-            _fsync_dir(self.data_dir)
-        fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", suffix=".eml", dir=final.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(raw)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp_name, final)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp_name)
-            raise
-        _fsync_dir(final.parent)
-        _fsync_dir(self.root)
+            fsync_dir(self.data_dir)
+        atomic_write(final, raw)
+        fsync_dir(self.root)
         return sha, rel
 
     def get(self, relative_path: str, *, verify: bool = False) -> bytes:

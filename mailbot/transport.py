@@ -18,6 +18,7 @@ from typing import Protocol, runtime_checkable
 from urllib.parse import unquote, urlsplit
 
 from mailbot.config import ConfigError, OutgoingConfig
+from mailbot.fsutil import fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -318,22 +319,14 @@ class DirSender:
             finally:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
-            _fsync_dir(self.path)
+            with contextlib.suppress(OSError):
+                fsync_dir(self.path)
         except OSError as exc:
             raise TemporaryFailure(f"cannot write to {self.path}: {exc}") from exc
         return {}
 
     def close(self) -> None:
         """Nothing to release."""
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 # --------------------------------------------------------------------------- factory

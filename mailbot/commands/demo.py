@@ -224,7 +224,7 @@ def run(args: argparse.Namespace, config: object = None) -> int:
         robot.clock = lambda: datetime(campaign.year, 2, 21, 3, 0, tzinfo=UTC)
         second = robot.run_once()
         with app.database.session(write=False) as s:
-            subs = s.scalars(dbm.select(dbm.Submission)).all()
+            subs = dbm.all_submissions(s)
             quarantined = dbm.mails_with_status(s, "quarantined")
             lines = [
                 f"  - {sub.unit_code}: {sub.form} từ “{sub.file_name}”, "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import signal
 import sys
@@ -46,22 +47,27 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=reprocess)
 
 
-def _locked(config: Config):  # noqa: ANN202 - a context manager
+def _locked(config: Config) -> contextlib.AbstractContextManager[App]:
     from mailbot.app import open_app
 
     return open_app(config, exclusive=True)
 
 
 def poll(args: argparse.Namespace, config: Config) -> int:
+    with _locked(config) as app:
+        return poll_once(app)
+
+
+def poll_once(app: App) -> int:
+    """One pass over the inbox and the outbox, its figures printed."""
     from mailbot.app import terminal_progress
 
-    with _locked(config) as app:
-        progress = terminal_progress()
-        stats = app.robot(progress=progress).run_once()
-        if progress:
-            sys.stderr.write("\r\033[K")
-        print(f"mailbot: {stats}")
-        return 0
+    progress = terminal_progress()
+    stats = app.robot(progress=progress).run_once()
+    if progress:
+        sys.stderr.write("\r\033[K")
+    print(f"mailbot: {stats}")
+    return 0
 
 
 def run_daemon(

@@ -1,9 +1,7 @@
 """The mailbot database: models, engine and one repository module per aggregate.
 
-Callers use `from mailbot import db as dbm` and the names re-exported here.
-"""
+Callers use `from mailbot import db as dbm` and the names re-exported here."""
 
-from sqlalchemy import func, select  # TODO(issue 7): callers outside db/ still build queries
 from sqlalchemy.orm import Session
 
 from mailbot.db.common import (
@@ -18,6 +16,7 @@ from mailbot.db.engine import (
     new_revision,
     open_database,
     run_migrations,
+    schema_revisions,
 )
 from mailbot.db.jobs import (
     add_event,
@@ -26,11 +25,14 @@ from mailbot.db.jobs import (
     job_done,
     job_runs,
     last_job_run,
+    queue_lengths,
 )
 from mailbot.db.mails import (
     add_file_result,
     add_file_results,
+    assigned_units,
     clear_mail_results,
+    confirm_awaiting,
     due_mails,
     file_results_for_mail,
     find_mails_by_message_id,
@@ -38,12 +40,19 @@ from mailbot.db.mails import (
     get_mail,
     get_mailbox_state,
     is_known,
+    known_by_message_id,
+    known_source_refs,
+    known_uids,
+    mails_to_move,
     mails_with_status,
     mark_failed,
     mark_moved,
     mark_processed,
+    note_headers,
     quarantine,
     record_received,
+    reject,
+    reprocess_generation,
     reset_for_reprocess,
     set_mailbox_state,
 )
@@ -89,8 +98,10 @@ from mailbot.db.outbox import (
 )
 from mailbot.db.submissions import (
     add_submission,
+    all_submissions,
     confirm_submission,
     entry_fields,
+    forms_on_file,
     get_submission,
     latest_submission,
     latest_valid_submission,
@@ -113,8 +124,6 @@ from mailbot.db.units import (
 )
 
 __all__ = [
-    "func",
-    "select",
     "Base",
     "Bounce",
     "DB_FILE_NAME",
@@ -147,10 +156,13 @@ __all__ = [
     "add_file_results",
     "add_submission",
     "add_unit_email",
+    "all_submissions",
+    "assigned_units",
     "backoff_delay",
     "claim_job_run",
     "claim_outgoing",
     "clear_mail_results",
+    "confirm_awaiting",
     "confirm_sender",
     "confirm_submission",
     "count_auto_replies",
@@ -165,6 +177,7 @@ __all__ = [
     "find_outbox_by_message_id",
     "find_received",
     "forget_unconfirmed_address",
+    "forms_on_file",
     "get_mail",
     "get_mailbox_state",
     "get_outbox",
@@ -173,10 +186,14 @@ __all__ = [
     "is_known",
     "job_done",
     "job_runs",
+    "known_by_message_id",
+    "known_source_refs",
+    "known_uids",
     "last_job_run",
     "latest_submission",
     "latest_valid_submission",
     "mails_awaiting_confirmation",
+    "mails_to_move",
     "mails_with_status",
     "mark_failed",
     "mark_moved",
@@ -186,16 +203,21 @@ __all__ = [
     "migrations_path",
     "new_revision",
     "normalize_message_id",
+    "note_headers",
     "open_database",
     "quarantine",
+    "queue_lengths",
     "queue_outgoing",
     "record_bounce",
     "record_received",
     "record_refused",
+    "reject",
     "release_claims",
+    "reprocess_generation",
     "reset_for_reprocess",
     "resolve_supersede",
     "run_migrations",
+    "schema_revisions",
     "set_mailbox_state",
     "submission_versions",
     "submissions_for_mail",

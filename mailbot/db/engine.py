@@ -213,6 +213,3 @@ def open_database(
         engine.dispose()
         raise
     return Database(engine, path)
-
-
-# --------------------------------------------------------------------------- helpers

@@ -5,13 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import (
-    func,
-    select,
-)
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from mailbot.db.models import Event, JobRun, utcnow
+from mailbot.db.models import Event, JobRun, Mail, Outbox, utcnow
 
 
 def add_event(
@@ -80,3 +77,14 @@ def job_runs(session: Session, jobs: Iterable[str]) -> list[JobRun]:
             .order_by(JobRun.done_at.desc(), JobRun.id.desc())
         )
     )
+
+
+def queue_lengths(session: Session) -> tuple[int, int]:
+    """How many mails wait to be processed and how many outgoing mails wait to be sent."""
+    waiting = session.scalar(
+        select(func.count()).select_from(Mail).where(Mail.status.in_(("received", "retry")))
+    )
+    queued = session.scalar(
+        select(func.count()).select_from(Outbox).where(Outbox.status == "queued")
+    )
+    return int(waiting or 0), int(queued or 0)

@@ -5,18 +5,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import (
-    delete,
-    insert,
-    select,
-)
+from sqlalchemy import Table, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from mailbot.db.common import _cap, _norm_addr, backoff_delay, normalize_message_id
 from mailbot.db.jobs import add_event
-from mailbot.db.models import FileResult, Mail, MailboxState, Submission, utcnow
+from mailbot.db.models import Event, FileResult, Mail, MailboxState, Submission, utcnow
 from mailbot.db.submissions import resolve_supersede
 from parsers.model import Problem
 
@@ -83,6 +79,59 @@ def is_known(session: Session, source: str, uidvalidity: int | None, uid: int) -
     return find_received(session, source=source, uidvalidity=uidvalidity, uid=uid) is not None
 
 
+def known_uids(
+    session: Session, source: str, uidvalidity: int | None, uids: Iterable[int]
+) -> set[int]:
+    """Which of these UIDs (within this UIDVALIDITY) are already recorded: one query."""
+    wanted = list(set(uids))
+    if not wanted:
+        return set()
+    same_validity = (
+        Mail.uidvalidity.is_(None) if uidvalidity is None else Mail.uidvalidity == uidvalidity
+    )
+    return set(
+        session.scalars(
+            select(Mail.uid).where(Mail.source == source, same_validity, Mail.uid.in_(wanted))
+        )
+    )
+
+
+def known_by_message_id(
+    session: Session, source: str, candidates: Iterable[tuple[str, int]]
+) -> set[tuple[str, int]]:
+    """The (Message-ID, size) pairs, as given, that match a recorded mail of the source.
+
+    After a UIDVALIDITY change the same mail comes back under a new UID: this recognises it.
+    """
+    pairs = {(mid, size) for mid, size in candidates}
+    wanted = list({m for m in (normalize_message_id(mid) for mid, _ in pairs) if m is not None})
+    if not wanted:
+        return set()
+    recorded = {
+        (mid, size)
+        for mid, size in session.execute(
+            select(Mail.message_id, Mail.size).where(
+                Mail.message_id.in_(wanted), Mail.source == source
+            )
+        )
+    }
+    return {(mid, size) for mid, size in pairs if (normalize_message_id(mid), size) in recorded}
+
+
+def known_source_refs(session: Session, source: str, refs: Iterable[str]) -> set[str]:
+    """Which of these source handles (e.g. Maildir keys) belong to recorded mails."""
+    wanted = list(set(refs))
+    if not wanted:
+        return set()
+    return {
+        ref
+        for ref in session.scalars(
+            select(Mail.source_ref).where(Mail.source == source, Mail.source_ref.in_(wanted))
+        )
+        if ref is not None
+    }
+
+
 def record_received(
     session: Session,
     *,
@@ -97,8 +146,13 @@ def record_received(
     subject: str | None,
     received_at: datetime,
     status: str = "received",
-) -> Mail:
-    """Record a stored raw mail as received; the existing row if it is already known."""
+    source_ref: str | None = None,
+) -> tuple[Mail, bool]:
+    """Record a stored raw mail as received: (mail, True), or (the known row, False).
+
+    `source_ref`, the source's handle of the mail, is noted on a known row too: it is how
+    the mail is found again to move it.
+    """
     existing = find_received(
         session,
         source=source,
@@ -108,7 +162,10 @@ def record_received(
         sha256=sha256,
     )
     if existing is not None:
-        return existing
+        if source_ref is not None and existing.source_ref != source_ref:
+            existing.source_ref = source_ref
+            session.flush()
+        return existing, False
     if status not in ("received", "oversize", "ignored"):
         raise ValueError(f"a mail cannot arrive with status {status!r}")
     mail = Mail(
@@ -126,10 +183,23 @@ def record_received(
         attempts=0,
         awaiting_confirmation=False,
         moved=False,
+        source_ref=source_ref,
     )
     session.add(mail)
     session.flush()
-    return mail
+    return mail, True
+
+
+def note_headers(
+    session: Session, mail: Mail, *, message_id: str | None, from_addr: str | None
+) -> None:
+    """Fill in what the listing did not give (Message-ID, sender) from the parsed mail."""
+    if message_id and not mail.message_id:
+        mail.message_id = normalize_message_id(message_id)
+    if from_addr and not mail.from_addr:
+        # No From in the listing (only Sender:): record whom the mail came from.
+        mail.from_addr = from_addr
+    session.flush()
 
 
 def get_mail(session: Session, mail_id: int) -> Mail | None:
@@ -161,6 +231,47 @@ def due_mails(session: Session, now: datetime, limit: int | None = None) -> list
 def mails_with_status(session: Session, status: str) -> list[Mail]:
     """Every mail in one status, oldest first (e.g. the quarantine for staff)."""
     return list(session.scalars(select(Mail).where(Mail.status == status).order_by(Mail.id)))
+
+
+def mails_to_move(session: Session, source: str) -> list[Mail]:
+    """Decided mails of a source not yet moved (or flagged) on the server, oldest first."""
+    return list(
+        session.scalars(
+            select(Mail)
+            .where(
+                Mail.source == source,
+                Mail.moved.is_(False),
+                Mail.status.in_(("processed", "quarantined")),
+            )
+            .order_by(Mail.id)
+        )
+    )
+
+
+def reprocess_generation(session: Session, mail_id: int) -> int:
+    """How often staff had this mail reprocessed: each round may answer once."""
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(Event)
+            .where(Event.mail_id == mail_id, Event.kind == "reprocess")
+        )
+        or 0
+    )
+
+
+def assigned_units(session: Session, mail_ids: Iterable[int]) -> dict[int, str | None]:
+    """The unit staff last assigned each mail to (`mailbot review assign`), in one query."""
+    out: dict[int, str | None] = {}
+    rows = session.execute(
+        select(Event.mail_id, Event.unit_code)
+        .where(Event.mail_id.in_(list(mail_ids)), Event.kind == "assigned")
+        .order_by(Event.id)
+    )
+    for mail_id, unit_code in rows:
+        if mail_id is not None:
+            out[mail_id] = unit_code  # ascending ids: the last one wins
+    return out
 
 
 def mark_processed(
@@ -220,6 +331,34 @@ def quarantine(
 def mark_moved(session: Session, mail: Mail) -> None:
     """The mail was moved (or flagged) on the server after success."""
     mail.moved = True
+    session.flush()
+
+
+def confirm_awaiting(session: Session, from_addr: str, unit_code: str) -> list[Mail]:
+    """Staff confirmed the sender: its mails for this unit no longer wait; returns them."""
+    mails = list(
+        session.scalars(
+            select(Mail).where(
+                Mail.from_addr == _norm_addr(from_addr),
+                Mail.unit_code == unit_code,
+                Mail.awaiting_confirmation.is_(True),
+            )
+        )
+    )
+    for mail in mails:
+        mail.awaiting_confirmation = False
+    session.flush()
+    return mails
+
+
+def reject(session: Session, mail: Mail, now: datetime, *, detail: str | None = None) -> None:
+    """Staff rejected a mail (`mailbot review reject`): its results go, it is never answered."""
+    clear_mail_results(session, mail.id)
+    mail.status = "ignored"
+    mail.awaiting_confirmation = False
+    mail.quarantine_reason = "rejected"
+    mail.next_attempt_at = None
+    add_event(session, "rejected", at=now, mail_id=mail.id, unit_code=mail.unit_code, detail=detail)
     session.flush()
 
 
@@ -296,7 +435,7 @@ def add_file_results(session: Session, rows: Iterable[dict[str, Any]]) -> None:
         for r in rows
     ]
     if values:
-        session.execute(insert(FileResult.__table__), values)
+        session.execute(insert(cast(Table, FileResult.__table__)), values)
 
 
 def file_results_for_mail(session: Session, mail_id: int) -> list[FileResult]:

@@ -143,6 +143,8 @@ class Mail(Base):
     __table_args__ = (
         UniqueConstraint("source", "uidvalidity", "uid"),
         Index("ix_mails_status_next_attempt_at", "status", "next_attempt_at"),
+        # Listing a Maildir asks which keys are known: one indexed look-up per batch.
+        Index("ix_mails_source_source_ref", "source", "source_ref"),
         # Sources without UIDs (Maildir): the same bytes in the same source are the same mail.
         Index(
             "ux_mails_source_sha256_nouid",

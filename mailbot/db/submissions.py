@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from datetime import datetime
+from typing import cast
 
 from sqlalchemy import (
+    Table,
     bindparam,
     case,
     insert,
@@ -31,7 +33,7 @@ _NEWEST_VERSION = (
     .limit(1)
 )
 _SET_VERSION_STATUS = (
-    update(Submission.__table__)
+    update(cast(Table, Submission.__table__))
     .where(
         *_SUPERSEDE_SCOPE,
         ((Submission.id == bindparam("b_newest")) & (Submission.status == "superseded"))
@@ -111,7 +113,7 @@ def add_submission(
     if form.entries:
         # One executemany for the entries, not one ORM object each; `sub.entries` loads them.
         session.execute(
-            insert(SubmissionEntry.__table__),
+            insert(cast(Table, SubmissionEntry.__table__)),
             [
                 {
                     "submission_id": sub.id,
@@ -241,3 +243,25 @@ def mails_awaiting_confirmation(session: Session) -> list[Mail]:
             .order_by(Mail.id)
         )
     )
+
+
+def all_submissions(session: Session) -> list[Submission]:
+    """Every recorded form version, in the order they were recorded."""
+    return list(session.scalars(select(Submission).order_by(Submission.id)))
+
+
+def forms_on_file(session: Session, forms: Iterable[str]) -> dict[str, frozenset[str]]:
+    """Per unit, which of these form types it has a valid, confirmed version of: one query."""
+    on_file: dict[str, set[str]] = {}
+    rows = session.execute(
+        select(Submission.unit_code, Submission.form)
+        .where(
+            Submission.status == "valid",
+            Submission.awaiting_confirmation.is_(False),
+            Submission.form.in_(list(forms)),
+        )
+        .distinct()
+    )
+    for unit_code, form in rows:
+        on_file.setdefault(unit_code, set()).add(form)
+    return {code: frozenset(found) for code, found in on_file.items()}

@@ -7,14 +7,13 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import (
-    select,
-)
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailbot.db.common import _norm_addr
 from mailbot.db.jobs import add_event
-from mailbot.db.models import Mail, Unit, UnitEmail, utcnow
+from mailbot.db.mails import confirm_awaiting
+from mailbot.db.models import Unit, UnitEmail, utcnow
 from mailbot.db.submissions import confirm_submission, submissions_for_mail
 
 
@@ -125,18 +124,8 @@ def confirm_sender(
     now = now or utcnow()
     addr = _norm_addr(email)
     add_unit_email(session, addr, unit_code, confirmed=True, now=now, source="review")
-    mails = list(
-        session.scalars(
-            select(Mail).where(
-                Mail.from_addr == addr,
-                Mail.unit_code == unit_code,
-                Mail.awaiting_confirmation.is_(True),
-            )
-        )
-    )
     count = 0
-    for mail in mails:
-        mail.awaiting_confirmation = False
+    for mail in confirm_awaiting(session, addr, unit_code):
         for sub in submissions_for_mail(session, mail.id):
             if sub.awaiting_confirmation and sub.unit_code == unit_code:
                 confirm_submission(session, sub)

@@ -1,8 +1,9 @@
 """The transactional outbox under kill -9: each mail processed once, each receipt sent once.
 
 mailbot runs as a real subprocess (`python -m mailbot.cli`) against a real Dovecot and a real
-aiosmtpd. MAILBOT_CRASH_AT=stage:N makes it SIGKILL itself right after the Nth commit of a
-stage; the random test kills `mailbot run` from outside at a seeded random moment.
+aiosmtpd. `tests.mailbot.crash_launcher` runs one pass with a stage hook that SIGKILLs the
+process right after the Nth commit of a stage; the random test kills `mailbot run` from
+outside at a seeded random moment.
 
 The one window that cannot be closed: the SMTP server accepted a receipt and the process dies
 before the database says "sent". The restart then sends it again; it is the same stored bytes
@@ -52,21 +53,30 @@ def account(dovecot: DovecotServer, monkeypatch: pytest.MonkeyPatch) -> Account:
     return acc
 
 
-def _env(crash: str | None = None) -> dict[str, str]:
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("MAILBOT_CRASH", "_MAILBOT_CRASH"))
-    }
-    if crash:
-        env["MAILBOT_CRASH_AT"] = crash
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     return env
 
 
-def cli(cfg: Path, *args: str, crash: str | None = None) -> subprocess.CompletedProcess[str]:
+def cli(cfg: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "mailbot.cli", "--config", str(cfg), *args],
         cwd=cfg.parent,
-        env=_env(crash),
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def poll_killed_at(cfg: Path, crash: str) -> subprocess.CompletedProcess[str]:
+    """One `poll --once` pass that kills itself at `crash` (stage:N)."""
+    return subprocess.run(
+        [sys.executable, "-m", "tests.mailbot.crash_launcher", "--config", str(cfg)]
+        + ["--kill-at", crash],
+        cwd=cfg.parent,
+        env=_env(),
         capture_output=True,
         text=True,
         timeout=120,
@@ -138,7 +148,7 @@ def test_kill_at_each_stage_then_restart(
     append_all(dovecot, account, mails)
     cfg = write_config(tmp_path, dovecot, account, smtp_server, inbox={"batch_size": 2})
 
-    result = cli(cfg, "poll", "--once", crash=crash)
+    result = poll_killed_at(cfg, crash)
     assert result.returncode == -signal.SIGKILL, result.stderr
     # It died where it was told to: the stages before had committed, nothing after.
     db = Db(tmp_path / "data")

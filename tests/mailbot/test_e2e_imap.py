@@ -12,7 +12,7 @@ import pytest
 
 import mailbot.app
 import mailbot.commands.intake
-import mailbot.service
+import mailbot.intake
 from mailbot.app import open_app
 from mailbot.cli import main
 from mailbot.clock import utc_now
@@ -281,7 +281,7 @@ def test_failing_mail_is_retried_quarantined_and_reprocessed(
     clock = FakeClock()
     monkeypatch.setattr(mailbot.app, "utc_now", clock)
     monkeypatch.setattr(mailbot.commands.intake, "utc_now", clock)
-    real = mailbot.service.process_mail
+    real = mailbot.intake.process_mail
     broken = {"on": True}
 
     def flaky(raw: bytes, ctx):  # noqa: ANN001, ANN202
@@ -289,7 +289,7 @@ def test_failing_mail_is_retried_quarantined_and_reprocessed(
             raise RuntimeError("parser bug triggered by this one mail")
         return real(raw, ctx)
 
-    monkeypatch.setattr(mailbot.service, "process_mail", flaky)
+    monkeypatch.setattr(mailbot.intake, "process_mail", flaky)
     good1 = with_message_id(fixture_bytes("gmail_khuong_trung.eml"), "<good-1@thanhxuan.example>")
     bad = with_message_id(fixture_bytes("outlook_ccb_docx.eml"), "<bad-0001@thanhxuan.example>")
     good2 = with_message_id(fixture_bytes("forwarded_kim_giang.eml"), "<good-2@thanhxuan.example>")

@@ -12,7 +12,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from mailbot import db as dbm
 from mailbot.app import open_app
@@ -197,7 +197,7 @@ def test_missed_point_on_start_up(tmp_path, first_start, sent_point) -> None:
         scheduler.start()  # catches up once at start-up
         try:
             with app.database.session(write=False) as s:
-                count = s.scalar(select(dbm.func.count()).select_from(dbm.Outbox))
+                count = s.scalar(select(func.count()).select_from(dbm.Outbox))
                 runs = {r.point.split(":", 1)[1]: r.detail for r in s.scalars(select(dbm.JobRun))}
         finally:
             scheduler.shutdown()

@@ -103,7 +103,7 @@ def add_form(
     """Record one mail carrying one form for a unit; returns the mail id."""
     n = next(_counter)
     with database.session() as s:
-        mail = dbm.record_received(
+        mail, _ = dbm.record_received(
             s,
             source="test",
             uidvalidity=None,

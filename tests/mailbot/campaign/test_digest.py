@@ -29,7 +29,7 @@ def test_digest_content_and_workbook(database) -> None:
     add_form(database, "p-khuong-dinh", "M1", at(11), entries=0)
     add_form(database, "quan-doan", "M1", at(12), awaiting=True, sender="bt@gmail.example")
     with database.session() as s:
-        quarantined = dbm.record_received(
+        quarantined, _ = dbm.record_received(
             s,
             source="test",
             uidvalidity=None,
