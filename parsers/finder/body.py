@@ -26,6 +26,10 @@ from parsers.vntext import fold_accents
 _DECLARED_EMPTY = re.compile(r"khong\s*dang\s*ky|khong\s*co\s*mo\s*hinh")
 
 
+# A document table's block: "table 2", or "table 1, row 1, column 1, table 2" when nested.
+_TABLE_BLOCK = re.compile(r"(?:^|, )table \d+$")
+
+
 _ROMAN = re.compile(r"^(i{1,3}|iv|v|a|b|c)[.)]?$")
 
 
@@ -66,9 +70,16 @@ def _next_table_row(rows: list[Row], i: int, block: str, lay: Layout) -> tuple[i
     back to our block. A table split by a page break continues in the very next table when
     it has the same width: after its repeated header, or at once if it has none.
     """
-    if not block.startswith("table") or not rows[i].block.startswith("table"):
+    if not _TABLE_BLOCK.search(block):
         return None
     j = i
+    if rows[i].block.startswith(block + ", "):
+        # A table (or the text after it) nested in one of our cells: its block names our cell.
+        while j < len(rows) and rows[j].block.startswith(block + ", "):
+            j += 1
+        return (j, block) if j < len(rows) and rows[j].block == block else None
+    if not _TABLE_BLOCK.search(rows[i].block):
+        return None
     while j < len(rows) and rows[j].block == rows[i].block:
         j += 1
     if j < len(rows) and rows[j].block == block:
@@ -210,7 +221,14 @@ class _BodyReader:
         if no is None and nm is None and self.prev is not None:
             no, nm = self.prev  # a second model row under an unmerged name
         note_cell = cell_at(row, lay.note_col)
-        note = note_cell.text if note_cell and note_cell.text and not note_cell.merged else None
+        note = (
+            note_cell.text
+            if note_cell
+            and note_cell.text
+            and not note_cell.merged
+            and not is_placeholder(note_cell.text)
+            else None
+        )
         for fld, cell in models:
             if not fld:
                 body.unknown_fields.append(cell)
