@@ -172,6 +172,27 @@ _SPECS: tuple[ProblemSpec, ...] = (
         "rồi gửi lại.",
         "Ghi các mô hình còn lại vào biểu đã điền; bản mẫu để trống có thể xóa.",
     ),
+    ProblemSpec(
+        "total-ambiguous-split",
+        "warning",
+        "Ô này ghi {count} dòng đánh số hoặc gạch đầu dòng, hệ thống đọc thành {count} mô hình; "
+        "tuy nhiên số liệu dòng TỔNG không khớp dù đọc là {count} mô hình hay là một mô hình. "
+        "Đề nghị kiểm tra lại: nếu đây là một mô hình được mô tả nhiều ý, bỏ số thứ tự hoặc gạch "
+        "đầu dòng ở các ý; nếu là nhiều mô hình, sửa số liệu dòng TỔNG cho khớp.",
+        "Nếu là một mô hình, bỏ số thứ tự hoặc gạch đầu dòng ở các ý mô tả; nếu là nhiều mô hình, "
+        "sửa số liệu dòng TỔNG cho khớp.",
+        {
+            "several": "Ô này ghi {count} dòng đánh số hoặc gạch đầu dòng, hệ thống đọc thành "
+            "{count} mô hình; số liệu dòng TỔNG không đủ để biết ô nào là một mô hình được mô tả "
+            "nhiều ý, ô nào gồm nhiều mô hình. Đề nghị bỏ số thứ tự hoặc gạch đầu dòng ở các ý "
+            "mô tả của một mô hình, hoặc tách mỗi mô hình ra một dòng riêng.",
+            "neither": "Ô này ghi {count} dòng đánh số hoặc gạch đầu dòng, hệ thống đọc thành "
+            "{count} mô hình; tuy nhiên số liệu dòng TỔNG không khớp dù đọc là {count} mô hình "
+            "hay là một mô hình. Đề nghị kiểm tra lại: nếu đây là một mô hình được mô tả nhiều "
+            "ý, bỏ số thứ tự hoặc gạch đầu dòng ở các ý; nếu là nhiều mô hình, sửa số liệu dòng "
+            "TỔNG cho khớp.",
+        },
+    ),
     # --- the rules (rules.*) ---
     ProblemSpec(
         "missing-unit-name",

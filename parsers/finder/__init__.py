@@ -95,6 +95,10 @@ def _table_problems(lay: Layout, body: Body, grid: Grid) -> list[Problem]:
     out += [
         problem("ambiguous-field", cell.location, text=cell.text) for cell in body.ambiguous_fields
     ]
+    out += [
+        problem("total-ambiguous-split", item.cell.location, variant=why, count=item.count)
+        for item, why in body.unsettled_splits
+    ]
     if lay.beside_col is not None:
         out.append(problem("forms-side-by-side", _form_location(grid, lay)))
     return out

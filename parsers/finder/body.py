@@ -18,9 +18,10 @@ from parsers.finder.labels import (
     to_int,
 )
 from parsers.finder.layout import ROW_NUMBER, Layout, cell_at, detect_layout, location_at, text_at
+from parsers.finder.splits import Listed, apply, decide
 from parsers.finder.titles import row_models, spans_fields, split_models
 from parsers.grid import Cell, Row
-from parsers.model import Entry, Totals, UnfilledRow
+from parsers.model import FIELDS, Entry, Totals, UnfilledRow
 from parsers.vntext import fold_accents
 
 _DECLARED_EMPTY = re.compile(r"khong\s*dang\s*ky|khong\s*co\s*mo\s*hinh")
@@ -61,6 +62,8 @@ class Body:
     ambiguous_fields: list[Cell] = field(default_factory=list)
     saw_section: bool = False
     end: int = 0
+    listed: list[Listed] = field(default_factory=list)  # cells read as several models
+    unsettled_splits: list[tuple[Listed, str]] = field(default_factory=list)
 
 
 def _next_table_row(rows: list[Row], i: int, block: str, lay: Layout) -> tuple[int, str] | None:
@@ -123,9 +126,22 @@ def read_body(rows: list[Row], lay: Layout) -> Body:
         if outcome == "total" and not _total_above_entries(rows, i, lay, body):
             break
         i += 1
+    _settle_splits(body)
     if not body.saw_section:
         _kinds_from_names(body)
     return body
+
+
+def _settle_splits(body: Body) -> None:
+    """Numbered lines in one cell: several models, or one described at length? The TỔNG says."""
+    if not body.listed:
+        return
+    counts = {f: 0 for f in FIELDS}
+    for e in body.entries:
+        counts[e.field] = counts.get(e.field, 0) + 1
+    decision = decide([(item.field, item.count) for item in body.listed], counts, body.totals)
+    body.entries = apply(body.entries, body.listed, decision)
+    body.unsettled_splits = [(body.listed[i], why) for i, why in decision.unsettled]
 
 
 def _total_above_entries(rows: list[Row], i: int, lay: Layout, body: Body) -> bool:
@@ -233,7 +249,10 @@ class _BodyReader:
             if not fld:
                 body.unknown_fields.append(cell)
                 continue
-            for model in split_models(cell):
+            models_here = split_models(cell)
+            if len(models_here) > 1:
+                body.listed.append(Listed(fld, cell, len(body.entries), len(models_here)))
+            for model in models_here:
                 body.entries.append(
                     Entry(
                         kind=self.kind,  # type: ignore[arg-type]
