@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from parsers.grid import Cell
@@ -73,10 +73,9 @@ def _settle(
     excess = counted - declared
     if excess == 0:
         return
+    subsets: Iterable[tuple[int, ...]] = [tuple(group)]
     if len(group) <= _MAX_SUBSET_CELLS:
         subsets = (s for k in range(1, len(group) + 1) for s in itertools.combinations(group, k))
-    else:
-        subsets = iter([tuple(group)])
     matches = [s for s in subsets if sum(listed[i][1] - 1 for i in s) == excess]
     if len(matches) == 1:
         for i in matches[0]:
