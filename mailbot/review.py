@@ -151,14 +151,7 @@ def reject(session: Session, mail_id: int, now: datetime, reason: str | None = N
     addr = mail.from_addr
     if mail.awaiting_confirmation and addr:
         dbm.forget_unconfirmed_address(session, addr)
-    dbm.clear_mail_results(session, mail.id)
-    mail.status = "ignored"
-    mail.awaiting_confirmation = False
-    mail.quarantine_reason = "rejected"
-    mail.next_attempt_at = None
-    dbm.add_event(
-        session, "rejected", at=now, mail_id=mail.id, unit_code=mail.unit_code, detail=reason
-    )
+    dbm.reject(session, mail, now, detail=reason)
     return Rejected(mail.id, addr, reason)
 
 
