@@ -240,6 +240,7 @@ def build_digest(
         generated_at=local(now, campaign),
         campaign_name=campaign.name,
         deadline_text=campaign.deadline_text,
+        deadline_words=campaign.deadline_words,
         counts=DigestCounts(
             complete=counts["complete"],
             partial=counts["partial"],

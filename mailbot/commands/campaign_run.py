@@ -113,7 +113,7 @@ def remind(args: argparse.Namespace, config: Config) -> int:
 def _say_nothing_due(campaign: Campaign, now: datetime, upcoming: datetime | None) -> None:
     if now >= campaign.deadline:
         print(
-            f"mailbot: đã hết hạn nộp ({campaign.deadline_text}): không gửi thư nhắc; "
+            f"mailbot: đã hết hạn nộp ({campaign.deadline_words}): không gửi thư nhắc; "
             "các đơn vị quá hạn có trong báo cáo hằng ngày (mailbot digest)."
         )
     elif upcoming is not None:
@@ -141,7 +141,7 @@ def _remind_preview(config: Config, campaign: Campaign, now: datetime) -> int:
         ]
     left = days_left(campaign, now)
     print(
-        f"Đợt nhắc {_when(schedule.due, campaign)} (hạn nộp {campaign.deadline_text}, "
+        f"Đợt nhắc {_when(schedule.due, campaign)} ({campaign.deadline_words}, "
         f"còn {left} ngày): sẽ gửi {len(plans)} thư nhắc."
     )
     for plan in plans:
@@ -217,7 +217,9 @@ def digest(args: argparse.Namespace, config: Config) -> int:
 # --------------------------------------------------------------------------- status
 
 
-def _form_cell(f: FormState | None, campaign: Campaign) -> str:
+def _form_cell(f: FormState | None, campaign: Campaign, owed: bool = True) -> str:
+    if not owed and (f is None or f.status == FORM_NONE):
+        return "không phải nộp"
     if f is None or f.status == FORM_NONE or f.received_at is None:
         return "chưa gửi"
     when = local(f.received_at, campaign).strftime("%d/%m %H:%M")
@@ -247,14 +249,16 @@ def status(args: argparse.Namespace, config: Config) -> int:
             print(json_dumps(status_json(campaign, states)))
             return 0
         forms = [f.code for f in campaign.forms]
-        print(f"{campaign.name} – hạn nộp {campaign.deadline_text}")
+        print(f"{campaign.name} – hạn nộp {campaign.deadline_text}, {campaign.deadline_words}")
         head = f"{'Mã':<18} {'Đơn vị':<44} {'Tình trạng':<23} " + " ".join(
             f"{c:<28}" for c in forms
         )
         print(head.rstrip())
         print("-" * len(head.rstrip()))
         for u in states:
-            cells = " ".join(f"{_form_cell(u.forms.get(c), campaign):<28}" for c in forms)
+            cells = " ".join(
+                f"{_form_cell(u.forms.get(c), campaign, u.owes(c)):<28}" for c in forms
+            )
             print(f"{_fit(u.code, 18):<18} {_fit(u.name, 44):<44} {u.label:<23} {cells}".rstrip())
         counts = count_states(states)
         total = len(states)
@@ -448,7 +452,8 @@ def campaign_new(args: argparse.Namespace, config: Config | None) -> int:
             return 1
         made = parse_campaign(text)
         print(
-            f"mailbot: đã tạo {target} (năm {made.year}, hạn nộp {made.deadline_text}). "
+            f"mailbot: đã tạo {target} (năm {made.year}, hạn nộp {made.deadline_text}, "
+            f"{made.deadline_words}). "
             "Đề nghị kiểm tra lại các ngày và số công văn."
         )
         return 0
