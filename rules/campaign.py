@@ -11,7 +11,6 @@ from importlib import resources
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-
 # Python's weekday() order, Monday first, as an official letter writes the day.
 VN_WEEKDAYS = ("thứ Hai", "thứ Ba", "thứ Tư", "thứ Năm", "thứ Sáu", "thứ Bảy", "Chủ nhật")
 
@@ -32,9 +31,7 @@ def deadline_words(deadline: datetime, tz: tzinfo) -> str:
         day = last_day(deadline, tz)
         return f"hạn cuối: hết ngày {day:%d/%m/%Y} ({VN_WEEKDAYS[day.weekday()]})"
     day = local.date()
-    return (
-        f"hạn cuối: trước {local:%H:%M} ngày {day:%d/%m/%Y} ({VN_WEEKDAYS[day.weekday()]})"
-    )
+    return f"hạn cuối: trước {local:%H:%M} ngày {day:%d/%m/%Y} ({VN_WEEKDAYS[day.weekday()]})"
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import getpass
 import os
 import sys
 import tempfile
@@ -336,7 +337,7 @@ def review_list(args: argparse.Namespace, config: Config) -> int:
         with _app(config, exclusive=False) as app, app.database.session(write=False) as s:
             campaign = app.campaign
             todo = review.pending(s)
-        if not todo.quarantined and not todo.awaiting:
+        if not todo.quarantined and not todo.awaiting and not todo.to_read:
             print("Không có việc nào chờ xử lý.")
             return 0
         if todo.quarantined:
@@ -364,6 +365,42 @@ def review_list(args: argparse.Namespace, config: Config) -> int:
                 "  Xác nhận: mailbot review confirm --mail ID; "
                 "loại bỏ: mailbot review reject --mail ID"
             )
+        if todo.to_read:
+            print(f"THƯ CỦA ĐƠN VỊ KHÔNG KÈM BIỂU MẪU, CẦN ĐỌC ({len(todo.to_read)}):")
+            for m in todo.to_read:
+                unit = todo.unit_names.get(m.unit_code or "", m.unit_code or "?")
+                print(
+                    f"  #{m.id}  {_when(m.received_at, campaign)}  {m.from_addr or '(không rõ)'}"
+                    f" → {unit}  “{m.subject or ''}”"
+                )
+                for line in (m.excerpt or "(thư không có nội dung)").splitlines():
+                    print(f"      {line}")
+            print("  Sau khi đọc và trả lời: mailbot review handled --mail ID")
+        return 0
+
+    return _run(body)
+
+
+def _operator() -> str:
+    """Who runs the command: the person behind sudo, else the login name."""
+    who = os.environ.get("SUDO_USER")
+    if who:
+        return who
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "không rõ"
+
+
+def review_handled(args: argparse.Namespace, config: Config) -> int:
+    def body() -> int:
+        by = args.by or _operator()
+        with _app(config, exclusive=True) as app, app.database.session() as s:
+            done = review.handled(s, args.mail, utc_now(), by)
+        print(
+            f"mailbot: đã đánh dấu thư #{done.mail_id} từ {done.from_addr or '(không rõ)'} "
+            f"là đã xử lý (người xử lý: {done.by})."
+        )
         return 0
 
     return _run(body)
