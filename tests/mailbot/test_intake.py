@@ -49,6 +49,12 @@ def test_intake_corpus(path):
     for name, codes in expected["file_problems"].items():
         assert problems.get(name) == codes
     assert (outcome.reply.kind if outcome.reply else None) == expected["reply"]
+    if "for_staff" in expected:
+        assert outcome.for_staff == expected["for_staff"]
+    for needle in expected.get("excerpt_contains", ()):
+        assert needle in (outcome.excerpt or "")
+    for needle in expected.get("excerpt_lacks", ()):
+        assert needle not in (outcome.excerpt or "")
     if expected["mentions"]:
         text = _receipt_text(outcome)
         for needle in expected["mentions"]:
