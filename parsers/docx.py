@@ -400,16 +400,16 @@ class _Walker:
             runs.append(("".join(buf), font if isinstance(font, str) else None))
 
     # Tables: one Row per w:tr, cells at grid columns; nested tables follow their row.
-    def table(self, tbl: _Element, path: str = "") -> None:
-        """Emit a table's rows; `path` locates the cell holding it ("table 1, row 2, column 1, ").
+    def table(self, tbl: _Element) -> None:
+        """Emit a table's rows, located as "table N, row R, column C" (the contract's form).
 
         Tables are numbered in document order, nested ones included, so "table N" alone is
-        unique; the path in front says where a nested table sits for the person looking.
+        unique: a form placed inside a frame table is simply the next table number.
         """
         w = self.w
         self.tables += 1
         n = self.tables
-        block = f"{path}table {n}"
+        block = f"table {n}"
         grid = _find(tbl, w.tblGrid)
         width = len(grid.findall(w.gridCol)) if grid is not None else 0
         own: list[Row] = []
@@ -489,7 +489,7 @@ class _Walker:
                     for box in boxes:
                         self.text_box(box)
                 elif tag == w.tbl:
-                    self.table(child, f"{location}, ")
+                    self.table(child)
                     after_table = True
                 elif tag == w.sdt:
                     if not _showing_placeholder(child, w):

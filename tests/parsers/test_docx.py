@@ -81,11 +81,10 @@ def test_nested_tables_follow_their_row_and_are_numbered_as_met():
     outer.cell(1, 0).text = "Dòng 2"
     d.add_table(rows=1, cols=1).cell(0, 0).text = "Bảng sau"
     grid = _grid(d)
-    nested = "table 1, row 1, column 2, table 2"
-    assert [r.block for r in grid.rows] == ["table 1", nested, "table 1", "table 3"]
+    assert [r.block for r in grid.rows] == ["table 1", "table 2", "table 1", "table 3"]
     assert grid.rows[0].cells[1] is None  # the outer cell's text excludes the nested table
-    # A nested table's cells are located through the outer cell holding it.
-    assert grid.rows[1].cells[1].location == nested + ", row 1, column 2"
+    # A nested table is numbered as met, so its cells keep the contract's plain form.
+    assert grid.rows[1].cells[1].location == "table 2, row 1, column 2"
     assert grid.rows[2].cells[0].location == "table 1, row 2, column 1"
     assert grid.rows[3].cells[0].text == "Bảng sau"
 
@@ -234,7 +233,7 @@ def test_text_after_a_nested_table_follows_it_in_document_order():
     cell = "table 1, row 1, column 1"
     assert [(r.block, r.cells[0].text if r.cells[0] else None) for r in grid.rows] == [
         ("table 1", "ĐẢNG ỦY PHƯỜNG KIM GIANG BIỂU TỔNG HỢP"),
-        (cell + ", table 2", "TT"),
+        ("table 2", "TT"),
         (cell, "Ghi chú: ..."),
     ]
     assert grid.rows[2].cells[0].location == cell + ", paragraph 4"
