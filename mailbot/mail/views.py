@@ -16,34 +16,20 @@ from outbox_templates.labels import (
     form_title,
 )
 from parsers.model import FIELDS, Entry, Form, ParseResult, Problem
+from parsers.problems import CATALOGUE
 from rules.campaign import FormSpec
 
 DEFAULT_OFFICE: Final = "Ban Dân vận Quận ủy Thanh Xuân"
 DEFAULT_FORMATS: Final = ("xlsx", "docx", "xls", "doc")
 
 # What the unit can do about each contract problem code; shown under the rule's own message.
-FIX_HINTS: Final = MappingProxyType(
-    {
-        "unreadable-file": "Mở lại tệp bằng Excel hoặc Word, lưu lại (Save As) dưới dạng .xlsx "
-        "hoặc .docx rồi gửi lại; không đặt mật khẩu cho tệp.",
-        "unsupported-format": "Gửi biểu mẫu dưới dạng tệp Excel (.xlsx, .xls) hoặc Word "
-        "(.docx, .doc); không gửi ảnh chụp hoặc bản quét.",
-        "file-too-large": "Xóa bớt nội dung thừa (ảnh, trang tính không dùng) hoặc chỉ gửi "
-        "tệp biểu mẫu, rồi gửi lại.",
-        "no-form-found": "Gửi đúng tệp biểu mẫu (Mẫu số 01 hoặc Mẫu số 02), giữ nguyên tiêu đề "
-        "“BIỂU TỔNG HỢP” và hàng tiêu đề các cột của bảng.",
-        "missing-unit-name": "Ghi tên đơn vị vào dòng “TÊN ĐƠN VỊ” ở đầu biểu mẫu.",
-        "missing-name": "Ghi tên tập thể hoặc cá nhân vào cột “Tên tập thể, cá nhân” của dòng này.",
-        "missing-model": "Ghi tên mô hình vào đúng ô lĩnh vực của dòng này, hoặc xóa dòng nếu "
-        "không đăng ký.",
-        "total-mismatch": "Sửa các số ở dòng “TỔNG” cho khớp với số mô hình đã ghi trong bảng.",
-        "wrong-year": "Kiểm tra lại năm ghi ở tiêu đề và dòng ngày tháng của biểu mẫu.",
-        "empty-form": "Nếu đơn vị không đăng ký mô hình nào, ghi rõ “Không đăng ký” trong biểu; "
-        "nếu có, điền các mô hình vào bảng rồi gửi lại.",
-        "legacy-encoding-converted": "Không cần gửi lại; lần sau đề nghị dùng phông chữ Unicode "
-        "(ví dụ Times New Roman).",
-    }
-)
+
+
+def _hint(code: str) -> str | None:
+    """The catalogue's advice for `code` when its message does not already give it."""
+    entry = CATALOGUE.get(code)
+    return entry.fix if entry is not None and entry.hint else None
+
 
 # Codes for which no receipt is sent but a short notice: what happened and what to do.
 NOTICE_REASONS: Final = (
@@ -204,7 +190,7 @@ def problem_view(problem: Problem) -> ProblemView:
         location=human_location(problem.location),
         message=problem.message,
         severity=problem.severity,
-        hint=FIX_HINTS.get(problem.code),
+        hint=_hint(problem.code),
     )
 
 
@@ -306,7 +292,7 @@ def file_view(
         reason=reason_problem.message if reason_problem else None,
         problems=problems,
         forms=forms,
-        reason_hint=FIX_HINTS.get(reason_problem.code) if reason_problem else None,
+        reason_hint=_hint(reason_problem.code) if reason_problem else None,
     )
 
 
