@@ -297,6 +297,28 @@ _SPECS: tuple[ProblemSpec, ...] = (
             + _ATTACH_DIRECTLY,
         },
     ),
+    # --- files beside a form that was read (mailbot.extras): notes, never errors ---
+    ProblemSpec(
+        "extra-document",
+        "warning",
+        "Tệp {name} là bản PDF hoặc bản quét, gửi kèm biểu mẫu đã đọc từ tệp {source}. Tệp "
+        "được lưu kèm hồ sơ để đối chiếu, không tính là biểu mẫu riêng; nếu tệp này là một "
+        "biểu mẫu khác, đề nghị gửi thêm tệp Excel hoặc Word của biểu mẫu đó.",
+        "Không cần gửi lại; nếu tệp là biểu mẫu khác, gửi thêm tệp Excel hoặc Word của biểu "
+        "mẫu đó.",
+        {
+            "image": "Ảnh {name} là ảnh chụp, gửi kèm biểu mẫu đã đọc từ tệp {source}. Hệ "
+            "thống không đọc nội dung ảnh; ảnh được lưu kèm hồ sơ để đối chiếu. Nếu ảnh là một "
+            "biểu mẫu khác, đề nghị gửi thêm tệp Excel hoặc Word của biểu mẫu đó.",
+        },
+    ),
+    ProblemSpec(
+        "duplicate-copy",
+        "warning",
+        "Tệp {name} là một bản khác của {form} trong tệp {source} (cùng các mô hình) nên chỉ "
+        "được tính một lần.",
+        "Không cần gửi lại; lần sau chỉ cần gửi một tệp cho mỗi biểu mẫu.",
+    ),
     ProblemSpec(
         "mail-encrypted",
         "error",

@@ -27,7 +27,7 @@ FIX_HINTS: Final = MappingProxyType(
         "unreadable-file": "Mở lại tệp bằng Excel hoặc Word, lưu lại (Save As) dưới dạng .xlsx "
         "hoặc .docx rồi gửi lại; không đặt mật khẩu cho tệp.",
         "unsupported-format": "Gửi biểu mẫu dưới dạng tệp Excel (.xlsx, .xls) hoặc Word "
-        "(.docx, .doc); không gửi ảnh chụp hoặc bản quét.",
+        "(.docx, .doc); bản quét, ảnh chụp có chữ ký, đóng dấu chỉ gửi kèm theo tệp đó.",
         "file-too-large": "Xóa bớt nội dung thừa (ảnh, trang tính không dùng) hoặc chỉ gửi "
         "tệp biểu mẫu, rồi gửi lại.",
         "no-form-found": "Gửi đúng tệp biểu mẫu (Mẫu số 01 hoặc Mẫu số 02), giữ nguyên tiêu đề "
@@ -56,6 +56,8 @@ NOTICE_REASONS: Final = (
 
 # File-level problems that mean "we got a form-less file, but we did read it".
 _READABLE_NO_FORM_CODES: Final = frozenset({"no-form-found", "empty-form"})
+# Notes on a file beside a form (a signed scan, a photo, a second copy): said once, not listed.
+NOTE_CODES: Final = frozenset({"extra-document", "duplicate-copy"})
 
 
 # --------------------------------------------------------------------------- locations
@@ -189,6 +191,8 @@ class FileView:
     problems: tuple[ProblemView, ...] = ()
     forms: tuple[FormView, ...] = ()
     reason_hint: str | None = None
+    # Set for a file kept beside the forms (scan, photo, copy): what the receipt says of it.
+    note: str | None = None
 
     @property
     def error_count(self) -> int:
@@ -286,7 +290,15 @@ def file_view(
 
     `superseding` holds the form codes (M1/M2) of this file that replace an earlier version.
     A file is unreadable when it gave no form and a file-level error other than "no form here".
+    A file with only notes (NOTE_CODES) is an extra document: its view carries the note.
     """
+    if not result.forms and result.problems and all(p.code in NOTE_CODES for p in result.problems):
+        return FileView(
+            file_name=result.file,
+            format=result.format,
+            readable=True,
+            note=" ".join(p.message for p in result.problems),
+        )
     blocking = [
         p
         for p in result.problems
@@ -343,6 +355,10 @@ class ReceiptView:
     @property
     def unreadable_files(self) -> tuple[FileView, ...]:
         return tuple(f for f in self.files if not f.readable)
+
+    @property
+    def noted_files(self) -> tuple[FileView, ...]:
+        return tuple(f for f in self.files if f.note)
 
 
 @dataclass(frozen=True)
