@@ -59,11 +59,11 @@ _SPECS: tuple[ProblemSpec, ...] = (
         "Gửi biểu mẫu dưới dạng Word (.docx) hoặc Excel (.xlsx).",
         {
             "pdf": "Tệp {name} là tệp PDF nên hệ thống không đọc được nội dung biểu mẫu. Đề nghị "
-            "gửi tệp Word (.docx) hoặc Excel (.xlsx) đã điền, không gửi bản PDF hay bản "
-            "chụp/scan.",
+            "gửi tệp Word (.docx) hoặc Excel (.xlsx) đã điền; bản PDF hoặc bản quét có chữ ký, "
+            "đóng dấu chỉ gửi kèm theo tệp đó.",
             "image": "Tệp {name} là ảnh chụp/scan nên hệ thống không đọc được nội dung biểu mẫu. "
-            "Đề nghị gửi tệp Word (.docx) hoặc Excel (.xlsx) đã điền, không gửi ảnh chụp hay "
-            "bản scan.",
+            "Đề nghị gửi tệp Word (.docx) hoặc Excel (.xlsx) đã điền; ảnh chụp hoặc bản quét "
+            "có chữ ký, đóng dấu chỉ gửi kèm theo tệp đó.",
             "web": "Tệp {name} thực chất là trang web (HTML) hoặc XML được đặt tên như tệp "
             "Excel/Word, hệ thống không đọc được. Đề nghị mở tệp bằng Excel/Word, chọn Lưu "
             'thành (Save As) kiểu "Excel Workbook (.xlsx)" hoặc "Word Document (.docx)" rồi '
