@@ -49,6 +49,8 @@ def test_intake_corpus(path):
     for name, codes in expected["file_problems"].items():
         assert problems.get(name) == codes
     assert (outcome.reply.kind if outcome.reply else None) == expected["reply"]
+    if "other_mail" in expected:
+        assert outcome.other_mail == expected["other_mail"]
     if expected["mentions"]:
         text = _receipt_text(outcome)
         for needle in expected["mentions"]:
