@@ -286,4 +286,6 @@ def test_mail_from_a_stranger_is_not_listed_as_a_units_mail():
     raw = (INTAKE / "unseen_reply_question_no_attachment.eml").read_bytes()
     empty = Register([], district="Thanh Xuân")
     outcome = process_mail(raw, context(register=empty))
-    assert outcome.action == "quarantined" and not outcome.for_staff
+    # A stranger's mail without a form is "Thư khác" in the digest, answered by nobody.
+    assert outcome.action == "ignored" and outcome.other_mail and not outcome.for_staff
+    assert outcome.reply is None
