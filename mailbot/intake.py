@@ -8,8 +8,14 @@ from datetime import datetime
 from email.utils import getaddresses
 from typing import Literal
 
+from mailbot.extras import settle_extras
 from mailbot.mail.auth import dmarc_failed
-from mailbot.mail.auto import auto_reply_reason, automatic_reason, relay_reason
+from mailbot.mail.auto import (
+    auto_reply_reason,
+    automatic_reason,
+    is_system_address,
+    relay_reason,
+)
 from mailbot.mail.body import excerpt
 from mailbot.mail.bounce import Bounce, parse_bounce
 from mailbot.mail.compose import compose
@@ -97,6 +103,9 @@ class Outcome:
     submissions: tuple[Submission, ...] = ()
     reply: Reply | None = None
     bounce: Bounce | None = None
+    # Not from a unit and no form in it (a stranger, a newsletter, an invoice): nobody is
+    # answered, staff see it in the digest as "Thư khác".
+    other_mail: bool = False
     # A unit's mail that carries no form (a question, a cover letter): listed for staff to
     # read until they mark it handled, with the first lines of its text.
     for_staff: bool = False
@@ -130,9 +139,11 @@ def _identify(
 
 def _reply(
     kind: Literal["receipt", "notice"], view: object, mail: ParsedMail, ctx: IntakeContext
-) -> Reply:
-    rendered = render(kind, view)
+) -> Reply | None:
     to = answer_address(mail, ctx)
+    if not to or is_system_address(to):
+        return None  # never an automatic mail to a machine, whatever the mail looked like
+    rendered = render(kind, view)
     message_id, raw = compose(
         rendered=rendered,
         from_addr=ctx.from_address,
@@ -148,15 +159,11 @@ def _reply(
     return Reply(kind, message_id, to, rendered.subject, raw)
 
 
-_SYSTEM_LOCALPARTS = ("mailer-daemon", "postmaster", "noreply", "no-reply", "donotreply")
-
-
 def answer_address(mail: ParsedMail, ctx: IntakeContext) -> str:
     """Where an answer goes: Reply-To when it names a person (RFC 5322 3.6.2), else From."""
     own = {a.lower() for a in ctx.own_addresses}
     for addr in mail.reply_to:
-        local = addr.split("@", 1)[0].lower()
-        if "@" in addr and addr.lower() not in own and not local.startswith(_SYSTEM_LOCALPARTS):
+        if "@" in addr and addr.lower() not in own and not is_system_address(addr):
             return addr.lower()
     return mail.from_addr
 
@@ -179,7 +186,7 @@ def _notice(
     *,
     unit: Unit | None = None,
     for_staff: bool = False,
-) -> Reply:
+) -> Reply | None:
     view = NoticeView(
         recipient=mail.from_name or None,
         reason_code=reason,
@@ -204,14 +211,22 @@ def process_mail(raw: bytes, ctx: IntakeContext) -> Outcome:
         return Outcome("bounce", "delivery report", mail, bounce=bounce)
     machine = automatic_reason(mail, ctx.own_addresses, ctx.message_id_domain)
     if machine is not None:
-        return Outcome("ignored", machine, mail)
+        return Outcome("ignored", machine, mail, other_mail=_stranger(mail, ctx))
     # A person's mail that came through a list or a forwarding rule: its forms count, but an
     # automatic answer could loop or reach a whole list, so it gets none.
     silent = relay_reason(mail)
     if silent is not None and not mail.attachments and not mail.problems:
-        return Outcome("ignored", silent, mail)
+        return Outcome("ignored", silent, mail, other_mail=_stranger(mail, ctx))
     outcome = _decide(mail, ctx)
     return replace(outcome, reply=None, reason=silent) if silent is not None else outcome
+
+
+def _stranger(mail: ParsedMail, ctx: IntakeContext) -> bool:
+    """Whether the sender is neither a unit in the register nor this robot itself."""
+    sender = mail.from_addr.lower()
+    if sender and sender in {a.lower() for a in ctx.own_addresses}:
+        return False
+    return not sender or ctx.register.by_email(sender) is None
 
 
 def _decide(mail: ParsedMail, ctx: IntakeContext) -> Outcome:
@@ -220,15 +235,22 @@ def _decide(mail: ParsedMail, ctx: IntakeContext) -> Outcome:
     if assigned is None and dmarc_failed(mail, ctx.trusted_authserv_id):
         return Outcome("quarantined", "dmarc-fail", mail)
 
-    results = [
-        judge(parse_file(att.content, att.filename, office=ctx.tools.office), ctx.campaign)
-        for att in mail.attachments
-    ]
+    results = settle_extras(
+        [
+            judge(parse_file(att.content, att.filename, office=ctx.tools.office), ctx.campaign)
+            for att in mail.attachments
+        ],
+        mail.attachments,
+    )
     unit: Unit | None = assigned
     awaiting = False
     if unit is None:
         unit, awaiting = _identify(mail, results, ctx.register)
     late = _late(ctx)
+    if unit is None and not any(r.forms for r in results):
+        # Not a unit, and no form to say which unit it might be: a stranger's mail, a
+        # newsletter, an invoice. Answering would only teach spammers our address works.
+        return Outcome("ignored", "other-mail", mail, results=tuple(results), other_mail=True)
     if unit is None:
         reply = _notice("quarantined-unknown-unit", mail, ctx) if mail.from_addr else None
         return Outcome("quarantined", "unknown-unit", mail, results=tuple(results), reply=reply)

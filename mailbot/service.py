@@ -419,7 +419,7 @@ class Robot:
                         mail_id=mail.id,
                     )
             for result in outcome.results:
-                if not result.forms and outcome.unit is not None:
+                if not result.forms and outcome.unit is not None and result.has_errors:
                     dbm.add_event(
                         s,
                         "unreadable-file",
@@ -428,6 +428,15 @@ class Robot:
                         unit_code=outcome.unit.code,
                         detail=result.file,
                     )
+            if outcome.other_mail:
+                subject = f" – “{outcome.mail.subject[:80]}”" if outcome.mail.subject else ""
+                dbm.add_event(
+                    s,
+                    "other-mail",
+                    at=now,
+                    mail_id=mail.id,
+                    detail=f"{outcome.mail.from_addr or '(không rõ người gửi)'}{subject}",
+                )
             if outcome.reply is not None:
                 self._queue_reply(s, mail, outcome.reply)
             if outcome.action == "quarantined":

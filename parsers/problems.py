@@ -64,16 +64,16 @@ _SPECS: tuple[ProblemSpec, ...] = (
         "Tệp {name} không phải tệp Word hoặc Excel nên hệ thống không đọc được. Đề nghị gửi "
         "biểu mẫu dưới dạng Word (.docx) hoặc Excel (.xlsx).",
         (
-            "Gửi biểu mẫu dưới dạng tệp Excel (.xlsx, .xls) hoặc Word (.docx, .doc); không "
-            "gửi ảnh chụp hoặc bản quét."
+            "Gửi biểu mẫu dưới dạng tệp Excel (.xlsx, .xls) hoặc Word (.docx, .doc); bản quét, "
+            "ảnh chụp có chữ ký, đóng dấu chỉ gửi kèm theo tệp đó."
         ),
         {
             "pdf": "Tệp {name} là tệp PDF nên hệ thống không đọc được nội dung biểu mẫu. Đề nghị "
-            "gửi tệp Word (.docx) hoặc Excel (.xlsx) đã điền, không gửi bản PDF hay bản "
-            "chụp/scan.",
+            "gửi tệp Word (.docx) hoặc Excel (.xlsx) đã điền; bản PDF hoặc bản quét có chữ ký, "
+            "đóng dấu chỉ gửi kèm theo tệp đó.",
             "image": "Tệp {name} là ảnh chụp/scan nên hệ thống không đọc được nội dung biểu mẫu. "
-            "Đề nghị gửi tệp Word (.docx) hoặc Excel (.xlsx) đã điền, không gửi ảnh chụp hay "
-            "bản scan.",
+            "Đề nghị gửi tệp Word (.docx) hoặc Excel (.xlsx) đã điền; ảnh chụp hoặc bản quét "
+            "có chữ ký, đóng dấu chỉ gửi kèm theo tệp đó.",
             "web": "Tệp {name} thực chất là trang web (HTML) hoặc XML được đặt tên như tệp "
             "Excel/Word, hệ thống không đọc được. Đề nghị mở tệp bằng Excel/Word, chọn Lưu "
             'thành (Save As) kiểu "Excel Workbook (.xlsx)" hoặc "Word Document (.docx)" rồi '
@@ -346,6 +346,28 @@ _SPECS: tuple[ProblemSpec, ...] = (
             "nested": "Cấu trúc thư lồng nhau quá sâu nên một số tệp không được đọc. "
             + _ATTACH_DIRECTLY,
         },
+    ),
+    # --- files beside a form that was read (mailbot.extras): notes, never errors ---
+    ProblemSpec(
+        "extra-document",
+        "warning",
+        "Tệp {name} là bản PDF hoặc bản quét, gửi kèm biểu mẫu đã đọc từ tệp {source}. Tệp "
+        "được lưu kèm hồ sơ để đối chiếu, không tính là biểu mẫu riêng; nếu tệp này là một "
+        "biểu mẫu khác, đề nghị gửi thêm tệp Excel hoặc Word của biểu mẫu đó.",
+        "Không cần gửi lại; nếu tệp là biểu mẫu khác, gửi thêm tệp Excel hoặc Word của biểu "
+        "mẫu đó.",
+        {
+            "image": "Ảnh {name} là ảnh chụp, gửi kèm biểu mẫu đã đọc từ tệp {source}. Hệ "
+            "thống không đọc nội dung ảnh; ảnh được lưu kèm hồ sơ để đối chiếu. Nếu ảnh là một "
+            "biểu mẫu khác, đề nghị gửi thêm tệp Excel hoặc Word của biểu mẫu đó.",
+        },
+    ),
+    ProblemSpec(
+        "duplicate-copy",
+        "warning",
+        "Tệp {name} là một bản khác của {form} trong tệp {source} (cùng các mô hình) nên chỉ "
+        "được tính một lần.",
+        "Không cần gửi lại; lần sau chỉ cần gửi một tệp cho mỗi biểu mẫu.",
     ),
     ProblemSpec(
         "mail-encrypted",

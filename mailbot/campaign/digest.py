@@ -43,6 +43,8 @@ from rules.campaign import Campaign
 
 log = logging.getLogger(__name__)
 
+# How many senders the "Thư khác" line names before it only counts the rest.
+OTHER_MAIL_SHOWN: Final = 5
 # After the deadline, a digest goes out only on days with news (the first day always).
 QUIET_AFTER_DEADLINE: Final = timedelta(days=1)
 OUTGOING_KIND_LABELS: Final = {
@@ -175,13 +177,32 @@ def needs_attention(
         )
     if since is None:
         since = campaign.deadline - timedelta(days=365)
+    others: list[dbm.Event] = []
     for ev in dbm.events_since(session, since):
         if ev.at > now:
+            continue
+        if ev.kind == "other-mail":
+            others.append(ev)
             continue
         shown = _event_detail(ev, names)
         if shown is not None:
             items.append(AttentionView(shown[0], shown[1], local(ev.at, campaign)))
+    if others:
+        items.append(_other_mail_line(others, campaign))
     return tuple(items)
+
+
+def _other_mail_line(events: list[dbm.Event], campaign: Campaign) -> AttentionView:
+    """One short line for the mail not from a unit and holding no form (not answered)."""
+    shown = [f"{ev.detail or '(không rõ)'} (thư #{ev.mail_id})" for ev in events[:OTHER_MAIL_SHOWN]]
+    rest = len(events) - len(shown)
+    more = f"; và {rest} thư khác" if rest > 0 else ""
+    return AttentionView(
+        kind_label="Thư khác",
+        detail=f"{len(events)} thư không phải của đơn vị trong danh sách, không kèm biểu mẫu, "
+        f"không trả lời tự động: {'; '.join(shown)}{more}",
+        when=local(events[-1].at, campaign),
+    )
 
 
 def mails_to_read(

@@ -11,16 +11,31 @@ from mailbot.mail.message import ParsedMail
 from parsers.vntext import fold_accents
 
 __all__ = [
+    "SYSTEM_LOCALPART_STEMS",
     "auto_reply_reason",
     "automatic_reason",
     "carries_documents",
     "fold_subject",
+    "is_system_address",
     "relay_reason",
 ]
 
-_NO_REPLY_LOCALPARTS = re.compile(
-    r"^(mailer-daemon|mailerdaemon|postmaster|no[-_.]?reply|do[-_.]?not[-_.]?reply"
-    r"|bounces?(?:[-_.+].*)?|listserv|majordomo|auto[-_.]?reply|autoresponder)$"
+# Local parts (the part before "@") of addresses no automatic mail ever goes to, whatever the
+# mail looks like. Compared with "-", "_" and "." folded away and any "+tag" removed, anywhere in
+# the local part: "no-reply-invoice", "hoadon.noreply", "bounces-123", "notifications" all match.
+SYSTEM_LOCALPART_STEMS: tuple[str, ...] = (
+    "noreply",  # no-reply, no_reply, noreply, no-reply-invoice, ...
+    "donotreply",  # do-not-reply, do_not_reply, donotreply
+    "dontreply",
+    "mailerdaemon",  # MAILER-DAEMON
+    "postmaster",
+    "bounce",  # bounce, bounces, bounces+..., VERP and SRS return addresses
+    "notification",  # notification, notifications, ...-notifications
+    "notify",
+    "listserv",
+    "majordomo",
+    "autoreply",  # auto-reply, autoreply
+    "autoresponder",
 )
 _AUTO_SUPPRESS_VALUES = frozenset({"all", "oof", "autoreply"})
 _AUTO_HEADERS = (
@@ -68,6 +83,13 @@ def _points_to(ids: Iterable[str], own_domain: str) -> bool:
     return bool(own) and any(_domain_of(i) == own for i in ids)
 
 
+def is_system_address(address: str) -> bool:
+    """Whether an address belongs to a machine that must never get automatic mail."""
+    local = address.strip().strip("<>").rpartition("@")[0] or address
+    folded = re.sub(r"[-_.]", "", local.split("+", 1)[0].lower())
+    return any(stem in folded for stem in SYSTEM_LOCALPART_STEMS)
+
+
 def carries_documents(mail: ParsedMail) -> bool:
     """Whether the mail holds files that could be forms (what an auto-reply never carries)."""
     return any(
@@ -86,8 +108,7 @@ def automatic_reason(mail: ParsedMail, own_addresses: Iterable[str], own_domain:
     sender = mail.from_addr.lower()
     if sender and sender in own:
         return f"sent from our own address {sender}"
-    local = sender.partition("@")[0].split("+", 1)[0]
-    if sender and _NO_REPLY_LOCALPARTS.match(local):
+    if sender and is_system_address(sender):
         return f"sender {sender} is a system address"
 
     auto = mail.header("Auto-Submitted")

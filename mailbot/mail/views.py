@@ -22,8 +22,6 @@ from rules.campaign import FormSpec
 DEFAULT_OFFICE: Final = "Ban Dân vận Quận ủy Thanh Xuân"
 DEFAULT_FORMATS: Final = ("xlsx", "docx", "xls", "doc")
 
-# What the unit can do about each contract problem code; shown under the rule's own message.
-
 
 def _hint(code: str) -> str | None:
     """The catalogue's advice for `code` when its message does not already give it."""
@@ -42,6 +40,8 @@ NOTICE_REASONS: Final = (
 
 # File-level problems that mean "we got a form-less file, but we did read it".
 _READABLE_NO_FORM_CODES: Final = frozenset({"no-form-found", "empty-form"})
+# Notes on a file beside a form (a signed scan, a photo, a second copy): said once, not listed.
+NOTE_CODES: Final = frozenset({"extra-document", "duplicate-copy"})
 
 
 # --------------------------------------------------------------------------- locations
@@ -175,6 +175,8 @@ class FileView:
     problems: tuple[ProblemView, ...] = ()
     forms: tuple[FormView, ...] = ()
     reason_hint: str | None = None
+    # Set for a file kept beside the forms (scan, photo, copy): what the receipt says of it.
+    note: str | None = None
 
     @property
     def error_count(self) -> int:
@@ -272,7 +274,15 @@ def file_view(
 
     `superseding` holds the form codes (M1/M2) of this file that replace an earlier version.
     A file is unreadable when it gave no form and a file-level error other than "no form here".
+    A file with only notes (NOTE_CODES) is an extra document: its view carries the note.
     """
+    if not result.forms and result.problems and all(p.code in NOTE_CODES for p in result.problems):
+        return FileView(
+            file_name=result.file,
+            format=result.format,
+            readable=True,
+            note=" ".join(p.message for p in result.problems),
+        )
     blocking = [
         p
         for p in result.problems
@@ -333,6 +343,10 @@ class ReceiptView:
     @property
     def unreadable_files(self) -> tuple[FileView, ...]:
         return tuple(f for f in self.files if not f.readable)
+
+    @property
+    def noted_files(self) -> tuple[FileView, ...]:
+        return tuple(f for f in self.files if f.note)
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from mailbot.mail.headers import (
     sanitize_filename,
 )
 from mailbot.mail.message import ArchiveLimits, Attachment, MailProblem, ParsedMail
+from mailbot.mail.pictures import is_document_picture
 from mailbot.mail.unpack import (
     SmimeUnpacker,
     Trouble,
@@ -194,8 +195,10 @@ class _Collector:
                 or parent == "multipart/related"
                 or raw_get(part, "content-id") is not None
             )
-            if inline and disp != "attachment":
-                return  # signature logos and pasted pictures
+            if inline and disp != "attachment" and not is_document_picture(payload(part)):
+                # Signature logos and small pasted pictures; a named photo of page size (a
+                # phone's picture of the signed form) is kept, so the receipt can name it.
+                return
         if name.casefold() in IGNORED_NAMES or name.startswith("~$"):
             return
         if ext == ".p7m":

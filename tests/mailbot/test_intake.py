@@ -49,6 +49,8 @@ def test_intake_corpus(path):
     for name, codes in expected["file_problems"].items():
         assert problems.get(name) == codes
     assert (outcome.reply.kind if outcome.reply else None) == expected["reply"]
+    if "other_mail" in expected:
+        assert outcome.other_mail == expected["other_mail"]
     if "for_staff" in expected:
         assert outcome.for_staff == expected["for_staff"]
     for needle in expected.get("excerpt_contains", ()):
@@ -284,4 +286,6 @@ def test_mail_from_a_stranger_is_not_listed_as_a_units_mail():
     raw = (INTAKE / "unseen_reply_question_no_attachment.eml").read_bytes()
     empty = Register([], district="Thanh Xuân")
     outcome = process_mail(raw, context(register=empty))
-    assert outcome.action == "quarantined" and not outcome.for_staff
+    # A stranger's mail without a form is "Thư khác" in the digest, answered by nobody.
+    assert outcome.action == "ignored" and outcome.other_mail and not outcome.for_staff
+    assert outcome.reply is None

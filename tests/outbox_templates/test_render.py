@@ -597,3 +597,41 @@ def test_render_rejects_unknown_event_and_bad_context() -> None:
 def test_long_subject_is_cut_on_a_word() -> None:
     out = render("receipt", _receipt(unit_name="Đơn vị " * 80))
     assert len(out.subject) <= 200 and out.subject.endswith("…")
+
+
+def test_a_file_with_only_notes_is_an_extra_document_said_once() -> None:
+    note = "Tệp “Mẫu 01 (bản ký).pdf” là bản PDF hoặc bản quét, gửi kèm biểu mẫu đã đọc."
+    scan = ParseResult(
+        file="Mẫu 01 (bản ký).pdf",
+        format="pdf",
+        problems=[Problem("warning", "extra-document", None, note)],
+    )
+    fv = file_view(scan)
+    assert fv.readable and fv.note == note and fv.problems == () and fv.error_count == 0
+    clean = _workbook_result()
+    clean.forms[0].problems.clear()
+    out = render(
+        "receipt",
+        _receipt(
+            files=(file_view(clean, form_specs=SPECS), fv), missing_forms=(), all_complete=True
+        ),
+    )
+    assert out.subject.startswith("[Đã nhận đủ]")
+    assert f"   Lưu ý: {note}" in out.text
+    assert "- Lưu ý: 1 tệp gửi kèm (bản PDF, bản quét, ảnh chụp hoặc bản sao" in out.text
+    assert "Không tìm thấy biểu mẫu đăng ký nào trong tệp này." not in out.text
+    assert "[Lưu ý] Toàn tệp" not in out.text  # said once, not again as a problem
+    assert '<strong style="color:#92400e;">Lưu ý:</strong> Tệp “Mẫu 01 (bản ký).pdf”' in out.html
+    assert "Lưu ý: 1 tệp gửi kèm" in out.html
+
+
+def test_a_note_beside_a_real_problem_is_not_an_extra_document() -> None:
+    mixed = ParseResult(
+        file="x.pdf",
+        format="pdf",
+        problems=[
+            Problem("warning", "duplicate-copy", None, "Bản sao."),
+            Problem("error", "unsupported-format", None, "Không đọc được."),
+        ],
+    )
+    assert file_view(mixed).note is None
