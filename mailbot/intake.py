@@ -8,8 +8,14 @@ from datetime import datetime
 from email.utils import getaddresses
 from typing import Literal
 
-from mailbot.mail.auth import dmarc_failed
-from mailbot.mail.auto import auto_reply_reason, automatic_reason, relay_reason
+from mailbot.mail.auth import aligned, dmarc_failed, sender_authenticated
+from mailbot.mail.auto import (
+    auto_reply_reason,
+    automatic_reason,
+    carries_documents,
+    relay_reason,
+    replies_to_us,
+)
 from mailbot.mail.bounce import Bounce, parse_bounce
 from mailbot.mail.compose import compose
 from mailbot.mail.message import ParsedMail
@@ -25,6 +31,8 @@ from rules.base import FORM_NAMES
 from rules.campaign import Campaign
 
 Action = Literal["accepted", "quarantined", "ignored", "bounce"]
+# The reason of a mail that replied to one of ours with no form: staff answer it by hand.
+REPLY_TO_OUR_MAIL = "reply-to-our-mail"
 
 
 @dataclass(frozen=True)
@@ -101,32 +109,48 @@ def _late(ctx: IntakeContext) -> bool:
     return ctx.received_at >= ctx.campaign.deadline
 
 
+def _vouched(mail: ParsedMail, ctx: IntakeContext, address: str | None = None) -> bool:
+    """Whether a registered address may be believed: always without a trusted server
+    (nothing can be checked then: `mailbot check` warns), else only on an aligned pass."""
+    if not ctx.trusted_authserv_id:
+        return True
+    return sender_authenticated(mail, ctx.trusted_authserv_id, address)
+
+
 def _identify(
-    mail: ParsedMail, results: list[ParseResult], register: Register
-) -> tuple[Unit | None, bool]:
-    """The unit by sender address, else by the unit name written on a form (unconfirmed)."""
+    mail: ParsedMail, results: list[ParseResult], ctx: IntakeContext
+) -> tuple[Unit | None, bool, bool]:
+    """(unit, awaiting confirmation, registered address not vouched for).
+
+    The unit by sender address, else by the unit name written on a form (unconfirmed). A
+    registered address our trusted server does not vouch for names the unit, but the mail
+    awaits staff confirmation: a forged From never replaces an accepted form on its own.
+    """
+    register = ctx.register
     unit = register.by_email(mail.from_addr) if mail.from_addr else None
     if unit is not None:
-        return unit, False
+        unverified = not _vouched(mail, ctx)
+        return unit, unverified, unverified
     # A unit's own mailbox that passed the mail on unchanged ("Resent-From") vouches for it.
     for _, addr in getaddresses(list(mail.header_all("Resent-From"))):
         unit = register.by_email(addr.lower()) if addr else None
         if unit is not None:
-            return unit, False
+            unverified = not _vouched(mail, ctx, addr.lower())
+            return unit, unverified, unverified
     for result in results:
         for form in result.forms:
             if form.unit:
                 unit = register.by_name(form.unit)
                 if unit is not None:
-                    return unit, True
-    return None, False
+                    return unit, True, False
+    return None, False, False
 
 
 def _reply(
     kind: Literal["receipt", "notice"], view: object, mail: ParsedMail, ctx: IntakeContext
 ) -> Reply:
     rendered = render(kind, view)
-    to = answer_address(mail, ctx)
+    to = answer_address(mail, ctx, authenticated=_vouched(mail, ctx))
     message_id, raw = compose(
         rendered=rendered,
         from_addr=ctx.from_address,
@@ -145,13 +169,21 @@ def _reply(
 _SYSTEM_LOCALPARTS = ("mailer-daemon", "postmaster", "noreply", "no-reply", "donotreply")
 
 
-def answer_address(mail: ParsedMail, ctx: IntakeContext) -> str:
-    """Where an answer goes: Reply-To when it names a person (RFC 5322 3.6.2), else From."""
+def answer_address(mail: ParsedMail, ctx: IntakeContext, authenticated: bool = True) -> str:
+    """Where an answer goes: Reply-To when it names a person (RFC 5322 3.6.2), else From.
+
+    A Reply-To in another domain than From is followed only on authenticated mail: on a
+    forged From it would hand the receipt to whoever forged it.
+    """
     own = {a.lower() for a in ctx.own_addresses}
+    from_domain = mail.from_addr.rpartition("@")[2]
     for addr in mail.reply_to:
         local = addr.split("@", 1)[0].lower()
-        if "@" in addr and addr.lower() not in own and not local.startswith(_SYSTEM_LOCALPARTS):
-            return addr.lower()
+        if "@" not in addr or addr.lower() in own or local.startswith(_SYSTEM_LOCALPARTS):
+            continue
+        if not authenticated and not aligned(addr.rpartition("@")[2], from_domain):
+            continue
+        return addr.lower()
     return mail.from_addr
 
 
@@ -182,8 +214,21 @@ def process_mail(raw: bytes, ctx: IntakeContext) -> Outcome:
     silent = relay_reason(mail)
     if silent is not None and not mail.attachments and not mail.problems:
         return Outcome("ignored", silent, mail)
+    if (
+        silent is None
+        and replies_to_us(mail, ctx.message_id_domain)
+        and not carries_documents(mail)
+    ):
+        # A reply to one of our automatic mails without a form: a naive auto-responder (no
+        # auto headers) or a person's question. Staff read it; no automatic answer, which
+        # stops a loop with an auto-responder at one mail.
+        silent = REPLY_TO_OUR_MAIL
     outcome = _decide(mail, ctx)
-    return replace(outcome, reply=None, reason=silent) if silent is not None else outcome
+    if silent is None:
+        return outcome
+    if outcome.action == "quarantined":
+        return replace(outcome, reply=None)  # its quarantine reason is what staff need
+    return replace(outcome, reply=None, reason=silent)
 
 
 def _decide(mail: ParsedMail, ctx: IntakeContext) -> Outcome:
@@ -197,9 +242,9 @@ def _decide(mail: ParsedMail, ctx: IntakeContext) -> Outcome:
         for att in mail.attachments
     ]
     unit: Unit | None = assigned
-    awaiting = False
+    awaiting = unverified = False
     if unit is None:
-        unit, awaiting = _identify(mail, results, ctx.register)
+        unit, awaiting, unverified = _identify(mail, results, ctx)
     late = _late(ctx)
     if unit is None:
         reply = _notice("quarantined-unknown-unit", mail, ctx) if mail.from_addr else None
@@ -240,10 +285,11 @@ def _decide(mail: ParsedMail, ctx: IntakeContext) -> Outcome:
         all_complete=not missing,
         submission_address=ctx.campaign.submission_address or ctx.from_address,
         original_subject=mail.subject,
+        sender_unverified=unverified,
     )
     return Outcome(
         "accepted",
-        None,
+        "unverified-sender" if unverified else None,
         mail,
         unit=unit,
         awaiting_confirmation=awaiting,

@@ -400,6 +400,16 @@ class Robot:
                     unit_code=outcome.unit.code,
                     detail=outcome.mail.from_addr,
                 )
+            if outcome.reason == intake.REPLY_TO_OUR_MAIL:
+                # Answered by a person or by nobody: staff see it in the digest.
+                dbm.add_event(
+                    s,
+                    "reply-unanswered",
+                    at=now,
+                    mail_id=mail.id,
+                    unit_code=outcome.unit.code if outcome.unit else None,
+                    detail=outcome.mail.from_addr,
+                )
             if outcome.bounce is not None:
                 for rcpt in outcome.bounce.recipients or ():
                     dbm.record_bounce(

@@ -129,6 +129,13 @@ def _event_detail(ev: dbm.Event, names: dict[str, str]) -> tuple[str, str] | Non
             "Không trả lời tự động",
             f"{ev.detail} đã nhận đủ số thư tự động trong một giờ{mail}",
         )
+    if ev.kind == "reply-unanswered":
+        who = f" ({unit})" if unit else ""
+        return (
+            "Thư trả lời cần cán bộ đọc",
+            f"{ev.detail or '(không rõ người gửi)'}{who} trả lời thư tự động của Ban, "
+            f"không kèm biểu; robot không trả lời tự động{mail}",
+        )
     if ev.kind == "oversize":
         return "Thư quá lớn", f"{ev.detail or ''}{mail}".strip()
     if ev.kind == "send-failed":

@@ -16,6 +16,7 @@ __all__ = [
     "carries_documents",
     "fold_subject",
     "relay_reason",
+    "replies_to_us",
 ]
 
 _NO_REPLY_LOCALPARTS = re.compile(
@@ -68,6 +69,12 @@ def _domain_of(msg_id: str) -> str:
 def _points_to(ids: Iterable[str], own_domain: str) -> bool:
     own = own_domain.lower().strip()
     return bool(own) and any(_domain_of(i) == own for i in ids)
+
+
+def replies_to_us(mail: ParsedMail, own_domain: str) -> bool:
+    """Whether In-Reply-To or References names a mail of ours (our Message-ID domain)."""
+    ids = ([mail.in_reply_to] if mail.in_reply_to else []) + list(mail.references)
+    return _points_to(ids, own_domain)
 
 
 def carries_documents(mail: ParsedMail) -> bool:
@@ -126,10 +133,7 @@ def automatic_reason(mail: ParsedMail, own_addresses: Iterable[str], own_domain:
     subject = fold_subject(mail.subject)
     if _AUTO_SUBJECTS.match(subject):
         return f"automatic-reply subject: {mail.subject[:80]}"
-    replying_to_us = _points_to(
-        ([mail.in_reply_to] if mail.in_reply_to else []) + list(mail.references), own_domain
-    )
-    if replying_to_us and _WEAK_AUTO_SUBJECTS.match(subject):
+    if replies_to_us(mail, own_domain) and _WEAK_AUTO_SUBJECTS.match(subject):
         return f"automatic answer to our mail: {mail.subject[:80]}"
     return None
 

@@ -331,6 +331,9 @@ class ReceiptView:
     submission_address: str
     original_subject: str | None = None
     office_name: str = DEFAULT_OFFICE
+    # Awaiting because our mail server could not vouch for a registered address (not
+    # because the address is new): the wording differs, the unit may not have sent it.
+    sender_unverified: bool = False
 
     @property
     def forms(self) -> tuple[FormView, ...]:

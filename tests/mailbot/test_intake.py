@@ -34,7 +34,8 @@ def _receipt_text(outcome: Outcome) -> str:
 @pytest.mark.parametrize("path", intake_fixtures(), ids=lambda p: p.name)
 def test_intake_corpus(path):
     expected = expected_for(path)
-    outcome = process_mail(path.read_bytes(), context())
+    # "context": fields a case needs (a trusted authserv-id); the e2e corpus walk skips those.
+    outcome = process_mail(path.read_bytes(), context(**expected.get("context", {})))
     assert outcome.action == expected["action"], outcome.reason
     assert (outcome.unit.code if outcome.unit else None) == expected["unit"]
     assert outcome.awaiting_confirmation == expected["awaiting_confirmation"]
@@ -49,6 +50,8 @@ def test_intake_corpus(path):
     for name, codes in expected["file_problems"].items():
         assert problems.get(name) == codes
     assert (outcome.reply.kind if outcome.reply else None) == expected["reply"]
+    if "reply_to" in expected:
+        assert outcome.reply is not None and outcome.reply.to == expected["reply_to"]
     if expected["mentions"]:
         text = _receipt_text(outcome)
         for needle in expected["mentions"]:
@@ -240,3 +243,46 @@ def test_with_the_real_office_converter_a_doc_form_is_read():
     tools = Tools(office=convert_with_soffice)
     outcome = process_mail(_mail_with_files(("Mau 01.doc", doc)), context(tools=tools))
     assert [s.form.form for s in outcome.submissions] == ["M1"]
+
+
+def test_reply_to_another_domain_is_followed_only_on_authenticated_mail():
+    base = (INTAKE / "gmail_khuong_trung.eml").read_bytes()
+    unit_addr = "dangbo.khuongtrung@thanhxuan.example"
+    trusted = context(trusted_authserv_id="mx.hanoi.gov.vn")
+    forged = (
+        base.replace(b"dmarc=pass (p=NONE)", b"dmarc=none")
+        .replace(b"dkim=pass", b"dkim=none")
+        .replace(b"spf=pass", b"spf=fail")
+    )
+    for raw, ctx, reply_to, expected in (
+        # Authenticated: the person named in Reply-To gets the receipt.
+        (base, trusted, b"mai.lt@gmail.example", "mai.lt@gmail.example"),
+        # Not authenticated: never another domain; the same domain is still fine.
+        (forged, trusted, b"nhanbieu@evil.example", unit_addr),
+        (forged, trusted, b"vanthu@thanhxuan.example", "vanthu@thanhxuan.example"),
+        # No trusted server configured: today's behaviour (mailbot check warns).
+        (forged, context(), b"mai.lt@gmail.example", "mai.lt@gmail.example"),
+    ):
+        raw = raw.replace(
+            b"MIME-Version: 1.0\r\n", b"MIME-Version: 1.0\r\nReply-To: " + reply_to + b"\r\n", 1
+        )
+        outcome = process_mail(raw, ctx)
+        assert outcome.reply is not None and outcome.reply.to == expected, reply_to
+    unverified = process_mail(forged, trusted)
+    assert unverified.awaiting_confirmation and unverified.reason == "unverified-sender"
+    assert all(s.unit_code == "p-khuong-trung" for s in unverified.submissions)
+
+
+def test_a_reply_to_our_mail_without_a_form_is_left_to_staff():
+    raw = (INTAKE / "hostile_naive_autoresponder.eml").read_bytes()
+    outcome = process_mail(raw, context())
+    assert outcome.action == "accepted" and outcome.reply is None
+    assert outcome.reason == "reply-to-our-mail" and outcome.unit.code == "p-khuong-trung"
+    # An unknown sender doing the same stays quarantined for staff, unanswered.
+    stranger = raw.replace(b"dangbo.khuongtrung@thanhxuan.example", b"ai.do@evil.example")
+    outcome = process_mail(stranger, context())
+    assert outcome.action == "quarantined" and outcome.reason == "unknown-unit"
+    assert outcome.reply is None
+    # The same words in reply to someone else's mail are answered as usual.
+    other = raw.replace(b"@mailbot.invalid>", b"@thanhxuan.example>")
+    assert process_mail(other, context()).reply is not None
