@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -18,6 +21,7 @@ from mailbot.mail.auto import (
 )
 from mailbot.mail.bounce import Bounce, parse_bounce
 from mailbot.mail.compose import compose
+from mailbot.mail.headers import decode_header_text, sanitize_filename
 from mailbot.mail.message import ParsedMail
 from mailbot.mail.views import FileView, NoticeView, ReceiptView, file_view
 from mailbot.mail.walk import parse_mail
@@ -25,7 +29,8 @@ from mailbot.units import Register, Unit
 from outbox_templates import render
 from parsers import parse_file
 from parsers.convert import OfficeConverter
-from parsers.model import Form, ParseResult
+from parsers.model import FORMATS, Form, ParseResult
+from parsers.problems import problem
 from rules import judge
 from rules.base import FORM_NAMES
 from rules.campaign import Campaign
@@ -231,16 +236,23 @@ def process_mail(raw: bytes, ctx: IntakeContext) -> Outcome:
     return replace(outcome, reply=None, reason=silent)
 
 
-def _decide(mail: ParsedMail, ctx: IntakeContext) -> Outcome:
-    """A person's mail: identify the unit, read the forms, write the answer."""
+def _decide(mail: ParsedMail, ctx: IntakeContext, read: list[ParseResult] | None = None) -> Outcome:
+    """A person's mail: identify the unit, read the forms, write the answer.
+
+    `read`: the files' results when they are already known (not read again).
+    """
     assigned = ctx.register.by_code(ctx.assigned_unit) if ctx.assigned_unit else None
     if assigned is None and dmarc_failed(mail, ctx.trusted_authserv_id):
         return Outcome("quarantined", "dmarc-fail", mail)
 
-    results = [
-        judge(parse_file(att.content, att.filename, office=ctx.tools.office), ctx.campaign)
-        for att in mail.attachments
-    ]
+    results = (
+        read
+        if read is not None
+        else [
+            judge(parse_file(att.content, att.filename, office=ctx.tools.office), ctx.campaign)
+            for att in mail.attachments
+        ]
+    )
     unit: Unit | None = assigned
     awaiting = unverified = False
     if unit is None:
@@ -249,7 +261,7 @@ def _decide(mail: ParsedMail, ctx: IntakeContext) -> Outcome:
     if unit is None:
         reply = _notice("quarantined-unknown-unit", mail, ctx) if mail.from_addr else None
         return Outcome("quarantined", "unknown-unit", mail, results=tuple(results), reply=reply)
-    if not mail.attachments and not mail.problems:
+    if not results and not mail.problems:
         return Outcome(
             "accepted",
             "no-attachment",
@@ -298,6 +310,54 @@ def _decide(mail: ParsedMail, ctx: IntakeContext) -> Outcome:
         submissions=tuple(submissions),
         reply=_reply("receipt", view, mail, ctx),
     )
+
+
+TOO_COMPLEX = "too-complex"
+_MAX_NAMES = 50
+
+
+def _attachment_names(raw: bytes) -> list[str]:
+    """The file names in a mail, from its MIME headers alone (nothing decoded or unpacked)."""
+    try:
+        msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+        names = []
+        for part in msg.walk():
+            name = part.get_filename()
+            if name:
+                names.append(sanitize_filename(decode_header_text(str(name))))
+            if len(names) >= _MAX_NAMES:
+                break
+        return names
+    except Exception:  # noqa: BLE001 - a mail this broken is answered without names
+        return []
+
+
+def too_complex_outcome(raw: bytes, ctx: IntakeContext) -> Outcome:
+    """The answer to a mail whose decision ran out of time or memory once: each of its files
+    is "too large or too complex" (file-too-large), read from the headers only, so the
+    mail is answered instead of stalling the queue again."""
+    head = re.split(rb"\r?\n\r?\n", raw, maxsplit=1)[0]
+    mail = parse_mail(head + b"\r\n\r\n")
+    if parse_bounce(mail) is not None:
+        return Outcome("ignored", f"{TOO_COMPLEX}: delivery report", mail)
+    machine = automatic_reason(mail, ctx.own_addresses, ctx.message_id_domain)
+    if machine is not None:
+        return Outcome("ignored", machine, mail)
+    names = _attachment_names(raw) or ["tệp đính kèm"]
+    results = [
+        ParseResult(
+            file=name,
+            format=ext if (ext := name.rpartition(".")[2].lower()) in FORMATS else "other",
+            problems=[problem("file-too-large", variant="too-slow", name=f"“{name}”")],
+        )
+        for name in names
+    ]
+    outcome = _decide(mail, ctx, read=results)
+    if relay_reason(mail) is not None:
+        outcome = replace(outcome, reply=None)
+    if outcome.action == "accepted":
+        outcome = replace(outcome, reason=TOO_COMPLEX)
+    return outcome
 
 
 def oversize_reply(headers: bytes, ctx: IntakeContext) -> Reply | None:
