@@ -328,20 +328,24 @@ def _read_sheet(
                     break
             row_cells += 1
             seen += 1
-            if seen % 1000 == 0 and time.monotonic() > deadline:
-                raise TimeLimitExceeded(title)
-            cells_exceeded(row_cells, seen, limits, f"{title}!{row_no}:{row_no}")
+            if seen % 1000 == 0:
+                if time.monotonic() > deadline:
+                    raise TimeLimitExceeded(title)
+                cells_exceeded(row_cells, seen, limits, f"{title}!{row_no}:{row_no}")
             r, col = _position(el.get("r"), row_no, col)
             if r <= max_rows and col <= max_cols:
                 cell = _make_cell(el, tags, book, f"{title}!{get_column_letter(col)}{r}", convert)
                 if cell is not None:
                     cells[r, col] = cell
-            el.clear()
-            while el.getprevious() is not None:  # keep memory flat on long rows
-                del parent[0]
+            if row_cells % 512 == 0:  # a long row: keep memory flat within it
+                el.clear()
+                while el.getprevious() is not None:
+                    del parent[0]
             continue
         # The end of a row: one without cells still counts for the row numbers.
-        if el is not current:
+        if el is current:
+            cells_exceeded(row_cells, seen, limits, f"{title}!{row_no}:{row_no}")
+        else:
             row_no = _int(el.get("r"), row_no + 1)
             if row_no > max_rows:
                 stopped = True
