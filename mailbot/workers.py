@@ -181,8 +181,11 @@ class _Worker:
         self.recv_conn = Connection(from_child_r, writable=False)
         self.job: tuple[Any, float] | None = None  # (key, deadline)
 
-    def stop(self, grace: float = _STOP_GRACE) -> None:
-        """SIGTERM (the worker unwinds its conversions), then SIGKILL; remove its leftovers."""
+    def stop(self, grace: float = _STOP_GRACE) -> bool:
+        """SIGTERM (the worker unwinds its conversions), then SIGKILL; remove its leftovers.
+
+        False when some of its temporary directories could not be removed yet.
+        """
         from parsers.convert import remove_temp_dirs
 
         if self.proc.poll() is None:
@@ -195,7 +198,7 @@ class _Worker:
                     self.proc.kill()
                 self.proc.wait()
         self.close_pipes()
-        remove_temp_dirs(self.proc.pid)  # what a SIGKILL left no time to remove
+        return remove_temp_dirs(self.proc.pid) == 0  # what a SIGKILL left no time to remove
 
     def close_pipes(self) -> None:
         for conn in (self.send_conn, self.recv_conn):
@@ -229,6 +232,17 @@ class Decider:
         self._secret_env = tuple(n for n in secret_env if n)
         self._idle: list[_Worker] = []
         self._register_blob: tuple[Any, bytes] | None = None
+        self._leftovers: set[int] = set()  # stopped workers whose temp dirs remain
+
+    def _stopped(self, worker: _Worker, grace: float = _STOP_GRACE) -> None:
+        if not worker.stop(grace):
+            self._leftovers.add(worker.proc.pid)
+
+    def _sweep(self) -> None:
+        """Remove temporary directories a stopped worker's dying converter still held."""
+        from parsers.convert import remove_temp_dirs
+
+        self._leftovers = {pid for pid in self._leftovers if remove_temp_dirs(pid)}
 
     def _new_worker(self) -> _Worker:
         env = worker_environment(os.environ, self._secret_env)
@@ -273,12 +287,12 @@ class Decider:
         for _attempt in (1, 2):
             if worker is None or worker.proc.poll() is not None:
                 if worker is not None:
-                    worker.stop(0)
+                    self._stopped(worker, 0)
                 worker = self._new_worker()
             try:
                 worker.send_conn.send((raw, self._pack(ctx)))
             except (OSError, EOFError):
-                worker.stop(0)
+                self._stopped(worker, 0)
                 worker = None
                 continue
             worker.job = (key, time.monotonic() + self.timeout)
@@ -288,6 +302,7 @@ class Decider:
     def _decide_pool(
         self, pending: deque[tuple[K, bytes, Any]], on_wait: Callable[[], None] | None
     ) -> Iterator[tuple[K, Any]]:
+        self._sweep()
         running: dict[Connection, _Worker] = {}
         fresh = False  # outcomes taken since on_wait last ran
         try:
@@ -319,7 +334,7 @@ class Decider:
                     except (EOFError, OSError):
                         code = worker.proc.wait()
                         log.warning("the worker deciding mail %s died (exit %s)", key, code)
-                        worker.stop(0)
+                        self._stopped(worker, 0)
                         yield key, WorkerDied(f"worker exit {code}")
                     else:
                         self._idle.append(worker)
@@ -335,13 +350,14 @@ class Decider:
                             self.timeout,
                         )
                         del running[conn]
-                        worker.stop()
+                        self._stopped(worker)
                         yield key, DecisionTimeout(f"no decision within {self.timeout:.0f}s")
                         fresh = True
         finally:
             # Abandoned part-way (the caller stopped iterating): nothing may keep running.
             for worker in running.values():
-                worker.stop(0)
+                self._stopped(worker, 0)
+            self._sweep()
 
     def close(self) -> None:
         """Stop the idle workers (they finish nothing: no mail is in hand between batches)."""
@@ -355,3 +371,8 @@ class Decider:
                 worker.proc.kill()
                 worker.proc.wait()
             worker.close_pipes()
+        for _attempt in range(20):
+            self._sweep()
+            if not self._leftovers:
+                break
+            time.sleep(0.1)

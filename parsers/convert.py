@@ -116,13 +116,13 @@ def _memory_bytes(memory_mb: int) -> int:
 
 
 def remove_temp_dirs(owner_pid: int, root: str | None = None) -> int:
-    """Remove the temporary directories of conversions run by process `owner_pid`."""
+    """Remove the temporary directories of conversions run by process `owner_pid` (dead);
+    returns how many are still there (a dying converter may still be writing in one)."""
+    pattern = f"{TEMP_PREFIX}{owner_pid}-*"
     base = Path(root or tempfile.gettempdir())
-    removed = 0
-    for path in base.glob(f"{TEMP_PREFIX}{owner_pid}-*"):
+    for path in base.glob(pattern):
         shutil.rmtree(path, ignore_errors=True)
-        removed += 1
-    return removed
+    return sum(1 for _ in base.glob(pattern))
 
 
 def clean_stale_temp(max_age: float, root: str | None = None) -> int:
