@@ -251,3 +251,43 @@ def _comm(pid: int) -> str:
         return Path(f"/proc/{pid}/comm").read_text().strip()
     except OSError:
         return ""
+
+
+def _reported_workbook() -> bytes:
+    """The reported file: about 19 MB, one row of 8 million cells, the sheet part named .dat."""
+    import io
+    import zipfile
+
+    from tests.parsers.builders import workbook
+
+    src = zipfile.ZipFile(io.BytesIO(workbook(("A1", "Mẫu số 01"))))
+    out = io.BytesIO()
+    with src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            if info.filename != "xl/worksheets/sheet1.xml":
+                dst.writestr(info.filename, src.read(info).replace(b"sheet1.xml", b"sheet1.dat"))
+        with dst.open("xl/worksheets/sheet1.dat", "w", force_zip64=True) as fh:
+            fh.write(
+                b'<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+                b'<sheetData><row r="1">'
+            )
+            for n in range(8):
+                fh.write(b"".join(b"<c><v>%d</v></c>" % (n * 1_000_000 + i) for i in range(10**6)))
+            fh.write(b"</row></sheetData></worksheet>")
+    return out.getvalue()
+
+
+@pytest.mark.soak
+def test_soak_the_reported_eight_million_cell_row_in_a_worker():
+    from parsers.dispatch import parse_file
+
+    data = _reported_workbook()
+    result = parse_file(data, "Mau01.xlsx")  # the size checks refuse it before reading
+    assert [p.code for p in result.problems] == ["file-too-large"]
+    pool = Decider(1, 120, 1024, inline=lambda: None, worker_fn=worker_funcs.parse)
+    try:
+        start = time.monotonic()
+        [(_, codes)] = list(pool.decide([(1, data, None)]))
+    finally:
+        pool.close()
+    assert codes == ["file-too-large"] and time.monotonic() - start < 60

@@ -59,3 +59,12 @@ def slow_marked(raw: bytes, ctx: object) -> object:
     if b"X-Test-Slow: yes" in raw[:8000]:
         time.sleep(120)
     return _decide_in_worker(raw, ctx)
+
+
+def parse(raw: bytes, ctx: object) -> list[str]:
+    """Parses `raw` as an .xlsx attachment with relaxed size checks: the reader must cope."""
+    from parsers.dispatch import parse_file
+    from parsers.safety import Limits
+
+    limits = Limits(max_member_ratio=1e9, max_total_uncompressed=1 << 40, max_xml_part=1 << 40)
+    return [p.code for p in parse_file(raw, "Mau01.xlsx", limits=limits).problems]
