@@ -286,3 +286,20 @@ def test_a_reply_to_our_mail_without_a_form_is_left_to_staff():
     # The same words in reply to someone else's mail are answered as usual.
     other = raw.replace(b"@mailbot.invalid>", b"@thanhxuan.example>")
     assert process_mail(other, context()).reply is not None
+
+
+def test_a_mail_out_of_time_is_answered_too_complex_from_its_headers():
+    from mailbot.intake import too_complex_outcome
+
+    raw = (INTAKE / "gmail_khuong_trung.eml").read_bytes()
+    outcome = too_complex_outcome(raw, context())
+    assert outcome.action == "accepted" and outcome.reason == "too-complex"
+    assert outcome.unit.code == "p-khuong-trung" and outcome.submissions == ()
+    assert [(r.file, [p.code for p in r.problems]) for r in outcome.results] == [
+        ("Mẫu 01 - Đảng ủy phường Khương Trung.xlsx", ["file-too-large"])
+    ]
+    assert "quá lớn hoặc quá phức tạp" in _receipt_text(outcome)
+    # Machines and lists still get nothing; garbage never raises.
+    auto = (INTAKE / "outlook_auto_reply.eml").read_bytes()
+    assert too_complex_outcome(auto, context()).reply is None
+    assert too_complex_outcome(b"\x00garbage", context()).reply is None
