@@ -334,6 +334,10 @@ class ReceiptView:
     # Awaiting because our mail server could not vouch for a registered address (not
     # because the address is new): the wording differs, the unit may not have sent it.
     sender_unverified: bool = False
+    # "hạn cuối: hết ngày 19/02/2022 (thứ Bảy)" (Campaign.deadline_words).
+    deadline_words: str = ""
+    # The mail carried no form and is listed for staff to read (digest, `mailbot review`).
+    for_staff: bool = False
 
     @property
     def forms(self) -> tuple[FormView, ...]:
@@ -361,6 +365,12 @@ class NoticeView:
     campaign_name: str
     accepted_formats: tuple[str, ...] = DEFAULT_FORMATS
     office_name: str = DEFAULT_OFFICE
+    deadline_text: str = ""
+    deadline_words: str = ""
+    # The forms this unit must send, as named in a list ("Mẫu số 02 (cấp cơ sở)").
+    owed_forms: tuple[str, ...] = ()
+    # The mail is listed for staff to read: only then does the notice say they will.
+    for_staff: bool = False
 
     def __post_init__(self) -> None:
         if self.reason_code not in NOTICE_REASONS:
