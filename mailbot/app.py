@@ -128,6 +128,8 @@ class App:
                 p.timeout_seconds,
                 p.worker_memory_mb,
                 inline=lambda: intake.process_mail,
+                # Workers get no secrets: these variables are left out of their environment.
+                secret_env=(self.config.inbox.password.env, self.config.outgoing.password.env),
             )
         return self._decider
 

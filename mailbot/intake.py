@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -9,16 +12,19 @@ from email.utils import getaddresses
 from typing import Literal
 
 from mailbot.extras import settle_extras
-from mailbot.mail.auth import dmarc_failed
+from mailbot.mail.auth import aligned, dmarc_failed, sender_authenticated
 from mailbot.mail.auto import (
     auto_reply_reason,
     automatic_reason,
+    carries_documents,
     is_system_address,
     relay_reason,
+    replies_to_us,
 )
 from mailbot.mail.body import excerpt
 from mailbot.mail.bounce import Bounce, parse_bounce
 from mailbot.mail.compose import compose
+from mailbot.mail.headers import decode_header_text, sanitize_filename
 from mailbot.mail.message import ParsedMail
 from mailbot.mail.views import FileView, NoticeView, ReceiptView, file_view
 from mailbot.mail.walk import parse_mail
@@ -27,12 +33,15 @@ from outbox_templates import render
 from outbox_templates.labels import form_required_label
 from parsers import parse_file
 from parsers.convert import OfficeConverter
-from parsers.model import Form, ParseResult
+from parsers.model import FORMATS, Form, ParseResult
+from parsers.problems import problem
 from rules import judge
 from rules.base import FORM_NAMES
 from rules.campaign import Campaign
 
 Action = Literal["accepted", "quarantined", "ignored", "bounce"]
+# The reason of a mail that replied to one of ours with no form: staff answer it by hand.
+REPLY_TO_OUR_MAIL = "reply-to-our-mail"
 
 
 @dataclass(frozen=True)
@@ -116,31 +125,47 @@ def _late(ctx: IntakeContext) -> bool:
     return ctx.received_at >= ctx.campaign.deadline
 
 
+def _vouched(mail: ParsedMail, ctx: IntakeContext, address: str | None = None) -> bool:
+    """Whether a registered address may be believed: always without a trusted server
+    (nothing can be checked then: `mailbot check` warns), else only on an aligned pass."""
+    if not ctx.trusted_authserv_id:
+        return True
+    return sender_authenticated(mail, ctx.trusted_authserv_id, address)
+
+
 def _identify(
-    mail: ParsedMail, results: list[ParseResult], register: Register
-) -> tuple[Unit | None, bool]:
-    """The unit by sender address, else by the unit name written on a form (unconfirmed)."""
+    mail: ParsedMail, results: list[ParseResult], ctx: IntakeContext
+) -> tuple[Unit | None, bool, bool]:
+    """(unit, awaiting confirmation, registered address not vouched for).
+
+    The unit by sender address, else by the unit name written on a form (unconfirmed). A
+    registered address our trusted server does not vouch for names the unit, but the mail
+    awaits staff confirmation: a forged From never replaces an accepted form on its own.
+    """
+    register = ctx.register
     unit = register.by_email(mail.from_addr) if mail.from_addr else None
     if unit is not None:
-        return unit, False
+        unverified = not _vouched(mail, ctx)
+        return unit, unverified, unverified
     # A unit's own mailbox that passed the mail on unchanged ("Resent-From") vouches for it.
     for _, addr in getaddresses(list(mail.header_all("Resent-From"))):
         unit = register.by_email(addr.lower()) if addr else None
         if unit is not None:
-            return unit, False
+            unverified = not _vouched(mail, ctx, addr.lower())
+            return unit, unverified, unverified
     for result in results:
         for form in result.forms:
             if form.unit:
                 unit = register.by_name(form.unit)
                 if unit is not None:
-                    return unit, True
-    return None, False
+                    return unit, True, False
+    return None, False, False
 
 
 def _reply(
     kind: Literal["receipt", "notice"], view: object, mail: ParsedMail, ctx: IntakeContext
 ) -> Reply | None:
-    to = answer_address(mail, ctx)
+    to = answer_address(mail, ctx, authenticated=_vouched(mail, ctx))
     if not to or is_system_address(to):
         return None  # never an automatic mail to a machine, whatever the mail looked like
     rendered = render(kind, view)
@@ -159,12 +184,20 @@ def _reply(
     return Reply(kind, message_id, to, rendered.subject, raw)
 
 
-def answer_address(mail: ParsedMail, ctx: IntakeContext) -> str:
-    """Where an answer goes: Reply-To when it names a person (RFC 5322 3.6.2), else From."""
+def answer_address(mail: ParsedMail, ctx: IntakeContext, authenticated: bool = True) -> str:
+    """Where an answer goes: Reply-To when it names a person (RFC 5322 3.6.2), else From.
+
+    A Reply-To in another domain than From is followed only on authenticated mail: on a
+    forged From it would hand the receipt to whoever forged it.
+    """
     own = {a.lower() for a in ctx.own_addresses}
+    from_domain = mail.from_addr.rpartition("@")[2]
     for addr in mail.reply_to:
-        if "@" in addr and addr.lower() not in own and not is_system_address(addr):
-            return addr.lower()
+        if "@" not in addr or addr.lower() in own or is_system_address(addr):
+            continue
+        if not authenticated and not aligned(addr.rpartition("@")[2], from_domain):
+            continue
+        return addr.lower()
     return mail.from_addr
 
 
@@ -217,8 +250,21 @@ def process_mail(raw: bytes, ctx: IntakeContext) -> Outcome:
     silent = relay_reason(mail)
     if silent is not None and not mail.attachments and not mail.problems:
         return Outcome("ignored", silent, mail, other_mail=_stranger(mail, ctx))
+    if (
+        silent is None
+        and replies_to_us(mail, ctx.message_id_domain)
+        and not carries_documents(mail)
+    ):
+        # A reply to one of our automatic mails without a form: a naive auto-responder (no
+        # auto headers) or a person's question. Staff read it; no automatic answer, which
+        # stops a loop with an auto-responder at one mail.
+        silent = REPLY_TO_OUR_MAIL
     outcome = _decide(mail, ctx)
-    return replace(outcome, reply=None, reason=silent) if silent is not None else outcome
+    if silent is None:
+        return outcome
+    if outcome.action == "quarantined":
+        return replace(outcome, reply=None)  # its quarantine reason is what staff need
+    return replace(outcome, reply=None, reason=silent)
 
 
 def _stranger(mail: ParsedMail, ctx: IntakeContext) -> bool:
@@ -229,23 +275,29 @@ def _stranger(mail: ParsedMail, ctx: IntakeContext) -> bool:
     return not sender or ctx.register.by_email(sender) is None
 
 
-def _decide(mail: ParsedMail, ctx: IntakeContext) -> Outcome:
-    """A person's mail: identify the unit, read the forms, write the answer."""
+def _decide(mail: ParsedMail, ctx: IntakeContext, read: list[ParseResult] | None = None) -> Outcome:
+    """A person's mail: identify the unit, read the forms, write the answer.
+
+    `read`: the files' results when they are already known (not read again).
+    """
     assigned = ctx.register.by_code(ctx.assigned_unit) if ctx.assigned_unit else None
     if assigned is None and dmarc_failed(mail, ctx.trusted_authserv_id):
         return Outcome("quarantined", "dmarc-fail", mail)
 
-    results = settle_extras(
-        [
-            judge(parse_file(att.content, att.filename, office=ctx.tools.office), ctx.campaign)
-            for att in mail.attachments
-        ],
-        mail.attachments,
-    )
+    if read is not None:
+        results = read
+    else:
+        results = settle_extras(
+            [
+                judge(parse_file(att.content, att.filename, office=ctx.tools.office), ctx.campaign)
+                for att in mail.attachments
+            ],
+            mail.attachments,
+        )
     unit: Unit | None = assigned
-    awaiting = False
+    awaiting = unverified = False
     if unit is None:
-        unit, awaiting = _identify(mail, results, ctx.register)
+        unit, awaiting, unverified = _identify(mail, results, ctx)
     late = _late(ctx)
     if unit is None and not any(r.forms for r in results):
         # Not a unit, and no form to say which unit it might be: a stranger's mail, a
@@ -254,7 +306,7 @@ def _decide(mail: ParsedMail, ctx: IntakeContext) -> Outcome:
     if unit is None:
         reply = _notice("quarantined-unknown-unit", mail, ctx) if mail.from_addr else None
         return Outcome("quarantined", "unknown-unit", mail, results=tuple(results), reply=reply)
-    if not mail.attachments and not mail.problems:
+    if not results and not mail.problems:
         return Outcome(
             "accepted",
             "no-attachment",
@@ -296,12 +348,13 @@ def _decide(mail: ParsedMail, ctx: IntakeContext) -> Outcome:
         all_complete=not missing,
         submission_address=ctx.campaign.submission_address or ctx.from_address,
         original_subject=mail.subject,
+        sender_unverified=unverified,
         deadline_words=ctx.campaign.deadline_words,
         for_staff=for_staff,
     )
     return Outcome(
         "accepted",
-        None,
+        "unverified-sender" if unverified else None,
         mail,
         unit=unit,
         awaiting_confirmation=awaiting,
@@ -312,6 +365,54 @@ def _decide(mail: ParsedMail, ctx: IntakeContext) -> Outcome:
         for_staff=for_staff,
         excerpt=excerpt(mail.body_text) if for_staff else None,
     )
+
+
+TOO_COMPLEX = "too-complex"
+_MAX_NAMES = 50
+
+
+def _attachment_names(raw: bytes) -> list[str]:
+    """The file names in a mail, from its MIME headers alone (nothing decoded or unpacked)."""
+    try:
+        msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+        names = []
+        for part in msg.walk():
+            name = part.get_filename()
+            if name:
+                names.append(sanitize_filename(decode_header_text(str(name))))
+            if len(names) >= _MAX_NAMES:
+                break
+        return names
+    except Exception:  # noqa: BLE001 - a mail this broken is answered without names
+        return []
+
+
+def too_complex_outcome(raw: bytes, ctx: IntakeContext) -> Outcome:
+    """The answer to a mail whose decision ran out of time or memory once: each of its files
+    is "too large or too complex" (file-too-large), read from the headers only, so the
+    mail is answered instead of stalling the queue again."""
+    head = re.split(rb"\r?\n\r?\n", raw, maxsplit=1)[0]
+    mail = parse_mail(head + b"\r\n\r\n")
+    if parse_bounce(mail) is not None:
+        return Outcome("ignored", f"{TOO_COMPLEX}: delivery report", mail)
+    machine = automatic_reason(mail, ctx.own_addresses, ctx.message_id_domain)
+    if machine is not None:
+        return Outcome("ignored", machine, mail)
+    names = _attachment_names(raw) or ["tệp đính kèm"]
+    results = [
+        ParseResult(
+            file=name,
+            format=ext if (ext := name.rpartition(".")[2].lower()) in FORMATS else "other",
+            problems=[problem("file-too-large", variant="too-slow", name=f"“{name}”")],
+        )
+        for name in names
+    ]
+    outcome = _decide(mail, ctx, read=results)
+    if relay_reason(mail) is not None:
+        outcome = replace(outcome, reply=None)
+    if outcome.action == "accepted":
+        outcome = replace(outcome, reason=TOO_COMPLEX)
+    return outcome
 
 
 def oversize_reply(headers: bytes, ctx: IntakeContext) -> Reply | None:

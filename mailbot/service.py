@@ -18,7 +18,7 @@ from mailbot.sources import IncomingRef, Source, SourceError
 from mailbot.store import RawStore
 from mailbot.transport import Sender
 from mailbot.units import Register, Unit
-from mailbot.workers import Decider, local_tools
+from mailbot.workers import Decider, DecisionTimeout, WorkerDied, local_tools
 from rules.campaign import Campaign
 
 log = logging.getLogger(__name__)
@@ -106,6 +106,7 @@ class Robot:
         self._started = clock()
         self._orphans_released = False
         self.on_stage = on_stage or _no_stage_hook
+        self._sent_meanwhile = [0, 0]  # (sent, failed) by deliveries during process_due
 
     # -- stage 1: download and record ------------------------------------------------------
 
@@ -298,6 +299,7 @@ class Robot:
                     self._failed(mail_id, exc)
                 continue
             jobs = []
+            by_id: dict[int, tuple[bytes, IntakeContext]] = {}
             for mail_id, raw_path, received_at in chunk:
                 try:
                     raw = self.store.get(raw_path)
@@ -309,8 +311,16 @@ class Robot:
                     self._failed(mail_id, exc)
                     continue
                 jobs.append((mail_id, raw, ctx))
-            for mail_id, outcome in self.decider.decide(jobs):
+                by_id[mail_id] = (raw, ctx)
+            # Outcomes are recorded as they come; while a slow mail is still being decided,
+            # the answers already queued go out (a slow mail delays no one else's receipt).
+            for mail_id, outcome in self.decider.decide(jobs, on_wait=self._deliver_meanwhile):
                 try:
+                    if isinstance(outcome, (DecisionTimeout, WorkerDied, MemoryError)):
+                        # Out of time or memory once: answered as too large or too complex,
+                        # never retried (each retry would stall the queue again).
+                        log.warning("mail id=%s: %s; answering too-complex", mail_id, outcome)
+                        outcome = intake.too_complex_outcome(*by_id[mail_id])
                     if isinstance(outcome, BaseException):
                         raise outcome
                     self._apply(mail_id, outcome)
@@ -322,6 +332,16 @@ class Robot:
                     self.progress(f"đã xử lý {done + failed}/{len(due)} thư")
                 self.on_stage("after-process")
         return done, failed
+
+    def _deliver_meanwhile(self) -> None:
+        """Send the answers queued so far while the decision of other mail goes on."""
+        try:
+            sent, failed = self.deliver()
+        except Exception as exc:  # noqa: BLE001 - the pass's own delivery retries later
+            log.warning("delivering during processing failed: %s", exc)
+            return
+        self._sent_meanwhile[0] += sent
+        self._sent_meanwhile[1] += failed
 
     def _failed(self, mail_id: int, exc: BaseException) -> None:
         """Count a failed attempt: retried with back-off, quarantined after the last one."""
@@ -531,7 +551,10 @@ class Robot:
         """One full pass: fetch, decide, move, deliver."""
         stats = PassStats()
         stats.fetched = self.fetch_new()
+        self._sent_meanwhile = [0, 0]
         stats.processed, stats.failed = self.process_due()
         self.move_done()
         stats.sent, stats.send_failed = self.deliver()
+        stats.sent += self._sent_meanwhile[0]
+        stats.send_failed += self._sent_meanwhile[1]
         return stats

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import logging
-import multiprocessing
 import os
 import pickle
 import resource
 import signal
+import subprocess
+import sys
+import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, is_dataclass, replace
 from functools import lru_cache
+from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any, TypeVar
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,13 @@ if TYPE_CHECKING:
 
 K = TypeVar("K")
 Decide = Callable[[bytes, Any], Any]
+
+# Never handed to a worker: a hostile file that takes a worker over finds no secret there.
+_SECRET_NAMES = frozenset(
+    {"CREDENTIALS_DIRECTORY", "NOTIFY_SOCKET", "WATCHDOG_PID", "WATCHDOG_USEC", "LISTEN_FDS"}
+)
+_STOP_GRACE = 3.0  # seconds between SIGTERM and SIGKILL for a stuck worker
+_POLL = 0.5  # seconds to wait for an outcome before delivering what is already decided
 
 
 def local_tools() -> Tools:
@@ -41,6 +49,22 @@ class DecisionTimeout(Exception):
     """A mail took longer than the time limit to decide; its worker was stopped."""
 
 
+class WorkerDied(Exception):
+    """The worker deciding a mail died (killed for memory, or crashed)."""
+
+
+def worker_environment(
+    environ: Mapping[str, str], secret_names: Iterable[str | None] = ()
+) -> dict[str, str]:
+    """The environment a worker gets: no password variables, credentials or systemd sockets."""
+    drop = set(_SECRET_NAMES) | {n for n in secret_names if n}
+    return {
+        k: v
+        for k, v in environ.items()
+        if k not in drop and "PASSWORD" not in k.upper() and "SECRET" not in k.upper()
+    }
+
+
 _PR_SET_PDEATHSIG = 1
 
 
@@ -50,7 +74,7 @@ def _die_with_parent(parent_pid: int) -> None:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):
-        return  # not Linux: the pool's own shutdown still ends the workers
+        return  # not Linux: the daemon's own shutdown still ends the workers
     if os.getppid() != parent_pid:  # the parent died before prctl took effect
         os._exit(1)
 
@@ -61,6 +85,12 @@ def _limit_worker(memory_mb: int, parent_pid: int) -> None:
     if memory_mb > 0:
         limit = memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def _terminated(signum: int, frame: object) -> None:
+    # SIGTERM from the daemon (a time limit): unwind, so conversions kill their process
+    # groups and remove their temporary directories in their `finally` clauses.
+    raise SystemExit(128 + signum)
 
 
 @dataclass(frozen=True)
@@ -89,12 +119,100 @@ def _decide_in_worker(raw: bytes, ctx: Any) -> Any:
     return process_mail(raw, ctx)
 
 
+def _child_main() -> None:
+    """A worker process: decide each (raw, ctx) received, send back the outcome or error."""
+    in_fd, out_fd, memory_mb, parent_pid = (int(a) for a in sys.argv[1:5])
+    module, _, name = sys.argv[5].partition(":")
+    _limit_worker(memory_mb, parent_pid)
+    signal.signal(signal.SIGTERM, _terminated)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the daemon, which stops us
+    import importlib
+
+    fn = getattr(importlib.import_module(module), name)
+    if fn is _decide_in_worker:
+        import mailbot.intake  # noqa: F401 - paid at start-up, not on the first mail
+    inbox = Connection(in_fd, writable=False)
+    outbox = Connection(out_fd, readable=False)
+    while True:
+        try:
+            job = inbox.recv()
+        except EOFError:
+            return
+        if job is None:
+            return
+        raw, ctx = job
+        try:
+            reply: tuple[str, Any] = ("ok", fn(raw, ctx))
+        except Exception as exc:  # noqa: BLE001 - the mail's own failure, reported by the parent
+            reply = ("err", exc)
+        try:
+            outbox.send(reply)
+        except Exception as exc:  # noqa: BLE001 - an outcome or error that does not pickle
+            outbox.send(("err", RuntimeError(f"{type(exc).__name__}: {exc}")))
+
+
+class _Worker:
+    """One worker process and its two pipes; decides one mail at a time."""
+
+    def __init__(self, fn: Decide, memory_mb: int, env: dict[str, str]) -> None:
+        to_child_r, to_child_w = os.pipe()
+        from_child_r, from_child_w = os.pipe()
+        target = f"{fn.__module__}:{fn.__qualname__}"
+        try:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    "from mailbot.workers import _child_main; _child_main()",
+                    str(to_child_r),
+                    str(from_child_w),
+                    str(memory_mb),
+                    str(os.getpid()),
+                    target,
+                ],
+                pass_fds=(to_child_r, from_child_w),
+                env=env,
+                stdin=subprocess.DEVNULL,
+            )
+        finally:
+            os.close(to_child_r)
+            os.close(from_child_w)
+        self.send_conn = Connection(to_child_w, readable=False)
+        self.recv_conn = Connection(from_child_r, writable=False)
+        self.job: tuple[Any, float] | None = None  # (key, deadline)
+
+    def stop(self, grace: float = _STOP_GRACE) -> bool:
+        """SIGTERM (the worker unwinds its conversions), then SIGKILL; remove its leftovers.
+
+        False when some of its temporary directories could not be removed yet.
+        """
+        from parsers.convert import remove_temp_dirs
+
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.terminate()
+            try:
+                self.proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    self.proc.kill()
+                self.proc.wait()
+        self.close_pipes()
+        return remove_temp_dirs(self.proc.pid) == 0  # what a SIGKILL left no time to remove
+
+    def close_pipes(self) -> None:
+        for conn in (self.send_conn, self.recv_conn):
+            with contextlib.suppress(OSError):
+                conn.close()
+
+
 class Decider:
     """Runs the pure `process_mail` for a batch; inline when `workers` is 0.
 
     Inline mode calls `inline` (looked up by the caller at call time), which keeps
-    single-process runs and tests simple; worker mode uses a pool of spawned processes
-    that lives as long as the Decider, so its start-up is paid once per daemon.
+    single-process runs and tests simple; worker mode keeps `workers` processes alive as
+    long as the Decider, each deciding one mail at a time under a time and memory limit.
+    Outcomes are yielded as they complete; a mail over its time stops only its own worker.
     """
 
     def __init__(
@@ -104,36 +222,42 @@ class Decider:
         memory_mb: int,
         inline: Callable[[], Decide],
         worker_fn: Decide = _decide_in_worker,
+        secret_env: Iterable[str | None] = (),
     ) -> None:
         self.workers = max(0, workers)
-        self._worker_fn = worker_fn  # a module-level function: it travels to the workers
+        self._worker_fn = worker_fn  # a module-level function: workers import it by name
         self.timeout = timeout
         self.memory_mb = memory_mb
         self._inline = inline
-        self._pool: ProcessPoolExecutor | None = None
+        self._secret_env = tuple(n for n in secret_env if n)
+        self._idle: list[_Worker] = []
         self._register_blob: tuple[Any, bytes] | None = None
+        self._leftovers: set[int] = set()  # stopped workers whose temp dirs remain
 
-    def _ensure_pool(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(
-                max_workers=self.workers,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_limit_worker,
-                initargs=(self.memory_mb, os.getpid()),
-            )
-        return self._pool
+    def _stopped(self, worker: _Worker, grace: float = _STOP_GRACE) -> None:
+        if not worker.stop(grace):
+            self._leftovers.add(worker.proc.pid)
 
-    def _kill_pool(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is None:
-            return
-        # A stuck worker never returns: stop the processes, not just the executor.
-        for proc in list(getattr(pool, "_processes", {}).values()):
-            proc.kill()
-        pool.shutdown(wait=True, cancel_futures=True)
+    def _sweep(self) -> None:
+        """Remove temporary directories a stopped worker's dying converter still held."""
+        from parsers.convert import remove_temp_dirs
 
-    def decide(self, jobs: Sequence[tuple[K, bytes, Any]]) -> Iterator[tuple[K, Any]]:
-        """Yield (key, outcome or the exception it raised) in the order of `jobs`."""
+        self._leftovers = {pid for pid in self._leftovers if remove_temp_dirs(pid)}
+
+    def _new_worker(self) -> _Worker:
+        env = worker_environment(os.environ, self._secret_env)
+        return _Worker(self._worker_fn, self.memory_mb, env)
+
+    def decide(
+        self,
+        jobs: Sequence[tuple[K, bytes, Any]],
+        on_wait: Callable[[], None] | None = None,
+    ) -> Iterator[tuple[K, Any]]:
+        """Yield (key, outcome or the exception it raised) as each mail is decided.
+
+        `on_wait` is called when outcomes were taken and the rest are still being decided
+        (the caller delivers the answers already queued instead of waiting for a slow mail).
+        """
         if self.workers == 0:
             decide = self._inline()
             for key, raw, ctx in jobs:
@@ -142,9 +266,7 @@ class Decider:
                 except Exception as exc:  # noqa: BLE001 - reported per mail by the caller
                     yield key, exc
             return
-        # Several mails per worker in flight, topped up as each outcome is taken, so workers
-        # keep deciding while this process records the outcomes already returned.
-        yield from self._decide_window(list(jobs), max(1, self.workers) * 8)
+        yield from self._decide_pool(deque(jobs), on_wait)
 
     def _pack(self, ctx: Any) -> Any:
         """The context as `_decide_in_worker` gets it (other worker functions: unchanged)."""
@@ -160,39 +282,97 @@ class Decider:
             self._register_blob = (register, pickle.dumps(register))
         return _Packed(replace(ctx, register=None), self._register_blob[1])
 
-    def _decide_window(
-        self, jobs: list[tuple[K, bytes, Any]], window: int
-    ) -> Iterator[tuple[K, Any]]:
-        if not jobs:
-            return
-        pool = self._ensure_pool()
-        futures: deque[Future[Any]] = deque()
-        submitted = 0
-        for index, (key, _raw, _ctx) in enumerate(jobs):
-            while submitted < len(jobs) and len(futures) < window:
-                _, raw, ctx = jobs[submitted]
-                futures.append(pool.submit(self._worker_fn, raw, self._pack(ctx)))
-                submitted += 1
-            future = futures.popleft()
+    def _start(self, worker: _Worker | None, key: Any, raw: bytes, ctx: Any) -> _Worker | None:
+        """Hand one mail to a worker (a fresh one if the given one is gone); None: failed."""
+        for _attempt in (1, 2):
+            if worker is None or worker.proc.poll() is not None:
+                if worker is not None:
+                    self._stopped(worker, 0)
+                worker = self._new_worker()
             try:
-                yield key, future.result(timeout=self.timeout)
-            except FutureTimeout:
-                log.warning("deciding mail %s took over %.0fs: worker stopped", key, self.timeout)
-                self._kill_pool()
-                yield key, DecisionTimeout(f"no decision within {self.timeout:.0f}s")
-                # The mails in flight shared the stopped pool: decide the rest afresh.
-                yield from self._decide_window(jobs[index + 1 :], window)
-                return
-            except BrokenProcessPool as exc:
-                log.warning("a worker died while deciding mail %s: %s", key, exc)
-                self._kill_pool()
-                yield key, exc
-                yield from self._decide_window(jobs[index + 1 :], window)
-                return
-            except Exception as exc:  # noqa: BLE001 - the mail's own failure
-                yield key, exc
+                worker.send_conn.send((raw, self._pack(ctx)))
+            except (OSError, EOFError):
+                self._stopped(worker, 0)
+                worker = None
+                continue
+            worker.job = (key, time.monotonic() + self.timeout)
+            return worker
+        return None
+
+    def _decide_pool(
+        self, pending: deque[tuple[K, bytes, Any]], on_wait: Callable[[], None] | None
+    ) -> Iterator[tuple[K, Any]]:
+        self._sweep()
+        running: dict[Connection, _Worker] = {}
+        fresh = False  # outcomes taken since on_wait last ran
+        try:
+            while pending or running:
+                while pending and len(running) < self.workers:
+                    key, raw, ctx = pending.popleft()
+                    idle = self._idle.pop() if self._idle else None
+                    worker = self._start(idle, key, raw, ctx)
+                    if worker is None:
+                        yield key, WorkerDied("no worker process could be started")
+                        fresh = True
+                        continue
+                    running[worker.recv_conn] = worker
+                if not running:
+                    continue
+                now = time.monotonic()
+                deadline = min(w.job[1] for w in running.values() if w.job)
+                ready = wait(list(running), timeout=max(0.0, min(deadline - now, _POLL)))
+                if not ready and fresh and on_wait is not None:
+                    fresh = False
+                    on_wait()
+                for conn in ready:
+                    worker = running.pop(conn)  # type: ignore[call-overload]
+                    assert worker.job is not None
+                    key = worker.job[0]
+                    worker.job = None
+                    try:
+                        status, value = worker.recv_conn.recv()
+                    except (EOFError, OSError):
+                        code = worker.proc.wait()
+                        log.warning("the worker deciding mail %s died (exit %s)", key, code)
+                        self._stopped(worker, 0)
+                        yield key, WorkerDied(f"worker exit {code}")
+                    else:
+                        self._idle.append(worker)
+                        yield key, value
+                    fresh = True
+                now = time.monotonic()
+                for conn, worker in list(running.items()):
+                    if worker.job is not None and worker.job[1] <= now:
+                        key = worker.job[0]
+                        log.warning(
+                            "deciding mail %s took over %.0fs: its worker stopped",
+                            key,
+                            self.timeout,
+                        )
+                        del running[conn]
+                        self._stopped(worker)
+                        yield key, DecisionTimeout(f"no decision within {self.timeout:.0f}s")
+                        fresh = True
+        finally:
+            # Abandoned part-way (the caller stopped iterating): nothing may keep running.
+            for worker in running.values():
+                self._stopped(worker, 0)
+            self._sweep()
 
     def close(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+        """Stop the idle workers (they finish nothing: no mail is in hand between batches)."""
+        idle, self._idle = self._idle, []
+        for worker in idle:
+            with contextlib.suppress(OSError, ValueError):
+                worker.send_conn.send(None)
+            try:
+                worker.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                worker.proc.kill()
+                worker.proc.wait()
+            worker.close_pipes()
+        for _attempt in range(20):
+            self._sweep()
+            if not self._leftovers:
+                break
+            time.sleep(0.1)

@@ -11,7 +11,15 @@ from parsers.finder import find_forms
 from parsers.grid import Cell, Extracted
 from parsers.model import ParseResult, Problem
 from parsers.problems import problem as problem_for
-from parsers.safety import DEFAULT_LIMITS, MB, Limits, TimeLimitExceeded, check_zip, too_large
+from parsers.safety import (
+    DEFAULT_LIMITS,
+    MB,
+    LimitExceeded,
+    Limits,
+    TimeLimitExceeded,
+    check_zip,
+    too_large,
+)
 from parsers.sniff import describe_other, detect_format, is_encrypted, is_ole_workbook
 
 log = logging.getLogger(__name__)
@@ -71,6 +79,14 @@ def parse_file(
         result.problems.append(
             problem_for("file-too-large", variant="too-slow", name=_quoted(label))
         )
+        return result
+    except LimitExceeded as exceeded:
+        result.problems.append(exceeded.problem)
+        return result
+    except MemoryError:
+        # The worker's memory limit: the file, not the mail, is at fault.
+        log.warning("out of memory reading %r", label)
+        result.problems.append(too_large("cần quá nhiều bộ nhớ để đọc"))
         return result
     except Exception:
         log.debug("reader failed on %r (%s)", label, fmt, exc_info=True)

@@ -15,7 +15,7 @@ from lxml import etree
 
 from parsers.grid import Cell, Extracted, Grid, Row
 from parsers.ooxml import main_part, rels, xml_parser
-from parsers.safety import DEFAULT_LIMITS, Limits, TimeLimitExceeded
+from parsers.safety import DEFAULT_LIMITS, Limits, TimeLimitExceeded, cells_exceeded
 from parsers.xlsx import convert_runs
 
 _RunList: TypeAlias = list[tuple[str, str | None]]
@@ -269,6 +269,7 @@ class _Walker:
         self.body_paragraphs = 0
         self.boxes = 0
         self.steps = 0
+        self.cells = 0  # table cells met in the whole document
 
     def _emit(self, row: Row) -> None:
         if len(self.rows) >= self.limits.max_rows:
@@ -422,6 +423,8 @@ class _Walker:
             saved, self.rows = self.rows, pending
             try:
                 for tc, prompt in _children(tr, w.tc, w, row_prompt):
+                    self.cells += 1
+                    cells_exceeded(col + 1, self.cells, self.limits, f"table {n}, row {r_no}")
                     tcpr = _find(tc, w.tcPr)
                     span = min(max(_int_val(_find(tcpr, w.gridSpan), w, 1), 1), _MAX_SPAN)
                     vmerge = _merge_state(tcpr, w.vMerge, w)

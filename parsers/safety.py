@@ -22,7 +22,13 @@ class Limits:
     max_member_ratio: float = 100.0  # uncompressed : compressed, for members over ...
     ratio_min_member: int = 1 * MB
     max_members: int = 10_000
-    max_xml_part: int = 20 * MB  # one XML part (a sheet, document.xml, sharedStrings.xml)
+    # One part of the package, whatever its name (a sheet named ".dat" is still read as XML).
+    max_xml_part: int = 20 * MB
+    # Cells met (kept or not) in one row, and in one sheet or document: beyond either the
+    # file is refused, so a row of millions of empty cells cannot exhaust memory or time.
+    # A legitimate full-width Excel row has 16384 cells.
+    max_row_cells: int = 20_000
+    max_sheet_cells: int = 1_000_000
     max_name_length: int = 1024
     max_name_depth: int = 32
     max_rows: int = 5000  # rows read per sheet; the rest is ignored
@@ -33,7 +39,6 @@ class Limits:
 
 DEFAULT_LIMITS = Limits()
 
-_XML_SUFFIXES = (".xml", ".rels", ".vml")
 _PROLOG_SCAN = 64 * 1024
 _PROLOG_FIRST = 4096
 _TOO_LONG = "phần mở đầu XML quá dài"
@@ -41,6 +46,26 @@ _TOO_LONG = "phần mở đầu XML quá dài"
 
 class TimeLimitExceeded(Exception):
     """A reader ran past Limits.time_limit."""
+
+
+class LimitExceeded(Exception):
+    """A reader met more than Limits allow (cells per row or sheet); carries the problem."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.message)
+        self.problem = problem
+
+
+def cells_exceeded(row_cells: int, total_cells: int, limits: Limits, where: str) -> None:
+    """Raise LimitExceeded when a row or the whole sheet/document holds too many cells."""
+    if row_cells > limits.max_row_cells:
+        raise LimitExceeded(too_large(f"một hàng có hơn {_vn(limits.max_row_cells)} ô", where))
+    if total_cells > limits.max_sheet_cells:
+        raise LimitExceeded(too_large(f"hơn {_vn(limits.max_sheet_cells)} ô", where))
+
+
+def _vn(number: int) -> str:
+    return f"{number:,}".replace(",", ".")
 
 
 def too_large(detail: str, location: str | None = None) -> Problem:
@@ -87,10 +112,12 @@ def check_zip(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Problem | None:
                 packed <= 0 or size / packed > limits.max_member_ratio
             ):
                 return too_large("tỉ lệ nén bất thường")
-            if info.filename.lower().endswith(_XML_SUFFIXES) and size > limits.max_xml_part:
+            if size > limits.max_xml_part:  # every member: parts are found by content type
                 return too_large(f"phần nội dung {info.filename} quá lớn")
         for info in infos:
-            if info.filename.lower().endswith(_XML_SUFFIXES) and info.file_size > 0:
+            # Any member may be XML whatever its name (content types and relationships
+            # name the parts); a binary member passes the prolog check at once.
+            if info.file_size > 0:
                 refusal = _check_prolog(zf, info)
                 if refusal is not None:
                     return refusal

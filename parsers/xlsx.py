@@ -33,7 +33,7 @@ from openpyxl.utils.datetime import (
 
 from parsers.grid import Cell, Extracted, Grid, Row
 from parsers.ooxml import main_part, parse_part, rels
-from parsers.safety import DEFAULT_LIMITS, Limits, TimeLimitExceeded
+from parsers.safety import DEFAULT_LIMITS, Limits, TimeLimitExceeded, cells_exceeded
 from parsers.vntext import fold_ws, normalize
 from parsers.vntext import smart_text as _smart_text
 
@@ -295,7 +295,8 @@ def _read_sheet(
     events = etree.iterparse(
         io.BytesIO(raw),
         events=("end",),
-        tag=("{*}row", "{*}mergeCell"),
+        # Cells one by one, not whole rows: a row of millions of cells never sits in memory.
+        tag=("{*}c", "{*}row", "{*}mergeCell"),
         resolve_entities=False,
         no_network=True,
         load_dtd=False,
@@ -303,6 +304,8 @@ def _read_sheet(
         remove_comments=True,
         remove_pis=True,
     )
+    current: _Element | None = None  # the row whose cells are being read
+    col = row_cells = 0
     for _event, el in events:
         tag = el.tag
         if tag.endswith("}mergeCell") or tag == "mergeCell":
@@ -313,23 +316,41 @@ def _read_sheet(
         if tags is None:
             q = tag[: tag.index("}") + 1] if tag.startswith("{") else ""
             tags = (f"{q}c", f"{q}v", f"{q}f", f"{q}is", q[1:-1])
-        seen += 1
-        if seen % 100 == 0 and time.monotonic() > deadline:
-            raise TimeLimitExceeded(title)
-        row_no = _int(el.get("r"), row_no + 1)
-        if row_no > max_rows:
-            stopped = True
-            break
-        col = 0
-        for xc in el:
-            if xc.tag != tags[0]:
+        if tag == tags[0]:
+            parent = el.getparent()
+            if parent is None or not (parent.tag.endswith("}row") or parent.tag == "row"):
                 continue
-            r, col = _position(xc.get("r"), row_no, col)
-            if r > max_rows or col > max_cols:
-                continue
-            cell = _make_cell(xc, tags, book, f"{title}!{get_column_letter(col)}{r}", convert)
-            if cell is not None:
-                cells[r, col] = cell
+            if parent is not current:
+                current, col, row_cells = parent, 0, 0
+                row_no = _int(parent.get("r"), row_no + 1)
+                if row_no > max_rows:
+                    stopped = True
+                    break
+            row_cells += 1
+            seen += 1
+            if seen % 256 == 0:  # the clock and the limits, often enough to stop a runaway sheet
+                if time.monotonic() > deadline:
+                    raise TimeLimitExceeded(title)
+                cells_exceeded(row_cells, seen, limits, f"{title}!{row_no}:{row_no}")
+            r, col = _position(el.get("r"), row_no, col)
+            if r <= max_rows and col <= max_cols:
+                cell = _make_cell(el, tags, book, f"{title}!{get_column_letter(col)}{r}", convert)
+                if cell is not None:
+                    cells[r, col] = cell
+            if row_cells % 512 == 0:  # a long row: keep memory flat within it
+                el.clear()
+                while el.getprevious() is not None:
+                    del parent[0]
+            continue
+        # The end of a row: one without cells still counts for the row numbers.
+        if el is current:
+            cells_exceeded(row_cells, seen, limits, f"{title}!{row_no}:{row_no}")
+        else:
+            row_no = _int(el.get("r"), row_no + 1)
+            if row_no > max_rows:
+                stopped = True
+                break
+        current = None
         el.clear()
         while el.getprevious() is not None:  # keep memory flat on long sheets
             del el.getparent()[0]

@@ -58,3 +58,13 @@ def smtp_server_tls(tmp_path: Path) -> Iterator[SmtpServer]:
     )
     yield server
     server.stop()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Soak tests (`@pytest.mark.soak`) run only on request: `-m soak` or MAILBOT_SOAK=1."""
+    if os.environ.get("MAILBOT_SOAK") or "soak" in (config.getoption("-m") or ""):
+        return
+    skip = pytest.mark.skip(reason="soak test: run with -m soak or MAILBOT_SOAK=1")
+    for item in items:
+        if "soak" in item.keywords:
+            item.add_marker(skip)

@@ -396,7 +396,8 @@ def check_authserv(config: Config) -> Result:
     return Result(
         WARN,
         subject,
-        "chưa đặt [security] trusted_authserv_id: không kiểm chứng được địa chỉ người gửi "
-        "(ai cũng có thể giả địa chỉ một đơn vị); hãy đặt authserv-id của máy chủ nhận thư "
-        "(phần đầu tiêu đề Authentication-Results)",
+        "chưa đặt [security] trusted_authserv_id: không kiểm chứng được địa chỉ người gửi; "
+        "thư ghi địa chỉ của một đơn vị (kể cả thư giả mạo) được tính ngay cho đơn vị đó, "
+        "thay biểu đã nộp, và biên nhận gửi theo Reply-To. Hãy đặt authserv-id của máy chủ "
+        "nhận thư (phần đầu tiêu đề Authentication-Results)",
     )

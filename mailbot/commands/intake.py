@@ -139,6 +139,15 @@ def run(args: argparse.Namespace, config: Config) -> int:
     signal.signal(signal.SIGINT, _stop)
     with _locked(config) as app:
         log.info("mailbot started: inbox %s, data %s", _safe_url(config.inbox.url), config.data_dir)
+        from parsers.convert import clean_stale_temp
+        from parsers.safety import DEFAULT_LIMITS
+
+        # Conversions of a daemon or worker killed before their `finally` ran.
+        stale = clean_stale_temp(
+            max(float(config.processing.timeout_seconds), DEFAULT_LIMITS.convert_timeout)
+        )
+        if stale:
+            log.info("removed %d stale conversion directories", stale)
         from mailbot.scheduler import CampaignScheduler
 
         scheduler = CampaignScheduler(app, clock=utc_now)

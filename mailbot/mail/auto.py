@@ -18,6 +18,7 @@ __all__ = [
     "fold_subject",
     "is_system_address",
     "relay_reason",
+    "replies_to_us",
 ]
 
 # Local parts (the part before "@") of addresses no automatic mail ever goes to, whatever the
@@ -90,6 +91,12 @@ def is_system_address(address: str) -> bool:
     return any(stem in folded for stem in SYSTEM_LOCALPART_STEMS)
 
 
+def replies_to_us(mail: ParsedMail, own_domain: str) -> bool:
+    """Whether In-Reply-To or References names a mail of ours (our Message-ID domain)."""
+    ids = ([mail.in_reply_to] if mail.in_reply_to else []) + list(mail.references)
+    return _points_to(ids, own_domain)
+
+
 def carries_documents(mail: ParsedMail) -> bool:
     """Whether the mail holds files that could be forms (what an auto-reply never carries)."""
     return any(
@@ -145,10 +152,7 @@ def automatic_reason(mail: ParsedMail, own_addresses: Iterable[str], own_domain:
     subject = fold_subject(mail.subject)
     if _AUTO_SUBJECTS.match(subject):
         return f"automatic-reply subject: {mail.subject[:80]}"
-    replying_to_us = _points_to(
-        ([mail.in_reply_to] if mail.in_reply_to else []) + list(mail.references), own_domain
-    )
-    if replying_to_us and _WEAK_AUTO_SUBJECTS.match(subject):
+    if replies_to_us(mail, own_domain) and _WEAK_AUTO_SUBJECTS.match(subject):
         return f"automatic answer to our mail: {mail.subject[:80]}"
     return None
 

@@ -327,6 +327,9 @@ class ReceiptView:
     submission_address: str
     original_subject: str | None = None
     office_name: str = DEFAULT_OFFICE
+    # Awaiting because our mail server could not vouch for a registered address (not
+    # because the address is new): the wording differs, the unit may not have sent it.
+    sender_unverified: bool = False
     # "hạn cuối: hết ngày 19/02/2022 (thứ Bảy)" (Campaign.deadline_words).
     deadline_words: str = ""
     # The mail carried no form and is listed for staff to read (digest, `mailbot review`).

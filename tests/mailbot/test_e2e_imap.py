@@ -184,12 +184,12 @@ def test_rate_limit_per_address(tmp_path, dovecot, account, smtp_server, capsys)
     stats = poll(cfg, capsys)
     assert stats["processed"] == 3 and stats["sent"] == 2
     got = replies(smtp_server.messages)
-    assert sorted(m.in_reply_to for m in got) == [
-        "<rate-0@thanhxuan.example>",
-        "<rate-1@thanhxuan.example>",
-    ]
+    # Outcomes are recorded as the workers finish them: any two of the three are answered.
+    ids = {f"<rate-{n}@thanhxuan.example>" for n in range(3)}
+    answered = {m.in_reply_to for m in got}
+    assert len(answered) == 2 and answered < ids
     db = Db(tmp_path / "data")
-    third = db.mails()["<rate-2@thanhxuan.example>"]
+    third = db.mails()[(ids - answered).pop()]
     # The third mail is recorded and its form kept; only the answer is held back.
     assert third["status"] == "processed"
     assert len(db.rows("SELECT id FROM submissions WHERE mail_id = ?", third["id"])) == 1

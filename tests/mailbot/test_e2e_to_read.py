@@ -6,6 +6,8 @@ it handled, and then gone from both.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from mailbot.cli import main
@@ -46,7 +48,13 @@ def test_question_is_listed_until_staff_mark_it_handled(
     cfg = write_config(tmp_path, dovecot, account, smtp_server)
     with cfg.open("a", encoding="utf-8") as f:
         f.write(f'\n[digest]\nrecipients = ["{STAFF}"]\n')
-    append_all(dovecot, account, [fixture_bytes("unseen_reply_question_no_attachment.eml")])
+    # A fresh question: as a reply to one of our mails it would get no automatic answer.
+    question = re.sub(
+        rb"(In-Reply-To|References): [^\r\n]*\r\n",
+        b"",
+        fixture_bytes("unseen_reply_question_no_attachment.eml"),
+    )
+    append_all(dovecot, account, [question])
 
     _run(capsys, "--config", str(cfg), "poll", "--once")
     [notice] = replies(smtp_server.messages)

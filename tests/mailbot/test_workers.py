@@ -21,7 +21,7 @@ def test_pool_decides_like_the_inline_path():
         b = {k: o for k, o in pool.decide(jobs)}
     finally:
         pool.close()
-    assert list(a) == list(b) == [name for name, _, _ in jobs]
+    assert list(a) == [name for name, _, _ in jobs] and sorted(b) == sorted(a)
     for key in a:
         assert (a[key].action, a[key].unit) == (b[key].action, b[key].unit)
         assert [s.form for s in a[key].submissions] == [s.form for s in b[key].submissions]
@@ -35,9 +35,11 @@ def test_a_stuck_mail_is_stopped_and_the_others_still_decided():
         )
     finally:
         pool.close()
-    assert [k for k, _ in out] == [1, 2, 3, 4]
-    assert out[0][1] == b"A" and out[2][1] == b"C" and out[3][1] == b"D"
-    assert isinstance(out[1][1], DecisionTimeout)
+    # Outcomes as they complete: the stuck mail comes last, the others did not wait for it.
+    assert [k for k, _ in out][-1] == 2 and sorted(k for k, _ in out) == [1, 2, 3, 4]
+    got = dict(out)
+    assert got[1] == b"A" and got[3] == b"C" and got[4] == b"D"
+    assert isinstance(got[2], DecisionTimeout)
 
 
 def test_memory_is_capped_per_worker():

@@ -182,3 +182,84 @@ def test_limits_are_frozen_with_documented_defaults():
     assert limits.max_members == 10_000
     with pytest.raises(dataclasses.FrozenInstanceError):
         limits.max_rows = 1  # type: ignore[misc]
+
+
+def _sheet_renamed(rows_xml: bytes, part: str = "xl/worksheets/sheet1.dat") -> bytes:
+    """The test workbook with its sheet stored under `part` (the name XML checks keyed on)."""
+    src = zipfile.ZipFile(io.BytesIO(_xlsx()))
+    out = io.BytesIO()
+    target = part.removeprefix("xl/").encode()
+    with src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "xl/worksheets/sheet1.xml":
+                continue
+            data = data.replace(b"worksheets/sheet1.xml", target)
+            dst.writestr(info.filename, data)
+        dst.writestr(
+            part,
+            b'<?xml version="1.0"?><worksheet xmlns="http://schemas.openxmlformats.org/'
+            b'spreadsheetml/2006/main"><sheetData>' + rows_xml + b"</sheetData></worksheet>",
+        )
+    return out.getvalue()
+
+
+def test_every_member_is_size_checked_whatever_its_name():
+    padding = b" " * 50_000
+    big = _sheet_renamed(b'<row r="1"><c r="A1"><v>1</v></c></row>' + padding)
+    assert check_zip(big, Limits()) is None
+    problem = check_zip(big, Limits(max_xml_part=40_000, max_member_ratio=1e9))
+    assert problem is not None and problem.code == "file-too-large"
+    assert "sheet1.dat" in problem.message
+    # A DOCTYPE hides nowhere either.
+    bomb = _replace_member(
+        _xlsx(),
+        "xl/media/x.dat",
+        lambda zf: zf.writestr("xl/media/x.dat", BILLION_LAUGHS + b"<a/>"),
+    )
+    problem = check_zip(bomb, Limits())
+    assert problem is not None and problem.code == "unreadable-file"
+
+
+def test_a_row_of_a_million_cells_is_refused_in_flat_memory():
+    # One row of a million cells in a sheet part named .dat; the ratio check relaxed so the
+    # reader itself must stop it (it built the whole row in memory: 3 GB for 8 million).
+    data = _sheet_renamed(b'<row r="1">' + b"<c><v>1</v></c>" * 1_000_000 + b"</row>")
+    limits = Limits(max_member_ratio=1e9)
+    assert check_zip(data, limits) is None
+    start = time.perf_counter()
+    result = parse_file(data, "Mau01.xlsx", limits=limits)
+    assert time.perf_counter() - start < 5
+    assert [p.code for p in result.problems] == ["file-too-large"]
+    assert "hàng" in result.problems[0].message and result.problems[0].location == "Sheet!1:1"
+    tracemalloc.start()
+    try:
+        parse_file(data, "Mau01.xlsx", limits=limits)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 80 * 1024 * 1024  # the packed file and its sheet, not the row
+    # Many short rows hit the per-sheet cap instead.
+    rows = b"".join(
+        b'<row r="%d">' % i + b"<c><v>1</v></c>" * 300 + b"</row>" for i in range(1, 4000)
+    )
+    result = parse_file(
+        _sheet_renamed(rows),
+        "Mau01.xlsx",
+        limits=Limits(max_sheet_cells=100_000, max_member_ratio=1e9),
+    )
+    assert [p.code for p in result.problems] == ["file-too-large"]
+
+
+def test_a_docx_table_row_of_too_many_cells_is_refused():
+    from tests.parsers.builders import edit_member
+
+    cell = b"<w:tc><w:p><w:r><w:t>x</w:t></w:r></w:p></w:tc>"
+    data = edit_member(
+        document("Mẫu số 02", table=("a", "b")),
+        "word/document.xml",
+        lambda xml: xml.replace(b"<w:tc>", cell * 30 + b"<w:tc>", 1),
+    )
+    result = parse_file(data, "Mau02.docx", limits=Limits(max_row_cells=20))
+    assert [p.code for p in result.problems] == ["file-too-large"]
+    assert parse_file(data, "Mau02.docx").forms is not None  # under the default cap: read
