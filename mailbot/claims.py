@@ -1,16 +1,16 @@
 """Who holds a claim on a mail or an outbox row, and whether that holder is gone.
 
 Exactly-once does not rest on the data directory lock: a row is claimed in the database by a
-compare-and-set that names its holder (`host:pid:nonce`). A claim is given back when its
-holder is known to be gone (a process of this host that no longer runs, or an earlier
-incarnation under the same PID) or, for holders we cannot see (another host), when it has
-been held longer than the timeout. A live holder of this host never loses its claims.
+compare-and-set that names its holder (`host:pid:start`, the process's start time, so a
+PID used again by a later process is told apart). A claim is given back when its holder is
+known to be gone (a process of this host that no longer runs) or, for holders we cannot
+see (another host), when it has been held longer than the timeout. A live holder of this
+host never loses its claims.
 """
 
 from __future__ import annotations
 
 import os
-import secrets
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,8 +25,21 @@ class Claimant:
 
     @classmethod
     def for_this_process(cls) -> Claimant:
-        """A new token: this host, this PID, and a nonce that tells restarts apart."""
-        return cls(f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}")
+        """This process's token: host, PID and the PID's start time (the same all its life)."""
+        pid = os.getpid()
+        return cls(f"{socket.gethostname()}:{pid}:{_start_time(pid)}")
+
+
+def _start_time(pid: int) -> str:
+    """The process's start time in clock ticks since boot (Linux), "0" when unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return "0"
+    # The command name (field 2) may hold spaces and parentheses: count from the last ")".
+    fields = stat.rsplit(b")", 1)[-1].split()
+    return fields[19].decode("ascii") if len(fields) > 19 else "0"
 
 
 def holder_alive(token: str | None, me: Claimant) -> bool | None:
@@ -36,19 +49,19 @@ def holder_alive(token: str | None, me: Claimant) -> bool | None:
     if token == me.token:
         return True
     host, _, rest = token.partition(":")
-    pid_text = rest.partition(":")[0]
+    pid_text, _, start = rest.partition(":")
     if host != socket.gethostname() or not pid_text.isdigit():
         return None
     pid = int(pid_text)
-    if pid == os.getpid():
-        return False  # an earlier process that had our PID (a container's PID 1, say)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True  # it runs, under another user
-    return True
+        pass  # it runs, under another user
+    # Another process under the same PID (a restarted container's PID 1, say) is not it.
+    now_start = _start_time(pid)
+    return not (start and now_start != "0" and start != "0" and now_start != start)
 
 
 def releasable(
