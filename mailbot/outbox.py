@@ -95,15 +95,19 @@ def release_orphaned_claims(
     at once, one we cannot see after `timeout`; a claim without holder once it predates
     `claimed_before` (this process's start). A live holder's claims are left alone.
     """
+    return _release_gone(database, state, now or claimed_before, timeout, claimed_before)
+
+
+def _release_gone(
+    database: dbm.Database,
+    state: SenderState | None,
+    now: datetime,
+    timeout: timedelta,
+    held_before: datetime | None,
+) -> list[int]:
     me = state.claimant if state is not None else Claimant.for_this_process()
     with database.session() as s:
-        ids = releasable(
-            dbm.outgoing_claims(s),
-            me,
-            now or claimed_before,
-            timeout,
-            held_before=claimed_before,
-        )
+        ids = releasable(dbm.outgoing_claims(s), me, now, timeout, held_before=held_before)
         released = dbm.release_claims(s, ids=ids) if ids else []
     if released:
         log.warning("outbox rows %s were claimed by a sender that died: queued again", released)
@@ -156,7 +160,7 @@ def deliver(
     if _record_accepted(database, state, clock):
         return 0, 0
     now = clock()
-    release_orphaned_claims(database, now, state, now=now, timeout=claim_timeout)
+    _release_gone(database, state, now, claim_timeout, None)
     with database.session() as s:
         with state.lock:
             busy = set(state.in_flight) | set(state.accepted)

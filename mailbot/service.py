@@ -11,6 +11,7 @@ from itertools import islice
 
 from mailbot import db as dbm
 from mailbot import intake, outbox
+from mailbot.claims import releasable
 from mailbot.clock import Clock, utc_now
 from mailbot.config import Config
 from mailbot.intake import IntakeContext, Outcome, Reply, oversize_reply
@@ -83,6 +84,7 @@ class Robot:
         progress: Callable[[str], None] | None = None,
         decider: Decider | None = None,
         on_stage: Callable[[str], None] | None = None,
+        sender_state: outbox.SenderState | None = None,
     ) -> None:
         """`on_stage` is called with "after-record", "after-process" and "after-send" each
         time a mail's stage has committed (the crash tests kill the process there)."""
@@ -100,6 +102,9 @@ class Robot:
         self._started = clock()
         self._orphans_released = False
         self.on_stage = on_stage or _no_stage_hook
+        # One per process (the App's): whose claims these are, and what SMTP accepted.
+        self.sender_state = sender_state or outbox.SenderState()
+        self.claimant = self.sender_state.claimant
 
     # -- stage 1: download and record ------------------------------------------------------
 
@@ -269,8 +274,32 @@ class Robot:
             tools=self.tools,
         )
 
+    def release_orphaned_mails(self) -> list[int]:
+        """Give back the mail claims of daemons that are gone (see mailbot.claims)."""
+        now = self.clock()
+        timeout = max(
+            outbox.CLAIM_TIMEOUT,
+            timedelta(
+                seconds=self.config.processing.timeout_seconds
+                * max(1, self.config.inbox.batch_size)
+            ),
+        )
+        with self.db.session() as s:
+            ids = releasable(dbm.mail_claims(s), self.claimant, now, timeout)
+            released = dbm.release_mail_claims(s, ids) if ids else []
+        if released:
+            log.warning(
+                "mails %s were being decided by a process that died: queued again", released
+            )
+        return released
+
     def process_due(self) -> tuple[int, int]:
-        """Decide every mail that is due; one failing mail never blocks the others."""
+        """Decide every mail that is due; one failing mail never blocks the others.
+
+        Each batch is claimed first (received/retry -> processing, with this process as the
+        holder): a mail another daemon claimed is left to it, so none is decided twice.
+        """
+        self.release_orphaned_mails()
         now = self.clock()
         with self.db.session(write=False) as s:
             due = [(m.id, m.raw_path, m.received_at) for m in dbm.due_mails(s, now)]
@@ -279,42 +308,72 @@ class Robot:
         done = failed = 0
         batch = max(1, self.config.inbox.batch_size)
         for start in range(0, len(due), batch):
-            chunk = due[start : start + batch]
-            # Nothing of this batch is recorded before all of it is decided: one context
-            # (forms on file) and one look-up of staff assignments serve the whole batch.
-            try:
-                with self.db.session(write=False) as s:
-                    base = self._context(s, chunk[0][2], register)
-                    assigned_units = dbm.assigned_units(s, [mail_id for mail_id, _, _ in chunk])
-            except Exception as exc:  # noqa: BLE001 - each mail counts one failed attempt
-                for mail_id, _, _ in chunk:
-                    failed += 1
-                    self._failed(mail_id, exc)
-                continue
-            jobs = []
-            for mail_id, raw_path, received_at in chunk:
-                try:
-                    raw = self.store.get(raw_path)
-                    ctx = replace(
-                        base, received_at=received_at, assigned_unit=assigned_units.get(mail_id)
+            with self.db.session() as s:
+                won = set(
+                    dbm.claim_mails(
+                        s,
+                        [m for m, _, _ in due[start : start + batch]],
+                        self.claimant.token,
+                        self.clock(),
                     )
-                except Exception as exc:  # noqa: BLE001 - a damaged store entry, say
-                    failed += 1
-                    self._failed(mail_id, exc)
-                    continue
-                jobs.append((mail_id, raw, ctx))
-            for mail_id, outcome in self.decider.decide(jobs):
-                try:
-                    if isinstance(outcome, BaseException):
-                        raise outcome
-                    self._apply(mail_id, outcome)
-                    done += 1
-                except Exception as exc:  # noqa: BLE001 - one bad mail must not stop the queue
-                    failed += 1
-                    self._failed(mail_id, exc)
-                if self.progress:
-                    self.progress(f"đã xử lý {done + failed}/{len(due)} thư")
-                self.on_stage("after-process")
+                )
+            chunk = [item for item in due[start : start + batch] if item[0] in won]
+            if not chunk:
+                continue
+            try:
+                d, f = self._decide_batch(chunk, register, len(due), done + failed)
+            finally:
+                # Whatever this batch did not settle (a stop request, a crash of the
+                # database) goes back to the queue at once rather than wait for a timeout.
+                with self.db.session() as s:
+                    dbm.release_mail_claims(s, won, holder=self.claimant.token)
+            done += d
+            failed += f
+        return done, failed
+
+    def _decide_batch(
+        self,
+        chunk: list[tuple[int, str, datetime]],
+        register: Register | None,
+        total: int,
+        so_far: int,
+    ) -> tuple[int, int]:
+        done = failed = 0
+        # Nothing of this batch is recorded before all of it is decided: one context
+        # (forms on file) and one look-up of staff assignments serve the whole batch.
+        try:
+            with self.db.session(write=False) as s:
+                base = self._context(s, chunk[0][2], register)
+                assigned_units = dbm.assigned_units(s, [mail_id for mail_id, _, _ in chunk])
+        except Exception as exc:  # noqa: BLE001 - each mail counts one failed attempt
+            for mail_id, _, _ in chunk:
+                failed += 1
+                self._failed(mail_id, exc)
+            return done, failed
+        jobs = []
+        for mail_id, raw_path, received_at in chunk:
+            try:
+                raw = self.store.get(raw_path)
+                ctx = replace(
+                    base, received_at=received_at, assigned_unit=assigned_units.get(mail_id)
+                )
+            except Exception as exc:  # noqa: BLE001 - a damaged store entry, say
+                failed += 1
+                self._failed(mail_id, exc)
+                continue
+            jobs.append((mail_id, raw, ctx))
+        for mail_id, outcome in self.decider.decide(jobs):
+            try:
+                if isinstance(outcome, BaseException):
+                    raise outcome
+                self._apply(mail_id, outcome)
+                done += 1
+            except Exception as exc:  # noqa: BLE001 - one bad mail must not stop the queue
+                failed += 1
+                self._failed(mail_id, exc)
+            if self.progress:
+                self.progress(f"đã xử lý {so_far + done + failed}/{total} thư")
+            self.on_stage("after-process")
         return done, failed
 
     def _failed(self, mail_id: int, exc: BaseException) -> None:
@@ -324,7 +383,7 @@ class Robot:
         )
         with self.db.session() as s:
             mail = dbm.get_mail(s, mail_id)
-            if mail is not None:
+            if mail is not None and dbm.holds_claim(mail, self.claimant.token):
                 dbm.mark_failed(
                     s,
                     mail,
@@ -339,8 +398,8 @@ class Robot:
         now = self.clock()
         with self.db.session() as s:
             mail = dbm.get_mail(s, mail_id)
-            if mail is None or mail.status not in ("received", "retry"):
-                return  # already decided (a second daemon, or a replay after a crash)
+            if mail is None or not dbm.holds_claim(mail, self.claimant.token):
+                return  # our claim was taken back (we were thought dead): someone else decides
             dbm.note_headers(
                 s, mail, message_id=outcome.mail.message_id, from_addr=outcome.mail.from_addr
             )
@@ -500,7 +559,7 @@ class Robot:
         if not self._orphans_released:
             # Only the holder of the data directory lock sends: a claim older than this robot
             # was left by a process killed between claiming and recording the outcome.
-            outbox.release_orphaned_claims(self.db, self._started)
+            outbox.release_orphaned_claims(self.db, self._started, self.sender_state)
             self._orphans_released = True
         return outbox.deliver(
             self.db,
@@ -508,6 +567,7 @@ class Robot:
             self.config.outgoing,
             self.clock,
             after_each=lambda: self.on_stage("after-send"),
+            state=self.sender_state,
         )
 
     def run_once(self) -> PassStats:

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, func, insert, select, update
+from sqlalchemy import Table, case, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from mailbot.db.common import _cap, _norm_addr, backoff_delay, normalize_message_id
@@ -258,7 +258,7 @@ def mail_claims(session: Session) -> list[tuple[int, str | None, datetime | None
 def release_mail_claims(
     session: Session, ids: Iterable[int], holder: str | None = None
 ) -> list[int]:
-    """Give claimed mails back to the queue (status "retry", due at once); the ids released.
+    """Give claimed mails back to the queue (as they were before, due at once); the ids released.
 
     With `holder`, only the claims it holds. The attempt is not counted: nothing was decided.
     """
@@ -269,7 +269,12 @@ def release_mail_claims(
     if holder is not None:
         query = query.where(Mail.claimed_by == holder)
     released = session.scalars(
-        query.values(status="retry", claimed_at=None, claimed_by=None, next_attempt_at=None)
+        query.values(
+            status=case((Mail.attempts > 0, "retry"), else_="received"),
+            claimed_at=None,
+            claimed_by=None,
+            next_attempt_at=None,
+        )
         .returning(Mail.id)
         .execution_options(synchronize_session=False)
     ).all()
