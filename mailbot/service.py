@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from email.utils import parseaddr
 from itertools import islice
+
+from sqlalchemy.exc import DBAPIError
 
 from mailbot import db as dbm
 from mailbot import intake, outbox
@@ -23,6 +26,9 @@ from mailbot.workers import Decider, local_tools
 from rules.campaign import Campaign
 
 log = logging.getLogger(__name__)
+
+# How often the WAL is folded into the database and truncated (journal_size_limit caps it too).
+CHECKPOINT_EVERY = timedelta(minutes=1)
 
 
 def _no_stage_hook(stage: str) -> None:
@@ -105,6 +111,8 @@ class Robot:
         # One per process (the App's): whose claims these are, and what SMTP accepted.
         self.sender_state = sender_state or outbox.SenderState()
         self.claimant = self.sender_state.claimant
+        self._disk_low = False
+        self._last_checkpoint: datetime | None = None
 
     # -- stage 1: download and record ------------------------------------------------------
 
@@ -570,11 +578,55 @@ class Robot:
             state=self.sender_state,
         )
 
+    def room_for_intake(self) -> bool:
+        """Whether the data directory has more free space than the reserve.
+
+        Below it no new mail is taken in (it stays on the server: nothing is lost), so that
+        what was taken can still be recorded and answered. Said once in the log and to staff
+        (an event, written from the reserve) per low period.
+        """
+        reserve = self.config.storage.reserve_mb * 1024 * 1024
+        free = shutil.disk_usage(self.store.data_dir).free
+        low = free < reserve
+        if low and not self._disk_low:
+            log.error(
+                "only %d MB free in %s (reserve %d MB): not taking in new mail until space returns",
+                free // 2**20,
+                self.store.data_dir,
+                self.config.storage.reserve_mb,
+            )
+            self._note_disk("disk-low", f"{free // 2**20} MB")
+        elif not low and self._disk_low:
+            log.warning("free space is back above the reserve: taking in mail again")
+            self._note_disk("disk-ok", f"{free // 2**20} MB")
+        self._disk_low = low
+        return not low
+
+    def _note_disk(self, kind: str, detail: str) -> None:
+        try:
+            with self.db.session() as s:
+                dbm.add_event(s, kind, at=self.clock(), detail=detail)
+        except (DBAPIError, OSError) as exc:
+            log.warning("could not record %s: %s", kind, exc)
+
+    def checkpoint(self) -> None:
+        """Fold the WAL into the database now and then, so it never grows without bound."""
+        now = self.clock()
+        if self._last_checkpoint is not None and now - self._last_checkpoint < CHECKPOINT_EVERY:
+            return
+        try:
+            self.db.checkpoint()
+        except (DBAPIError, OSError) as exc:
+            log.warning("WAL checkpoint failed: %s", exc)
+            return
+        self._last_checkpoint = now
+
     def run_once(self) -> PassStats:
         """One full pass: fetch, decide, move, deliver."""
         stats = PassStats()
-        stats.fetched = self.fetch_new()
+        stats.fetched = self.fetch_new() if self.room_for_intake() else 0
         stats.processed, stats.failed = self.process_due()
         self.move_done()
         stats.sent, stats.send_failed = self.deliver()
+        self.checkpoint()
         return stats

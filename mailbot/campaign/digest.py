@@ -136,6 +136,12 @@ def _event_detail(ev: dbm.Event, names: dict[str, str]) -> tuple[str, str] | Non
             "Gửi thư thất bại",
             f"{ev.detail or ''}. Gửi lại: mailbot outbox retry --all-failed".lstrip(". "),
         )
+    if ev.kind == "disk-low":
+        return (
+            "Ổ đĩa sắp đầy",
+            f"Thư mục dữ liệu chỉ còn {ev.detail} trống: mailbot tạm ngừng nhận thư mới (thư "
+            "vẫn nằm trên máy chủ, không mất) cho đến khi có thêm chỗ trống",
+        )
     if ev.kind == "send-delayed":
         return (
             "Thư gửi đi bị chậm",

@@ -10,6 +10,7 @@ from mailbot.db.common import (
 )
 from mailbot.db.engine import (
     Database,
+    DatabaseUnusable,
     SchemaTooNew,
     current_revision,
     migrations_path,
@@ -136,6 +137,7 @@ __all__ = [
     "DB_FILE_NAME",
     "DEFAULT_BUSY_TIMEOUT_MS",
     "Database",
+    "DatabaseUnusable",
     "Event",
     "FORM_TYPES",
     "FileResult",
