@@ -248,12 +248,23 @@ def _check_existing(path: Path) -> None:
 
 
 def _create_private(path: Path) -> None:
-    """Create the database file 0600; SQLite gives its -wal and -shm files the same mode."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
+    """Create the database file 0600 (SQLite gives its -wal and -shm files the same mode).
+
+    It appears whole or not at all: made aside with a valid header, then linked into place,
+    so a process opening it meanwhile never sees the empty file that would be refused.
+    """
+    if path.exists():
         return
+    aside = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.new")
+    fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.close(fd)
+    try:
+        with contextlib.closing(sqlite3.connect(aside, isolation_level=None)) as con:
+            con.execute("PRAGMA application_id = 1835167604")  # "mbot": writes the header
+        with contextlib.suppress(FileExistsError):
+            os.link(aside, path)  # another opener won the race: its file is as good
+    finally:
+        aside.unlink(missing_ok=True)
 
 
 def _quick_check(engine: Engine, path: Path) -> None:
