@@ -123,3 +123,30 @@ def test_a_mail_is_claimed_by_one_daemon_and_given_back_as_it_was(
         back = dbm.get_mail(s, mail_id)
         assert back is not None
         assert (back.status, back.claimed_by, back.attempts) == ("received", None, 0)
+
+
+def test_mailbot_outbox_retry_queues_failed_mail_again(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mailbot.cli import main
+
+    data = tmp_path / "data"
+    cfg = tmp_path / "mailbot.toml"
+    cfg.write_text(f'[storage]\ndata_dir = "{data}"\n', encoding="utf-8")
+    with dbm.open_database(data) as database:
+        [a, b] = queue(database, "receipt", ["vanthu@phuong.example"], n=2)
+        with database.session() as s:
+            for outbox_id in (a, b):
+                row = dbm.get_outbox(s, outbox_id)
+                assert row is not None
+                dbm.mark_send_failed(s, row, "550 mailbox full", T0, temporary=False)
+    assert main(["--config", str(cfg), "outbox", "retry", "--id", str(a)]) == 0
+    out = capsys.readouterr().out
+    assert "Đã đưa 1 thư vào hàng đợi gửi lại" in out
+    assert main(["--config", str(cfg), "outbox", "retry", "--id", str(a), "--id", "99"]) == 1
+    err = capsys.readouterr().err
+    assert "đang chờ gửi" in err and "không có thư gửi đi mã 99" in err
+    assert main(["--config", str(cfg), "outbox", "retry", "--all-failed"]) == 0
+    assert f"(mã {b})" in capsys.readouterr().out
+    assert main(["--config", str(cfg), "outbox", "retry", "--all-failed"]) == 0
+    assert "Không có thư gửi thất bại nào." in capsys.readouterr().out
