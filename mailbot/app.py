@@ -6,7 +6,7 @@ import contextlib
 import logging
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -15,6 +15,7 @@ from mailbot import intake
 from mailbot.clock import utc_now
 from mailbot.config import Config
 from mailbot.lock import DataDirLock
+from mailbot.outbox import SenderState
 from mailbot.service import Robot
 from mailbot.sources import Source, open_source
 from mailbot.store import RawStore
@@ -98,6 +99,9 @@ class App:
     # Called by the robot after each committed stage of a mail (see Robot); tests inject it.
     on_stage: Callable[[str], None] | None = None
     _decider: Decider | None = None
+    # The process's claim token and what SMTP accepted but the database has not recorded yet:
+    # shared by the intake and the scheduler's thread.
+    sender_state: SenderState = field(default_factory=SenderState)
 
     def robot(self, progress: Callable[[str], None] | None = None) -> Robot:
         # A missing secret is a configuration error, said before any server is contacted.
@@ -117,6 +121,7 @@ class App:
             progress=progress,
             decider=self.decider(),
             on_stage=self.on_stage,
+            sender_state=self.sender_state,
         )
 
     def decider(self) -> Decider:

@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mailbot.commands.campaign",
     "mailbot.commands.check",
     "mailbot.commands.backup",
+    "mailbot.commands.outbox",
 )
 
 

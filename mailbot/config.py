@@ -78,6 +78,8 @@ class OutgoingConfig:
     max_auto_replies_per_hour: int = 5
     timeout_seconds: int = 30
     max_attempts: int = 8
+    retry_max_interval_minutes: int = 60
+    give_up_after_days: int = 7
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,9 @@ class StorageConfig:
     # None: $STATE_DIRECTORY under systemd, /var/lib/mailbot for a config under /etc,
     # else ./var in the working directory (see `default_data_dir`).
     data_dir: str | None = None
+    # Below this much free space in the data directory no new mail is taken in (it waits on
+    # the server), so the records of mail already taken can still be written.
+    reserve_mb: int = 200
 
 
 @dataclass(frozen=True)

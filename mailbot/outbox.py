@@ -4,20 +4,26 @@ Receipts, notices, reminders and digests all go through `deliver`. A row is clai
 (queued -> sending, with `claimed_at`) in a compare-and-set before it is sent, so two senders
 (the daemon's pass and the campaign scheduler's thread, say) never send the same row. The
 outcome is recorded the same way for every kind: sent (partial refusals noted as events, never
-retried), a temporary failure back to the queue with back-off, a permanent one final. A claim
-whose sender died is put back in the queue: the only possible duplicate is a mail the server
-accepted right before a kill -9, resent with the same Message-ID.
+retried), a temporary failure back to the queue with capped back-off for days, a permanent one
+final (an operator may queue it again). A claim whose sender died is put back in the queue:
+the only possible duplicate is a mail the server accepted right before a kill -9, resent with
+the same Message-ID. A sender that lives on never resends what the server accepted, even when
+the database refuses the record for a while (SenderState).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final
 
+from sqlalchemy.exc import DBAPIError
+
 from mailbot import db as dbm
+from mailbot.claims import Claimant, releasable
 from mailbot.clock import Clock
 from mailbot.config import OutgoingConfig
 from mailbot.transport import (
@@ -56,17 +62,79 @@ def _send(sender: Sender, raw: bytes, from_addr: str, recipients: list[str]) -> 
     return _Attempt(refused=refused)
 
 
-def release_orphaned_claims(database: dbm.Database, claimed_before: datetime) -> list[int]:
-    """Put back in the queue every claim made before a moment; the ids released.
+class SenderState:
+    """What one process knows about its sending that the database may not know yet.
 
-    For a process that holds the data directory lock (the only one that sends): claims older
-    than its start were left by a process that died between claiming and recording.
+    `accepted`: rows the SMTP server accepted whose "sent" record could not be written (a
+    locked database, a full disk). They are never handed to SMTP again by this process and
+    their record is retried at every delivery until it sticks; their claim stays ours, and
+    a live holder's claims are never taken (mailbot.claims), so no other process sends them.
     """
+
+    def __init__(self, claimant: Claimant | None = None) -> None:
+        self.claimant = claimant or Claimant.for_this_process()
+        self.accepted: dict[int, tuple[datetime, Refused]] = {}
+        self.in_flight: set[int] = set()
+        self.lock = threading.Lock()
+
+
+_WRITE_ERRORS = (DBAPIError, OSError)
+
+
+def release_orphaned_claims(
+    database: dbm.Database,
+    claimed_before: datetime,
+    state: SenderState | None = None,
+    *,
+    now: datetime | None = None,
+    timeout: timedelta = CLAIM_TIMEOUT,
+) -> list[int]:
+    """Put back in the queue the claims whose sender is gone; the ids released.
+
+    A holder known to be gone (a process of this host that no longer runs) loses its claims
+    at once, one we cannot see after `timeout`; a claim without holder once it predates
+    `claimed_before` (this process's start). A live holder's claims are left alone.
+    """
+    return _release_gone(database, state, now or claimed_before, timeout, claimed_before)
+
+
+def _release_gone(
+    database: dbm.Database,
+    state: SenderState | None,
+    now: datetime,
+    timeout: timedelta,
+    held_before: datetime | None,
+) -> list[int]:
+    me = state.claimant if state is not None else Claimant.for_this_process()
     with database.session() as s:
-        released = dbm.release_claims(s, claimed_before=claimed_before)
+        ids = releasable(dbm.outgoing_claims(s), me, now, timeout, held_before=held_before)
+        released = dbm.release_claims(s, ids=ids) if ids else []
     if released:
         log.warning("outbox rows %s were claimed by a sender that died: queued again", released)
     return released
+
+
+def _record_accepted(database: dbm.Database, state: SenderState, clock: Clock) -> int:
+    """Write the pending "sent" records; how many are still pending (the rest failed again)."""
+    with state.lock:
+        pending = sorted(state.accepted.items())
+    for outbox_id, (_at, refused) in pending:
+        try:
+            with database.session() as s:
+                row = dbm.get_outbox(s, outbox_id)
+                if row is not None and row.status == "sending":
+                    dbm.mark_sent(s, row, clock())
+                    dbm.record_refused(s, row, refused, clock())
+        except _WRITE_ERRORS as exc:
+            log.warning(
+                "outbox row %s: SMTP accepted it, recording still fails: %s", outbox_id, exc
+            )
+            break
+        with state.lock:
+            state.accepted.pop(outbox_id, None)
+        log.info('outbox row %s: the delayed "sent" record is written', outbox_id)
+    with state.lock:
+        return len(state.accepted)
 
 
 def deliver(
@@ -78,54 +146,96 @@ def deliver(
     ids: Iterable[int] | None = None,
     after_each: Callable[[], None] | None = None,
     claim_timeout: timedelta = CLAIM_TIMEOUT,
+    state: SenderState | None = None,
 ) -> tuple[int, int]:
     """Send the due outbox rows (only `ids` when given); returns (sent, failed).
 
     Each row is claimed, sent and its outcome committed before the next; `after_each` runs
-    after every committed outcome (the crash tests kill the process there).
+    after every committed outcome (the crash tests kill the process there). A row the server
+    accepted whose record cannot be written stays in `state` (see SenderState) and ends
+    this delivery: the database is not writable, so nothing more is sent now.
     """
+    shared = state is not None
+    state = state or SenderState()
+    if _record_accepted(database, state, clock):
+        return 0, 0
     now = clock()
+    _release_gone(database, state, now, claim_timeout, None)
     with database.session() as s:
-        stale = dbm.release_claims(s, claimed_before=now - claim_timeout)
-        due = dbm.due_outgoing_ids(s, now, ids)
-    if stale:
-        log.warning("outbox rows %s were claimed over %s ago: queued again", stale, claim_timeout)
+        with state.lock:
+            busy = set(state.in_flight) | set(state.accepted)
+        if shared:
+            # The process's own claims that none of its threads is sending: a pass that
+            # failed between claiming and recording. (Only the process-wide state knows.)
+            token = state.claimant.token
+            own = [i for i, by, _ in dbm.outgoing_claims(s) if by == token and i not in busy]
+            if own:
+                dbm.release_claims(s, ids=own, holder=token)
+        due = [i for i in dbm.due_outgoing_ids(s, now, ids) if i not in busy]
     sent = failed = 0
     for outbox_id in due:
         with database.session() as s:
-            if not dbm.claim_outgoing(s, [outbox_id], clock()):
+            if not dbm.claim_outgoing(s, [outbox_id], clock(), state.claimant.token):
                 continue  # another sender has it, or it is no longer queued
+            with state.lock:
+                state.in_flight.add(outbox_id)
             row = dbm.get_outbox(s, outbox_id)
             if row is None:
                 continue
             raw, recipients = row.raw, row.recipients
         try:
-            attempt = _send(sender, raw, outgoing.from_address, recipients)
-        except BaseException:
-            # A bug, not a delivery outcome: give the row back rather than strand the claim.
-            with database.session() as s:
-                dbm.release_claims(s, ids=[outbox_id])
-            raise
-        with database.session() as s:
-            row = dbm.get_outbox(s, outbox_id)
-            if row is None:
-                continue
+            try:
+                attempt = _send(sender, raw, outgoing.from_address, recipients)
+            except BaseException:
+                # A bug, not a delivery outcome: give the row back rather than strand the claim.
+                with database.session() as s:
+                    dbm.release_claims(s, ids=[outbox_id])
+                raise
             if attempt.error is None:
-                dbm.mark_sent(s, row, clock())
-                dbm.record_refused(s, row, attempt.refused, clock())
-                sent += 1
-                log.info("sent %s %s to %s", row.kind, row.message_id, row.to_addrs)
-            else:
-                dbm.mark_send_failed(
-                    s,
-                    row,
-                    str(attempt.error),
-                    clock(),
-                    temporary=isinstance(attempt.error, TemporaryFailure),
-                    max_attempts=outgoing.max_attempts,
-                )
-                failed += 1
-                log.warning("sending %s %s failed: %s", row.kind, row.message_id, attempt.error)
+                with state.lock:
+                    state.accepted[outbox_id] = (clock(), attempt.refused)
+            try:
+                with database.session() as s:
+                    row = dbm.get_outbox(s, outbox_id)
+                    if row is None:
+                        continue
+                    if attempt.error is None:
+                        dbm.mark_sent(s, row, clock())
+                        dbm.record_refused(s, row, attempt.refused, clock())
+                        sent += 1
+                        log.info("sent %s %s to %s", row.kind, row.message_id, row.to_addrs)
+                    else:
+                        dbm.mark_send_failed(
+                            s,
+                            row,
+                            str(attempt.error),
+                            clock(),
+                            temporary=isinstance(attempt.error, TemporaryFailure),
+                            max_attempts=outgoing.max_attempts,
+                            give_up_after=timedelta(days=outgoing.give_up_after_days),
+                            max_delay_seconds=outgoing.retry_max_interval_minutes * 60,
+                        )
+                        failed += 1
+                        log.warning(
+                            "sending %s %s failed: %s", row.kind, row.message_id, attempt.error
+                        )
+            except _WRITE_ERRORS as exc:
+                if attempt.error is None:
+                    log.error(
+                        "outbox row %s was accepted by the SMTP server but cannot be recorded "
+                        "(%s): kept in memory, never sent again, recorded when possible",
+                        outbox_id,
+                        exc,
+                    )
+                    sent += 1
+                else:
+                    log.error("outbox row %s: the failure cannot be recorded: %s", outbox_id, exc)
+                return sent, failed
+            with state.lock:
+                state.accepted.pop(outbox_id, None)
+        finally:
+            with state.lock:
+                state.in_flight.discard(outbox_id)
         if after_each is not None:
             after_each()
     return sent, failed

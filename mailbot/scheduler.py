@@ -64,7 +64,9 @@ def send_queued(
     own = sender is None
     sender = sender or open_sender(app.config.outgoing, base_dir=app.config.base_dir)
     try:
-        return outbox.deliver(app.database, sender, app.config.outgoing, clock, ids=ids)
+        return outbox.deliver(
+            app.database, sender, app.config.outgoing, clock, ids=ids, state=app.sender_state
+        )
     finally:
         if own:
             with contextlib.suppress(Exception):

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from email.utils import parseaddr
 from itertools import islice
 
+from sqlalchemy.exc import DBAPIError
+
 from mailbot import db as dbm
 from mailbot import intake, outbox
+from mailbot.claims import releasable
 from mailbot.clock import Clock, utc_now
 from mailbot.config import Config
 from mailbot.intake import IntakeContext, Outcome, Reply, oversize_reply
@@ -22,6 +26,9 @@ from mailbot.workers import Decider, DecisionTimeout, WorkerDied, local_tools
 from rules.campaign import Campaign
 
 log = logging.getLogger(__name__)
+
+# How often the WAL is folded into the database and truncated (journal_size_limit caps it too).
+CHECKPOINT_EVERY = timedelta(minutes=1)
 
 
 def _no_stage_hook(stage: str) -> None:
@@ -89,6 +96,7 @@ class Robot:
         progress: Callable[[str], None] | None = None,
         decider: Decider | None = None,
         on_stage: Callable[[str], None] | None = None,
+        sender_state: outbox.SenderState | None = None,
     ) -> None:
         """`on_stage` is called with "after-record", "after-process" and "after-send" each
         time a mail's stage has committed (the crash tests kill the process there)."""
@@ -107,6 +115,11 @@ class Robot:
         self._orphans_released = False
         self.on_stage = on_stage or _no_stage_hook
         self._sent_meanwhile = [0, 0]  # (sent, failed) by deliveries during process_due
+        # One per process (the App's): whose claims these are, and what SMTP accepted.
+        self.sender_state = sender_state or outbox.SenderState()
+        self.claimant = self.sender_state.claimant
+        self._disk_low = False
+        self._last_checkpoint: datetime | None = None
 
     # -- stage 1: download and record ------------------------------------------------------
 
@@ -276,8 +289,32 @@ class Robot:
             tools=self.tools,
         )
 
+    def release_orphaned_mails(self) -> list[int]:
+        """Give back the mail claims of daemons that are gone (see mailbot.claims)."""
+        now = self.clock()
+        timeout = max(
+            outbox.CLAIM_TIMEOUT,
+            timedelta(
+                seconds=self.config.processing.timeout_seconds
+                * max(1, self.config.inbox.batch_size)
+            ),
+        )
+        with self.db.session() as s:
+            ids = releasable(dbm.mail_claims(s), self.claimant, now, timeout)
+            released = dbm.release_mail_claims(s, ids) if ids else []
+        if released:
+            log.warning(
+                "mails %s were being decided by a process that died: queued again", released
+            )
+        return released
+
     def process_due(self) -> tuple[int, int]:
-        """Decide every mail that is due; one failing mail never blocks the others."""
+        """Decide every mail that is due; one failing mail never blocks the others.
+
+        Each batch is claimed first (received/retry -> processing, with this process as the
+        holder): a mail another daemon claimed is left to it, so none is decided twice.
+        """
+        self.release_orphaned_mails()
         now = self.clock()
         with self.db.session(write=False) as s:
             due = [(m.id, m.raw_path, m.received_at) for m in dbm.due_mails(s, now)]
@@ -286,51 +323,81 @@ class Robot:
         done = failed = 0
         batch = max(1, self.config.inbox.batch_size)
         for start in range(0, len(due), batch):
-            chunk = due[start : start + batch]
-            # Nothing of this batch is recorded before all of it is decided: one context
-            # (forms on file) and one look-up of staff assignments serve the whole batch.
-            try:
-                with self.db.session(write=False) as s:
-                    base = self._context(s, chunk[0][2], register)
-                    assigned_units = dbm.assigned_units(s, [mail_id for mail_id, _, _ in chunk])
-            except Exception as exc:  # noqa: BLE001 - each mail counts one failed attempt
-                for mail_id, _, _ in chunk:
-                    failed += 1
-                    self._failed(mail_id, exc)
-                continue
-            jobs = []
-            by_id: dict[int, tuple[bytes, IntakeContext]] = {}
-            for mail_id, raw_path, received_at in chunk:
-                try:
-                    raw = self.store.get(raw_path)
-                    ctx = replace(
-                        base, received_at=received_at, assigned_unit=assigned_units.get(mail_id)
+            with self.db.session() as s:
+                won = set(
+                    dbm.claim_mails(
+                        s,
+                        [m for m, _, _ in due[start : start + batch]],
+                        self.claimant.token,
+                        self.clock(),
                     )
-                except Exception as exc:  # noqa: BLE001 - a damaged store entry, say
-                    failed += 1
-                    self._failed(mail_id, exc)
-                    continue
-                jobs.append((mail_id, raw, ctx))
-                by_id[mail_id] = (raw, ctx)
-            # Outcomes are recorded as they come; while a slow mail is still being decided,
-            # the answers already queued go out (a slow mail delays no one else's receipt).
-            for mail_id, outcome in self.decider.decide(jobs, on_wait=self._deliver_meanwhile):
-                try:
-                    if isinstance(outcome, (DecisionTimeout, WorkerDied, MemoryError)):
-                        # Out of time or memory once: answered as too large or too complex,
-                        # never retried (each retry would stall the queue again).
-                        log.warning("mail id=%s: %s; answering too-complex", mail_id, outcome)
-                        outcome = intake.too_complex_outcome(*by_id[mail_id])
-                    if isinstance(outcome, BaseException):
-                        raise outcome
-                    self._apply(mail_id, outcome)
-                    done += 1
-                except Exception as exc:  # noqa: BLE001 - one bad mail must not stop the queue
-                    failed += 1
-                    self._failed(mail_id, exc)
-                if self.progress:
-                    self.progress(f"đã xử lý {done + failed}/{len(due)} thư")
-                self.on_stage("after-process")
+                )
+            chunk = [item for item in due[start : start + batch] if item[0] in won]
+            if not chunk:
+                continue
+            try:
+                d, f = self._decide_batch(chunk, register, len(due), done + failed)
+            finally:
+                # Whatever this batch did not settle (a stop request, a crash of the
+                # database) goes back to the queue at once rather than wait for a timeout.
+                with self.db.session() as s:
+                    dbm.release_mail_claims(s, won, holder=self.claimant.token)
+            done += d
+            failed += f
+        return done, failed
+
+    def _decide_batch(
+        self,
+        chunk: list[tuple[int, str, datetime]],
+        register: Register | None,
+        total: int,
+        so_far: int,
+    ) -> tuple[int, int]:
+        done = failed = 0
+        # Nothing of this batch is recorded before all of it is decided: one context
+        # (forms on file) and one look-up of staff assignments serve the whole batch.
+        try:
+            with self.db.session(write=False) as s:
+                base = self._context(s, chunk[0][2], register)
+                assigned_units = dbm.assigned_units(s, [mail_id for mail_id, _, _ in chunk])
+        except Exception as exc:  # noqa: BLE001 - each mail counts one failed attempt
+            for mail_id, _, _ in chunk:
+                failed += 1
+                self._failed(mail_id, exc)
+            return done, failed
+        jobs = []
+        by_id: dict[int, tuple[bytes, IntakeContext]] = {}
+        for mail_id, raw_path, received_at in chunk:
+            try:
+                raw = self.store.get(raw_path)
+                ctx = replace(
+                    base, received_at=received_at, assigned_unit=assigned_units.get(mail_id)
+                )
+            except Exception as exc:  # noqa: BLE001 - a damaged store entry, say
+                failed += 1
+                self._failed(mail_id, exc)
+                continue
+            jobs.append((mail_id, raw, ctx))
+            by_id[mail_id] = (raw, ctx)
+        # Outcomes are recorded as they come; while a slow mail is still being decided,
+        # the answers already queued go out (a slow mail delays no one else's receipt).
+        for mail_id, outcome in self.decider.decide(jobs, on_wait=self._deliver_meanwhile):
+            try:
+                if isinstance(outcome, (DecisionTimeout, WorkerDied, MemoryError)):
+                    # Out of time or memory once: answered as too large or too complex,
+                    # never retried (each retry would stall the queue again).
+                    log.warning("mail id=%s: %s; answering too-complex", mail_id, outcome)
+                    outcome = intake.too_complex_outcome(*by_id[mail_id])
+                if isinstance(outcome, BaseException):
+                    raise outcome
+                self._apply(mail_id, outcome)
+                done += 1
+            except Exception as exc:  # noqa: BLE001 - one bad mail must not stop the queue
+                failed += 1
+                self._failed(mail_id, exc)
+            if self.progress:
+                self.progress(f"đã xử lý {so_far + done + failed}/{total} thư")
+            self.on_stage("after-process")
         return done, failed
 
     def _deliver_meanwhile(self) -> None:
@@ -350,7 +417,7 @@ class Robot:
         )
         with self.db.session() as s:
             mail = dbm.get_mail(s, mail_id)
-            if mail is not None:
+            if mail is not None and dbm.holds_claim(mail, self.claimant.token):
                 dbm.mark_failed(
                     s,
                     mail,
@@ -365,8 +432,8 @@ class Robot:
         now = self.clock()
         with self.db.session() as s:
             mail = dbm.get_mail(s, mail_id)
-            if mail is None or mail.status not in ("received", "retry"):
-                return  # already decided (a second daemon, or a replay after a crash)
+            if mail is None or not dbm.holds_claim(mail, self.claimant.token):
+                return  # our claim was taken back (we were thought dead): someone else decides
             dbm.note_headers(
                 s, mail, message_id=outcome.mail.message_id, from_addr=outcome.mail.from_addr
             )
@@ -537,7 +604,7 @@ class Robot:
         if not self._orphans_released:
             # Only the holder of the data directory lock sends: a claim older than this robot
             # was left by a process killed between claiming and recording the outcome.
-            outbox.release_orphaned_claims(self.db, self._started)
+            outbox.release_orphaned_claims(self.db, self._started, self.sender_state)
             self._orphans_released = True
         return outbox.deliver(
             self.db,
@@ -545,16 +612,61 @@ class Robot:
             self.config.outgoing,
             self.clock,
             after_each=lambda: self.on_stage("after-send"),
+            state=self.sender_state,
         )
+
+    def room_for_intake(self) -> bool:
+        """Whether the data directory has more free space than the reserve.
+
+        Below it no new mail is taken in (it stays on the server: nothing is lost), so that
+        what was taken can still be recorded and answered. Said once in the log and to staff
+        (an event, written from the reserve) per low period.
+        """
+        reserve = self.config.storage.reserve_mb * 1024 * 1024
+        free = shutil.disk_usage(self.store.data_dir).free
+        low = free < reserve
+        if low and not self._disk_low:
+            log.error(
+                "only %d MB free in %s (reserve %d MB): not taking in new mail until space returns",
+                free // 2**20,
+                self.store.data_dir,
+                self.config.storage.reserve_mb,
+            )
+            self._note_disk("disk-low", f"{free // 2**20} MB")
+        elif not low and self._disk_low:
+            log.warning("free space is back above the reserve: taking in mail again")
+            self._note_disk("disk-ok", f"{free // 2**20} MB")
+        self._disk_low = low
+        return not low
+
+    def _note_disk(self, kind: str, detail: str) -> None:
+        try:
+            with self.db.session() as s:
+                dbm.add_event(s, kind, at=self.clock(), detail=detail)
+        except (DBAPIError, OSError) as exc:
+            log.warning("could not record %s: %s", kind, exc)
+
+    def checkpoint(self) -> None:
+        """Fold the WAL into the database now and then, so it never grows without bound."""
+        now = self.clock()
+        if self._last_checkpoint is not None and now - self._last_checkpoint < CHECKPOINT_EVERY:
+            return
+        try:
+            self.db.checkpoint()
+        except (DBAPIError, OSError) as exc:
+            log.warning("WAL checkpoint failed: %s", exc)
+            return
+        self._last_checkpoint = now
 
     def run_once(self) -> PassStats:
         """One full pass: fetch, decide, move, deliver."""
         stats = PassStats()
-        stats.fetched = self.fetch_new()
+        stats.fetched = self.fetch_new() if self.room_for_intake() else 0
         self._sent_meanwhile = [0, 0]
         stats.processed, stats.failed = self.process_due()
         self.move_done()
         stats.sent, stats.send_failed = self.deliver()
         stats.sent += self._sent_meanwhile[0]
         stats.send_failed += self._sent_meanwhile[1]
+        self.checkpoint()
         return stats

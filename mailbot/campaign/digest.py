@@ -135,7 +135,22 @@ def _event_detail(ev: dbm.Event, names: dict[str, str]) -> tuple[str, str] | Non
     if ev.kind == "oversize":
         return "Thư quá lớn", f"{ev.detail or ''}{mail}".strip()
     if ev.kind == "send-failed":
-        return "Gửi thư thất bại", ev.detail or ""
+        return (
+            "Gửi thư thất bại",
+            f"{ev.detail or ''}. Gửi lại: mailbot outbox retry --all-failed".lstrip(". "),
+        )
+    if ev.kind == "disk-low":
+        return (
+            "Ổ đĩa sắp đầy",
+            f"Thư mục dữ liệu chỉ còn {ev.detail} trống: mailbot tạm ngừng nhận thư mới (thư "
+            "vẫn nằm trên máy chủ, không mất) cho đến khi có thêm chỗ trống",
+        )
+    if ev.kind == "send-delayed":
+        return (
+            "Thư gửi đi bị chậm",
+            f"{ev.detail or ''}. Máy chủ thư tạm thời không nhận; mailbot tiếp tục gửi lại "
+            "(tối đa mỗi giờ một lần)".lstrip(". "),
+        )
     return None
 
 

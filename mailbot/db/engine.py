@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
 import sqlite3
 import threading
 import time
@@ -18,10 +20,16 @@ from sqlalchemy import (
     create_engine,
     event,
 )
+from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlalchemy.orm import Session
 
 from mailbot.db.models import DB_FILE_NAME, DEFAULT_BUSY_TIMEOUT_MS
 from mailbot.errors import OperatorError
+
+log = logging.getLogger(__name__)
+
+# After a checkpoint the WAL file is cut back to at most this many bytes.
+WAL_SIZE_LIMIT = 4 * 1024 * 1024
 
 # --------------------------------------------------------------------------- engine and sessions
 
@@ -56,6 +64,7 @@ def _make_engine(path: Path, busy_timeout_ms: int) -> Engine:
             cur.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             _enable_wal(cur, busy_timeout_ms)
             cur.execute("PRAGMA synchronous = FULL")
+            cur.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
             cur.execute("PRAGMA foreign_keys = ON")
         finally:
             cur.close()
@@ -87,6 +96,16 @@ class Database:
         bind = self.engine if write else self.engine.execution_options(mailbot_begin="DEFERRED")
         with Session(bind=bind, expire_on_commit=False) as session, session.begin():
             yield session
+
+    def checkpoint(self) -> bool:
+        """Copy the WAL into the database and truncate it to zero bytes; False when readers
+        kept it from finishing (the next one will)."""
+        with self.engine.connect() as conn:
+            # Outside any transaction (SQLAlchemy's BEGIN would hold the WAL open).
+            raw = conn.connection.driver_connection
+            assert raw is not None
+            busy = raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        return not (busy and busy[0])
 
     def dispose(self) -> None:
         """Close every pooled connection."""
@@ -198,17 +217,104 @@ def current_revision(engine: Engine) -> str | None:
         return rev
 
 
+class DatabaseUnusable(OperatorError):
+    """The database file is there but is not a mailbot database: refused, never replaced."""
+
+    def __init__(self, path: Path, why: str) -> None:
+        super().__init__(
+            f"cơ sở dữ liệu {path} {why}: mailbot không mở và không tạo lại tệp này, để không "
+            "mất hồ sơ đã ghi. Hãy khôi phục từ bản sao lưu (tạo bằng `mailbot backup`): "
+            "dừng mailbot, xóa các tệp -wal và -shm bên cạnh, chép bản sao lưu vào "
+            f"{path} (chủ sở hữu mailbot, quyền 0600), rồi khởi động lại (xem README, mục "
+            "Backup/Restore)"
+        )
+        self.path = path
+
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _check_existing(path: Path) -> None:
+    """Refuse an empty or foreign file before SQLite silently treats it as a new database."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(len(_SQLITE_HEADER))
+    except FileNotFoundError:
+        return
+    if not head:
+        raise DatabaseUnusable(path, "là tệp rỗng (0 byte)")
+    if head != _SQLITE_HEADER:
+        raise DatabaseUnusable(path, "không phải tệp SQLite (hỏng hoặc bị ghi đè)")
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file 0600 (SQLite gives its -wal and -shm files the same mode).
+
+    It appears whole or not at all: made aside with a valid header, then linked into place,
+    so a process opening it meanwhile never sees the empty file that would be refused.
+    """
+    if path.exists():
+        return
+    aside = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.new")
+    fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.close(fd)
+    try:
+        with contextlib.closing(sqlite3.connect(aside, isolation_level=None)) as con:
+            con.execute("PRAGMA application_id = 1835167604")  # "mbot": writes the header
+        with contextlib.suppress(FileExistsError):
+            os.link(aside, path)  # another opener won the race: its file is as good
+    finally:
+        aside.unlink(missing_ok=True)
+
+
+def _quick_check(engine: Engine, path: Path) -> None:
+    try:
+        with engine.connect() as conn:
+            result = conn.exec_driver_sql("PRAGMA quick_check").scalar()
+            conn.rollback()
+    except DatabaseError as exc:
+        if _is_locked(exc):
+            raise
+        raise DatabaseUnusable(path, f"bị hỏng ({exc.orig})") from None
+    if result != "ok":
+        raise DatabaseUnusable(path, f"bị hỏng (kiểm tra: {result})")
+
+
+def _is_locked(exc: BaseException) -> bool:
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
 def open_database(
-    data_dir: Path, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS, migrate: bool = True
+    data_dir: Path,
+    *,
+    busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+    migrate: bool = True,
+    lock_wait_seconds: float = 120.0,
 ) -> Database:
-    """Open (creating when missing) data_dir/mailbot.sqlite3 and migrate it to the newest schema."""
+    """Open (creating when missing) data_dir/mailbot.sqlite3 and migrate it to the newest schema.
+
+    An empty or damaged file is refused (DatabaseUnusable), never re-created; a database
+    another process keeps locked is waited for, up to `lock_wait_seconds`, with a log line.
+    """
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / DB_FILE_NAME
+    _check_existing(path)
+    _create_private(path)
     engine = _make_engine(path, busy_timeout_ms)
+    deadline = time.monotonic() + lock_wait_seconds
     try:
-        if migrate:
-            run_migrations(engine)
+        while True:
+            try:
+                _quick_check(engine, path)
+                if migrate:
+                    run_migrations(engine)
+                break
+            except OperationalError as exc:
+                if not _is_locked(exc) or time.monotonic() >= deadline:
+                    raise
+                log.warning("database %s is locked by another process; waiting", path)
+                time.sleep(1.0)
     except BaseException:
         engine.dispose()
         raise

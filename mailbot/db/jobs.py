@@ -82,7 +82,9 @@ def job_runs(session: Session, jobs: Iterable[str]) -> list[JobRun]:
 def queue_lengths(session: Session) -> tuple[int, int]:
     """How many mails wait to be processed and how many outgoing mails wait to be sent."""
     waiting = session.scalar(
-        select(func.count()).select_from(Mail).where(Mail.status.in_(("received", "retry")))
+        select(func.count())
+        .select_from(Mail)
+        .where(Mail.status.in_(("received", "retry", "processing")))
     )
     queued = session.scalar(
         select(func.count()).select_from(Outbox).where(Outbox.status == "queued")

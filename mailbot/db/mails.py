@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, func, insert, select
+from sqlalchemy import Table, case, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from mailbot.db.common import _cap, _norm_addr, backoff_delay, normalize_message_id
@@ -228,6 +228,70 @@ def due_mails(session: Session, now: datetime, limit: int | None = None) -> list
     return list(session.scalars(query))
 
 
+def claim_mails(session: Session, ids: Iterable[int], holder: str, now: datetime) -> list[int]:
+    """Claim due mails for deciding (received/retry -> processing) in one compare-and-set.
+
+    The ids won; a mail another daemon claimed first is not among them.
+    """
+    wanted = list(ids)
+    if not wanted:
+        return []
+    won = session.scalars(
+        update(Mail)
+        .where(Mail.id.in_(wanted), Mail.status.in_(("received", "retry")))
+        .values(status="processing", claimed_at=now, claimed_by=holder)
+        .returning(Mail.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    session.expire_all()
+    return sorted(won)
+
+
+def mail_claims(session: Session) -> list[tuple[int, str | None, datetime | None]]:
+    """Every claimed mail as (id, holder, claimed_at)."""
+    rows = session.execute(
+        select(Mail.id, Mail.claimed_by, Mail.claimed_at).where(Mail.status == "processing")
+    )
+    return [(i, by, at) for i, by, at in rows]
+
+
+def release_mail_claims(
+    session: Session, ids: Iterable[int], holder: str | None = None
+) -> list[int]:
+    """Give claimed mails back to the queue (as they were before, due at once); the ids released.
+
+    With `holder`, only the claims it holds. The attempt is not counted: nothing was decided.
+    """
+    wanted = list(ids)
+    if not wanted:
+        return []
+    query = update(Mail).where(Mail.id.in_(wanted), Mail.status == "processing")
+    if holder is not None:
+        query = query.where(Mail.claimed_by == holder)
+    released = session.scalars(
+        query.values(
+            status=case((Mail.attempts > 0, "retry"), else_="received"),
+            claimed_at=None,
+            claimed_by=None,
+            next_attempt_at=None,
+        )
+        .returning(Mail.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    session.expire_all()
+    return sorted(released)
+
+
+def holds_claim(mail: Mail, holder: str) -> bool:
+    """Whether this holder's claim on the mail still stands (no one else decided it)."""
+    return mail.status == "processing" and mail.claimed_by == holder
+
+
+def _unclaim(mail: Mail) -> None:
+    mail.claimed_at = None
+    mail.claimed_by = None
+
+
 def mails_with_status(session: Session, status: str) -> list[Mail]:
     """Every mail in one status, oldest first (e.g. the quarantine for staff)."""
     return list(session.scalars(select(Mail).where(Mail.status == status).order_by(Mail.id)))
@@ -289,6 +353,7 @@ def mark_processed(
     `for_staff`: a unit's mail without a form, listed for staff to read until handled.
     """
     mail.status = "processed"
+    _unclaim(mail)
     mail.processed_at = now
     mail.next_attempt_at = None
     mail.unit_code = unit_code
@@ -336,6 +401,7 @@ def mark_failed(
         quarantine(session, mail, "processing-failed", now, detail=mail.last_error)
         return
     mail.status = "retry"
+    _unclaim(mail)
     mail.next_attempt_at = now + backoff_delay(mail.attempts, base_seconds)
     session.flush()
 
@@ -345,6 +411,7 @@ def quarantine(
 ) -> None:
     """Set a mail aside for staff (no more automatic attempts) and tell the digest."""
     mail.status = "quarantined"
+    _unclaim(mail)
     mail.quarantine_reason = reason
     mail.next_attempt_at = None
     mail.processed_at = now

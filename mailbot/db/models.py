@@ -27,8 +27,10 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 DB_FILE_NAME = "mailbot.sqlite3"
 DEFAULT_BUSY_TIMEOUT_MS = 10_000
 
+# "processing": claimed by one daemon (claimed_at, claimed_by) while it decides the mail.
 MAIL_STATUSES: tuple[str, ...] = (
     "received",
+    "processing",
     "processed",
     "retry",
     "quarantined",
@@ -186,6 +188,8 @@ class Mail(Base):
     processed_at: Mapped[datetime | None]
     # The source's own handle (IMAP UID as text, Maildir key), to move the mail when done.
     source_ref: Mapped[str | None] = mapped_column(Text)
+    claimed_at: Mapped[datetime | None]  # when a daemon claimed it ("processing")
+    claimed_by: Mapped[str | None] = mapped_column(Text)  # which process (mailbot.claims)
     # A unit's mail without a form (a question, a cover letter): staff read it (digest,
     # `mailbot review`) until one of them marks it handled.
     for_staff: Mapped[bool] = mapped_column(default=False, server_default=false())
@@ -296,6 +300,7 @@ class Outbox(Base):
     sent_at: Mapped[datetime | None]
     dedupe_key: Mapped[str | None] = mapped_column(Text, unique=True)
     claimed_at: Mapped[datetime | None]  # when a sender claimed it ("sending")
+    claimed_by: Mapped[str | None] = mapped_column(Text)  # which process (mailbot.claims)
 
     @property
     def recipients(self) -> list[str]:

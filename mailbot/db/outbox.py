@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import (
     func,
@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from mailbot.db.common import _cap, _norm_addr, backoff_delay, normalize_message_id
 from mailbot.db.jobs import add_event
-from mailbot.db.models import OUTBOX_KINDS, Bounce, Outbox, utcnow
+from mailbot.db.models import OUTBOX_KINDS, Bounce, Event, Outbox, utcnow
 from mailbot.db.units import unit_for_address
 
 
@@ -94,7 +94,9 @@ def get_outbox(session: Session, outbox_id: int) -> Outbox | None:
     return session.get(Outbox, outbox_id)
 
 
-def claim_outgoing(session: Session, ids: Iterable[int], now: datetime) -> list[int]:
+def claim_outgoing(
+    session: Session, ids: Iterable[int], now: datetime, holder: str | None = None
+) -> list[int]:
     """Claim queued rows for sending (queued -> sending) in one compare-and-set; the ids won.
 
     Whoever loses the race for a row (another thread or process claimed it first) does not
@@ -106,7 +108,7 @@ def claim_outgoing(session: Session, ids: Iterable[int], now: datetime) -> list[
     won = session.scalars(
         update(Outbox)
         .where(Outbox.status == "queued", Outbox.id.in_(wanted))
-        .values(status="sending", claimed_at=now)
+        .values(status="sending", claimed_at=now, claimed_by=holder)
         .returning(Outbox.id)
         .execution_options(synchronize_session=False)
     ).all()
@@ -114,20 +116,35 @@ def claim_outgoing(session: Session, ids: Iterable[int], now: datetime) -> list[
     return sorted(won)
 
 
+def outgoing_claims(session: Session) -> list[tuple[int, str | None, datetime | None]]:
+    """Every row being sent as (id, holder, claimed_at)."""
+    rows = session.execute(
+        select(Outbox.id, Outbox.claimed_by, Outbox.claimed_at).where(Outbox.status == "sending")
+    )
+    return [(i, by, at) for i, by, at in rows]
+
+
 def release_claims(
-    session: Session, *, claimed_before: datetime | None = None, ids: Iterable[int] | None = None
+    session: Session,
+    *,
+    claimed_before: datetime | None = None,
+    ids: Iterable[int] | None = None,
+    holder: str | None = None,
 ) -> list[int]:
     """Put claimed rows back in the queue (their sender died or gave up); the ids released.
 
-    `claimed_before` takes claims older than a moment, `ids` these rows; both narrow.
+    `claimed_before` takes claims older than a moment, `ids` these rows, `holder` the claims
+    of one process; each narrows.
     """
     query = update(Outbox).where(Outbox.status == "sending")
+    if holder is not None:
+        query = query.where(Outbox.claimed_by == holder)
     if claimed_before is not None:
         query = query.where(Outbox.claimed_at < claimed_before)
     if ids is not None:
         query = query.where(Outbox.id.in_(list(ids)))
     released = session.scalars(
-        query.values(status="queued", claimed_at=None)
+        query.values(status="queued", claimed_at=None, claimed_by=None)
         .returning(Outbox.id)
         .execution_options(synchronize_session=False)
     ).all()
@@ -148,6 +165,7 @@ def mark_sent(session: Session, outbox: Outbox, now: datetime) -> None:
     outbox.status = "sent"
     outbox.sent_at = now
     outbox.claimed_at = None
+    outbox.claimed_by = None
     outbox.attempts = (outbox.attempts or 0) + 1
     outbox.next_attempt_at = None
     outbox.last_error = None
@@ -163,14 +181,31 @@ def mark_send_failed(
     temporary: bool,
     max_attempts: int = 8,
     base_seconds: float = 60,
+    give_up_after: timedelta = timedelta(days=7),
+    max_delay_seconds: float = 3600,
 ) -> None:
-    """Delivery failed: a temporary failure retries with back-off, a permanent one is final."""
+    """Delivery failed: a temporary failure retries with capped back-off, a permanent one is final.
+
+    Temporary failures keep being retried (at most `max_delay_seconds` apart) until the row
+    is `give_up_after` old; staff hear once, at the `max_attempts`-th failure, that it is late.
+    """
     outbox.attempts = (outbox.attempts or 0) + 1
     outbox.last_error = _cap(error)
     outbox.claimed_at = None
-    if temporary and outbox.attempts < max_attempts:
+    outbox.claimed_by = None
+    if temporary and now - _retries_since(session, outbox) < give_up_after:
         outbox.status = "queued"
-        outbox.next_attempt_at = now + backoff_delay(outbox.attempts, base_seconds)
+        delay = min(backoff_delay(outbox.attempts, base_seconds).total_seconds(), max_delay_seconds)
+        outbox.next_attempt_at = now + timedelta(seconds=delay)
+        if outbox.attempts == max_attempts:
+            add_event(
+                session,
+                "send-delayed",
+                at=now,
+                mail_id=outbox.mail_id,
+                detail=f"{outbox.kind} {outbox.message_id} to {', '.join(outbox.recipients)}: "
+                f"{outbox.attempts} attempts, {outbox.last_error}",
+            )
         session.flush()
         return
     outbox.status = "failed"
@@ -183,6 +218,39 @@ def mark_send_failed(
         detail=f"{outbox.kind} {outbox.message_id} to {', '.join(outbox.recipients)}: "
         f"{outbox.last_error}",
     )
+
+
+def _retries_since(session: Session, outbox: Outbox) -> datetime:
+    """When the current run of retries began: queueing, or the operator's last resend."""
+    last = session.scalar(
+        select(func.max(Event.at)).where(
+            Event.kind == "send-retry", Event.detail == outbox.message_id
+        )
+    )
+    if last is None:
+        return outbox.created_at
+    return max(outbox.created_at, last.replace(tzinfo=UTC) if last.tzinfo is None else last)
+
+
+def failed_outgoing_ids(session: Session) -> list[int]:
+    """Every outgoing mail that failed for good, oldest first."""
+    return list(
+        session.scalars(select(Outbox.id).where(Outbox.status == "failed").order_by(Outbox.id))
+    )
+
+
+def requeue_outgoing(session: Session, outbox: Outbox, now: datetime) -> bool:
+    """An operator asks to send a failed mail again (same bytes, same Message-ID); False if
+    it is not failed (sent, queued, being sent or bounced)."""
+    if outbox.status != "failed":
+        return False
+    outbox.status = "queued"
+    outbox.next_attempt_at = None
+    outbox.attempts = 0
+    # The event also starts a new `give_up_after` window (see _retries_since).
+    add_event(session, "send-retry", at=now, mail_id=outbox.mail_id, detail=outbox.message_id)
+    session.flush()
+    return True
 
 
 def record_refused(

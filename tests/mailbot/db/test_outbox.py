@@ -68,13 +68,38 @@ def test_outgoing_retries_temporary_failures_and_stops_on_permanent(database: Da
         assert dbm.due_outgoing(s, T0 + timedelta(days=1)) == []
 
 
-def test_temporary_failures_give_up_after_max_attempts(database: Database) -> None:
+def test_temporary_failures_retry_hourly_for_days_and_staff_hear_once(database: Database) -> None:
     with database.session() as s:
         row = _queue(s)
-        for i in range(3):
-            dbm.mark_send_failed(s, row, f"451 #{i}", T0, temporary=True, max_attempts=3)
+        at = T0
+        for i in range(12):
+            dbm.mark_send_failed(s, row, f"451 #{i}", at, temporary=True, max_attempts=3)
+            assert row.status == "queued"
+            assert row.next_attempt_at is not None
+            assert row.next_attempt_at - at <= timedelta(hours=1)
+            at = row.next_attempt_at
+        # Staff hear it once, at the max_attempts-th failure, not at every retry.
+        assert [e.kind for e in dbm.events_since(s, T0)] == ["send-delayed"]
+        # Past the window (7 days by default) it fails for good and staff hear that too.
+        dbm.mark_send_failed(s, row, "451 still", T0 + timedelta(days=7), temporary=True)
         assert row.status == "failed"
-        assert row.attempts == 3
+        assert [e.kind for e in dbm.events_since(s, T0)] == ["send-delayed", "send-failed"]
+        assert dbm.failed_outgoing_ids(s) == [row.id]
+
+
+def test_an_operator_requeues_a_failed_mail_for_a_new_window(database: Database) -> None:
+    with database.session() as s:
+        row = _queue(s)
+        dbm.mark_send_failed(s, row, "550 mailbox full", T0, temporary=False)
+        assert row.status == "failed"
+        later = T0 + timedelta(days=30)
+        assert dbm.requeue_outgoing(s, row, later)
+        assert (row.status, row.attempts, row.next_attempt_at) == ("queued", 0, None)
+        assert not dbm.requeue_outgoing(s, row, later)  # already queued: nothing to do
+        # The 7 days count again from the operator's resend, not from the first queueing.
+        dbm.mark_send_failed(s, row, "451 later", later + timedelta(days=1), temporary=True)
+        assert row.status == "queued"
+        assert row.message_id == "<r1@mailbot.invalid>"  # the same mail, not a new one
 
 
 def test_count_auto_replies_per_address_in_a_window(database: Database) -> None:
