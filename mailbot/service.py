@@ -62,7 +62,13 @@ def _batches(items: Iterable[IncomingRef], size: int) -> Iterator[list[IncomingR
 def load_register(session: dbm.Session, district: str | None = "Thanh Xuân") -> Register:
     """The unit register as the pure intake sees it: every unit with its confirmed addresses."""
     units = [
-        Unit(code=r.code, name=r.name, emails=tuple(r.emails), aliases=tuple(r.aliases))
+        Unit(
+            code=r.code,
+            name=r.name,
+            emails=tuple(r.emails),
+            aliases=tuple(r.aliases),
+            parent=r.parent,
+        )
         for r in dbm.unit_register(session)
     ]
     return Register(units, district=district)

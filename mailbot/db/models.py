@@ -109,6 +109,8 @@ class Unit(Base):
     code: Mapped[str] = mapped_column(Text, primary_key=True)
     name: Mapped[str] = mapped_column(Text)
     aliases: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of strings
+    # The unit directly above (by code): its address may send this unit's forms.
+    parent: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -205,6 +207,9 @@ class Submission(Base):
     awaiting_confirmation: Mapped[bool] = mapped_column(default=False)
     result_json: Mapped[str] = mapped_column(Text)
     unit_name_on_form: Mapped[str | None] = mapped_column(Text)
+    # The registered unit whose address sent the mail (None: an unknown sender); the form is
+    # recorded for the unit it names, which may be another one.
+    sent_by: Mapped[str | None] = mapped_column(Text)
 
     entries: Mapped[list[SubmissionEntry]] = relationship(
         back_populates="submission",

@@ -76,13 +76,15 @@ def add_submission(
     late: bool = False,
     awaiting_confirmation: bool = False,
     extra_problems: Iterable[Problem] = (),
+    sent_by: str | None = None,
 ) -> Submission:
     """Record one form with its entries; valid when it has no error.
 
     A valid, confirmed form supersedes the earlier valid ones of the same unit and form type
     (earlier by reception time, so reprocessing an old mail never demotes a newer form).
     A form awaiting staff confirmation supersedes nothing until it is confirmed.
-    `extra_problems` are file-level problems that also judge the form.
+    `extra_problems` are file-level problems that also judge the form; `sent_by` is the
+    registered unit whose address sent it (None when the sender is not registered).
     """
     if form.form not in FORM_TYPES:
         raise ValueError(f"unknown form type {form.form!r}")
@@ -107,6 +109,7 @@ def add_submission(
             {**form.to_json(), "declared_empty": form.declared_empty}, ensure_ascii=False
         ),
         unit_name_on_form=form.unit,
+        sent_by=sent_by,
     )
     session.add(sub)
     session.flush()

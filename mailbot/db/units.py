@@ -24,6 +24,7 @@ class UnitRecord(NamedTuple):
     name: str
     emails: tuple[str, ...]
     aliases: tuple[str, ...]
+    parent: str | None = None
 
 
 def upsert_unit(
@@ -33,6 +34,7 @@ def upsert_unit(
     name: str,
     emails: Iterable[str] = (),
     aliases: Iterable[str] = (),
+    parent: str | None = None,
     now: datetime | None = None,
     source: str = "import",
 ) -> Unit:
@@ -52,6 +54,7 @@ def upsert_unit(
             code=code,
             name=name.strip(),
             aliases=json.dumps(alias_list, ensure_ascii=False),
+            parent=parent or None,
             created_at=now,
             updated_at=now,
         )
@@ -60,6 +63,7 @@ def upsert_unit(
     else:
         unit.name = name.strip()
         unit.aliases = json.dumps(alias_list, ensure_ascii=False)
+        unit.parent = parent or None
         unit.updated_at = now
     wanted = {_norm_addr(e) for e in emails if e and e.strip()}
     for ue in list(unit.emails):
@@ -144,7 +148,9 @@ def unit_register(session: Session) -> list[UnitRecord]:
     out: list[UnitRecord] = []
     for unit in session.scalars(select(Unit).order_by(Unit.code)):
         emails = tuple(sorted(e.email for e in unit.emails if e.confirmed))
-        out.append(UnitRecord(unit.code, unit.name, emails, tuple(unit.alias_list)))
+        out.append(
+            UnitRecord(unit.code, unit.name, emails, tuple(unit.alias_list), unit.parent)
+        )
     return out
 
 
