@@ -224,7 +224,7 @@ class Register:
         return self._by_code.get(code)
 
     def is_under(self, code: str, ancestor: str) -> bool:
-        """True when `ancestor` is above the unit `code` in the register (parent, grandparent...)."""
+        """True when `ancestor` is above the unit `code` in the register (at any level)."""
         seen: set[str] = set()
         unit = self._by_code.get(code)
         while unit is not None and unit.parent and unit.parent not in seen:
@@ -435,7 +435,9 @@ def read_units(data: bytes, filename: str) -> list[Unit]:
         aliases = tuple(a for a in (a.strip() for a in cell("aliases").split(";")) if a)
         parent = cell("parent") or None
         if parent == code:
-            raise UnitsFileError(f"Dòng {line}: đơn vị “{code}” không thể là cấp trên của chính nó.")
+            raise UnitsFileError(
+                f"Dòng {line}: đơn vị “{code}” không thể là cấp trên của chính nó."
+            )
         units.append(Unit(code, name, tuple(emails), aliases, parent))
     if header is None:
         if preamble:

@@ -148,9 +148,7 @@ def unit_register(session: Session) -> list[UnitRecord]:
     out: list[UnitRecord] = []
     for unit in session.scalars(select(Unit).order_by(Unit.code)):
         emails = tuple(sorted(e.email for e in unit.emails if e.confirmed))
-        out.append(
-            UnitRecord(unit.code, unit.name, emails, tuple(unit.alias_list), unit.parent)
-        )
+        out.append(UnitRecord(unit.code, unit.name, emails, tuple(unit.alias_list), unit.parent))
     return out
 
 

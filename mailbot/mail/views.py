@@ -200,7 +200,7 @@ class FormView:
 
     @property
     def recorded_line(self) -> str | None:
-        """"Biểu Mẫu số 02 được ghi nhận cho: X (do Y gửi)"."""
+        """ "Biểu Mẫu số 02 được ghi nhận cho: X (do Y gửi)"."""
         if not self.recorded_for:
             return None
         by = f" (do {self.sent_by} gửi)" if self.sent_by else ""
