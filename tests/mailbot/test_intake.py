@@ -41,6 +41,10 @@ def test_intake_corpus(path):
     assert [[s.form.form, s.valid, len(s.form.entries)] for s in outcome.submissions] == expected[
         "submissions"
     ]
+    if "recorded_for" in expected:
+        assert [[s.unit_code, s.attribution, s.awaiting] for s in outcome.submissions] == expected[
+            "recorded_for"
+        ]
     problems = {
         r.file: sorted(p.code for p in r.all_problems())
         for r in outcome.results
