@@ -21,6 +21,7 @@ from mailbot.mail.views import (
     PreviousView,
     ReceiptView,
     file_view,
+    model_label,
 )
 from mailbot.mail.walk import parse_mail
 from mailbot.units import Register, Unit
@@ -124,6 +125,11 @@ class Outcome:
     reply: Reply | None = None
     bounce: Bounce | None = None
 
+    @property
+    def needs_confirmation(self) -> bool:
+        """Staff must confirm something: an unknown sender, or a form sent for another unit."""
+        return self.awaiting_confirmation or any(s.awaiting for s in self.submissions)
+
 
 def _late(ctx: IntakeContext) -> bool:
     return ctx.received_at >= ctx.campaign.deadline
@@ -147,11 +153,6 @@ def _attribute(
     if register.is_under(named.code, sender.code):
         return named, "under"
     return named, "other"
-
-
-def model_label(name: str | None, model: str) -> str:
-    """One registered model as a receipt names it: "who – what"."""
-    return f"{name} – {model}" if name else model
 
 
 def _model_key(label: str) -> str:

@@ -18,9 +18,9 @@ from mailbot.intake import (
     Outcome,
     PriorVersion,
     Reply,
-    model_label,
     oversize_reply,
 )
+from mailbot.mail.views import model_label
 from mailbot.sources import IncomingRef, Source, SourceError
 from mailbot.store import RawStore
 from mailbot.transport import Sender
@@ -464,8 +464,7 @@ class Robot:
                     mail,
                     now,
                     unit_code=outcome.unit.code if outcome.unit else None,
-                    awaiting_confirmation=outcome.awaiting_confirmation
-                    or any(sub.awaiting for sub in outcome.submissions),
+                    awaiting_confirmation=outcome.needs_confirmation,
                 )
                 if outcome.action == "ignored":
                     log.info("mail id=%s needs no answer: %s", mail.id, outcome.reason)

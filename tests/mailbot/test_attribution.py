@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from mailbot.intake import Outcome, PriorVersion, model_label, process_mail
+from mailbot.intake import Outcome, PriorVersion, process_mail
+from mailbot.mail.views import model_label
 from mailbot.units import Register, Unit, UnitsFileError, read_units
 from tests.mailbot.intake_support import INTAKE, context, sample_register
 

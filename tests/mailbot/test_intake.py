@@ -37,7 +37,7 @@ def test_intake_corpus(path):
     outcome = process_mail(path.read_bytes(), context())
     assert outcome.action == expected["action"], outcome.reason
     assert (outcome.unit.code if outcome.unit else None) == expected["unit"]
-    assert outcome.awaiting_confirmation == expected["awaiting_confirmation"]
+    assert outcome.needs_confirmation == expected["awaiting_confirmation"]
     assert [[s.form.form, s.valid, len(s.form.entries)] for s in outcome.submissions] == expected[
         "submissions"
     ]
