@@ -487,7 +487,7 @@ class Robot:
         """
         if not outcome.submissions or outcome.unit is None:
             return outcome
-        keys = {(sub.unit_code, sub.form.form) for sub in outcome.submissions}
+        keys: set[tuple[str, str]] = {(sub.unit_code, sub.form.form) for sub in outcome.submissions}
         keys |= {(outcome.unit.code, f) for f in self.campaign.required_forms}
         fresh = _prior_versions(dbm.counting_versions(s, keys))
         if all(fresh.get(k) == ctx.versions_on_file.get(k) for k in keys):
