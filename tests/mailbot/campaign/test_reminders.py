@@ -54,7 +54,7 @@ def test_whole_campaign_reminders_and_digests(database) -> None:
     d7 = {unit_of(r) for r in rows if r.created_at == at(13, 8)}
     d3 = {unit_of(r) for r in rows if r.created_at == at(17, 8)}
     d1 = {unit_of(r) for r in rows if r.created_at == at(19, 8)}
-    assert len(d7) == by_point[at(13, 8)] == 38
+    assert len(d7) == by_point[at(13, 8)] == 44
     assert d3 == d7 - {"hoi-lhpn", "mttq"}  # ldld partial and hoi-ccb with errors: reminded
     assert d1 == d7 - {"hoi-lhpn", "mttq", "ldld", "hoi-ccb"}
     assert len(rows) == len({r.dedupe_key for r in rows})
