@@ -118,5 +118,5 @@ def test_complete_units_are_never_reminded(database) -> None:
     with database.session(write=False) as s:
         plans = plan_reminders(s, CAMPAIGN, at(13, 8), point=at(13, 8), config=CONFIG)
     codes = {p.unit_code for p in plans}
-    assert len(codes) == 35
+    assert len(codes) == 41
     assert not codes & {"mttq", "ldld", "quan-doan"}  # quan-doan waits for staff, not for us
