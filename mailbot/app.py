@@ -51,6 +51,7 @@ def import_units(database: dbm.Database, path: Path, source: str = "import") -> 
                 aliases=unit.aliases,
                 parent=unit.parent,
                 source=source,
+                forms=unit.forms,
             )
     return len(units)
 

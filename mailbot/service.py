@@ -74,6 +74,7 @@ def load_register(session: dbm.Session, district: str | None = "Thanh Xuân") ->
             name=r.name,
             emails=tuple(r.emails),
             aliases=tuple(r.aliases),
+            forms=tuple(r.forms),
             parent=r.parent,
         )
         for r in dbm.unit_register(session)
@@ -276,7 +277,7 @@ class Robot:
             register = load_register(s, self.config.district)
         # Which required forms each unit has a valid, confirmed version of: one query, not
         # one per unit and form (that made the context cost more than parsing the mail).
-        on_file = dbm.forms_on_file(s, self.campaign.required_forms)
+        on_file = dbm.forms_on_file(s, self.campaign.form_codes)
         versions = _prior_versions(dbm.counting_versions(s))
         out = self.config.outgoing
         return IntakeContext(
@@ -445,7 +446,7 @@ class Robot:
                         mail_id=mail.id,
                     )
             for result in outcome.results:
-                if not result.forms and outcome.unit is not None:
+                if not result.forms and outcome.unit is not None and result.has_errors:
                     dbm.add_event(
                         s,
                         "unreadable-file",
@@ -454,6 +455,15 @@ class Robot:
                         unit_code=outcome.unit.code,
                         detail=result.file,
                     )
+            if outcome.other_mail:
+                subject = f" – “{outcome.mail.subject[:80]}”" if outcome.mail.subject else ""
+                dbm.add_event(
+                    s,
+                    "other-mail",
+                    at=now,
+                    mail_id=mail.id,
+                    detail=f"{outcome.mail.from_addr or '(không rõ người gửi)'}{subject}",
+                )
             if outcome.reply is not None:
                 self._queue_reply(s, mail, outcome.reply)
             if outcome.action == "quarantined":
@@ -465,6 +475,8 @@ class Robot:
                     now,
                     unit_code=outcome.unit.code if outcome.unit else None,
                     awaiting_confirmation=outcome.needs_confirmation,
+                    for_staff=outcome.for_staff and outcome.unit is not None,
+                    excerpt=outcome.excerpt,
                 )
                 if outcome.action == "ignored":
                     log.info("mail id=%s needs no answer: %s", mail.id, outcome.reason)
@@ -488,7 +500,7 @@ class Robot:
         if not outcome.submissions or outcome.unit is None:
             return outcome
         keys: set[tuple[str, str]] = {(sub.unit_code, sub.form.form) for sub in outcome.submissions}
-        keys |= {(outcome.unit.code, f) for f in self.campaign.required_forms}
+        keys |= {(outcome.unit.code, f) for f in self.campaign.form_codes}
         fresh = _prior_versions(dbm.counting_versions(s, keys))
         if all(fresh.get(k) == ctx.versions_on_file.get(k) for k in keys):
             return outcome
