@@ -88,7 +88,8 @@ def test_digest_content_and_workbook(database) -> None:
         assert rows["hoi-ccb"][2] == "Có lỗi"
         assert rows["quan-doan"][2] == "Chờ xác nhận"
         assert rows["cb-bhxh"][3] == "Chưa nộp"
-        assert list(rows)[:3] == ["cb-bhxh", "cb-kdc-ha-dinh-2", "cb-kdc-khuong-dinh-3"]  # register order
+        # register order
+        assert list(rows)[:3] == ["cb-bhxh", "cb-kdc-ha-dinh-2", "cb-kdc-khuong-dinh-3"]
     finally:
         wb.close()
 
