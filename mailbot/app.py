@@ -20,7 +20,7 @@ from mailbot.service import Robot
 from mailbot.sources import Source, open_source
 from mailbot.store import RawStore
 from mailbot.transport import Sender, open_sender
-from mailbot.units import read_units
+from mailbot.units import check_parents, read_units
 from mailbot.workers import Decider
 from rules.campaign import Campaign, load_campaign, newest_campaign, parse_campaign
 
@@ -42,6 +42,7 @@ def import_units(database: dbm.Database, path: Path, source: str = "import") -> 
     """Upsert every unit of a CSV/XLSX register file; returns how many rows were read."""
     units = read_units(path.read_bytes(), path.name)
     with database.session() as s:
+        check_parents(units, (r.code for r in dbm.unit_register(s)))
         for unit in units:
             dbm.upsert_unit(
                 s,
@@ -49,6 +50,7 @@ def import_units(database: dbm.Database, path: Path, source: str = "import") -> 
                 name=unit.name,
                 emails=unit.emails,
                 aliases=unit.aliases,
+                parent=unit.parent,
                 source=source,
                 forms=unit.forms,
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.policy
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -26,7 +27,15 @@ from mailbot.mail.bounce import Bounce, parse_bounce
 from mailbot.mail.compose import compose
 from mailbot.mail.headers import decode_header_text, sanitize_filename
 from mailbot.mail.message import ParsedMail
-from mailbot.mail.views import FileView, NoticeView, ReceiptView, file_view
+from mailbot.mail.views import (
+    FileView,
+    FormView,
+    NoticeView,
+    PreviousView,
+    ReceiptView,
+    file_view,
+    model_label,
+)
 from mailbot.mail.walk import parse_mail
 from mailbot.units import Register, Unit
 from outbox_templates import render
@@ -42,6 +51,17 @@ from rules.campaign import Campaign
 Action = Literal["accepted", "quarantined", "ignored", "bounce"]
 # The reason of a mail that replied to one of ours with no form: staff answer it by hand.
 REPLY_TO_OUR_MAIL = "reply-to-our-mail"
+
+
+Attribution = Literal["own", "under", "other", "no-name", "unknown-name", "unconfirmed-sender"]
+
+
+@dataclass(frozen=True)
+class PriorVersion:
+    """The accepted (valid, confirmed) version of one unit's form already on file."""
+
+    received_at: datetime
+    models: tuple[str, ...]  # "name – model" per entry, in form order
 
 
 @dataclass(frozen=True)
@@ -71,6 +91,8 @@ class IntakeContext:
     max_attachment_bytes: int = 20 * 1024 * 1024
     # Forms each unit already has a valid latest version of (unit code -> {"M1", ...}).
     forms_on_file: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # The version that counts now for each (unit code, form), to say what a new one replaces.
+    versions_on_file: Mapping[tuple[str, str], PriorVersion] = field(default_factory=dict)
     # Set when staff assigned this mail to a unit: their word replaces the sender checks.
     assigned_unit: str | None = None
     tools: Tools = field(default_factory=Tools)
@@ -78,13 +100,22 @@ class IntakeContext:
 
 @dataclass(frozen=True)
 class Submission:
-    """One form found in the mail, ready to be stored against a unit."""
+    """One form found in the mail, ready to be stored against the unit it is recorded for."""
 
     unit_code: str
     form: Form
     file_name: str
     valid: bool
     late: bool
+    sent_by: str | None = None  # the registered unit whose address sent it
+    attribution: Attribution = "own"
+    awaiting: bool = False  # counts only once staff confirm it; never replaces on its own
+    previous: PriorVersion | None = None  # what was on file for this unit and form
+
+    @property
+    def replaces(self) -> PriorVersion | None:
+        """The version this one replaces (it is valid and counts at once), else None."""
+        return self.previous if self.valid and not self.awaiting else None
 
 
 @dataclass(frozen=True)
@@ -120,6 +151,11 @@ class Outcome:
     for_staff: bool = False
     excerpt: str | None = None
 
+    @property
+    def needs_confirmation(self) -> bool:
+        """Staff must confirm something: an unknown sender, or a form sent for another unit."""
+        return self.awaiting_confirmation or any(s.awaiting for s in self.submissions)
+
 
 def _late(ctx: IntakeContext) -> bool:
     return ctx.received_at >= ctx.campaign.deadline
@@ -131,6 +167,36 @@ def _vouched(mail: ParsedMail, ctx: IntakeContext, address: str | None = None) -
     if not ctx.trusted_authserv_id:
         return True
     return sender_authenticated(mail, ctx.trusted_authserv_id, address)
+
+
+def _attribute(
+    form: Form, sender: Unit | None, mail_unit: Unit, register: Register
+) -> tuple[Unit, Attribution]:
+    """The unit a form is recorded for: the one it names when the register knows it.
+
+    `sender` is the registered unit whose address sent the mail (or that staff assigned it
+    to), None when the address is unknown (then `mail_unit` was found by a name on a form).
+    """
+    named = register.by_name(form.unit) if form.unit else None
+    if sender is None:
+        return named or mail_unit, "unconfirmed-sender"
+    if named is None:
+        return sender, "unknown-name" if form.unit else "no-name"
+    if named.code == sender.code:
+        return sender, "own"
+    if register.is_under(named.code, sender.code):
+        return named, "under"
+    return named, "other"
+
+
+def _model_key(label: str) -> str:
+    return " ".join(unicodedata.normalize("NFC", label).casefold().split())
+
+
+def dropped_models(previous: PriorVersion, form: Form) -> tuple[str, ...]:
+    """The models of the earlier version that the new form no longer lists."""
+    kept = {_model_key(model_label(e.name, e.model)) for e in form.entries}
+    return tuple(m for m in previous.models if _model_key(m) not in kept)
 
 
 def _identify(
@@ -319,20 +385,45 @@ def _decide(mail: ParsedMail, ctx: IntakeContext, read: list[ParseResult] | None
             excerpt=excerpt(mail.body_text),
         )
 
+    sender = None if awaiting else unit
+    versions = dict(ctx.versions_on_file)
     submissions: list[Submission] = []
+    files: list[FileView] = []
     for result in results:
-        for form in result.forms:
+        fv = file_view(result)
+        form_views: list[FormView] = []
+        for form, form_v in zip(result.forms, fv.forms, strict=True):
             valid = not any(p.severity == "error" for p in form.problems)
-            submissions.append(Submission(unit.code, form, result.file, valid, late))
+            target, attribution = _attribute(form, sender, unit, ctx.register)
+            sub = Submission(
+                target.code,
+                form,
+                result.file,
+                valid,
+                late,
+                sent_by=sender.code if sender else None,
+                attribution=attribution,
+                awaiting=awaiting or attribution == "other",
+                previous=versions.get((target.code, form.form)),
+            )
+            if sub.valid and not sub.awaiting:
+                # A second copy of the same form in this mail replaces the first one.
+                versions[(target.code, form.form)] = PriorVersion(
+                    ctx.received_at, tuple(model_label(e.name, e.model) for e in form.entries)
+                )
+            submissions.append(sub)
+            form_views.append(_with_attribution(form_v, sub, target, sender, ctx))
+        files.append(replace(fv, forms=tuple(form_views)))
 
     on_file = set(ctx.forms_on_file.get(unit.code, frozenset()))
-    on_file |= {s.form.form for s in submissions if s.valid}
+    on_file |= {
+        s.form.form for s in submissions if s.valid and not s.awaiting and s.unit_code == unit.code
+    }
     owed = ctx.campaign.forms_owed(unit.forms)
     missing = tuple(FORM_NAMES.get(f, f) for f in owed if f not in on_file)
     # No form at all in the mail (a cover letter, photos, a file that is not a form): a
     # person reads it, whatever it asks.
     for_staff = not submissions
-    files: list[FileView] = [file_view(r) for r in results]
     files.extend(file_view(p.as_result()) for p in mail.problems)
     view = ReceiptView(
         recipient_name=mail.from_name or None,
@@ -413,6 +504,30 @@ def too_complex_outcome(raw: bytes, ctx: IntakeContext) -> Outcome:
     if outcome.action == "accepted":
         outcome = replace(outcome, reason=TOO_COMPLEX)
     return outcome
+
+
+def _with_attribution(
+    view: FormView, sub: Submission, target: Unit, sender: Unit | None, ctx: IntakeContext
+) -> FormView:
+    """The receipt's form view, saying whom it is recorded for and what it replaced."""
+    previous = None
+    if sub.previous is not None:
+        replaced = sub.replaces is not None
+        previous = PreviousView(
+            received_at=sub.previous.received_at.astimezone(ctx.campaign.tz),
+            entries=len(sub.previous.models),
+            replaced=replaced,
+            dropped_models=dropped_models(sub.previous, sub.form) if replaced else (),
+        )
+    return replace(
+        view,
+        recorded_for=target.name,
+        sent_by=sender.name if sender is not None and sender.code != target.code else None,
+        attribution=sub.attribution,
+        awaiting=sub.awaiting,
+        supersedes_previous=previous is not None and previous.replaced,
+        previous=previous,
+    )
 
 
 def oversize_reply(headers: bytes, ctx: IntakeContext) -> Reply | None:

@@ -88,7 +88,11 @@ def pending(session: Session) -> Pending:
         quarantined=dbm.mails_with_status(session, "quarantined"),
         awaiting=awaiting,
         forms={
-            m.id: [sub.form for sub in dbm.submissions_for_mail(session, m.id)] for m in awaiting
+            m.id: [
+                sub.form if sub.unit_code == m.unit_code else f"{sub.form} của {sub.unit_code}"
+                for sub in dbm.submissions_for_mail(session, m.id)
+            ]
+            for m in awaiting
         },
         unit_names={u.code: u.name for u in dbm.unit_register(session)},
         to_read=dbm.mails_for_staff(session),
@@ -122,6 +126,20 @@ def confirm(
         raise ReviewError("cần --mail ID, hoặc --email ADDR cùng --unit CODE")
     if mail_id is not None:
         mail = _mail(session, mail_id)
+        if not email and not unit_code and mail.unit_code and _sent_for_others(session, mail):
+            # A registered unit sent forms naming other units: staff vouch for those forms,
+            # the sender's address stays its own.
+            subs = dbm.confirm_mail_forms(session, mail)
+            dbm.add_event(
+                session,
+                "forms-confirmed",
+                at=now,
+                mail_id=mail.id,
+                unit_code=mail.unit_code,
+                detail=", ".join(f"{s.form} {s.unit_code}" for s in subs),
+            )
+            sender = _unit(session, mail.unit_code)
+            return Confirmed((mail.from_addr or "").lower(), sender.code, sender.name, len(subs))
         addr = email or mail.from_addr
         code = unit_code or mail.unit_code
         if not addr:
@@ -137,6 +155,14 @@ def confirm(
     unit = _unit(session, code)
     count = dbm.confirm_sender(session, addr, unit.code, now)
     return Confirmed(addr.strip().lower(), unit.code, unit.name, count)
+
+
+def _sent_for_others(session: Session, mail: dbm.Mail) -> bool:
+    """The mail came from a registered unit and holds forms of other units awaiting staff."""
+    return any(
+        sub.awaiting_confirmation and sub.sent_by is not None
+        for sub in dbm.submissions_for_mail(session, mail.id)
+    )
 
 
 def assign(session: Session, mail_id: int, unit_code: str, now: datetime) -> Assigned:

@@ -17,7 +17,14 @@ from mailbot import intake, outbox
 from mailbot.claims import releasable
 from mailbot.clock import Clock, utc_now
 from mailbot.config import Config
-from mailbot.intake import IntakeContext, Outcome, Reply, oversize_reply
+from mailbot.intake import (
+    IntakeContext,
+    Outcome,
+    PriorVersion,
+    Reply,
+    oversize_reply,
+)
+from mailbot.mail.views import model_label
 from mailbot.sources import IncomingRef, Source, SourceError
 from mailbot.store import RawStore
 from mailbot.transport import Sender
@@ -75,10 +82,21 @@ def load_register(session: dbm.Session, district: str | None = "Thanh Xuân") ->
             emails=tuple(r.emails),
             aliases=tuple(r.aliases),
             forms=tuple(r.forms),
+            parent=r.parent,
         )
         for r in dbm.unit_register(session)
     ]
     return Register(units, district=district)
+
+
+def _prior_versions(
+    rows: dict[tuple[str, str], tuple[datetime, list[tuple[str | None, str]]]],
+) -> dict[tuple[str, str], PriorVersion]:
+    """The counting versions as the pure intake takes them."""
+    return {
+        key: PriorVersion(at, tuple(model_label(name, model) for name, model in models))
+        for key, (at, models) in rows.items()
+    }
 
 
 class Robot:
@@ -274,6 +292,7 @@ class Robot:
         # Which required forms each unit has a valid, confirmed version of: one query, not
         # one per unit and form (that made the context cost more than parsing the mail).
         on_file = dbm.forms_on_file(s, self.campaign.form_codes)
+        versions = _prior_versions(dbm.counting_versions(s))
         out = self.config.outgoing
         return IntakeContext(
             campaign=self.campaign,
@@ -286,6 +305,7 @@ class Robot:
             trusted_authserv_id=self.config.security.trusted_authserv_id,
             max_attachment_bytes=self.config.security.max_attachment_bytes,
             forms_on_file=on_file,
+            versions_on_file=versions,
             tools=self.tools,
         )
 
@@ -390,7 +410,7 @@ class Robot:
                     outcome = intake.too_complex_outcome(*by_id[mail_id])
                 if isinstance(outcome, BaseException):
                     raise outcome
-                self._apply(mail_id, outcome)
+                self._apply(mail_id, outcome, by_id.get(mail_id))
                 done += 1
             except Exception as exc:  # noqa: BLE001 - one bad mail must not stop the queue
                 failed += 1
@@ -427,13 +447,17 @@ class Robot:
                     self.config.processing.retry_base_seconds,
                 )
 
-    def _apply(self, mail_id: int, outcome: Outcome) -> None:
+    def _apply(
+        self, mail_id: int, outcome: Outcome, job: tuple[bytes, IntakeContext] | None = None
+    ) -> None:
         """Record the outcome and queue its reply in one transaction."""
         now = self.clock()
         with self.db.session() as s:
             mail = dbm.get_mail(s, mail_id)
             if mail is None or not dbm.holds_claim(mail, self.claimant.token):
                 return  # our claim was taken back (we were thought dead): someone else decides
+            if job is not None:
+                outcome = self._redecide_if_stale(s, outcome, *job)
             dbm.note_headers(
                 s, mail, message_id=outcome.mail.message_id, from_addr=outcome.mail.from_addr
             )
@@ -474,8 +498,10 @@ class Robot:
                     file_sha256=mail.sha256,
                     received_at=mail.received_at,
                     late=sub.late,
-                    awaiting_confirmation=outcome.awaiting_confirmation,
+                    awaiting_confirmation=sub.awaiting,
+                    sent_by=sub.sent_by,
                 )
+
             if outcome.awaiting_confirmation and outcome.unit and outcome.mail.from_addr:
                 dbm.add_unit_email(
                     s,
@@ -534,7 +560,7 @@ class Robot:
                     mail,
                     now,
                     unit_code=outcome.unit.code if outcome.unit else None,
-                    awaiting_confirmation=outcome.awaiting_confirmation,
+                    awaiting_confirmation=outcome.needs_confirmation,
                     for_staff=outcome.for_staff and outcome.unit is not None,
                     excerpt=outcome.excerpt,
                 )
@@ -548,6 +574,33 @@ class Robot:
                 len(outcome.submissions),
                 outcome.reply.kind if outcome.reply else None,
             )
+
+    def _redecide_if_stale(
+        self, s: dbm.Session, outcome: Outcome, raw: bytes, ctx: IntakeContext
+    ) -> Outcome:
+        """Decide again when a mail of the same batch changed a version this one relies on.
+
+        A batch is decided against one context; when two mails of it carry the same unit's
+        form, the second receipt must say it replaces the first (rare: a re-run, not a rule).
+        """
+        if not outcome.submissions or outcome.unit is None:
+            return outcome
+        keys: set[tuple[str, str]] = {(sub.unit_code, sub.form.form) for sub in outcome.submissions}
+        keys |= {(outcome.unit.code, f) for f in self.campaign.form_codes}
+        fresh = _prior_versions(dbm.counting_versions(s, keys))
+        if all(fresh.get(k) == ctx.versions_on_file.get(k) for k in keys):
+            return outcome
+        versions = {k: v for k, v in ctx.versions_on_file.items() if k not in keys} | fresh
+        on_file = dict(ctx.forms_on_file)
+        for unit_code in {u for u, _ in keys}:
+            held = {f for (u, f) in fresh if u == unit_code}
+            known = {f for (u, f) in keys if u == unit_code}
+            on_file[unit_code] = frozenset(
+                (set(on_file.get(unit_code, frozenset())) - known) | held
+            )
+        return intake.process_mail(
+            raw, replace(ctx, versions_on_file=versions, forms_on_file=on_file)
+        )
 
     def _queue_reply(self, s: dbm.Session, mail: dbm.Mail, reply: Reply) -> None:
         """Queue an automatic answer unless this address already had its hourly share."""

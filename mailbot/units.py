@@ -14,7 +14,15 @@ from types import MappingProxyType
 
 from parsers.vntext import fold_accents
 
-__all__ = ["Register", "Unit", "UnitsFileError", "name_key", "parse_forms", "read_units"]
+__all__ = [
+    "Register",
+    "Unit",
+    "UnitsFileError",
+    "check_parents",
+    "name_key",
+    "parse_forms",
+    "read_units",
+]
 
 
 @dataclass(frozen=True)
@@ -27,6 +35,9 @@ class Unit:
     aliases: tuple[str, ...] = ()
     # The forms this unit must send ("M1", "M2"); empty: what the campaign requires.
     forms: tuple[str, ...] = ()
+    # The code of the unit directly above it (a ward party committee above its school and
+    # residential party cells): forms of this unit sent from the parent's address are trusted.
+    parent: str | None = None
 
 
 class UnitsFileError(ValueError):
@@ -222,6 +233,17 @@ class Register:
     def by_code(self, code: str) -> Unit | None:
         return self._by_code.get(code)
 
+    def is_under(self, code: str, ancestor: str) -> bool:
+        """True when `ancestor` is above the unit `code` in the register (at any level)."""
+        seen: set[str] = set()
+        unit = self._by_code.get(code)
+        while unit is not None and unit.parent and unit.parent not in seen:
+            if unit.parent == ancestor:
+                return True
+            seen.add(unit.parent)
+            unit = self._by_code.get(unit.parent)
+        return False
+
     def by_email(self, addr: str) -> Unit | None:
         """The unit that owns this address (case-insensitive), or None."""
         _, parsed = parseaddr(addr or "")
@@ -285,6 +307,11 @@ _COLUMNS = {
     "aliases": "aliases",
     "alias": "aliases",
     "tên khác": "aliases",
+    "parent": "parent",
+    "cấp trên": "parent",
+    "đơn vị cấp trên": "parent",
+    "mã đơn vị cấp trên": "parent",
+    "trực thuộc": "parent",
     "forms": "forms",
     "biểu mẫu": "forms",
     "mẫu phải nộp": "forms",
@@ -443,7 +470,12 @@ def read_units(data: bytes, filename: str) -> list[Unit]:
                 f"Dòng {line}: cột forms “{cell('forms')}” không hợp lệ; ghi M1, M2 hoặc "
                 "M1;M2 (để trống: đơn vị gửi các biểu mẫu theo đợt thi đua)."
             )
-        units.append(Unit(code, name, tuple(emails), aliases, forms))
+        parent = cell("parent") or None
+        if parent == code:
+            raise UnitsFileError(
+                f"Dòng {line}: đơn vị “{code}” không thể là cấp trên của chính nó."
+            )
+        units.append(Unit(code, name, tuple(emails), aliases, forms, parent))
     if header is None:
         if preamble:
             raise UnitsFileError(
@@ -451,4 +483,34 @@ def read_units(data: bytes, filename: str) -> list[Unit]:
                 "emails, aliases."
             )
         raise UnitsFileError("Tệp danh sách đơn vị trống (không có dòng tiêu đề).")
+    _check_parents(units, codes, None)
     return units
+
+
+def _check_parents(
+    units: list[Unit], lines: Mapping[str, int], known: Iterable[str] | None
+) -> None:
+    """No unit is its own ancestor; with `known`, every parent names a unit of the file or it."""
+    codes = None if known is None else set(lines) | set(known)
+    parents = {u.code: u.parent for u in units if u.parent}
+    for unit in units:
+        if codes is not None and unit.parent and unit.parent not in codes:
+            raise UnitsFileError(
+                f"Dòng {lines.get(unit.code, '?')}: mã đơn vị cấp trên “{unit.parent}” "
+                "không có trong danh sách đơn vị."
+            )
+        seen = {unit.code}
+        up = parents.get(unit.code)
+        while up:
+            if up in seen:
+                raise UnitsFileError(
+                    f"Dòng {lines.get(unit.code, '?')}: quan hệ cấp trên của đơn vị “{unit.code}” "
+                    "bị vòng lặp."
+                )
+            seen.add(up)
+            up = parents.get(up)
+
+
+def check_parents(units: list[Unit], known: Iterable[str]) -> None:
+    """Refuse a register whose parents name units neither in it nor already `known`."""
+    _check_parents(units, {u.code: i for i, u in enumerate(units, 2)}, known)

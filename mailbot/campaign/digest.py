@@ -31,14 +31,17 @@ from mailbot.campaign.views import (
     AttentionView,
     DigestCounts,
     DigestView,
+    ReplacementView,
     ToReadView,
     percent,
 )
 from mailbot.config import Config
 from mailbot.mail.compose import compose, new_message_id
+from mailbot.mail.views import model_label
 from outbox_templates import render
 from outbox_templates.labels import FIELD_LABELS
 from parsers.model import FIELDS
+from rules.base import FORM_NAMES
 from rules.campaign import Campaign
 
 log = logging.getLogger(__name__)
@@ -88,15 +91,18 @@ def _arrivals(
     campaign: Campaign,
     names: dict[str, str],
 ) -> tuple[ArrivalView, ...]:
-    by_mail: dict[int, list[dbm.Submission]] = defaultdict(list)
+    # One line per mail and unit: a ward's mail may carry the forms of units under it.
+    by_mail: dict[tuple[int, str], list[dbm.Submission]] = defaultdict(list)
     for sub in dbm.submissions_received(session, since, now):
-        by_mail[sub.mail_id].append(sub)
+        by_mail[(sub.mail_id, sub.unit_code)].append(sub)
     out = []
     for subs in by_mail.values():
         first = subs[0]
         unit = names.get(first.unit_code, first.unit_code)
+        if first.sent_by and first.sent_by != first.unit_code:
+            unit += f" (do {names.get(first.sent_by, first.sent_by)} gửi)"
         if any(s.awaiting_confirmation for s in subs):
-            unit += " (chờ xác nhận người gửi)"
+            unit += " (chờ xác nhận)"
         out.append(
             ArrivalView(
                 time=local(first.received_at, campaign),
@@ -108,6 +114,39 @@ def _arrivals(
             )
         )
     return tuple(out)
+
+
+def _replacements(
+    session: Session,
+    since: datetime | None,
+    now: datetime,
+    campaign: Campaign,
+    names: dict[str, str],
+) -> tuple[ReplacementView, ...]:
+    """Versions received since the last digest that replaced the version counted before."""
+    out = []
+    for new, old in dbm.replacements(session, since, now):
+        kept = {_model_key(e.name, e.model) for e in new.entries}
+        out.append(
+            ReplacementView(
+                time=local(new.received_at, campaign),
+                unit=names.get(new.unit_code, new.unit_code),
+                form=FORM_NAMES.get(new.form, new.form),
+                previous_time=local(old.received_at, campaign),
+                previous_entries=old.entries_count,
+                entries=new.entries_count,
+                dropped=tuple(
+                    model_label(e.name, e.model)
+                    for e in old.entries
+                    if _model_key(e.name, e.model) not in kept
+                ),
+            )
+        )
+    return tuple(out)
+
+
+def _model_key(name: str | None, model: str) -> str:
+    return " ".join(model_label(name, model).casefold().split())
 
 
 def _event_detail(ev: dbm.Event, names: dict[str, str]) -> tuple[str, str] | None:
@@ -277,6 +316,7 @@ def build_digest(
     total = len(states)
     after = now >= campaign.deadline
     arrivals = _arrivals(session, since, now, campaign, names)
+    replaced = _replacements(session, since, now, campaign, names)
     attention = needs_attention(session, since, now, campaign, names)
     to_read = mails_to_read(session, now, campaign, names)
     overdue = tuple(f"{u.name} – {u.label}" for u in states if not u.complete) if after else ()
@@ -308,6 +348,7 @@ def build_digest(
         percent_complete=percent(counts["complete"], total),
         counts_by_level_and_field=_counts_by_level_and_field(session, states),
         arrivals=arrivals,
+        replacements=replaced,
         needs_attention=attention,
         overdue_units=overdue,
         after_deadline=after,

@@ -277,3 +277,72 @@ def status_json(campaign: Campaign, states: list[UnitState]) -> dict[str, Any]:
 def json_dumps(data: Any) -> str:
     """JSON for people and scripts: UTF-8 text, not \\u escapes."""
     return json.dumps(data, ensure_ascii=False, indent=2)
+
+
+# --------------------------------------------------------------------------- one unit's versions
+
+VERSION_LABELS: Final = {
+    "counting": "đang được tính",
+    "superseded": "đã được thay thế",
+    "awaiting": "chờ xác nhận",
+    "invalid": "có lỗi, không được tính",
+    "valid": "hợp lệ (không phải bản mới nhất)",
+}
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    """One recorded version of a unit's form, as `mailbot status --unit` shows it."""
+
+    submission_id: int
+    mail_id: int
+    form: str
+    received_at: datetime
+    sender_address: str | None
+    sender_unit: str | None  # name of the registered unit that sent it
+    entries: int
+    errors: int
+    state: str  # a key of VERSION_LABELS
+    late: bool
+    file_name: str
+
+    @property
+    def label(self) -> str:
+        return VERSION_LABELS.get(self.state, self.state)
+
+
+def unit_history(session: Session, code: str) -> list[VersionRow]:
+    """Every version recorded for one unit, per form oldest first, with what became of it."""
+    names = {u.code: u.name for u in dbm.unit_register(session)}
+    rows = dbm.unit_versions(session, code)
+    counting = {
+        form: sub.id
+        for form in {s.form for s, _ in rows}
+        if (sub := dbm.latest_valid_submission(session, code, form)) is not None
+    }
+    out: list[VersionRow] = []
+    for sub, addr in rows:
+        if sub.awaiting_confirmation:
+            state = "awaiting"
+        elif sub.status == "invalid":
+            state = "invalid"
+        elif counting.get(sub.form) == sub.id:
+            state = "counting"
+        else:
+            state = sub.status
+        out.append(
+            VersionRow(
+                submission_id=sub.id,
+                mail_id=sub.mail_id,
+                form=sub.form,
+                received_at=sub.received_at,
+                sender_address=addr,
+                sender_unit=names.get(sub.sent_by or "") if sub.sent_by else None,
+                entries=sub.entries_count,
+                errors=sub.errors_count,
+                state=state,
+                late=bool(sub.late),
+                file_name=sub.file_name,
+            )
+        )
+    return out

@@ -53,6 +53,31 @@ class ArrivalView:
 
 
 @dataclass(frozen=True)
+class ReplacementView:
+    """A new version of a unit's form that replaced the one counted before."""
+
+    time: datetime
+    unit: str
+    form: str
+    previous_time: datetime
+    previous_entries: int
+    entries: int
+    dropped: tuple[str, ...] = ()  # models of the earlier version not in the new one
+
+    @property
+    def text(self) -> str:
+        """One line for the digest."""
+        line = (
+            f"{self.unit} – {self.form}: bản nhận lúc {self.time:%H:%M ngày %d/%m/%Y} "
+            f"({self.entries} mô hình) thay thế bản nhận lúc "
+            f"{self.previous_time:%H:%M ngày %d/%m/%Y} ({self.previous_entries} mô hình)"
+        )
+        if self.dropped:
+            line += "; bỏ: " + "; ".join(self.dropped)
+        return line
+
+
+@dataclass(frozen=True)
 class AttentionView:
     """Something that needs a person: quarantined mail, unknown sender, bounce, unreadable file."""
 
@@ -99,6 +124,7 @@ class DigestView:
     office_name: str = DEFAULT_OFFICE
     deadline_words: str = ""
     to_read: tuple[ToReadView, ...] = ()
+    replacements: tuple[ReplacementView, ...] = ()
 
     @property
     def bar_done(self) -> int:

@@ -65,6 +65,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = sub.add_parser("status", help="tình hình gửi biểu mẫu của từng đơn vị")
     p.add_argument("--json", action="store_true", help="in JSON theo hợp đồng")
+    p.add_argument(
+        "--unit",
+        metavar="MÃ",
+        help="chỉ một đơn vị, với mọi bản đã nhận của từng biểu mẫu (giờ nhận, người gửi, "
+        "số mô hình, bản nào đang được tính)",
+    )
     p.set_defaults(func=_later("status"))
 
     p = sub.add_parser("export", help="xuất bảng tổng hợp (xlsx, hoặc docx)")

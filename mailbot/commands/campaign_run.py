@@ -26,9 +26,12 @@ from mailbot.campaign.status import (
     STATE_LABELS,
     STATES,
     FormState,
+    UnitState,
+    VersionRow,
     count_states,
     json_dumps,
     status_json,
+    unit_history,
     unit_states,
 )
 from mailbot.campaign.views import percent
@@ -36,6 +39,7 @@ from mailbot.clock import utc_now
 from mailbot.config import Config
 from mailbot.scheduler import send_queued
 from outbox_templates import render
+from rules.base import FORM_NAMES
 from rules.campaign import (
     Campaign,
     load_campaign,
@@ -237,17 +241,47 @@ def _form_cell(f: FormState | None, campaign: Campaign, owed: bool = True) -> st
     return text + (", muộn" if f.late else "")
 
 
+def _print_history(unit: UnitState, rows: list[VersionRow], campaign: Campaign) -> None:
+    """One unit's versions per form: when, from whom, how many models, what became of it."""
+    print(f"{unit.name} ({unit.code}) – {unit.label}")
+    for spec in campaign.forms:
+        versions = [r for r in rows if r.form == spec.code]
+        print(f"\n{FORM_NAMES.get(spec.code, spec.code)}: {len(versions)} bản đã nhận")
+        if not versions:
+            print("  (chưa gửi)")
+        for r in versions:
+            sender = r.sender_address or "(không rõ)"
+            if r.sender_unit and r.sender_unit != unit.name:
+                sender += f" – do {r.sender_unit} gửi"
+            errors = f", {r.errors} lỗi" if r.errors else ""
+            late = ", nộp muộn" if r.late else ""
+            print(
+                f"  #{r.submission_id} (thư #{r.mail_id})  {_when(r.received_at, campaign)}  "
+                f"{sender}  {r.entries} mô hình{errors}{late}  – {r.label}"
+            )
+            print(f"      tệp: {r.file_name}")
+
+
 def _fit(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def status(args: argparse.Namespace, config: Config) -> int:
     def body() -> int:
+        code = getattr(args, "unit", None)
         with _app(config, exclusive=False) as app, app.database.session(write=False) as s:
             campaign = app.campaign
             states = unit_states(s, campaign, utc_now())
+            history = unit_history(s, code) if code else []
+        if code:
+            states = [u for u in states if u.code == code]
+            if not states:
+                raise UsageError(f"không có đơn vị mã {code!r} (xem mailbot units list)")
         if args.json:
             print(json_dumps(status_json(campaign, states)))
+            return 0
+        if code:
+            _print_history(states[0], history, campaign)
             return 0
         forms = [f.code for f in campaign.forms]
         print(f"{campaign.name} – hạn nộp {campaign.deadline_text}, {campaign.deadline_words}")

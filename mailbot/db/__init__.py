@@ -35,6 +35,7 @@ from mailbot.db.mails import (
     claim_mails,
     clear_mail_results,
     confirm_awaiting,
+    confirm_mail_forms,
     due_mails,
     file_results_for_mail,
     find_mails_by_message_id,
@@ -110,17 +111,20 @@ from mailbot.db.submissions import (
     add_submission,
     all_submissions,
     confirm_submission,
+    counting_versions,
     entry_fields,
     forms_on_file,
     get_submission,
     latest_submission,
     latest_valid_submission,
     mails_awaiting_confirmation,
+    replacements,
     resolve_supersede,
     submission_versions,
     submissions_for_mail,
     submissions_received,
     submissions_since,
+    unit_versions,
 )
 from mailbot.db.units import (
     UnitRecord,
@@ -134,6 +138,7 @@ from mailbot.db.units import (
 )
 
 __all__ = [
+    "confirm_mail_forms",
     "Base",
     "Bounce",
     "DB_FILE_NAME",
@@ -240,6 +245,9 @@ __all__ = [
     "schema_revisions",
     "set_mailbox_state",
     "submission_versions",
+    "counting_versions",
+    "replacements",
+    "unit_versions",
     "submissions_for_mail",
     "submissions_received",
     "submissions_since",

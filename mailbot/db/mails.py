@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from mailbot.db.common import _cap, _norm_addr, backoff_delay, normalize_message_id
 from mailbot.db.jobs import add_event
 from mailbot.db.models import Event, FileResult, Mail, MailboxState, Submission, utcnow
-from mailbot.db.submissions import resolve_supersede
+from mailbot.db.submissions import confirm_submission, resolve_supersede
 from parsers.model import Problem
 
 
@@ -543,3 +543,21 @@ def file_results_for_mail(session: Session, mail_id: int) -> list[FileResult]:
             select(FileResult).where(FileResult.mail_id == mail_id).order_by(FileResult.id)
         )
     )
+
+
+def confirm_mail_forms(session: Session, mail: Mail) -> list[Submission]:
+    """Staff confirmed the forms a registered unit sent for other units: they now count."""
+    subs = list(
+        session.scalars(
+            select(Submission).where(
+                Submission.mail_id == mail.id,
+                Submission.awaiting_confirmation.is_(True),
+                Submission.sent_by.is_not(None),
+            )
+        )
+    )
+    for sub in subs:
+        confirm_submission(session, sub)
+    mail.awaiting_confirmation = False
+    session.flush()
+    return subs

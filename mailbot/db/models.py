@@ -114,6 +114,8 @@ class Unit(Base):
     aliases: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of strings
     # The forms the unit must send, "M1;M2" or "M2"; None: what the campaign requires.
     forms: Mapped[str | None] = mapped_column(Text)
+    # The unit directly above (by code): its address may send this unit's forms.
+    parent: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -223,6 +225,9 @@ class Submission(Base):
     awaiting_confirmation: Mapped[bool] = mapped_column(default=False)
     result_json: Mapped[str] = mapped_column(Text)
     unit_name_on_form: Mapped[str | None] = mapped_column(Text)
+    # The registered unit whose address sent the mail (None: an unknown sender); the form is
+    # recorded for the unit it names, which may be another one.
+    sent_by: Mapped[str | None] = mapped_column(Text)
 
     entries: Mapped[list[SubmissionEntry]] = relationship(
         back_populates="submission",

@@ -76,13 +76,15 @@ def add_submission(
     late: bool = False,
     awaiting_confirmation: bool = False,
     extra_problems: Iterable[Problem] = (),
+    sent_by: str | None = None,
 ) -> Submission:
     """Record one form with its entries; valid when it has no error.
 
     A valid, confirmed form supersedes the earlier valid ones of the same unit and form type
     (earlier by reception time, so reprocessing an old mail never demotes a newer form).
     A form awaiting staff confirmation supersedes nothing until it is confirmed.
-    `extra_problems` are file-level problems that also judge the form.
+    `extra_problems` are file-level problems that also judge the form; `sent_by` is the
+    registered unit whose address sent it (None when the sender is not registered).
     """
     if form.form not in FORM_TYPES:
         raise ValueError(f"unknown form type {form.form!r}")
@@ -107,6 +109,7 @@ def add_submission(
             {**form.to_json(), "declared_empty": form.declared_empty}, ensure_ascii=False
         ),
         unit_name_on_form=form.unit,
+        sent_by=sent_by,
     )
     session.add(sub)
     session.flush()
@@ -265,3 +268,73 @@ def forms_on_file(session: Session, forms: Iterable[str]) -> dict[str, frozenset
     for unit_code, form in rows:
         on_file.setdefault(unit_code, set()).add(form)
     return {code: frozenset(found) for code, found in on_file.items()}
+
+
+def counting_versions(
+    session: Session, keys: Iterable[tuple[str, str]] | None = None
+) -> dict[tuple[str, str], tuple[datetime, list[tuple[str | None, str]]]]:
+    """The version that counts per (unit, form): its reception time and (name, model) rows.
+
+    All units when `keys` is None, else only those (unit code, form) pairs.
+    """
+    query = select(Submission.id, Submission.unit_code, Submission.form, Submission.received_at)
+    query = query.where(
+        Submission.status == "valid", Submission.awaiting_confirmation.is_(False)
+    ).order_by(Submission.received_at.desc(), Submission.id.desc())
+    wanted = None if keys is None else set(keys)
+    if wanted is not None:
+        if not wanted:
+            return {}
+        query = query.where(Submission.unit_code.in_({u for u, _ in wanted}))
+    newest: dict[tuple[str, str], tuple[int, datetime]] = {}
+    for sub_id, unit_code, form, received_at in session.execute(query):
+        key = (unit_code, form)
+        if key not in newest and (wanted is None or key in wanted):
+            newest[key] = (sub_id, received_at)
+    rows: dict[int, list[tuple[str | None, str]]] = {sub_id: [] for sub_id, _ in newest.values()}
+    if rows:
+        for sub_id, name, model in session.execute(
+            select(SubmissionEntry.submission_id, SubmissionEntry.name, SubmissionEntry.model)
+            .where(SubmissionEntry.submission_id.in_(list(rows)))
+            .order_by(SubmissionEntry.id)
+        ):
+            rows[sub_id].append((name, model))
+    return {key: (at, rows[sub_id]) for key, (sub_id, at) in newest.items()}
+
+
+def replacements(
+    session: Session, since: datetime | None, until: datetime
+) -> list[tuple[Submission, Submission]]:
+    """(new, earlier) for each counting version received in the window that replaced another."""
+    out: list[tuple[Submission, Submission]] = []
+    for sub in submissions_received(session, since, until):
+        if sub.status not in ("valid", "superseded") or sub.awaiting_confirmation:
+            continue
+        earlier = session.scalars(
+            select(Submission)
+            .where(
+                Submission.unit_code == sub.unit_code,
+                Submission.form == sub.form,
+                Submission.status.in_(("valid", "superseded")),
+                Submission.awaiting_confirmation.is_(False),
+                (Submission.received_at < sub.received_at)
+                | ((Submission.received_at == sub.received_at) & (Submission.id < sub.id)),
+            )
+            .order_by(Submission.received_at.desc(), Submission.id.desc())
+        ).first()
+        if earlier is not None:
+            out.append((sub, earlier))
+    return out
+
+
+def unit_versions(session: Session, unit_code: str) -> list[tuple[Submission, str | None]]:
+    """Every version recorded for one unit with its mail's sender address, oldest first."""
+    return [
+        (sub, addr)
+        for sub, addr in session.execute(
+            select(Submission, Mail.from_addr)
+            .join(Mail, Mail.id == Submission.mail_id)
+            .where(Submission.unit_code == unit_code)
+            .order_by(Submission.form, Submission.received_at, Submission.id)
+        )
+    ]

@@ -25,6 +25,7 @@ class UnitRecord(NamedTuple):
     emails: tuple[str, ...]
     aliases: tuple[str, ...]
     forms: tuple[str, ...] = ()  # the forms the unit must send; empty: the campaign decides
+    parent: str | None = None
 
 
 def upsert_unit(
@@ -37,6 +38,7 @@ def upsert_unit(
     now: datetime | None = None,
     source: str = "import",
     forms: Iterable[str] | None = None,
+    parent: str | None = None,
 ) -> Unit:
     """Insert or update a unit by code; its addresses become confirmed senders for it.
 
@@ -57,6 +59,7 @@ def upsert_unit(
             name=name.strip(),
             aliases=json.dumps(alias_list, ensure_ascii=False),
             forms=owed,
+            parent=parent or None,
             created_at=now,
             updated_at=now,
         )
@@ -66,6 +69,7 @@ def upsert_unit(
         unit.name = name.strip()
         unit.aliases = json.dumps(alias_list, ensure_ascii=False)
         unit.forms = owed
+        unit.parent = parent or None
         unit.updated_at = now
     wanted = {_norm_addr(e) for e in emails if e and e.strip()}
     for ue in list(unit.emails):
@@ -150,7 +154,16 @@ def unit_register(session: Session) -> list[UnitRecord]:
     out: list[UnitRecord] = []
     for unit in session.scalars(select(Unit).order_by(Unit.code)):
         emails = tuple(sorted(e.email for e in unit.emails if e.confirmed))
-        out.append(UnitRecord(unit.code, unit.name, emails, tuple(unit.alias_list), unit.form_list))
+        out.append(
+            UnitRecord(
+                unit.code,
+                unit.name,
+                emails,
+                tuple(unit.alias_list),
+                unit.form_list,
+                unit.parent,
+            )
+        )
     return out
 
 

@@ -11,6 +11,7 @@ from typing import Final
 
 from outbox_templates.labels import (
     FIELD_LABELS,
+    FORM_NUMBERS,
     KIND_LABELS,
     SEVERITY_LABELS,
     form_title,
@@ -130,6 +131,27 @@ class EntryView:
     location: str = ""
 
 
+# Why a form was recorded for the unit it was (see intake._attribute).
+ATTRIBUTIONS: Final = (
+    "own",  # the form names the sending unit (or staff assigned the mail)
+    "under",  # it names a unit under the sender in the register (trusted)
+    "other",  # it names another registered unit: kept, awaiting staff confirmation
+    "no-name",  # no unit name on the form: recorded for the sender, with a warning
+    "unknown-name",  # a name the register does not know: recorded for the sender, warning
+    "unconfirmed-sender",  # the address is not registered: awaiting confirmation
+)
+
+
+@dataclass(frozen=True)
+class PreviousView:
+    """The version of the same unit and form that was on file when this one arrived."""
+
+    received_at: datetime
+    entries: int
+    replaced: bool  # True: the new version replaces it; False: it still counts
+    dropped_models: tuple[str, ...] = ()  # its models missing from the new version
+
+
 @dataclass(frozen=True)
 class FormView:
     """One form found in a file, with its models, counts and problems."""
@@ -146,6 +168,72 @@ class FormView:
     problems: tuple[ProblemView, ...] = ()
     declared_empty: bool = False
     location: str = ""
+    form_number: str = ""  # "Mẫu số 02"
+    recorded_for: str | None = None  # the unit the form is recorded for
+    sent_by: str | None = None  # the sending unit, when it is not the one recorded for
+    attribution: str = "own"
+    awaiting: bool = False  # recorded, but counts only once staff confirm it
+    previous: PreviousView | None = None
+
+    @property
+    def status_label(self) -> str:
+        """The form's outcome in one phrase, as the receipt heads it."""
+        if not self.accepted:
+            return "CHƯA TIẾP NHẬN – có lỗi cần sửa"
+        if self.awaiting:
+            return "ĐÃ LƯU – CHỜ XÁC NHẬN"
+        return "ĐÃ TIẾP NHẬN" + (" (thay thế bản gửi trước)" if self.supersedes_previous else "")
+
+    @property
+    def recorded_line(self) -> str | None:
+        """ "Biểu Mẫu số 02 được ghi nhận cho: X (do Y gửi)"."""
+        if not self.recorded_for:
+            return None
+        by = f" (do {self.sent_by} gửi)" if self.sent_by else ""
+        return f"Biểu {self.form_number or self.form} được ghi nhận cho: {self.recorded_for}{by}"
+
+    @property
+    def attribution_note(self) -> str | None:
+        """Why the form was recorded where it was, when the unit should know (or act)."""
+        if self.attribution == "no-name":
+            return (
+                "Lưu ý: biểu không ghi tên đơn vị nên được ghi nhận cho đơn vị gửi thư. Nếu đây "
+                "là biểu của đơn vị khác, đề nghị ghi tên đơn vị vào dòng “TÊN ĐƠN VỊ” và gửi lại."
+            )
+        if self.attribution == "unknown-name":
+            return (
+                f"Lưu ý: tên đơn vị ghi trên biểu (“{self.unit_on_form}”) không có trong danh "
+                "sách đơn vị nên biểu được ghi nhận cho đơn vị gửi thư. Nếu đây là biểu của đơn "
+                "vị khác, đề nghị ghi đúng tên đơn vị trên biểu và gửi lại."
+            )
+        if self.attribution == "other":
+            return (
+                f"Chờ xác nhận: biểu ghi tên {self.recorded_for}, không phải đơn vị gửi thư và "
+                "không trực thuộc đơn vị gửi thư. Biểu đã được lưu và chờ cán bộ tiếp nhận xác "
+                f"nhận; trước khi được xác nhận, biểu không thay thế bản đã tiếp nhận của "
+                f"{self.recorded_for}."
+            )
+        return None
+
+    @property
+    def version_note(self) -> str | None:
+        """What became of the version on file: replaced (when, how many models) or kept."""
+        prev = self.previous
+        if prev is None:
+            return None
+        when = f"{prev.received_at:%H:%M} ngày {prev.received_at:%d/%m/%Y}"
+        earlier = (
+            f"bản {self.form_number or self.form} của {self.recorded_for} nhận lúc {when} "
+            f"({prev.entries} mô hình)"
+        )
+        if prev.replaced:
+            tail = (
+                " Các mô hình của bản trước không có trong bản này (không còn được tính):"
+                if prev.dropped_models
+                else " Bản này giữ đủ các mô hình của bản trước."
+            )
+            return f"Bản này thay thế {earlier}.{tail}"
+        return f"{earlier[0].upper()}{earlier[1:]} vẫn được giữ và tiếp tục được tính."
 
     @property
     def collective(self) -> tuple[EntryView, ...]:
@@ -220,6 +308,11 @@ def field_counts(entries: Sequence[Entry] | Sequence[EntryView]) -> dict[str, in
     return counts
 
 
+def model_label(name: str | None, model: str) -> str:
+    """One registered model as receipts and the digest name it: "who – what"."""
+    return f"{name} – {model}" if name else model
+
+
 def display_date(value: str | date | None) -> str | None:
     """ISO '2022-02-14' (or a date) -> '14/02/2022'; text that is not ISO is kept."""
     if value is None:
@@ -261,6 +354,7 @@ def form_view(
         problems=problems,
         declared_empty=form.declared_empty,
         location=human_location(form.location),
+        form_number=FORM_NUMBERS.get(form.form, form.form),
     )
 
 

@@ -78,7 +78,7 @@ def test_status_json_follows_the_contract(setup, capsys) -> None:
     }
     code, out, _err = mailbot(capsys, "--config", cfg, "status")
     assert code == 0
-    assert "Chờ xác nhận người gửi" in out and "Đã gửi đủ 1/38 đơn vị (2%)" in out
+    assert "Chờ xác nhận người gửi" in out and "Đã gửi đủ 1/44 đơn vị (2%)" in out
 
 
 def test_remind_dry_run_then_real_then_nothing_pending(setup, capsys) -> None:
@@ -88,24 +88,24 @@ def test_remind_dry_run_then_real_then_nothing_pending(setup, capsys) -> None:
         capsys, "--config", cfg, "remind", "--dry-run", "--now", "2022-02-17T08:05"
     )
     assert code == 0
-    assert "Đợt nhắc 08:00 ngày 17/02/2022" in out and "sẽ gửi 37 thư nhắc" in out
+    assert "Đợt nhắc 08:00 ngày 17/02/2022" in out and "sẽ gửi 43 thư nhắc" in out
     assert "Đợt nhắc 08:00 ngày 13/02/2022 đã lỡ" in out
     assert "- Liên đoàn Lao động quận Thanh Xuân <ldld@thanhxuan.example>: chưa gửi M2" in out
     assert "Ủy ban Mặt trận" not in out
     assert len(outbox_rows(config)) == before  # a dry run changes nothing
 
     code, out, _ = mailbot(capsys, "--config", cfg, "remind", "--now", "2022-02-17T08:05")
-    assert code == 0 and "đã lập 37 thư nhắc; gửi được 37, lỗi 0" in out
+    assert code == 0 and "đã lập 43 thư nhắc; gửi được 43, lỗi 0" in out
     reminders = [r for r in outbox_rows(config) if r.kind == "reminder"]
-    assert len(reminders) == 37 and {r.status for r in reminders} == {"sent"}
+    assert len(reminders) == 43 and {r.status for r in reminders} == {"sent"}
     written = sorted((tmp / "out").glob("*.eml"))
-    assert len([p for p in written if b"auto-generated" in p.read_bytes()]) == 37
+    assert len([p for p in written if b"auto-generated" in p.read_bytes()]) == 43
 
     code, out, _ = mailbot(capsys, "--config", cfg, "remind", "--now", "2022-02-17T09:00")
     assert code == 0 and "Đợt tiếp theo: 08:00 ngày 19/02/2022" in out
     code, out, _ = mailbot(capsys, "--config", cfg, "remind", "--now", "2022-02-20T08:00")
     assert "đã hết hạn nộp" in out
-    assert len([r for r in outbox_rows(config) if r.kind == "reminder"]) == 37
+    assert len([r for r in outbox_rows(config) if r.kind == "reminder"]) == 43
 
 
 def test_digest_over_real_smtp(setup, capsys, smtp_server) -> None:
@@ -115,7 +115,7 @@ def test_digest_over_real_smtp(setup, capsys, smtp_server) -> None:
         capsys, "--config", str(cfg), "digest", "--dry-run", "--now", "2022-02-15T07:30"
     )
     assert code == 0 and "Báo cáo sẽ gửi đến: lanhdao@thanhxuan.example" in out
-    assert "1/38 đơn vị đã gửi đủ" in out and smtp_server.messages == []
+    assert "1/44 đơn vị đã gửi đủ" in out and smtp_server.messages == []
     code, out, _ = mailbot(capsys, "--config", str(cfg), "digest", "--now", "2022-02-15T07:30")
     assert code == 0
     [captured] = smtp_server.handler.wait_for(1)

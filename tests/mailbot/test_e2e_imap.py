@@ -19,6 +19,7 @@ from mailbot.clock import utc_now
 from mailbot.config import load_config
 from mailbot.intake import answer_address
 from mailbot.mail.walk import parse_mail
+from rules.base import FORM_NAMES
 from tests.mailbot.e2e_support import (
     PROCESSED,
     PW_ENV,
@@ -117,7 +118,14 @@ def test_poll_once_handles_the_corpus_end_to_end(tmp_path, dovecot, account, smt
             )
             assert len(others) == (1 if expected["other_mail"] else 0), path.name
 
-    awaiting = [p for p, e in cases if e["awaiting_confirmation"]]
+    # Unknown senders await confirmation of their address; a registered unit sending a form
+    # of another unit keeps its address, only that form waits.
+    awaiting = [
+        p
+        for p, e in cases
+        if e["awaiting_confirmation"]
+        and not any(r[1] == "other" for r in e.get("recorded_for", []))
+    ]
     assert awaiting, "the corpus should hold a mail awaiting confirmation"
     unconfirmed = {r["email"] for r in db.rows("SELECT email FROM unit_emails WHERE NOT confirmed")}
     for path in awaiting:
@@ -144,6 +152,10 @@ def test_poll_once_handles_the_corpus_end_to_end(tmp_path, dovecot, account, smt
         assert answer.to == (answer_address(parse_mail(raws[path.name]), context()),)
         text = body_text(answer)
         for needle in expected["mentions"]:
+            if needle in FORM_NAMES.values():
+                # "still missing": in one shared mailbox another corpus mail of the same unit
+                # may have brought that form first (the pure intake test checks it alone).
+                continue
             assert needle in text, (path.name, needle)
 
     # The mailbox: everything moved to the processed folder (created), nothing deleted,

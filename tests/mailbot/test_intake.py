@@ -39,10 +39,14 @@ def test_intake_corpus(path):
     outcome = process_mail(path.read_bytes(), context(**expected.get("context", {})))
     assert outcome.action == expected["action"], outcome.reason
     assert (outcome.unit.code if outcome.unit else None) == expected["unit"]
-    assert outcome.awaiting_confirmation == expected["awaiting_confirmation"]
+    assert outcome.needs_confirmation == expected["awaiting_confirmation"]
     assert [[s.form.form, s.valid, len(s.form.entries)] for s in outcome.submissions] == expected[
         "submissions"
     ]
+    if "recorded_for" in expected:
+        assert [[s.unit_code, s.attribution, s.awaiting] for s in outcome.submissions] == expected[
+            "recorded_for"
+        ]
     problems = {
         r.file: sorted(p.code for p in r.all_problems())
         for r in outcome.results

@@ -167,19 +167,19 @@ def test_whole_campaign_with_restarts_over_smtp(tmp_path, smtp_server) -> None:
 
     assert set(by_point) == {at(13, 8), at(17, 8), at(19, 8)}
     all_units = by_point[at(13, 8)]
-    assert len(all_units) == 38
+    assert len(all_units) == 44
     # LHPN complete; LDLD partial; Quận đoàn (unconfirmed address) still lacks M2; Khuyến học
     # sent a faulty M2 after D-3
     assert by_point[at(17, 8)] == all_units - {"hoi-lhpn"}
     assert by_point[at(19, 8)] == all_units - {"hoi-lhpn"}
     captured = captured_by_kind(smtp_server)
-    assert len(captured["reminder"]) == 38 + 37 + 37  # never twice despite restarts
+    assert len(captured["reminder"]) == 44 + 43 + 43  # never twice despite restarts
     assert len(captured["digest"]) == 20  # 1..20 February at 07:30, one each
     ids = [str(m["Message-ID"]) for m in captured["reminder"]]
     assert len(set(ids)) == len(ids)
     last = captured["digest"][-1]
     text = last.get_body(("plain",)).get_content()
-    assert "ĐƠN VỊ QUÁ HẠN CHƯA GỬI ĐỦ (37)" in text
+    assert "ĐƠN VỊ QUÁ HẠN CHƯA GỬI ĐỦ (43)" in text
     assert "bithu.doan@gmail.example gửi biểu thay cho Quận đoàn Thanh Xuân" in text
     khuyen = [m for m in captured["reminder"] if m["To"] == "khuyenhoc@thanhxuan.example"]
     assert "chưa ghi tên" in khuyen[-1].get_body(("plain",)).get_content()
@@ -206,7 +206,7 @@ def test_missed_point_on_start_up(tmp_path, first_start, sent_point) -> None:
         assert count == 0 and eml == []
         assert all("skipped" in (d or "") for d in runs.values()) and len(runs) == 2
     else:
-        assert count == 38 and len(eml) == 38
+        assert count == 44 and len(eml) == 44
         assert "skipped" in runs[at(13, 8).isoformat()]
         assert "skipped" not in runs[sent_point.isoformat()]
 

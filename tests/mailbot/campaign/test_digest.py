@@ -62,7 +62,7 @@ def test_digest_content_and_workbook(database) -> None:
     msg = parse(row.raw)
     assert msg["Auto-Submitted"] == "auto-generated"
     assert msg["To"] == "lanhdao@thanhxuan.example, vanthu@thanhxuan.example"
-    assert "1/38 đơn vị đã gửi đủ" in msg["Subject"]
+    assert "1/44 đơn vị đã gửi đủ" in msg["Subject"]
     text = msg.get_body(("plain",)).get_content()
     html = msg.get_body(("html",)).get_content()
     assert "- Đã gửi đủ: 1" in text and "- Có lỗi cần sửa: 1" in text
@@ -88,7 +88,8 @@ def test_digest_content_and_workbook(database) -> None:
         assert rows["hoi-ccb"][2] == "Có lỗi"
         assert rows["quan-doan"][2] == "Chờ xác nhận"
         assert rows["cb-bhxh"][3] == "Chưa nộp"
-        assert list(rows)[:3] == ["cb-bhxh", "cb-thi-hanh-an", "cb-thue"]  # register order
+        # register order
+        assert list(rows)[:3] == ["cb-bhxh", "cb-kdc-ha-dinh-2", "cb-kdc-khuong-dinh-3"]
     finally:
         wb.close()
 
@@ -111,7 +112,7 @@ def test_overdue_units_after_deadline(database) -> None:
         before = build_digest(s, CAMPAIGN, CONFIG, at(19, 7, 30))
         after = build_digest(s, CAMPAIGN, CONFIG, at(20, 7, 30))
     assert before.view.overdue_units == () and not before.view.after_deadline
-    assert len(after.view.overdue_units) == 37
+    assert len(after.view.overdue_units) == 43
     assert "Liên đoàn Lao động quận Thanh Xuân – Chưa gửi" in after.view.overdue_units
 
 

@@ -54,7 +54,7 @@ def test_whole_campaign_reminders_and_digests(database) -> None:
     d7 = {unit_of(r) for r in rows if r.created_at == at(13, 8)}
     d3 = {unit_of(r) for r in rows if r.created_at == at(17, 8)}
     d1 = {unit_of(r) for r in rows if r.created_at == at(19, 8)}
-    assert len(d7) == by_point[at(13, 8)] == 38
+    assert len(d7) == by_point[at(13, 8)] == 44
     assert d3 == d7 - {"hoi-lhpn", "mttq"}  # ldld partial and hoi-ccb with errors: reminded
     assert d1 == d7 - {"hoi-lhpn", "mttq", "ldld", "hoi-ccb"}
     assert len(rows) == len({r.dedupe_key for r in rows})
@@ -118,5 +118,5 @@ def test_complete_units_are_never_reminded(database) -> None:
     with database.session(write=False) as s:
         plans = plan_reminders(s, CAMPAIGN, at(13, 8), point=at(13, 8), config=CONFIG)
     codes = {p.unit_code for p in plans}
-    assert len(codes) == 35
+    assert len(codes) == 41
     assert not codes & {"mttq", "ldld", "quan-doan"}  # quan-doan waits for staff, not for us

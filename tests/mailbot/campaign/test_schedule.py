@@ -29,7 +29,7 @@ def test_reminder_points_are_d7_d3_d1_at_eight_local() -> None:
 
 def test_missed_point_sent_same_day_only(database) -> None:
     with database.session() as s:  # daemon first up at 10:00 on D-3: D-7 stale, D-3 sent
-        assert len(queue_reminders(s, CAMPAIGN, CONFIG, at(17, 10))) == 38
+        assert len(queue_reminders(s, CAMPAIGN, CONFIG, at(17, 10))) == 44
     with database.session(write=False) as s:
         assert dbm.job_done(s, REMINDER_JOB, point_key(CAMPAIGN, at(13, 8)))
     assert {r.created_at for r in outbox(database, "reminder")} == {at(17, 10)}
@@ -45,14 +45,14 @@ def test_missed_point_skipped_next_day(database) -> None:
         ).one()
         assert json.loads(run.detail)["skipped"] == "missed"
     with database.session() as s:
-        assert len(queue_reminders(s, CAMPAIGN, CONFIG, at(19, 8, 1))) == 38
+        assert len(queue_reminders(s, CAMPAIGN, CONFIG, at(19, 8, 1))) == 44
         assert len(queue_reminders(s, CAMPAIGN, CONFIG, at(19, 9))) == 0
     assert outbox(database, "reminder")[0].created_at == at(19, 8, 1)
 
 
 def test_manual_remind_sends_latest_pending_point(database) -> None:
     with database.session() as s:
-        assert len(queue_reminders(s, CAMPAIGN, CONFIG, at(18, 9), manual=True)) == 38
+        assert len(queue_reminders(s, CAMPAIGN, CONFIG, at(18, 9), manual=True)) == 44
         assert len(queue_reminders(s, CAMPAIGN, CONFIG, at(18, 9, 5), manual=True)) == 0
     assert {unit_of(r) for r in outbox(database, "reminder")} != set()
     with database.session() as s:  # never after the deadline, even by hand

@@ -48,7 +48,7 @@ def test_state_precedence(m1: str, m2: str, expected: str) -> None:
 
 def test_every_unit_starts_missing(database) -> None:
     states = states_by_code(database)
-    assert len(states) == 38
+    assert len(states) == 44
     assert {u.state for u in states.values()} == {"missing"}
     assert states["mttq"].emails == ("mttq@thanhxuan.example", "vanphong.mttq@thanhxuan.example")
 
@@ -77,7 +77,7 @@ def test_states_from_submissions(database) -> None:
         "awaiting-confirmation": 1,
         "errors": 1,
         "partial": 1,
-        "missing": 34,
+        "missing": 40,
     }
 
 
