@@ -9,15 +9,18 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 from mailbot.config import InboxConfig
 from mailbot.sources.base import (
     HEADER_PEEK_BYTES,
+    Baseline,
     IncomingRef,
     KnownFn,
     header_block,
     parse_headers,
+    received_date,
     sleep_until,
 )
 
@@ -72,7 +75,7 @@ class MaildirSource:
                 continue
         files.sort()
         limit = int(self.config.max_message_bytes)
-        for _mtime, key, path in files:
+        for mtime_ns, key, path in files:
             try:
                 size = path.stat().st_size
                 with path.open("rb") as fh:
@@ -98,10 +101,24 @@ class MaildirSource:
                 oversize=size > limit,
                 headers=block if size > limit else b"",
                 identity=identity,
+                # Delivery time: our server's Received: line, else when the file was written.
+                arrived_at=received_date(block)
+                or datetime.fromtimestamp(mtime_ns / 1e9, UTC).replace(microsecond=0),
             )
             if known is not None and known(ref):
                 continue
             yield ref
+
+    def baseline(self, since: datetime | None) -> Baseline:
+        """Every file now in the inbox is known, except those delivered since `since`."""
+        known: list[str] = []
+        catch_up: list[IncomingRef] = []
+        for ref in self.new_messages():
+            if since is not None and (ref.arrived_at is None or ref.arrived_at >= since):
+                catch_up.append(ref)
+            else:
+                known.append(ref.key)
+        return Baseline(None, None, known_keys=tuple(known), catch_up=tuple(catch_up))
 
     def fetch(self, refs: Iterable[IncomingRef]) -> Iterator[tuple[IncomingRef, bytes]]:
         """Read whole mails; oversize ones are skipped, vanished ones logged and skipped."""
