@@ -39,6 +39,8 @@ class MaildirSource:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._md = mailbox.Maildir(str(self.path), factory=None, create=True)
         self.source_key = f"maildir:{self.path.resolve()}"
+        # key -> ((mtime_ns, size, inode), ref) of the files listed last time.
+        self._described: dict[str, tuple[tuple[int, int, int], IncomingRef]] = {}
 
     def uidvalidity(self) -> int | None:
         """Always None: a Maildir has keys, not UIDs."""
@@ -70,14 +72,24 @@ class MaildirSource:
         files = []
         for key, path in self._files():
             try:
-                files.append((path.stat().st_mtime_ns, key, path))
+                st = path.stat()
             except FileNotFoundError:
                 continue
+            files.append((st.st_mtime_ns, key, path, (st.st_mtime_ns, st.st_size, st.st_ino)))
         files.sort()
+        # Mail left in the inbox (known since the first start, or processed without a
+        # processed folder) is listed every pass: read each unchanged file only once.
+        present = {f[1] for f in files}
+        self._described = {k: v for k, v in self._described.items() if k in present}
         limit = int(self.config.max_message_bytes)
-        for mtime_ns, key, path in files:
+        for mtime_ns, key, path, stamp in files:
+            cached = self._described.get(key)
+            if cached is not None and cached[0] == stamp:
+                if known is None or not known(cached[1]):
+                    yield cached[1]
+                continue
             try:
-                size = path.stat().st_size
+                size = stamp[1]
                 with path.open("rb") as fh:
                     if size > limit:
                         block = header_block(fh.read(HEADER_PEEK_BYTES))
@@ -105,6 +117,7 @@ class MaildirSource:
                 arrived_at=received_date(block)
                 or datetime.fromtimestamp(mtime_ns / 1e9, UTC).replace(microsecond=0),
             )
+            self._described[key] = (stamp, ref)
             if known is not None and known(ref):
                 continue
             yield ref
