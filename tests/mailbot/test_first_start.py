@@ -37,7 +37,7 @@ from tests.mailbot.e2e_support import (
     with_message_id,
     write_config,
 )
-from tests.support.dovecot import Account, DovecotServer
+from tests.support.dovecot import Account, DovecotServer, _quote_folder
 
 HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
 STATS = re.compile(r"fetched=(\d+) processed=(\d+) failed=(\d+) sent=(\d+)")
@@ -186,6 +186,33 @@ def test_imap_mail_received_before_the_deadline_is_not_late_when_read_after(
     assert "lúc 23:50 ngày 19/02/2022" in on_time_text
     assert "nộp muộn" not in on_time_text
     assert "nộp muộn" in by_irt["<late@first-start.example>"]
+
+
+@pytest.mark.dovecot
+def test_imap_rebuilt_folder_answers_no_old_mail(tmp_path, dovecot, account, smtp_server, capsys):
+    # The folder is rebuilt (new UIDVALIDITY) with years of old mail and one recent mail:
+    # as before, everything unknown is processed, but only the recent one is answered.
+    folder = "DonVi"
+    dovecot.append(account, unit_mail("first"), folder=folder)
+    cfg = write_config(
+        tmp_path, dovecot, account, smtp_server, folder=folder, inbox={"process_since": None}
+    )
+    assert poll(cfg, capsys) == (0, 0, 0, 0)
+    client = dovecot.connect(account, folder=None)
+    try:
+        assert client.delete(_quote_folder(folder))[0] == "OK"
+    finally:
+        client.logout()
+    time.sleep(1.1)  # Dovecot derives UIDVALIDITY from the clock
+    for n, raw in enumerate(old_staff_mails()):
+        dovecot.append(account, raw, folder=folder, when=datetime(2019, 1, 10 + n, tzinfo=HANOI))
+    dovecot.append(account, unit_mail("recent"), folder=folder)
+
+    assert poll(cfg, capsys) == (4, 4, 0, 1)
+    [reply] = replies(smtp_server.messages)
+    assert reply.in_reply_to == "<recent@first-start.example>"
+    withheld = Db(tmp_path / "data").rows("SELECT id FROM events WHERE kind = 'reply-withheld-old'")
+    assert len(withheld) == 3
 
 
 # --------------------------------------------------------------------------- Maildir
