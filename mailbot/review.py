@@ -7,7 +7,7 @@ only parse arguments and print. A refused action raises ReviewError with a Vietn
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -30,6 +30,8 @@ class Pending:
     awaiting: list[dbm.Mail]
     forms: dict[int, list[str]]  # mail id -> forms received in it (for awaiting mails)
     unit_names: dict[str, str]
+    # Recorded but not answered: they reached the server over max_reply_age_days ago.
+    unanswered_old: list[dbm.Mail] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,7 @@ def pending(session: Session) -> Pending:
             m.id: [sub.form for sub in dbm.submissions_for_mail(session, m.id)] for m in awaiting
         },
         unit_names={u.code: u.name for u in dbm.unit_register(session)},
+        unanswered_old=dbm.mails_not_answered_for_age(session),
     )
 
 

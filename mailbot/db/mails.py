@@ -280,6 +280,25 @@ def mails_with_status(session: Session, status: str) -> list[Mail]:
     return list(session.scalars(select(Mail).where(Mail.status == status).order_by(Mail.id)))
 
 
+def mails_not_answered_for_age(session: Session) -> list[Mail]:
+    """Mails recorded but not answered because they arrived too long ago, that staff have not
+    handled since (had decided again, or rejected) and that are not quarantined."""
+    staff_acted = (
+        select(Event.id)
+        .where(Event.mail_id == Mail.id, Event.kind.in_(("reprocess", "rejected")))
+        .exists()
+    )
+    withheld = select(Event.mail_id).where(Event.kind == "reply-withheld-old").scalar_subquery()
+    return list(
+        session.scalars(
+            select(Mail)
+            # Quarantined mail is listed as such; assigning it answers it.
+            .where(Mail.id.in_(withheld), ~staff_acted, Mail.status != "quarantined")
+            .order_by(Mail.id)
+        )
+    )
+
+
 def mails_to_move(session: Session, source: str) -> list[Mail]:
     """Decided mails of a source not yet moved (or flagged) on the server, oldest first."""
     return list(

@@ -158,6 +158,22 @@ def test_imap_old_mail_appended_later_is_recorded_but_not_answered(
     assert a_year_ago.astimezone(HANOI).strftime("%H:%M ngày %d/%m/%Y") in lines[0]
     assert f"mailbot reprocess {mail['id']}" in lines[0]
 
+    # `mailbot review` lists it too, until staff have it answered.
+    assert main(["--config", str(cfg), "review"]) == 0
+    out = capsys.readouterr().out
+    assert "THƯ CŨ, CHƯA TRẢ LỜI TỰ ĐỘNG (1):" in out
+    assert f"#{mail['id']}" in out and "quá 14 ngày" in out
+    assert main(["--config", str(cfg), "reprocess", str(mail["id"])]) == 0
+    capsys.readouterr()
+    # Staff asked: answered now, whatever its age (reprocess delivers at once).
+    assert len(smtp_server.messages) == 1
+    assert (
+        replies(smtp_server.messages)[0].in_reply_to
+        == "<restored-from-archive@first-start.example>"
+    )
+    assert main(["--config", str(cfg), "review"]) == 0
+    assert "THƯ CŨ" not in capsys.readouterr().out
+
 
 @pytest.mark.dovecot
 def test_imap_mail_received_before_the_deadline_is_not_late_when_read_after(
