@@ -49,6 +49,7 @@ def import_units(database: dbm.Database, path: Path, source: str = "import") -> 
                 emails=unit.emails,
                 aliases=unit.aliases,
                 source=source,
+                forms=unit.forms,
             )
     return len(units)
 

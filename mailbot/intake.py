@@ -8,8 +8,15 @@ from datetime import datetime
 from email.utils import getaddresses
 from typing import Literal
 
+from mailbot.extras import settle_extras
 from mailbot.mail.auth import dmarc_failed
-from mailbot.mail.auto import auto_reply_reason, automatic_reason, relay_reason
+from mailbot.mail.auto import (
+    auto_reply_reason,
+    automatic_reason,
+    is_system_address,
+    relay_reason,
+)
+from mailbot.mail.body import excerpt
 from mailbot.mail.bounce import Bounce, parse_bounce
 from mailbot.mail.compose import compose
 from mailbot.mail.message import ParsedMail
@@ -17,6 +24,7 @@ from mailbot.mail.views import FileView, NoticeView, ReceiptView, file_view
 from mailbot.mail.walk import parse_mail
 from mailbot.units import Register, Unit
 from outbox_templates import render
+from outbox_templates.labels import form_required_label
 from parsers import parse_file
 from parsers.convert import OfficeConverter
 from parsers.model import Form, ParseResult
@@ -97,6 +105,13 @@ class Outcome:
     submissions: tuple[Submission, ...] = ()
     reply: Reply | None = None
     bounce: Bounce | None = None
+    # Not from a unit and no form in it (a stranger, a newsletter, an invoice): nobody is
+    # answered, staff see it in the digest as "Thư khác".
+    other_mail: bool = False
+    # A unit's mail that carries no form (a question, a cover letter): listed for staff to
+    # read until they mark it handled, with the first lines of its text.
+    for_staff: bool = False
+    excerpt: str | None = None
 
 
 def _late(ctx: IntakeContext) -> bool:
@@ -126,9 +141,11 @@ def _identify(
 
 def _reply(
     kind: Literal["receipt", "notice"], view: object, mail: ParsedMail, ctx: IntakeContext
-) -> Reply:
-    rendered = render(kind, view)
+) -> Reply | None:
     to = answer_address(mail, ctx)
+    if not to or is_system_address(to):
+        return None  # never an automatic mail to a machine, whatever the mail looked like
+    rendered = render(kind, view)
     message_id, raw = compose(
         rendered=rendered,
         from_addr=ctx.from_address,
@@ -144,20 +161,34 @@ def _reply(
     return Reply(kind, message_id, to, rendered.subject, raw)
 
 
-_SYSTEM_LOCALPARTS = ("mailer-daemon", "postmaster", "noreply", "no-reply", "donotreply")
-
-
 def answer_address(mail: ParsedMail, ctx: IntakeContext) -> str:
     """Where an answer goes: Reply-To when it names a person (RFC 5322 3.6.2), else From."""
     own = {a.lower() for a in ctx.own_addresses}
     for addr in mail.reply_to:
-        local = addr.split("@", 1)[0].lower()
-        if "@" in addr and addr.lower() not in own and not local.startswith(_SYSTEM_LOCALPARTS):
+        if "@" in addr and addr.lower() not in own and not is_system_address(addr):
             return addr.lower()
     return mail.from_addr
 
 
-def _notice(reason: str, mail: ParsedMail, ctx: IntakeContext) -> Reply:
+def _owed_names(unit: Unit, campaign: Campaign) -> tuple[str, ...]:
+    """The forms this unit must send, named as in a list: 'Mẫu số 02 (cấp cơ sở)'."""
+    specs = {f.code: f for f in campaign.forms}
+    return tuple(
+        form_required_label(c, specs[c].title, specs[c].level)
+        if c in specs
+        else form_required_label(c)
+        for c in campaign.forms_owed(unit.forms)
+    )
+
+
+def _notice(
+    reason: str,
+    mail: ParsedMail,
+    ctx: IntakeContext,
+    *,
+    unit: Unit | None = None,
+    for_staff: bool = False,
+) -> Reply | None:
     view = NoticeView(
         recipient=mail.from_name or None,
         reason_code=reason,
@@ -166,6 +197,10 @@ def _notice(reason: str, mail: ParsedMail, ctx: IntakeContext) -> Reply:
         max_size_mb=ctx.max_attachment_bytes // (1024 * 1024),
         submission_address=ctx.campaign.submission_address or ctx.from_address,
         campaign_name=ctx.campaign.name,
+        deadline_text=ctx.campaign.deadline_text,
+        deadline_words=ctx.campaign.deadline_words,
+        owed_forms=_owed_names(unit, ctx.campaign) if unit is not None else (),
+        for_staff=for_staff,
     )
     return _reply("notice", view, mail, ctx)
 
@@ -178,14 +213,22 @@ def process_mail(raw: bytes, ctx: IntakeContext) -> Outcome:
         return Outcome("bounce", "delivery report", mail, bounce=bounce)
     machine = automatic_reason(mail, ctx.own_addresses, ctx.message_id_domain)
     if machine is not None:
-        return Outcome("ignored", machine, mail)
+        return Outcome("ignored", machine, mail, other_mail=_stranger(mail, ctx))
     # A person's mail that came through a list or a forwarding rule: its forms count, but an
     # automatic answer could loop or reach a whole list, so it gets none.
     silent = relay_reason(mail)
     if silent is not None and not mail.attachments and not mail.problems:
-        return Outcome("ignored", silent, mail)
+        return Outcome("ignored", silent, mail, other_mail=_stranger(mail, ctx))
     outcome = _decide(mail, ctx)
     return replace(outcome, reply=None, reason=silent) if silent is not None else outcome
+
+
+def _stranger(mail: ParsedMail, ctx: IntakeContext) -> bool:
+    """Whether the sender is neither a unit in the register nor this robot itself."""
+    sender = mail.from_addr.lower()
+    if sender and sender in {a.lower() for a in ctx.own_addresses}:
+        return False
+    return not sender or ctx.register.by_email(sender) is None
 
 
 def _decide(mail: ParsedMail, ctx: IntakeContext) -> Outcome:
@@ -194,15 +237,22 @@ def _decide(mail: ParsedMail, ctx: IntakeContext) -> Outcome:
     if assigned is None and dmarc_failed(mail, ctx.trusted_authserv_id):
         return Outcome("quarantined", "dmarc-fail", mail)
 
-    results = [
-        judge(parse_file(att.content, att.filename, office=ctx.tools.office), ctx.campaign)
-        for att in mail.attachments
-    ]
+    results = settle_extras(
+        [
+            judge(parse_file(att.content, att.filename, office=ctx.tools.office), ctx.campaign)
+            for att in mail.attachments
+        ],
+        mail.attachments,
+    )
     unit: Unit | None = assigned
     awaiting = False
     if unit is None:
         unit, awaiting = _identify(mail, results, ctx.register)
     late = _late(ctx)
+    if unit is None and not any(r.forms for r in results):
+        # Not a unit, and no form to say which unit it might be: a stranger's mail, a
+        # newsletter, an invoice. Answering would only teach spammers our address works.
+        return Outcome("ignored", "other-mail", mail, results=tuple(results), other_mail=True)
     if unit is None:
         reply = _notice("quarantined-unknown-unit", mail, ctx) if mail.from_addr else None
         return Outcome("quarantined", "unknown-unit", mail, results=tuple(results), reply=reply)
@@ -214,7 +264,9 @@ def _decide(mail: ParsedMail, ctx: IntakeContext) -> Outcome:
             unit=unit,
             awaiting_confirmation=awaiting,
             late=late,
-            reply=_notice("no-attachment", mail, ctx),
+            reply=_notice("no-attachment", mail, ctx, unit=unit, for_staff=True),
+            for_staff=True,
+            excerpt=excerpt(mail.body_text),
         )
 
     submissions: list[Submission] = []
@@ -225,7 +277,11 @@ def _decide(mail: ParsedMail, ctx: IntakeContext) -> Outcome:
 
     on_file = set(ctx.forms_on_file.get(unit.code, frozenset()))
     on_file |= {s.form.form for s in submissions if s.valid}
-    missing = tuple(FORM_NAMES.get(f, f) for f in ctx.campaign.required_forms if f not in on_file)
+    owed = ctx.campaign.forms_owed(unit.forms)
+    missing = tuple(FORM_NAMES.get(f, f) for f in owed if f not in on_file)
+    # No form at all in the mail (a cover letter, photos, a file that is not a form): a
+    # person reads it, whatever it asks.
+    for_staff = not submissions
     files: list[FileView] = [file_view(r) for r in results]
     files.extend(file_view(p.as_result()) for p in mail.problems)
     view = ReceiptView(
@@ -242,6 +298,8 @@ def _decide(mail: ParsedMail, ctx: IntakeContext) -> Outcome:
         all_complete=not missing,
         submission_address=ctx.campaign.submission_address or ctx.from_address,
         original_subject=mail.subject,
+        deadline_words=ctx.campaign.deadline_words,
+        for_staff=for_staff,
     )
     return Outcome(
         "accepted",
@@ -253,6 +311,8 @@ def _decide(mail: ParsedMail, ctx: IntakeContext) -> Outcome:
         results=tuple(results),
         submissions=tuple(submissions),
         reply=_reply("receipt", view, mail, ctx),
+        for_staff=for_staff,
+        excerpt=excerpt(mail.body_text) if for_staff else None,
     )
 
 

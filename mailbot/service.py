@@ -63,7 +63,13 @@ def _batches(items: Iterable[IncomingRef], size: int) -> Iterator[list[IncomingR
 def load_register(session: dbm.Session, district: str | None = "Thanh Xuân") -> Register:
     """The unit register as the pure intake sees it: every unit with its confirmed addresses."""
     units = [
-        Unit(code=r.code, name=r.name, emails=tuple(r.emails), aliases=tuple(r.aliases))
+        Unit(
+            code=r.code,
+            name=r.name,
+            emails=tuple(r.emails),
+            aliases=tuple(r.aliases),
+            forms=tuple(r.forms),
+        )
         for r in dbm.unit_register(session)
     ]
     return Register(units, district=district)
@@ -302,7 +308,7 @@ class Robot:
             register = load_register(s, self.config.district)
         # Which required forms each unit has a valid, confirmed version of: one query, not
         # one per unit and form (that made the context cost more than parsing the mail).
-        on_file = dbm.forms_on_file(s, self.campaign.required_forms)
+        on_file = dbm.forms_on_file(s, self.campaign.form_codes)
         out = self.config.outgoing
         return IntakeContext(
             campaign=self.campaign,
@@ -458,11 +464,11 @@ class Robot:
                         status=rcpt.status,
                         action=rcpt.action,
                         diagnostic=rcpt.diagnostic,
-                        received_at=now,
+                        received_at=mail.received_at,
                         mail_id=mail.id,
                     )
             for result in outcome.results:
-                if not result.forms and outcome.unit is not None:
+                if not result.forms and outcome.unit is not None and result.has_errors:
                     dbm.add_event(
                         s,
                         "unreadable-file",
@@ -471,6 +477,15 @@ class Robot:
                         unit_code=outcome.unit.code,
                         detail=result.file,
                     )
+            if outcome.other_mail:
+                subject = f" – “{outcome.mail.subject[:80]}”" if outcome.mail.subject else ""
+                dbm.add_event(
+                    s,
+                    "other-mail",
+                    at=now,
+                    mail_id=mail.id,
+                    detail=f"{outcome.mail.from_addr or '(không rõ người gửi)'}{subject}",
+                )
             if outcome.reply is not None:
                 self._queue_reply(s, mail, outcome.reply)
             if outcome.action == "quarantined":
@@ -482,6 +497,8 @@ class Robot:
                     now,
                     unit_code=outcome.unit.code if outcome.unit else None,
                     awaiting_confirmation=outcome.awaiting_confirmation,
+                    for_staff=outcome.for_staff and outcome.unit is not None,
+                    excerpt=outcome.excerpt,
                 )
                 if outcome.action == "ignored":
                     log.info("mail id=%s needs no answer: %s", mail.id, outcome.reason)

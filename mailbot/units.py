@@ -14,7 +14,7 @@ from types import MappingProxyType
 
 from parsers.vntext import fold_accents
 
-__all__ = ["Register", "Unit", "UnitsFileError", "name_key", "read_units"]
+__all__ = ["Register", "Unit", "UnitsFileError", "name_key", "parse_forms", "read_units"]
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,8 @@ class Unit:
     name: str
     emails: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
+    # The forms this unit must send ("M1", "M2"); empty: what the campaign requires.
+    forms: tuple[str, ...] = ()
 
 
 class UnitsFileError(ValueError):
@@ -283,6 +285,10 @@ _COLUMNS = {
     "aliases": "aliases",
     "alias": "aliases",
     "tên khác": "aliases",
+    "forms": "forms",
+    "biểu mẫu": "forms",
+    "mẫu phải nộp": "forms",
+    "biểu mẫu phải nộp": "forms",
 }
 _EMAIL = re.compile(r"^[^@\s<>;,]+@[^@\s<>;,]+\.[^@\s<>;,]+$")
 
@@ -341,6 +347,23 @@ def _xlsx_rows(data: bytes) -> Iterator[tuple[int, list[str]]]:
     finally:
         wb.close()
     yield from rows
+
+
+# How staff write a form in the register's `forms` column: "M1", "Mẫu 01", "Mẫu số 02", "01".
+_FORM_WORD = re.compile(r"^(?:m|mau|mau so)?\s*0?([12])$")
+
+
+def parse_forms(value: str) -> tuple[str, ...] | None:
+    """The form codes of a `forms` cell ("M1;M2", "Mẫu số 02"), in order; None if unreadable."""
+    out: list[str] = []
+    for item in _split_list(value):
+        m = _FORM_WORD.match(" ".join(fold_accents(item).lower().replace(".", " ").split()))
+        if m is None:
+            return None
+        code = f"M{m.group(1)}"
+        if code not in out:
+            out.append(code)
+    return tuple(sorted(out))
 
 
 def _split_list(value: str) -> tuple[str, ...]:
@@ -414,7 +437,13 @@ def read_units(data: bytes, filename: str) -> list[Unit]:
             if addr not in emails:
                 emails.append(addr)
         aliases = tuple(a for a in (a.strip() for a in cell("aliases").split(";")) if a)
-        units.append(Unit(code, name, tuple(emails), aliases))
+        forms = parse_forms(cell("forms"))
+        if forms is None:
+            raise UnitsFileError(
+                f"Dòng {line}: cột forms “{cell('forms')}” không hợp lệ; ghi M1, M2 hoặc "
+                "M1;M2 (để trống: đơn vị gửi các biểu mẫu theo đợt thi đua)."
+            )
+        units.append(Unit(code, name, tuple(emails), aliases, forms))
     if header is None:
         if preamble:
             raise UnitsFileError(

@@ -401,6 +401,11 @@ class _Walker:
 
     # Tables: one Row per w:tr, cells at grid columns; nested tables follow their row.
     def table(self, tbl: _Element) -> None:
+        """Emit a table's rows, located as "table N, row R, column C" (the contract's form).
+
+        Tables are numbered in document order, nested ones included, so "table N" alone is
+        unique: a form placed inside a frame table is simply the next table number.
+        """
         w = self.w
         self.tables += 1
         n = self.tables
@@ -409,14 +414,14 @@ class _Walker:
         width = len(grid.findall(w.gridCol)) if grid is not None else 0
         own: list[Row] = []
         above: dict[int, Cell | None] = {}  # origin per grid column, for vMerge continuations
-        for r_no, tr in enumerate(_children(tbl, w.tr, w), start=1):
+        for r_no, (tr, row_prompt) in enumerate(_children(tbl, w.tr, w), start=1):
             self._tick()
             cells: dict[int, Cell | None] = {}
             col = _int_val(_find_pr(tr, w.trPr, w.gridBefore), w, 0)
             pending: list[Row] = []
             saved, self.rows = self.rows, pending
             try:
-                for tc in _children(tr, w.tc, w):
+                for tc, prompt in _children(tr, w.tc, w, row_prompt):
                     tcpr = _find(tc, w.tcPr)
                     span = min(max(_int_val(_find(tcpr, w.gridSpan), w, 1), 1), _MAX_SPAN)
                     vmerge = _merge_state(tcpr, w.vMerge, w)
@@ -428,8 +433,10 @@ class _Walker:
                         left = cells[col - 1]
                         cell = replace(left, merged=True) if left else None
                         origin = above.get(col - 1)
+                    elif prompt:  # a control around the cell still shows its prompt
+                        origin = cell = None
                     else:
-                        location = f"table {n}, row {r_no}, column {col + 1}"
+                        location = f"{block}, row {r_no}, column {col + 1}"
                         origin = cell = self._cell_text(tc, location)
                     for extra in range(span):
                         cells[col + extra] = (
@@ -450,24 +457,40 @@ class _Walker:
                 row.cells.extend([None] * (width - len(row.cells)))
 
     def _cell_text(self, tc: _Element, location: str) -> Cell | None:
-        """The cell's paragraphs as lines; nested tables and text boxes go to the pending rows."""
+        """The cell's paragraphs as lines; nested tables and text boxes go to the pending rows.
+
+        Paragraphs after a nested table (the note and signature under a form placed in a
+        frame table) follow that table as one-cell rows of their own, "table 1, row 1,
+        column 1, paragraph 9", in document order: they are not part of the cell's text.
+        """
         w = self.w
         lines: list[str] = []
         legacy: str | None = None
+        paragraphs = 0
+        after_table = False
 
         def visit(container: _Element) -> None:
-            nonlocal legacy
+            nonlocal legacy, paragraphs, after_table
             for child in container:
                 tag = child.tag
                 if tag == w.p:
+                    paragraphs += 1
                     runs, boxes = self.paragraph_runs(child)
-                    _text, plines, enc = convert_runs(runs)
-                    lines.extend(plines)
-                    legacy = legacy or enc
+                    text, plines, enc = convert_runs(runs)
+                    if after_table:
+                        if text:
+                            where = f"{location}, paragraph {paragraphs}"
+                            self._emit(
+                                Row(cells=[Cell(text, where, plines, legacy=enc)], block=location)
+                            )
+                    else:
+                        lines.extend(plines)
+                        legacy = legacy or enc
                     for box in boxes:
                         self.text_box(box)
                 elif tag == w.tbl:
                     self.table(child)
+                    after_table = True
                 elif tag == w.sdt:
                     if not _showing_placeholder(child, w):
                         content = _find(child, w.sdtContent)
@@ -482,17 +505,23 @@ class _Walker:
         return Cell(" ".join(lines), location, tuple(lines), legacy=legacy)
 
 
-def _children(el: _Element, tag: str, w: _Tags) -> Iterator[_Element]:
-    """Rows of a table / cells of a row, also when wrapped in content controls or customXml."""
+def _children(
+    el: _Element, tag: str, w: _Tags, prompt: bool = False
+) -> Iterator[tuple[_Element, bool]]:
+    """Rows of a table / cells of a row, also when wrapped in content controls or customXml.
+
+    Each comes with whether a control around it still shows its prompt: such a row or cell
+    keeps its place in the grid and reads as empty.
+    """
     for child in el:
         if child.tag == tag:
-            yield child
+            yield child, prompt
         elif child.tag == w.sdt:
             content = _find(child, w.sdtContent)
             if content is not None:
-                yield from _children(content, tag, w)
+                yield from _children(content, tag, w, prompt or _showing_placeholder(child, w))
         elif child.tag == w.customXml:
-            yield from _children(child, tag, w)
+            yield from _children(child, tag, w, prompt)
 
 
 def _find(el: _Element | None, tag: str) -> _Element | None:

@@ -15,7 +15,9 @@ class ProblemSpec:
 
     `message` is the usual text (str.format placeholders such as {name}); `variants` are
     other texts for the same code where the cause differs (a PDF or a scan are both an
-    `unsupported-format`, explained differently). `fix` says in one line how to fix it.
+    `unsupported-format`, explained differently). `fix` says in one line how to fix it;
+    `hint` marks the codes whose message does not already say it, so a receipt shows `fix`
+    under the message for those only (never the same advice twice).
     """
 
     code: str
@@ -23,6 +25,7 @@ class ProblemSpec:
     message: str
     fix: str
     variants: Mapping[str, str] = field(default_factory=dict)
+    hint: bool = False
 
     def text(self, variant: str | None = None) -> str:
         """The message template for `variant` (None: the usual one)."""
@@ -39,7 +42,10 @@ _SPECS: tuple[ProblemSpec, ...] = (
         "error",
         "Tệp {name} không đọc được (có thể bị hỏng hoặc gửi chưa trọn vẹn). Đề nghị mở lại bằng "
         "Excel/Word, lưu lại dưới dạng .xlsx/.docx và gửi lại.",
-        _SEND_AGAIN,
+        (
+            "Mở lại tệp bằng Excel hoặc Word, lưu lại (Save As) dưới dạng .xlsx hoặc .docx "
+            "rồi gửi lại; không đặt mật khẩu cho tệp."
+        ),
         {
             "empty": "Tệp {name} rỗng (không có nội dung). Đề nghị kiểm tra và gửi lại tệp biểu "
             "mẫu đã điền.",
@@ -50,20 +56,24 @@ _SPECS: tuple[ProblemSpec, ...] = (
             "strange": "Tệp có cấu trúc bất thường nên hệ thống không đọc ({detail}). Đề nghị mở "
             "tệp bằng Excel/Word, lưu lại dưới dạng .xlsx/.docx và gửi lại.",
         },
+        hint=True,
     ),
     ProblemSpec(
         "unsupported-format",
         "error",
         "Tệp {name} không phải tệp Word hoặc Excel nên hệ thống không đọc được. Đề nghị gửi "
         "biểu mẫu dưới dạng Word (.docx) hoặc Excel (.xlsx).",
-        "Gửi biểu mẫu dưới dạng Word (.docx) hoặc Excel (.xlsx).",
+        (
+            "Gửi biểu mẫu dưới dạng tệp Excel (.xlsx, .xls) hoặc Word (.docx, .doc); bản quét, "
+            "ảnh chụp có chữ ký, đóng dấu chỉ gửi kèm theo tệp đó."
+        ),
         {
             "pdf": "Tệp {name} là tệp PDF nên hệ thống không đọc được nội dung biểu mẫu. Đề nghị "
-            "gửi tệp Word (.docx) hoặc Excel (.xlsx) đã điền, không gửi bản PDF hay bản "
-            "chụp/scan.",
+            "gửi tệp Word (.docx) hoặc Excel (.xlsx) đã điền; bản PDF hoặc bản quét có chữ ký, "
+            "đóng dấu chỉ gửi kèm theo tệp đó.",
             "image": "Tệp {name} là ảnh chụp/scan nên hệ thống không đọc được nội dung biểu mẫu. "
-            "Đề nghị gửi tệp Word (.docx) hoặc Excel (.xlsx) đã điền, không gửi ảnh chụp hay "
-            "bản scan.",
+            "Đề nghị gửi tệp Word (.docx) hoặc Excel (.xlsx) đã điền; ảnh chụp hoặc bản quét "
+            "có chữ ký, đóng dấu chỉ gửi kèm theo tệp đó.",
             "web": "Tệp {name} thực chất là trang web (HTML) hoặc XML được đặt tên như tệp "
             "Excel/Word, hệ thống không đọc được. Đề nghị mở tệp bằng Excel/Word, chọn Lưu "
             'thành (Save As) kiểu "Excel Workbook (.xlsx)" hoặc "Word Document (.docx)" rồi '
@@ -74,6 +84,7 @@ _SPECS: tuple[ProblemSpec, ...] = (
             "no-office": "Hệ thống chưa đọc được tệp định dạng .{ext} của đơn vị. Đề nghị mở tệp "
             "bằng Word/Excel, lưu lại dưới dạng Word (.docx) hoặc Excel (.xlsx) rồi gửi lại.",
         },
+        hint=True,
     ),
     ProblemSpec(
         "file-too-large",
@@ -81,7 +92,10 @@ _SPECS: tuple[ProblemSpec, ...] = (
         "Tệp quá lớn hoặc có cấu trúc nén bất thường nên hệ thống không mở ({detail}). "
         "Đề nghị chỉ gửi tệp biểu mẫu đã điền (Excel .xlsx hoặc Word .docx), "
         "không chèn ảnh hay dữ liệu khác, rồi gửi lại.",
-        "Chỉ gửi biểu mẫu đã điền (xóa ảnh, các trang tính và dữ liệu khác) rồi gửi lại.",
+        (
+            "Xóa bớt nội dung thừa (ảnh, trang tính không dùng) hoặc chỉ gửi tệp biểu mẫu, "
+            "rồi gửi lại."
+        ),
         {
             "too-slow": "Tệp {name} quá lớn hoặc quá phức tạp nên hệ thống không đọc hết trong "
             "thời gian cho phép. Đề nghị chỉ gửi biểu mẫu đã điền (xóa các trang tính/dữ liệu "
@@ -93,6 +107,7 @@ _SPECS: tuple[ProblemSpec, ...] = (
             "mail-total": "Tổng dung lượng các tệp trong thư vượt {limit} nên tệp “{name}” không "
             "được đọc. Vui lòng gửi các tệp trong nhiều thư.",
         },
+        hint=True,
     ),
     ProblemSpec(
         "password-protected",
@@ -112,7 +127,8 @@ _SPECS: tuple[ProblemSpec, ...] = (
         "Một số chữ trong tệp được gõ bằng phông chữ cũ (TCVN3/ABC hoặc VNI) và đã được hệ "
         "thống tự chuyển sang Unicode. Đề nghị kiểm tra lại tên đơn vị, tên tập thể/cá nhân và "
         "tên mô hình; lần sau nên dùng phông Unicode (ví dụ Times New Roman).",
-        "Kiểm tra lại các tên đã được chuyển; lần sau dùng phông Unicode (ví dụ Times New Roman).",
+        ("Không cần gửi lại; lần sau đề nghị dùng phông chữ Unicode (ví dụ Times New Roman)."),
+        hint=True,
     ),
     # --- finding the forms (parsers.finder) ---
     ProblemSpec(
@@ -121,7 +137,11 @@ _SPECS: tuple[ProblemSpec, ...] = (
         "Không tìm thấy biểu đăng ký (Mẫu số 01 hoặc Mẫu số 02) trong tệp này. Nếu đây là "
         "công văn hoặc tờ trình, đề nghị gửi kèm biểu đăng ký theo mẫu (tệp Excel hoặc "
         "Word) có bảng: TT, Tên tập thể, cá nhân, Tên mô hình theo 4 lĩnh vực, Ghi chú.",
-        "Gửi kèm biểu đăng ký theo mẫu (Mẫu số 01 hoặc Mẫu số 02) dưới dạng Excel hoặc Word.",
+        (
+            "Gửi đúng tệp biểu mẫu (Mẫu số 01 hoặc Mẫu số 02), giữ nguyên tiêu đề “BIỂU TỔNG "
+            "HỢP” và hàng tiêu đề các cột của bảng."
+        ),
+        hint=True,
     ),
     ProblemSpec(
         "unknown-form-type",
@@ -172,6 +192,27 @@ _SPECS: tuple[ProblemSpec, ...] = (
         "rồi gửi lại.",
         "Ghi các mô hình còn lại vào biểu đã điền; bản mẫu để trống có thể xóa.",
     ),
+    ProblemSpec(
+        "total-ambiguous-split",
+        "warning",
+        "Ô này ghi {count} dòng đánh số hoặc gạch đầu dòng, hệ thống đọc thành {count} mô hình; "
+        "tuy nhiên số liệu dòng TỔNG không khớp dù đọc là {count} mô hình hay là một mô hình. "
+        "Đề nghị kiểm tra lại: nếu đây là một mô hình được mô tả nhiều ý, bỏ số thứ tự hoặc gạch "
+        "đầu dòng ở các ý; nếu là nhiều mô hình, sửa số liệu dòng TỔNG cho khớp.",
+        "Nếu là một mô hình, bỏ số thứ tự hoặc gạch đầu dòng ở các ý mô tả; nếu là nhiều mô hình, "
+        "sửa số liệu dòng TỔNG cho khớp.",
+        {
+            "several": "Ô này ghi {count} dòng đánh số hoặc gạch đầu dòng, hệ thống đọc thành "
+            "{count} mô hình; số liệu dòng TỔNG không đủ để biết ô nào là một mô hình được mô tả "
+            "nhiều ý, ô nào gồm nhiều mô hình. Đề nghị bỏ số thứ tự hoặc gạch đầu dòng ở các ý "
+            "mô tả của một mô hình, hoặc tách mỗi mô hình ra một dòng riêng.",
+            "neither": "Ô này ghi {count} dòng đánh số hoặc gạch đầu dòng, hệ thống đọc thành "
+            "{count} mô hình; tuy nhiên số liệu dòng TỔNG không khớp dù đọc là {count} mô hình "
+            "hay là một mô hình. Đề nghị kiểm tra lại: nếu đây là một mô hình được mô tả nhiều "
+            "ý, bỏ số thứ tự hoặc gạch đầu dòng ở các ý; nếu là nhiều mô hình, sửa số liệu dòng "
+            "TỔNG cho khớp.",
+        },
+    ),
     # --- the rules (rules.*) ---
     ProblemSpec(
         "missing-unit-name",
@@ -179,7 +220,8 @@ _SPECS: tuple[ProblemSpec, ...] = (
         "Biểu chưa ghi tên đơn vị: dòng “TÊN ĐƠN VỊ” ở góc trên bên trái còn để trống hoặc để "
         "nguyên chữ mẫu. Đề nghị ghi rõ tên đơn vị (ví dụ: Đảng ủy phường Khương Trung) và gửi "
         "lại.",
-        "Ghi rõ tên đơn vị ở dòng “TÊN ĐƠN VỊ”.",
+        "Ghi tên đơn vị vào dòng “TÊN ĐƠN VỊ” ở đầu biểu mẫu.",
+        hint=True,
     ),
     ProblemSpec(
         "wrong-year",
@@ -187,21 +229,27 @@ _SPECS: tuple[ProblemSpec, ...] = (
         "Tiêu đề biểu ghi năm {found}, nhưng đợt đăng ký hiện nay là năm {expected}. Có thể đơn "
         "vị đã dùng lại biểu của năm trước: đề nghị dùng biểu năm {expected} và kiểm tra lại nội "
         "dung.",
-        "Dùng biểu mẫu của năm đăng ký hiện nay.",
+        "Kiểm tra lại năm ghi ở tiêu đề và dòng ngày tháng của biểu mẫu.",
+        hint=True,
     ),
     ProblemSpec(
         "empty-form",
         "error",
         "{form} chưa có mô hình nào. Đề nghị ghi các mô hình đăng ký vào bảng; nếu đơn vị không "
         "đăng ký mô hình nào ở cấp này, ghi rõ “Không đăng ký” trong bảng rồi gửi lại.",
-        "Ghi các mô hình vào bảng, hoặc ghi rõ “Không đăng ký”.",
+        (
+            "Nếu đơn vị không đăng ký mô hình nào, ghi rõ “Không đăng ký” trong biểu; nếu có,"
+            " điền các mô hình vào bảng rồi gửi lại."
+        ),
+        hint=True,
     ),
     ProblemSpec(
         "missing-name",
         "error",
         "Dòng {no}có tên mô hình “{model}” nhưng chưa ghi tên tập thể, cá nhân. Đề nghị ghi rõ "
         "tên tập thể hoặc cá nhân thực hiện mô hình vào cột “Tên tập thể, cá nhân”.",
-        "Ghi tên tập thể hoặc cá nhân thực hiện mô hình vào cột “Tên tập thể, cá nhân”.",
+        "Ghi tên tập thể hoặc cá nhân vào cột “Tên tập thể, cá nhân” của dòng này.",
+        hint=True,
     ),
     ProblemSpec(
         "missing-model",
@@ -209,14 +257,16 @@ _SPECS: tuple[ProblemSpec, ...] = (
         "Đã ghi “{name}” nhưng chưa ghi tên mô hình ở cột lĩnh vực nào. Đề nghị ghi tên mô hình "
         "“Dân vận khéo” vào ô lĩnh vực tương ứng (kinh tế, văn hóa - xã hội, an ninh - quốc phòng "
         "hoặc xây dựng hệ thống chính trị), hoặc xóa dòng này nếu không đăng ký.",
-        "Ghi tên mô hình vào ô lĩnh vực tương ứng, hoặc xóa dòng không đăng ký.",
+        ("Ghi tên mô hình vào đúng ô lĩnh vực của dòng này, hoặc xóa dòng nếu không đăng ký."),
+        hint=True,
     ),
     ProblemSpec(
         "total-mismatch",
         "error",
         "Dòng TỔNG ghi {declared} mô hình ở cột “{field}” nhưng biểu liệt kê {counted} mô hình. "
         "Đề nghị kiểm tra lại số liệu dòng TỔNG.",
-        "Sửa số liệu dòng TỔNG cho khớp với các mô hình đã liệt kê.",
+        "Sửa các số ở dòng “TỔNG” cho khớp với số mô hình đã ghi trong bảng.",
+        hint=True,
     ),
     # --- the mail around the files (mailbot.mail) ---
     ProblemSpec(
@@ -296,6 +346,28 @@ _SPECS: tuple[ProblemSpec, ...] = (
             "nested": "Cấu trúc thư lồng nhau quá sâu nên một số tệp không được đọc. "
             + _ATTACH_DIRECTLY,
         },
+    ),
+    # --- files beside a form that was read (mailbot.extras): notes, never errors ---
+    ProblemSpec(
+        "extra-document",
+        "warning",
+        "Tệp {name} là bản PDF hoặc bản quét, gửi kèm biểu mẫu đã đọc từ tệp {source}. Tệp "
+        "được lưu kèm hồ sơ để đối chiếu, không tính là biểu mẫu riêng; nếu tệp này là một "
+        "biểu mẫu khác, đề nghị gửi thêm tệp Excel hoặc Word của biểu mẫu đó.",
+        "Không cần gửi lại; nếu tệp là biểu mẫu khác, gửi thêm tệp Excel hoặc Word của biểu "
+        "mẫu đó.",
+        {
+            "image": "Ảnh {name} là ảnh chụp, gửi kèm biểu mẫu đã đọc từ tệp {source}. Hệ "
+            "thống không đọc nội dung ảnh; ảnh được lưu kèm hồ sơ để đối chiếu. Nếu ảnh là một "
+            "biểu mẫu khác, đề nghị gửi thêm tệp Excel hoặc Word của biểu mẫu đó.",
+        },
+    ),
+    ProblemSpec(
+        "duplicate-copy",
+        "warning",
+        "Tệp {name} là một bản khác của {form} trong tệp {source} (cùng các mô hình) nên chỉ "
+        "được tính một lần.",
+        "Không cần gửi lại; lần sau chỉ cần gửi một tệp cho mỗi biểu mẫu.",
     ),
     ProblemSpec(
         "mail-encrypted",

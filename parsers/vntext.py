@@ -24,6 +24,15 @@ __all__ = [
 LEGACY_ENCODINGS: tuple[str, ...] = ("tcvn3", "tcvn3-caps", "vni")
 
 _WS = re.compile(r"\s+")
+# Invisible characters pasted from web pages and chat apps: zero-width space, non-joiner and
+# joiner, word joiner, BOM / zero-width no-break space. Dropped before anything else looks.
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"))
+# After a legacy conversion (where U+00AD is TCVN3's "ư"): the soft hyphen, an invisible
+# hyphenation hint, goes too, and the no-break space is a space.
+_INVISIBLE_TEXT = {**_INVISIBLE, 0xAD: None, 0xA0: " "}
+# Searching first is several times cheaper than translating every string.
+_HAS_INVISIBLE = re.compile("[\u200b-\u200d\u2060\ufeff]")
+_HAS_INVISIBLE_TEXT = re.compile("[\u200b-\u200d\u2060\ufeff\u00ad\u00a0]")
 _MARKS = re.compile("[\u0300-\u036f]")
 
 # Tone marks in UniKey's table order: none, sắc, huyền, hỏi, ngã, nặng.
@@ -270,19 +279,23 @@ def _order_marks(text: str) -> str:
 
 
 def normalize(text: str) -> str:
-    """NFC and folded white space: the form every string leaves the parsers in.
+    """NFC and folded white space, invisible characters dropped: how strings leave the parsers.
+
+    Zero-width characters, BOMs and soft hyphens are removed; a no-break space is a space.
 
     Decomposed input ("Unicode tổ hợp", NFD) is composed; a tone typed before the vowel's own
     mark (a + acute + breve), which NFC alone cannot compose, is reordered first.
     """
     if not text.isascii():
+        if _HAS_INVISIBLE_TEXT.search(text):
+            text = text.translate(_INVISIBLE_TEXT)
         if unicodedata.is_normalized("NFC", text) and not _MARKS.search(text):
             # Already composed with no stray combining mark: NFD + reorder + NFC is a no-op.
-            return fold_ws(text.replace("\u00a0", " "))
+            return fold_ws(text)
         nfd = unicodedata.normalize("NFD", text)
         if any(ch in _TONE_SET for ch in nfd):
             nfd = _order_marks(nfd)
-        text = unicodedata.normalize("NFC", nfd).replace("\u00a0", " ")
+        text = unicodedata.normalize("NFC", nfd)
     return fold_ws(text)
 
 
@@ -303,6 +316,7 @@ def _fold_table() -> dict[int, str]:
         folded = _fold_char(chr(code))
         if folded != chr(code):
             table[code] = folded
+    table.update({code: "" for code in (*_INVISIBLE, 0xAD)})  # as normalize() drops them
     return table
 
 
@@ -495,6 +509,8 @@ def smart_text(text: str, font_name: str | None = None) -> tuple[str, str | None
     The font decides first; text already holding genuine Vietnamese Unicode is never
     converted, whatever its font says. Without a legacy font, telltales decide.
     """
+    if not text.isascii() and _HAS_INVISIBLE.search(text):
+        text = text.translate(_INVISIBLE)  # a zero-width space must not hide legacy text
     encoding = legacy_encoding_for_font(font_name)
     if encoding is None:
         encoding = detect_legacy(text)

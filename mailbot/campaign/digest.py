@@ -31,6 +31,7 @@ from mailbot.campaign.views import (
     AttentionView,
     DigestCounts,
     DigestView,
+    ToReadView,
     percent,
 )
 from mailbot.config import Config
@@ -42,6 +43,8 @@ from rules.campaign import Campaign
 
 log = logging.getLogger(__name__)
 
+# How many senders the "Thư khác" line names before it only counts the rest.
+OTHER_MAIL_SHOWN: Final = 5
 # After the deadline, a digest goes out only on days with news (the first day always).
 QUIET_AFTER_DEADLINE: Final = timedelta(days=1)
 OUTGOING_KIND_LABELS: Final = {
@@ -196,13 +199,50 @@ def needs_attention(
         )
     if since is None:
         since = campaign.deadline - timedelta(days=365)
+    others: list[dbm.Event] = []
     for ev in dbm.events_since(session, since):
         if ev.at > now:
+            continue
+        if ev.kind == "other-mail":
+            others.append(ev)
             continue
         shown = _event_detail(ev, names, campaign)
         if shown is not None:
             items.append(AttentionView(shown[0], shown[1], local(ev.at, campaign)))
+    if others:
+        items.append(_other_mail_line(others, campaign))
     return tuple(items)
+
+
+def _other_mail_line(events: list[dbm.Event], campaign: Campaign) -> AttentionView:
+    """One short line for the mail not from a unit and holding no form (not answered)."""
+    shown = [f"{ev.detail or '(không rõ)'} (thư #{ev.mail_id})" for ev in events[:OTHER_MAIL_SHOWN]]
+    rest = len(events) - len(shown)
+    more = f"; và {rest} thư khác" if rest > 0 else ""
+    return AttentionView(
+        kind_label="Thư khác",
+        detail=f"{len(events)} thư không phải của đơn vị trong danh sách, không kèm biểu mẫu, "
+        f"không trả lời tự động: {'; '.join(shown)}{more}",
+        when=local(events[-1].at, campaign),
+    )
+
+
+def mails_to_read(
+    session: Session, now: datetime, campaign: Campaign, names: dict[str, str]
+) -> tuple[ToReadView, ...]:
+    """Units' mails without a form that no one has marked handled, received by `now`."""
+    return tuple(
+        ToReadView(
+            mail_id=m.id,
+            when=local(m.received_at, campaign),
+            unit=names.get(m.unit_code or "", m.unit_code or ""),
+            sender=m.from_addr or "(không rõ)",
+            subject=m.subject or "",
+            excerpt=m.excerpt or "",
+        )
+        for m in dbm.mails_for_staff(session)
+        if m.received_at <= now
+    )
 
 
 def _counts_by_level_and_field(
@@ -245,6 +285,7 @@ def build_digest(
     after = now >= campaign.deadline
     arrivals = _arrivals(session, since, now, campaign, names)
     attention = needs_attention(session, since, now, campaign, names)
+    to_read = mails_to_read(session, now, campaign, names)
     overdue = tuple(f"{u.name} – {u.label}" for u in states if not u.complete) if after else ()
     name = export_file_name(campaign, now)
     workbook = (
@@ -262,6 +303,7 @@ def build_digest(
         generated_at=local(now, campaign),
         campaign_name=campaign.name,
         deadline_text=campaign.deadline_text,
+        deadline_words=campaign.deadline_words,
         counts=DigestCounts(
             complete=counts["complete"],
             partial=counts["partial"],
@@ -279,10 +321,12 @@ def build_digest(
         since=local(since, campaign) if since is not None else None,
         attachment_name=name,
         office_name=config.outgoing.from_name,
+        to_read=to_read,
     )
     news = (
         bool(arrivals)
         or any(a.when is not None and since is not None and a.when >= since for a in attention)
+        or any(since is not None and r.when >= since for r in to_read)
         or since is None
     )
     return DigestPlan(

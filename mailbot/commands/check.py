@@ -327,7 +327,7 @@ def check_campaign(config: Config) -> Iterator[Result]:
     except (CampaignError, OSError) as exc:
         yield Result(FAIL, subject, f"tệp đợt thi đua có lỗi: {exc} (sửa khóa campaign)")
         return
-    name = f"năm {campaign.year}, hạn nộp {campaign.deadline:%d/%m/%Y}"
+    name = f"năm {campaign.year}, {campaign.deadline_words}"
     if utc_now() - campaign.deadline > STALE_CAMPAIGN_AFTER:
         yield Result(
             WARN,

@@ -245,6 +245,12 @@ def run(args: argparse.Namespace, config: object = None) -> int:
                 f"{QUARANTINE_REASONS.get(m.quarantine_reason or '', m.quarantine_reason)}"
                 for m in quarantined
             ]
+            other_lines = [
+                f"  - thư #{ev.mail_id} từ {ev.detail}"
+                for ev in dbm.events_since(
+                    s, datetime(campaign.year, 1, 1, tzinfo=UTC), kinds=("other-mail",)
+                )
+            ]
     print(
         f"Đã xử lý {first.processed + second.processed} thư, gửi {first.sent + second.sent} "
         "thư trả lời."
@@ -254,6 +260,9 @@ def run(args: argparse.Namespace, config: object = None) -> int:
     if q_lines:
         print("Thư chờ cán bộ xem xét:")
         print("\n".join(q_lines))
+    if other_lines:
+        print("Thư khác (không phải của đơn vị, không kèm biểu mẫu; không trả lời tự động):")
+        print("\n".join(other_lines))
     print(f"Thư trả lời (.eml): {base / 'outbox'}")
     print(f"Cơ sở dữ liệu:      {cfg.data_dir / 'mailbot.sqlite3'}")
     print(f"Hộp thư mẫu:        {base / 'inbox'}")

@@ -3,24 +3,39 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable
 
 from mailbot.mail.filetypes import ARCHIVE_EXTENSIONS, FORM_EXTENSIONS
 from mailbot.mail.headers import header_param
 from mailbot.mail.message import ParsedMail
+from parsers.vntext import fold_accents
 
 __all__ = [
+    "SYSTEM_LOCALPART_STEMS",
     "auto_reply_reason",
     "automatic_reason",
     "carries_documents",
     "fold_subject",
+    "is_system_address",
     "relay_reason",
 ]
 
-_NO_REPLY_LOCALPARTS = re.compile(
-    r"^(mailer-daemon|mailerdaemon|postmaster|no[-_.]?reply|do[-_.]?not[-_.]?reply"
-    r"|bounces?(?:[-_.+].*)?|listserv|majordomo|auto[-_.]?reply|autoresponder)$"
+# Local parts (the part before "@") of addresses no automatic mail ever goes to, whatever the
+# mail looks like. Compared with "-", "_" and "." folded away and any "+tag" removed, anywhere in
+# the local part: "no-reply-invoice", "hoadon.noreply", "bounces-123", "notifications" all match.
+SYSTEM_LOCALPART_STEMS: tuple[str, ...] = (
+    "noreply",  # no-reply, no_reply, noreply, no-reply-invoice, ...
+    "donotreply",  # do-not-reply, do_not_reply, donotreply
+    "dontreply",
+    "mailerdaemon",  # MAILER-DAEMON
+    "postmaster",
+    "bounce",  # bounce, bounces, bounces+..., VERP and SRS return addresses
+    "notification",  # notification, notifications, ...-notifications
+    "notify",
+    "listserv",
+    "majordomo",
+    "autoreply",  # auto-reply, autoreply
+    "autoresponder",
 )
 _AUTO_SUPPRESS_VALUES = frozenset({"all", "oof", "autoreply"})
 _AUTO_HEADERS = (
@@ -56,9 +71,7 @@ _WEAK_AUTO_SUBJECTS = re.compile(
 
 def fold_subject(text: str) -> str:
     """A subject compared loosely: case-folded, accents and đ folded away, spaces collapsed."""
-    text = unicodedata.normalize("NFD", text.casefold())
-    text = "".join(ch for ch in text if unicodedata.category(ch) != "Mn")
-    return re.sub(r"\s+", " ", text.replace("đ", "d")).strip()
+    return re.sub(r"\s+", " ", fold_accents(text)).strip()
 
 
 def _domain_of(msg_id: str) -> str:
@@ -68,6 +81,13 @@ def _domain_of(msg_id: str) -> str:
 def _points_to(ids: Iterable[str], own_domain: str) -> bool:
     own = own_domain.lower().strip()
     return bool(own) and any(_domain_of(i) == own for i in ids)
+
+
+def is_system_address(address: str) -> bool:
+    """Whether an address belongs to a machine that must never get automatic mail."""
+    local = address.strip().strip("<>").rpartition("@")[0] or address
+    folded = re.sub(r"[-_.]", "", local.split("+", 1)[0].lower())
+    return any(stem in folded for stem in SYSTEM_LOCALPART_STEMS)
 
 
 def carries_documents(mail: ParsedMail) -> bool:
@@ -88,8 +108,7 @@ def automatic_reason(mail: ParsedMail, own_addresses: Iterable[str], own_domain:
     sender = mail.from_addr.lower()
     if sender and sender in own:
         return f"sent from our own address {sender}"
-    local = sender.partition("@")[0].split("+", 1)[0]
-    if sender and _NO_REPLY_LOCALPARTS.match(local):
+    if sender and is_system_address(sender):
         return f"sender {sender} is a system address"
 
     auto = mail.header("Auto-Submitted")

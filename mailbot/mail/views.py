@@ -16,34 +16,18 @@ from outbox_templates.labels import (
     form_title,
 )
 from parsers.model import FIELDS, Entry, Form, ParseResult, Problem
+from parsers.problems import CATALOGUE
 from rules.campaign import FormSpec
 
 DEFAULT_OFFICE: Final = "Ban Dân vận Quận ủy Thanh Xuân"
 DEFAULT_FORMATS: Final = ("xlsx", "docx", "xls", "doc")
 
-# What the unit can do about each contract problem code; shown under the rule's own message.
-FIX_HINTS: Final = MappingProxyType(
-    {
-        "unreadable-file": "Mở lại tệp bằng Excel hoặc Word, lưu lại (Save As) dưới dạng .xlsx "
-        "hoặc .docx rồi gửi lại; không đặt mật khẩu cho tệp.",
-        "unsupported-format": "Gửi biểu mẫu dưới dạng tệp Excel (.xlsx, .xls) hoặc Word "
-        "(.docx, .doc); không gửi ảnh chụp hoặc bản quét.",
-        "file-too-large": "Xóa bớt nội dung thừa (ảnh, trang tính không dùng) hoặc chỉ gửi "
-        "tệp biểu mẫu, rồi gửi lại.",
-        "no-form-found": "Gửi đúng tệp biểu mẫu (Mẫu số 01 hoặc Mẫu số 02), giữ nguyên tiêu đề "
-        "“BIỂU TỔNG HỢP” và hàng tiêu đề các cột của bảng.",
-        "missing-unit-name": "Ghi tên đơn vị vào dòng “TÊN ĐƠN VỊ” ở đầu biểu mẫu.",
-        "missing-name": "Ghi tên tập thể hoặc cá nhân vào cột “Tên tập thể, cá nhân” của dòng này.",
-        "missing-model": "Ghi tên mô hình vào đúng ô lĩnh vực của dòng này, hoặc xóa dòng nếu "
-        "không đăng ký.",
-        "total-mismatch": "Sửa các số ở dòng “TỔNG” cho khớp với số mô hình đã ghi trong bảng.",
-        "wrong-year": "Kiểm tra lại năm ghi ở tiêu đề và dòng ngày tháng của biểu mẫu.",
-        "empty-form": "Nếu đơn vị không đăng ký mô hình nào, ghi rõ “Không đăng ký” trong biểu; "
-        "nếu có, điền các mô hình vào bảng rồi gửi lại.",
-        "legacy-encoding-converted": "Không cần gửi lại; lần sau đề nghị dùng phông chữ Unicode "
-        "(ví dụ Times New Roman).",
-    }
-)
+
+def _hint(code: str) -> str | None:
+    """The catalogue's advice for `code` when its message does not already give it."""
+    entry = CATALOGUE.get(code)
+    return entry.fix if entry is not None and entry.hint else None
+
 
 # Codes for which no receipt is sent but a short notice: what happened and what to do.
 NOTICE_REASONS: Final = (
@@ -56,6 +40,8 @@ NOTICE_REASONS: Final = (
 
 # File-level problems that mean "we got a form-less file, but we did read it".
 _READABLE_NO_FORM_CODES: Final = frozenset({"no-form-found", "empty-form"})
+# Notes on a file beside a form (a signed scan, a photo, a second copy): said once, not listed.
+NOTE_CODES: Final = frozenset({"extra-document", "duplicate-copy"})
 
 
 # --------------------------------------------------------------------------- locations
@@ -189,6 +175,8 @@ class FileView:
     problems: tuple[ProblemView, ...] = ()
     forms: tuple[FormView, ...] = ()
     reason_hint: str | None = None
+    # Set for a file kept beside the forms (scan, photo, copy): what the receipt says of it.
+    note: str | None = None
 
     @property
     def error_count(self) -> int:
@@ -204,7 +192,7 @@ def problem_view(problem: Problem) -> ProblemView:
         location=human_location(problem.location),
         message=problem.message,
         severity=problem.severity,
-        hint=FIX_HINTS.get(problem.code),
+        hint=_hint(problem.code),
     )
 
 
@@ -286,7 +274,15 @@ def file_view(
 
     `superseding` holds the form codes (M1/M2) of this file that replace an earlier version.
     A file is unreadable when it gave no form and a file-level error other than "no form here".
+    A file with only notes (NOTE_CODES) is an extra document: its view carries the note.
     """
+    if not result.forms and result.problems and all(p.code in NOTE_CODES for p in result.problems):
+        return FileView(
+            file_name=result.file,
+            format=result.format,
+            readable=True,
+            note=" ".join(p.message for p in result.problems),
+        )
     blocking = [
         p
         for p in result.problems
@@ -306,7 +302,7 @@ def file_view(
         reason=reason_problem.message if reason_problem else None,
         problems=problems,
         forms=forms,
-        reason_hint=FIX_HINTS.get(reason_problem.code) if reason_problem else None,
+        reason_hint=_hint(reason_problem.code) if reason_problem else None,
     )
 
 
@@ -331,6 +327,10 @@ class ReceiptView:
     submission_address: str
     original_subject: str | None = None
     office_name: str = DEFAULT_OFFICE
+    # "hạn cuối: hết ngày 19/02/2022 (thứ Bảy)" (Campaign.deadline_words).
+    deadline_words: str = ""
+    # The mail carried no form and is listed for staff to read (digest, `mailbot review`).
+    for_staff: bool = False
 
     @property
     def forms(self) -> tuple[FormView, ...]:
@@ -343,6 +343,10 @@ class ReceiptView:
     @property
     def unreadable_files(self) -> tuple[FileView, ...]:
         return tuple(f for f in self.files if not f.readable)
+
+    @property
+    def noted_files(self) -> tuple[FileView, ...]:
+        return tuple(f for f in self.files if f.note)
 
 
 @dataclass(frozen=True)
@@ -358,6 +362,12 @@ class NoticeView:
     campaign_name: str
     accepted_formats: tuple[str, ...] = DEFAULT_FORMATS
     office_name: str = DEFAULT_OFFICE
+    deadline_text: str = ""
+    deadline_words: str = ""
+    # The forms this unit must send, as named in a list ("Mẫu số 02 (cấp cơ sở)").
+    owed_forms: tuple[str, ...] = ()
+    # The mail is listed for staff to read: only then does the notice say they will.
+    for_staff: bool = False
 
     def __post_init__(self) -> None:
         if self.reason_code not in NOTICE_REASONS:

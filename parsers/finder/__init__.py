@@ -13,7 +13,9 @@ from parsers.model import FORM_NAMES, Form, Problem
 from parsers.problems import problem
 from parsers.vntext import fold_accents
 
-_DOC_TABLE = re.compile(r"^(table \d+)")
+# A document table's block: "table 2", or the path of a nested one ("table 1, row 1, column 1,
+# table 2"): the form's location either way.
+_DOC_TABLE = re.compile(r"^table \d+(?:, row \d+, column \d+, table \d+)*$")
 
 
 def _hint_from_name(text: str) -> str | None:
@@ -29,8 +31,7 @@ def _hint_from_name(text: str) -> str | None:
 
 def _form_location(grid: Grid, lay: Layout) -> str:
     if grid.kind == "document":
-        m = _DOC_TABLE.match(lay.block)
-        return m.group(1) if m else lay.block
+        return lay.block
     return grid.name
 
 
@@ -94,6 +95,10 @@ def _table_problems(lay: Layout, body: Body, grid: Grid) -> list[Problem]:
     out += [
         problem("ambiguous-field", cell.location, text=cell.text) for cell in body.ambiguous_fields
     ]
+    out += [
+        problem("total-ambiguous-split", item.cell.location, variant=why, count=item.count)
+        for item, why in body.unsettled_splits
+    ]
     if lay.beside_col is not None:
         out.append(problem("forms-side-by-side", _form_location(grid, lay)))
     return out
@@ -133,8 +138,9 @@ def _drop_blank_copies(forms: list[Form], problems: list[Problem]) -> list[Form]
 
 def _place_name(location: str) -> str:
     """A form's location as the unit reads it: "Trang tính “M1 (2)”" or "Bảng số 3"."""
-    m = re.fullmatch(r"table (\d+)", location)
-    return f"Bảng số {m.group(1)}" if m else f"Trang tính “{location}”"
+    if _DOC_TABLE.match(location):
+        return f"Bảng số {location.rsplit(' ', 1)[1]}"
+    return f"Trang tính “{location}”"
 
 
 def find_forms(extracted: Extracted, filename: str) -> tuple[list[Form], list[Problem]]:

@@ -18,12 +18,17 @@ from parsers.finder.labels import (
     to_int,
 )
 from parsers.finder.layout import ROW_NUMBER, Layout, cell_at, detect_layout, location_at, text_at
+from parsers.finder.splits import Listed, apply, decide
 from parsers.finder.titles import row_models, spans_fields, split_models
 from parsers.grid import Cell, Row
-from parsers.model import Entry, Totals, UnfilledRow
+from parsers.model import FIELDS, Entry, Totals, UnfilledRow
 from parsers.vntext import fold_accents
 
 _DECLARED_EMPTY = re.compile(r"khong\s*dang\s*ky|khong\s*co\s*mo\s*hinh")
+
+
+# A document table's block: "table 2", or "table 1, row 1, column 1, table 2" when nested.
+_TABLE_BLOCK = re.compile(r"(?:^|, )table \d+$")
 
 
 _ROMAN = re.compile(r"^(i{1,3}|iv|v|a|b|c)[.)]?$")
@@ -57,6 +62,8 @@ class Body:
     ambiguous_fields: list[Cell] = field(default_factory=list)
     saw_section: bool = False
     end: int = 0
+    listed: list[Listed] = field(default_factory=list)  # cells read as several models
+    unsettled_splits: list[tuple[Listed, str]] = field(default_factory=list)
 
 
 def _next_table_row(rows: list[Row], i: int, block: str, lay: Layout) -> tuple[int, str] | None:
@@ -66,9 +73,16 @@ def _next_table_row(rows: list[Row], i: int, block: str, lay: Layout) -> tuple[i
     back to our block. A table split by a page break continues in the very next table when
     it has the same width: after its repeated header, or at once if it has none.
     """
-    if not block.startswith("table") or not rows[i].block.startswith("table"):
+    if not _TABLE_BLOCK.search(block):
         return None
     j = i
+    if rows[i].block.startswith(block + ", "):
+        # A table (or the text after it) nested in one of our cells: its block names our cell.
+        while j < len(rows) and rows[j].block.startswith(block + ", "):
+            j += 1
+        return (j, block) if j < len(rows) and rows[j].block == block else None
+    if not _TABLE_BLOCK.search(rows[i].block):
+        return None
     while j < len(rows) and rows[j].block == rows[i].block:
         j += 1
     if j < len(rows) and rows[j].block == block:
@@ -112,9 +126,22 @@ def read_body(rows: list[Row], lay: Layout) -> Body:
         if outcome == "total" and not _total_above_entries(rows, i, lay, body):
             break
         i += 1
+    _settle_splits(body)
     if not body.saw_section:
         _kinds_from_names(body)
     return body
+
+
+def _settle_splits(body: Body) -> None:
+    """Numbered lines in one cell: several models, or one described at length? The TỔNG says."""
+    if not body.listed:
+        return
+    counts = {f: 0 for f in FIELDS}
+    for e in body.entries:
+        counts[e.field] = counts.get(e.field, 0) + 1
+    decision = decide([(item.field, item.count) for item in body.listed], counts, body.totals)
+    body.entries = apply(body.entries, body.listed, decision)
+    body.unsettled_splits = [(body.listed[i], why) for i, why in decision.unsettled]
 
 
 def _total_above_entries(rows: list[Row], i: int, lay: Layout, body: Body) -> bool:
@@ -210,12 +237,22 @@ class _BodyReader:
         if no is None and nm is None and self.prev is not None:
             no, nm = self.prev  # a second model row under an unmerged name
         note_cell = cell_at(row, lay.note_col)
-        note = note_cell.text if note_cell and note_cell.text and not note_cell.merged else None
+        note = (
+            note_cell.text
+            if note_cell
+            and note_cell.text
+            and not note_cell.merged
+            and not is_placeholder(note_cell.text)
+            else None
+        )
         for fld, cell in models:
             if not fld:
                 body.unknown_fields.append(cell)
                 continue
-            for model in split_models(cell):
+            models_here = split_models(cell)
+            if len(models_here) > 1:
+                body.listed.append(Listed(fld, cell, len(body.entries), len(models_here)))
+            for model in models_here:
                 body.entries.append(
                     Entry(
                         kind=self.kind,  # type: ignore[arg-type]

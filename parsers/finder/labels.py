@@ -87,6 +87,15 @@ _SECTION = re.compile(
 _PLACEHOLDER_ROW = re.compile(r"^[.…\s_-]*$")
 
 
+# Word's prompt in an empty content control, left as plain text where the control is gone
+# (a .doc keeps it so): "Bấm hoặc gõ nhẹ vào đây để nhập văn bản.", "Nhấp vào đây để nhập
+# văn bản.", "Click or tap here to enter text.", "Choose an item.", the date pickers' prompts.
+_WORD_PROMPT = re.compile(
+    r"^(?:(?:click|tap|bam|nhap|nhan|cham|go)\b.{0,40}?\b(?:to\s*enter|de\s*nhap)\s*"
+    r"(?:(?:a\s*)?(?:text|date)|van\s*ban|ngay)|choose\s*an\s*item|chon\s*mot\s*muc)\s*\.?$"
+)
+
+
 _NUMBER = re.compile(r"^\(?\s*(\d{1,4})\s*\)?")
 
 
@@ -105,7 +114,10 @@ def is_tt_label(folded: str) -> bool:
 
 
 def is_placeholder(text: str) -> bool:
-    return bool(_PLACEHOLDER_ROW.match(text))
+    """Dots or dashes left from the template, or Word's prompt in an unfilled control."""
+    if _PLACEHOLDER_ROW.match(text):
+        return True
+    return len(text) < 60 and bool(_WORD_PROMPT.match(fold_accents(text)))
 
 
 def is_total_label(folded: str) -> bool:

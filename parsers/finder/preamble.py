@@ -43,7 +43,7 @@ _BARE_DATE = re.compile(r"^(?:[^\d,]{2,40},\s*)?(\d{1,2})\s*/\s*(\d{1,2})\s*/\s*
 _EXCLUDED_PREAMBLE = re.compile(
     r"dang\s*cong\s*san\s*viet\s*nam|cong\s*hoa\s*xa\s*hoi|doc\s*lap\s*[-–]|tu\s*do\s*[-–]|"
     r"hanh\s*phuc|^so\s*[:\d]|^kinh\s*gui|^v/v|^ve\s*viec|^\(?ky,|"
-    r"\bngay\b.*\bthang\b|\bngay\b\s*\d"
+    r"\bngay\b.*\bthang\b|\bngay\b\s*\d|,\s*ngay\b"
 )
 
 
@@ -121,6 +121,8 @@ class _PreambleReader:
         if STOP.search(folded) or len(line) > _PROSE_LENGTH:
             self._reset()
             return
+        if is_placeholder(line):
+            return  # Word's prompt in a control nobody filled
         marker = _marker_of(line)
         if marker:
             pre.marker = pre.marker or marker

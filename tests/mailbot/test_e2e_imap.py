@@ -111,6 +111,11 @@ def test_poll_once_handles_the_corpus_end_to_end(tmp_path, dovecot, account, smt
         outbox = db.rows("SELECT kind, status FROM outbox WHERE mail_id = ?", mail["id"])
         assert [o["kind"] for o in outbox] == ([expected["reply"]] if expected["reply"] else [])
         assert all(o["status"] == "sent" for o in outbox)
+        if "other_mail" in expected:
+            others = db.rows(
+                "SELECT id FROM events WHERE mail_id = ? AND kind = 'other-mail'", mail["id"]
+            )
+            assert len(others) == (1 if expected["other_mail"] else 0), path.name
 
     awaiting = [p for p, e in cases if e["awaiting_confirmation"]]
     assert awaiting, "the corpus should hold a mail awaiting confirmation"

@@ -83,6 +83,7 @@ def test_nested_tables_follow_their_row_and_are_numbered_as_met():
     grid = _grid(d)
     assert [r.block for r in grid.rows] == ["table 1", "table 2", "table 1", "table 3"]
     assert grid.rows[0].cells[1] is None  # the outer cell's text excludes the nested table
+    # A nested table is numbered as met, so its cells keep the contract's plain form.
     assert grid.rows[1].cells[1].location == "table 2, row 1, column 2"
     assert grid.rows[2].cells[0].location == "table 1, row 2, column 1"
     assert grid.rows[3].cells[0].text == "Bảng sau"
@@ -219,3 +220,52 @@ def _doc_with(text: str):
     d = docx.Document()
     d.add_paragraph(text)
     return d
+
+
+def test_text_after_a_nested_table_follows_it_in_document_order():
+    d = docx.Document()
+    frame = d.add_table(rows=1, cols=1).cell(0, 0)
+    frame.text = "ĐẢNG ỦY PHƯỜNG KIM GIANG"
+    frame.add_paragraph("BIỂU TỔNG HỢP")
+    frame.add_table(rows=1, cols=2).cell(0, 0).text = "TT"
+    frame.add_paragraph("Ghi chú: ...")  # python-docx put an empty paragraph before it
+    grid = _grid(d)
+    cell = "table 1, row 1, column 1"
+    assert [(r.block, r.cells[0].text if r.cells[0] else None) for r in grid.rows] == [
+        ("table 1", "ĐẢNG ỦY PHƯỜNG KIM GIANG BIỂU TỔNG HỢP"),
+        ("table 2", "TT"),
+        (cell, "Ghi chú: ..."),
+    ]
+    assert grid.rows[2].cells[0].location == cell + ", paragraph 4"
+
+
+def test_cells_and_rows_in_content_controls_showing_their_prompt_read_empty():
+    prompt = (
+        "<w:sdtPr><w:showingPlcHdr/></w:sdtPr><w:sdtContent><w:tc><w:p><w:r>"
+        "<w:t>Bấm hoặc gõ nhẹ vào đây để nhập văn bản.</w:t></w:r></w:p></w:tc></w:sdtContent>"
+    )
+    filled = (
+        "<w:sdtPr/><w:sdtContent><w:tc><w:p><w:r><w:t>{}</w:t></w:r></w:p></w:tc></w:sdtContent>"
+    )
+    _doc = docx.Document()
+    _append_raw(
+        _doc,
+        f"""<w:tbl {W}><w:tblGrid><w:gridCol/><w:gridCol/><w:gridCol/></w:tblGrid>
+          <w:tr><w:sdt>{prompt}</w:sdt><w:sdt>{filled.format("B")}</w:sdt>
+            <w:tc><w:p><w:r><w:t>C</w:t></w:r></w:p></w:tc></w:tr>
+          <w:sdt><w:sdtPr><w:showingPlcHdr/></w:sdtPr><w:sdtContent>
+            <w:tr><w:tc><w:p><w:r><w:t>Click or tap here to enter text.</w:t></w:r></w:p></w:tc>
+            </w:tr></w:sdtContent></w:sdt>
+          <w:sdt><w:sdtPr/><w:sdtContent><w:sdt><w:sdtPr/><w:sdtContent>
+            <w:tr><w:tc><w:p><w:r><w:t>D</w:t></w:r></w:p></w:tc></w:tr>
+          </w:sdtContent></w:sdt></w:sdtContent></w:sdt>
+        </w:tbl>""",
+    )
+    rows = _rows(_grid(_doc), "table 1")
+    assert [[c.text if c else None for c in r] for r in rows] == [
+        [None, "B", "C"],
+        [None, None, None],
+        ["D", None, None],
+    ]
+    assert rows[0][1].location == "table 1, row 1, column 2"
+    assert rows[2][0].location == "table 1, row 3, column 1"

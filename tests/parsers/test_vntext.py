@@ -738,3 +738,26 @@ def test_normalize_fast_path_agrees_with_the_full_path(text):
     nfd = _order_marks(unicodedata.normalize("NFD", text))
     slow = fold_ws(unicodedata.normalize("NFC", nfd).replace("\u00a0", " "))
     assert normalize(text) == slow
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        ("\ufeffĐảng ủy phường", "Đảng ủy phường"),  # a BOM at the start of a pasted cell
+        ("Khương\u200b Mai", "Khương Mai"),
+        ("Tổ\u200c dân\u200d phố\u2060", "Tổ dân phố"),
+        ("cộng đồng\u00ad", "cộng đồng"),  # soft hyphen: a hyphenation hint, never text
+        ("Mẫu\u00a0số\u00a002", "Mẫu số 02"),
+        ("\u200b", ""),
+        ("TO\u0302\u0300\u200bNG", "TỒNG"),  # NFD with an invisible character after it
+    ],
+)
+def test_normalize_drops_invisible_characters(raw: str, clean: str) -> None:
+    assert normalize(raw) == clean
+    assert fold_accents(normalize(raw)) == fold_accents(clean)
+
+
+def test_invisible_characters_do_not_hide_legacy_text() -> None:
+    # TCVN3 with a zero-width space: still detected; its U+00AD is "ư", not a soft hyphen.
+    assert smart_text("\u200b§¶ng ñy ph\xadêng\ufeff") == ("Đảng ủy phường", "tcvn3")
+    assert smart_text("§¶ng\u200b ñy", ".VnTime") == ("Đảng ủy", "tcvn3")

@@ -119,3 +119,32 @@ def test_no_digest_without_recipients(database) -> None:
     with database.session() as s:
         assert not queue_digest(s, CAMPAIGN, Config(), at(14, 8))
     assert outbox(database, "digest") == []
+
+
+def test_other_mail_is_one_short_line(database) -> None:
+    with database.session() as s:
+        for n in range(7):
+            mail, _ = dbm.record_received(
+                s,
+                source="test",
+                uidvalidity=None,
+                uid=None,
+                message_id=f"<other-{n}@x.example>",
+                sha256=f"{n:064d}",
+                raw_path=f"raw/o{n}",
+                size=10,
+                from_addr=f"nguoi{n}@la.example",
+                subject="Bản tin",
+                received_at=at(12, 10),
+            )
+            dbm.add_event(
+                s, "other-mail", at=at(12, 10, n), mail_id=mail.id, detail=f"nguoi{n}@la.example"
+            )
+    with database.session(write=False) as s:
+        plan = build_digest(s, CAMPAIGN, CONFIG, at(13, 7, 30))
+    [line] = [a for a in plan.view.needs_attention if a.kind_label == "Thư khác"]
+    assert line.detail.startswith("7 thư không phải của đơn vị trong danh sách")
+    assert "nguoi0@la.example (thư #1)" in line.detail and "nguoi5@la.example" not in line.detail
+    assert line.detail.endswith("; và 2 thư khác")
+    assert line.when == at(12, 10, 6)
+    assert plan.news

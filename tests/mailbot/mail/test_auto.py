@@ -6,7 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from mailbot.mail.auto import auto_reply_reason, automatic_reason, relay_reason
+from mailbot.mail.auto import (
+    auto_reply_reason,
+    automatic_reason,
+    is_system_address,
+    relay_reason,
+)
 from mailbot.mail.bounce import parse_bounce
 from mailbot.mail.walk import parse_mail
 
@@ -233,3 +238,45 @@ def test_read_receipt_for_our_receipt_is_automatic():
     )
     mail = parse_mail(raw.encode())
     assert "disposition-notification" in automatic_reason(mail, OWN, DOMAIN)
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "no-reply-invoice@hoadon.example",
+        "hoadon.noreply@vnpt.example",
+        "NoReply@x.example",
+        "no_reply@x.example",
+        "do-not-reply@x.example",
+        "do_not_reply@x.example",
+        "DoNotReply@x.example",
+        "dont-reply@x.example",
+        "mailer-daemon@x.example",
+        "postmaster@x.example",
+        "bounce@x.example",
+        "bounces-123-abc=thanhxuan.example@lists.example",
+        "msprvs1=19443=bounces-123@x.example",
+        "notifications@github.example",
+        "notification@facebookmail.example",
+        "account-notify@x.example",
+        "noreply+tag@x.example",
+    ],
+)
+def test_system_addresses_are_recognised(address):
+    assert is_system_address(address)
+    assert "system address" in reason(mail_with(sender=address))
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "dangbo.khuongtrung@thanhxuan.example",
+        "nguyen.van.an@gmail.example",
+        "vanphong.mttq@thanhxuan.example",
+        "thongbao@thanhxuan.example",
+        "hoiphunu@thanhxuan.example",
+        "replyall.nguyen@x.example",
+    ],
+)
+def test_people_and_units_are_not_system_addresses(address):
+    assert not is_system_address(address)

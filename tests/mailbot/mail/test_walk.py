@@ -19,6 +19,7 @@ from mailbot.mail.headers import decode_bytes, decode_header_text, header_param,
 from mailbot.mail.message import ArchiveLimits
 from mailbot.mail.unpack.zip import zip_member_name
 from mailbot.mail.walk import parse_mail
+from tests.mailbot.mail.pictures_support import jpeg
 
 MAIL = Path(__file__).resolve().parents[2] / "fixtures" / "mail"
 
@@ -729,3 +730,23 @@ def test_display_names_with_commas_quotes_and_raw_cp1258():
     assert mail.from_name == 'Nguyen Van An, VP Dang uy "Thuong Dinh"'
     assert mail.from_addr == "dangbo.thuongdinh@x.example"
     assert mail.reply_to == ("mai.lt@gmail.example",)
+
+
+def _related_picture(name: str | None, data: bytes, disposition: str = "inline") -> str:
+    """An HTML body with one picture in multipart/related, as iPhone, Gmail and Outlook send."""
+    ctype = f'image/jpeg; name="{name}"' if name else "image/jpeg"
+    disp = f'{disposition}; filename="{name}"' if name else disposition
+    picture = make_mail.file_part(ctype, disp, data, "Content-ID: <pic-1@x>\r\n")
+    html = make_mail.text_part('<p>Biểu</p><img src="cid:pic-1@x">', "html")
+    return make_mail.multipart("related", "rel", [html, picture])
+
+
+def test_named_inline_photo_of_a_page_is_kept_and_a_logo_is_not():
+    photo = jpeg(1200, 1600)
+    logo = jpeg(180, 60)
+    kept = parse_mail(_raw_mail(_related_picture("IMG_0412.jpeg", photo)))
+    assert [(a.filename, a.is_image) for a in kept.attachments] == [("IMG_0412.jpeg", True)]
+    assert kept.attachments[0].content == photo
+    assert parse_mail(_raw_mail(_related_picture("image001.jpg", logo))).attachments == ()
+    # Pictures without a name are parts of the text (a pasted screenshot), never files.
+    assert parse_mail(_raw_mail(_related_picture(None, photo))).attachments == ()

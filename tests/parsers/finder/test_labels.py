@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from parsers.finder.labels import clean_no, field_of, is_total_label, section_label, to_int
+from parsers.finder.labels import (
+    clean_no,
+    field_of,
+    is_placeholder,
+    is_total_label,
+    section_label,
+    to_int,
+)
 from parsers.grid import Cell
 from parsers.vntext import fold_accents
 
@@ -58,3 +65,29 @@ def test_clean_no_and_to_int():
     assert to_int(Cell("", "A1", number=4.0)) == 4
     assert to_int(Cell("5", "A1", merged=True)) is None
     assert to_int(None) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Bấm hoặc gõ nhẹ vào đây để nhập văn bản.",
+        "Nhấp vào đây để nhập văn bản.",
+        "Click or tap here to enter text.",
+        "Click here to enter text.",
+        "Click or tap to enter a date.",
+        "Bấm hoặc gõ nhẹ để nhập ngày.",
+        "Choose an item.",
+        "Chọn một mục.",
+        "......",
+    ],
+)
+def test_word_prompts_are_placeholders(text: str) -> None:
+    assert is_placeholder(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Nhấp chuột gửi đơn trực tuyến: công dân nhập văn bản tại nhà", "Tổ dân phố số 5"],
+)
+def test_model_titles_are_not_placeholders(text: str) -> None:
+    assert not is_placeholder(text)

@@ -5,8 +5,8 @@ Maildir's delivery time); `mails.fetched_at` is when the robot downloaded it. Ro
 before this revision only know the robot's time: it is copied into `fetched_at`.
 `mailbox_known` lists the Maildir files present when the robot first met the mailbox.
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-11-28
 """
 
@@ -17,8 +17,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005"
-down_revision: str | None = "0004"
+revision: str = "0006"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
