@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tomllib
 from dataclasses import dataclass, field, fields, is_dataclass, replace
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
@@ -65,6 +66,11 @@ class InboxConfig:
     idle: bool = True
     idle_timeout_seconds: int = 25 * 60
     timeout_seconds: int = 30
+    # On the first meeting with a mailbox, mail that arrived since then is processed (a date
+    # is midnight in `timezone`); None: mail already there is left alone.
+    process_since: date | datetime | None = None
+    # No automatic answer to a mail that arrived longer ago than this (0: no limit).
+    max_reply_age_days: int = 14
 
 
 @dataclass(frozen=True)
@@ -186,6 +192,9 @@ def _build(cls: type[_T], data: dict[str, Any], where: str) -> _T:
         if key not in known:
             raise ConfigError(f"[{where}] khóa không hợp lệ {key!r}")
         f = known[key]
+        if key == "process_since":
+            kwargs[key] = _since_value(where, key, value)
+            continue
         default = f.default_factory() if callable(f.default_factory) else f.default
         if is_dataclass(default):
             if not isinstance(value, dict):
@@ -199,6 +208,31 @@ def _build(cls: type[_T], data: dict[str, Any], where: str) -> _T:
             _check_type(where, key, value, default)
         kwargs[key] = value
     return cls(**kwargs)
+
+
+def _since_value(where: str, key: str, value: object) -> date | datetime:
+    """A TOML date or date-time, or the same written as an ISO string."""
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
+        except ValueError:
+            value = None
+    if isinstance(value, date):
+        return value
+    raise ConfigError(f"[{where}] {key} = {value!r}: phải là một ngày, ví dụ {key} = 2022-02-01")
+
+
+def since_instant(value: date | datetime | None, timezone: str) -> datetime | None:
+    """`process_since` as an aware instant: a date or naive time is local to `timezone`."""
+    if value is None:
+        return None
+    tz = ZoneInfo(timezone)
+    if not isinstance(value, datetime):
+        value = datetime.combine(value, time(0, 0))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=tz)
+    return value.astimezone(UTC)
 
 
 def _check_type(where: str, key: str, value: object, default: object) -> None:

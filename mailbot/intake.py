@@ -82,6 +82,8 @@ class IntakeContext:
 
     campaign: Campaign
     register: Register
+    # When the mail server received the mail (not when the robot read it): lateness and the
+    # time in the answer follow it.
     received_at: datetime
     from_address: str
     from_name: str

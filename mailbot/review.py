@@ -32,6 +32,8 @@ class Pending:
     unit_names: dict[str, str]
     # Units' mails without a form (a question, a cover letter) no one has marked handled.
     to_read: list[dbm.Mail] = field(default_factory=list)
+    # Recorded but not answered: they reached the server over max_reply_age_days ago.
+    unanswered_old: list[dbm.Mail] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ def pending(session: Session) -> Pending:
         },
         unit_names={u.code: u.name for u in dbm.unit_register(session)},
         to_read=dbm.mails_for_staff(session),
+        unanswered_old=dbm.mails_not_answered_for_age(session),
     )
 
 

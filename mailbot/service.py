@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from collections.abc import Callable, Iterable, Iterator
@@ -16,7 +17,7 @@ from mailbot import db as dbm
 from mailbot import intake, outbox
 from mailbot.claims import releasable
 from mailbot.clock import Clock, utc_now
-from mailbot.config import Config
+from mailbot.config import Config, since_instant
 from mailbot.intake import (
     IntakeContext,
     Outcome,
@@ -156,11 +157,16 @@ class Robot:
 
     def _fetch_new(self, count_from: int = 0) -> int:
         key = self.source.source_key
+        with self.db.session(write=False) as s:
+            first = dbm.first_contact(s, key)
+        if first:
+            count_from += self._first_contact()
         uidvalidity = self.source.uidvalidity()
         with self.db.session(write=False) as s:
             state = dbm.get_mailbox_state(s, key)
             last_uid = state.last_uid if state and state.uidvalidity == uidvalidity else None
-            if state is not None and state.uidvalidity != uidvalidity:
+            # A Maildir has no UIDVALIDITY: its state row only says the mailbox was met.
+            if uidvalidity is not None and state is not None and state.uidvalidity != uidvalidity:
                 log.warning(
                     "UIDVALIDITY of %s changed from %s to %s: rescanning, skipping known "
                     "Message-IDs",
@@ -204,6 +210,49 @@ class Robot:
         self._advance_past(skipped)
         return count
 
+    def _first_contact(self) -> int:
+        """Meet a mailbox for the first time: what it already holds is left alone, except the
+        mail that arrived since `[inbox] process_since`, recorded now. The position, the known
+        files and those mails are recorded in one transaction: a crash before it means the
+        next start meets the mailbox anew, never that old mail looks new."""
+        since = since_instant(self.config.inbox.process_since, self.config.timezone)
+        base = self.source.baseline(since)
+        key = self.source.source_key
+        now = self.clock()
+        kept: list[tuple[IncomingRef, str, str, int]] = []
+        for ref in base.catch_up:
+            if ref.oversize:
+                sha, path = self.store.put(ref.headers or b"\r\n")
+                kept.append((ref, sha, path, ref.size))
+        small = [r for r in base.catch_up if not r.oversize]
+        for ref, raw in self.source.fetch(small):
+            sha, path = self.store.put(raw)
+            kept.append((ref, sha, path, ref.size or len(raw)))
+        with self.db.session() as s:
+            for ref, sha, path, size in kept:
+                mail, created = self._insert(s, ref, sha, path, size, now)
+                if created and ref.oversize:
+                    self._notify_oversize(s, mail, ref)
+            dbm.record_baseline(
+                s,
+                key,
+                uidvalidity=base.uidvalidity,
+                last_uid=base.last_uid,
+                known_refs=base.known_keys,
+                now=now,
+            )
+        log.info(
+            "first contact with %s: position uidvalidity=%s last_uid=%s, %d mails left alone, "
+            "%d mails since %s taken in",
+            key,
+            base.uidvalidity,
+            base.last_uid,
+            len(base.known_keys),
+            len(kept),
+            since.isoformat() if since else "-",
+        )
+        return len(kept)
+
     def _advance_past(self, skipped: list[IncomingRef]) -> None:
         """Move the read position past mails recognised as known (after a UIDVALIDITY change
         they come back under new UIDs); otherwise every pass would rescan the whole folder."""
@@ -231,56 +280,56 @@ class Robot:
         )
         return keys
 
-    def _record(
-        self,
-        ref: IncomingRef,
-        raw: bytes,
-        status: str = "received",
-        also: Callable[[dbm.Session, dbm.Mail], None] | None = None,
-    ) -> None:
-        """Store the raw mail, then record it (and run `also`) in one transaction."""
+    def _record(self, ref: IncomingRef, raw: bytes) -> None:
+        """Store the raw mail, then record it (and, when too large, notify) in one transaction."""
         sha, path = self.store.put(raw)
         now = self.clock()
         with self.db.session() as s:
-            mail, created = dbm.record_received(
-                s,
-                source=self.source.source_key,
-                uidvalidity=ref.uidvalidity,
-                uid=ref.uid,
-                message_id=ref.message_id,
-                sha256=sha,
-                raw_path=path,
-                size=ref.size or len(raw),
-                from_addr=parseaddr(ref.from_header or "")[1] or None,
-                subject=ref.subject,
-                received_at=now,
-                status=status,
-                source_ref=ref.key,
-            )
+            mail, created = self._insert(s, ref, sha, path, ref.size or len(raw), now)
             if ref.uid is not None:
                 dbm.set_mailbox_state(s, self.source.source_key, ref.uidvalidity or 0, ref.uid, now)
-            if also is not None and created:
-                also(s, mail)
+            if created and ref.oversize:
+                self._notify_oversize(s, mail, ref)
             log.info("received mail id=%s uid=%s size=%s", mail.id, ref.uid, mail.size)
         self.on_stage("after-record")
 
+    def _insert(
+        self, s: dbm.Session, ref: IncomingRef, sha: str, path: str, size: int, now: datetime
+    ) -> tuple[dbm.Mail, bool]:
+        """The mail's row: its time is when the server received it, else when we read it."""
+        return dbm.record_received(
+            s,
+            source=self.source.source_key,
+            uidvalidity=ref.uidvalidity,
+            uid=ref.uid,
+            message_id=ref.message_id,
+            sha256=sha,
+            raw_path=path,
+            size=size,
+            from_addr=parseaddr(ref.from_header or "")[1] or None,
+            subject=ref.subject,
+            received_at=ref.arrived_at or now,
+            fetched_at=now,
+            status="oversize" if ref.oversize else "received",
+            source_ref=ref.key,
+        )
+
     def _record_oversize(self, ref: IncomingRef) -> None:
         """Too large to download: keep its headers, tell the sender, leave it on the server."""
+        self._record(ref, ref.headers or b"\r\n")
 
-        def notify(s: dbm.Session, mail: dbm.Mail) -> None:
-            # Same transaction as the record: a crash cannot leave it recorded but unanswered.
-            dbm.add_event(
-                s,
-                "oversize",
-                at=self.clock(),
-                mail_id=mail.id,
-                detail=f"{ref.size} bytes from {ref.from_header}",
-            )
-            reply = oversize_reply(ref.headers, self._context(s, mail.received_at))
-            if reply is not None:
-                self._queue_reply(s, mail, reply)
-
-        self._record(ref, ref.headers or b"\r\n", status="oversize", also=notify)
+    def _notify_oversize(self, s: dbm.Session, mail: dbm.Mail, ref: IncomingRef) -> None:
+        # Same transaction as the record: a crash cannot leave it recorded but unanswered.
+        dbm.add_event(
+            s,
+            "oversize",
+            at=self.clock(),
+            mail_id=mail.id,
+            detail=f"{ref.size} bytes from {ref.from_header}",
+        )
+        reply = oversize_reply(ref.headers, self._context(s, mail.received_at))
+        if reply is not None:
+            self._queue_reply(s, mail, reply)
 
     # -- stage 2: decide ---------------------------------------------------------------------
 
@@ -528,7 +577,7 @@ class Robot:
                         status=rcpt.status,
                         action=rcpt.action,
                         diagnostic=rcpt.diagnostic,
-                        received_at=now,
+                        received_at=mail.received_at,
                         mail_id=mail.id,
                     )
             for result in outcome.results:
@@ -605,6 +654,30 @@ class Robot:
     def _queue_reply(self, s: dbm.Session, mail: dbm.Mail, reply: Reply) -> None:
         """Queue an automatic answer unless this address already had its hourly share."""
         now = self.clock()
+        max_age = self.config.inbox.max_reply_age_days
+        generation = dbm.reprocess_generation(s, mail.id)
+        # Old mail (a first start on a used mailbox, a rebuilt folder, an APPEND with an old
+        # date) is recorded and shown to staff, not answered. Once staff had it decided again
+        # (`review assign`, `reprocess`), answering is their choice, whatever its age.
+        if max_age and not generation and mail.received_at < now - timedelta(days=max_age):
+            detail = json.dumps(
+                {
+                    "from": mail.from_addr,
+                    "subject": mail.subject,
+                    "arrived_at": mail.received_at.isoformat(),
+                    "max_days": max_age,
+                    "kind": reply.kind,
+                },
+                ensure_ascii=False,
+            )
+            dbm.add_event(s, "reply-withheld-old", at=now, mail_id=mail.id, detail=detail)
+            log.info(
+                "not answering mail id=%s: it arrived %s, over %d days ago",
+                mail.id,
+                mail.received_at.isoformat(),
+                max_age,
+            )
+            return
         since = now - timedelta(hours=1)
         limit = self.config.outgoing.max_auto_replies_per_hour
         to = reply.to
@@ -620,7 +693,7 @@ class Robot:
             subject=reply.subject,
             raw=reply.raw,
             mail_id=mail.id,
-            dedupe_key=f"reply:{mail.id}:{dbm.reprocess_generation(s, mail.id)}",
+            dedupe_key=f"reply:{mail.id}:{generation}",
             now=now,
         )
 

@@ -149,7 +149,9 @@ def _model_key(name: str | None, model: str) -> str:
     return " ".join(model_label(name, model).casefold().split())
 
 
-def _event_detail(ev: dbm.Event, names: dict[str, str]) -> tuple[str, str] | None:
+def _event_detail(
+    ev: dbm.Event, names: dict[str, str], campaign: Campaign
+) -> tuple[str, str] | None:
     """(label, detail) of an event staff should see, or None for events shown another way."""
     unit = names.get(ev.unit_code or "", ev.unit_code or "")
     mail = f" (thư #{ev.mail_id})" if ev.mail_id else ""
@@ -171,6 +173,8 @@ def _event_detail(ev: dbm.Event, names: dict[str, str]) -> tuple[str, str] | Non
             "Không trả lời tự động",
             f"{ev.detail} đã nhận đủ số thư tự động trong một giờ{mail}",
         )
+    if ev.kind == "reply-withheld-old":
+        return "Thư cũ, không trả lời tự động", _old_mail_detail(ev, campaign)
     if ev.kind == "oversize":
         return "Thư quá lớn", f"{ev.detail or ''}{mail}".strip()
     if ev.kind == "send-failed":
@@ -191,6 +195,24 @@ def _event_detail(ev: dbm.Event, names: dict[str, str]) -> tuple[str, str] | Non
             "(tối đa mỗi giờ một lần)".lstrip(". "),
         )
     return None
+
+
+def _old_mail_detail(ev: dbm.Event, campaign: Campaign) -> str:
+    """Staff's line for a mail recorded but not answered because it arrived long ago."""
+    try:
+        info = json.loads(ev.detail or "{}")
+        arrived = local(datetime.fromisoformat(info["arrived_at"]), campaign)
+        when = arrived.strftime("%H:%M ngày %d/%m/%Y")
+    except (ValueError, KeyError, TypeError):
+        info, when = {}, "(không rõ)"
+    sender = info.get("from") or "(không rõ người gửi)"
+    subject = f" (tiêu đề: “{info['subject']}”)" if info.get("subject") else ""
+    days = info.get("max_days") or "?"
+    return (
+        f"Thư #{ev.mail_id} của {sender}{subject} đến máy chủ lúc {when}, đã quá {days} ngày: "
+        "đã ghi nhận nhưng hệ thống không gửi trả lời tự động. Nếu cần trả lời, đề nghị cán bộ "
+        f"trả lời trực tiếp hoặc chạy mailbot reprocess {ev.mail_id}"
+    )
 
 
 def needs_attention(
@@ -238,7 +260,7 @@ def needs_attention(
         if ev.kind == "other-mail":
             others.append(ev)
             continue
-        shown = _event_detail(ev, names)
+        shown = _event_detail(ev, names, campaign)
         if shown is not None:
             items.append(AttentionView(shown[0], shown[1], local(ev.at, campaign)))
     if others:

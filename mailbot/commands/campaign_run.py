@@ -371,7 +371,12 @@ def review_list(args: argparse.Namespace, config: Config) -> int:
         with _app(config, exclusive=False) as app, app.database.session(write=False) as s:
             campaign = app.campaign
             todo = review.pending(s)
-        if not todo.quarantined and not todo.awaiting and not todo.to_read:
+        if (
+            not todo.quarantined
+            and not todo.awaiting
+            and not todo.to_read
+            and not todo.unanswered_old
+        ):
             print("Không có việc nào chờ xử lý.")
             return 0
         if todo.quarantined:
@@ -410,6 +415,18 @@ def review_list(args: argparse.Namespace, config: Config) -> int:
                 for line in (m.excerpt or "(thư không có nội dung)").splitlines():
                     print(f"      {line}")
             print("  Sau khi đọc và trả lời: mailbot review handled --mail ID")
+        if todo.unanswered_old:
+            print(f"THƯ CŨ, CHƯA TRẢ LỜI TỰ ĐỘNG ({len(todo.unanswered_old)}):")
+            for m in todo.unanswered_old:
+                print(
+                    f"  #{m.id}  {_when(m.received_at, campaign)}  {m.from_addr or '(không rõ)'}"
+                    f"  “{m.subject or ''}”"
+                )
+            print(
+                f"  Thư đến máy chủ đã quá {config.inbox.max_reply_age_days} ngày nên hệ thống "
+                "chỉ ghi nhận. Trả lời: mailbot reprocess ID; loại bỏ: mailbot review reject "
+                "--mail ID"
+            )
         return 0
 
     return _run(body)

@@ -45,6 +45,8 @@ def _mail(
     to: str = "bdv_quthanhxuan@hanoi.gov.vn",
 ) -> bytes:
     msg = EmailMessage()
+    # What the district's server adds on delivery: the robot takes the mail's time from it.
+    msg["Received"] = f"from unit.example by mail.thanhxuan.example; {format_datetime(when)}"
     msg["From"] = sender
     msg["To"] = to
     msg["Subject"] = subject
@@ -198,7 +200,12 @@ def run(args: argparse.Namespace, config: object = None) -> int:
     campaign = newest_campaign()
     cfg = Config(
         base_dir=str(base),
-        inbox=InboxConfig(url="maildir:inbox", processed_folder="mailbot-processed"),
+        # The sample mail is in the inbox before the first start: process it (the season's).
+        inbox=InboxConfig(
+            url="maildir:inbox",
+            processed_folder="mailbot-processed",
+            process_since=date(campaign.year, 1, 1),
+        ),
         outgoing=OutgoingConfig(url="dir:outbox"),
         storage=StorageConfig(data_dir="data"),
     )

@@ -12,7 +12,15 @@ from sqlalchemy.orm import Session
 
 from mailbot.db.common import _cap, _norm_addr, backoff_delay, normalize_message_id
 from mailbot.db.jobs import add_event
-from mailbot.db.models import Event, FileResult, Mail, MailboxState, Submission, utcnow
+from mailbot.db.models import (
+    Event,
+    FileResult,
+    Mail,
+    MailboxKnown,
+    MailboxState,
+    Submission,
+    utcnow,
+)
 from mailbot.db.submissions import confirm_submission, resolve_supersede
 from parsers.model import Problem
 
@@ -42,6 +50,32 @@ def set_mailbox_state(
         state.updated_at = now
     session.flush()
     return state
+
+
+def first_contact(session: Session, source: str) -> bool:
+    """Whether the robot has never met this mailbox: no read position, no mail recorded."""
+    if session.get(MailboxState, source) is not None:
+        return False
+    return session.scalar(select(Mail.id).where(Mail.source == source).limit(1)) is None
+
+
+def record_baseline(
+    session: Session,
+    source: str,
+    *,
+    uidvalidity: int | None,
+    last_uid: int | None,
+    known_refs: Iterable[str],
+    now: datetime,
+) -> None:
+    """Note where a mailbox stood when first met: its read position and the mail it held.
+
+    A Maildir has no UIDs: its position is (0, 0) and its files are listed as known.
+    """
+    set_mailbox_state(session, source, uidvalidity or 0, last_uid or 0, now)
+    rows = [{"source": source, "ref": ref, "noted_at": now} for ref in dict.fromkeys(known_refs)]
+    if rows:
+        session.execute(insert(cast(Table, MailboxKnown.__table__)), rows)
 
 
 # --------------------------------------------------------------------------- incoming mail
@@ -119,17 +153,26 @@ def known_by_message_id(
 
 
 def known_source_refs(session: Session, source: str, refs: Iterable[str]) -> set[str]:
-    """Which of these source handles (e.g. Maildir keys) belong to recorded mails."""
+    """Which of these source handles (e.g. Maildir keys) belong to recorded mails, or to
+    mail that was already there when the robot first met the mailbox."""
     wanted = list(set(refs))
     if not wanted:
         return set()
-    return {
+    known = {
         ref
         for ref in session.scalars(
             select(Mail.source_ref).where(Mail.source == source, Mail.source_ref.in_(wanted))
         )
         if ref is not None
     }
+    known.update(
+        session.scalars(
+            select(MailboxKnown.ref).where(
+                MailboxKnown.source == source, MailboxKnown.ref.in_(wanted)
+            )
+        )
+    )
+    return known
 
 
 def record_received(
@@ -147,8 +190,11 @@ def record_received(
     received_at: datetime,
     status: str = "received",
     source_ref: str | None = None,
+    fetched_at: datetime | None = None,
 ) -> tuple[Mail, bool]:
     """Record a stored raw mail as received: (mail, True), or (the known row, False).
+
+    `received_at` is when the mail server received it; `fetched_at` when the robot read it.
 
     `source_ref`, the source's handle of the mail, is noted on a known row too: it is how
     the mail is found again to move it.
@@ -179,6 +225,7 @@ def record_received(
         from_addr=_norm_addr(from_addr) if from_addr else None,
         subject=subject,
         received_at=received_at,
+        fetched_at=fetched_at or received_at,
         status=status,
         attempts=0,
         awaiting_confirmation=False,
@@ -295,6 +342,25 @@ def _unclaim(mail: Mail) -> None:
 def mails_with_status(session: Session, status: str) -> list[Mail]:
     """Every mail in one status, oldest first (e.g. the quarantine for staff)."""
     return list(session.scalars(select(Mail).where(Mail.status == status).order_by(Mail.id)))
+
+
+def mails_not_answered_for_age(session: Session) -> list[Mail]:
+    """Mails recorded but not answered because they arrived too long ago, that staff have not
+    handled since (had decided again, or rejected) and that are not quarantined."""
+    staff_acted = (
+        select(Event.id)
+        .where(Event.mail_id == Mail.id, Event.kind.in_(("reprocess", "rejected")))
+        .exists()
+    )
+    withheld = select(Event.mail_id).where(Event.kind == "reply-withheld-old").scalar_subquery()
+    return list(
+        session.scalars(
+            select(Mail)
+            # Quarantined mail is listed as such; assigning it answers it.
+            .where(Mail.id.in_(withheld), ~staff_acted, Mail.status != "quarantined")
+            .order_by(Mail.id)
+        )
+    )
 
 
 def mails_to_move(session: Session, source: str) -> list[Mail]:

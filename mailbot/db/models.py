@@ -104,6 +104,16 @@ class MailboxState(Base):
     updated_at: Mapped[datetime]
 
 
+class MailboxKnown(Base):
+    """A mail that was already in a mailbox when the robot first met it: never processed."""
+
+    __tablename__ = "mailbox_known"
+
+    source: Mapped[str] = mapped_column(Text, primary_key=True)
+    ref: Mapped[str] = mapped_column(Text, primary_key=True)
+    noted_at: Mapped[datetime]
+
+
 class Unit(Base):
     """A unit of the register, keyed by its short stable code."""
 
@@ -178,7 +188,11 @@ class Mail(Base):
     size: Mapped[int]
     from_addr: Mapped[str | None] = mapped_column(Text)
     subject: Mapped[str | None] = mapped_column(Text)
+    # When the mail server received the mail (IMAP INTERNALDATE, Maildir delivery time):
+    # lateness, receipts and the digest use it.
     received_at: Mapped[datetime]
+    # When the robot downloaded it (processed_at: when it was decided).
+    fetched_at: Mapped[datetime | None]
     status: Mapped[str] = mapped_column(Text, default="received")
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime | None]

@@ -6,10 +6,12 @@ import email.errors
 import email.header
 import email.parser
 import email.policy
+import email.utils
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
 # Largest header block read for an oversize mail (enough for From/Subject and loop headers).
@@ -40,6 +42,23 @@ class IncomingRef:
     headers: bytes = b""
     # Message-ID, or for a Maildir mail without one "sha256:<hex of the file>".
     identity: str = ""
+    # When the mail server received the mail (IMAP INTERNALDATE, a Maildir's delivery time);
+    # None when the source cannot tell (the robot then uses the time it read the mail).
+    arrived_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """Where a mailbox stands the first time the robot meets it.
+
+    Mail up to `last_uid` (IMAP) or with a key in `known_keys` (Maildir) is old and left
+    alone, except `catch_up`: the old mail that arrived since `[inbox] process_since`.
+    """
+
+    uidvalidity: int | None
+    last_uid: int | None
+    known_keys: tuple[str, ...] = ()
+    catch_up: tuple[IncomingRef, ...] = ()
 
 
 KnownFn = Callable[[IncomingRef], bool]
@@ -60,6 +79,8 @@ class Source(Protocol):
     def fetch(self, refs: Iterable[IncomingRef]) -> Iterator[tuple[IncomingRef, bytes]]: ...
 
     def mark_done(self, ref: IncomingRef | int | str, uidvalidity: int | None = None) -> None: ...
+
+    def baseline(self, since: datetime | None) -> Baseline: ...
 
     def wait(self, timeout: float, stop: threading.Event | None = None) -> bool: ...
 
@@ -84,6 +105,23 @@ def parse_headers(block: bytes) -> tuple[str | None, str | None, str | None]:
     if mid is not None:
         mid = " ".join(str(mid).split()) or None
     return mid, decode_header(msg.get("From")), decode_header(msg.get("Subject"))
+
+
+def received_date(block: bytes) -> datetime | None:
+    """The date of the topmost `Received:` header (added last, by our own server), in UTC."""
+    msg = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(block)
+    value = msg.get("Received")
+    if value is None:
+        return None
+    # RFC 5321 4.4: "... ; date-time" -- the date follows the last semicolon.
+    stamp = " ".join(str(value).rsplit(";", 1)[-1].split())
+    try:
+        when = email.utils.parsedate_to_datetime(stamp)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None  # "-0000": the zone is unknown, better the file's time than a guess
+    return when.astimezone(UTC)
 
 
 def header_block(raw: bytes) -> bytes:

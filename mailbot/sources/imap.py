@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar, cast
 from urllib.parse import unquote, urlsplit
@@ -26,6 +27,7 @@ from mailbot.backoff import Backoff
 from mailbot.config import ConfigError, InboxConfig
 from mailbot.sources.base import (
     HEADER_PEEK_BYTES,
+    Baseline,
     IncomingRef,
     KnownFn,
     SourceError,
@@ -101,6 +103,30 @@ def _ok(reply: tuple[str, list[Any]], command: str) -> list[Any]:
 
 _FETCH_UID = re.compile(rb"UID (\d+)")
 _FETCH_SIZE = re.compile(rb"RFC822\.SIZE (\d+)")
+_FETCH_INTERNALDATE = re.compile(rb'INTERNALDATE "([^"]+)"')
+_MONTHS = {
+    m: i + 1
+    for i, m in enumerate(
+        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+    )
+}
+
+
+def parse_internaldate(meta: bytes) -> datetime | None:
+    """The INTERNALDATE of a FETCH response ("19-Feb-2026 23:50:00 +0700") in UTC."""
+    m = _FETCH_INTERNALDATE.search(meta)
+    if m is None:
+        return None
+    try:
+        day, mon, rest = m.group(1).decode("ascii").strip().split("-", 2)
+        year, clock, zone = rest.split()
+        hh, mm, ss = (int(x) for x in clock.split(":"))
+        sign = -1 if zone[0] == "-" else 1
+        offset = timedelta(hours=int(zone[1:3]), minutes=int(zone[3:5])) * sign
+        when = datetime(int(year), _MONTHS[mon.title()], int(day), hh, mm, ss, tzinfo=UTC)
+        return when - offset
+    except (KeyError, ValueError, IndexError, UnicodeDecodeError):
+        return None
 
 
 def _fetch_items(data: list[Any]) -> Iterator[tuple[bytes, bytes | None]]:
@@ -160,6 +186,7 @@ class _Conn:
     box: BaseMailBox
     capabilities: frozenset[str]
     uidvalidity: int | None
+    uidnext: int | None = None
     last_used: float = field(default_factory=time.monotonic)
 
     @property
@@ -225,6 +252,7 @@ class ImapSource:
             capabilities = self._capabilities(box.client)
             _ok(box.client.select(_mailbox_name(self.folder)), f"SELECT {self.folder!r}")
             uidvalidity = _untagged_int(box.client, "UIDVALIDITY")
+            uidnext = _untagged_int(box.client, "UIDNEXT")
         except BaseException:
             box.client.shutdown()
             raise
@@ -237,7 +265,7 @@ class ImapSource:
                 uidvalidity,
             )
         self._known_uidvalidity = uidvalidity
-        return _Conn(box=box, capabilities=capabilities, uidvalidity=uidvalidity)
+        return _Conn(box=box, capabilities=capabilities, uidvalidity=uidvalidity, uidnext=uidnext)
 
     def _login(self, box: BaseMailBox) -> None:
         client = box.client
@@ -352,7 +380,9 @@ class ImapSource:
         return found
 
     def _describe(self, conn: _Conn, uids: list[int]) -> list[IncomingRef]:
-        fetch_items = "(UID RFC822.SIZE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID FROM SUBJECT)])"
+        fetch_items = (
+            "(UID RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID FROM SUBJECT)])"
+        )
         data = _ok(conn.client.uid("FETCH", _uid_set(uids), fetch_items), "UID FETCH")
         found: dict[int, IncomingRef] = {}
         wanted = set(uids)
@@ -376,12 +406,46 @@ class ImapSource:
                 subject=subject,
                 oversize=size > limit,
                 identity=mid or "",
+                arrived_at=parse_internaldate(meta),
             )
         oversize = [u for u, r in found.items() if r.oversize]
         if oversize:
             for uid, block in self._peek_headers(conn, oversize).items():
                 found[uid] = replace(found[uid], headers=block)
         return [found[u] for u in sorted(found)]
+
+    def baseline(self, since: datetime | None) -> Baseline:
+        """The folder's current end (UIDNEXT-1), plus the mail up to it that arrived since
+        `since` (by INTERNALDATE), which is to be processed all the same."""
+        conn = self._ensure()
+        uidvalidity = conn.uidvalidity
+        # UIDNEXT as of SELECT: mail delivered after it counts as new, which is right.
+        if conn.uidnext is not None:
+            last = conn.uidnext - 1
+        else:
+            found = self._command(lambda c: self._search_after(c, None))
+            last = max(found, default=0)
+        if since is None or last <= 0:
+            return Baseline(uidvalidity, last)
+        # SEARCH SINCE compares dates in the server's zone: a day early, then exact times.
+        day = (since - timedelta(days=1)).strftime("%d-%b-%Y")
+        criteria = f"UID 1:{last} SINCE {day}"
+        if self.config.processed_keyword and not self.config.processed_folder:
+            criteria += f" UNKEYWORD {self.config.processed_keyword}"
+        data = self._command(lambda c: _ok(c.client.uid("SEARCH", criteria), "UID SEARCH"))
+        uids = sorted({int(x) for x in b" ".join(d for d in data if d).split()} - {0})
+        uids = [u for u in uids if u <= last]
+        refs: list[IncomingRef] = []
+        batch = max(1, int(self.config.batch_size))
+        for start in range(0, len(uids), batch):
+            chunk = uids[start : start + batch]
+            described = self._command(partial(self._describe, uids=chunk))
+            refs.extend(
+                r
+                for r in described
+                if r.uidvalidity == uidvalidity and (r.arrived_at is None or r.arrived_at >= since)
+            )
+        return Baseline(uidvalidity, last, catch_up=tuple(refs))
 
     def _peek_headers(self, conn: _Conn, uids: list[int]) -> dict[int, bytes]:
         items = f"(UID BODY.PEEK[HEADER]<0.{HEADER_PEEK_BYTES}>)"

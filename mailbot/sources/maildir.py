@@ -9,15 +9,18 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 from mailbot.config import InboxConfig
 from mailbot.sources.base import (
     HEADER_PEEK_BYTES,
+    Baseline,
     IncomingRef,
     KnownFn,
     header_block,
     parse_headers,
+    received_date,
     sleep_until,
 )
 
@@ -36,6 +39,8 @@ class MaildirSource:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._md = mailbox.Maildir(str(self.path), factory=None, create=True)
         self.source_key = f"maildir:{self.path.resolve()}"
+        # key -> ((mtime_ns, size, inode), ref) of the files listed last time.
+        self._described: dict[str, tuple[tuple[int, int, int], IncomingRef]] = {}
 
     def uidvalidity(self) -> int | None:
         """Always None: a Maildir has keys, not UIDs."""
@@ -67,14 +72,24 @@ class MaildirSource:
         files = []
         for key, path in self._files():
             try:
-                files.append((path.stat().st_mtime_ns, key, path))
+                st = path.stat()
             except FileNotFoundError:
                 continue
+            files.append((st.st_mtime_ns, key, path, (st.st_mtime_ns, st.st_size, st.st_ino)))
         files.sort()
+        # Mail left in the inbox (known since the first start, or processed without a
+        # processed folder) is listed every pass: read each unchanged file only once.
+        present = {f[1] for f in files}
+        self._described = {k: v for k, v in self._described.items() if k in present}
         limit = int(self.config.max_message_bytes)
-        for _mtime, key, path in files:
+        for mtime_ns, key, path, stamp in files:
+            cached = self._described.get(key)
+            if cached is not None and cached[0] == stamp:
+                if known is None or not known(cached[1]):
+                    yield cached[1]
+                continue
             try:
-                size = path.stat().st_size
+                size = stamp[1]
                 with path.open("rb") as fh:
                     if size > limit:
                         block = header_block(fh.read(HEADER_PEEK_BYTES))
@@ -98,10 +113,25 @@ class MaildirSource:
                 oversize=size > limit,
                 headers=block if size > limit else b"",
                 identity=identity,
+                # Delivery time: our server's Received: line, else when the file was written.
+                arrived_at=received_date(block)
+                or datetime.fromtimestamp(mtime_ns / 1e9, UTC).replace(microsecond=0),
             )
+            self._described[key] = (stamp, ref)
             if known is not None and known(ref):
                 continue
             yield ref
+
+    def baseline(self, since: datetime | None) -> Baseline:
+        """Every file now in the inbox is known, except those delivered since `since`."""
+        known: list[str] = []
+        catch_up: list[IncomingRef] = []
+        for ref in self.new_messages():
+            if since is not None and (ref.arrived_at is None or ref.arrived_at >= since):
+                catch_up.append(ref)
+            else:
+                known.append(ref.key)
+        return Baseline(None, None, known_keys=tuple(known), catch_up=tuple(catch_up))
 
     def fetch(self, refs: Iterable[IncomingRef]) -> Iterator[tuple[IncomingRef, bytes]]:
         """Read whole mails; oversize ones are skipped, vanished ones logged and skipped."""

@@ -34,13 +34,24 @@ def setup(tmp_path):
     config_path = write_config(tmp_path, f"dir:{tmp_path / 'out'}", ("lanhdao@thanhxuan.example",))
     config = load_config(config_path)
     inbox = tmp_path / "inbox"
-    drop(inbox, mail_with("MTTQ <mttq@thanhxuan.example>", "M1 va M2 - MTTQ quan.docx", n=11))
-    drop(inbox, mail_with("LĐLĐ <ldld@thanhxuan.example>", "LDLD quan M1.xlsx", n=12))
+    drop(
+        inbox,
+        mail_with("MTTQ <mttq@thanhxuan.example>", "M1 va M2 - MTTQ quan.docx", n=11),
+        when=at(14, 9),
+    )
+    drop(
+        inbox, mail_with("LĐLĐ <ldld@thanhxuan.example>", "LDLD quan M1.xlsx", n=12), when=at(14, 9)
+    )
     drop(
         inbox,
         mail_with("Bí thư <bithu.doan@gmail.example>", "Quan doan - dang ky DVK 2022.xlsx", n=13),
+        when=at(14, 9),
     )
-    drop(inbox, mail_with("Ai đó <la@nowhere.example>", "Mau 01 chua ghi ten don vi.xlsx", n=14))
+    drop(
+        inbox,
+        mail_with("Ai đó <la@nowhere.example>", "Mau 01 chua ghi ten don vi.xlsx", n=14),
+        when=at(14, 9),
+    )
     with open_app(config) as app:
         run_intake(app, at(14, 9))
     return tmp_path, str(config_path), config

@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 
 from mailbot.cli import main
-from mailbot.config import Config, ConfigError, InboxConfig, default_data_dir, load_config
+from mailbot.config import (
+    Config,
+    ConfigError,
+    InboxConfig,
+    default_data_dir,
+    load_config,
+    since_instant,
+)
 
 
 def test_missing_config_lists_every_place_looked(tmp_path, monkeypatch, capsys):
@@ -84,3 +91,35 @@ def test_password_file_from_the_credentials_directory(tmp_path, monkeypatch):
     (tmp_path / "imap-password").write_text("Mật khẩu\n", encoding="utf-8")
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
     assert secret.resolve() == "Mật khẩu"
+
+
+@pytest.mark.parametrize(
+    ("written", "expected_utc"),
+    [
+        ("2022-02-01", "2022-01-31T17:00:00+00:00"),  # a date: midnight in Hanoi
+        ('"2022-02-01"', "2022-01-31T17:00:00+00:00"),
+        ("2022-02-01T08:00:00", "2022-02-01T01:00:00+00:00"),  # local time
+        ("2022-02-01T08:00:00Z", "2022-02-01T08:00:00+00:00"),
+    ],
+)
+def test_process_since_is_a_date_in_the_configured_timezone(tmp_path, written, expected_utc):
+    path = tmp_path / "mailbot.toml"
+    path.write_text(f"[inbox]\nprocess_since = {written}\n", encoding="utf-8")
+    config = load_config(path)
+    since = since_instant(config.inbox.process_since, config.timezone)
+    assert since is not None and since.isoformat() == expected_utc
+    assert config.inbox.max_reply_age_days == 14
+
+
+def test_defaults_leave_old_mail_alone():
+    inbox = InboxConfig()
+    assert inbox.process_since is None
+    assert since_instant(inbox.process_since, "Asia/Ho_Chi_Minh") is None
+
+
+@pytest.mark.parametrize("written", ['"hôm qua"', "7", '"2022-13-01"'])
+def test_process_since_that_is_no_date_is_refused_in_vietnamese(tmp_path, written):
+    path = tmp_path / "mailbot.toml"
+    path.write_text(f"[inbox]\nprocess_since = {written}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="phải là một ngày"):
+        load_config(path)

@@ -50,7 +50,7 @@ def test_bounced_reminder_is_matched_and_shown_in_the_digest(tmp_path, smtp_serv
         victim = reminders[0]
         recipient = str(victim["To"]).split("<")[-1].rstrip(">").strip()
 
-        drop(tmp_path / "inbox", _dsn(victim, recipient))
+        drop(tmp_path / "inbox", _dsn(victim, recipient), when=at(13, 9, 0))
         run_intake(app, at(13, 9, 0))
 
         with app.database.session(write=False) as s:

@@ -31,7 +31,7 @@ def write_config(tmp_path: Path, outgoing: str, recipients: tuple[str, ...] = ()
     rcpts = ", ".join(f'"{r}"' for r in recipients)
     path.write_text(
         f'units_file = "{ROOT / "data" / "units.csv"}"\n'
-        f'[inbox]\nurl = "maildir:{tmp_path / "inbox"}"\n'
+        f'[inbox]\nurl = "maildir:{tmp_path / "inbox"}"\nprocess_since = 2022-01-01\n'
         f'[outgoing]\nurl = "{outgoing}"\nmessage_id_domain = "mailbot.test"\n'
         f'[storage]\ndata_dir = "{tmp_path / "var"}"\n'
         f"[digest]\nrecipients = [{rcpts}]\n",
@@ -58,10 +58,13 @@ def mail_with(sender: str, *files: str, n: int) -> bytes:
     return msg.as_bytes()
 
 
-def drop(inbox: Path, raw: bytes) -> None:
+def drop(inbox: Path, raw: bytes, when: datetime | None = None) -> None:
+    """Deliver into the Maildir; `when` is the simulated delivery time (the file's mtime)."""
     mailbox.Maildir(str(inbox), create=True).close()
     name = f"{time.time_ns()}.P{os.getpid()}.test"
     (inbox / "tmp" / name).write_bytes(raw)
+    if when is not None:
+        os.utime(inbox / "tmp" / name, (when.timestamp(), when.timestamp()))
     os.rename(inbox / "tmp" / name, inbox / "new" / name)
 
 
@@ -147,7 +150,7 @@ def test_whole_campaign_with_restarts_over_smtp(tmp_path, smtp_server) -> None:
                 app = app_cm.__enter__()
                 scheduler = CampaignScheduler(app, clock=lambda: clock[0])
             if t in arrivals:
-                drop(inbox, arrivals[t])
+                drop(inbox, arrivals[t], when=t)
                 run_intake(app, t)
             result = scheduler.catch_up()
             assert result.error is None

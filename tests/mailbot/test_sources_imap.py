@@ -7,6 +7,7 @@ import os
 import re
 import threading
 import time
+from datetime import UTC, datetime
 from email.message import EmailMessage
 
 import pytest
@@ -23,7 +24,8 @@ from mailbot.sources import (
     open_source,
     parse_imap_url,
 )
-from mailbot.sources.imap import _fetch_items, _ok, _size_batches, _uid_set
+from mailbot.sources.base import received_date
+from mailbot.sources.imap import _fetch_items, _ok, _size_batches, _uid_set, parse_internaldate
 from tests.support import free_port
 from tests.support.dovecot import UTF8_USER, Account, DovecotServer, start_dovecot
 
@@ -438,3 +440,29 @@ def test_selecting_a_missing_folder_is_a_source_error(dovecot, account, source_f
     src = source_for(folder="Không có thư mục này")
     with pytest.raises(SourceError, match=r"SELECT 'Không có thư mục này' failed: NO"):
         src.uidvalidity()
+
+
+@pytest.mark.parametrize(
+    ("meta", "expected"),
+    [
+        (b'1 (UID 7 INTERNALDATE "19-Feb-2022 23:50:00 +0700" RFC822.SIZE 9', "2022-02-19T16:50"),
+        (b'2 (INTERNALDATE " 3-Mar-2022 01:05:09 -0130" UID 8', "2022-03-03T02:35"),
+        (b"3 (UID 9 RFC822.SIZE 9", None),
+        (b'4 (UID 9 INTERNALDATE "31-Foo-2022 00:00:00 +0000"', None),
+    ],
+)
+def test_internaldate_is_read_as_utc(meta, expected):
+    when = parse_internaldate(meta)
+    assert (when.isoformat(timespec="minutes")[:16] if when else None) == expected
+
+
+def test_received_header_gives_the_delivery_time():
+    block = (
+        b"Received: from mx by mail.thanhxuan.example;\r\n Sat, 19 Feb 2022 23:50:00 +0700\r\n"
+        b"Received: from laptop by mx; Sat, 19 Feb 2022 23:49:00 +0700\r\n"
+        b"From: a@b.example\r\n\r\n"
+    )
+    assert received_date(block) == datetime(2022, 2, 19, 16, 50, tzinfo=UTC)
+    assert received_date(b"From: a@b.example\r\n\r\n") is None
+    assert received_date(b"Received: from x; not a date\r\n\r\n") is None
+    assert received_date(b"Received: from x; Sat, 19 Feb 2022 23:50:00 -0000\r\n\r\n") is None

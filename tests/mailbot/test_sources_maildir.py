@@ -7,6 +7,7 @@ import mailbox
 import os
 import threading
 import time
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -160,3 +161,41 @@ def test_open_source_maildir_paths(tmp_path):
     assert isinstance(absolute, MaildirSource) and absolute.path == tmp_path / "abs"
     with pytest.raises(ConfigError):
         open_source(InboxConfig(url="pop3://example.test"))
+
+
+def test_unchanged_files_are_read_once_across_listings(maildir, monkeypatch):
+    src = open_md(maildir)
+    deliver(maildir, make_mail(1))
+    first = list(src.new_messages())
+    opened: list[Path] = []
+    real_open = Path.open
+
+    def spy(self: Path, *args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        opened.append(self)
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", spy)
+    assert list(src.new_messages()) == first
+    assert opened == []
+    deliver(maildir, make_mail(2))
+    assert [r.message_id for r in src.new_messages()] == [
+        "<md1@example.test>",
+        "<md2@example.test>",
+    ]
+    assert [p.parent.name for p in opened] == ["tmp", "new"]  # delivered, then read once
+
+
+def test_delivery_time_is_the_received_header_else_the_file_time(maildir):
+    src = open_md(maildir)
+    deliver(
+        maildir,
+        b"Received: from mx by mail.example.test; Sat, 19 Feb 2022 23:50:00 +0700\r\n"
+        + make_mail(1),
+        mtime=1_700_000_000,
+    )
+    deliver(maildir, make_mail(2), mtime=1_600_000_000)
+    arrived = {r.message_id: r.arrived_at for r in src.new_messages()}
+    assert arrived == {
+        "<md1@example.test>": datetime(2022, 2, 19, 16, 50, tzinfo=UTC),
+        "<md2@example.test>": datetime.fromtimestamp(1_600_000_000, UTC),
+    }

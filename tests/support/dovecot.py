@@ -103,14 +103,15 @@ class DovecotServer:
         folder: str = "INBOX",
         flags: Iterable[str] = (),
         create: bool = True,
+        when: dt.datetime | None = None,
     ) -> int:
-        """APPEND one message; returns its UID (from APPENDUID)."""
+        """APPEND one message (INTERNALDATE `when`, default now); returns its UID."""
         client = self.connect(account, folder=None)
         try:
             if create:
                 client.create(_quote_folder(folder))  # fails harmlessly when it exists
             flag_text = "(" + " ".join(flags) + ")" if flags else None
-            when = dt.datetime.now(dt.UTC)
+            when = when or dt.datetime.now(dt.UTC)
             typ, data = client.append(_quote_folder(folder), flag_text, when, raw)
             if typ != "OK":
                 raise RuntimeError(f"APPEND failed: {data!r}")

@@ -27,6 +27,7 @@ from tests.mailbot.db.support import receive
 EXPECTED_TABLES = {
     "alembic_version",
     "mailbox_state",
+    "mailbox_known",
     "mails",
     "units",
     "unit_emails",
