@@ -115,6 +115,7 @@ from mailbot.db.submissions import (
 from mailbot.db.units import (
     UnitRecord,
     add_unit_email,
+    address_owners,
     confirm_sender,
     forget_unconfirmed_address,
     get_unit,
@@ -156,6 +157,7 @@ __all__ = [
     "add_file_results",
     "add_submission",
     "add_unit_email",
+    "address_owners",
     "all_submissions",
     "assigned_units",
     "backoff_delay",
