@@ -6,11 +6,15 @@ check`, a line in the staff digest.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Final
 
+from mailbot import db as dbm
 from rules.campaign import Campaign
+
+log = logging.getLogger(__name__)
 
 # A deadline this far behind, with every milestone past, is probably last year's file.
 STALE_CAMPAIGN_AFTER: Final = timedelta(days=60)
@@ -78,7 +82,30 @@ def health_warnings(campaign: Campaign, unit_count: int, now: datetime) -> list[
     return out
 
 
+class DailyHealthLog:
+    """The daemon's warning lines: at start, then at most once a (local) day."""
+
+    def __init__(self, database: dbm.Database, campaign: Campaign) -> None:
+        self._database = database
+        self._campaign = campaign
+        self._logged_on: date | None = None
+
+    def check(self, now: datetime) -> list[HealthWarning]:
+        """Log today's warnings unless already done today; the warnings logged now."""
+        today = now.astimezone(self._campaign.tz).date()
+        if self._logged_on == today:
+            return []
+        with self._database.session(write=False) as s:
+            units = dbm.count_units(s)
+        self._logged_on = today
+        warnings = health_warnings(self._campaign, units, now)
+        for warning in warnings:
+            log.warning("%s", warning.log)
+        return warnings
+
+
 __all__ = [
+    "DailyHealthLog",
     "STALE_CAMPAIGN_AFTER",
     "HealthWarning",
     "campaign_stale",

@@ -84,6 +84,8 @@ class DigestView:
     since: datetime | None = None
     attachment_name: str | None = None
     office_name: str = DEFAULT_OFFICE
+    # Said first: the robot may be working on the wrong thing (a past campaign, no units).
+    warnings: tuple[str, ...] = ()
 
     @property
     def bar_done(self) -> int:

@@ -139,13 +139,17 @@ def run(args: argparse.Namespace, config: Config) -> int:
     signal.signal(signal.SIGINT, _stop)
     with _locked(config) as app:
         log.info("mailbot started: inbox %s, data %s", _safe_url(config.inbox.url), config.data_dir)
+        from mailbot.campaign.health import DailyHealthLog
         from mailbot.scheduler import CampaignScheduler
 
+        health = DailyHealthLog(app.database, app.campaign)
+        health.check(utc_now())
         scheduler = CampaignScheduler(app, clock=utc_now)
         scheduler.start()
         try:
 
             def after_pass(_robot: object) -> None:
+                health.check(utc_now())
                 scheduler.catch_up()
                 notifier.ready(status := daemon_status(app.database, utc_now()))
                 notifier.status(status)

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mailbot.db.common import _norm_addr
@@ -147,6 +147,11 @@ def address_owners(session: Session, emails: Iterable[str]) -> dict[str, tuple[s
         )
         out.update({email: (code, name) for email, code, name in rows})
     return out
+
+
+def count_units(session: Session) -> int:
+    """How many units the register holds."""
+    return int(session.scalar(select(func.count()).select_from(Unit)) or 0)
 
 
 def get_unit(session: Session, code: str) -> Unit | None:

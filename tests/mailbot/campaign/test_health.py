@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
-from mailbot.campaign.health import campaign_stale, health_warnings
+from mailbot import db as dbm
+from mailbot.campaign.health import DailyHealthLog, campaign_stale, health_warnings
 from rules.campaign import Milestone, newest_campaign
 
 
@@ -30,3 +32,20 @@ def test_warnings_name_the_fix() -> None:
     assert "mailbot campaign new NĂM" in warnings[0].text and "20/02/2022" in warnings[0].text
     assert "mailbot units import" in warnings[1].text
     assert health_warnings(c, 3, datetime(2022, 2, 1, tzinfo=UTC)) == []
+
+
+def test_daemon_logs_at_start_then_once_a_day(tmp_path, caplog) -> None:
+    database = dbm.open_database(tmp_path / "data")
+    try:
+        health = DailyHealthLog(database, newest_campaign())
+        start = datetime(2023, 3, 1, 1, 0, tzinfo=UTC)
+        with caplog.at_level(logging.WARNING, logger="mailbot.campaign.health"):
+            assert [w.code for w in health.check(start)] == ["stale-campaign", "empty-register"]
+            assert health.check(start + timedelta(hours=10)) == []  # same local day
+            assert len(health.check(start + timedelta(days=1))) == 2
+        lines = [r.getMessage() for r in caplog.records]
+        assert len(lines) == 4
+        assert "dan-van-kheo-2022" in lines[0] and "mailbot campaign new YEAR" in lines[0]
+        assert "unit register is empty" in lines[1]
+    finally:
+        database.dispose()
