@@ -4,6 +4,12 @@ Callers use `from mailbot import db as dbm` and the names re-exported here."""
 
 from sqlalchemy.orm import Session
 
+from mailbot.db.alerts import (
+    alert_state,
+    hurry_queued,
+    max_mail_id,
+    quarantined_ids,
+)
 from mailbot.db.common import (
     backoff_delay,
     normalize_message_id,
@@ -67,6 +73,7 @@ from mailbot.db.models import (
     OUTBOX_KINDS,
     OUTBOX_STATUSES,
     SUBMISSION_STATUSES,
+    AlertState,
     Base,
     Bounce,
     Event,
@@ -126,6 +133,11 @@ from mailbot.db.units import (
 )
 
 __all__ = [
+    "AlertState",
+    "alert_state",
+    "hurry_queued",
+    "max_mail_id",
+    "quarantined_ids",
     "Base",
     "Bounce",
     "DB_FILE_NAME",

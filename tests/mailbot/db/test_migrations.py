@@ -37,6 +37,7 @@ EXPECTED_TABLES = {
     "job_runs",
     "bounces",
     "events",
+    "alert_state",
 }
 
 
