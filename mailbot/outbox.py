@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 # One row is claimed at a time, so a claim lives for one SMTP transaction, each step of which
 # is bounded by outgoing.timeout_seconds; a claim this old belongs to a dead sender.
 CLAIM_TIMEOUT: Final = timedelta(minutes=30)
+# An alert about an SMTP outage waits for SMTP to come back, however long that takes.
+ALERT_MAX_ATTEMPTS: Final = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -78,11 +80,14 @@ def deliver(
     ids: Iterable[int] | None = None,
     after_each: Callable[[], None] | None = None,
     claim_timeout: timedelta = CLAIM_TIMEOUT,
+    on_attempt: Callable[[DeliveryError | None], None] | None = None,
 ) -> tuple[int, int]:
     """Send the due outbox rows (only `ids` when given); returns (sent, failed).
 
     Each row is claimed, sent and its outcome committed before the next; `after_each` runs
-    after every committed outcome (the crash tests kill the process there).
+    after every committed outcome (the crash tests kill the process there). `on_attempt`
+    hears each attempt's outcome (None: the server took it), for the operator alerts.
+    Alerts are retried until they go: one about an SMTP outage can only go after it.
     """
     now = clock()
     with database.session() as s:
@@ -122,10 +127,14 @@ def deliver(
                     str(attempt.error),
                     clock(),
                     temporary=isinstance(attempt.error, TemporaryFailure),
-                    max_attempts=outgoing.max_attempts,
+                    max_attempts=ALERT_MAX_ATTEMPTS
+                    if row.kind == "alert"
+                    else outgoing.max_attempts,
                 )
                 failed += 1
                 log.warning("sending %s %s failed: %s", row.kind, row.message_id, attempt.error)
+        if on_attempt is not None:
+            on_attempt(attempt.error)
         if after_each is not None:
             after_each()
     return sent, failed

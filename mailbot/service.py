@@ -16,7 +16,7 @@ from mailbot.config import Config
 from mailbot.intake import IntakeContext, Outcome, Reply, oversize_reply
 from mailbot.sources import IncomingRef, Source, SourceError
 from mailbot.store import RawStore
-from mailbot.transport import Sender
+from mailbot.transport import DeliveryError, Sender
 from mailbot.units import Register, Unit
 from mailbot.workers import Decider, local_tools
 from rules.campaign import Campaign
@@ -100,6 +100,8 @@ class Robot:
         self._started = clock()
         self._orphans_released = False
         self.on_stage = on_stage or _no_stage_hook
+        # Hears each delivery attempt's outcome (the daemon's operator alerts).
+        self.on_delivery: Callable[[DeliveryError | None], None] | None = None
 
     # -- stage 1: download and record ------------------------------------------------------
 
@@ -508,6 +510,7 @@ class Robot:
             self.config.outgoing,
             self.clock,
             after_each=lambda: self.on_stage("after-send"),
+            on_attempt=self.on_delivery,
         )
 
     def run_once(self) -> PassStats:
