@@ -185,9 +185,12 @@ class AlertHooks:
         alerts = self.alerts
         if alerts is None:
             return
+        queued: list[object] = []
         if mailbox_ok:
-            self._guarded("mailbox", lambda: alerts.ok(IMAP))
-        self._guarded("quarantine", alerts.check_quarantine)
+            self._guarded("mailbox", lambda: queued.append(alerts.ok(IMAP)))
+        self._guarded("quarantine", lambda: queued.append(alerts.check_quarantine()))
+        if any(queued):
+            self._guarded("outbox", self.robot.deliver)  # the alert goes now, not next pass
         if not self.attempted and alerts.failing(SMTP):
             self._guarded("SMTP probe", self._probe_smtp)
         self.attempted = False
