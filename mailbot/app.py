@@ -110,6 +110,7 @@ def import_register(
                 emails=unit.emails,
                 aliases=unit.aliases,
                 source=source,
+                forms=unit.forms,
                 now=now,
             )
         for move in moves:

@@ -10,6 +10,7 @@ from typing import Literal
 
 from mailbot.mail.auth import dmarc_failed
 from mailbot.mail.auto import auto_reply_reason, automatic_reason, relay_reason
+from mailbot.mail.body import excerpt
 from mailbot.mail.bounce import Bounce, parse_bounce
 from mailbot.mail.compose import compose
 from mailbot.mail.message import ParsedMail
@@ -17,6 +18,7 @@ from mailbot.mail.views import FileView, NoticeView, ReceiptView, file_view
 from mailbot.mail.walk import parse_mail
 from mailbot.units import Register, Unit
 from outbox_templates import render
+from outbox_templates.labels import form_required_label
 from parsers import parse_file
 from parsers.convert import OfficeConverter
 from parsers.model import Form, ParseResult
@@ -95,6 +97,10 @@ class Outcome:
     submissions: tuple[Submission, ...] = ()
     reply: Reply | None = None
     bounce: Bounce | None = None
+    # A unit's mail that carries no form (a question, a cover letter): listed for staff to
+    # read until they mark it handled, with the first lines of its text.
+    for_staff: bool = False
+    excerpt: str | None = None
 
 
 def _late(ctx: IntakeContext) -> bool:
@@ -155,7 +161,25 @@ def answer_address(mail: ParsedMail, ctx: IntakeContext) -> str:
     return mail.from_addr
 
 
-def _notice(reason: str, mail: ParsedMail, ctx: IntakeContext) -> Reply:
+def _owed_names(unit: Unit, campaign: Campaign) -> tuple[str, ...]:
+    """The forms this unit must send, named as in a list: 'Mẫu số 02 (cấp cơ sở)'."""
+    specs = {f.code: f for f in campaign.forms}
+    return tuple(
+        form_required_label(c, specs[c].title, specs[c].level)
+        if c in specs
+        else form_required_label(c)
+        for c in campaign.forms_owed(unit.forms)
+    )
+
+
+def _notice(
+    reason: str,
+    mail: ParsedMail,
+    ctx: IntakeContext,
+    *,
+    unit: Unit | None = None,
+    for_staff: bool = False,
+) -> Reply:
     view = NoticeView(
         recipient=mail.from_name or None,
         reason_code=reason,
@@ -164,6 +188,10 @@ def _notice(reason: str, mail: ParsedMail, ctx: IntakeContext) -> Reply:
         max_size_mb=ctx.max_attachment_bytes // (1024 * 1024),
         submission_address=ctx.campaign.submission_address or ctx.from_address,
         campaign_name=ctx.campaign.name,
+        deadline_text=ctx.campaign.deadline_text,
+        deadline_words=ctx.campaign.deadline_words,
+        owed_forms=_owed_names(unit, ctx.campaign) if unit is not None else (),
+        for_staff=for_staff,
     )
     return _reply("notice", view, mail, ctx)
 
@@ -212,7 +240,9 @@ def _decide(mail: ParsedMail, ctx: IntakeContext) -> Outcome:
             unit=unit,
             awaiting_confirmation=awaiting,
             late=late,
-            reply=_notice("no-attachment", mail, ctx),
+            reply=_notice("no-attachment", mail, ctx, unit=unit, for_staff=True),
+            for_staff=True,
+            excerpt=excerpt(mail.body_text),
         )
 
     submissions: list[Submission] = []
@@ -223,7 +253,11 @@ def _decide(mail: ParsedMail, ctx: IntakeContext) -> Outcome:
 
     on_file = set(ctx.forms_on_file.get(unit.code, frozenset()))
     on_file |= {s.form.form for s in submissions if s.valid}
-    missing = tuple(FORM_NAMES.get(f, f) for f in ctx.campaign.required_forms if f not in on_file)
+    owed = ctx.campaign.forms_owed(unit.forms)
+    missing = tuple(FORM_NAMES.get(f, f) for f in owed if f not in on_file)
+    # No form at all in the mail (a cover letter, photos, a file that is not a form): a
+    # person reads it, whatever it asks.
+    for_staff = not submissions
     files: list[FileView] = [file_view(r) for r in results]
     files.extend(file_view(p.as_result()) for p in mail.problems)
     view = ReceiptView(
@@ -240,6 +274,8 @@ def _decide(mail: ParsedMail, ctx: IntakeContext) -> Outcome:
         all_complete=not missing,
         submission_address=ctx.campaign.submission_address or ctx.from_address,
         original_subject=mail.subject,
+        deadline_words=ctx.campaign.deadline_words,
+        for_staff=for_staff,
     )
     return Outcome(
         "accepted",
@@ -251,6 +287,8 @@ def _decide(mail: ParsedMail, ctx: IntakeContext) -> Outcome:
         results=tuple(results),
         submissions=tuple(submissions),
         reply=_reply("receipt", view, mail, ctx),
+        for_staff=for_staff,
+        excerpt=excerpt(mail.body_text) if for_staff else None,
     )
 
 

@@ -1,4 +1,4 @@
-"""Staff actions over the database: confirm a sender, assign, reject or reprocess a mail.
+"""Staff actions over the database: confirm a sender, assign, reject, reprocess, mark handled.
 
 Each action runs inside the caller's write session and returns what it changed; the commands
 only parse arguments and print. A refused action raises ReviewError with a Vietnamese message
@@ -7,7 +7,7 @@ only parse arguments and print. A refused action raises ReviewError with a Vietn
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -24,12 +24,14 @@ class ReviewError(Exception):
 
 @dataclass(frozen=True)
 class Pending:
-    """What waits for a person: quarantined mail and senders awaiting confirmation."""
+    """What waits for a person: quarantined mail, senders to confirm, units' mail to read."""
 
     quarantined: list[dbm.Mail]
     awaiting: list[dbm.Mail]
     forms: dict[int, list[str]]  # mail id -> forms received in it (for awaiting mails)
     unit_names: dict[str, str]
+    # Units' mails without a form (a question, a cover letter) no one has marked handled.
+    to_read: list[dbm.Mail] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,16 @@ class Rejected:
 
 
 @dataclass(frozen=True)
+class Handled:
+    """A unit's mail without a form that staff have read and dealt with."""
+
+    mail_id: int
+    from_addr: str | None
+    by: str
+    at: datetime
+
+
+@dataclass(frozen=True)
 class MailOutcome:
     """Where a mail stands after being decided again."""
 
@@ -79,6 +91,7 @@ def pending(session: Session) -> Pending:
             m.id: [sub.form for sub in dbm.submissions_for_mail(session, m.id)] for m in awaiting
         },
         unit_names={u.code: u.name for u in dbm.unit_register(session)},
+        to_read=dbm.mails_for_staff(session),
     )
 
 
@@ -151,15 +164,25 @@ def reject(session: Session, mail_id: int, now: datetime, reason: str | None = N
     addr = mail.from_addr
     if mail.awaiting_confirmation and addr:
         dbm.forget_unconfirmed_address(session, addr)
-    dbm.clear_mail_results(session, mail.id)
-    mail.status = "ignored"
-    mail.awaiting_confirmation = False
-    mail.quarantine_reason = "rejected"
-    mail.next_attempt_at = None
-    dbm.add_event(
-        session, "rejected", at=now, mail_id=mail.id, unit_code=mail.unit_code, detail=reason
-    )
+    dbm.reject(session, mail, now, detail=reason)
     return Rejected(mail.id, addr, reason)
+
+
+def handled(session: Session, mail_id: int, now: datetime, by: str) -> Handled:
+    """Mark a unit's mail without a form as read and dealt with: it leaves the lists."""
+    mail = _mail(session, mail_id)
+    if not mail.for_staff or mail.status != "processed":
+        raise ReviewError(
+            f"thư #{mail.id} không nằm trong danh sách thư cần cán bộ đọc (xem mailbot review)"
+        )
+    if mail.handled_at is not None:
+        raise ReviewError(
+            f"thư #{mail.id} đã được {mail.handled_by or 'cán bộ'} đánh dấu đã xử lý lúc "
+            f"{mail.handled_at:%H:%M %d/%m/%Y} (giờ UTC)"
+        )
+    who = " ".join(by.split()) or "không rõ"
+    dbm.mark_handled(session, mail, now, who)
+    return Handled(mail.id, mail.from_addr, who, now)
 
 
 def reprocess(session: Session, now: datetime, mail_ids: list[int] | None = None) -> list[int]:

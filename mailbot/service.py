@@ -62,7 +62,13 @@ def _batches(items: Iterable[IncomingRef], size: int) -> Iterator[list[IncomingR
 def load_register(session: dbm.Session, district: str | None = "Thanh Xuân") -> Register:
     """The unit register as the pure intake sees it: every unit with its confirmed addresses."""
     units = [
-        Unit(code=r.code, name=r.name, emails=tuple(r.emails), aliases=tuple(r.aliases))
+        Unit(
+            code=r.code,
+            name=r.name,
+            emails=tuple(r.emails),
+            aliases=tuple(r.aliases),
+            forms=tuple(r.forms),
+        )
         for r in dbm.unit_register(session)
     ]
     return Register(units, district=district)
@@ -255,7 +261,7 @@ class Robot:
             register = load_register(s, self.config.district)
         # Which required forms each unit has a valid, confirmed version of: one query, not
         # one per unit and form (that made the context cost more than parsing the mail).
-        on_file = dbm.forms_on_file(s, self.campaign.required_forms)
+        on_file = dbm.forms_on_file(s, self.campaign.form_codes)
         out = self.config.outgoing
         return IntakeContext(
             campaign=self.campaign,
@@ -435,6 +441,8 @@ class Robot:
                     now,
                     unit_code=outcome.unit.code if outcome.unit else None,
                     awaiting_confirmation=outcome.awaiting_confirmation,
+                    for_staff=outcome.for_staff and outcome.unit is not None,
+                    excerpt=outcome.excerpt,
                 )
                 if outcome.action == "ignored":
                     log.info("mail id=%s needs no answer: %s", mail.id, outcome.reason)

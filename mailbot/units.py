@@ -14,7 +14,7 @@ from types import MappingProxyType
 
 from parsers.vntext import fold_accents
 
-__all__ = ["Register", "Unit", "UnitsFileError", "name_key", "read_units"]
+__all__ = ["Register", "Unit", "UnitsFileError", "name_key", "parse_forms", "read_units"]
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,8 @@ class Unit:
     name: str
     emails: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
+    # The forms this unit must send ("M1", "M2"); empty: what the campaign requires.
+    forms: tuple[str, ...] = ()
     # The row of the register file it was read from (for messages); not part of its identity.
     line: int | None = field(default=None, compare=False, repr=False)
 
@@ -285,6 +287,10 @@ _COLUMNS = {
     "aliases": "aliases",
     "alias": "aliases",
     "tên khác": "aliases",
+    "forms": "forms",
+    "biểu mẫu": "forms",
+    "mẫu phải nộp": "forms",
+    "biểu mẫu phải nộp": "forms",
 }
 _EMAIL = re.compile(r"^[^@\s<>;,]+@[^@\s<>;,]+\.[^@\s<>;,]+$")
 
@@ -345,6 +351,23 @@ def _xlsx_rows(data: bytes) -> Iterator[tuple[int, list[str]]]:
     yield from rows
 
 
+# How staff write a form in the register's `forms` column: "M1", "Mẫu 01", "Mẫu số 02", "01".
+_FORM_WORD = re.compile(r"^(?:m|mau|mau so)?\s*0?([12])$")
+
+
+def parse_forms(value: str) -> tuple[str, ...] | None:
+    """The form codes of a `forms` cell ("M1;M2", "Mẫu số 02"), in order; None if unreadable."""
+    out: list[str] = []
+    for item in _split_list(value):
+        m = _FORM_WORD.match(" ".join(fold_accents(item).lower().replace(".", " ").split()))
+        if m is None:
+            return None
+        code = f"M{m.group(1)}"
+        if code not in out:
+            out.append(code)
+    return tuple(sorted(out))
+
+
 def _split_list(value: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in re.split(r"[;,\n]", value) if p.strip())
 
@@ -378,8 +401,8 @@ def _missing_columns_error(line: int, row: list[str], found: dict[str, int]) -> 
     present = ", ".join(f"“{c}”" for c in row if c) or "(không có)"
     return UnitsFileError(
         f"Dòng {line} (dòng tiêu đề): thiếu cột {', '.join(missing)}. Các cột có trong tệp: "
-        f"{present}. Tệp danh sách đơn vị phải có các cột code, name, emails (cột aliases "
-        "không bắt buộc). Không nhập đơn vị nào."
+        f"{present}. Tệp danh sách đơn vị phải có các cột code, name, emails (các cột aliases, "
+        "forms không bắt buộc). Không nhập đơn vị nào."
     )
 
 
@@ -453,7 +476,14 @@ def read_units(data: bytes, filename: str) -> list[Unit]:
                 emails.append(addr)
         problems.extend(row_problems)
         aliases = tuple(a for a in (a.strip() for a in cell("aliases").split(";")) if a)
-        units.append(Unit(code, name, tuple(emails), aliases, line=line))
+        forms = parse_forms(cell("forms"))
+        if forms is None:
+            problems.append(
+                f"Dòng {line}: cột forms “{cell('forms')}” không hợp lệ; ghi M1, M2 hoặc "
+                "M1;M2 (để trống: đơn vị gửi các biểu mẫu theo đợt thi đua)."
+            )
+            forms = ()
+        units.append(Unit(code, name, tuple(emails), aliases, forms, line=line))
     if header is None:
         if preamble:
             raise UnitsFileError(

@@ -4,11 +4,34 @@ from __future__ import annotations
 
 import json
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta, tzinfo
 from importlib import resources
 from pathlib import Path
 from zoneinfo import ZoneInfo
+
+# Python's weekday() order, Monday first, as an official letter writes the day.
+VN_WEEKDAYS = ("thứ Hai", "thứ Ba", "thứ Tư", "thứ Năm", "thứ Sáu", "thứ Bảy", "Chủ nhật")
+
+
+def last_day(deadline: datetime, tz: tzinfo) -> date:
+    """The last local day still on time: the day before a cut-off at midnight."""
+    return (deadline.astimezone(tz) - timedelta(microseconds=1)).date()
+
+
+def deadline_words(deadline: datetime, tz: tzinfo) -> str:
+    """The deadline as units read it: 'hạn cuối: hết ngày 19/02/2022 (thứ Bảy)'.
+
+    A cut-off "trước ngày 20/02/2022" (late from 20/02 00:00) ends with 19/02; a cut-off in
+    the middle of a day ("2022-02-20T17:00") is said with its hour.
+    """
+    local = deadline.astimezone(tz)
+    if local.time() == datetime.min.time():
+        day = last_day(deadline, tz)
+        return f"hạn cuối: hết ngày {day:%d/%m/%Y} ({VN_WEEKDAYS[day.weekday()]})"
+    day = local.date()
+    return f"hạn cuối: trước {local:%H:%M} ngày {day:%d/%m/%Y} ({VN_WEEKDAYS[day.weekday()]})"
 
 
 @dataclass(frozen=True)
@@ -52,6 +75,28 @@ class Campaign:
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def deadline_words(self) -> str:
+        """'hạn cuối: hết ngày 19/02/2022 (thứ Bảy)': every text naming the deadline uses it."""
+        return deadline_words(self.deadline, self.tz)
+
+    @property
+    def form_codes(self) -> tuple[str, ...]:
+        """Every form of the campaign, in its order."""
+        return tuple(f.code for f in self.forms)
+
+    def forms_owed(self, unit_forms: Sequence[str] = ()) -> tuple[str, ...]:
+        """The forms one unit must send: its own list from the register, else the required ones.
+
+        Codes the campaign does not know are left out; the campaign's order is kept.
+        """
+        own = {c.strip().upper() for c in unit_forms if c and c.strip()}
+        if own:
+            chosen = tuple(c for c in self.form_codes if c in own)
+            if chosen:
+                return chosen
+        return self.required_forms
 
 
 class CampaignError(ValueError):

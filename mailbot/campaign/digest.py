@@ -38,6 +38,7 @@ from mailbot.campaign.views import (
     AttentionView,
     DigestCounts,
     DigestView,
+    ToReadView,
     percent,
 )
 from mailbot.config import Config
@@ -192,6 +193,24 @@ def needs_attention(
     return tuple(items)
 
 
+def mails_to_read(
+    session: Session, now: datetime, campaign: Campaign, names: dict[str, str]
+) -> tuple[ToReadView, ...]:
+    """Units' mails without a form that no one has marked handled, received by `now`."""
+    return tuple(
+        ToReadView(
+            mail_id=m.id,
+            when=local(m.received_at, campaign),
+            unit=names.get(m.unit_code or "", m.unit_code or ""),
+            sender=m.from_addr or "(không rõ)",
+            subject=m.subject or "",
+            excerpt=m.excerpt or "",
+        )
+        for m in dbm.mails_for_staff(session)
+        if m.received_at <= now
+    )
+
+
 def _counts_by_level_and_field(
     session: Session, states: list[UnitState]
 ) -> dict[str, dict[str, int]]:
@@ -232,6 +251,7 @@ def build_digest(
     after = now >= campaign.deadline
     arrivals = _arrivals(session, since, now, campaign, names)
     attention = needs_attention(session, since, now, campaign, names)
+    to_read = mails_to_read(session, now, campaign, names)
     overdue = tuple(f"{u.name} – {u.label}" for u in states if not u.complete) if after else ()
     name = export_file_name(campaign, now)
     workbook = (
@@ -249,6 +269,7 @@ def build_digest(
         generated_at=local(now, campaign),
         campaign_name=campaign.name,
         deadline_text=campaign.deadline_text,
+        deadline_words=campaign.deadline_words,
         counts=DigestCounts(
             complete=counts["complete"],
             partial=counts["partial"],
@@ -266,11 +287,13 @@ def build_digest(
         since=local(since, campaign) if since is not None else None,
         attachment_name=name,
         office_name=config.outgoing.from_name,
+        to_read=to_read,
         warnings=tuple(w.text for w in health_warnings(campaign, total, now)),
     )
     news = (
         bool(arrivals)
         or any(a.when is not None and since is not None and a.when >= since for a in attention)
+        or any(since is not None and r.when >= since for r in to_read)
         or since is None
     )
     return DigestPlan(

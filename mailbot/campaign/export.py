@@ -63,6 +63,7 @@ STATE_LABELS: dict[str, str] = {
 HEADER_UNIT = "Đơn vị"
 STATUS_SHEET = "Tình hình nộp"
 NOT_RECEIVED = "Chưa nộp"
+NOT_OWED = "Không phải nộp"
 LATE = "Muộn"
 # Per form on the status sheet: (header, xlsx width, docx width in cm)
 _STATUS_FORM_COLUMNS = (
@@ -116,6 +117,7 @@ class UnitStatusRow:
     unit_name: str
     state: str  # complete / partial / missing / errors / awaiting-confirmation
     forms: dict[str, FormStatus | None] = field(default_factory=dict)
+    owed: tuple[str, ...] = ()  # the forms the unit must send; empty: every form
 
 
 # --- the tables, independent of the file format ------------------------------------------------
@@ -212,7 +214,8 @@ def _status_cells(row: UnitStatusRow, forms: Sequence[str], campaign: Campaign) 
     for code in forms:
         st = row.forms.get(code)
         if st is None:
-            cells.extend([NOT_RECEIVED, None, None, None, None])
+            owed = not row.owed or code in row.owed
+            cells.extend([NOT_RECEIVED if owed else NOT_OWED, None, None, None, None])
             continue
         problems = "\n".join(f"- {p}" for p in st.problems) or None
         if problems is None and st.errors:
@@ -234,6 +237,11 @@ def _status_summary(statuses: Sequence[UnitStatusRow]) -> str:
     for state, label in STATE_LABELS.items():
         parts.append(f"{label}: {sum(1 for s in statuses if s.state == state)}")
     return f"Tổng số {len(statuses)} đơn vị — " + "; ".join(parts) + "."
+
+
+def _deadline_line(campaign: Campaign) -> str:
+    """'Hạn nộp: trước ngày 20/02/2022, hạn cuối: hết ngày 19/02/2022 (thứ Bảy)'."""
+    return f"Hạn nộp: {campaign.deadline_text}, {campaign.deadline_words}"
 
 
 def _generated_line(campaign: Campaign, generated_at: datetime) -> str:
@@ -350,7 +358,7 @@ def _write_status_sheet(
     title = f"TÌNH HÌNH NỘP BIỂU ĐĂNG KÝ MÔ HÌNH “DÂN VẬN KHÉO” NĂM {campaign.year}"
     put_text(ws, 1, 1, title, font=xfont(TEXT_SIZE, bold=True), alignment=xalign("center"))
     ws.merge_cells(start_row=1, start_column=1, end_row=1, end_column=ncols)
-    sub = f"Hạn nộp: {campaign.deadline_text} — {generated[:1].lower()}{generated[1:]}"
+    sub = f"{_deadline_line(campaign)} — {generated[:1].lower()}{generated[1:]}"
     put_text(ws, 2, 1, sub, font=xfont(TEXT_SIZE, italic=True), alignment=xalign("center"))
     ws.merge_cells(start_row=2, start_column=1, end_row=2, end_column=ncols)
 
@@ -484,7 +492,7 @@ def write_consolidated_docx(
     )
     write_par(
         doc,
-        f"Hạn nộp: {campaign.deadline_text} — {generated[:1].lower()}{generated[1:]}",
+        f"{_deadline_line(campaign)} — {generated[:1].lower()}{generated[1:]}",
         italic=True,
         align="center",
     )
@@ -602,7 +610,7 @@ def export_data(
                     )
                 except ValueError:
                     log.warning("entry %s of submission %s not exportable", e.id, sub.id)
-        rows.append(UnitStatusRow(unit.code, unit.name, unit.state, forms))
+        rows.append(UnitStatusRow(unit.code, unit.name, unit.state, forms, unit.owed))
     return models, rows
 
 

@@ -48,7 +48,7 @@ def stale_campaign_warning(campaign: Campaign) -> HealthWarning:
             "campaign new YEAR` and set the `campaign` key of the configuration"
         ),
         text=(
-            f"Đợt thi đua đang dùng ({campaign.name}, hạn nộp {deadline:%d/%m/%Y}) đã qua "
+            f"Đợt thi đua đang dùng ({campaign.name}, {campaign.deadline_words}) đã qua "
             "từ lâu, mọi mốc thời gian đều đã qua: nếu đây là đợt mới, đề nghị tạo tệp đợt "
             "thi đua bằng lệnh `mailbot campaign new NĂM` và đặt khóa campaign trong tệp "
             "cấu hình."

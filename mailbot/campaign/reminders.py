@@ -111,7 +111,7 @@ def plan_reminders(
     for unit in unit_states(session, campaign, now):
         if unit.complete or not unit.emails:
             continue
-        required = set(campaign.required_forms)
+        required = set(unit.owed)
         missing = tuple(c for c in unit.forms_with(FORM_NONE) if c in required)
         errors = tuple(c for c in unit.forms_with(FORM_ERRORS) if c in required)
         if not missing and not errors:
@@ -121,6 +121,7 @@ def plan_reminders(
             unit_name=unit.name,
             campaign_name=campaign.name,
             deadline_text=campaign.deadline_text,
+            deadline_words=campaign.deadline_words,
             days_left=days_left(campaign, now),
             missing_forms=_form_names(templates, campaign),
             open_problems=unit.open_problems,

@@ -94,6 +94,8 @@ class UnitState:
     state: str
     forms: dict[str, FormState] = field(default_factory=dict)
     emails: tuple[str, ...] = ()
+    # The forms this unit must send (its register entry, else the campaign's required ones).
+    owed: tuple[str, ...] = ()
 
     @property
     def complete(self) -> bool:
@@ -103,16 +105,22 @@ class UnitState:
         """Codes of the forms in one per-form status (ok, unconfirmed, errors, none)."""
         return tuple(code for code, f in self.forms.items() if f.status == status)
 
+    def owes(self, code: str) -> bool:
+        """Whether the unit must send this form (every form when `owed` is not known)."""
+        return not self.owed or code in self.owed
+
     @property
     def missing_forms(self) -> tuple[str, ...]:
-        """Forms never received in any version."""
-        return self.forms_with(FORM_NONE)
+        """Forms the unit owes and never sent in any version."""
+        return tuple(c for c in self.forms_with(FORM_NONE) if self.owes(c))
 
     @property
     def open_problems(self) -> tuple[str, ...]:
         """The error messages of forms that do not count yet, each naming its form."""
         out: list[str] = []
         for code in self.forms_with(FORM_ERRORS):
+            if not self.owes(code):
+                continue
             name = FORM_NAMES.get(code, code)
             out.extend(f"{name}: {p}" for p in self.forms[code].problems)
         return tuple(out)
@@ -213,9 +221,9 @@ def unit_states(
     for sub, addr in dbm.submission_versions(session, now):
         versions[(sub.unit_code, sub.form)].append((sub, addr))
     codes = [f.code for f in campaign.forms] or list(dbm.FORM_TYPES)
-    required = campaign.required_forms or tuple(codes)
     out: list[UnitState] = []
     for unit in dbm.unit_register(session):
+        required = campaign.forms_owed(unit.forms) or tuple(codes)
         forms = {
             code: _form_state(code, versions.get((unit.code, code), []), campaign.tz)
             for code in codes
@@ -227,6 +235,7 @@ def unit_states(
                 state=unit_state_of(forms, required),
                 forms=forms,
                 emails=tuple(unit.emails),
+                owed=required,
             )
         )
     return out

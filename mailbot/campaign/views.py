@@ -25,6 +25,7 @@ class ReminderView:
     accepted_formats: tuple[str, ...] = DEFAULT_FORMATS
     attachments_note: str | None = None
     office_name: str = DEFAULT_OFFICE
+    deadline_words: str = ""
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,18 @@ class AttentionView:
     when: datetime | None = None
 
 
+@dataclass(frozen=True)
+class ToReadView:
+    """A unit's mail without a form (a question, a cover letter): staff read it, then mark it."""
+
+    mail_id: int
+    when: datetime
+    unit: str
+    sender: str
+    subject: str
+    excerpt: str
+
+
 def percent(part: int, total: int) -> int:
     """Whole percent, rounded down so 100 means really all; 0 when total is 0."""
     if total <= 0:
@@ -84,6 +97,8 @@ class DigestView:
     since: datetime | None = None
     attachment_name: str | None = None
     office_name: str = DEFAULT_OFFICE
+    deadline_words: str = ""
+    to_read: tuple[ToReadView, ...] = ()
     # Said first: the robot may be working on the wrong thing (a past campaign, no units).
     warnings: tuple[str, ...] = ()
 

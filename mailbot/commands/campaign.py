@@ -78,7 +78,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = sub.add_parser(
         "review",
-        help="việc chờ cán bộ xử lý: thư bị giữ lại, người gửi chờ xác nhận",
+        help="việc chờ cán bộ xử lý: thư bị giữ lại, người gửi chờ xác nhận, thư cần đọc",
         description="Không có lệnh con: liệt kê những việc đang chờ một người xử lý.",
     )
     p.set_defaults(func=_later("review_list"))
@@ -96,6 +96,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r.add_argument("--mail", type=int, required=True, metavar="ID")
     r.add_argument("--reason", metavar="TEXT", default=None)
     r.set_defaults(func=_later("review_reject"))
+    h = rs.add_parser(
+        "handled",
+        help="đánh dấu đã xử lý một thư của đơn vị không kèm biểu mẫu (đã đọc, đã trả lời)",
+    )
+    h.add_argument("--mail", type=int, required=True, metavar="ID")
+    h.add_argument(
+        "--by",
+        metavar="TÊN",
+        default=None,
+        help="người xử lý (mặc định: tên người dùng đang chạy lệnh)",
+    )
+    h.set_defaults(func=_later("review_handled"))
 
     p = sub.add_parser("campaign", help="tệp đợt thi đua")
     cs = p.add_subparsers(dest="campaign_action", metavar="<việc>")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import getpass
 import json
 import os
 import sys
@@ -115,7 +116,7 @@ def remind(args: argparse.Namespace, config: Config) -> int:
 def _say_nothing_due(campaign: Campaign, now: datetime, upcoming: datetime | None) -> None:
     if now >= campaign.deadline:
         print(
-            f"mailbot: đã hết hạn nộp ({campaign.deadline_text}): không gửi thư nhắc; "
+            f"mailbot: đã hết hạn nộp ({campaign.deadline_words}): không gửi thư nhắc; "
             "các đơn vị quá hạn có trong báo cáo hằng ngày (mailbot digest)."
         )
     elif upcoming is not None:
@@ -143,7 +144,7 @@ def _remind_preview(config: Config, campaign: Campaign, now: datetime) -> int:
         ]
     left = days_left(campaign, now)
     print(
-        f"Đợt nhắc {_when(schedule.due, campaign)} (hạn nộp {campaign.deadline_text}, "
+        f"Đợt nhắc {_when(schedule.due, campaign)} ({campaign.deadline_words}, "
         f"còn {left} ngày): sẽ gửi {len(plans)} thư nhắc."
     )
     for plan in plans:
@@ -219,7 +220,9 @@ def digest(args: argparse.Namespace, config: Config) -> int:
 # --------------------------------------------------------------------------- status
 
 
-def _form_cell(f: FormState | None, campaign: Campaign) -> str:
+def _form_cell(f: FormState | None, campaign: Campaign, owed: bool = True) -> str:
+    if not owed and (f is None or f.status == FORM_NONE):
+        return "không phải nộp"
     if f is None or f.status == FORM_NONE or f.received_at is None:
         return "chưa gửi"
     when = local(f.received_at, campaign).strftime("%d/%m %H:%M")
@@ -249,14 +252,16 @@ def status(args: argparse.Namespace, config: Config) -> int:
             print(json_dumps(status_json(campaign, states)))
             return 0
         forms = [f.code for f in campaign.forms]
-        print(f"{campaign.name} – hạn nộp {campaign.deadline_text}")
+        print(f"{campaign.name} – hạn nộp {campaign.deadline_text}, {campaign.deadline_words}")
         head = f"{'Mã':<18} {'Đơn vị':<44} {'Tình trạng':<23} " + " ".join(
             f"{c:<28}" for c in forms
         )
         print(head.rstrip())
         print("-" * len(head.rstrip()))
         for u in states:
-            cells = " ".join(f"{_form_cell(u.forms.get(c), campaign):<28}" for c in forms)
+            cells = " ".join(
+                f"{_form_cell(u.forms.get(c), campaign, u.owes(c)):<28}" for c in forms
+            )
             print(f"{_fit(u.code, 18):<18} {_fit(u.name, 44):<44} {u.label:<23} {cells}".rstrip())
         counts = count_states(states)
         total = len(states)
@@ -334,7 +339,7 @@ def review_list(args: argparse.Namespace, config: Config) -> int:
         with _app(config, exclusive=False) as app, app.database.session(write=False) as s:
             campaign = app.campaign
             todo = review.pending(s)
-        if not todo.quarantined and not todo.awaiting:
+        if not todo.quarantined and not todo.awaiting and not todo.to_read:
             print("Không có việc nào chờ xử lý.")
             return 0
         if todo.quarantined:
@@ -362,6 +367,42 @@ def review_list(args: argparse.Namespace, config: Config) -> int:
                 "  Xác nhận: mailbot review confirm --mail ID; "
                 "loại bỏ: mailbot review reject --mail ID"
             )
+        if todo.to_read:
+            print(f"THƯ CỦA ĐƠN VỊ KHÔNG KÈM BIỂU MẪU, CẦN ĐỌC ({len(todo.to_read)}):")
+            for m in todo.to_read:
+                unit = todo.unit_names.get(m.unit_code or "", m.unit_code or "?")
+                print(
+                    f"  #{m.id}  {_when(m.received_at, campaign)}  {m.from_addr or '(không rõ)'}"
+                    f" → {unit}  “{m.subject or ''}”"
+                )
+                for line in (m.excerpt or "(thư không có nội dung)").splitlines():
+                    print(f"      {line}")
+            print("  Sau khi đọc và trả lời: mailbot review handled --mail ID")
+        return 0
+
+    return _run(body)
+
+
+def _operator() -> str:
+    """Who runs the command: the person behind sudo, else the login name."""
+    who = os.environ.get("SUDO_USER")
+    if who:
+        return who
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "không rõ"
+
+
+def review_handled(args: argparse.Namespace, config: Config) -> int:
+    def body() -> int:
+        by = args.by or _operator()
+        with _app(config, exclusive=True) as app, app.database.session() as s:
+            done = review.handled(s, args.mail, utc_now(), by)
+        print(
+            f"mailbot: đã đánh dấu thư #{done.mail_id} từ {done.from_addr or '(không rõ)'} "
+            f"là đã xử lý (người xử lý: {done.by})."
+        )
         return 0
 
     return _run(body)
@@ -475,7 +516,8 @@ def campaign_new(args: argparse.Namespace, config: Config | None) -> int:
             print(f"mailbot: {target} đã có; không ghi đè.", file=sys.stderr)
             return 1
         print(
-            f"mailbot: đã tạo {target} (năm {made.year}, hạn nộp {made.deadline_text}). "
+            f"mailbot: đã tạo {target} (năm {made.year}, hạn nộp {made.deadline_text}, "
+            f"{made.deadline_words}). "
             "Đề nghị kiểm tra lại các ngày và số công văn."
         )
         print(_activation_hint(target, config_path, source))

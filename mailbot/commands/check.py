@@ -326,7 +326,7 @@ def check_campaign(config: Config, now: datetime | None = None) -> Iterator[Resu
     except (CampaignError, OSError) as exc:
         yield Result(FAIL, subject, f"tệp đợt thi đua có lỗi: {exc} (sửa khóa campaign)")
         return
-    name = f"năm {campaign.year}, hạn nộp {campaign.deadline:%d/%m/%Y}"
+    name = f"năm {campaign.year}, {campaign.deadline_words}"
     if campaign_stale(campaign, now or utc_now()):
         where = f"tệp {config.campaign}" if config.campaign else "tệp mặc định của mailbot"
         yield Result(

@@ -49,6 +49,7 @@ def list_command(args: argparse.Namespace, config: Config) -> int:
     with open_app(config, exclusive=False) as app, app.database.session(write=False) as s:
         rows = dbm.unit_register(s)
     for r in rows:
-        print(f"{r.code}\t{r.name}\t{'; '.join(r.emails)}")
+        forms = ";".join(r.forms) or "theo đợt thi đua"
+        print(f"{r.code}\t{r.name}\t{'; '.join(r.emails)}\tbiểu mẫu: {forms}")
     print(f"({len(rows)} đơn vị)")
     return 0

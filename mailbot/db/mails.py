@@ -281,13 +281,43 @@ def mark_processed(
     *,
     unit_code: str | None = None,
     awaiting_confirmation: bool = False,
+    for_staff: bool = False,
+    excerpt: str | None = None,
 ) -> None:
-    """The mail was understood and answered (in the same transaction as its results)."""
+    """The mail was understood and answered (in the same transaction as its results).
+
+    `for_staff`: a unit's mail without a form, listed for staff to read until handled.
+    """
     mail.status = "processed"
     mail.processed_at = now
     mail.next_attempt_at = None
     mail.unit_code = unit_code
     mail.awaiting_confirmation = awaiting_confirmation
+    mail.for_staff = for_staff
+    mail.excerpt = excerpt if for_staff else None
+    session.flush()
+
+
+def mails_for_staff(session: Session) -> list[Mail]:
+    """Units' mails without a form that no one has marked handled yet, oldest first."""
+    return list(
+        session.scalars(
+            select(Mail)
+            .where(
+                Mail.for_staff.is_(True),
+                Mail.handled_at.is_(None),
+                Mail.status == "processed",
+            )
+            .order_by(Mail.id)
+        )
+    )
+
+
+def mark_handled(session: Session, mail: Mail, now: datetime, by: str) -> None:
+    """Staff read a listed mail and dealt with it (`mailbot review handled`): recorded who/when."""
+    mail.handled_at = now
+    mail.handled_by = by
+    add_event(session, "handled", at=now, mail_id=mail.id, unit_code=mail.unit_code, detail=by)
     session.flush()
 
 
@@ -371,6 +401,7 @@ def reset_for_reprocess(session: Session, mail: Mail, now: datetime) -> None:
     mail.last_error = None
     mail.quarantine_reason = None
     mail.processed_at = None
+    mail.for_staff = False
     add_event(session, "reprocess", at=now, mail_id=mail.id, unit_code=mail.unit_code)
 
 

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -109,6 +110,8 @@ class Unit(Base):
     code: Mapped[str] = mapped_column(Text, primary_key=True)
     name: Mapped[str] = mapped_column(Text)
     aliases: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of strings
+    # The forms the unit must send, "M1;M2" or "M2"; None: what the campaign requires.
+    forms: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -120,6 +123,11 @@ class Unit(Base):
     def alias_list(self) -> list[str]:
         """The aliases as a list."""
         return list(json.loads(self.aliases or "[]"))
+
+    @property
+    def form_list(self) -> tuple[str, ...]:
+        """The forms the unit must send; empty when the campaign decides."""
+        return tuple(f for f in (self.forms or "").split(";") if f)
 
 
 class UnitEmail(Base):
@@ -178,6 +186,12 @@ class Mail(Base):
     processed_at: Mapped[datetime | None]
     # The source's own handle (IMAP UID as text, Maildir key), to move the mail when done.
     source_ref: Mapped[str | None] = mapped_column(Text)
+    # A unit's mail without a form (a question, a cover letter): staff read it (digest,
+    # `mailbot review`) until one of them marks it handled.
+    for_staff: Mapped[bool] = mapped_column(default=False, server_default=false())
+    excerpt: Mapped[str | None] = mapped_column(Text)
+    handled_at: Mapped[datetime | None]
+    handled_by: Mapped[str | None] = mapped_column(Text)
 
 
 class Submission(Base):

@@ -24,6 +24,7 @@ class UnitRecord(NamedTuple):
     name: str
     emails: tuple[str, ...]
     aliases: tuple[str, ...]
+    forms: tuple[str, ...] = ()  # the forms the unit must send; empty: the campaign decides
 
 
 def upsert_unit(
@@ -35,11 +36,13 @@ def upsert_unit(
     aliases: Iterable[str] = (),
     now: datetime | None = None,
     source: str = "import",
+    forms: Iterable[str] | None = None,
 ) -> Unit:
     """Insert or update a unit by code; its addresses become confirmed senders for it.
 
     Addresses this source gave the unit earlier but no longer lists are dropped; addresses
-    added another way (e.g. confirmed by staff) are kept.
+    added another way (e.g. confirmed by staff) are kept. `forms` (e.g. ("M2",)) are the
+    forms the unit must send; empty or None leaves it to the campaign.
     """
     now = now or utcnow()
     code = code.strip()
@@ -47,11 +50,13 @@ def upsert_unit(
         raise ValueError("a unit needs a code")
     unit = session.get(Unit, code)
     alias_list = [a.strip() for a in aliases if a and a.strip()]
+    owed = ";".join(f.strip().upper() for f in forms or () if f and f.strip()) or None
     if unit is None:
         unit = Unit(
             code=code,
             name=name.strip(),
             aliases=json.dumps(alias_list, ensure_ascii=False),
+            forms=owed,
             created_at=now,
             updated_at=now,
         )
@@ -60,6 +65,7 @@ def upsert_unit(
     else:
         unit.name = name.strip()
         unit.aliases = json.dumps(alias_list, ensure_ascii=False)
+        unit.forms = owed
         unit.updated_at = now
     wanted = {_norm_addr(e) for e in emails if e and e.strip()}
     for ue in list(unit.emails):
@@ -164,7 +170,7 @@ def unit_register(session: Session) -> list[UnitRecord]:
     out: list[UnitRecord] = []
     for unit in session.scalars(select(Unit).order_by(Unit.code)):
         emails = tuple(sorted(e.email for e in unit.emails if e.confirmed))
-        out.append(UnitRecord(unit.code, unit.name, emails, tuple(unit.alias_list)))
+        out.append(UnitRecord(unit.code, unit.name, emails, tuple(unit.alias_list), unit.form_list))
     return out
 
 

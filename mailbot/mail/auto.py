@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable
 
 from mailbot.mail.filetypes import ARCHIVE_EXTENSIONS, FORM_EXTENSIONS
 from mailbot.mail.headers import header_param
 from mailbot.mail.message import ParsedMail
+from parsers.vntext import fold_accents
 
 __all__ = [
     "auto_reply_reason",
@@ -56,9 +56,7 @@ _WEAK_AUTO_SUBJECTS = re.compile(
 
 def fold_subject(text: str) -> str:
     """A subject compared loosely: case-folded, accents and đ folded away, spaces collapsed."""
-    text = unicodedata.normalize("NFD", text.casefold())
-    text = "".join(ch for ch in text if unicodedata.category(ch) != "Mn")
-    return re.sub(r"\s+", " ", text.replace("đ", "d")).strip()
+    return re.sub(r"\s+", " ", fold_accents(text)).strip()
 
 
 def _domain_of(msg_id: str) -> str:

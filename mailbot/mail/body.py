@@ -16,7 +16,7 @@ from mailbot.mail.headers import (
     raw_get,
 )
 
-__all__ = ["body_text", "children", "html_to_text", "payload", "text_of"]
+__all__ = ["body_text", "children", "excerpt", "html_to_text", "payload", "text_of"]
 
 # A uuencoded file inside a text body is an attachment (see unpack/uuencode.py), not text.
 _UU_TEXT = re.compile(r"^begin[ \t]+[0-7]{3,4}[ \t]+[^\n]+\n.*?^end[ \t]*$", re.M | re.S)
@@ -164,3 +164,29 @@ def body_text(msg: Message) -> str:
         return body
     # A multipart whose boundary could not be found: its text is better than nothing.
     return decode_bytes(payload(msg))
+
+
+# Where the quoted part of a reply begins (Gmail/Outlook/Thunderbird, English and Vietnamese).
+_QUOTE_START = re.compile(
+    r"^(>|-{2,}\s*(original message|forwarded message|thư gốc|thư chuyển tiếp)"
+    r"|_{10,}|on .{3,200} wrote:|vào .{3,200} đã viết:|from: .+|từ: .+)",
+    re.IGNORECASE,
+)
+_SIGNATURE = re.compile(r"^--\s*$")
+
+
+def excerpt(text: str, max_lines: int = 6, max_chars: int = 500) -> str:
+    """The first lines a person wrote: quoted replies and signatures left out, blanks folded."""
+    lines: list[str] = []
+    for raw in text.replace("\r\n", "\n").split("\n"):
+        if _SIGNATURE.match(raw) or _QUOTE_START.match(raw.strip()):
+            break
+        line = " ".join(raw.split())
+        if line:
+            lines.append(line)
+        if len(lines) >= max_lines:
+            break
+    out = "\n".join(lines)
+    if len(out) > max_chars:
+        out = out[: max_chars - 1].rsplit(" ", 1)[0] + "…"
+    return out

@@ -331,6 +331,10 @@ class ReceiptView:
     submission_address: str
     original_subject: str | None = None
     office_name: str = DEFAULT_OFFICE
+    # "hạn cuối: hết ngày 19/02/2022 (thứ Bảy)" (Campaign.deadline_words).
+    deadline_words: str = ""
+    # The mail carried no form and is listed for staff to read (digest, `mailbot review`).
+    for_staff: bool = False
 
     @property
     def forms(self) -> tuple[FormView, ...]:
@@ -358,6 +362,12 @@ class NoticeView:
     campaign_name: str
     accepted_formats: tuple[str, ...] = DEFAULT_FORMATS
     office_name: str = DEFAULT_OFFICE
+    deadline_text: str = ""
+    deadline_words: str = ""
+    # The forms this unit must send, as named in a list ("Mẫu số 02 (cấp cơ sở)").
+    owed_forms: tuple[str, ...] = ()
+    # The mail is listed for staff to read: only then does the notice say they will.
+    for_staff: bool = False
 
     def __post_init__(self) -> None:
         if self.reason_code not in NOTICE_REASONS:

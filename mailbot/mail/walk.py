@@ -41,7 +41,7 @@ from mailbot.mail.unpack import (
     UuencodeUnpacker,
     file_unpackers,
 )
-from mailbot.mail.unpack.base import mb, too_deep, unsupported
+from mailbot.mail.unpack.base import mb, too_deep, trouble, unsupported
 from mailbot.mail.unpack.smime import encrypted_mail
 
 __all__ = ["FORWARD_LABEL", "MAX_BODY_CHARS", "parse_mail"]
@@ -107,13 +107,11 @@ class _Collector:
         self.unnamed = 0
         self.seen: set[bytes] = set()  # digests of the files kept, so a duplicate counts once
 
-    def problem(
-        self, code: str, name: str, origin: str, message: str, severity: str = "error"
-    ) -> None:
-        self.problems.append(MailProblem(code, name, origin, message, severity))
-
-    def trouble(self, trouble: Trouble, origin: str) -> None:
-        self.problem(trouble.code, trouble.filename, origin, trouble.message, trouble.severity)
+    def trouble(self, found: Trouble, origin: str) -> None:
+        """Record a problem (worded by the catalogue) at `origin` in the mail."""
+        self.problems.append(
+            MailProblem(found.code, found.filename, origin, found.message, found.severity)
+        )
 
     # -- MIME tree --
 
@@ -147,13 +145,7 @@ class _Collector:
     def forwarded(self, inner: Message, path: tuple[str, ...], depth: int) -> None:
         here = (*path, FORWARD_LABEL)
         if depth + 1 > self.limits.max_forward_depth:
-            self.problem(
-                "forward-too-deep",
-                FORWARD_LABEL,
-                _origin(here),
-                "Thư có quá nhiều lớp chuyển tiếp lồng nhau nên các tệp ở lớp sâu nhất không "
-                "được đọc. Vui lòng đính kèm trực tiếp các tệp biểu mẫu vào thư.",
-            )
+            self.trouble(trouble("forward-too-deep", FORWARD_LABEL), _origin(here))
             return
         self.walk(inner, here, depth + 1, "")
 
@@ -214,12 +206,9 @@ class _Collector:
     def signed_mail(self, content: bytes, path: tuple[str, ...], depth: int) -> None:
         """The mail inside an opaque S/MIME signature, walked one forward level deeper."""
         if depth + 1 > self.limits.max_forward_depth:
-            self.problem(
-                "forward-too-deep",
-                FORWARD_LABEL,
+            self.trouble(
+                trouble("forward-too-deep", FORWARD_LABEL, variant="nested"),
                 _origin(path or (FORWARD_LABEL,)),
-                "Cấu trúc thư lồng nhau quá sâu nên một số tệp không được đọc. Vui lòng đính "
-                "kèm trực tiếp các tệp biểu mẫu vào thư.",
             )
             return
         self.extracted += len(content)
@@ -273,22 +262,26 @@ class _Collector:
     ) -> None:
         origin = _origin((*path, name))
         if len(data) > self.max_bytes:
-            self.problem(
-                "file-too-large",
-                name,
+            self.trouble(
+                trouble(
+                    "file-too-large",
+                    name,
+                    variant="attachment",
+                    size=mb(len(data)),
+                    limit=mb(self.max_bytes),
+                ),
                 origin,
-                f"Tệp “{name}” có dung lượng {mb(len(data))}, vượt giới hạn "
-                f"{mb(self.max_bytes)} nên không được đọc. Vui lòng gửi tệp nhỏ hơn "
-                "(ví dụ bỏ bớt hình ảnh, hoặc lưu lại dưới dạng .xlsx/.docx).",
             )
             return
         if self.extracted + len(data) > self.limits.max_mail_bytes:
-            self.problem(
-                "file-too-large",
-                name,
+            self.trouble(
+                trouble(
+                    "file-too-large",
+                    name,
+                    variant="mail-total",
+                    limit=mb(self.limits.max_mail_bytes),
+                ),
                 origin,
-                f"Tổng dung lượng các tệp trong thư vượt {mb(self.limits.max_mail_bytes)} "
-                f"nên tệp “{name}” không được đọc. Vui lòng gửi các tệp trong nhiều thư.",
             )
             return
         ext = suffix(name)
@@ -345,12 +338,8 @@ def parse_mail(
     try:
         collector.walk(msg, (), 0, "")
     except RecursionError:
-        collector.problem(
-            "forward-too-deep",
-            FORWARD_LABEL,
-            FORWARD_LABEL,
-            "Cấu trúc thư lồng nhau quá sâu nên một số tệp không được đọc. Vui lòng đính kèm "
-            "trực tiếp các tệp biểu mẫu vào thư.",
+        collector.trouble(
+            trouble("forward-too-deep", FORWARD_LABEL, variant="nested"), FORWARD_LABEL
         )
     try:
         body = body_text(msg)

@@ -49,6 +49,12 @@ def test_intake_corpus(path):
     for name, codes in expected["file_problems"].items():
         assert problems.get(name) == codes
     assert (outcome.reply.kind if outcome.reply else None) == expected["reply"]
+    if "for_staff" in expected:
+        assert outcome.for_staff == expected["for_staff"]
+    for needle in expected.get("excerpt_contains", ()):
+        assert needle in (outcome.excerpt or "")
+    for needle in expected.get("excerpt_lacks", ()):
+        assert needle not in (outcome.excerpt or "")
     if expected["mentions"]:
         text = _receipt_text(outcome)
         for needle in expected["mentions"]:
@@ -240,3 +246,42 @@ def test_with_the_real_office_converter_a_doc_form_is_read():
     tools = Tools(office=convert_with_soffice)
     outcome = process_mail(_mail_with_files(("Mau 01.doc", doc)), context(tools=tools))
     assert [s.form.form for s in outcome.submissions] == ["M1"]
+
+
+def _owing(code: str, forms: tuple[str, ...]) -> Register:
+    units = [replace(u, forms=forms) if u.code == code else u for u in sample_register()]
+    return Register(units, district="Thanh Xuân")
+
+
+def test_receipt_counts_only_the_forms_the_unit_owes():
+    raw = (INTAKE / "gmail_khuong_trung.eml").read_bytes()
+    everything = process_mail(raw, context())
+    sent = {s.form.form for s in everything.submissions if s.valid}
+    assert sent and sent != {"M1", "M2"}  # this mail carries one form of the two
+    owes_sent = process_mail(raw, context(register=_owing("p-khuong-trung", tuple(sent))))
+    text = _receipt_text(owes_sent)
+    assert "Đơn vị đã có đủ các biểu mẫu hợp lệ theo yêu cầu." in text
+    assert "Còn thiếu" not in text
+    assert "Còn thiếu" in _receipt_text(everything)
+
+
+def test_question_mail_notice_names_the_forms_the_unit_owes():
+    raw = (INTAKE / "unseen_reply_question_no_attachment.eml").read_bytes()
+    outcome = process_mail(raw, context(register=_owing("cb-thue", ("M2",))))
+    assert outcome.for_staff and outcome.excerpt == "Cho hỏi chi bộ có phải nộp mẫu 02 không ạ?"
+    text = _receipt_text(outcome)
+    assert "Quý đơn vị cần gửi: Mẫu số 02 (cấp cơ sở)." in text
+    assert "Mẫu số 01" not in text
+
+
+def test_mail_with_forms_is_not_listed_for_staff():
+    outcome = process_mail((INTAKE / "gmail_khuong_trung.eml").read_bytes(), context())
+    assert outcome.submissions and not outcome.for_staff and outcome.excerpt is None
+    assert "chuyển cán bộ" not in _receipt_text(outcome)
+
+
+def test_mail_from_a_stranger_is_not_listed_as_a_units_mail():
+    raw = (INTAKE / "unseen_reply_question_no_attachment.eml").read_bytes()
+    empty = Register([], district="Thanh Xuân")
+    outcome = process_mail(raw, context(register=empty))
+    assert outcome.action == "quarantined" and not outcome.for_staff

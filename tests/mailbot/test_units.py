@@ -251,3 +251,21 @@ def test_district_initials_collapse_like_the_district_name():
     assert reg.by_name("Hội CCB Q.TX").code == "a"
     assert reg.by_name("HỘI CCB Q. TX").code == "a"
     assert "tx" in name_key("Hội CCB Q.TX").split()  # without a district: kept as written
+
+
+def test_forms_column_says_what_a_unit_owes():
+    text = (
+        "code,name,emails,aliases,forms\n"
+        "a,Hội A,a@x.example,,M1;M2\n"
+        "b,Chi bộ B,b@x.example,,M2\n"
+        "c,Chi bộ C,c@x.example,,Mẫu số 02\n"
+        "d,Hội D,d@x.example,,\n"
+    )
+    units = {u.code: u.forms for u in read_units(text.encode("utf-8"), "units.csv")}
+    assert units == {"a": ("M1", "M2"), "b": ("M2",), "c": ("M2",), "d": ()}
+
+
+def test_forms_column_with_an_unknown_form_names_the_line():
+    text = "code,name,emails,aliases,forms\na,Hội A,a@x.example,,M3\n"
+    with pytest.raises(UnitsFileError, match=r"Dòng 2: cột forms “M3” không hợp lệ"):
+        read_units(text.encode("utf-8"), "units.csv")

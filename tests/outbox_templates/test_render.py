@@ -34,6 +34,7 @@ from rules.campaign import FormSpec
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 CAMPAIGN = "Phong trào thi đua “Dân vận khéo” năm 2022"
 DEADLINE_TEXT = "trước ngày 20/02/2022"
+WORDS = "hạn cuối: hết ngày 19/02/2022 (thứ Bảy)"
 SPECS = (
     FormSpec(code="M1", title="Mẫu số 01", level="cấp Quận"),
     FormSpec(code="M2", title="Mẫu số 02", level="cấp cơ sở"),
@@ -147,6 +148,7 @@ def _receipt(**changes: object) -> ReceiptView:
         awaiting_confirmation=False,
         campaign_name=CAMPAIGN,
         deadline_text=DEADLINE_TEXT,
+        deadline_words=WORDS,
         deadline=date(2022, 2, 20),
         received_at=datetime(2022, 2, 14, 9, 41, tzinfo=TZ),
         late=False,
@@ -274,8 +276,9 @@ def test_receipt_text_lists_files_forms_models_problems_missing_and_deadline() -
     assert "KHÔNG ĐỌC ĐƯỢC TỆP NÀY. Lý do: Tệp PDF là bản in, không đọc được bảng đăng ký." in text
     # missing form and deadline
     assert "- Mẫu số 02 (cấp cơ sở)" in text
-    assert "Đề nghị Quý đơn vị gửi bổ sung trước ngày 20/02/2022." in text
-    assert "Thời hạn gửi biểu mẫu: trước ngày 20/02/2022." in text
+    assert f"Đề nghị Quý đơn vị gửi bổ sung trước ngày 20/02/2022, {WORDS}." in text
+    assert f"Thời hạn gửi biểu mẫu: trước ngày 20/02/2022, {WORDS}." in text
+    assert "ghi rõ “Không đăng ký” trong bảng (dòng TỔNG ghi 0)" in text
     assert "nộp muộn" not in text
     assert "CHỜ XÁC NHẬN" not in text
     assert text.rstrip().endswith("liên hệ Ban Dân vận Quận ủy Thanh Xuân.")
@@ -307,7 +310,7 @@ def test_receipt_late_and_awaiting_confirmation() -> None:
         ),
     )
     assert out.text.startswith("Kính gửi: Quý đơn vị,")
-    assert "NỘP SAU THỜI HẠN: Thời hạn gửi biểu mẫu là trước ngày 20/02/2022." in out.text
+    assert f"NỘP SAU THỜI HẠN: Thời hạn gửi biểu mẫu là trước ngày 20/02/2022, {WORDS}." in out.text
     assert "08:05 ngày 21/02/2022, sau thời hạn, nên được ghi nhận là nộp muộn" in out.text
     assert "gửi bổ sung sớm nhất có thể" in out.text
     assert "chưa có trong danh sách liên hệ của Đảng ủy phường Khương Trung" in out.text
@@ -346,7 +349,7 @@ def test_receipt_html_content_and_table() -> None:
     assert "ô D20 (trang tính Sheet1)" in html
     assert "Không đọc được tệp này" in html
     assert "Mẫu số 02 (cấp cơ sở)" in html
-    assert "<strong>trước ngày 20/02/2022</strong>" in html
+    assert f"<strong>trước ngày 20/02/2022, {WORDS}</strong>" in html
     assert "Chưa tiếp nhận – có lỗi cần sửa" in html
 
 
@@ -421,6 +424,7 @@ def _reminder(days_left: int = 3) -> ReminderView:
         unit_name="Hội Liên hiệp Phụ nữ quận",
         campaign_name=CAMPAIGN,
         deadline_text=DEADLINE_TEXT,
+        deadline_words=WORDS,
         days_left=days_left,
         missing_forms=("Mẫu số 02 (cấp cơ sở)",),
         open_problems=("Mẫu số 01: ô D20 (trang tính Sheet1): dòng TỔNG không khớp",),
@@ -433,15 +437,16 @@ def _reminder(days_left: int = 3) -> ReminderView:
 def test_reminder_lists_what_is_missing_and_how_to_send() -> None:
     out = render("reminder", _reminder(3))
     assert out.subject.startswith("[Nhắc hạn – còn 3 ngày]")
-    assert out.subject.endswith("trước ngày 20/02/2022 – Hội Liên hiệp Phụ nữ quận")
+    assert out.subject.endswith(f"“Dân vận khéo”, {WORDS} – Hội Liên hiệp Phụ nữ quận")
     text = out.text
     assert text.startswith("Kính gửi: Hội Liên hiệp Phụ nữ quận,")
-    assert "biểu mẫu đăng ký mô hình, điển hình trước ngày 20/02/2022 (còn 3 ngày)" in text
+    assert f"mô hình, điển hình trước ngày 20/02/2022, {WORDS}; còn 3 ngày." in text
+    assert "vẫn gửi biểu mẫu đó và ghi rõ “Không đăng ký”" in text
     assert "- Mẫu số 02 (cấp cơ sở)" in text
     assert "- Mẫu số 01: ô D20 (trang tính Sheet1): dòng TỔNG không khớp" in text
     assert "(.xlsx, .docx, .xls, .doc) đến địa chỉ bdv_quthanhxuan@hanoi.gov.vn" in text
     assert "Kèm theo thư này là Mẫu số 01 và Mẫu số 02" in text
-    for needle in ("Mẫu số 02 (cấp cơ sở)", "bdv_quthanhxuan@hanoi.gov.vn", "(còn 3 ngày)"):
+    for needle in ("Mẫu số 02 (cấp cơ sở)", "bdv_quthanhxuan@hanoi.gov.vn", "; còn 3 ngày"):
         assert needle in out.html
 
 
@@ -450,7 +455,7 @@ def test_reminder_lists_what_is_missing_and_how_to_send() -> None:
 )
 def test_reminder_days_left_wording(days: int, words: str) -> None:
     out = render("reminder", _reminder(days))
-    assert f"({words})" in out.text and words in out.subject
+    assert f"; {words}." in out.text and words in out.subject
 
 
 # --------------------------------------------------------------------------- digest
@@ -461,6 +466,7 @@ def _digest(after_deadline: bool = False, complete: int = 12) -> DigestView:
         generated_at=datetime(2022, 2, 16, 7, 30, tzinfo=TZ),
         campaign_name=CAMPAIGN,
         deadline_text=DEADLINE_TEXT,
+        deadline_words=WORDS,
         counts=DigestCounts(
             complete=complete, partial=5, missing=20, errors=2, awaiting_confirmation=1, total=40
         ),

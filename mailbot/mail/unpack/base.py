@@ -8,6 +8,7 @@ from typing import Protocol
 
 from mailbot.mail.filetypes import IGNORED_NAMES
 from mailbot.mail.message import ArchiveLimits
+from parsers.problems import spec
 
 __all__ = [
     "Member",
@@ -112,73 +113,42 @@ def check_listing(
     return None
 
 
+def trouble(code: str, filename: str, *, variant: str | None = None, **fmt: object) -> Trouble:
+    """A container problem worded by the problem catalogue (`parsers.problems`)."""
+    entry = spec(code)
+    return Trouble(code, filename, entry.text(variant).format(name=filename, **fmt), entry.severity)
+
+
 def too_deep(filename: str) -> Trouble:
     """An archive nested deeper than the limits allow."""
-    return Trouble(
-        "archive-too-deep",
-        filename,
-        f"Tệp nén “{filename}” nằm trong quá nhiều lớp nén nên không được mở. "
-        "Vui lòng gửi trực tiếp các tệp biểu mẫu hoặc chỉ nén một lớp.",
-    )
+    return trouble("archive-too-deep", filename)
 
 
 def bomb(filename: str, limits: ArchiveLimits) -> Trouble:
     """An archive that would inflate beyond the limits."""
-    return Trouble(
-        "archive-too-large",
-        filename,
-        f"Tệp nén “{filename}” khi giải nén quá lớn (vượt "
-        f"{mb(limits.max_total_uncompressed)} hoặc tỉ lệ nén bất thường) nên không "
-        "được mở. Vui lòng gửi trực tiếp các tệp biểu mẫu.",
-    )
+    return trouble("archive-too-large", filename, limit=mb(limits.max_total_uncompressed))
 
 
 def encrypted(filename: str) -> Trouble:
     """A password-protected archive."""
-    return Trouble(
-        "archive-encrypted",
-        filename,
-        f"Tệp nén “{filename}” có đặt mật khẩu nên không mở được. Vui lòng gửi lại tệp "
-        "không đặt mật khẩu, hoặc đính kèm trực tiếp các tệp biểu mẫu.",
-    )
+    return trouble("archive-encrypted", filename)
 
 
 def unreadable(filename: str) -> Trouble:
     """A damaged archive (or member)."""
-    return Trouble(
-        "archive-unreadable",
-        filename,
-        f"Tệp nén “{filename}” bị lỗi, không giải nén được. Vui lòng nén lại hoặc đính kèm "
-        "trực tiếp các tệp biểu mẫu.",
-    )
+    return trouble("archive-unreadable", filename)
 
 
 def empty(filename: str) -> Trouble:
     """An archive with nothing worth reading."""
-    return Trouble(
-        "archive-empty",
-        filename,
-        f"Tệp nén “{filename}” không chứa tệp nào để đọc.",
-        "warning",
-    )
+    return trouble("archive-empty", filename)
 
 
 def too_many(filename: str, limits: ArchiveLimits) -> Trouble:
     """An archive with more members than the limits allow."""
-    return Trouble(
-        "archive-too-many-files",
-        filename,
-        f"Tệp nén “{filename}” chứa quá nhiều tệp (trên {limits.max_members}) nên không "
-        "được mở. Vui lòng chỉ gửi các tệp biểu mẫu.",
-    )
+    return trouble("archive-too-many-files", filename, limit=limits.max_members)
 
 
 def unsupported(filename: str, kind: str = "") -> Trouble:
     """An archive this machine cannot open (`kind` such as ".rar" names its type)."""
-    label = f"{kind} " if kind else ""
-    return Trouble(
-        "archive-unsupported",
-        filename,
-        f"Hệ thống chưa mở được tệp nén {label}“{filename}”. Vui lòng nén lại dưới dạng .zip "
-        "hoặc đính kèm trực tiếp các tệp biểu mẫu.",
-    )
+    return trouble("archive-unsupported", filename, variant="rar" if kind == ".rar" else None)

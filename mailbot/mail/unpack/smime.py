@@ -10,7 +10,7 @@ from asn1crypto import cms, parser
 
 from mailbot.mail.filetypes import suffix
 from mailbot.mail.message import ArchiveLimits
-from mailbot.mail.unpack.base import Member, Trouble, Unpacked
+from mailbot.mail.unpack.base import Member, Trouble, Unpacked, trouble
 
 __all__ = ["SmimeUnpacker", "encrypted_mail", "signed_content"]
 
@@ -20,12 +20,7 @@ _PKCS7_TYPES = ("application/pkcs7-mime", "application/x-pkcs7-mime")
 
 def encrypted_mail() -> Trouble:
     """A mail (or part) encrypted for the recipient: nothing in it can be read."""
-    return Trouble(
-        "mail-encrypted",
-        ENCRYPTED_LABEL,
-        "Thư (hoặc phần thư) được mã hóa (S/MIME hoặc PGP) nên hệ thống không đọc được các "
-        "tệp đính kèm. Vui lòng gửi lại thư không mã hóa (chữ ký số vẫn dùng được).",
-    )
+    return trouble("mail-encrypted", ENCRYPTED_LABEL)
 
 
 def signed_content(data: bytes) -> bytes | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from mailbot.mail.filetypes import IMAGE_EXTENSIONS, suffix
 from mailbot.mail.headers import decode_bytes, sanitize_filename
 from mailbot.mail.message import ArchiveLimits
-from mailbot.mail.unpack.base import Member, Trouble, Unpacked
+from mailbot.mail.unpack.base import Member, Unpacked, trouble
 
 __all__ = ["TnefUnpacker"]
 
@@ -43,13 +43,7 @@ class TnefUnpacker:
                 if att_data:
                     found.append((att_name, att_data))
         except Exception:
-            yield Trouble(
-                "tnef-unreadable",
-                filename,
-                f"Tệp “{filename}” (định dạng riêng của Outlook) không đọc được. Vui lòng gửi lại "
-                "thư ở định dạng HTML hoặc văn bản thường (không dùng Rich Text) để các tệp "
-                "đính kèm đến nguyên vẹn.",
-            )
+            yield trouble("tnef-unreadable", filename)
             return
         for index, (att_name, att_data) in enumerate(found, 1):
             safe = sanitize_filename(att_name, f"Tệp đính kèm {index}")

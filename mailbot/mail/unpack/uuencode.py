@@ -7,7 +7,7 @@ import re
 
 from mailbot.mail.headers import decode_bytes, sanitize_filename
 from mailbot.mail.message import ArchiveLimits
-from mailbot.mail.unpack.base import Member, Trouble, Unpacked
+from mailbot.mail.unpack.base import Member, Unpacked, trouble
 
 __all__ = ["UuencodeUnpacker"]
 
@@ -38,12 +38,7 @@ class UuencodeUnpacker:
             name = sanitize_filename(decode_bytes(m.group(1)))
             content = _decode_uu_lines(m.group(2))
             if content is None:
-                yield Trouble(
-                    "attachment-unreadable",
-                    name,
-                    f"Tệp “{name}” trong nội dung thư (mã hóa uuencode) bị lỗi, không đọc được. "
-                    "Vui lòng gửi lại tệp dưới dạng tệp đính kèm thông thường.",
-                )
+                yield trouble("attachment-unreadable", name)
                 continue
             yield Member(name, content)
 

@@ -131,7 +131,7 @@ def test_past_campaign_gets_one_digest_that_says_so(database) -> None:
     assert first is not None and again is None  # once, not every day
     (row,) = outbox(database, "digest")
     text = parse(row.raw).get_body(("plain",)).get_content()
-    assert "CẢNH BÁO: Đợt thi đua đang dùng" in text and "hạn nộp 20/02/2022" in text
+    assert "CẢNH BÁO: Đợt thi đua đang dùng" in text and "hết ngày 19/02/2022" in text
     assert "mailbot campaign new NĂM" in text and "Danh sách đơn vị đang trống" not in text
     html = parse(row.raw).get_body(("html",)).get_content()
     assert "Cảnh báo" in html and "mailbot campaign new NĂM" in html
