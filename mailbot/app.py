@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from mailbot.service import Robot
 from mailbot.sources import Source, open_source
 from mailbot.store import RawStore
 from mailbot.transport import Sender, open_sender
-from mailbot.units import check_parents, read_units
+from mailbot.units import UnitsFileError, check_parents, read_units
 from mailbot.workers import Decider
 from rules.campaign import Campaign, load_campaign, newest_campaign, parse_campaign
 
@@ -38,11 +39,71 @@ def campaign_of(config: Config) -> Campaign:
     return load_campaign_text(newest, config.timezone)
 
 
-def import_units(database: dbm.Database, path: Path, source: str = "import") -> int:
-    """Upsert every unit of a CSV/XLSX register file; returns how many rows were read."""
+@dataclass(frozen=True)
+class AddressMove:
+    """An address the register file gives to another unit than the database does."""
+
+    email: str
+    from_code: str
+    from_name: str
+    to_code: str
+    to_name: str
+    line: int | None
+
+    def text(self) -> str:
+        """The move in Vietnamese, naming both units and the address."""
+        where = f" (dòng {self.line})" if self.line else ""
+        return (
+            f"địa chỉ thư “{self.email}” đang thuộc đơn vị “{self.from_name}” (mã "
+            f"{self.from_code}), tệp ghi cho đơn vị “{self.to_name}” (mã {self.to_code}){where}"
+        )
+
+    def moved_text(self) -> str:
+        """The move done, in Vietnamese."""
+        return (
+            f"đã chuyển địa chỉ thư “{self.email}” từ đơn vị “{self.from_name}” (mã "
+            f"{self.from_code}) sang đơn vị “{self.to_name}” (mã {self.to_code})"
+        )
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """What an import did: how many units it read and the addresses it moved."""
+
+    count: int
+    moved: tuple[AddressMove, ...] = ()
+
+
+def import_register(
+    database: dbm.Database,
+    path: Path,
+    source: str = "import",
+    *,
+    move_addresses: bool = False,
+    now: datetime | None = None,
+) -> ImportReport:
+    """Upsert every unit of a CSV/XLSX register file, all or nothing.
+
+    An address the database has confirmed for another unit is an error (nothing imported)
+    unless `move_addresses`; then it moves, and each move is recorded as an event.
+    """
     units = read_units(path.read_bytes(), path.name)
+    now = now or utc_now()
     with database.session() as s:
         check_parents(units, (r.code for r in dbm.unit_register(s)))
+        owners = dbm.address_owners(s, [e for u in units for e in u.emails])
+        moves = tuple(
+            AddressMove(addr, owner[0], owner[1], unit.code, unit.name, unit.line)
+            for unit in units
+            for addr in unit.emails
+            if (owner := owners.get(addr)) is not None and owner[0] != unit.code
+        )
+        if moves and not move_addresses:
+            raise UnitsFileError(
+                "; ".join(m.text()[:1].upper() + m.text()[1:] for m in moves)
+                + ". Không nhập đơn vị nào. Nếu đúng là địa chỉ đã chuyển sang đơn vị mới, "
+                "chạy lại lệnh với --move-addresses."
+            )
         for unit in units:
             dbm.upsert_unit(
                 s,
@@ -53,8 +114,25 @@ def import_units(database: dbm.Database, path: Path, source: str = "import") -> 
                 parent=unit.parent,
                 source=source,
                 forms=unit.forms,
+                now=now,
             )
-    return len(units)
+        for move in moves:
+            dbm.add_event(
+                s,
+                "address-moved",
+                at=now,
+                unit_code=move.to_code,
+                detail=f"{move.email}: {move.from_code} -> {move.to_code}",
+            )
+            log.warning(
+                "address %s moved from unit %s to %s", move.email, move.from_code, move.to_code
+            )
+    return ImportReport(len(units), moves)
+
+
+def import_units(database: dbm.Database, path: Path, source: str = "import") -> int:
+    """Upsert every unit of a CSV/XLSX register file; returns how many rows were read."""
+    return import_register(database, path, source).count
 
 
 def _seed_units(config: Config, database: dbm.Database) -> None:

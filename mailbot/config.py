@@ -123,6 +123,14 @@ class ProcessingConfig:
 
 
 @dataclass(frozen=True)
+class AlertsConfig:
+    # Operators told by mail when the mailbox or the SMTP server is unreachable this long, or
+    # when mail waits in quarantine; empty: the log only.
+    recipients: tuple[str, ...] = ()
+    after_minutes: int = 30
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything mailbot needs to run; built by `load_config` and passed in, never global."""
 
@@ -137,6 +145,7 @@ class Config:
     digest: DigestConfig = field(default_factory=DigestConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
     processing: ProcessingConfig = field(default_factory=ProcessingConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
     base_dir: str = "."
 
     @property

@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 # One row is claimed at a time, so a claim lives for one SMTP transaction, each step of which
 # is bounded by outgoing.timeout_seconds; a claim this old belongs to a dead sender.
 CLAIM_TIMEOUT: Final = timedelta(minutes=30)
+# An alert about an SMTP outage waits for SMTP to come back, however long that takes.
+ALERT_MAX_ATTEMPTS: Final = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -147,13 +149,16 @@ def deliver(
     after_each: Callable[[], None] | None = None,
     claim_timeout: timedelta = CLAIM_TIMEOUT,
     state: SenderState | None = None,
+    on_attempt: Callable[[DeliveryError | None], None] | None = None,
 ) -> tuple[int, int]:
     """Send the due outbox rows (only `ids` when given); returns (sent, failed).
 
     Each row is claimed, sent and its outcome committed before the next; `after_each` runs
     after every committed outcome (the crash tests kill the process there). A row the server
     accepted whose record cannot be written stays in `state` (see SenderState) and ends
-    this delivery: the database is not writable, so nothing more is sent now.
+    this delivery: the database is not writable, so nothing more is sent now. `on_attempt`
+    hears each attempt's outcome (None: the server took it), for the operator alerts;
+    alerts are retried until they go (one about an SMTP outage can only go after it).
     """
     shared = state is not None
     state = state or SenderState()
@@ -211,7 +216,9 @@ def deliver(
                             str(attempt.error),
                             clock(),
                             temporary=isinstance(attempt.error, TemporaryFailure),
-                            max_attempts=outgoing.max_attempts,
+                            max_attempts=ALERT_MAX_ATTEMPTS
+                            if row.kind == "alert"
+                            else outgoing.max_attempts,
                             give_up_after=timedelta(days=outgoing.give_up_after_days),
                             max_delay_seconds=outgoing.retry_max_interval_minutes * 60,
                         )
@@ -233,6 +240,8 @@ def deliver(
                 return sent, failed
             with state.lock:
                 state.accepted.pop(outbox_id, None)
+            if on_attempt is not None:
+                on_attempt(attempt.error)
         finally:
             with state.lock:
                 state.in_flight.discard(outbox_id)

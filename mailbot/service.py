@@ -28,7 +28,7 @@ from mailbot.intake import (
 from mailbot.mail.views import model_label
 from mailbot.sources import IncomingRef, Source, SourceError
 from mailbot.store import RawStore
-from mailbot.transport import Sender
+from mailbot.transport import DeliveryError, Sender
 from mailbot.units import Register, Unit
 from mailbot.workers import Decider, DecisionTimeout, WorkerDied, local_tools
 from rules.campaign import Campaign
@@ -139,6 +139,8 @@ class Robot:
         self.claimant = self.sender_state.claimant
         self._disk_low = False
         self._last_checkpoint: datetime | None = None
+        # Hears each delivery attempt's outcome (the daemon's operator alerts).
+        self.on_delivery: Callable[[DeliveryError | None], None] | None = None
 
     # -- stage 1: download and record ------------------------------------------------------
 
@@ -739,6 +741,7 @@ class Robot:
             self.clock,
             after_each=lambda: self.on_stage("after-send"),
             state=self.sender_state,
+            on_attempt=self.on_delivery,
         )
 
     def room_for_intake(self) -> bool:

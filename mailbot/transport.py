@@ -184,6 +184,28 @@ class SmtpSender:
                 ) from None
         return self._smtp
 
+    def probe(self) -> None:
+        """Is the server usable? A live session (NOOP) or a new one (EHLO, TLS, AUTH).
+
+        Raises TemporaryFailure (or AuthenticationFailure) when it is not; sends no mail.
+        """
+        try:
+            if self._smtp is not None:
+                try:
+                    code, _resp = self._smtp.noop()
+                    if code == 250:
+                        return
+                except (smtplib.SMTPException, OSError):
+                    pass
+                self._discard()
+            self._connection()
+        except DeliveryError:
+            self._discard()
+            raise
+        except (smtplib.SMTPException, OSError) as exc:
+            self._discard()
+            raise TemporaryFailure(f"{type(exc).__name__}: {exc}") from None
+
     def _discard(self) -> None:
         smtp, self._smtp = self._smtp, None
         if smtp is not None:

@@ -7,7 +7,7 @@ import io
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.utils import parseaddr
 from pathlib import PurePosixPath
 from types import MappingProxyType
@@ -38,6 +38,8 @@ class Unit:
     # The code of the unit directly above it (a ward party committee above its school and
     # residential party cells): forms of this unit sent from the parent's address are trusted.
     parent: str | None = None
+    # The row of the register file it was read from (for messages); not part of its identity.
+    line: int | None = field(default=None, compare=False, repr=False)
 
 
 class UnitsFileError(ValueError):
@@ -397,8 +399,46 @@ def _split_list(value: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in re.split(r"[;,\n]", value) if p.strip())
 
 
+REQUIRED_COLUMNS: tuple[str, ...] = ("code", "name", "emails")
+# More problems than this in one file: the first ones are shown, then a count.
+MAX_REPORTED_PROBLEMS = 20
+
+
+def _units_error(problems: list[str]) -> UnitsFileError:
+    shown = problems[:MAX_REPORTED_PROBLEMS]
+    more = len(problems) - len(shown)
+    if more:
+        shown.append(f"… và {more} lỗi khác.")
+    if len(shown) == 1:
+        return UnitsFileError(f"{shown[0]} Không nhập đơn vị nào.")
+    return UnitsFileError(f"{len(problems)} lỗi, không nhập đơn vị nào:\n  " + "\n  ".join(shown))
+
+
+def _header_columns(row: list[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for i, cell_text in enumerate(row):
+        col = _COLUMNS.get(cell_text.casefold().strip(" *:"))
+        if col and col not in found:
+            found[col] = i
+    return found
+
+
+def _missing_columns_error(line: int, row: list[str], found: dict[str, int]) -> UnitsFileError:
+    missing = [c for c in REQUIRED_COLUMNS if c not in found]
+    present = ", ".join(f"“{c}”" for c in row if c) or "(không có)"
+    return UnitsFileError(
+        f"Dòng {line} (dòng tiêu đề): thiếu cột {', '.join(missing)}. Các cột có trong tệp: "
+        f"{present}. Tệp danh sách đơn vị phải có các cột code, name, emails (các cột aliases, "
+        "forms không bắt buộc). Không nhập đơn vị nào."
+    )
+
+
 def read_units(data: bytes, filename: str) -> list[Unit]:
-    """Read a register from CSV or XLSX bytes; raise UnitsFileError naming the bad line."""
+    """Read a register from CSV or XLSX bytes; raise UnitsFileError naming every bad line.
+
+    Required columns: code, name, emails (aliases optional). A unit may have no address yet,
+    but a code, a name, valid addresses, codes unique and an address for one unit only.
+    """
     ext = PurePosixPath(filename).suffix.lower()
     if ext in (".xlsx", ".xlsm") or data.startswith(b"PK\x03\x04"):
         rows = _xlsx_rows(data)
@@ -411,6 +451,7 @@ def read_units(data: bytes, filename: str) -> list[Unit]:
         )
     header: dict[str, int] | None = None
     units: list[Unit] = []
+    problems: list[str] = []
     codes: dict[str, int] = {}
     owners: dict[str, tuple[str, int]] = {}
     preamble: list[int] = []
@@ -418,21 +459,13 @@ def read_units(data: bytes, filename: str) -> list[Unit]:
         if not any(row):
             continue
         if header is None:
-            found: dict[str, int] = {}
-            for i, cell_text in enumerate(row):
-                col = _COLUMNS.get(cell_text.casefold().strip(" *:"))
-                if col and col not in found:
-                    found[col] = i
-            if "code" in found and "name" in found:
+            found = _header_columns(row)
+            if all(c in found for c in REQUIRED_COLUMNS):
                 header = found
                 continue
             preamble.append(line)
-            if found or len(preamble) >= 10:
-                missing = [c for c in ("code", "name") if c not in found]
-                raise UnitsFileError(
-                    f"Dòng {line}: dòng tiêu đề phải có các cột code, name, emails, aliases "
-                    f"(thiếu cột {', '.join(missing) or 'code, name'})."
-                )
+            if len(found) >= 2 or "code" in found or len(preamble) >= 10:
+                raise _missing_columns_error(line, row, found)
             continue  # a title above the header row
 
         def cell(col: str, row: list[str] = row, header: dict[str, int] = header) -> str:
@@ -440,49 +473,61 @@ def read_units(data: bytes, filename: str) -> list[Unit]:
             return row[i] if i is not None and i < len(row) else ""
 
         code, name = cell("code"), cell("name")
+        row_problems = []
         if not code:
-            raise UnitsFileError(f"Dòng {line}: thiếu mã đơn vị (cột code).")
+            row_problems.append(f"Dòng {line}: thiếu mã đơn vị (cột code).")
         if not name:
-            raise UnitsFileError(f"Dòng {line}: thiếu tên đơn vị (cột name) cho mã “{code}”.")
-        if code in codes:
-            raise UnitsFileError(
-                f"Dòng {line}: mã đơn vị “{code}” bị trùng với dòng {codes[code]}."
+            row_problems.append(
+                f"Dòng {line}: thiếu tên đơn vị (cột name)"
+                + (f" cho mã “{code}”." if code else ".")
             )
-        codes[code] = line
-        emails = []
+        if code and code in codes:
+            row_problems.append(f"Dòng {line}: mã đơn vị “{code}” bị trùng với dòng {codes[code]}.")
+        elif code:
+            codes[code] = line
+        emails: list[str] = []
         for item in _split_list(cell("emails")):
             addr = (parseaddr(item)[1] or item).strip().lower()
             if not _EMAIL.match(addr):
-                raise UnitsFileError(f"Dòng {line}: địa chỉ thư “{item}” không hợp lệ.")
+                row_problems.append(f"Dòng {line}: địa chỉ thư “{item}” không hợp lệ.")
+                continue
             if addr in owners and owners[addr][0] != code:
                 other, other_line = owners[addr]
-                raise UnitsFileError(
-                    f"Dòng {line}: địa chỉ thư “{addr}” đã thuộc đơn vị “{other}” "
-                    f"(dòng {other_line})."
+                row_problems.append(
+                    f"Dòng {line}: địa chỉ thư “{addr}” đã ghi cho đơn vị “{other}” ở dòng "
+                    f"{other_line}; một địa chỉ chỉ thuộc một đơn vị."
                 )
-            owners[addr] = (code, line)
+                continue
+            owners.setdefault(addr, (code, line))
             if addr not in emails:
                 emails.append(addr)
+        problems.extend(row_problems)
         aliases = tuple(a for a in (a.strip() for a in cell("aliases").split(";")) if a)
         forms = parse_forms(cell("forms"))
         if forms is None:
-            raise UnitsFileError(
+            problems.append(
                 f"Dòng {line}: cột forms “{cell('forms')}” không hợp lệ; ghi M1, M2 hoặc "
                 "M1;M2 (để trống: đơn vị gửi các biểu mẫu theo đợt thi đua)."
             )
+            forms = ()
         parent = cell("parent") or None
-        if parent == code:
-            raise UnitsFileError(
-                f"Dòng {line}: đơn vị “{code}” không thể là cấp trên của chính nó."
-            )
-        units.append(Unit(code, name, tuple(emails), aliases, forms, parent))
+        if parent and parent == code:
+            problems.append(f"Dòng {line}: đơn vị “{code}” không thể là cấp trên của chính nó.")
+        units.append(Unit(code, name, tuple(emails), aliases, forms, parent, line=line))
     if header is None:
         if preamble:
             raise UnitsFileError(
                 f"Dòng {preamble[0]}: không tìm thấy dòng tiêu đề có các cột code, name, "
-                "emails, aliases."
+                "emails (và aliases nếu có). Không nhập đơn vị nào."
             )
         raise UnitsFileError("Tệp danh sách đơn vị trống (không có dòng tiêu đề).")
+    if problems:
+        raise _units_error(problems)
+    if not units:
+        raise UnitsFileError(
+            "Tệp danh sách đơn vị chỉ có dòng tiêu đề, không có đơn vị nào: danh sách đơn vị "
+            "không được để trống. Không nhập đơn vị nào."
+        )
     _check_parents(units, codes, None)
     return units
 

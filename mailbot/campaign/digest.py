@@ -18,7 +18,14 @@ from sqlalchemy.orm import Session
 from mailbot import db as dbm
 from mailbot.campaign.export import consolidated_xlsx, export_file_name, issuer_of
 from mailbot.campaign.forms import XLSX_TYPE
-from mailbot.campaign.schedule import DIGEST_JOB, MANUAL_DIGEST_JOB, digest_due, local
+from mailbot.campaign.health import campaign_stale, health_warnings
+from mailbot.campaign.schedule import (
+    DIGEST_JOB,
+    MANUAL_DIGEST_JOB,
+    digest_due,
+    digest_time,
+    local,
+)
 from mailbot.campaign.status import (
     FORM_OK,
     QUARANTINE_REASONS,
@@ -50,6 +57,8 @@ log = logging.getLogger(__name__)
 OTHER_MAIL_SHOWN: Final = 5
 # After the deadline, a digest goes out only on days with news (the first day always).
 QUIET_AFTER_DEADLINE: Final = timedelta(days=1)
+# Once per campaign: the digest that tells staff the robot still runs a long-past campaign.
+STALE_DIGEST_JOB: Final = "digest-stale-campaign"
 OUTGOING_KIND_LABELS: Final = {
     "receipt": "Thư xác nhận",
     "reminder": "Thư nhắc hạn",
@@ -378,6 +387,7 @@ def build_digest(
         attachment_name=name,
         office_name=config.outgoing.from_name,
         to_read=to_read,
+        warnings=tuple(w.text for w in health_warnings(campaign, total, now)),
     )
     news = (
         bool(arrivals)
@@ -452,7 +462,7 @@ def queue_digest(
         )
         return row.id
     if digest_due(session, campaign, config, now) is None:
-        return None
+        return _queue_stale_digest(session, campaign, config, now, export_bytes)
     plan = build_digest(session, campaign, config, now, export_bytes)
     if now >= campaign.deadline + QUIET_AFTER_DEADLINE and not plan.news:
         dbm.claim_job_run(
@@ -463,4 +473,28 @@ def queue_digest(
         return None
     row = _queue_digest_plan(session, plan, config, now, f"{DIGEST_JOB}:{point}")
     log.info("queued the digest of %s to %s", point, ", ".join(plan.recipients))
+    return row.id
+
+
+def _queue_stale_digest(
+    session: Session,
+    campaign: Campaign,
+    config: Config,
+    now: datetime,
+    export_bytes: bytes | None,
+) -> int | None:
+    """One digest, once per campaign, when the daemon runs a campaign long past.
+
+    Daily digests stop after the last milestone; staff still hear, once, that the robot is
+    working on last year's file (the digest says so first, and how to fix it).
+    """
+    if not campaign_stale(campaign, now):
+        return None
+    if local(now, campaign).time() < digest_time(config, campaign):
+        return None
+    if not dbm.claim_job_run(session, STALE_DIGEST_JOB, campaign.id, now):
+        return None
+    plan = build_digest(session, campaign, config, now, export_bytes)
+    row = _queue_digest_plan(session, plan, config, now, f"{STALE_DIGEST_JOB}:{campaign.id}")
+    log.warning("queued a digest telling staff that campaign %s is long past", campaign.id)
     return row.id

@@ -125,6 +125,8 @@ class DigestView:
     deadline_words: str = ""
     to_read: tuple[ToReadView, ...] = ()
     replacements: tuple[ReplacementView, ...] = ()
+    # Said first: the robot may be working on the wrong thing (a past campaign, no units).
+    warnings: tuple[str, ...] = ()
 
     @property
     def bar_done(self) -> int:

@@ -120,18 +120,25 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     cs.required = True
     n = cs.add_parser(
         "new",
-        help="tạo tệp đợt thi đua năm mới từ tệp mới nhất, dời mọi ngày theo năm",
+        help="tạo tệp đợt thi đua năm mới từ đợt đang dùng, dời mọi ngày theo năm",
+        description=(
+            "Tạo tệp đợt thi đua năm YEAR bên cạnh tệp cấu hình (hoặc --out TỆP), không bao "
+            "giờ ghi vào thư mục cài đặt của mailbot, không ghi đè. Tệp mới chưa được dùng "
+            "cho đến khi đặt khóa campaign trong tệp cấu hình."
+        ),
     )
     n.add_argument("year", type=int, metavar="YEAR")
     n.add_argument(
         "--from",
         dest="source",
         metavar="FILE",
-        help="tệp gốc (mặc định: tệp mới nhất trong rules/campaigns/)",
+        help=(
+            "tệp gốc (mặc định: đợt đang dùng theo cấu hình, không có thì tệp mới nhất kèm mailbot)"
+        ),
     )
     n.add_argument(
         "--out",
         metavar="FILE",
-        help="tệp kết quả (mặc định rules/campaigns/<id>.toml); không ghi đè",
+        help="tệp kết quả (mặc định <id>.toml bên cạnh tệp cấu hình); không ghi đè",
     )
     n.set_defaults(func=_later("campaign_new"), needs_config=False)

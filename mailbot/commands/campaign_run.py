@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import getpass
+import json
 import os
 import sys
 import tempfile
@@ -36,12 +37,13 @@ from mailbot.campaign.status import (
 )
 from mailbot.campaign.views import percent
 from mailbot.clock import utc_now
-from mailbot.config import Config
+from mailbot.config import Config, ConfigError, find_config, load_config
 from mailbot.scheduler import send_queued
 from outbox_templates import render
 from rules.base import FORM_NAMES
 from rules.campaign import (
     Campaign,
+    CampaignError,
     load_campaign,
     new_campaign_text,
     newest_campaign,
@@ -515,38 +517,78 @@ def review_reject(args: argparse.Namespace, config: Config) -> int:
 # --------------------------------------------------------------------------- campaign new
 
 
+def _campaign_new_place(config_arg: str | None) -> tuple[Path | None, Campaign | None]:
+    """The configuration file (None when there is none) and its active campaign, if loadable."""
+    try:
+        path = find_config(config_arg)
+    except ConfigError:
+        return None, None
+    try:
+        return path, campaign_of(load_config(path))
+    except (ConfigError, CampaignError, OSError):
+        return path, None
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path.resolve().is_relative_to(folder.resolve())
+
+
 def campaign_new(args: argparse.Namespace, config: Config | None) -> int:
     def body() -> int:
-        source = load_campaign(args.source) if args.source else newest_campaign()
+        import rules
+
+        config_path, active = _campaign_new_place(getattr(args, "config", None))
+        source = load_campaign(args.source) if args.source else active or newest_campaign()
         if args.year == source.year:
             raise UsageError(f"đợt thi đua năm {args.year} chính là tệp gốc")
         if not 2000 <= args.year <= 2100:
             raise UsageError(f"năm {args.year} không hợp lý")
         text = new_campaign_text(source, args.year)
+        made = parse_campaign(text)
+        package = Path(rules.__file__).resolve().parent
         if args.out:
             target = Path(args.out)
+        elif config_path is not None:
+            target = config_path.resolve().parent / f"{made.id}.toml"
         else:
-            import rules
-
-            new_id = source.id.replace(str(source.year), str(args.year))
-            if new_id == source.id:
-                new_id = f"{source.id}-{args.year}"
-            target = Path(rules.__file__).resolve().parent / "campaigns" / f"{new_id}.toml"
+            raise UsageError(
+                "không tìm thấy tệp cấu hình để ghi tệp đợt thi đua bên cạnh; hãy chỉ định "
+                "--config TỆP hoặc --out TỆP"
+            )
+        if _inside(target.absolute(), package):
+            raise UsageError(
+                f"không ghi vào thư mục cài đặt của mailbot ({package}): tệp sẽ mất khi nâng "
+                "cấp; hãy ghi bên cạnh tệp cấu hình hoặc chỉ định --out TỆP ở nơi khác"
+            )
         try:
             with target.open("x", encoding="utf-8") as fh:
                 fh.write(text)
         except FileExistsError:
             print(f"mailbot: {target} đã có; không ghi đè.", file=sys.stderr)
             return 1
-        made = parse_campaign(text)
         print(
             f"mailbot: đã tạo {target} (năm {made.year}, hạn nộp {made.deadline_text}, "
             f"{made.deadline_words}). "
             "Đề nghị kiểm tra lại các ngày và số công văn."
         )
+        print(_activation_hint(target, config_path, source))
         return 0
 
     return _run(body)
+
+
+def _activation_hint(target: Path, config_path: Path | None, current: Campaign) -> str:
+    """How to make the new file the active campaign: it never becomes active by itself."""
+    value = str(target.absolute())
+    if config_path is not None and _inside(target.absolute(), config_path.resolve().parent):
+        value = str(target.resolve().relative_to(config_path.resolve().parent))
+    where = f"tệp cấu hình {config_path.absolute()}" if config_path else "tệp cấu hình"
+    return (
+        f"Tệp này CHƯA được dùng: mailbot vẫn theo đợt năm {current.year}. Để dùng đợt mới, "
+        f"ghi vào {where} (ở mục chính, trước mọi dòng [mục]) dòng:\n"
+        f"  campaign = {json.dumps(value, ensure_ascii=False)}\n"
+        "rồi chạy `mailbot check` và khởi động lại dịch vụ: systemctl restart mailbot"
+    )
 
 
 __all__ = ["atomic_write", "parse_now"]

@@ -14,7 +14,7 @@ import ssl
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 
@@ -25,8 +25,6 @@ from mailbot.config import Config, ConfigError, find_config, load_config
 log = logging.getLogger(__name__)
 
 OK, WARN, FAIL = "OK", "CẢNH BÁO", "LỖI"
-# A campaign whose deadline is this far behind is probably last year's file.
-STALE_CAMPAIGN_AFTER = timedelta(days=60)
 
 
 @dataclass(frozen=True)
@@ -317,8 +315,9 @@ def _stored_revision(path: Path) -> str | None:
 # --------------------------------------------------------------------------- campaign, units
 
 
-def check_campaign(config: Config) -> Iterator[Result]:
+def check_campaign(config: Config, now: datetime | None = None) -> Iterator[Result]:
     from mailbot.app import campaign_of
+    from mailbot.campaign.health import campaign_stale
     from rules.campaign import CampaignError
 
     subject = "Đợt thi đua"
@@ -328,12 +327,14 @@ def check_campaign(config: Config) -> Iterator[Result]:
         yield Result(FAIL, subject, f"tệp đợt thi đua có lỗi: {exc} (sửa khóa campaign)")
         return
     name = f"năm {campaign.year}, {campaign.deadline_words}"
-    if utc_now() - campaign.deadline > STALE_CAMPAIGN_AFTER:
+    if campaign_stale(campaign, now or utc_now()):
+        where = f"tệp {config.campaign}" if config.campaign else "tệp mặc định của mailbot"
         yield Result(
             WARN,
             subject,
-            f"{name} đã qua từ lâu: nếu là đợt mới, hãy tạo tệp bằng `mailbot campaign new "
-            "NĂM` và đặt khóa campaign",
+            f"{name} ({where}): hạn nộp và mọi mốc thời gian đã qua từ lâu. Nếu là đợt mới, "
+            'hãy tạo tệp bằng `mailbot campaign new NĂM` rồi đặt khóa campaign = "TỆP" '
+            "trong tệp cấu hình",
         )
     else:
         yield Result(OK, subject, name)

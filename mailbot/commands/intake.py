@@ -25,7 +25,9 @@ from mailbot.sources import SourceError
 
 # The database and the app are imported inside the commands: `mailbot --help` stays fast.
 if TYPE_CHECKING:
+    from mailbot.alerts import AlertWatch
     from mailbot.app import App
+    from mailbot.service import PassStats, Robot
 
 log = logging.getLogger(__name__)
 
@@ -77,15 +79,18 @@ def run_daemon(
     *,
     heartbeat: Callable[[], None] | None = None,
     max_wait: float | None = None,
+    alerts: AlertWatch | None = None,
 ) -> None:
     """Loop until `stop`: a full pass, then wait for IDLE news or the poll interval.
 
     Nothing but `stop` ends the loop: an unreachable mailbox, a busy database or a bug in one
     stage is logged and retried with back-off, as the next pass may well succeed. `stop`
     ends it after the mail in hand; `heartbeat` is called at least every `max_wait` seconds.
+    `alerts` hears whether the mailbox and the SMTP server answer, and looks at the quarantine.
     """
     robot = app.robot()
     robot.progress = robot.progress or stop_between_mails(stop, heartbeat)
+    watch = AlertHooks(alerts, robot)
 
     def pause(seconds: float, wait: Callable[[float, threading.Event], bool] | None = None) -> bool:
         return sliced_wait(wait or (lambda t, ev: ev.wait(t)), seconds, stop, heartbeat, max_wait)
@@ -94,7 +99,7 @@ def run_daemon(
     interval = max(1, app.config.inbox.poll_interval_seconds)
     while not stop.is_set():
         try:
-            stats = robot.run_once()
+            stats = daemon_pass(robot, watch)
             if stats.fetched or stats.sent or stats.failed:
                 log.info("pass: %s", stats)
             if on_pass is not None:
@@ -123,7 +128,100 @@ def run_daemon(
             pause(interval, robot.source.wait)
         except SourceError as exc:
             log.warning("waiting on the mailbox failed: %s", exc)
+            watch.mailbox_failed(exc)
             pause(min(backoff.next_delay(), interval))
+
+
+def daemon_pass(robot: Robot, watch: AlertHooks) -> PassStats:
+    """One pass of the daemon: the robot's pass, then what the operator alerts hear of it.
+
+    A SourceError (the mailbox did not answer) is noted, the outbox still delivered (an alert
+    among it), and raised again for the loop's back-off.
+    """
+    watch.attempted = False
+    try:
+        stats = robot.run_once()
+    except SourceError as exc:
+        watch.mailbox_failed(exc)
+        raise
+    watch.after_pass(mailbox_ok=True)
+    return stats
+
+
+class AlertHooks:
+    """What the daemon loop tells the operator alerts; nothing at all without them."""
+
+    def __init__(self, alerts: AlertWatch | None, robot: Robot) -> None:
+        self.alerts = alerts
+        self.robot = robot
+        self.attempted = False
+        robot.on_delivery = self.delivery if alerts is not None else None
+
+    def delivery(self, error: Exception | None) -> None:
+        """One delivery attempt: the server took it, or a temporary failure (its fault)."""
+        from mailbot.alerts import SMTP
+        from mailbot.transport import TemporaryFailure
+
+        if self.alerts is None:
+            return
+        self.attempted = True
+        if error is None:
+            self.alerts.ok(SMTP)
+        elif isinstance(error, TemporaryFailure):
+            self.alerts.failed(SMTP, str(error))
+
+    def _guarded(self, what: str, job: Callable[[], object]) -> None:
+        try:
+            job()
+        except StopRequested:
+            raise
+        except Exception:  # noqa: BLE001 - alerts must never stop the daemon
+            log.exception("operator alerts: %s failed", what)
+
+    def after_pass(self, *, mailbox_ok: bool) -> None:
+        """After a pass: the mailbox answered (or not), the quarantine, an SMTP probe."""
+        from mailbot.alerts import IMAP, SMTP
+
+        alerts = self.alerts
+        if alerts is None:
+            return
+        queued: list[object] = []
+        if mailbox_ok:
+            self._guarded("mailbox", lambda: queued.append(alerts.ok(IMAP)))
+        self._guarded("quarantine", lambda: queued.append(alerts.check_quarantine()))
+        if any(queued):
+            self._guarded("outbox", self.robot.deliver)  # the alert goes now, not next pass
+        if not self.attempted and alerts.failing(SMTP):
+            self._guarded("SMTP probe", self._probe_smtp)
+        self.attempted = False
+
+    def _probe_smtp(self) -> None:
+        """Nothing was due to send, but SMTP was failing: ask it whether it is back."""
+        from mailbot.alerts import SMTP
+        from mailbot.transport import TemporaryFailure
+
+        assert self.alerts is not None
+        probe = getattr(self.robot.sender, "probe", None)
+        if probe is None:
+            return
+        try:
+            probe()
+        except TemporaryFailure as exc:
+            self.alerts.failed(SMTP, str(exc))
+            return
+        self.alerts.ok(SMTP)
+        self.robot.deliver()  # the alerts (and receipts) that waited for it
+
+    def mailbox_failed(self, exc: Exception) -> None:
+        """The mailbox did not answer: note it, and still send what waits (the alert too)."""
+        from mailbot.alerts import IMAP
+
+        alerts = self.alerts
+        if alerts is None:
+            return
+        self._guarded("mailbox", lambda: alerts.failed(IMAP, str(exc)))
+        self._guarded("outbox", self.robot.deliver)
+        self.after_pass(mailbox_ok=False)
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
@@ -148,13 +246,25 @@ def run(args: argparse.Namespace, config: Config) -> int:
         )
         if stale:
             log.info("removed %d stale conversion directories", stale)
+        from mailbot.alerts import IMAP, SMTP, AlertWatch
+        from mailbot.campaign.health import DailyHealthLog
         from mailbot.scheduler import CampaignScheduler
 
+        alerts = AlertWatch(
+            config,
+            app.database,
+            utc_now,
+            where={IMAP: _safe_url(config.inbox.url), SMTP: _safe_url(config.outgoing.url)},
+        )
+
+        health = DailyHealthLog(app.database, app.campaign)
+        health.check(utc_now())
         scheduler = CampaignScheduler(app, clock=utc_now)
         scheduler.start()
         try:
 
             def after_pass(_robot: object) -> None:
+                health.check(utc_now())
                 scheduler.catch_up()
                 notifier.ready(status := daemon_status(app.database, utc_now()))
                 notifier.status(status)
@@ -165,6 +275,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
                 on_pass=after_pass,
                 heartbeat=notifier.watchdog,
                 max_wait=notifier.max_wait,
+                alerts=alerts,
             )
         finally:
             scheduler.shutdown()

@@ -38,7 +38,7 @@ MAIL_STATUSES: tuple[str, ...] = (
     "ignored",
 )
 SUBMISSION_STATUSES: tuple[str, ...] = ("valid", "invalid", "superseded")
-OUTBOX_KINDS: tuple[str, ...] = ("receipt", "reminder", "digest", "notice")
+OUTBOX_KINDS: tuple[str, ...] = ("receipt", "reminder", "digest", "notice", "alert")
 # "sending": claimed by one sender (claimed_at) between "queued" and its outcome.
 OUTBOX_STATUSES: tuple[str, ...] = ("queued", "sending", "sent", "failed", "bounced")
 FORM_TYPES: tuple[str, ...] = ("M1", "M2")
@@ -367,3 +367,17 @@ class Event(Base):
     mail_id: Mapped[int | None] = mapped_column(ForeignKey("mails.id"), index=True)
     unit_code: Mapped[str | None] = mapped_column(Text)
     detail: Mapped[str | None] = mapped_column(Text)
+
+
+class AlertState(Base):
+    """One watched thing (the mailbox, the SMTP server, the quarantine) and its alert state."""
+
+    __tablename__ = "alert_state"
+
+    channel: Mapped[str] = mapped_column(Text, primary_key=True)
+    failing_since: Mapped[datetime | None]  # None: working
+    last_error: Mapped[str | None] = mapped_column(Text)
+    alerted_at: Mapped[datetime | None]  # an alert went out for the current failure
+    # The quarantine: the highest quarantined mail id an alert has already named.
+    last_seen_id: Mapped[int] = mapped_column(default=0, server_default="0")
+    updated_at: Mapped[datetime]

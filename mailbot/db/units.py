@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mailbot.db.common import _norm_addr
@@ -73,7 +73,8 @@ def upsert_unit(
         unit.updated_at = now
     wanted = {_norm_addr(e) for e in emails if e and e.strip()}
     for ue in list(unit.emails):
-        if ue.source == source and ue.email not in wanted:
+        # unit_code: a row just moved to another unit may still sit in this collection.
+        if ue.source == source and ue.email not in wanted and ue.unit_code == code:
             unit.emails.remove(ue)
     session.flush()
     for addr in sorted(wanted):
@@ -142,6 +143,25 @@ def confirm_sender(
                 count += 1
     add_event(session, "sender-confirmed", at=now, unit_code=unit_code, detail=addr)
     return count
+
+
+def address_owners(session: Session, emails: Iterable[str]) -> dict[str, tuple[str, str]]:
+    """The unit (code, name) each of these addresses is confirmed for, where it is."""
+    addrs = sorted({_norm_addr(e) for e in emails if e and e.strip()})
+    out: dict[str, tuple[str, str]] = {}
+    for start in range(0, len(addrs), 500):  # stay under SQLite's bound-parameter limit
+        rows = session.execute(
+            select(UnitEmail.email, Unit.code, Unit.name)
+            .join(Unit, Unit.code == UnitEmail.unit_code)
+            .where(UnitEmail.email.in_(addrs[start : start + 500]), UnitEmail.confirmed)
+        )
+        out.update({email: (code, name) for email, code, name in rows})
+    return out
+
+
+def count_units(session: Session) -> int:
+    """How many units the register holds."""
+    return int(session.scalar(select(func.count()).select_from(Unit)) or 0)
 
 
 def get_unit(session: Session, code: str) -> Unit | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime
 
 import pytest
 
@@ -122,3 +123,26 @@ def test_missing_maildir_and_newer_schema(tmp_path, capsys):
     assert main(["--config", str(cfg), "units", "list"]) == 1
     err = capsys.readouterr().err
     assert "9999_future" in err and "Traceback" not in err
+
+
+def test_past_campaign_and_empty_register_warn(tmp_path, capsys):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    cfg = tmp_path / "mailbot.toml"
+    body = (
+        f'[inbox]\nurl = "maildir:{inbox}"\n[outgoing]\nurl = "dir:{tmp_path / "out"}"\n'
+        f'[storage]\ndata_dir = "{tmp_path / "data"}"\n'
+    )
+    cfg.write_text(body, encoding="utf-8")
+    code, lines = _check(capsys, cfg)
+    assert code == 0  # usable, but the operator is told
+    assert _line(lines, "CẢNH BÁO", "Đợt thi đua", "năm 2022", "đã qua từ lâu", "campaign new")
+    assert _line(lines, "CẢNH BÁO", "Danh sách đơn vị", "trống", "units import")
+    # This year's file, made and set as the command says: no warning about the campaign.
+    year = datetime.now(UTC).year
+    assert main(["--config", str(cfg), "campaign", "new", str(year + 1)]) == 0
+    capsys.readouterr()
+    cfg.write_text(f'campaign = "dan-van-kheo-{year + 1}.toml"\n' + body, encoding="utf-8")
+    code, lines = _check(capsys, cfg)
+    assert code == 0 and _line(lines, "OK", "Đợt thi đua", f"năm {year + 1}")
+    assert not _line(lines, "CẢNH BÁO", "Đợt thi đua")

@@ -173,7 +173,7 @@ def test_xlsx_register():
         ("code,name,emails\n,Hội A,a@x.example\n", "Dòng 2: thiếu mã"),
         ("code,name,emails\na,Hội A,a@x.example\na,Hội B,b@x.example\n", "Dòng 3"),
         ("code,name,emails\na,Hội A,not-an-address\n", "không hợp lệ"),
-        ("code,name,emails\na,Hội A,s@x.example\nb,Hội B,s@x.example\n", "đã thuộc"),
+        ("code,name,emails\na,Hội A,s@x.example\nb,Hội B,s@x.example\n", "đã ghi cho đơn vị"),
         ("", "trống"),
         ("Danh sách\nx,y\n", "không tìm thấy dòng tiêu đề"),
     ],

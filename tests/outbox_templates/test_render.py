@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from jinja2 import UndefinedError
 
+from mailbot.alerts import AlertView
 from mailbot.campaign.views import (
     ArrivalView,
     AttentionView,
@@ -557,12 +558,59 @@ def test_percent_rounds_down() -> None:
 # --------------------------------------------------------------------------- the render function
 
 
+# --------------------------------------------------------------------------- alert
+
+
+def _alert(event: str, **over: object) -> AlertView:
+    values: dict[str, object] = {
+        "event": event,
+        "channel_label": "máy chủ gửi thư (SMTP)",
+        "where": "smtps://mail.hanoi.gov.vn:465",
+        "since": datetime(2022, 2, 15, 9, 0, tzinfo=TZ),
+        "at": datetime(2022, 2, 15, 9, 45, tzinfo=TZ),
+        "minutes": 45,
+        "error": "ConnectionRefusedError: [Errno 111] Connection refused",
+        "hint": "Đề nghị kiểm tra máy chủ gửi thư.",
+        "office_name": "Ban Dân vận Quận ủy Thanh Xuân",
+    }
+    values.update(over)
+    return AlertView(**values)  # type: ignore[arg-type]
+
+
+def test_alert_down_and_up() -> None:
+    down = render("alert", _alert("down"))
+    assert down.subject == ("[mailbot – CẢNH BÁO] Không kết nối được máy chủ gửi thư (SMTP)")
+    for needle in (
+        "từ 09:00 ngày 15/02/2022, đã hơn 45 phút",
+        "smtps://mail.hanoi.gov.vn:465",
+        "Connection refused",
+        "Đề nghị kiểm tra máy chủ gửi thư.",
+        "Khi kết nối trở lại sẽ có một thư báo.",
+    ):
+        assert needle in down.text and needle in down.html
+    up = render("alert", _alert("up", error=None))
+    assert up.subject == "[mailbot – ĐÃ KHÔI PHỤC] Máy chủ gửi thư (SMTP) đã hoạt động trở lại"
+    assert "lúc 09:45 ngày 15/02/2022, sau 45 phút gián đoạn" in up.text
+    assert "#047857" in up.html and "#b91c1c" not in up.html
+
+
+def test_alert_quarantine_lists_the_mails_escaped() -> None:
+    items = ("Thư #7 từ a@x.example – “<b>Biểu</b>”: không đọc được", "Thư #9 từ b@x.example")
+    out = render("alert", _alert("quarantine", channel_label="thư bị giữ lại", items=items))
+    assert out.subject == "[mailbot – CẢNH BÁO] 2 thư mới bị giữ lại, chờ cán bộ xử lý"
+    assert "- Thư #7 từ a@x.example – “<b>Biểu</b>”" in out.text
+    assert "&lt;b&gt;Biểu&lt;/b&gt;" in out.html and "mailbot review" in out.html
+    clear = render("alert", _alert("quarantine-clear", channel_label="thư bị giữ lại"))
+    assert clear.subject == "[mailbot – ĐÃ KHÔI PHỤC] Không còn thư nào bị giữ lại"
+
+
 def _sample(event: str) -> object:
     return {
         "receipt": _receipt(),
         "notice": _notice("no-attachment"),
         "reminder": _reminder(),
         "digest": _digest(after_deadline=True),
+        "alert": _alert("down"),
     }[event]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from datetime import UTC, datetime, timedelta
 
 import openpyxl
 from sqlalchemy import select
@@ -149,3 +150,33 @@ def test_other_mail_is_one_short_line(database) -> None:
     assert line.detail.endswith("; và 2 thư khác")
     assert line.when == at(12, 10, 6)
     assert plan.news
+
+
+def test_past_campaign_gets_one_digest_that_says_so(database) -> None:
+    late = datetime(2023, 3, 1, 8, 0, tzinfo=UTC)  # a daemon started a year later, 2022's file
+    with database.session() as s:
+        first = queue_digest(s, CAMPAIGN, CONFIG, late)
+    with database.session() as s:
+        again = queue_digest(s, CAMPAIGN, CONFIG, late + timedelta(days=1))
+    assert first is not None and again is None  # once, not every day
+    (row,) = outbox(database, "digest")
+    text = parse(row.raw).get_body(("plain",)).get_content()
+    assert "CẢNH BÁO: Đợt thi đua đang dùng" in text and "hết ngày 19/02/2022" in text
+    assert "mailbot campaign new NĂM" in text and "Danh sách đơn vị đang trống" not in text
+    html = parse(row.raw).get_body(("html",)).get_content()
+    assert "Cảnh báo" in html and "mailbot campaign new NĂM" in html
+    # During the campaign no warning at all.
+    with database.session(write=False) as s:
+        assert build_digest(s, CAMPAIGN, CONFIG, at(14, 7, 30)).view.warnings == ()
+
+
+def test_empty_register_is_said_in_the_digest(tmp_path) -> None:
+    empty = dbm.open_database(tmp_path / "empty")
+    try:
+        with empty.session() as s:
+            assert queue_digest(s, CAMPAIGN, CONFIG, at(14, 8)) is not None
+        (row,) = outbox(empty, "digest")
+        text = parse(row.raw).get_body(("plain",)).get_content()
+        assert "CẢNH BÁO: Danh sách đơn vị đang trống" in text and "mailbot units import" in text
+    finally:
+        empty.dispose()

@@ -38,6 +38,7 @@ EXPECTED_TABLES = {
     "job_runs",
     "bounces",
     "events",
+    "alert_state",
 }
 
 
