@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from email.utils import parseaddr
-from itertools import islice
 
 from sqlalchemy.exc import DBAPIError
 
@@ -17,16 +15,16 @@ from mailbot import db as dbm
 from mailbot import intake, outbox
 from mailbot.claims import releasable
 from mailbot.clock import Clock, utc_now
-from mailbot.config import Config, since_instant
+from mailbot.config import Config
+from mailbot.fetching import FetchStage
 from mailbot.intake import (
     IntakeContext,
     Outcome,
     PriorVersion,
     Reply,
-    oversize_reply,
 )
 from mailbot.mail.views import model_label
-from mailbot.sources import IncomingRef, Source, SourceError
+from mailbot.sources import Source, SourceError
 from mailbot.store import RawStore
 from mailbot.transport import DeliveryError, Sender
 from mailbot.units import Register, Unit
@@ -41,14 +39,6 @@ CHECKPOINT_EVERY = timedelta(minutes=1)
 
 def _no_stage_hook(stage: str) -> None:
     """The default stage hook: nothing to do between stages."""
-
-
-class _UidValidityMoved(Exception):
-    """The folder was renumbered between reading UIDVALIDITY and listing its mail."""
-
-    def __init__(self, message: str, count: int) -> None:
-        super().__init__(message)
-        self.count = count
 
 
 @dataclass
@@ -66,12 +56,6 @@ class PassStats:
             f"fetched={self.fetched} processed={self.processed} failed={self.failed} "
             f"sent={self.sent} send_failed={self.send_failed}"
         )
-
-
-def _batches(items: Iterable[IncomingRef], size: int) -> Iterator[list[IncomingRef]]:
-    it = iter(items)
-    while chunk := list(islice(it, size)):
-        yield chunk
 
 
 def load_register(session: dbm.Session, district: str | None = "Thanh Xuân") -> Register:
@@ -100,7 +84,7 @@ def _prior_versions(
     }
 
 
-class Robot:
+class Robot(FetchStage):
     """Moves mail through the stages; each stage commits before the next one starts."""
 
     def __init__(
@@ -141,197 +125,6 @@ class Robot:
         self._last_checkpoint: datetime | None = None
         # Hears each delivery attempt's outcome (the daemon's operator alerts).
         self.on_delivery: Callable[[DeliveryError | None], None] | None = None
-
-    # -- stage 1: download and record ------------------------------------------------------
-
-    def fetch_new(self) -> int:
-        """Store every new mail raw and record it as received, before any parsing."""
-        count = 0
-        for attempt in (1, 2):
-            try:
-                return self._fetch_new(count_from=count)
-            except _UidValidityMoved as moved:
-                count = moved.count
-                if attempt == 2:
-                    raise SourceError(str(moved)) from None
-                log.warning("%s; listing again", moved)
-        raise AssertionError("unreachable")
-
-    def _fetch_new(self, count_from: int = 0) -> int:
-        key = self.source.source_key
-        with self.db.session(write=False) as s:
-            first = dbm.first_contact(s, key)
-        if first:
-            count_from += self._first_contact()
-        uidvalidity = self.source.uidvalidity()
-        with self.db.session(write=False) as s:
-            state = dbm.get_mailbox_state(s, key)
-            last_uid = state.last_uid if state and state.uidvalidity == uidvalidity else None
-            # A Maildir has no UIDVALIDITY: its state row only says the mailbox was met.
-            if uidvalidity is not None and state is not None and state.uidvalidity != uidvalidity:
-                log.warning(
-                    "UIDVALIDITY of %s changed from %s to %s: rescanning, skipping known "
-                    "Message-IDs",
-                    key,
-                    state.uidvalidity,
-                    uidvalidity,
-                )
-        count = count_from
-        skipped: list[IncomingRef] = []
-        batch = max(1, self.config.inbox.batch_size)
-
-        def unknown(listed: Iterable[IncomingRef]) -> Iterator[IncomingRef]:
-            for chunk in _batches(listed, batch):
-                # uidvalidity() may answer from a connection the server has since dropped;
-                # the listing then comes from a new one. Under another UIDVALIDITY `last_uid`
-                # means nothing, and mail below it would be skipped for ever: list again.
-                for ref in chunk:
-                    if ref.uid is not None and ref.uidvalidity != uidvalidity:
-                        raise _UidValidityMoved(
-                            f"UIDVALIDITY of {key} is {ref.uidvalidity}, not {uidvalidity}", count
-                        )
-                known = self._known(chunk, uidvalidity)
-                for ref in chunk:
-                    if ref.key in known:
-                        skipped.append(ref)
-                    else:
-                        yield ref
-
-        refs = unknown(self.source.new_messages(last_uid))
-        for chunk in _batches(refs, batch):
-            big = [r for r in chunk if r.oversize]
-            small = [r for r in chunk if not r.oversize]
-            for ref in big:
-                self._record_oversize(ref)
-                count += 1
-            for ref, raw in self.source.fetch(small):
-                self._record(ref, raw)
-                count += 1
-                if self.progress:
-                    self.progress(f"đã tải {count} thư")
-        self._advance_past(skipped)
-        return count
-
-    def _first_contact(self) -> int:
-        """Meet a mailbox for the first time: what it already holds is left alone, except the
-        mail that arrived since `[inbox] process_since`, recorded now. The position, the known
-        files and those mails are recorded in one transaction: a crash before it means the
-        next start meets the mailbox anew, never that old mail looks new."""
-        since = since_instant(self.config.inbox.process_since, self.config.timezone)
-        base = self.source.baseline(since)
-        key = self.source.source_key
-        now = self.clock()
-        kept: list[tuple[IncomingRef, str, str, int]] = []
-        for ref in base.catch_up:
-            if ref.oversize:
-                sha, path = self.store.put(ref.headers or b"\r\n")
-                kept.append((ref, sha, path, ref.size))
-        small = [r for r in base.catch_up if not r.oversize]
-        for ref, raw in self.source.fetch(small):
-            sha, path = self.store.put(raw)
-            kept.append((ref, sha, path, ref.size or len(raw)))
-        with self.db.session() as s:
-            for ref, sha, path, size in kept:
-                mail, created = self._insert(s, ref, sha, path, size, now)
-                if created and ref.oversize:
-                    self._notify_oversize(s, mail, ref)
-            dbm.record_baseline(
-                s,
-                key,
-                uidvalidity=base.uidvalidity,
-                last_uid=base.last_uid,
-                known_refs=base.known_keys,
-                now=now,
-            )
-        log.info(
-            "first contact with %s: position uidvalidity=%s last_uid=%s, %d mails left alone, "
-            "%d mails since %s taken in",
-            key,
-            base.uidvalidity,
-            base.last_uid,
-            len(base.known_keys),
-            len(kept),
-            since.isoformat() if since else "-",
-        )
-        return len(kept)
-
-    def _advance_past(self, skipped: list[IncomingRef]) -> None:
-        """Move the read position past mails recognised as known (after a UIDVALIDITY change
-        they come back under new UIDs); otherwise every pass would rescan the whole folder."""
-        uids = [(r.uidvalidity, r.uid) for r in skipped if r.uid is not None]
-        if not uids:
-            return
-        uidvalidity, uid = max(uids, key=lambda vu: vu[1])
-        with self.db.session() as s:
-            dbm.set_mailbox_state(s, self.source.source_key, uidvalidity or 0, uid, self.clock())
-
-    def _known(self, refs: list[IncomingRef], uidvalidity: int | None) -> set[str]:
-        """The keys of the listed mails already recorded: a few queries per batch."""
-        key = self.source.source_key
-        by_uid = {r.uid: r for r in refs if r.uid is not None}
-        with self.db.session(write=False) as s:
-            uids = dbm.known_uids(s, key, uidvalidity, by_uid)
-            # After a UIDVALIDITY change the same mail comes back under a new UID.
-            renumbered = [
-                (mid, r.size) for u, r in by_uid.items() if u not in uids and (mid := r.message_id)
-            ]
-            by_mid = dbm.known_by_message_id(s, key, renumbered)
-            keys = dbm.known_source_refs(s, key, [r.key for r in refs if r.uid is None])
-        keys.update(
-            r.key for u, r in by_uid.items() if u in uids or (r.message_id, r.size) in by_mid
-        )
-        return keys
-
-    def _record(self, ref: IncomingRef, raw: bytes) -> None:
-        """Store the raw mail, then record it (and, when too large, notify) in one transaction."""
-        sha, path = self.store.put(raw)
-        now = self.clock()
-        with self.db.session() as s:
-            mail, created = self._insert(s, ref, sha, path, ref.size or len(raw), now)
-            if ref.uid is not None:
-                dbm.set_mailbox_state(s, self.source.source_key, ref.uidvalidity or 0, ref.uid, now)
-            if created and ref.oversize:
-                self._notify_oversize(s, mail, ref)
-            log.info("received mail id=%s uid=%s size=%s", mail.id, ref.uid, mail.size)
-        self.on_stage("after-record")
-
-    def _insert(
-        self, s: dbm.Session, ref: IncomingRef, sha: str, path: str, size: int, now: datetime
-    ) -> tuple[dbm.Mail, bool]:
-        """The mail's row: its time is when the server received it, else when we read it."""
-        return dbm.record_received(
-            s,
-            source=self.source.source_key,
-            uidvalidity=ref.uidvalidity,
-            uid=ref.uid,
-            message_id=ref.message_id,
-            sha256=sha,
-            raw_path=path,
-            size=size,
-            from_addr=parseaddr(ref.from_header or "")[1] or None,
-            subject=ref.subject,
-            received_at=ref.arrived_at or now,
-            fetched_at=now,
-            status="oversize" if ref.oversize else "received",
-            source_ref=ref.key,
-        )
-
-    def _record_oversize(self, ref: IncomingRef) -> None:
-        """Too large to download: keep its headers, tell the sender, leave it on the server."""
-        self._record(ref, ref.headers or b"\r\n")
-
-    def _notify_oversize(self, s: dbm.Session, mail: dbm.Mail, ref: IncomingRef) -> None:
-        # Same transaction as the record: a crash cannot leave it recorded but unanswered.
-        dbm.add_event(
-            s,
-            "oversize",
-            at=self.clock(),
-            mail_id=mail.id,
-            detail=f"{ref.size} bytes from {ref.from_header}",
-        )
-        reply = oversize_reply(ref.headers, self._context(s, mail.received_at))
-        if reply is not None:
-            self._queue_reply(s, mail, reply)
 
     # -- stage 2: decide ---------------------------------------------------------------------
 
