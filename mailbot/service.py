@@ -57,6 +57,13 @@ class PassStats:
             f"sent={self.sent} send_failed={self.send_failed}"
         )
 
+    def said(self) -> str:
+        """The same figures for the person at the terminal."""
+        return (
+            f"nhận {self.fetched} thư, xử lý {self.processed} (lỗi {self.failed}), "
+            f"gửi {self.sent} thư (lỗi {self.send_failed})"
+        )
+
 
 def load_register(session: dbm.Session, district: str | None = "Thanh Xuân") -> Register:
     """The unit register as the pure intake sees it: every unit with its confirmed addresses."""

@@ -68,7 +68,7 @@ def poll_once(app: App) -> int:
     stats = app.robot(progress=progress).run_once()
     if progress:
         sys.stderr.write("\r\033[K")
-    print(f"mailbot: {stats}")
+    print(f"mailbot: {stats.said()}")
     return 0
 
 

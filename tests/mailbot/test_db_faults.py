@@ -27,7 +27,7 @@ def _config(tmp_path: Path, data_dir: Path, reserve_mb: int = 0) -> Path:
     cfg = tmp_path / "mailbot.toml"
     cfg.write_text(
         f'units_file = "{Path(__file__).parents[2] / "data" / "units.csv"}"\n'
-        f'[inbox]\nurl = "maildir:{tmp_path / "inbox"}"\n'
+        f'[inbox]\nurl = "maildir:{tmp_path / "inbox"}"\nprocess_since = "2000-01-01"\n'
         f'[outgoing]\nurl = "dir:{tmp_path / "outbox"}"\nmax_auto_replies_per_hour = 100\n'
         f'[storage]\ndata_dir = "{data_dir}"\nreserve_mb = {reserve_mb}\n'
         "[processing]\nworkers = 0\n",

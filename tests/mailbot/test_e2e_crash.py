@@ -42,7 +42,7 @@ from tests.support.smtpd import SmtpServer
 
 pytestmark = pytest.mark.dovecot
 
-STATS = re.compile(r"fetched=(\d+) processed=(\d+) failed=(\d+) sent=(\d+)")
+STATS = re.compile(r"nhận (\d+) thư, xử lý (\d+) \(lỗi (\d+)\), gửi (\d+) thư")
 SEED = int(os.environ.get("MAILBOT_CRASH_SEED", "20220218"))
 
 

@@ -41,7 +41,7 @@ from tests.support.dovecot import Account, DovecotServer, _quote_folder
 
 pytestmark = pytest.mark.dovecot
 
-STATS = re.compile(r"fetched=(\d+) processed=(\d+) failed=(\d+) sent=(\d+) send_failed=(\d+)")
+STATS = re.compile(r"nhận (\d+) thư, xử lý (\d+) \(lỗi (\d+)\), gửi (\d+) thư \(lỗi (\d+)\)")
 
 
 @pytest.fixture

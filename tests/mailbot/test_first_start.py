@@ -40,7 +40,7 @@ from tests.mailbot.e2e_support import (
 from tests.support.dovecot import Account, DovecotServer, _quote_folder
 
 HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
-STATS = re.compile(r"fetched=(\d+) processed=(\d+) failed=(\d+) sent=(\d+)")
+STATS = re.compile(r"nhận (\d+) thư, xử lý (\d+) \(lỗi (\d+)\), gửi (\d+) thư")
 UNIT_MAIL = "gmail_khuong_trung.eml"  # a unit's M1, answered with a receipt
 
 
