@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import errno
 import re
-import ssl
 import sys
 from collections.abc import Iterable
 from typing import Any, NoReturn
@@ -109,6 +108,8 @@ _ERRNO_VI: dict[int, str] = {
 
 def os_error_vi(exc: BaseException) -> str:
     """A Vietnamese sentence for an OS-level error (the English text belongs in logs only)."""
+    import ssl
+
     if isinstance(exc, ssl.SSLCertVerificationError):
         return "chứng chỉ TLS của máy chủ không hợp lệ"
     if isinstance(exc, ssl.SSLError):

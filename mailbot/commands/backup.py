@@ -6,7 +6,6 @@ import argparse
 import contextlib
 import logging
 import os
-import sqlite3
 import sys
 from pathlib import Path
 
@@ -22,6 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
+    import sqlite3
+
     from mailbot.db import DB_FILE_NAME
 
     source = config.data_dir / DB_FILE_NAME
@@ -52,6 +53,8 @@ def backup_database(source: Path, out: Path) -> int:
     snapshot and never blocks the daemon's writes. (Copying in several steps would restart
     each time the daemon writes in between, possibly for ever.)
     """
+    import sqlite3
+
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # never readable by others
     os.close(fd)
     try:

@@ -5,22 +5,21 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
-import imaplib
 import logging
 import os
-import smtplib
-import sqlite3
-import ssl
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mailbot.cli_vi import os_error_vi
 from mailbot.clock import utc_now
 from mailbot.config import Config, ConfigError, find_config, load_config
+
+if TYPE_CHECKING:
+    import ssl
+
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +106,9 @@ def check_inbox(config: Config) -> Iterator[Result]:
 
 def check_imap(config: Config, ssl_context: ssl.SSLContext | None = None) -> Iterator[Result]:
     """Log in, look for the folder and IDLE; selects nothing, changes nothing."""
+    import imaplib
+    import ssl
+
     from imap_tools.utils import encode_folder
 
     from mailbot.sources import parse_imap_url
@@ -186,6 +188,8 @@ def check_imap(config: Config, ssl_context: ssl.SSLContext | None = None) -> Ite
 
 def check_outgoing(config: Config, ssl_context: ssl.SSLContext | None = None) -> Iterator[Result]:
     """EHLO, STARTTLS and AUTH, then QUIT: no mail is sent."""
+    import smtplib
+
     from mailbot.transport import DeliveryError, DirSender, SmtpSender, open_sender
 
     subject = "Máy chủ gửi thư"
@@ -241,6 +245,8 @@ def _net_error(exc: BaseException) -> str:
 
 
 def check_data_dir(config: Config) -> Iterator[Result]:
+    import tempfile
+
     subject = "Thư mục dữ liệu"
     data_dir = config.data_dir
     probe = data_dir if data_dir.exists() else _existing_parent(data_dir)
@@ -267,6 +273,9 @@ def check_data_dir(config: Config) -> Iterator[Result]:
 
 def check_database(config: Config) -> Iterator[Result]:
     """Read-only: the schema recorded in the file against the code's migrations."""
+    import sqlite3
+    from importlib import resources
+
     from mailbot.db import DB_FILE_NAME, migrations_path
     from mailbot.db.engine import schema_revisions
 
@@ -301,6 +310,8 @@ def check_database(config: Config) -> Iterator[Result]:
 
 
 def _stored_revision(path: Path) -> str | None:
+    import sqlite3
+
     uri = f"{path.absolute().as_uri()}?mode=ro"
     with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=5)) as conn:
         has = conn.execute(
@@ -341,6 +352,8 @@ def check_campaign(config: Config, now: datetime | None = None) -> Iterator[Resu
 
 
 def check_units(config: Config) -> Iterator[Result]:
+    import sqlite3
+
     from mailbot.db import DB_FILE_NAME
 
     subject = "Danh sách đơn vị"

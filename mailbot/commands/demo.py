@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import mailbox
 import shutil
 import sys
 from collections.abc import Sequence
@@ -12,9 +11,12 @@ from datetime import UTC, date, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mailbot.config import Config, InboxConfig, OutgoingConfig, StorageConfig
-from rules.campaign import Campaign, newest_campaign
+
+if TYPE_CHECKING:
+    from rules.campaign import Campaign
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 MARKER = ".mailbot-demo"
@@ -175,6 +177,8 @@ def sample_mails(campaign: Campaign) -> tuple[list[bytes], list[bytes]]:
 
 
 def _deliver(maildir: Path, mails: Sequence[bytes]) -> None:
+    import mailbox
+
     maildir.parent.mkdir(parents=True, exist_ok=True)
     box = mailbox.Maildir(maildir, create=True)
     try:
@@ -197,6 +201,8 @@ def run(args: argparse.Namespace, config: object = None) -> int:
         shutil.rmtree(base)  # a previous demo run: start afresh
     base.mkdir(parents=True, exist_ok=True)
     (base / MARKER).write_text("created by `mailbot demo`; safe to delete\n", encoding="utf-8")
+    from rules.campaign import newest_campaign
+
     campaign = newest_campaign()
     cfg = Config(
         base_dir=str(base),

@@ -21,7 +21,6 @@ from mailbot.notify import (
     sliced_wait,
     stop_between_mails,
 )
-from mailbot.sources import SourceError
 
 # The database and the app are imported inside the commands: `mailbot --help` stays fast.
 if TYPE_CHECKING:
@@ -88,6 +87,8 @@ def run_daemon(
     ends it after the mail in hand; `heartbeat` is called at least every `max_wait` seconds.
     `alerts` hears whether the mailbox and the SMTP server answer, and looks at the quarantine.
     """
+    from mailbot.sources import SourceError
+
     robot = app.robot()
     robot.progress = robot.progress or stop_between_mails(stop, heartbeat)
     watch = AlertHooks(alerts, robot)
@@ -138,6 +139,8 @@ def daemon_pass(robot: Robot, watch: AlertHooks) -> PassStats:
     A SourceError (the mailbox did not answer) is noted, the outbox still delivered (an alert
     among it), and raised again for the loop's back-off.
     """
+    from mailbot.sources import SourceError
+
     watch.attempted = False
     try:
         stats = robot.run_once()

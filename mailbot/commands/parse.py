@@ -7,14 +7,12 @@ import json
 import sys
 import unicodedata
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from parsers import parse_file
-from parsers.convert import soffice_converter
-from parsers.model import ParseResult
-from rules import judge
-from rules.base import FIELD_NAMES, FORM_NAMES
-from rules.campaign import Campaign, CampaignError, load_campaign, newest_campaign
+# The parsers and rules load when a file is read: `mailbot --help` stays fast.
+if TYPE_CHECKING:
+    from parsers.model import ParseResult
+    from rules.campaign import Campaign
 
 KIND_NAMES = {"collective": "I. Tập thể", "individual": "II. Cá nhân"}
 
@@ -29,10 +27,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def read_attachment(data: bytes, filename: str, campaign: Campaign | None) -> ParseResult:
     """Parse one attachment and judge it with every rule: what `parse` and the intake share."""
+    from parsers import parse_file
+    from parsers.convert import soffice_converter
+    from rules import judge
+
     return judge(parse_file(data, filename, office=soffice_converter()), campaign)
 
 
 def run(args: argparse.Namespace, config: object = None) -> int:
+    from rules.campaign import CampaignError, load_campaign, newest_campaign
+
     paths = [Path(f) for f in args.files]
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
@@ -63,6 +67,8 @@ def run(args: argparse.Namespace, config: object = None) -> int:
 
 def write_summary(result: ParseResult, out: TextIO) -> None:
     """A readable Vietnamese account of one file: forms, models by section and field, problems."""
+    from rules.base import FIELD_NAMES, FORM_NAMES
+
     out.write(f"Tệp: {result.file} ({result.format})\n")
     if not result.forms:
         out.write("  Không có biểu đăng ký nào được ghi nhận.\n")
