@@ -125,15 +125,34 @@ def remove_temp_dirs(owner_pid: int, root: str | None = None) -> int:
     return sum(1 for _ in base.glob(pattern))
 
 
+def _owner_gone(path: Path) -> bool:
+    """Whether the process named in a conversion directory's name no longer exists."""
+    pid_text = path.name[len(TEMP_PREFIX) :].split("-", 1)[0]
+    if not pid_text.isdigit() or int(pid_text) <= 0:
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # alive, another user's
+    return False
+
+
 def clean_stale_temp(max_age: float, root: str | None = None) -> int:
-    """At daemon start: remove conversion directories older than `max_age` seconds (their
-    process was killed before its `finally` ran). Returns how many were removed."""
+    """At daemon start: remove conversion directories whose process is gone or that are older
+    than `max_age` seconds (their process was killed before its `finally` ran). Returns how
+    many were removed."""
     base = Path(root or tempfile.gettempdir())
     cutoff = time.time() - max_age
     removed = 0
     for path in base.glob(f"{TEMP_PREFIX}*"):
         with contextlib.suppress(OSError):
-            if path.is_dir() and not path.is_symlink() and path.stat().st_mtime < cutoff:
+            if (
+                path.is_dir()
+                and not path.is_symlink()
+                and (_owner_gone(path) or path.stat().st_mtime < cutoff)
+            ):
                 shutil.rmtree(path, ignore_errors=True)
                 removed += 1
     return removed

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -159,16 +160,20 @@ def test_workers_get_no_secrets(monkeypatch):
 
 
 def test_stale_conversion_directories_are_removed_at_start(tmp_path):
-    old = tmp_path / f"{TEMP_PREFIX}999999-abc"
-    new = tmp_path / f"{TEMP_PREFIX}999998-def"
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a process that no longer exists (killed before its `finally` ran)
+    old = tmp_path / f"{TEMP_PREFIX}{os.getpid()}-abc"
+    new = tmp_path / f"{TEMP_PREFIX}{os.getpid()}-def"
+    orphan = tmp_path / f"{TEMP_PREFIX}{gone.pid}-ghi"
     other = tmp_path / "someone-elses"
-    for d in (old, new, other):
+    for d in (old, new, orphan, other):
         (d / "in").mkdir(parents=True)
         (d / "in" / "input.doc").write_bytes(b"a unit's attachment")
     past = time.time() - 3600
     os.utime(old, (past, past))
-    assert clean_stale_temp(600, root=str(tmp_path)) == 1
-    assert not old.exists() and new.exists() and other.exists()
+    assert clean_stale_temp(600, root=str(tmp_path)) == 2
+    assert not old.exists() and not orphan.exists()
+    assert new.exists() and other.exists()  # a live process's conversion is left alone
 
 
 def soffice_pids(owner: int) -> set[int]:
