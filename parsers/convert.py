@@ -136,7 +136,11 @@ def _owner_gone(path: Path) -> bool:
         return True
     except OSError:
         return False  # alive, another user's
-    return False
+    try:  # a zombie (killed, not yet reaped) is gone too
+        stat = Path(f"/proc/{pid_text}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[:1] == ["Z"]
 
 
 def clean_stale_temp(max_age: float, root: str | None = None) -> int:
