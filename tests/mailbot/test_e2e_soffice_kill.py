@@ -104,10 +104,11 @@ def _running(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def _replies(outbox: Path) -> list[email.message.Message]:
+def _replies(outbox: Path) -> list[EmailMessage]:
     out = []
     for path in sorted(outbox.glob("*.eml")) if outbox.is_dir() else []:
         msg = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+        assert isinstance(msg, EmailMessage)
         if str(msg["In-Reply-To"] or "").strip() == MESSAGE_ID:
             out.append(msg)
     return out
