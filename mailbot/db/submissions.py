@@ -29,7 +29,9 @@ _SUPERSEDE_SCOPE = (
 _NEWEST_VERSION = (
     select(Submission.id)
     .where(*_SUPERSEDE_SCOPE)
-    .order_by(Submission.received_at.desc(), Submission.id.desc())
+    # Same arrival second: the later mail (ids follow the mailbox's order), not whichever
+    # outcome a worker finished first.
+    .order_by(Submission.received_at.desc(), Submission.mail_id.desc(), Submission.id.desc())
     .limit(1)
 )
 _SET_VERSION_STATUS = (

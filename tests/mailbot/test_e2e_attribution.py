@@ -64,7 +64,7 @@ def test_ward_sequence_records_each_unit_and_versions_are_never_silent(
     db = Db(tmp_path / "data")
     subs = db.rows(
         "SELECT unit_code, sent_by, status, awaiting_confirmation, entries_count "
-        "FROM submissions ORDER BY id"
+        "FROM submissions ORDER BY mail_id, id"  # workers finish in any order; mails do not
     )
     assert [tuple(s) for s in subs] == [
         ("cb-thcs-khuong-dinh", "p-khuong-dinh", "valid", 0, 3),
