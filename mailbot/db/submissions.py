@@ -158,7 +158,9 @@ def latest_valid_submission(
     )
     if not include_unconfirmed:
         query = query.where(Submission.awaiting_confirmation.is_(False))
-    query = query.order_by(Submission.received_at.desc(), Submission.id.desc())
+    query = query.order_by(
+        Submission.received_at.desc(), Submission.mail_id.desc(), Submission.id.desc()
+    )
     return session.scalars(query).first()
 
 
@@ -167,7 +169,7 @@ def latest_submission(session: Session, unit_code: str, form: str) -> Submission
     return session.scalars(
         select(Submission)
         .where(Submission.unit_code == unit_code, Submission.form == form)
-        .order_by(Submission.received_at.desc(), Submission.id.desc())
+        .order_by(Submission.received_at.desc(), Submission.mail_id.desc(), Submission.id.desc())
     ).first()
 
 
@@ -186,7 +188,7 @@ def submissions_since(session: Session, since: datetime) -> list[Submission]:
         session.scalars(
             select(Submission)
             .where(Submission.received_at >= since)
-            .order_by(Submission.received_at, Submission.id)
+            .order_by(Submission.received_at, Submission.mail_id, Submission.id)
         )
     )
 
@@ -209,7 +211,7 @@ def submission_versions(
     query = (
         select(Submission, Mail.from_addr)
         .join(Mail, Mail.id == Submission.mail_id)
-        .order_by(Submission.received_at.desc(), Submission.id.desc())
+        .order_by(Submission.received_at.desc(), Submission.mail_id.desc(), Submission.id.desc())
     )
     if until is not None:
         query = query.where(Submission.received_at <= until)
@@ -223,7 +225,9 @@ def submissions_received(
     query = select(Submission).where(Submission.received_at <= until)
     if since is not None:
         query = query.where(Submission.received_at >= since)
-    return list(session.scalars(query.order_by(Submission.received_at, Submission.id)))
+    return list(
+        session.scalars(query.order_by(Submission.received_at, Submission.mail_id, Submission.id))
+    )
 
 
 def entry_fields(session: Session, submission_ids: Iterable[int]) -> list[tuple[str, str]]:
@@ -282,7 +286,7 @@ def counting_versions(
     query = select(Submission.id, Submission.unit_code, Submission.form, Submission.received_at)
     query = query.where(
         Submission.status == "valid", Submission.awaiting_confirmation.is_(False)
-    ).order_by(Submission.received_at.desc(), Submission.id.desc())
+    ).order_by(Submission.received_at.desc(), Submission.mail_id.desc(), Submission.id.desc())
     wanted = None if keys is None else set(keys)
     if wanted is not None:
         if not wanted:
@@ -322,7 +326,9 @@ def replacements(
                 (Submission.received_at < sub.received_at)
                 | ((Submission.received_at == sub.received_at) & (Submission.id < sub.id)),
             )
-            .order_by(Submission.received_at.desc(), Submission.id.desc())
+            .order_by(
+                Submission.received_at.desc(), Submission.mail_id.desc(), Submission.id.desc()
+            )
         ).first()
         if earlier is not None:
             out.append((sub, earlier))
@@ -337,6 +343,6 @@ def unit_versions(session: Session, unit_code: str) -> list[tuple[Submission, st
             select(Submission, Mail.from_addr)
             .join(Mail, Mail.id == Submission.mail_id)
             .where(Submission.unit_code == unit_code)
-            .order_by(Submission.form, Submission.received_at, Submission.id)
+            .order_by(Submission.form, Submission.received_at, Submission.mail_id, Submission.id)
         )
     ]
