@@ -47,7 +47,7 @@ def _valid_m1(db: Db) -> list[tuple[str, str]]:
         for r in db.rows(
             "SELECT m.message_id, s.status, s.awaiting_confirmation FROM submissions s "
             "JOIN mails m ON m.id = s.mail_id WHERE s.unit_code = 'p-khuong-trung' "
-            "AND s.form = 'M1' AND NOT s.awaiting_confirmation ORDER BY s.id"
+            "AND s.form = 'M1' AND NOT s.awaiting_confirmation ORDER BY m.id, s.id"
         )
     ]
 
