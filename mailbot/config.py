@@ -131,6 +131,27 @@ class AlertsConfig:
 
 
 @dataclass(frozen=True)
+class ContactConfig:
+    # The staff member units call about the forms, named in every mail (receipts, reminders).
+    name: str | None = None  # "đồng chí Nguyễn Thị Hà, chuyên viên Ban Dân vận Quận ủy"
+    phone: str | None = None  # "024 3858 1234"
+    email: str | None = None  # None: [outgoing] from_address
+
+
+@dataclass(frozen=True)
+class BoardConfig:
+    # The party letterhead and the signature block of the consolidated workbook.
+    superior: str = "QUẬN ỦY THANH XUÂN"
+    name: str = "BAN DÂN VẬN"
+    party: str = "ĐẢNG CỘNG SẢN VIỆT NAM"
+    place: str = "Thanh Xuân"  # "Thanh Xuân, ngày … tháng … năm …"
+    sign_on_behalf: str = "T/M BAN DÂN VẬN"
+    sign_title: str = "TRƯỞNG BAN"
+    sign_name: str | None = None  # None: the line is left for a hand-written name
+    recipients_note: tuple[str, ...] = ("Ban Dân vận Thành ủy;", "Thường trực Quận ủy;", "Lưu.")
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything mailbot needs to run; built by `load_config` and passed in, never global."""
 
@@ -146,6 +167,8 @@ class Config:
     security: SecurityConfig = field(default_factory=SecurityConfig)
     processing: ProcessingConfig = field(default_factory=ProcessingConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    contact: ContactConfig = field(default_factory=ContactConfig)
+    board: BoardConfig = field(default_factory=BoardConfig)
     base_dir: str = "."
 
     @property

@@ -59,6 +59,9 @@ class Campaign:
     deadline_text: str
     timezone: str = "Asia/Ho_Chi_Minh"
     document: str = ""
+    # The letter that asks for the forms, named in every mail: "719-CV/QU", 2022-01-07.
+    letter_number: str = ""
+    letter_date: date | None = None
     submission_address: str = ""
     accepted_formats: tuple[str, ...] = ("xlsx", "docx", "xls", "doc")
     forms: tuple[FormSpec, ...] = ()
@@ -66,7 +69,21 @@ class Campaign:
     reminder_days: tuple[int, ...] = (7, 3, 1)
     reminder_time: str = "08:00"
     digest_time: str = "07:30"
+    # Days off besides Saturdays and Sundays (Tết, national holidays): no reminder goes out.
+    holidays: tuple[date, ...] = ()
     source: str | None = field(default=None, compare=False)
+
+    @property
+    def letter_words(self) -> str:
+        """'Công văn số 719-CV/QU ngày 07/01/2022': the letter as every mail names it."""
+        if self.letter_number:
+            day = f" ngày {self.letter_date:%d/%m/%Y}" if self.letter_date else ""
+            return f"Công văn số {self.letter_number}{day}"
+        return self.document
+
+    def is_working_day(self, day: date) -> bool:
+        """Monday to Friday and not a holiday listed in the campaign file."""
+        return day.weekday() < 5 and day not in self.holidays
 
     @property
     def required_forms(self) -> tuple[str, ...]:
@@ -131,6 +148,8 @@ def _parse_campaign(text: str, source: str | None, timezone: str | None) -> Camp
         deadline_text=data.get("deadline_text", deadline.strftime("%d/%m/%Y")),
         timezone=str(tz),
         document=data.get("document", ""),
+        letter_number=str(data.get("letter_number", "")),
+        letter_date=_date_or_none(data.get("letter_date")),
         submission_address=data.get("submission_address", ""),
         accepted_formats=tuple(data.get("accepted_formats", ("xlsx", "docx", "xls", "doc"))),
         forms=tuple(FormSpec(**f) for f in data.get("forms", ())),
@@ -141,8 +160,15 @@ def _parse_campaign(text: str, source: str | None, timezone: str | None) -> Camp
         reminder_days=tuple(int(d) for d in reminders.get("days_before", (7, 3, 1))),
         reminder_time=reminders.get("time", "08:00"),
         digest_time=data.get("digest", {}).get("time", "07:30"),
+        holidays=tuple(sorted(date.fromisoformat(str(d)) for d in data.get("holidays", ()))),
         source=source,
     )
+
+
+def _date_or_none(value: object) -> date | None:
+    if value is None or value == "":
+        return None
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
 def load_campaign(path: str | Path, timezone: str | None = None) -> Campaign:
@@ -209,6 +235,9 @@ def new_campaign_text(campaign: Campaign, year: int) -> str:
         lines.append(f"# Last year's letter: {campaign.document}")
     lines += [
         'document = ""',
+        'letter_number = ""',
+        "# letter_date = " + f"{year}-01-01",
+        "# This year's days off (Tết, national holidays), e.g. holidays = [" + f"{year}-04-30]",
         f"deadline = {_toml_str(new_deadline.replace(tzinfo=None).isoformat())}",
         f"deadline_text = {_toml_str(campaign.deadline_text.replace(old, new))}",
         f"submission_address = {_toml_str(campaign.submission_address)}",

@@ -11,6 +11,7 @@ from typing import Any, Final
 from sqlalchemy.orm import Session
 
 from mailbot import db as dbm
+from mailbot.glossary import UNIT_STATE_LABELS
 from rules.base import FORM_NAMES
 from rules.campaign import Campaign
 
@@ -31,13 +32,7 @@ QUARANTINE_REASONS: Final = {
 #   partial                at least one required form counts, another was never sent
 #   missing                no required form counts and none arrived at all
 STATES: Final = ("complete", "awaiting-confirmation", "errors", "partial", "missing")
-STATE_LABELS: Final = {
-    "complete": "Đã gửi đủ",
-    "partial": "Gửi chưa đủ",
-    "missing": "Chưa gửi",
-    "errors": "Có lỗi cần sửa",
-    "awaiting-confirmation": "Chờ xác nhận người gửi",
-}
+STATE_LABELS: Final = UNIT_STATE_LABELS
 
 # Per form: what its versions amount to (same order of precedence as the unit states).
 FORM_OK: Final = "ok"
