@@ -10,12 +10,19 @@ import json
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Final
 
 from sqlalchemy.orm import Session
 
 from mailbot import db as dbm
+from mailbot.campaign.attention import (
+    LinkFor,
+    bounces,
+    mails_to_read,
+    needs_attention,
+)
+from mailbot.campaign.chart import DayCount, progress_png
 from mailbot.campaign.export import consolidated_xlsx, export_file_name, issuer_of
 from mailbot.campaign.forms import XLSX_TYPE
 from mailbot.campaign.health import campaign_stale, health_warnings
@@ -27,44 +34,43 @@ from mailbot.campaign.schedule import (
     local,
 )
 from mailbot.campaign.status import (
+    FORM_ERRORS,
+    FORM_NONE,
     FORM_OK,
-    QUARANTINE_REASONS,
+    FORM_UNCONFIRMED,
+    STATES,
     UnitState,
     count_states,
     unit_states,
 )
 from mailbot.campaign.views import (
     ArrivalView,
-    AttentionView,
     DigestCounts,
     DigestView,
     ReplacementView,
-    ToReadView,
+    UnitGroupView,
     percent,
 )
 from mailbot.config import Config
-from mailbot.mail.compose import compose, new_message_id
+from mailbot.contact import contact_of
+from mailbot.glossary import UNIT_STATE_LABELS
+from mailbot.mail.compose import Related, compose, new_message_id
 from mailbot.mail.views import model_label
 from outbox_templates import render
-from outbox_templates.labels import FIELD_LABELS
+from outbox_templates.labels import FIELD_LABELS, form_short
 from parsers.model import FIELDS
 from rules.base import FORM_NAMES
 from rules.campaign import Campaign
 
 log = logging.getLogger(__name__)
 
-# How many senders the "Thư khác" line names before it only counts the rest.
-OTHER_MAIL_SHOWN: Final = 5
 # After the deadline, a digest goes out only on days with news (the first day always).
 QUIET_AFTER_DEADLINE: Final = timedelta(days=1)
 # Once per campaign: the digest that tells staff the robot still runs a long-past campaign.
 STALE_DIGEST_JOB: Final = "digest-stale-campaign"
-OUTGOING_KIND_LABELS: Final = {
-    "receipt": "Thư xác nhận",
-    "reminder": "Thư nhắc hạn",
-    "digest": "Báo cáo hằng ngày",
-    "notice": "Thư thông báo",
-}
+# The chart's right panel covers at most this many days, ending today or at the deadline.
+CHART_DAYS: Final = 28
+CHART_NAME: Final = "tien-do.png"
 
 
 @dataclass(frozen=True)
@@ -158,156 +164,6 @@ def _model_key(name: str | None, model: str) -> str:
     return " ".join(model_label(name, model).casefold().split())
 
 
-def _event_detail(
-    ev: dbm.Event, names: dict[str, str], campaign: Campaign
-) -> tuple[str, str] | None:
-    """(label, detail) of an event staff should see, or None for events shown another way."""
-    unit = names.get(ev.unit_code or "", ev.unit_code or "")
-    mail = f" (thư #{ev.mail_id})" if ev.mail_id else ""
-    if ev.kind == "unreadable-file":
-        who = f" của {unit}" if unit else ""
-        return "Tệp không đọc được", f"{ev.detail or 'tệp đính kèm'}{who}{mail}"
-    if ev.kind == "bounce":
-        try:
-            info = json.loads(ev.detail or "{}")
-        except ValueError:
-            info = {}
-        kind = OUTGOING_KIND_LABELS.get(info.get("kind") or "", "Thư")
-        rcpt = info.get("recipient") or "(không rõ người nhận)"
-        who = f" – {unit}" if unit else ""
-        status = f", mã {info['status']}" if info.get("status") else ""
-        return "Thư bị trả lại", f"{kind} gửi {rcpt}{who} không đến được{status}"
-    if ev.kind == "rate-limited":
-        return (
-            "Không trả lời tự động",
-            f"{ev.detail} đã nhận đủ số thư tự động trong một giờ{mail}",
-        )
-    if ev.kind == "reply-withheld-old":
-        return "Thư cũ, không trả lời tự động", _old_mail_detail(ev, campaign)
-    if ev.kind == "oversize":
-        return "Thư quá lớn", f"{ev.detail or ''}{mail}".strip()
-    if ev.kind == "send-failed":
-        return (
-            "Gửi thư thất bại",
-            f"{ev.detail or ''}. Gửi lại: mailbot outbox retry --all-failed".lstrip(". "),
-        )
-    if ev.kind == "disk-low":
-        return (
-            "Ổ đĩa sắp đầy",
-            f"Thư mục dữ liệu chỉ còn {ev.detail} trống: mailbot tạm ngừng nhận thư mới (thư "
-            "vẫn nằm trên máy chủ, không mất) cho đến khi có thêm chỗ trống",
-        )
-    if ev.kind == "send-delayed":
-        return (
-            "Thư gửi đi bị chậm",
-            f"{ev.detail or ''}. Máy chủ thư tạm thời không nhận; mailbot tiếp tục gửi lại "
-            "(tối đa mỗi giờ một lần)".lstrip(". "),
-        )
-    return None
-
-
-def _old_mail_detail(ev: dbm.Event, campaign: Campaign) -> str:
-    """Staff's line for a mail recorded but not answered because it arrived long ago."""
-    try:
-        info = json.loads(ev.detail or "{}")
-        arrived = local(datetime.fromisoformat(info["arrived_at"]), campaign)
-        when = arrived.strftime("%H:%M ngày %d/%m/%Y")
-    except (ValueError, KeyError, TypeError):
-        info, when = {}, "(không rõ)"
-    sender = info.get("from") or "(không rõ người gửi)"
-    subject = f" (tiêu đề: “{info['subject']}”)" if info.get("subject") else ""
-    days = info.get("max_days") or "?"
-    return (
-        f"Thư #{ev.mail_id} của {sender}{subject} đến máy chủ lúc {when}, đã quá {days} ngày: "
-        "đã ghi nhận nhưng hệ thống không gửi trả lời tự động. Nếu cần trả lời, đề nghị cán bộ "
-        f"trả lời trực tiếp hoặc chạy mailbot reprocess {ev.mail_id}"
-    )
-
-
-def needs_attention(
-    session: Session,
-    since: datetime | None,
-    now: datetime,
-    campaign: Campaign,
-    names: dict[str, str],
-) -> tuple[AttentionView, ...]:
-    """What a person must look at: the quarantine, unconfirmed senders, and recent events."""
-    items: list[AttentionView] = []
-    for mail in dbm.mails_with_status(session, "quarantined"):
-        reason = QUARANTINE_REASONS.get(mail.quarantine_reason or "", mail.quarantine_reason or "")
-        label = (
-            "Người gửi không xác định"
-            if mail.quarantine_reason == "unknown-unit"
-            else "Thư bị giữ lại"
-        )
-        subject = f" – “{mail.subject}”" if mail.subject else ""
-        items.append(
-            AttentionView(
-                kind_label=label,
-                detail=f"Thư #{mail.id} từ {mail.from_addr or '(không rõ)'}{subject}: {reason}. "
-                f"Xử lý: mailbot review assign --mail {mail.id} --unit MÃ_ĐƠN_VỊ, "
-                f"hoặc mailbot review reject --mail {mail.id}",
-                when=local(mail.received_at, campaign),
-            )
-        )
-    for mail in dbm.mails_awaiting_confirmation(session):
-        unit = names.get(mail.unit_code or "", mail.unit_code or "?")
-        items.append(
-            AttentionView(
-                kind_label="Chờ xác nhận người gửi",
-                detail=f"{mail.from_addr} gửi biểu thay cho {unit} (thư #{mail.id}). "
-                f"Xác nhận: mailbot review confirm --mail {mail.id}",
-                when=local(mail.received_at, campaign),
-            )
-        )
-    if since is None:
-        since = campaign.deadline - timedelta(days=365)
-    others: list[dbm.Event] = []
-    for ev in dbm.events_since(session, since):
-        if ev.at > now:
-            continue
-        if ev.kind == "other-mail":
-            others.append(ev)
-            continue
-        shown = _event_detail(ev, names, campaign)
-        if shown is not None:
-            items.append(AttentionView(shown[0], shown[1], local(ev.at, campaign)))
-    if others:
-        items.append(_other_mail_line(others, campaign))
-    return tuple(items)
-
-
-def _other_mail_line(events: list[dbm.Event], campaign: Campaign) -> AttentionView:
-    """One short line for the mail not from a unit and holding no form (not answered)."""
-    shown = [f"{ev.detail or '(không rõ)'} (thư #{ev.mail_id})" for ev in events[:OTHER_MAIL_SHOWN]]
-    rest = len(events) - len(shown)
-    more = f"; và {rest} thư khác" if rest > 0 else ""
-    return AttentionView(
-        kind_label="Thư khác",
-        detail=f"{len(events)} thư không phải của đơn vị trong danh sách, không kèm biểu mẫu, "
-        f"không trả lời tự động: {'; '.join(shown)}{more}",
-        when=local(events[-1].at, campaign),
-    )
-
-
-def mails_to_read(
-    session: Session, now: datetime, campaign: Campaign, names: dict[str, str]
-) -> tuple[ToReadView, ...]:
-    """Units' mails without a form that no one has marked handled, received by `now`."""
-    return tuple(
-        ToReadView(
-            mail_id=m.id,
-            when=local(m.received_at, campaign),
-            unit=names.get(m.unit_code or "", m.unit_code or ""),
-            sender=m.from_addr or "(không rõ)",
-            subject=m.subject or "",
-            excerpt=m.excerpt or "",
-        )
-        for m in dbm.mails_for_staff(session)
-        if m.received_at <= now
-    )
-
-
 def _counts_by_level_and_field(
     session: Session, states: list[UnitState]
 ) -> dict[str, dict[str, int]]:
@@ -328,6 +184,57 @@ def _counts_by_level_and_field(
     return counts
 
 
+def last_on_time_day(campaign: Campaign) -> date:
+    """The last local day whose mail is on time (the deadline is the first late moment)."""
+    return local(campaign.deadline - timedelta(microseconds=1), campaign).date()
+
+
+def per_day(
+    session: Session, now: datetime, campaign: Campaign, last_day: date
+) -> tuple[DayCount, ...]:
+    """Submissions (one per mail and unit) received each local day, up to today or the deadline.
+
+    Days run from the first submission (at most CHART_DAYS back) to the later of today and
+    the last day on time, so the deadline is always on the chart.
+    """
+    days: dict[date, set[tuple[int, str]]] = defaultdict(set)
+    for sub in dbm.submissions_received(session, None, now):
+        days[local(sub.received_at, campaign).date()].add((sub.mail_id, sub.unit_code))
+    today = local(now, campaign).date()
+    end = max(today, last_day)
+    start = max(min([*days, today]), end - timedelta(days=CHART_DAYS - 1))
+    count = (end - start).days + 1
+    return tuple(
+        DayCount(start + timedelta(days=i), len(days.get(start + timedelta(days=i), ())))
+        for i in range(count)
+    )
+
+
+def unit_groups(states: list[UnitState]) -> tuple[UnitGroupView, ...]:
+    """The units in each state, in register order, each with what it still lacks."""
+    by_state: dict[str, list[str]] = defaultdict(list)
+    for u in states:
+        by_state[u.state].append(u.name + _unit_note(u))
+    return tuple(
+        UnitGroupView(state, UNIT_STATE_LABELS[state], tuple(by_state[state]))
+        for state in STATES
+        if by_state.get(state)
+    )
+
+
+def _unit_note(u: UnitState) -> str:
+    """' (còn thiếu Mẫu 02; Mẫu 01 có lỗi)': what keeps a unit from complete."""
+    notes = []
+    missing = [form_short(c) for c in u.forms_with(FORM_NONE) if u.owes(c)]
+    if missing and u.state != "missing":
+        notes.append("còn thiếu " + ", ".join(missing))
+    notes.extend(f"{form_short(c)} có lỗi" for c in u.forms_with(FORM_ERRORS) if u.owes(c))
+    notes.extend(
+        f"{form_short(c)} chờ xác nhận" for c in u.forms_with(FORM_UNCONFIRMED) if u.owes(c)
+    )
+    return f" ({'; '.join(notes)})" if notes else ""
+
+
 def build_digest(
     session: Session,
     campaign: Campaign,
@@ -337,8 +244,13 @@ def build_digest(
     *,
     since: datetime | None = None,
     use_previous: bool = True,
+    link_for: LinkFor | None = None,
 ) -> DigestPlan:
-    """Everything the digest says at `now`, with the consolidated workbook attached."""
+    """Everything the digest says at `now`, with the consolidated workbook attached.
+
+    `link_for(kind, mail id, unit code)` gives each action its one-click link (None: the
+    digest says in words what to do).
+    """
     if use_previous and since is None:
         since = previous_digest_at(session)
     states = unit_states(session, campaign, now)
@@ -348,9 +260,11 @@ def build_digest(
     after = now >= campaign.deadline
     arrivals = _arrivals(session, since, now, campaign, names)
     replaced = _replacements(session, since, now, campaign, names)
-    attention = needs_attention(session, since, now, campaign, names)
-    to_read = mails_to_read(session, now, campaign, names)
-    overdue = tuple(f"{u.name} – {u.label}" for u in states if not u.complete) if after else ()
+    attention = needs_attention(
+        session, since, now, campaign, names, link_for, district=config.district
+    )
+    to_read = mails_to_read(session, now, campaign, names, link_for)
+    last_day = last_on_time_day(campaign)
     name = export_file_name(campaign, now)
     workbook = (
         export_bytes
@@ -381,18 +295,24 @@ def build_digest(
         arrivals=arrivals,
         replacements=replaced,
         needs_attention=attention,
-        overdue_units=overdue,
         after_deadline=after,
         since=local(since, campaign) if since is not None else None,
         attachment_name=name,
         office_name=config.outgoing.from_name,
         to_read=to_read,
         warnings=tuple(w.text for w in health_warnings(campaign, total, now)),
+        groups=unit_groups(states),
+        bounces=bounces(session, since, now, campaign, names),
+        per_day=per_day(session, now, campaign, last_day),
+        last_day=last_day,
+        chart_cid=f"tien-do.{local(now, campaign):%Y%m%d}@{config.outgoing.message_id_domain}",
+        contact=contact_of(config, campaign),
     )
     news = (
         bool(arrivals)
         or any(a.when is not None and since is not None and a.when >= since for a in attention)
         or any(since is not None and r.when >= since for r in to_read)
+        or any(since is not None and b.when >= since for b in view.bounces)
         or since is None
     )
     return DigestPlan(
@@ -411,6 +331,10 @@ def _queue_digest_plan(
 ) -> dbm.Outbox:
     rendered = render("digest", plan.view)
     out = config.outgoing
+    related = []
+    if plan.view.chart_cid and plan.view.last_day is not None:
+        chart = progress_png(plan.view.counts.bars, plan.view.per_day, plan.view.last_day)
+        related.append(Related(plan.view.chart_cid, chart, "image/png", CHART_NAME))
     mid, raw = compose(
         rendered=rendered,
         from_addr=out.from_address,
@@ -419,6 +343,7 @@ def _queue_digest_plan(
         message_id_domain=out.message_id_domain,
         auto_submitted="auto-generated",
         attachments=[(plan.attachment_name, plan.workbook, XLSX_TYPE)],
+        related=related,
         date=now,
         message_id=new_message_id(out.message_id_domain),
     )
@@ -442,6 +367,7 @@ def queue_digest(
     export_bytes: bytes | None = None,
     *,
     manual: bool = False,
+    link_for: LinkFor | None = None,
 ) -> int | None:
     """Queue the daily digest when due (claiming `digest:<local date>`); its outbox id, or None.
 
@@ -454,7 +380,7 @@ def queue_digest(
         return None
     point = local(now, campaign).date().isoformat()
     if manual:
-        plan = build_digest(session, campaign, config, now, export_bytes)
+        plan = build_digest(session, campaign, config, now, export_bytes, link_for=link_for)
         dbm.claim_job_run(session, DIGEST_JOB, point, now, detail=json.dumps({"manual": True}))
         dbm.claim_job_run(session, MANUAL_DIGEST_JOB, now.isoformat(), now)
         row = _queue_digest_plan(
@@ -462,8 +388,8 @@ def queue_digest(
         )
         return row.id
     if digest_due(session, campaign, config, now) is None:
-        return _queue_stale_digest(session, campaign, config, now, export_bytes)
-    plan = build_digest(session, campaign, config, now, export_bytes)
+        return _queue_stale_digest(session, campaign, config, now, export_bytes, link_for)
+    plan = build_digest(session, campaign, config, now, export_bytes, link_for=link_for)
     if now >= campaign.deadline + QUIET_AFTER_DEADLINE and not plan.news:
         dbm.claim_job_run(
             session, DIGEST_JOB, point, now, detail=json.dumps({"skipped": "nothing new"})
@@ -482,6 +408,7 @@ def _queue_stale_digest(
     config: Config,
     now: datetime,
     export_bytes: bytes | None,
+    link_for: LinkFor | None,
 ) -> int | None:
     """One digest, once per campaign, when the daemon runs a campaign long past.
 
@@ -494,7 +421,7 @@ def _queue_stale_digest(
         return None
     if not dbm.claim_job_run(session, STALE_DIGEST_JOB, campaign.id, now):
         return None
-    plan = build_digest(session, campaign, config, now, export_bytes)
+    plan = build_digest(session, campaign, config, now, export_bytes, link_for=link_for)
     row = _queue_digest_plan(session, plan, config, now, f"{STALE_DIGEST_JOB}:{campaign.id}")
     log.warning("queued a digest telling staff that campaign %s is long past", campaign.id)
     return row.id

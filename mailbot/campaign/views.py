@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+from typing import Final
 
+from mailbot.campaign.chart import DayCount, StateBar
+from mailbot.contact import Contact
+from mailbot.glossary import UNIT_STATE_LABELS
 from mailbot.mail.views import DEFAULT_FORMATS, DEFAULT_OFFICE
 from outbox_templates.labels import FIELD_LABELS
 from parsers.model import FIELDS
@@ -38,6 +42,18 @@ class DigestCounts:
     errors: int
     awaiting_confirmation: int
     total: int
+
+    @property
+    def bars(self) -> tuple[StateBar, ...]:
+        """The states in the order staff read them (the chart's segments), with their words."""
+        figures = {
+            "complete": self.complete,
+            "awaiting-confirmation": self.awaiting_confirmation,
+            "errors": self.errors,
+            "partial": self.partial,
+            "missing": self.missing,
+        }
+        return tuple(StateBar(k, UNIT_STATE_LABELS[k], v) for k, v in figures.items())
 
 
 @dataclass(frozen=True)
@@ -77,13 +93,51 @@ class ReplacementView:
         return line
 
 
+ACTION_KINDS: Final = ("confirm", "assign", "reject", "handled", "reprocess")
+
+
+@dataclass(frozen=True)
+class DigestAction:
+    """One thing staff can do about an item: a one-click link, else a sentence saying what to do."""
+
+    kind: str  # one of ACTION_KINDS
+    label: str  # "Xác nhận người gửi", "Tính cho Đảng ủy phường Khương Trung", "Từ chối"
+    href: str | None = None
+    mail_id: int | None = None
+
+    @property
+    def todo(self) -> str:
+        """The sentence said instead of the link when there is none."""
+        return todo_line((self,))
+
+
+def todo_line(actions: Sequence[DigestAction]) -> str:
+    """What to do, in words, for the actions that have no link ("" when all have one)."""
+    open_ = [a for a in actions if not a.href]
+    if not open_:
+        return ""
+    ask = "Đề nghị đồng chí quản trị hệ thống thực hiện"
+    if open_[0].mail_id is not None:
+        ask += f" với thư số {open_[0].mail_id}"
+    words = [a.label[:1].lower() + a.label[1:] for a in open_]
+    if len(words) == 1:
+        return f"{ask}: {words[0]}."
+    return f"{ask} một trong các việc: {'; '.join(words)}."
+
+
 @dataclass(frozen=True)
 class AttentionView:
-    """Something that needs a person: quarantined mail, unknown sender, bounce, unreadable file."""
+    """Something that needs a person: held mail, a sender to confirm, an unanswered mail."""
 
     kind_label: str
     detail: str
     when: datetime | None = None
+    actions: tuple[DigestAction, ...] = ()
+
+    @property
+    def todo(self) -> str:
+        """What to do in words, for the actions without a link."""
+        return todo_line(self.actions)
 
 
 @dataclass(frozen=True)
@@ -96,6 +150,38 @@ class ToReadView:
     sender: str
     subject: str
     excerpt: str
+    actions: tuple[DigestAction, ...] = ()
+
+    @property
+    def todo(self) -> str:
+        """What to do in words, for the actions without a link."""
+        return todo_line(self.actions)
+
+
+@dataclass(frozen=True)
+class BounceView:
+    """One of our mails that came back undelivered, naming the unit it was for."""
+
+    when: datetime
+    what: str  # "Thư nhắc hạn"
+    unit: str  # the unit's name; "" when the address is no unit's
+    recipient: str
+    reason: str  # "địa chỉ không tồn tại"
+
+    @property
+    def text(self) -> str:
+        """'Thư nhắc hạn gửi Hội Cựu chiến binh phường X (addr) bị trả lại: địa chỉ …'."""
+        to = f"{self.unit} ({self.recipient})" if self.unit else self.recipient
+        return f"{self.what} gửi {to} bị trả lại: {self.reason}"
+
+
+@dataclass(frozen=True)
+class UnitGroupView:
+    """The units in one state, in register order; each name may carry a short note."""
+
+    state: str
+    label: str
+    units: tuple[str, ...]
 
 
 def percent(part: int, total: int) -> int:
@@ -107,7 +193,7 @@ def percent(part: int, total: int) -> int:
 
 @dataclass(frozen=True)
 class DigestView:
-    """The daily report to staff."""
+    """The daily report to staff: what needs a person, progress, units by state, questions."""
 
     generated_at: datetime
     campaign_name: str
@@ -117,7 +203,6 @@ class DigestView:
     counts_by_level_and_field: Mapping[str, Mapping[str, int]]
     arrivals: tuple[ArrivalView, ...]
     needs_attention: tuple[AttentionView, ...]
-    overdue_units: tuple[str, ...]
     after_deadline: bool
     since: datetime | None = None
     attachment_name: str | None = None
@@ -127,6 +212,12 @@ class DigestView:
     replacements: tuple[ReplacementView, ...] = ()
     # Said first: the robot may be working on the wrong thing (a past campaign, no units).
     warnings: tuple[str, ...] = ()
+    groups: tuple[UnitGroupView, ...] = ()
+    bounces: tuple[BounceView, ...] = ()
+    per_day: tuple[DayCount, ...] = ()
+    last_day: date | None = None  # the last day that counts as on time
+    chart_cid: str | None = None  # the chart's Content-ID in the mail (no brackets)
+    contact: Contact | None = None
 
     @property
     def bar_done(self) -> int:
@@ -142,3 +233,22 @@ class DigestView:
         for per_field in self.counts_by_level_and_field.values():
             labels.extend(k for k in per_field if k not in labels)
         return tuple(labels)
+
+    @property
+    def units_line(self) -> str:
+        """'12 đã gửi đủ, 5 gửi chưa đủ, …': the chart's left panel in words."""
+        return ", ".join(f"{b.count} {b.label.lower()}" for b in self.counts.bars)
+
+    @property
+    def days_line(self) -> str:
+        """'07/02: 2; 08/02: 5; …': the chart's right panel in words (days with mail only)."""
+        busy = [f"{d.day:%d/%m}: {d.count}" for d in self.per_day if d.count]
+        return "; ".join(busy) if busy else "chưa có"
+
+    @property
+    def chart_alt(self) -> str:
+        """The chart's alternative text: the same figures."""
+        return (
+            f"Đơn vị theo tình trạng: {self.units_line}. "
+            f"Số lượt gửi biểu theo ngày: {self.days_line}."
+        )

@@ -9,6 +9,7 @@ import secrets
 import unicodedata
 import urllib.parse
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.header import Header
 from email.headerregistry import Address
@@ -37,6 +38,16 @@ _MSGID_TOKEN_RE = re.compile(r"<[^<>\s]+>")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 _CRLF: Final = "\r\n"
 _LINE: Final = 78  # RFC 5322's recommended line length
+
+
+@dataclass(frozen=True)
+class Related:
+    """A part the HTML shows inline (an image), referred to as `cid:<content_id>`."""
+
+    content_id: str  # without the angle brackets
+    data: bytes
+    mimetype: str
+    filename: str
 
 
 def _fold_ids(name: str, value: str, limit: int, linesep: str) -> str:
@@ -186,13 +197,15 @@ def compose(
     references: Sequence[str] = (),
     original_subject: str | None = None,
     attachments: Sequence[tuple[str, bytes, str]] = (),
+    related: Sequence[Related] = (),
     date: datetime | None = None,
     message_id: str | None = None,
 ) -> tuple[str, bytes]:
     """Build one outgoing mail; returns its Message-ID and the raw bytes (CRLF line ends).
 
-    Text and HTML as multipart/alternative (inside multipart/mixed with attachments); a reply
-    (given `original_subject`/`in_reply_to`) gets 'Re:', In-Reply-To and References.
+    Text and HTML as multipart/alternative (inside multipart/mixed with attachments); the
+    HTML with the `related` images it shows as multipart/related. A reply (given
+    `original_subject`/`in_reply_to`) gets 'Re:', In-Reply-To and References.
     """
     if auto_submitted not in AUTO_SUBMITTED_VALUES:
         raise ValueError(f"Auto-Submitted must be one of {AUTO_SUBMITTED_VALUES}")
@@ -234,18 +247,26 @@ def compose(
     head.append(f"Precedence: {_PRECEDENCE[auto_submitted]}{_CRLF}")
     head.append(_text_line("X-Loop", from_addr.strip()))
 
-    body = _mime_body(rendered.text, rendered.html, attachments)
+    body = _mime_body(rendered.text, rendered.html, attachments, related)
     return mid, "".join(head).encode("ascii", "surrogateescape") + body
 
 
-def _mime_body(text: str, html: str, attachments: Sequence[tuple[str, bytes, str]]) -> bytes:
+def _mime_body(
+    text: str,
+    html: str,
+    attachments: Sequence[tuple[str, bytes, str]],
+    related: Sequence[Related] = (),
+) -> bytes:
     """MIME-Version, Content-* headers and the encoded body: text and HTML, then the files.
 
     Written directly (quoted-printable and base64 from the standard codecs): the email
     package's header folding for the part headers cost as much as the rest of the intake.
     """
-    parts = [_text_part(text, "plain"), _text_part(html, "html")]
-    top = _multipart("alternative", parts)
+    html_part = _text_part(html, "html")
+    if related:
+        inline = [_related_part(r) for r in related]
+        html_part = _multipart("related", [html_part, *inline], 'type="text/html"')
+    top = _multipart("alternative", [_text_part(text, "plain"), html_part])
     if attachments:
         files = [_attachment_part(name, data, mimetype) for name, data, mimetype in attachments]
         top = _multipart("mixed", [top, *files])
@@ -264,10 +285,13 @@ def _text_part(text: str, subtype: str) -> bytes:
     ).encode("ascii") + encoded
 
 
-def _multipart(subtype: str, parts: Sequence[bytes]) -> bytes:
+def _multipart(subtype: str, parts: Sequence[bytes], params: str = "") -> bytes:
     # QP escapes every "=" and base64 never puts "_" after one: no part can hold the boundary.
     boundary = f"=_{secrets.token_hex(16)}"
-    out = [f'Content-Type: multipart/{subtype}; boundary="{boundary}"\r\n\r\n'.encode("ascii")]
+    extra = f"; {params}" if params else ""
+    out = [
+        f'Content-Type: multipart/{subtype}; boundary="{boundary}"{extra}\r\n\r\n'.encode("ascii")
+    ]
     for part in parts:
         out.append(f"--{boundary}\r\n".encode("ascii") + part + b"\r\n")
     out.append(f"--{boundary}--\r\n".encode("ascii"))
@@ -282,6 +306,24 @@ def _attachment_part(name: str, data: bytes, mimetype: str) -> bytes:
     encoded = base64.encodebytes(bytes(data)).replace(b"\n", b"\r\n")
     head = (
         f"{ctype}\r\nContent-Transfer-Encoding: base64\r\n{_disposition(_safe_filename(name))}\r\n"
+    )
+    return head.encode("ascii") + encoded
+
+
+def _related_part(part: Related) -> bytes:
+    """An inline part the HTML refers to by its Content-ID."""
+    maintype, subtype = _mime_type(part.mimetype)
+    cid = _one_line(part.content_id).strip("<>")
+    if not cid.isascii() or any(c in cid for c in "<> "):
+        raise ValueError(f"not a usable Content-ID: {part.content_id!r}")
+    name = _safe_filename(part.filename)
+    if not (name.isascii() and name.isprintable()):
+        raise ValueError(f"an inline part needs a plain file name: {part.filename!r}")
+    encoded = base64.encodebytes(bytes(part.data)).replace(b"\n", b"\r\n")
+    head = (
+        f"Content-Type: {maintype}/{subtype}\r\nContent-Transfer-Encoding: base64\r\n"
+        f"Content-ID: <{cid}>\r\n"
+        f'Content-Disposition: inline; filename="{name}"\r\n\r\n'
     )
     return head.encode("ascii") + encoded
 
@@ -306,6 +348,7 @@ def _disposition(filename: str) -> str:
 
 __all__ = [
     "AUTO_SUBMITTED_VALUES",
+    "Related",
     "compose",
     "message_ids",
     "new_message_id",
