@@ -98,11 +98,11 @@ def _units_panel(ax: Axes, states: Sequence[StateBar]) -> None:
             loc="upper left",
             bbox_to_anchor=(0.0, 0.12),
             ncol=2,
-            fontsize=7.5,
+            fontsize=8,
             frameon=False,
             handlelength=1,
             columnspacing=0.8,
-            prop={"family": FONT, "size": 7.5},
+            prop={"family": FONT, "size": 8},
         )
 
 

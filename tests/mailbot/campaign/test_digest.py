@@ -12,6 +12,7 @@ from mailbot import db as dbm
 from mailbot.campaign.digest import build_digest, queue_digest
 from mailbot.campaign.reminders import queue_reminders
 from mailbot.config import Config
+from outbox_templates import render
 from tests.mailbot.campaign.support import (
     CAMPAIGN,
     CONFIG,
@@ -72,7 +73,10 @@ def test_digest_content_and_workbook(database) -> None:
     assert "Ủy ban Mặt trận Tổ quốc Việt Nam quận Thanh Xuân" in text  # arrivals
     assert "la@nowhere.example" in text and "không xác định được đơn vị gửi" in text
     assert "bt@gmail.example gửi biểu thay cho Quận đoàn Thanh Xuân" in text
-    assert f"Thư nhắc hạn gửi {reminder.recipients[0]}" in text
+    assert (
+        f"Thư nhắc hạn gửi Chi bộ Bảo hiểm xã hội quận Thanh Xuân ({reminder.recipients[0]}) "
+        "bị trả lại: địa chỉ không tồn tại"
+    ) in text
     assert "width:" in html or "%" in html
     [attachment] = list(msg.iter_attachments())
     assert attachment.get_filename() == "Tổng hợp Dân vận khéo 2022 - 14-02-2022.xlsx"
@@ -112,9 +116,12 @@ def test_overdue_units_after_deadline(database) -> None:
     with database.session(write=False) as s:
         before = build_digest(s, CAMPAIGN, CONFIG, at(19, 7, 30))
         after = build_digest(s, CAMPAIGN, CONFIG, at(20, 7, 30))
-    assert before.view.overdue_units == () and not before.view.after_deadline
-    assert len(after.view.overdue_units) == 43
-    assert "Liên đoàn Lao động quận Thanh Xuân – Chưa gửi" in after.view.overdue_units
+    assert not before.view.after_deadline and after.view.after_deadline
+    groups = {g.state: g.units for g in after.view.groups}
+    assert groups["complete"] == ("Ủy ban Mặt trận Tổ quốc Việt Nam quận Thanh Xuân",)
+    assert sum(len(units) for units in groups.values()) == 44
+    assert "Liên đoàn Lao động quận Thanh Xuân" in groups["missing"]
+    assert "Chưa gửi, đã quá hạn (43)" in render("digest", after.view).text
 
 
 def test_no_digest_without_recipients(database) -> None:
@@ -146,7 +153,7 @@ def test_other_mail_is_one_short_line(database) -> None:
         plan = build_digest(s, CAMPAIGN, CONFIG, at(13, 7, 30))
     [line] = [a for a in plan.view.needs_attention if a.kind_label == "Thư khác"]
     assert line.detail.startswith("7 thư không phải của đơn vị trong danh sách")
-    assert "nguoi0@la.example (thư #1)" in line.detail and "nguoi5@la.example" not in line.detail
+    assert "nguoi0@la.example (thư số 1)" in line.detail and "nguoi5@la.example" not in line.detail
     assert line.detail.endswith("; và 2 thư khác")
     assert line.when == at(12, 10, 6)
     assert plan.news

@@ -124,7 +124,7 @@ def test_mail_without_form_is_listed_until_handled(database) -> None:
     assert plan.news
     text = render("digest", plan.view).text
     assert "Cho hỏi chi bộ có phải nộp mẫu 02 không ạ?" in text
-    assert f"mailbot review handled --mail {mail_id}" in text
+    assert f"Đề nghị đồng chí quản trị hệ thống thực hiện với thư số {mail_id}: đã xử lý." in text
     assert WORDS in text
     html = render("digest", plan.view).html
     assert "Cho hỏi chi bộ có phải nộp mẫu 02 không ạ?" in html

@@ -1,0 +1,171 @@
+"""The digest's actions, chart and mail: one-click links, likely units, the inline image."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import date
+
+from PIL import Image
+
+from mailbot import db as dbm
+from mailbot.campaign.attention import needs_attention
+from mailbot.campaign.chart import DayCount, StateBar, progress_png
+from mailbot.campaign.digest import build_digest, per_day, queue_digest
+from tests.mailbot.campaign.support import CAMPAIGN, CONFIG, add_form, at, outbox, parse
+
+
+def fake_link(kind: str, mail_id: int, unit: str | None) -> str | None:
+    """What C2's signed links look like, without the signature; no link for 'reject'."""
+    if kind == "reject":
+        return None
+    return f"mailto:robot@x.example?subject=T-{kind}-{mail_id}-{unit or ''}"
+
+
+def _held(database: dbm.Database, sender: str, subject: str, n: int = 1) -> int:
+    with database.session() as s:
+        mail, _ = dbm.record_received(
+            s,
+            source="test",
+            uidvalidity=None,
+            uid=None,
+            message_id=f"<held-{n}@x.example>",
+            sha256=f"{n:064d}",
+            raw_path=f"raw/held-{n}",
+            size=10,
+            from_addr=sender,
+            subject=subject,
+            received_at=at(12, 10),
+        )
+        dbm.quarantine(s, mail, "unknown-unit", at(12, 10))
+        return mail.id
+
+
+def test_unknown_sender_offers_the_likely_units_then_any_unit(database) -> None:
+    held = _held(database, "dangbo.khuongtrung@gmail.example", "Gửi biểu mẫu")
+    with database.session(write=False) as s:
+        [item] = needs_attention(s, None, at(13), CAMPAIGN, {}, fake_link)
+    assert item.kind_label == "Người gửi không xác định"
+    assert f"Thư số {held} của dangbo.khuongtrung@gmail.example" in item.detail
+    assert [(a.kind, a.label, a.href) for a in item.actions] == [
+        (
+            "assign",
+            "Tính cho Đảng ủy phường Khương Trung",
+            f"mailto:robot@x.example?subject=T-assign-{held}-p-khuong-trung",
+        ),
+        ("assign", "Tính cho đơn vị khác", f"mailto:robot@x.example?subject=T-assign-{held}-"),
+        ("reject", "Từ chối", None),
+    ]
+    # The link that is missing is said in words; the others are not repeated.
+    assert item.todo == f"Đề nghị đồng chí quản trị hệ thống thực hiện với thư số {held}: từ chối."
+
+
+def test_unit_named_in_the_subject_is_a_candidate(database) -> None:
+    _held(database, "ai.do@gmail.example", "Biểu mẫu của Đảng ủy phường Kim Giang")
+    with database.session(write=False) as s:
+        [item] = needs_attention(s, None, at(13), CAMPAIGN, {}, district="Thanh Xuân")
+    assert [a.label for a in item.actions] == [
+        "Tính cho Đảng ủy phường Kim Giang",
+        "Tính cho đơn vị khác",
+        "Từ chối",
+    ]
+    assert all(a.href is None for a in item.actions)
+
+
+def test_a_shared_domain_names_no_unit(database) -> None:
+    # Every unit writes from thanhxuan.example: the domain says nothing about who this is.
+    _held(database, "nguoi.la@thanhxuan.example", "Gửi biểu")
+    with database.session(write=False) as s:
+        [item] = needs_attention(s, None, at(13), CAMPAIGN, {})
+    assert [a.label for a in item.actions] == ["Tính cho đơn vị khác", "Từ chối"]
+
+
+def test_confirm_and_handled_links_carry_mail_and_unit(database) -> None:
+    mail_id = add_form(
+        database, "quan-doan", "M1", at(12), awaiting=True, sender="bt@gmail.example"
+    )
+    with database.session(write=False) as s:
+        plan = build_digest(s, CAMPAIGN, CONFIG, at(13, 7, 30), b"x", link_for=fake_link)
+    [item] = plan.view.needs_attention
+    assert item.detail.startswith("bt@gmail.example gửi biểu thay cho Quận đoàn Thanh Xuân")
+    assert (item.actions[0].label, item.actions[0].href) == (
+        "Xác nhận người gửi",
+        f"mailto:robot@x.example?subject=T-confirm-{mail_id}-quan-doan",
+    )
+
+
+def test_old_mail_offers_reprocess_not_a_command(database) -> None:
+    with database.session() as s:
+        mail, _ = dbm.record_received(
+            s,
+            source="test",
+            uidvalidity=None,
+            uid=None,
+            message_id="<old@x.example>",
+            sha256="a" * 64,
+            raw_path="raw/old",
+            size=10,
+            from_addr="mttq@thanhxuan.example",
+            subject="Biểu",
+            received_at=at(1, month=1),
+        )
+        info = {"arrived_at": at(1, month=1).isoformat(), "from": "mttq@thanhxuan.example"}
+        dbm.add_event(
+            s,
+            "reply-withheld-old",
+            at=at(12),
+            mail_id=mail.id,
+            detail=json.dumps(info | {"max_days": 14}),
+        )
+    with database.session(write=False) as s:
+        [item] = needs_attention(s, None, at(13), CAMPAIGN, {})
+    assert "đã quá 14 ngày" in item.detail and "mailbot" not in item.detail
+    assert [a.kind for a in item.actions] == ["reprocess"]
+
+
+def test_submissions_per_day_reach_the_deadline(database) -> None:
+    add_form(database, "mttq", "M1", at(10))
+    add_form(database, "mttq", "M2", at(10, 15))  # another mail, same unit, same day
+    add_form(database, "ldld", "M1", at(12))
+    with database.session(write=False) as s:
+        days = per_day(s, at(13), CAMPAIGN, date(2022, 2, 19))
+    assert days[0] == DayCount(date(2022, 2, 10), 2)
+    assert days[2] == DayCount(date(2022, 2, 12), 1)
+    assert days[-1].day == date(2022, 2, 19) and len(days) == 10
+
+
+def test_chart_is_a_small_deterministic_png() -> None:
+    bars = (StateBar("complete", "Đã gửi đủ", 12), StateBar("missing", "Chưa gửi", 32))
+    days = [DayCount(date(2022, 2, d), d % 3) for d in range(7, 21)]
+    png = progress_png(bars, days, date(2022, 2, 19))
+    assert png == progress_png(bars, days, date(2022, 2, 19))
+    with Image.open(io.BytesIO(png)) as image:
+        assert image.format == "PNG" and image.size == (600, 260)
+        assert "Software" not in image.info
+    other = progress_png(bars[:1], days, date(2022, 2, 19))
+    assert other != png
+
+
+def test_digest_mail_carries_the_chart_as_related_image(database) -> None:
+    add_form(database, "mttq", "M1", at(10))
+    with database.session() as s:
+        assert queue_digest(s, CAMPAIGN, CONFIG, at(14, 7, 30))
+    [row] = outbox(database, "digest")  # the bytes the sender delivers later, image included
+    msg = parse(row.raw)
+    assert msg.get_content_type() == "multipart/mixed"
+    [alternative, workbook] = msg.iter_parts()
+    assert alternative.get_content_type() == "multipart/alternative"
+    assert workbook.get_filename().endswith(".xlsx")
+    [text, related] = alternative.iter_parts()
+    assert text.get_content_type() == "text/plain"
+    assert related.get_content_type() == "multipart/related"
+    assert related.get_param("type") == "text/html"
+    [html, image] = related.iter_parts()
+    assert image.get_content_type() == "image/png"
+    assert image["Content-Disposition"].startswith("inline")
+    cid = image["Content-ID"].strip("<>")
+    assert cid == "tien-do.20220214@mailbot.invalid"
+    assert f'src="cid:{cid}"' in html.get_content()
+    with Image.open(io.BytesIO(image.get_content())) as png:
+        assert png.size == (600, 260)
+    assert "Số lượt gửi biểu theo ngày: 10/02: 1" in text.get_content()
