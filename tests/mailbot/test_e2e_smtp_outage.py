@@ -16,7 +16,7 @@ from pathlib import Path
 from aiosmtpd.controller import Controller
 
 from mailbot.app import open_app
-from mailbot.campaign.digest import needs_attention
+from mailbot.campaign.attention import needs_attention
 from mailbot.config import load_config
 from mailbot.service import Robot
 from mailbot.sources import open_source

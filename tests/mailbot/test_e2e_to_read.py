@@ -71,7 +71,7 @@ def test_question_is_listed_until_staff_mark_it_handled(
     _run(capsys, "--config", str(cfg), "digest")
     [first] = _digests(smtp_server)
     assert QUESTION in first and "chibo.thue@thanhxuan.example" in first
-    assert f"mailbot review handled --mail {mail_id}" in first
+    assert f"thực hiện với thư số {mail_id}: đã xử lý." in first
 
     done = _run(
         capsys, "--config", str(cfg), "review", "handled", "--mail", str(mail_id), "--by", "Lan"
@@ -84,7 +84,7 @@ def test_question_is_listed_until_staff_mark_it_handled(
     _run(capsys, "--config", str(cfg), "digest")
     second = _digests(smtp_server)[-1]
     assert len(_digests(smtp_server)) == 2
-    assert QUESTION not in second and f"--mail {mail_id}" not in second
+    assert QUESTION not in second and f"thư số {mail_id}" not in second
 
     # A second mark is refused with a message, not a traceback.
     code = main(["--config", str(cfg), "review", "handled", "--mail", str(mail_id)])

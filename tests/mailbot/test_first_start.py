@@ -20,7 +20,7 @@ import pytest
 import mailbot.app
 import mailbot.commands.intake
 from mailbot.app import open_app
-from mailbot.campaign.digest import needs_attention
+from mailbot.campaign.attention import needs_attention
 from mailbot.cli import main
 from mailbot.config import load_config
 from mailbot.service import Robot
@@ -154,9 +154,10 @@ def test_imap_old_mail_appended_later_is_recorded_but_not_answered(
         items = needs_attention(s, None, datetime.now(UTC), app.campaign, {})
     lines = [i.detail for i in items if i.kind_label == "Thư cũ, không trả lời tự động"]
     assert len(lines) == 1
-    assert f"Thư #{mail['id']} của dangbo.khuongtrung@thanhxuan.example" in lines[0]
+    assert f"Thư số {mail['id']} của dangbo.khuongtrung@thanhxuan.example" in lines[0]
     assert a_year_ago.astimezone(HANOI).strftime("%H:%M ngày %d/%m/%Y") in lines[0]
-    assert f"mailbot reprocess {mail['id']}" in lines[0]
+    [reprocess] = [i.actions for i in items if i.kind_label == "Thư cũ, không trả lời tự động"]
+    assert [(a.kind, a.mail_id) for a in reprocess] == [("reprocess", mail["id"])]
 
     # `mailbot review` lists it too, until staff have it answered.
     assert main(["--config", str(cfg), "review"]) == 0

@@ -98,7 +98,7 @@ def test_whole_campaign_reminders_and_digests(database) -> None:
     # the 22nd show on the 23rd
     assert days == [at(d, 7, 30) for d in range(1, 21)] + [at(23, 7, 30)]
     late = parse(digests[-1].raw).get_body(("plain",)).get_content()
-    assert "Đảng ủy phường Kim Giang – Mẫu 02; 2 mô hình; 0 lỗi; nộp muộn" in late
+    assert "Đảng ủy phường Kim Giang – Mẫu 02; 2 mô hình; 0 lỗi; gửi muộn" in late
     with database.session(write=False) as s:
         skipped = s.scalars(
             select(dbm.JobRun.point).where(
