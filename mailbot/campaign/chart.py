@@ -61,7 +61,7 @@ def progress_png(
     fig = Figure(figsize=SIZE_INCHES, dpi=DPI)
     fig.set_layout_engine("none")
     left = fig.add_axes((0.03, 0.18, 0.40, 0.62))
-    right = fig.add_axes((0.52, 0.18, 0.46, 0.62))
+    right = fig.add_axes((0.55, 0.18, 0.43, 0.62))
     _units_panel(left, states)
     _days_panel(right, per_day, last_day)
     buf = io.BytesIO()
@@ -98,11 +98,10 @@ def _units_panel(ax: Axes, states: Sequence[StateBar]) -> None:
             loc="upper left",
             bbox_to_anchor=(0.0, 0.12),
             ncol=2,
-            fontsize=8,
             frameon=False,
             handlelength=1,
             columnspacing=0.8,
-            prop={"family": FONT, "size": 8},
+            prop={"family": FONT, "size": 7.5},
         )
 
 
