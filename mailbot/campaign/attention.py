@@ -107,14 +107,17 @@ def _held(
         detail = f"Thư số {mail.id} của {sender}{_subject(mail)}: {reason}."
         actions.append(action(link_for, "reprocess", mail.id, None, "Xử lý lại"))
     else:
-        label = (
-            "Người gửi không xác định"
-            if mail.quarantine_reason == "unknown-unit"
-            else "Thư bị giữ lại"
-        )
+        if mail.quarantine_reason == "dmarc-fail":
+            label = "Thư bị giữ lại"
+            why = (
+                "không qua kiểm tra xác thực người gửi, có thể do người khác mạo danh địa chỉ này"
+            )
+        else:
+            label = "Người gửi không xác định"
+            why = f"có biểu mẫu nhưng {reason}"
         detail = (
-            f"Thư số {mail.id} của {sender}{_subject(mail)} có biểu mẫu nhưng {reason}. "
-            "Nếu biết thư của đơn vị nào, đề nghị tính cho đơn vị đó; nếu không phải, từ chối."
+            f"Thư số {mail.id} của {sender}{_subject(mail)} {why}. Nếu biết chắc là thư của "
+            "đơn vị nào, đề nghị tính cho đơn vị đó; nếu không, từ chối."
         )
         for unit in candidates(mail, register):
             actions.append(action(link_for, "assign", mail.id, unit.code, f"Tính cho {unit.name}"))

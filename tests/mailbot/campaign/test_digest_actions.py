@@ -22,7 +22,9 @@ def fake_link(kind: str, mail_id: int, unit: str | None) -> str | None:
     return f"mailto:robot@x.example?subject=T-{kind}-{mail_id}-{unit or ''}"
 
 
-def _held(database: dbm.Database, sender: str, subject: str, n: int = 1) -> int:
+def _held(
+    database: dbm.Database, sender: str, subject: str, n: int = 1, reason: str = "unknown-unit"
+) -> int:
     with database.session() as s:
         mail, _ = dbm.record_received(
             s,
@@ -37,7 +39,7 @@ def _held(database: dbm.Database, sender: str, subject: str, n: int = 1) -> int:
             subject=subject,
             received_at=at(12, 10),
         )
-        dbm.quarantine(s, mail, "unknown-unit", at(12, 10))
+        dbm.quarantine(s, mail, reason, at(12, 10))
         return mail.id
 
 
@@ -78,6 +80,19 @@ def test_a_shared_domain_names_no_unit(database) -> None:
     with database.session(write=False) as s:
         [item] = needs_attention(s, None, at(13), CAMPAIGN, {})
     assert [a.label for a in item.actions] == ["Tính cho đơn vị khác", "Từ chối"]
+
+
+def test_forged_looking_mail_offers_the_unit_it_claims(database) -> None:
+    _held(database, "ldld@thanhxuan.example", "Biểu", reason="dmarc-fail")
+    with database.session(write=False) as s:
+        [item] = needs_attention(s, None, at(13), CAMPAIGN, {})
+    assert item.kind_label == "Thư bị giữ lại"
+    assert "không qua kiểm tra xác thực người gửi" in item.detail and "DMARC" not in item.detail
+    assert [a.label for a in item.actions] == [
+        "Tính cho Liên đoàn Lao động quận Thanh Xuân",
+        "Tính cho đơn vị khác",
+        "Từ chối",
+    ]
 
 
 def test_confirm_and_handled_links_carry_mail_and_unit(database) -> None:

@@ -10,7 +10,7 @@ from email.utils import parsedate_to_datetime
 
 import pytest
 
-from mailbot.mail.compose import compose, message_ids, new_message_id, reply_subject
+from mailbot.mail.compose import Related, compose, message_ids, new_message_id, reply_subject
 from outbox_templates import Rendered
 
 FROM = "bdv_quthanhxuan@hanoi.gov.vn"
@@ -136,6 +136,39 @@ def test_attachments_with_vietnamese_names_round_trip() -> None:
     assert got[1][:2] == ("Mẫu số 02.docx", b"PK\x03\x04docx")
     assert got[2] == ("ghi chú.csv", "TT,Tên\n1,Ấp\n", "text/csv")
     assert got[3] == ("lạ.bin", b"\x00\x01", "application/octet-stream")
+
+
+def test_related_image_sits_with_the_html_that_shows_it() -> None:
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+    chart = Related("tien-do.20220214@thanhxuan.example", png, "image/png", "tien-do.png")
+    _, raw = _reply(related=[chart])
+    msg = _parse(raw)
+    assert msg.get_content_type() == "multipart/alternative"  # no attachment: no mixed
+    [text, related] = msg.iter_parts()
+    assert (text.get_content_type(), related.get_content_type()) == (
+        "text/plain",
+        "multipart/related",
+    )
+    assert related.get_param("type") == "text/html"
+    [html, image] = related.iter_parts()
+    assert html.get_content_type() == "text/html" and "Khương Trung" in html.get_content()
+    assert image["Content-ID"] == "<tien-do.20220214@thanhxuan.example>"
+    assert image.get_content_disposition() == "inline" and image.get_filename() == "tien-do.png"
+    assert image.get_content() == png
+    assert list(msg.iter_attachments()) == []  # clients show it in the text, not as a file
+
+
+@pytest.mark.parametrize(
+    "related",
+    [
+        Related("a b@x", b"x", "image/png", "a.png"),
+        Related("ảnh@x", b"x", "image/png", "a.png"),
+        Related("a@x", b"x", "image/png", "ảnh.png"),
+    ],
+)
+def test_related_part_needs_a_plain_content_id_and_name(related: Related) -> None:
+    with pytest.raises(ValueError, match="Content-ID|file name"):
+        _reply(related=[related])
 
 
 def test_new_mail_without_a_thread() -> None:
