@@ -109,9 +109,7 @@ def _held(
     else:
         if mail.quarantine_reason == "dmarc-fail":
             label = "Thư bị giữ lại"
-            why = (
-                "không qua kiểm tra xác thực người gửi, có thể do người khác mạo danh địa chỉ này"
-            )
+            why = "không qua kiểm tra xác thực người gửi, có thể do người khác mạo danh địa chỉ này"
         else:
             label = "Người gửi không xác định"
             why = f"có biểu mẫu nhưng {reason}"

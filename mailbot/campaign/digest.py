@@ -1,4 +1,6 @@
-"""The daily digest to staff: progress, arrivals, what needs a person, the workbook attached.
+"""The daily staff digest: what needs a person, progress and chart, units, questions, bounces.
+
+The consolidated workbook is attached, the chart shown inline (a multipart/related image).
 
 A digest point (the local date) is claimed in `job_runs` in the same transaction as the mail
 it queues, so a day's digest is never sent twice.
@@ -16,12 +18,7 @@ from typing import Final
 from sqlalchemy.orm import Session
 
 from mailbot import db as dbm
-from mailbot.campaign.attention import (
-    LinkFor,
-    bounces,
-    mails_to_read,
-    needs_attention,
-)
+from mailbot.campaign.attention import LinkFor, bounces, mails_to_read, needs_attention
 from mailbot.campaign.chart import DayCount, progress_png
 from mailbot.campaign.export import consolidated_xlsx, export_file_name, issuer_of
 from mailbot.campaign.forms import XLSX_TYPE
