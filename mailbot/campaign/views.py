@@ -224,10 +224,6 @@ class DigestView:
         return max(0, min(100, int(self.percent_complete)))
 
     @property
-    def bar_rest(self) -> int:
-        return 100 - self.bar_done
-
-    @property
     def field_labels(self) -> tuple[str, ...]:
         labels = [FIELD_LABELS[f] for f in FIELDS]
         for per_field in self.counts_by_level_and_field.values():

@@ -184,3 +184,29 @@ def test_digest_mail_carries_the_chart_as_related_image(database) -> None:
     with Image.open(io.BytesIO(image.get_content())) as png:
         assert png.size == (600, 260)
     assert "Số lượt gửi biểu theo ngày: 10/02: 1" in text.get_content()
+
+
+def test_events_are_said_in_words_without_machine_text(database) -> None:
+    with database.session() as s:
+        for kind, detail, unit in (
+            ("send-failed", "reminder <r1@x> to ldld@thanhxuan.example: 550 no such user", None),
+            ("send-delayed", "receipt <r2@x> to mttq@thanhxuan.example: 8 attempts, 421", None),
+            ("oversize", f"{30 * 2**20} bytes from a@b.example", None),
+            ("unreadable-file", "Mẫu 01.xlsx", "ldld"),
+            ("disk-low", "80 MB", None),
+        ):
+            dbm.add_event(s, kind, at=at(12), detail=detail, unit_code=unit)
+    names = {"ldld": "Liên đoàn Lao động quận Thanh Xuân"}
+    with database.session(write=False) as s:
+        items = needs_attention(s, None, at(13), CAMPAIGN, names)
+    said = {i.kind_label: i.detail for i in items}
+    assert said["Gửi thư thất bại"].startswith(
+        "Thư nhắc hạn gửi ldld@thanhxuan.example không gửi được."
+    )
+    assert said["Thư gửi đi bị chậm"].startswith("Thư xác nhận gửi mttq@thanhxuan.example")
+    assert said["Thư quá lớn"].startswith("Thư của a@b.example (30.0 MB) quá lớn")
+    assert "Mẫu 01.xlsx của Liên đoàn Lao động quận Thanh Xuân" in said["Tệp không đọc được"]
+    assert "còn 80 MB trống" in said["Ổ đĩa sắp đầy"]
+    for detail in said.values():
+        for machine in ("<r", "bytes", "attempts", "reminder", "receipt", "mailbot"):
+            assert machine not in detail, (machine, detail)
