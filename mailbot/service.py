@@ -25,6 +25,9 @@ from mailbot.intake import (
 )
 from mailbot.mail.views import model_label
 from mailbot.sources import Source, SourceError
+from mailbot.staff.access import load_access
+from mailbot.staff.actions import carry_out
+from mailbot.staff.answer import compose_answer
 from mailbot.store import RawStore
 from mailbot.transport import DeliveryError, Sender
 from mailbot.units import Register, Unit
@@ -132,6 +135,10 @@ class Robot(FetchStage):
         self._last_checkpoint: datetime | None = None
         # Hears each delivery attempt's outcome (the daemon's operator alerts).
         self.on_delivery: Callable[[DeliveryError | None], None] | None = None
+        # Who may act by mail, and the key that checks their codes (read once).
+        self.staff, key_problem = load_access(config)
+        if key_problem:
+            log.warning("staff commands by mail are refused: %s", key_problem)
 
     # -- stage 2: decide ---------------------------------------------------------------------
 
@@ -158,6 +165,7 @@ class Robot(FetchStage):
             forms_on_file=on_file,
             versions_on_file=versions,
             tools=self.tools,
+            staff=self.staff,
         )
 
     def release_orphaned_mails(self) -> list[int]:
@@ -312,6 +320,11 @@ class Robot(FetchStage):
             dbm.note_headers(
                 s, mail, message_id=outcome.mail.message_id, from_addr=outcome.mail.from_addr
             )
+            if outcome.command is not None:
+                self._apply_command(s, mail, outcome, now)
+                if outcome.action == "command":
+                    dbm.mark_processed(s, mail, now)
+                    return
             files = [
                 {
                     "mail_id": mail.id,
@@ -425,6 +438,29 @@ class Robot(FetchStage):
                 len(outcome.submissions),
                 outcome.reply.kind if outcome.reply else None,
             )
+
+    def _apply_command(
+        self, s: dbm.Session, mail: dbm.Mail, outcome: Outcome, now: datetime
+    ) -> None:
+        """Carry out a staff command (or refuse it) and answer a staff address, in the
+        transaction that marks the command mail processed: a restart never acts twice."""
+        command = outcome.command
+        assert command is not None
+        result = carry_out(s, command, load_register(s, self.config.district), mail.id, now)
+        if not command.answerable:
+            return
+        answer = compose_answer(self.config, outcome.mail, result, mail.received_at, now)
+        dbm.queue_outgoing(
+            s,
+            kind="notice",
+            message_id=answer.message_id,
+            to_addrs=[answer.to],
+            subject=answer.subject,
+            raw=answer.raw,
+            mail_id=mail.id,
+            dedupe_key=f"reply:{mail.id}:{dbm.reprocess_generation(s, mail.id)}",
+            now=now,
+        )
 
     def _redecide_if_stale(
         self, s: dbm.Session, outcome: Outcome, raw: bytes, ctx: IntakeContext

@@ -75,7 +75,7 @@ def link_factory(
     def link_for(kind: str, mail_id: int, unit_code: str | None) -> str | None:
         if kind not in KINDS:
             raise ValueError(f"unknown staff action {kind!r}")
-        action: Kind = KINDS[KINDS.index(kind)]  # type: ignore[arg-type]
+        action: Kind = KINDS[KINDS.index(kind)]
         token = sign(key, action, mail_id, unit_code, expires)
         unit = names.get(unit_code, unit_code) if unit_code else "đơn vị"
         subject = f"{_SUBJECTS[kind].format(mail=mail_id, unit=unit)} – {token}"
