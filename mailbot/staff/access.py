@@ -14,6 +14,10 @@ from mailbot.staff.tokens import MIN_KEY_BYTES
 class KeyProblem(Exception):
     """The token key cannot be used; the message (Vietnamese) says why and how to fix it."""
 
+    def __init__(self, message: str, *, missing: bool = False) -> None:
+        super().__init__(message)
+        self.missing = missing  # no key at all (the feature is off), not a broken one
+
 
 @dataclass(frozen=True)
 class StaffAccess:
@@ -50,10 +54,13 @@ def read_key(config: Config) -> bytes:
     if path is None:
         raise KeyProblem(
             f"[staff] token_key_file = {config.staff.token_key_file!r}: chưa có tệp khóa "
-            "(biến CREDENTIALS_DIRECTORY chưa đặt; systemd đặt nó khi chạy với LoadCredential=)"
+            "(biến CREDENTIALS_DIRECTORY chưa đặt; systemd đặt nó khi chạy với LoadCredential=)",
+            missing=True,
         )
     try:
         key = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise KeyProblem(f"chưa có tệp khóa {path}", missing=True) from exc
     except OSError as exc:
         raise KeyProblem(f"không đọc được tệp khóa {path}: {os_error_vi(exc)}") from exc
     if len(key) < MIN_KEY_BYTES:
