@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final
@@ -337,8 +338,12 @@ def build_digest(
     *,
     since: datetime | None = None,
     use_previous: bool = True,
+    link_for: Callable[[str, int, str | None], str | None] | None = None,
 ) -> DigestPlan:
-    """Everything the digest says at `now`, with the consolidated workbook attached."""
+    """Everything the digest says at `now`, with the consolidated workbook attached.
+
+    `link_for(kind, mail id, unit code)`: a staff action link (mailbot.staff.links), or None.
+    """
     if use_previous and since is None:
         since = previous_digest_at(session)
     states = unit_states(session, campaign, now)
@@ -442,6 +447,7 @@ def queue_digest(
     export_bytes: bytes | None = None,
     *,
     manual: bool = False,
+    link_for: Callable[[str, int, str | None], str | None] | None = None,
 ) -> int | None:
     """Queue the daily digest when due (claiming `digest:<local date>`); its outbox id, or None.
 
@@ -454,7 +460,7 @@ def queue_digest(
         return None
     point = local(now, campaign).date().isoformat()
     if manual:
-        plan = build_digest(session, campaign, config, now, export_bytes)
+        plan = build_digest(session, campaign, config, now, export_bytes, link_for=link_for)
         dbm.claim_job_run(session, DIGEST_JOB, point, now, detail=json.dumps({"manual": True}))
         dbm.claim_job_run(session, MANUAL_DIGEST_JOB, now.isoformat(), now)
         row = _queue_digest_plan(
@@ -462,8 +468,8 @@ def queue_digest(
         )
         return row.id
     if digest_due(session, campaign, config, now) is None:
-        return _queue_stale_digest(session, campaign, config, now, export_bytes)
-    plan = build_digest(session, campaign, config, now, export_bytes)
+        return _queue_stale_digest(session, campaign, config, now, export_bytes, link_for)
+    plan = build_digest(session, campaign, config, now, export_bytes, link_for=link_for)
     if now >= campaign.deadline + QUIET_AFTER_DEADLINE and not plan.news:
         dbm.claim_job_run(
             session, DIGEST_JOB, point, now, detail=json.dumps({"skipped": "nothing new"})
@@ -482,6 +488,7 @@ def _queue_stale_digest(
     config: Config,
     now: datetime,
     export_bytes: bytes | None,
+    link_for: Callable[[str, int, str | None], str | None] | None = None,
 ) -> int | None:
     """One digest, once per campaign, when the daemon runs a campaign long past.
 
@@ -494,7 +501,7 @@ def _queue_stale_digest(
         return None
     if not dbm.claim_job_run(session, STALE_DIGEST_JOB, campaign.id, now):
         return None
-    plan = build_digest(session, campaign, config, now, export_bytes)
+    plan = build_digest(session, campaign, config, now, export_bytes, link_for=link_for)
     row = _queue_digest_plan(session, plan, config, now, f"{STALE_DIGEST_JOB}:{campaign.id}")
     log.warning("queued a digest telling staff that campaign %s is long past", campaign.id)
     return row.id

@@ -9,7 +9,6 @@ from typing import Final, Literal
 from mailbot.mail.auth import sender_authenticated
 from mailbot.mail.message import ParsedMail
 from mailbot.staff.access import StaffAccess
-from mailbot.staff.links import UNIT_LINE_LABEL
 from mailbot.staff.tokens import Token, TokenError, find_token, token_digest, verify
 
 Refused = Literal["not-staff", "unauthenticated", "no-key", "malformed", "forged", "expired"]
@@ -22,6 +21,8 @@ REFUSED: Final[tuple[Refused, ...]] = (
     "expired",
 )
 _MAX_UNIT_TEXT: Final = 200
+# The first line of an "assign" mail without a unit: staff write the unit after it.
+UNIT_LINE_LABEL: Final = "Đơn vị:"
 
 
 @dataclass(frozen=True)

@@ -8,16 +8,18 @@ from typing import Final
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.orm import Session
+
+from mailbot import db as dbm
 from mailbot.config import Config
-from mailbot.staff.access import staff_addresses
+from mailbot.staff.access import KeyProblem, read_key, staff_addresses
+from mailbot.staff.commands import UNIT_LINE_LABEL
 from mailbot.staff.tokens import KINDS, Kind, sign
 
 LinkFor = Callable[[str, int, str | None], str | None]
 
 # Gmail and Outlook open mailto: links of this length; longer ones some clients cut.
 MAX_LINK_CHARS: Final = 2000
-# The first line of an "assign" mail without a unit: staff write the unit after it.
-UNIT_LINE_LABEL: Final = "Đơn vị:"
 
 _SUBJECTS: Final[dict[str, str]] = {
     "confirm": "Xác nhận người gửi thư số {mail}",
@@ -83,3 +85,16 @@ def link_factory(
         return link if len(link) <= MAX_LINK_CHARS else None
 
     return link_for
+
+
+def digest_links(config: Config, now: datetime, session: Session) -> LinkFor | None:
+    """The digest's `link_for`, with the key from its credential file and the units' names;
+    None when staff cannot act by mail (no staff address, or no usable key)."""
+    if not staff_addresses(config):
+        return None
+    try:
+        key = read_key(config)
+    except KeyProblem:
+        return None  # the daemon's log and `mailbot check` say why
+    names = {u.code: u.name for u in dbm.unit_register(session)}
+    return link_factory(config, key, now, names)

@@ -8,7 +8,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from mailbot.config import Config, DigestConfig, StaffConfig
-from mailbot.staff.links import MAX_LINK_CHARS, UNIT_LINE_LABEL, link_factory, mailto
+from mailbot.staff.commands import UNIT_LINE_LABEL
+from mailbot.staff.links import MAX_LINK_CHARS, link_factory, mailto
 from mailbot.staff.tokens import KINDS, find_token, verify
 
 KEY = bytes(range(32))
@@ -62,3 +63,28 @@ def test_no_links_without_a_key_or_without_staff() -> None:
     assert link_for is not None
     with pytest.raises(ValueError, match="unknown staff action"):
         link_for("delete", 1, None)
+
+
+def test_digest_links_read_the_key_file_and_name_the_units(tmp_path) -> None:
+    from mailbot.staff.links import digest_links
+    from tests.mailbot.campaign.support import open_seeded
+
+    database = open_seeded(tmp_path / "data")
+    key = tmp_path / "staff-token-key"
+    config = Config(
+        digest=CONFIG.digest,
+        staff=StaffConfig(token_key_file=str(key)),
+        base_dir=str(tmp_path),
+    )
+    try:
+        with database.session(write=False) as s:
+            assert digest_links(config, NOW, s) is None  # no key file yet: no links
+            key.write_bytes(KEY)
+            link_for = digest_links(config, NOW, s)
+        assert link_for is not None
+        link = link_for("assign", 3, "hoi-ccb")
+        assert link is not None
+        subject = parse_qs(urlsplit(link).query)["subject"][0]
+        assert subject.startswith("Giao thư số 3 cho Hội Cựu chiến binh quận Thanh Xuân – MBT-")
+    finally:
+        database.dispose()
