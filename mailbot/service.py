@@ -8,6 +8,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import DBAPIError
 
@@ -446,7 +447,8 @@ class Robot(FetchStage):
         transaction that marks the command mail processed: a restart never acts twice."""
         command = outcome.command
         assert command is not None
-        result = carry_out(s, command, load_register(s, self.config.district), mail.id, now)
+        register = load_register(s, self.config.district)
+        result = carry_out(s, command, register, mail.id, now, ZoneInfo(self.config.timezone))
         if not command.answerable:
             return
         answer = compose_answer(self.config, outcome.mail, result, mail.received_at, now)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Final
 
 from sqlalchemy.orm import Session
@@ -160,6 +160,7 @@ def carry_out(
     register: Register,
     command_mail_id: int,
     now: datetime,
+    tz: tzinfo = UTC,
 ) -> ActionResult:
     """Do what a command asks, once, and record who did what (events and used codes).
 
@@ -174,8 +175,8 @@ def carry_out(
         result = _refused(
             command,
             "replayed",
-            f"mã thao tác này đã được dùng lúc {used.used_at:%H:%M %d/%m/%Y} (giờ UTC) bởi "
-            f"{used.actor}; mỗi mã chỉ dùng một lần",
+            f"mã thao tác này đã được {used.actor} dùng lúc "
+            f"{used.used_at.astimezone(tz):%H:%M ngày %d/%m/%Y}; mỗi mã chỉ dùng một lần",
         )
     else:
         result = _carry_out(session, command, register, command_mail_id, now)
