@@ -134,7 +134,8 @@ def test_signed_commands_by_mail(tmp_path, dovecot, smtp_server, monkeypatch, ca
     append_all(dovecot, account, [_command(STAFF, "<replay@e2e.example>", subject, body)])
     _poll(cfg, capsys)
     [answer] = replies(smtp_server.messages[sent_before:])
-    assert "mỗi mã chỉ dùng một lần" in body_text(answer) and answer.subject.startswith("[Chưa thực hiện]")
+    assert "mỗi mã chỉ dùng một lần" in body_text(answer)
+    assert answer.subject.startswith("[Chưa thực hiện]")
     assert len(db.events("staff-action")) == 1
     assert len(db.rows("SELECT * FROM staff_tokens")) == 1
     assert json.loads(db.events("staff-command-refused")[-1]["detail"])["refused"] == "replayed"
