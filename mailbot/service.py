@@ -451,6 +451,14 @@ class Robot(FetchStage):
         result = carry_out(s, command, register, mail.id, now, ZoneInfo(self.config.timezone))
         if not command.answerable:
             return
+        limit = self.config.outgoing.max_auto_replies_per_hour
+        if (
+            not result.done
+            and dbm.count_auto_replies(s, command.actor, now - timedelta(hours=1)) >= limit
+        ):
+            # A flood of forged commands must not become a flood of answers to staff.
+            log.warning("not answering refused command mail id=%s: hourly limit", mail.id)
+            return
         answer = compose_answer(self.config, outcome.mail, result, mail.received_at, now)
         dbm.queue_outgoing(
             s,

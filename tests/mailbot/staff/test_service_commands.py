@@ -73,3 +73,25 @@ def test_a_failure_before_commit_leaves_nothing_and_the_retry_acts_once(
         assert _state(app) == (False, 1, 1, 1)
         run_intake(app, at(15, 10))  # and a later pass never acts again
         assert _state(app) == (False, 1, 1, 1)
+
+
+def test_forged_commands_are_each_recorded_but_answered_at_most_hourly_limit(
+    tmp_path: Path,
+) -> None:
+    key = tmp_path / "staff-token-key"
+    key.write_bytes(KEY)
+    cfg = write_config(tmp_path, f"dir:{tmp_path / 'out'}", (STAFF,))
+    with cfg.open("a", encoding="utf-8") as f:
+        f.write(f'[staff]\ntoken_key_file = "{key}"\n')
+    inbox = tmp_path / "inbox"
+    for n in range(7):
+        forged = sign(bytes(32), "reject", n + 1, None, at(15) + timedelta(days=14))
+        drop(inbox, _command(forged).replace(b"cmd-1@", f"cmd-{n}@".encode()), at(15, 9))
+    config = load_config(cfg)
+    with open_app(config) as app:
+        run_intake(app, at(15, 9, 30))
+        with app.database.session(write=False) as s:
+            refused = dbm.events_since(s, at(1), ["staff-command-refused"])
+            processed = dbm.mails_with_status(s, "processed")
+        assert _state(app)[1:] == (0, 0, config.outgoing.max_auto_replies_per_hour)
+    assert len(refused) == 7 and len(processed) == 7
