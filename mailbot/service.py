@@ -138,8 +138,10 @@ class Robot(FetchStage):
         self.on_delivery: Callable[[DeliveryError | None], None] | None = None
         # Who may act by mail, and the key that checks their codes (read once).
         self.staff, key_problem = load_access(config)
-        if key_problem:
-            log.warning("staff commands by mail are refused: %s", key_problem)
+        if key_problem is not None:
+            # No key at all: the feature is simply off; a broken key is a mistake to fix.
+            level = logging.INFO if key_problem.missing else logging.WARNING
+            log.log(level, "staff commands by mail are refused: %s", key_problem)
 
     # -- stage 2: decide ---------------------------------------------------------------------
 

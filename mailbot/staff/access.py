@@ -71,9 +71,9 @@ def read_key(config: Config) -> bytes:
     return key
 
 
-def load_access(config: Config) -> tuple[StaffAccess | None, str | None]:
-    """The staff access for the intake (None when no staff address is configured), and the
-    reason the key is not usable, if it is not (commands are then refused, links left out)."""
+def load_access(config: Config) -> tuple[StaffAccess | None, KeyProblem | None]:
+    """The staff access for the intake (None when no staff address is configured), and why
+    the key is not usable, if it is not (commands are then refused, links left out)."""
     addresses = staff_addresses(config)
     if not addresses:
         return None, None
@@ -81,5 +81,5 @@ def load_access(config: Config) -> tuple[StaffAccess | None, str | None]:
         key: bytes | None = read_key(config)
         problem = None
     except KeyProblem as exc:
-        key, problem = None, str(exc)
+        key, problem = None, exc
     return StaffAccess(addresses, key, config.staff.token_days), problem
