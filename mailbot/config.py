@@ -139,6 +139,15 @@ class ContactConfig:
 
 
 @dataclass(frozen=True)
+class StaffConfig:
+    # Who may act by mail (the digest's links); empty: the [digest] recipients.
+    addresses: tuple[str, ...] = ()
+    # The secret that signs the links (32 random bytes or more); missing: no links, no commands.
+    token_key_file: str | None = "${CREDENTIALS_DIRECTORY}/staff-token-key"
+    token_days: int = 14
+
+
+@dataclass(frozen=True)
 class BoardConfig:
     # The party letterhead and the signature block of the consolidated workbook.
     superior: str = "QUẬN ỦY THANH XUÂN"
@@ -169,6 +178,7 @@ class Config:
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     contact: ContactConfig = field(default_factory=ContactConfig)
     board: BoardConfig = field(default_factory=BoardConfig)
+    staff: StaffConfig = field(default_factory=StaffConfig)
     base_dir: str = "."
 
     @property

@@ -37,6 +37,8 @@ from mailbot.mail.views import (
     model_label,
 )
 from mailbot.mail.walk import parse_mail
+from mailbot.staff.access import StaffAccess
+from mailbot.staff.commands import StaffCommand, read_command
 from mailbot.units import Register, Unit
 from outbox_templates import render
 from outbox_templates.labels import form_required_label
@@ -48,7 +50,7 @@ from rules import judge
 from rules.base import FORM_NAMES
 from rules.campaign import Campaign
 
-Action = Literal["accepted", "quarantined", "ignored", "bounce"]
+Action = Literal["accepted", "quarantined", "ignored", "bounce", "command"]
 # The reason of a mail that replied to one of ours with no form: staff answer it by hand.
 REPLY_TO_OUR_MAIL = "reply-to-our-mail"
 
@@ -98,6 +100,8 @@ class IntakeContext:
     # Set when staff assigned this mail to a unit: their word replaces the sender checks.
     assigned_unit: str | None = None
     tools: Tools = field(default_factory=Tools)
+    # Who may act by mail with a signed code (mailbot.staff); None: nobody.
+    staff: StaffAccess | None = None
 
 
 @dataclass(frozen=True)
@@ -152,6 +156,8 @@ class Outcome:
     # read until they mark it handled, with the first lines of its text.
     for_staff: bool = False
     excerpt: str | None = None
+    # A mail carrying a staff action code: carried out (or refused) by the shell.
+    command: StaffCommand | None = None
 
     @property
     def needs_confirmation(self) -> bool:
@@ -313,6 +319,14 @@ def process_mail(raw: bytes, ctx: IntakeContext) -> Outcome:
     machine = automatic_reason(mail, ctx.own_addresses, ctx.message_id_domain)
     if machine is not None:
         return Outcome("ignored", machine, mail, other_mail=_stranger(mail, ctx))
+    command = read_command(mail, ctx.staff, ctx.received_at, ctx.trusted_authserv_id)
+    if command is not None:
+        if not command.answerable:
+            # A code from an address that may not act: nothing is done, staff see the mail.
+            return Outcome(
+                "ignored", "staff-code-not-staff", mail, other_mail=True, command=command
+            )
+        return Outcome("command", command.refused, mail, command=command)
     # A person's mail that came through a list or a forwarding rule: its forms count, but an
     # automatic answer could loop or reach a whole list, so it gets none.
     silent = relay_reason(mail)

@@ -28,6 +28,7 @@ from mailbot.campaign.digest import queue_digest
 from mailbot.campaign.reminders import queue_reminders
 from mailbot.campaign.schedule import digest_time, parse_hhmm
 from mailbot.clock import Clock, utc_now
+from mailbot.staff.links import digest_links
 from mailbot.transport import Sender, open_sender
 
 if TYPE_CHECKING:
@@ -148,7 +149,8 @@ class CampaignScheduler:
             queued = queue_reminders(s, app.campaign, app.config, now)
         reminders = len(queued)
         with app.database.session() as s:
-            digest_id = queue_digest(s, app.campaign, app.config, now)
+            links = digest_links(app.config, now, s)
+            digest_id = queue_digest(s, app.campaign, app.config, now, link_for=links)
         digest = digest_id is not None
         if digest_id is not None:
             queued.append(digest_id)

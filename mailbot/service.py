@@ -8,6 +8,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import DBAPIError
 
@@ -25,6 +26,9 @@ from mailbot.intake import (
 )
 from mailbot.mail.views import model_label
 from mailbot.sources import Source, SourceError
+from mailbot.staff.access import load_access
+from mailbot.staff.actions import carry_out
+from mailbot.staff.answer import compose_answer
 from mailbot.store import RawStore
 from mailbot.transport import DeliveryError, Sender
 from mailbot.units import Register, Unit
@@ -132,6 +136,12 @@ class Robot(FetchStage):
         self._last_checkpoint: datetime | None = None
         # Hears each delivery attempt's outcome (the daemon's operator alerts).
         self.on_delivery: Callable[[DeliveryError | None], None] | None = None
+        # Who may act by mail, and the key that checks their codes (read once).
+        self.staff, key_problem = load_access(config)
+        if key_problem is not None:
+            # No key at all: the feature is simply off; a broken key is a mistake to fix.
+            level = logging.INFO if key_problem.missing else logging.WARNING
+            log.log(level, "staff commands by mail are refused: %s", key_problem)
 
     # -- stage 2: decide ---------------------------------------------------------------------
 
@@ -158,6 +168,7 @@ class Robot(FetchStage):
             forms_on_file=on_file,
             versions_on_file=versions,
             tools=self.tools,
+            staff=self.staff,
         )
 
     def release_orphaned_mails(self) -> list[int]:
@@ -312,6 +323,11 @@ class Robot(FetchStage):
             dbm.note_headers(
                 s, mail, message_id=outcome.mail.message_id, from_addr=outcome.mail.from_addr
             )
+            if outcome.command is not None:
+                self._apply_command(s, mail, outcome, now)
+                if outcome.action == "command":
+                    dbm.mark_processed(s, mail, now)
+                    return
             files = [
                 {
                     "mail_id": mail.id,
@@ -425,6 +441,38 @@ class Robot(FetchStage):
                 len(outcome.submissions),
                 outcome.reply.kind if outcome.reply else None,
             )
+
+    def _apply_command(
+        self, s: dbm.Session, mail: dbm.Mail, outcome: Outcome, now: datetime
+    ) -> None:
+        """Carry out a staff command (or refuse it) and answer a staff address, in the
+        transaction that marks the command mail processed: a restart never acts twice."""
+        command = outcome.command
+        assert command is not None
+        register = load_register(s, self.config.district)
+        result = carry_out(s, command, register, mail.id, now, ZoneInfo(self.config.timezone))
+        if not command.answerable:
+            return
+        limit = self.config.outgoing.max_auto_replies_per_hour
+        if (
+            not result.done
+            and dbm.count_auto_replies(s, command.actor, now - timedelta(hours=1)) >= limit
+        ):
+            # A flood of forged commands must not become a flood of answers to staff.
+            log.warning("not answering refused command mail id=%s: hourly limit", mail.id)
+            return
+        answer = compose_answer(self.config, outcome.mail, result, mail.received_at, now)
+        dbm.queue_outgoing(
+            s,
+            kind="notice",
+            message_id=answer.message_id,
+            to_addrs=[answer.to],
+            subject=answer.subject,
+            raw=answer.raw,
+            mail_id=mail.id,
+            dedupe_key=f"reply:{mail.id}:{dbm.reprocess_generation(s, mail.id)}",
+            now=now,
+        )
 
     def _redecide_if_stale(
         self, s: dbm.Session, outcome: Outcome, raw: bytes, ctx: IntakeContext

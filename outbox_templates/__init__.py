@@ -13,7 +13,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from outbox_templates.labels import form_required_label, form_short, form_title
 
-EVENTS: Final = ("receipt", "notice", "reminder", "digest", "alert")
+EVENTS: Final = ("receipt", "notice", "reminder", "digest", "alert", "action")
 MAX_SUBJECT_CHARS: Final = 200
 
 

@@ -39,6 +39,7 @@ from mailbot.campaign.views import percent
 from mailbot.clock import utc_now
 from mailbot.config import Config, ConfigError, find_config, load_config
 from mailbot.scheduler import send_queued
+from mailbot.staff.links import digest_links
 from outbox_templates import render
 from rules.base import FORM_NAMES
 from rules.campaign import (
@@ -183,7 +184,7 @@ def digest(args: argparse.Namespace, config: Config) -> int:
         recipients = tuple(config.digest.recipients)
         if args.dry_run:
             with _app(config, exclusive=False) as app, app.database.session(write=False) as s:
-                plan = build_digest(s, campaign, config, now)
+                plan = build_digest(s, campaign, config, now, link_for=digest_links(config, now, s))
             rendered = render("digest", plan.view)
             if recipients:
                 print(f"Báo cáo sẽ gửi đến: {', '.join(recipients)}")
@@ -208,7 +209,8 @@ def digest(args: argparse.Namespace, config: Config) -> int:
         clock = (lambda: now) if given else utc_now
         with _app(config, exclusive=True) as app:
             with app.database.session() as s:
-                digest_id = queue_digest(s, campaign, config, now, manual=True)
+                links = digest_links(config, now, s)
+                digest_id = queue_digest(s, campaign, config, now, manual=True, link_for=links)
             queued = [digest_id] if digest_id is not None else []
             sent, failed = send_queued(app, queued, clock, app.outgoing())
         print(

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from mailbot.cli_vi import os_error_vi
 from mailbot.clock import utc_now
 from mailbot.config import Config, ConfigError, find_config, load_config
+from mailbot.staff.access import KeyProblem, read_key, staff_addresses
 
 if TYPE_CHECKING:
     import ssl
@@ -76,6 +77,7 @@ def check_all(config_path: str | None) -> Iterator[Result]:
     yield from _guard("Danh sách đơn vị", lambda: check_units(config))
     yield from _guard("LibreOffice", check_soffice)
     yield check_authserv(config)
+    yield check_staff(config)
 
 
 def _guard(subject: str, check: Callable[[], Iterator[Result]]) -> Iterator[Result]:
@@ -414,4 +416,28 @@ def check_authserv(config: Config) -> Result:
         "thư ghi địa chỉ của một đơn vị (kể cả thư giả mạo) được tính ngay cho đơn vị đó, "
         "thay biểu đã nộp, và biên nhận gửi theo Reply-To. Hãy đặt authserv-id của máy chủ "
         "nhận thư (phần đầu tiêu đề Authentication-Results)",
+    )
+
+
+def check_staff(config: Config) -> Result:
+    """Staff acting by mail: who may, and whether the key that signs the links is usable."""
+    subject = "Thao tác qua thư"
+    addresses = staff_addresses(config)
+    if not addresses:
+        return Result(OK, subject, "không dùng (chưa có [staff] addresses hay [digest] recipients)")
+    try:
+        key = read_key(config)
+    except KeyProblem as exc:
+        fix = (
+            "tạo khóa: head -c 32 /dev/urandom > /etc/mailbot/credentials/staff-token-key "
+            "(và dòng LoadCredential=staff-token-key:... trong deploy/mailbot.service)"
+        )
+        if exc.missing:
+            return Result(WARN, subject, f"tắt, báo cáo không có đường liên kết: {exc}; {fix}")
+        return Result(FAIL, subject, f"{exc}; {fix}")
+    return Result(
+        OK,
+        subject,
+        f"{len(addresses)} địa chỉ cán bộ; khóa ký mã đọc được ({len(key)} byte); "
+        f"mã dùng được {config.staff.token_days} ngày",
     )

@@ -95,6 +95,7 @@ from mailbot.db.models import (
     MailboxKnown,
     MailboxState,
     Outbox,
+    StaffToken,
     Submission,
     SubmissionEntry,
     Unit,
@@ -119,6 +120,7 @@ from mailbot.db.outbox import (
     release_claims,
     requeue_outgoing,
 )
+from mailbot.db.staff import record_token_use, token_used
 from mailbot.db.submissions import (
     add_submission,
     all_submissions,
@@ -176,6 +178,7 @@ __all__ = [
     "SUBMISSION_STATUSES",
     "SchemaTooNew",
     "Session",
+    "StaffToken",
     "Submission",
     "SubmissionEntry",
     "UTCDateTime",
@@ -261,6 +264,7 @@ __all__ = [
     "record_bounce",
     "record_received",
     "record_refused",
+    "record_token_use",
     "reject",
     "release_claims",
     "release_mail_claims",
@@ -276,6 +280,7 @@ __all__ = [
     "submissions_for_mail",
     "submissions_received",
     "submissions_since",
+    "token_used",
     "unit_for_address",
     "unit_register",
     "unit_versions",

@@ -381,3 +381,17 @@ class AlertState(Base):
     # The quarantine: the highest quarantined mail id an alert has already named.
     last_seen_id: Mapped[int] = mapped_column(default=0, server_default="0")
     updated_at: Mapped[datetime]
+
+
+class StaffToken(Base):
+    """A staff action code that has been used: the same code never acts twice."""
+
+    __tablename__ = "staff_tokens"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 of the code
+    used_at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(Text)  # the staff address that sent it
+    kind: Mapped[str] = mapped_column(Text)
+    target_mail_id: Mapped[int | None] = mapped_column(ForeignKey("mails.id"))
+    # The staff member's mail that carried the code.
+    command_mail_id: Mapped[int] = mapped_column(ForeignKey("mails.id"), index=True)

@@ -38,7 +38,7 @@ def test_service_unit_keys():
     assert unit["StateDirectory"] == ["mailbot"] and unit["ConfigurationDirectory"] == ["mailbot"]
     assert _seconds(unit["WatchdogSec"][0]) >= 30
     creds = {v.split(":", 1)[0] for v in unit["LoadCredential"]}
-    assert creds == {"imap-password", "smtp-password"}
+    assert creds == {"imap-password", "smtp-password", "staff-token-key"}
     assert unit["OOMPolicy"] == ["continue"]
     for key in ("NoNewPrivileges", "ProtectSystem", "PrivateTmp", "ProtectHome"):
         assert key in unit

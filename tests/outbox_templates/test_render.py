@@ -542,7 +542,41 @@ def _sample(event: str) -> object:
         "reminder": _reminder(),
         "digest": _digest(after_deadline=True),
         "alert": _alert("down"),
+        "action": _action(),
     }[event]
+
+
+def _action(**over: object) -> object:
+    from mailbot.staff.answer import ActionView
+
+    base: dict[str, object] = dict(
+        office_name="Ban Dân vận Quận ủy Thanh Xuân",
+        recipient="Nguyễn Thị Hà",
+        received_at=datetime(2022, 2, 15, 10, 5, tzinfo=TZ),
+        done=True,
+        action_label="xác nhận người gửi",
+        mail_id=12,
+        changes=("Địa chỉ <a@x.example> được xác nhận là địa chỉ của Quận đoàn Thanh Xuân.",),
+        refusal=None,
+    )
+    base.update(over)
+    return ActionView(**base)  # type: ignore[arg-type]
+
+
+def test_action_answer_says_what_changed_or_why_not() -> None:
+    done = render("action", _action())
+    assert done.subject == "[Đã thực hiện] Xác nhận người gửi – thư số 12"
+    assert "Kính gửi: đồng chí Nguyễn Thị Hà," in done.text
+    assert "đã thực hiện yêu cầu xác nhận người gửi trong thư đồng chí gửi lúc 10:05 ngày " in (
+        done.text
+    )
+    assert "- Địa chỉ <a@x.example> được xác nhận" in done.text
+    assert "&lt;a@x.example&gt;" in done.html
+    refused = render("action", _action(done=False, changes=(), refusal="mã thao tác đã hết hạn"))
+    assert refused.subject == "[Chưa thực hiện] Yêu cầu xác nhận người gửi – thư số 12"
+    assert "vì mã thao tác đã hết hạn." in refused.text and "Không có gì thay đổi" in refused.text
+    unknown = render("action", _action(done=False, action_label=None, mail_id=None, refusal="x"))
+    assert unknown.subject == "[Chưa thực hiện] Yêu cầu thao tác"
 
 
 @pytest.mark.parametrize("event", EVENTS)

@@ -39,6 +39,7 @@ EXPECTED_TABLES = {
     "bounces",
     "events",
     "alert_state",
+    "staff_tokens",
 }
 
 

@@ -1,0 +1,1 @@
+"""Tests of mailbot.staff: codes, links, commands and actions by mail."""
