@@ -210,3 +210,35 @@ def test_events_are_said_in_words_without_machine_text(database) -> None:
     for detail in said.values():
         for machine in ("<r", "bytes", "attempts", "reminder", "receipt", "mailbot"):
             assert machine not in detail, (machine, detail)
+
+
+def test_queued_digest_carries_signed_links_that_verify(database, tmp_path) -> None:
+    """The digest as the scheduler builds it: real key file, real links, tokens that verify."""
+    from dataclasses import replace
+    from urllib.parse import parse_qs, urlsplit
+
+    from mailbot.config import StaffConfig
+    from mailbot.staff.links import digest_links
+    from mailbot.staff.tokens import find_token, verify
+
+    key = bytes(range(32))
+    (tmp_path / "staff-token-key").write_bytes(key)
+    config = replace(CONFIG, staff=StaffConfig(token_key_file=str(tmp_path / "staff-token-key")))
+    held = _held(database, "dangbo.khuongtrung@gmail.example", "Gửi biểu mẫu")
+    now = at(14, 7, 30)
+    with database.session() as s:
+        assert queue_digest(s, CAMPAIGN, config, now, link_for=digest_links(config, now, s))
+    [row] = outbox(database, "digest")
+    html = next(p for p in parse(row.raw).walk() if p.get_content_type() == "text/html")
+    hrefs = [h for h in html.get_content().split('href="')[1:] if h.startswith("mailto:")]
+    assert hrefs, "the digest offers one-click actions"
+    got = set()
+    for href in hrefs:
+        link = href.split('"', 1)[0].replace("&amp;", "&")
+        subject = parse_qs(urlsplit(link).query)["subject"][0]
+        token = find_token(subject)
+        assert token is not None
+        action = verify(key, token, now)
+        assert action.mail_id == held
+        got.add((action.kind, action.unit_code))
+    assert ("assign", "p-khuong-trung") in got and ("assign", None) in got
