@@ -43,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
         "check", help="kiểm tra cấu hình, hộp thư, máy chủ gửi thư, cơ sở dữ liệu, đợt thi đua"
     )
-    p.set_defaults(func=run, needs_config=False)
+    p.set_defaults(func=run, needs_config=False, takes_mailbox=True)
 
 
 def run(args: argparse.Namespace, _config: object = None) -> int:
