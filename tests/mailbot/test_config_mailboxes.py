@@ -187,3 +187,19 @@ def test_check_goes_through_every_mailbox(tmp_path, capsys):
     main(["--config", str(cfg), "check", "--mailbox", "ba-dinh"])
     out = capsys.readouterr().out
     assert "thanh-xuan" not in out and "[OK] Hộp thư đến" in out
+
+
+def test_export_all_without_out_names_the_city_file(tmp_path, monkeypatch, capsys):
+    cfg = _write(tmp_path, TWO)
+    monkeypatch.chdir(tmp_path)
+    assert main(["--config", str(cfg), "export", "--all"]) == 0
+    (written,) = tmp_path.glob("Tổng hợp Dân vận khéo * - toàn thành phố - *.xlsx")
+    assert str(written.name) in capsys.readouterr().out
+    from openpyxl import load_workbook
+
+    summary = load_workbook(written).worksheets[0]
+    districts = [r[1] for r in summary.iter_rows(values_only=True) if isinstance(r[0], int)]
+    assert districts == ["Thanh Xuân", "Ba Đình"]
+    # Each district read from its own store, never from the top-level data directory.
+    assert not (tmp_path / "data" / "mailbot.sqlite3").exists()
+    assert (tmp_path / "data" / "ba-dinh" / "mailbot.sqlite3").exists()
