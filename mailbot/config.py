@@ -176,6 +176,8 @@ class Config:
     mailboxes: tuple[MailboxConfig, ...] = ()
     # Set on the configuration `for_mailbox` returns: the mailbox it is for.
     mailbox_name: str | None = None
+    # Environment variables holding any mailbox's passwords: kept out of worker processes.
+    secret_env_names: tuple[str, ...] = ()
 
     def for_mailbox(self, name: str) -> Config:
         """The effective single-mailbox configuration of the [[mailbox]] section `name`."""
@@ -394,7 +396,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
 def config_from_data(data: dict[str, Any], base_dir: Path) -> Config:
     """The Config of parsed TOML `data`, with its [[mailbox]] sections merged and checked."""
     data = dict(data)
-    for internal in ("mailboxes", "mailbox_name"):
+    for internal in ("mailboxes", "mailbox_name", "secret_env_names"):
         if internal in data:
             raise ConfigError(f"[mục chính] khóa không hợp lệ {internal!r}")
     sections = data.pop("mailbox", [])
@@ -406,7 +408,20 @@ def config_from_data(data: dict[str, Any], base_dir: Path) -> Config:
         return config
     mailboxes = tuple(_mailbox(data, section, config.data_dir) for section in sections)
     _check_mailboxes(mailboxes)
-    return replace(config, mailboxes=mailboxes)
+    secrets = tuple(
+        sorted(
+            {
+                name
+                for c in (config, *(m.config for m in mailboxes))
+                for name in (c.inbox.password.env, c.outgoing.password.env)
+                if name
+            }
+        )
+    )
+    mailboxes = tuple(
+        MailboxConfig(m.name, replace(m.config, secret_env_names=secrets)) for m in mailboxes
+    )
+    return replace(config, mailboxes=mailboxes, secret_env_names=secrets)
 
 
 def _finish(config: Config) -> Config:

@@ -79,6 +79,8 @@ def test_each_mailbox_inherits_the_top_level_and_overrides_its_own(tmp_path):
     # A mailbox's own secret replaces the inherited one, of whichever kind.
     assert bd.inbox.password.env == "BADINH_IMAP" and bd.inbox.password.file is None
     assert tx.inbox.password.file == "/etc/mailbot/credentials/imap-password"
+    # Workers of one mailbox never see another mailbox's password either.
+    assert tx.secret_env_names == bd.secret_env_names == ("BADINH_IMAP",)
     assert config.districts() == (tx, bd)
 
 
