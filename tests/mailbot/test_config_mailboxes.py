@@ -205,3 +205,19 @@ def test_export_all_without_out_names_the_city_file(tmp_path, monkeypatch, capsy
     # Each district read from its own store, never from the top-level data directory.
     assert not (tmp_path / "data" / "mailbot.sqlite3").exists()
     assert (tmp_path / "data" / "ba-dinh" / "mailbot.sqlite3").exists()
+
+
+def test_mailbox_option_survives_subcommands():
+    from mailbot.cli import build_parser
+
+    parser = build_parser()
+    for argv in (
+        ["review", "--mailbox", "ba-dinh", "handled", "--mail", "1"],
+        ["review", "handled", "--mail", "1", "--mailbox", "ba-dinh"],
+        ["run", "--mailbox", "ba-dinh"],
+        ["check", "--mailbox", "ba-dinh"],
+    ):
+        assert parser.parse_args(argv).mailbox == "ba-dinh"
+    # Commands that use no mailbox do not take the option.
+    with pytest.raises(SystemExit):
+        parser.parse_args(["parse", "--mailbox", "ba-dinh", "form.xlsx"])
