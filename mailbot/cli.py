@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from mailbot.cli_vi import VietnameseArgumentParser, os_error_vi
-from mailbot.config import ConfigError, load_config
+from mailbot.config import Config, ConfigError, load_config
 from mailbot.errors import OperatorError
 
 # Each module defines register(subparsers) and sets `func` (and `needs_config`) on its parser.
@@ -40,9 +40,33 @@ def build_parser() -> argparse.ArgumentParser:
         dest="command", metavar="<lệnh>", parser_class=VietnameseArgumentParser
     )
     sub.required = True
+    # Commands that also work on every mailbox at once set many_mailboxes (status, export).
+    parser.set_defaults(many_mailboxes=False)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
+    _add_mailbox_option(parser)
     return parser
+
+
+def _add_mailbox_option(parser: argparse.ArgumentParser) -> None:
+    """--mailbox NAME on every command that works on one mailbox's data or servers."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _add_mailbox_option(child)
+    takes = parser.get_default("takes_mailbox")
+    if parser.get_default("func") is None or takes is False:
+        return
+    if takes is None and parser.get_default("needs_config") is False:
+        return
+    parser.add_argument(
+        "--mailbox",
+        metavar="TÊN",
+        # SUPPRESS: a subcommand's parser must not reset a value given to its parent.
+        default=argparse.SUPPRESS,
+        help="hộp thư (mục [[mailbox]] của tệp cấu hình) mà lệnh làm việc; bắt buộc khi "
+        "cấu hình có nhiều hộp thư",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -75,6 +99,10 @@ def _guarded(args: argparse.Namespace, config: object) -> int:
     from rules.campaign import CampaignError
 
     try:
+        if isinstance(config, Config) and not (
+            args.many_mailboxes and getattr(args, "mailbox", None) is None
+        ):
+            config = config.one_mailbox(getattr(args, "mailbox", None))
         return int(args.func(args, config) or 0)
     except ConfigError as exc:
         print(f"mailbot: cấu hình lỗi: {exc}", file=sys.stderr)

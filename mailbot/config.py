@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from datetime import UTC, date, datetime, time
@@ -180,6 +181,46 @@ class Config:
     board: BoardConfig = field(default_factory=BoardConfig)
     staff: StaffConfig = field(default_factory=StaffConfig)
     base_dir: str = "."
+    # The [[mailbox]] sections, each already merged with the top level; empty: one mailbox,
+    # this configuration itself (data directly in data_dir, as before mailboxes existed).
+    mailboxes: tuple[MailboxConfig, ...] = ()
+    # Set on the configuration `for_mailbox` returns: the mailbox it is for.
+    mailbox_name: str | None = None
+    # Environment variables holding any mailbox's passwords: kept out of worker processes.
+    secret_env_names: tuple[str, ...] = ()
+
+    def for_mailbox(self, name: str) -> Config:
+        """The effective single-mailbox configuration of the [[mailbox]] section `name`."""
+        for mailbox in self.mailboxes:
+            if mailbox.name == name:
+                return mailbox.config
+        if not self.mailboxes:
+            raise ConfigError(
+                f"--mailbox {name}: tệp cấu hình không có mục [[mailbox]] nào "
+                "(chỉ một hộp thư: bỏ --mailbox)"
+            )
+        raise ConfigError(f"--mailbox {name}: không có hộp thư này; {self.mailbox_names_text()}")
+
+    def one_mailbox(self, name: str | None) -> Config:
+        """The mailbox a command works on: `name` (--mailbox), else the only one there is."""
+        if name is not None:
+            return self.for_mailbox(name)
+        if len(self.mailboxes) == 1:
+            return self.mailboxes[0].config
+        if self.mailboxes:
+            raise ConfigError(
+                f"tệp cấu hình có {len(self.mailboxes)} hộp thư, hãy chọn một bằng --mailbox "
+                f"TÊN; {self.mailbox_names_text()}"
+            )
+        return self
+
+    def districts(self) -> tuple[Config, ...]:
+        """Every mailbox's effective configuration (this one when there is no [[mailbox]])."""
+        return tuple(m.config for m in self.mailboxes) or (self,)
+
+    def mailbox_names_text(self) -> str:
+        """'các hộp thư đã cấu hình: ba-dinh, thanh-xuan' for error messages."""
+        return "các hộp thư đã cấu hình: " + ", ".join(m.name for m in self.mailboxes)
 
     @property
     def data_dir(self) -> Path:
@@ -207,6 +248,14 @@ class Config:
                 f"đường dẫn, hoặc tạo hộp thư: mkdir -p {path}/cur {path}/new {path}/tmp"
             )
         return path
+
+
+@dataclass(frozen=True)
+class MailboxConfig:
+    """One [[mailbox]] section: a district's own mailbox, campaign, register and store."""
+
+    name: str
+    config: Config  # the section merged over the top level, data in data_dir/<name>
 
 
 _T = TypeVar("_T")
@@ -351,8 +400,42 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         data = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{chosen}: {exc}") from exc
-    data.setdefault("base_dir", str(chosen.resolve().parent))
-    config: Config = _build(Config, data, "mục chính")
+    return config_from_data(data, base_dir=chosen.resolve().parent)
+
+
+def config_from_data(data: dict[str, Any], base_dir: Path) -> Config:
+    """The Config of parsed TOML `data`, with its [[mailbox]] sections merged and checked."""
+    data = dict(data)
+    for internal in ("mailboxes", "mailbox_name", "secret_env_names"):
+        if internal in data:
+            raise ConfigError(f"[mục chính] khóa không hợp lệ {internal!r}")
+    sections = data.pop("mailbox", [])
+    data.setdefault("base_dir", str(base_dir))
+    config = _finish(_build(Config, data, "mục chính"))
+    if not isinstance(sections, list) or not all(isinstance(m, dict) for m in sections):
+        raise ConfigError("mailbox phải là các mục [[mailbox]] (mỗi hộp thư một mục)")
+    if not sections:
+        return config
+    mailboxes = tuple(_mailbox(data, section, config.data_dir) for section in sections)
+    _check_mailboxes(mailboxes)
+    secrets = tuple(
+        sorted(
+            {
+                name
+                for c in (config, *(m.config for m in mailboxes))
+                for name in (c.inbox.password.env, c.outgoing.password.env)
+                if name
+            }
+        )
+    )
+    mailboxes = tuple(
+        MailboxConfig(m.name, replace(m.config, secret_env_names=secrets)) for m in mailboxes
+    )
+    return replace(config, mailboxes=mailboxes, secret_env_names=secrets)
+
+
+def _finish(config: Config) -> Config:
+    """Fix the data directory now and check the timezone."""
     if config.storage.data_dir is None:
         # Fixed now: the working directory of a later moment must not move the data.
         storage = replace(config.storage, data_dir=str(config.data_dir))
@@ -362,3 +445,74 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     except (ValueError, ZoneInfoNotFoundError) as exc:
         raise ConfigError(f"timezone = {config.timezone!r}: không phải múi giờ hợp lệ") from exc
     return config
+
+
+# A name is a folder under data_dir, a systemd instance (mailbot@NAME) and a database schema.
+MAILBOX_NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")
+# What a [[mailbox]] section may set; everything else comes from the top level.
+MAILBOX_SECTIONS = ("inbox", "outgoing", "digest", "contact", "board", "alerts")
+MAILBOX_KEYS = ("district", "campaign", "units_file")
+# Shortcuts: digest_recipients is [digest] recipients, from_* are [outgoing] from_*.
+MAILBOX_SHORTCUTS = {
+    "digest_recipients": ("digest", "recipients"),
+    "from_name": ("outgoing", "from_name"),
+    "from_address": ("outgoing", "from_address"),
+}
+
+
+def _mailbox(top: dict[str, Any], section: dict[str, Any], data_dir: Path) -> MailboxConfig:
+    """One [[mailbox]] section merged over the top-level keys and sections."""
+    name = section.get("name")
+    if not isinstance(name, str) or not MAILBOX_NAME.fullmatch(name):
+        raise ConfigError(
+            f"[[mailbox]] name = {name!r}: mỗi hộp thư cần một tên ngắn gồm chữ thường không "
+            'dấu, chữ số và dấu gạch ngang, bắt đầu bằng chữ, ví dụ name = "ba-dinh"'
+        )
+    where = f"mailbox {name}"
+    merged = {k: v for k, v in top.items() if k != "storage"}
+    merged["storage"] = dict(top.get("storage", {}), data_dir=str(data_dir / name))
+    for key, value in section.items():
+        if key == "name":
+            continue
+        if key in MAILBOX_SHORTCUTS:
+            part, inner = MAILBOX_SHORTCUTS[key]
+            if isinstance(section.get(part), dict) and inner in section[part]:
+                raise ConfigError(f"[{where}] {key} và [{part}] {inner}: chỉ ghi một nơi")
+            merged[part] = dict(merged.get(part, {}), **{inner: value})
+        elif key in MAILBOX_SECTIONS:
+            if not isinstance(value, dict):
+                raise ConfigError(f"[{where}] {key} phải là một mục, ví dụ [mailbox.{key}]")
+            inherited = dict(merged.get(key, {}))
+            if "password_env" in value or "password_file" in value:
+                # The mailbox's own secret replaces the inherited one, whichever kind it was.
+                inherited.pop("password_env", None)
+                inherited.pop("password_file", None)
+            merged[key] = inherited | value
+        elif key in MAILBOX_KEYS:
+            merged[key] = value
+        else:
+            raise ConfigError(
+                f"[{where}] khóa không hợp lệ {key!r} (trong [[mailbox]] được ghi: name, "
+                + ", ".join((*MAILBOX_KEYS, *MAILBOX_SHORTCUTS, *MAILBOX_SECTIONS))
+                + "; các khóa khác lấy từ phần chung)"
+            )
+    config = _finish(_build(Config, merged, where))
+    return MailboxConfig(name, replace(config, mailbox_name=name))
+
+
+def _check_mailboxes(mailboxes: tuple[MailboxConfig, ...]) -> None:
+    """Two sections with one name, or reading one mailbox, would mix two districts' data."""
+    seen: set[str] = set()
+    reads: dict[tuple[str, str | None, str], str] = {}
+    for m in mailboxes:
+        if m.name in seen:
+            raise ConfigError(f"[[mailbox]] name = {m.name!r}: hai mục cùng một tên")
+        seen.add(m.name)
+        inbox = m.config.inbox
+        key = (inbox.url, inbox.username, inbox.folder)
+        if key in reads:
+            raise ConfigError(
+                f"[[mailbox]] {reads[key]} và {m.name} cùng đọc một hộp thư ({inbox.url}): "
+                "mỗi hộp thư cần [mailbox.inbox] url (hoặc username) của riêng mình"
+            )
+        reads[key] = m.name

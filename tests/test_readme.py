@@ -37,7 +37,10 @@ def test_example_config_documents_every_key():
 
     def walk(cls: type, section: str) -> None:
         for f in fields(cls):
-            if f.name in ("base_dir",):
+            if f.name in ("base_dir", "mailbox_name", "secret_env_names"):
+                continue
+            if f.name == "mailboxes":
+                assert "# [[mailbox]]" in text, "[[mailbox]] undocumented"
                 continue
             default = f.default_factory() if callable(f.default_factory) else f.default
             if f.name == "password":
@@ -52,3 +55,10 @@ def test_example_config_documents_every_key():
 
     walk(Config, "top level")
     assert isinstance(data, dict)
+    from mailbot.config import MAILBOX_KEYS, MAILBOX_SECTIONS, MAILBOX_SHORTCUTS
+
+    example_section = text[text.index("# [[mailbox]]") :]
+    for key in ("name", *MAILBOX_KEYS, *MAILBOX_SHORTCUTS):
+        assert re.search(rf"^# {key} =", example_section, flags=re.M), f"mailbox.{key}"
+    for section in MAILBOX_SECTIONS:
+        assert f"[mailbox.{section}]" in text, f"[mailbox.{section}] undocumented"

@@ -71,16 +71,27 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="chỉ một đơn vị, với mọi bản đã nhận của từng biểu mẫu (giờ nhận, người gửi, "
         "số mô hình, bản nào đang được tính)",
     )
-    p.set_defaults(func=_later("status"))
+    # Without --mailbox on a configuration of several mailboxes: one line per mailbox.
+    p.set_defaults(func=_later("status"), many_mailboxes=True)
 
     p = sub.add_parser("export", help="xuất bảng tổng hợp (xlsx, hoặc docx)")
-    p.add_argument("--out", required=True, metavar="FILE.xlsx", help="tệp kết quả")
+    p.add_argument(
+        "-o",
+        "--out",
+        metavar="FILE.xlsx",
+        help="tệp kết quả (mặc định: “Tổng hợp Dân vận khéo NĂM - NGÀY.xlsx” ở thư mục hiện tại)",
+    )
     p.add_argument(
         "--docx",
         action="store_true",
         help="ghi thêm bản Word (.docx) cùng tên bên cạnh; --out *.docx chỉ ghi Word",
     )
-    p.set_defaults(func=_later("export"))
+    p.add_argument(
+        "--all",
+        action="store_true",
+        help="một bảng tổng hợp toàn thành phố: mọi hộp thư (mọi quận, huyện) trong tệp cấu hình",
+    )
+    p.set_defaults(func=_later("export"), many_mailboxes=True)
 
     p = sub.add_parser(
         "review",

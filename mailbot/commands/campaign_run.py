@@ -16,7 +16,12 @@ from pathlib import Path
 from mailbot import review
 from mailbot.app import App, campaign_of, open_app, terminal_progress
 from mailbot.campaign.digest import build_digest, queue_digest
-from mailbot.campaign.export import consolidated_docx, consolidated_xlsx, issuer_of
+from mailbot.campaign.export import (
+    consolidated_docx,
+    consolidated_xlsx,
+    export_file_name,
+    issuer_of,
+)
 from mailbot.campaign.reminders import plan_reminders, queue_reminders, units_without_address
 from mailbot.campaign.schedule import days_left, local, reminder_schedule
 from mailbot.campaign.status import (
@@ -271,6 +276,12 @@ def _fit(text: str, width: int) -> str:
 
 
 def status(args: argparse.Namespace, config: Config) -> int:
+    if len(config.mailboxes) > 1 and not (args.json or args.unit):
+        from mailbot.commands.city import status_all
+
+        return status_all(config)
+    config = config.one_mailbox(None)
+
     def body() -> int:
         code = getattr(args, "unit", None)
         with _app(config, exclusive=False) as app, app.database.session(write=False) as s:
@@ -331,19 +342,35 @@ def atomic_write(path: Path, data: bytes) -> None:
 
 
 def export(args: argparse.Namespace, config: Config) -> int:
+    if args.all and getattr(args, "mailbox", None) is not None:
+        print("mailbot: lỗi: --all là mọi hộp thư, không ghi kèm --mailbox", file=sys.stderr)
+        return 2
+    if not args.all:
+        config = config.one_mailbox(None)
+
     def body() -> int:
-        out = Path(args.out)
+        campaign = campaign_of(config.districts()[0])
+        now = utc_now()
+        default = export_file_name(campaign, now)
+        if args.all:
+            default = default.replace(" - ", " - toàn thành phố - ", 1)
+        out = Path(args.out or default)
         if not out.parent.resolve().is_dir():
-            raise UsageError(f"--out {args.out}: thư mục {out.parent} không tồn tại")
+            raise UsageError(f"--out {out}: thư mục {out.parent} không tồn tại")
         if out.is_dir():
             raise UsageError(
-                f"--out {args.out} là một thư mục; hãy ghi tên tệp, ví dụ {out / 'tong-hop.xlsx'}"
+                f"--out {out} là một thư mục; hãy ghi tên tệp, ví dụ {out / 'tong-hop.xlsx'}"
             )
         if out.suffix.lower() not in (".xlsx", ".docx"):
-            raise UsageError(f"--out {args.out}: tên tệp phải có đuôi .xlsx (hoặc .docx)")
+            raise UsageError(f"--out {out}: tên tệp phải có đuôi .xlsx (hoặc .docx)")
+        if args.all:
+            from mailbot.commands.city import export_all
+
+            for path in export_all(args, config, out):
+                print(f"mailbot: đã ghi {path}")
+            return 0
         word_only = out.suffix.lower() == ".docx"
         progress = terminal_progress()
-        now = utc_now()
         written: list[Path] = []
         with _app(config, exclusive=False) as app, app.database.session(write=False) as s:
             campaign, issuer = app.campaign, issuer_of(config)

@@ -44,11 +44,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
         "check", help="kiểm tra cấu hình, hộp thư, máy chủ gửi thư, cơ sở dữ liệu, đợt thi đua"
     )
-    p.set_defaults(func=run, needs_config=False)
+    p.set_defaults(func=run, needs_config=False, takes_mailbox=True)
 
 
 def run(args: argparse.Namespace, _config: object = None) -> int:
-    results = list(check_all(args.config))
+    results = list(check_all(args.config, getattr(args, "mailbox", None)))
     for result in results:
         print(result.line())
     failed = sum(r.level == FAIL for r in results)
@@ -60,22 +60,36 @@ def run(args: argparse.Namespace, _config: object = None) -> int:
     return 0
 
 
-def check_all(config_path: str | None) -> Iterator[Result]:
-    """Every check in order; a configuration that does not load stops the rest."""
+def check_all(config_path: str | None, mailbox: str | None = None) -> Iterator[Result]:
+    """Every check in order; a configuration that does not load stops the rest.
+
+    With several [[mailbox]] sections and no `mailbox`, every mailbox is checked in turn.
+    """
     try:
         path = find_config(config_path)
         config = load_config(path)
+        chosen = config.for_mailbox(mailbox) if mailbox is not None else None
     except ConfigError as exc:
         yield Result(FAIL, "Cấu hình", str(exc))
         return
     yield Result(OK, "Cấu hình", f"đọc được {path.absolute()}")
+    if chosen is not None or len(config.mailboxes) < 2:
+        yield from _check_mailbox(chosen or config.one_mailbox(None))
+    else:
+        for one in config.mailboxes:
+            for result in _check_mailbox(one.config):
+                yield Result(result.level, f"{one.name}: {result.subject}", result.text)
+    yield from _guard("LibreOffice", check_soffice)
+
+
+def _check_mailbox(config: Config) -> Iterator[Result]:
+    """The checks of one mailbox: its servers, store, campaign and register."""
     yield from _guard("Hộp thư đến", lambda: check_inbox(config))
     yield from _guard("Máy chủ gửi thư", lambda: check_outgoing(config))
     yield from _guard("Thư mục dữ liệu", lambda: check_data_dir(config))
     yield from _guard("Cơ sở dữ liệu", lambda: check_database(config))
     yield from _guard("Đợt thi đua", lambda: check_campaign(config))
     yield from _guard("Danh sách đơn vị", lambda: check_units(config))
-    yield from _guard("LibreOffice", check_soffice)
     yield check_authserv(config)
     yield check_staff(config)
 

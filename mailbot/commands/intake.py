@@ -239,7 +239,12 @@ def run(args: argparse.Namespace, config: Config) -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     with _locked(config) as app:
-        log.info("mailbot started: inbox %s, data %s", _safe_url(config.inbox.url), config.data_dir)
+        log.info(
+            "mailbot started: mailbox %s, inbox %s, data %s",
+            config.mailbox_name or "(single)",
+            _safe_url(config.inbox.url),
+            config.data_dir,
+        )
         from parsers.convert import clean_stale_temp
         from parsers.safety import DEFAULT_LIMITS
 

@@ -10,9 +10,9 @@ ROOT = Path(__file__).resolve().parents[2]
 DAEMON_MB = 512
 
 
-def _unit() -> dict[str, list[str]]:
+def _unit(name: str = "mailbot.service") -> dict[str, list[str]]:
     keys: dict[str, list[str]] = {}
-    for line in (ROOT / "deploy" / "mailbot.service").read_text(encoding="utf-8").splitlines():
+    for line in (ROOT / "deploy" / name).read_text(encoding="utf-8").splitlines():
         if "=" in line and not line.startswith(("#", ";")):
             key, value = line.split("=", 1)
             keys.setdefault(key.strip(), []).append(value.strip())
@@ -68,3 +68,16 @@ def test_memory_max_fits_the_example_defaults():
     defaults = ProcessingConfig()
     assert defaults.workers == processing["workers"]
     assert defaults.worker_memory_mb == processing["worker_memory_mb"]
+
+
+def test_the_template_unit_runs_one_mailbox_as_the_single_unit_runs_all():
+    single, template = _unit(), _unit("mailbot@.service")
+    differ = {"Description", "ExecStart", "LoadCredential"}
+    assert {k: v for k, v in template.items() if k not in differ} == {
+        k: v for k, v in single.items() if k not in differ
+    }
+    assert template["ExecStart"] == [single["ExecStart"][0] + " --mailbox %i"]
+    assert template["LoadCredential"] == [
+        f"{c.split(':', 1)[0]}:/etc/mailbot/credentials/%i/{c.split(':', 1)[0]}"
+        for c in single["LoadCredential"]
+    ]
