@@ -30,7 +30,8 @@ def campaign_stale(campaign: Campaign, now: datetime) -> bool:
 
 @dataclass(frozen=True)
 class HealthWarning:
-    """One thing that is wrong: a code, an English log text and the Vietnamese text for people."""
+    """One thing that is wrong: a code, an English log text (with the command that fixes it)
+    and the Vietnamese text staff read in the digest (no commands: the operator acts)."""
 
     code: str  # "stale-campaign" | "empty-register"
     log: str
@@ -49,9 +50,8 @@ def stale_campaign_warning(campaign: Campaign) -> HealthWarning:
         ),
         text=(
             f"Đợt thi đua đang dùng ({campaign.name}, {campaign.deadline_words}) đã qua "
-            "từ lâu, mọi mốc thời gian đều đã qua: nếu đây là đợt mới, đề nghị tạo tệp đợt "
-            "thi đua bằng lệnh `mailbot campaign new NĂM` và đặt khóa campaign trong tệp "
-            "cấu hình."
+            "từ lâu, mọi mốc thời gian đều đã qua. Nếu Quận ủy đã có công văn phát động đợt "
+            "mới, đề nghị đồng chí quản trị hệ thống lập đợt thi đua năm nay theo công văn đó."
         ),
     )
 
@@ -65,9 +65,9 @@ def empty_register_warning() -> HealthWarning:
             "`mailbot units import FILE`"
         ),
         text=(
-            "Danh sách đơn vị đang trống: chưa nhận ra được đơn vị nào theo địa chỉ gửi; đề "
-            "nghị nhập danh sách bằng lệnh `mailbot units import TỆP` (CSV/XLSX: code, name, "
-            "emails, aliases)."
+            "Danh sách đơn vị đang trống: chưa nhận ra được đơn vị nào theo địa chỉ gửi. Đề "
+            "nghị gửi danh sách đơn vị (tên đơn vị, địa chỉ thư điện tử) để đồng chí quản trị "
+            "hệ thống nhập vào."
         ),
     )
 
