@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import date, datetime, time
 
 from sqlalchemy.orm import Session
 
@@ -78,13 +78,17 @@ def _form_names(codes: tuple[str, ...], campaign: Campaign) -> tuple[str, ...]:
     return tuple(out)
 
 
+def day_name(day: date) -> str:
+    """'thứ Bảy 19/02/2022'."""
+    return f"{VN_WEEKDAYS[day.weekday()]} {day:%d/%m/%Y}"
+
+
 def last_day_phrase(campaign: Campaign) -> str:
     """'hết ngày thứ Bảy 19/02/2022', or 'trước 17:00 ngày thứ Hai 21/02/2022' mid-day."""
     here = campaign.deadline.astimezone(campaign.tz)
     if here.time() == time(0, 0):
-        day = last_day(campaign.deadline, campaign.tz)
-        return f"hết ngày {VN_WEEKDAYS[day.weekday()]} {day:%d/%m/%Y}"
-    return f"trước {here:%H:%M} ngày {VN_WEEKDAYS[here.weekday()]} {here:%d/%m/%Y}"
+        return f"hết ngày {day_name(last_day(campaign.deadline, campaign.tz))}"
+    return f"trước {here:%H:%M} ngày {day_name(here.date())}"
 
 
 def _form_view(
@@ -156,12 +160,15 @@ def plan_reminders(
             deadline_text=campaign.deadline_text,
             deadline_words=campaign.deadline_words,
             last_day=last_day_phrase(campaign),
+            last_day_name=day_name(last_day(campaign.deadline, campaign.tz)),
             days_left=days_left(campaign, now),
             last_working_day=final_working_day,
             case=_case(missing, errors, len(ok) + len(waiting)),
             as_of=local(now, campaign),
             missing_forms=_form_names(missing, campaign),
-            received_forms=tuple(_form_view(unit, c, campaign, receipts) for c in ok),
+            forms=tuple(
+                _form_view(unit, c, campaign, receipts) for c in unit.forms if c in required
+            ),
             error_forms=tuple(_form_view(unit, c, campaign, receipts) for c in errors),
             unconfirmed_forms=tuple(_form_view(unit, c, campaign, receipts) for c in waiting),
             attached_forms=_form_names(templates, campaign),

@@ -38,12 +38,13 @@ class ReminderView:
     deadline_text: str
     deadline_words: str  # "hạn cuối: hết ngày 19/02/2022 (thứ Bảy)"
     last_day: str  # "hết ngày thứ Bảy 19/02/2022"
+    last_day_name: str  # "thứ Bảy 19/02/2022"
     days_left: int  # counted plainly, today included
     last_working_day: bool  # today is the last working day and the last day is a day off
     case: str  # REMINDER_NOTHING_SENT / REMINDER_FORMS_MISSING / REMINDER_FORMS_WITH_ERRORS
     as_of: datetime  # local moment the unit's state was read
+    forms: tuple[ReminderFormView, ...]  # every owed form with its state, in campaign order
     missing_forms: tuple[str, ...]  # owed and never received
-    received_forms: tuple[ReminderFormView, ...]  # counted
     error_forms: tuple[ReminderFormView, ...]  # received with errors, not counted
     unconfirmed_forms: tuple[ReminderFormView, ...]  # received, sender awaits staff
     attached_forms: tuple[str, ...]  # blank forms attached (.docx and .xlsx each)
