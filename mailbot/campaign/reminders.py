@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import datetime, time
 
 from sqlalchemy.orm import Session
 
@@ -17,6 +17,7 @@ from mailbot import db as dbm
 from mailbot.campaign.forms import DOCX_TYPE, XLSX_TYPE, blank_form_docx, blank_form_xlsx
 from mailbot.campaign.schedule import (
     REMINDER_JOB,
+    day_words,
     days_left,
     last_working_day,
     local,
@@ -44,7 +45,7 @@ from mailbot.glossary import FORM_STATE_LABELS
 from mailbot.mail.compose import compose, new_message_id
 from outbox_templates import render
 from outbox_templates.labels import form_required_label
-from rules.campaign import VN_WEEKDAYS, Campaign, last_day
+from rules.campaign import Campaign, last_day
 
 log = logging.getLogger(__name__)
 
@@ -78,17 +79,12 @@ def _form_names(codes: tuple[str, ...], campaign: Campaign) -> tuple[str, ...]:
     return tuple(out)
 
 
-def day_name(day: date) -> str:
-    """'thứ Bảy 19/02/2022'."""
-    return f"{VN_WEEKDAYS[day.weekday()]} {day:%d/%m/%Y}"
-
-
 def last_day_phrase(campaign: Campaign) -> str:
     """'hết ngày thứ Bảy 19/02/2022', or 'trước 17:00 ngày thứ Hai 21/02/2022' mid-day."""
     here = campaign.deadline.astimezone(campaign.tz)
     if here.time() == time(0, 0):
-        return f"hết ngày {day_name(last_day(campaign.deadline, campaign.tz))}"
-    return f"trước {here:%H:%M} ngày {day_name(here.date())}"
+        return f"hết ngày {day_words(last_day(campaign.deadline, campaign.tz))}"
+    return f"trước {here:%H:%M} ngày {day_words(here.date())}"
 
 
 def _form_view(
@@ -160,7 +156,7 @@ def plan_reminders(
             deadline_text=campaign.deadline_text,
             deadline_words=campaign.deadline_words,
             last_day=last_day_phrase(campaign),
-            last_day_name=day_name(last_day(campaign.deadline, campaign.tz)),
+            last_day_name=day_words(last_day(campaign.deadline, campaign.tz)),
             days_left=days_left(campaign, now),
             last_working_day=final_working_day,
             case=_case(missing, errors, len(ok) + len(waiting)),

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from mailbot import db as dbm
 from mailbot.config import Config
-from rules.campaign import Campaign, last_day
+from rules.campaign import VN_WEEKDAYS, Campaign, last_day
 
 REMINDER_JOB: Final = "reminder"
 DIGEST_JOB: Final = "digest"
@@ -173,3 +173,29 @@ def digest_due(session: Session, campaign: Campaign, config: Config, now: dateti
     if dbm.job_done(session, DIGEST_JOB, point):
         return None
     return point
+
+
+def day_words(day: date) -> str:
+    """'thứ Bảy 19/02/2022': a day as a letter names it."""
+    return f"{VN_WEEKDAYS[day.weekday()]} {day:%d/%m/%Y}"
+
+
+def schedule_lines(campaign: Campaign) -> list[str]:
+    """The reminder schedule as staff read it, one line per point, moved days said.
+
+    'nhắc lần 3 (trước hạn 1 ngày): thứ Sáu 18/02/2022 lúc 08:00 (dời từ thứ Bảy 19/02/2022,
+    nghỉ cuối tuần)'. The days before count from the deadline's day, as the campaign file does.
+    """
+    lines = []
+    for n, point in enumerate(reminder_plan(campaign), start=1):
+        here = local(point.at, campaign)
+        served = " và ".join(str(d) for d in point.days_before)
+        line = f"nhắc lần {n} (trước hạn {served} ngày): {day_words(here.date())} lúc {here:%H:%M}"
+        moved = [
+            f"{day_words(d)}, {'nghỉ lễ' if d in campaign.holidays else 'nghỉ cuối tuần'}"
+            for d in point.moved_from
+        ]
+        if moved:
+            line += f" (dời từ {'; '.join(moved)})"
+        lines.append(line)
+    return lines
