@@ -114,6 +114,8 @@ def test_remind_dry_run_then_real_then_nothing_pending(setup, capsys) -> None:
 
     code, out, _ = mailbot(capsys, "--config", cfg, "remind", "--now", "2022-02-17T09:00")
     assert code == 0 and "Đợt tiếp theo: 08:00 ngày 18/02/2022" in out
+    code, out, _ = mailbot(capsys, "--config", cfg, "remind", "--now", "2022-02-19T09:00")
+    assert code == 0 and "hôm nay (thứ Bảy 19/02/2022) là ngày nghỉ: không gửi thư nhắc" in out
     code, out, _ = mailbot(capsys, "--config", cfg, "remind", "--now", "2022-02-20T08:00")
     assert "đã hết hạn nộp" in out
     assert len([r for r in outbox_rows(config) if r.kind == "reminder"]) == 43
