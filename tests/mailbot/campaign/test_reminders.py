@@ -16,6 +16,12 @@ from mailbot.campaign.reminders import plan_reminders, queue_reminders
 from mailbot.campaign.schedule import (
     REMINDER_JOB,
 )
+from mailbot.campaign.views import (
+    REMINDER_FORMS_MISSING,
+    REMINDER_FORMS_WITH_ERRORS,
+    REMINDER_NOTHING_SENT,
+)
+from outbox_templates import render
 from tests.mailbot.campaign.support import (
     CAMPAIGN,
     CONFIG,
@@ -129,3 +135,36 @@ def test_complete_units_are_never_reminded(database) -> None:
     codes = {p.unit_code for p in plans}
     assert len(codes) == 41
     assert not codes & {"mttq", "ldld", "quan-doan"}  # quan-doan waits for staff, not for us
+
+
+def test_each_case_gets_its_own_words_from_the_database(database) -> None:
+    """Nothing sent, one form missing, a form with errors whose receipt went to the sender."""
+    add_form(database, "ldld", "M1", at(15, 9))
+    ccb_mail = add_form(database, "hoi-ccb", "M1", at(16, 11), errors=1)
+    add_form(database, "hoi-ccb", "M2", at(16, 11))
+    with database.session() as s:
+        dbm.queue_outgoing(
+            s,
+            kind="receipt",
+            message_id="<receipt-1@mailbot.test>",
+            to_addrs=["vanphong.ccb@thanhxuan.example"],
+            subject="Re: Biểu M1",
+            raw=b"x",
+            mail_id=ccb_mail,
+            now=at(16, 11),
+        )
+    with database.session(write=False) as s:
+        plans = {p.unit_code: p for p in plan_reminders(s, CAMPAIGN, at(17, 8), config=CONFIG)}
+    assert plans["mttq"].view.case == REMINDER_NOTHING_SENT
+    assert plans["ldld"].view.case == REMINDER_FORMS_MISSING
+    ccb = plans["hoi-ccb"].view
+    assert ccb.case == REMINDER_FORMS_WITH_ERRORS and ccb.missing_forms == ()
+    assert ccb.error_forms[0].receipt_to == ("vanphong.ccb@thanhxuan.example",)
+    assert [f.state for f in ccb.forms] == ["Đã nhận, có lỗi, chưa được tính", "Đã tiếp nhận"]
+    texts = {code: render("reminder", plans[code].view).text for code in ("mttq", "ldld")}
+    assert "chưa nhận được biểu mẫu nào của đơn vị" in texts["mttq"]
+    assert "- Mẫu số 01 (cấp Quận): Đã tiếp nhận (nhận lúc 09:00 ngày 15/02/2022)" in texts["ldld"]
+    ccb_text = render("reminder", ccb).text
+    assert "thư xác nhận gửi đến vanphong.ccb@thanhxuan.example" in ccb_text
+    assert "Kính gửi: Hội Cựu chiến binh quận Thanh Xuân," in ccb_text
+    assert plans["hoi-ccb"].template_forms == ("M1",)
