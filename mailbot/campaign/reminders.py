@@ -62,7 +62,6 @@ class PlannedReminder:
     missing_forms: tuple[str, ...]  # never received
     error_forms: tuple[str, ...]  # received, but the newest version has errors
     unconfirmed_forms: tuple[str, ...]  # received from an address staff must still confirm
-    open_problems: tuple[str, ...]
     view: ReminderView
     template_forms: tuple[str, ...]  # blank forms attached (.docx and .xlsx each)
     dedupe_key: str
@@ -183,7 +182,6 @@ def plan_reminders(
                 missing_forms=missing,
                 error_forms=errors,
                 unconfirmed_forms=waiting,
-                open_problems=unit.open_problems,
                 view=view,
                 template_forms=templates,
                 dedupe_key=f"{REMINDER_JOB}:{point_key(campaign, point)}:{unit.code}",
