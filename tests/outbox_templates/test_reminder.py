@@ -117,6 +117,18 @@ def test_last_working_day_before_a_deadline_on_saturday() -> None:
     assert "chỉ còn 1 ngày" not in out.text
 
 
+def test_last_working_day_before_a_long_weekend() -> None:
+    view = reminder_view(
+        REMINDER_NOTHING_SENT,
+        days_left=3,
+        last_working_day=True,
+        last_day="hết ngày Chủ nhật 19/02/2023",
+        last_day_name="Chủ nhật 19/02/2023",
+    )
+    text = render("reminder", view).text
+    assert "Vì từ ngày mai đến hết Chủ nhật 19/02/2023 đều là ngày nghỉ, đề nghị" in text
+
+
 def test_on_the_last_day_itself() -> None:
     out = render("reminder", reminder_view(REMINDER_FORMS_MISSING, days_left=1))
     assert out.subject.startswith("[Nhắc hạn – hôm nay là ngày cuối]")
