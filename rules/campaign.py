@@ -237,7 +237,10 @@ def new_campaign_text(campaign: Campaign, year: int) -> str:
         'document = ""',
         'letter_number = ""',
         "# letter_date = " + f"{year}-01-01",
-        "# This year's days off (Tết, national holidays), e.g. holidays = [" + f"{year}-04-30]",
+        "# This year's days off besides Saturdays and Sundays (Tết, national holidays, as the",
+        "# government announces them; Tết moves every year, so last year's are not copied): a",
+        "# reminder due on one goes out the working day before. E.g. holidays = ["
+        + f"{year}-04-30, {year}-05-01]",
         f"deadline = {_toml_str(new_deadline.replace(tzinfo=None).isoformat())}",
         f"deadline_text = {_toml_str(campaign.deadline_text.replace(old, new))}",
         f"submission_address = {_toml_str(campaign.submission_address)}",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time
 
 from sqlalchemy.orm import Session
 
@@ -17,7 +17,9 @@ from mailbot import db as dbm
 from mailbot.campaign.forms import DOCX_TYPE, XLSX_TYPE, blank_form_docx, blank_form_xlsx
 from mailbot.campaign.schedule import (
     REMINDER_JOB,
+    day_words,
     days_left,
+    last_working_day,
     local,
     point_key,
     reminder_schedule,
@@ -25,16 +27,25 @@ from mailbot.campaign.schedule import (
 from mailbot.campaign.status import (
     FORM_ERRORS,
     FORM_NONE,
+    FORM_OK,
     FORM_UNCONFIRMED,
     UnitState,
     unit_states,
 )
-from mailbot.campaign.views import ReminderView
+from mailbot.campaign.views import (
+    REMINDER_FORMS_MISSING,
+    REMINDER_FORMS_WITH_ERRORS,
+    REMINDER_NOTHING_SENT,
+    ReminderFormView,
+    ReminderView,
+)
 from mailbot.config import Config
+from mailbot.contact import contact_of
+from mailbot.glossary import FORM_STATE_LABELS
 from mailbot.mail.compose import compose, new_message_id
 from outbox_templates import render
 from outbox_templates.labels import form_required_label
-from rules.campaign import Campaign
+from rules.campaign import Campaign, last_day
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +62,6 @@ class PlannedReminder:
     missing_forms: tuple[str, ...]  # never received
     error_forms: tuple[str, ...]  # received, but the newest version has errors
     unconfirmed_forms: tuple[str, ...]  # received from an address staff must still confirm
-    open_problems: tuple[str, ...]
     view: ReminderView
     template_forms: tuple[str, ...]  # blank forms attached (.docx and .xlsx each)
     dedupe_key: str
@@ -68,22 +78,32 @@ def _form_names(codes: tuple[str, ...], campaign: Campaign) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _attachment_note(unit: UnitState, templates: tuple[str, ...], campaign: Campaign) -> str | None:
-    parts = []
-    if templates:
-        names = ", ".join(_form_names(templates, campaign))
-        parts.append(
-            f"Gửi kèm thư này biểu mẫu trống ({names}) dạng Word (.docx) và Excel (.xlsx) "
-            "theo đúng mẫu của công văn để Quý đơn vị điền."
-        )
-    for code in unit.forms_with(FORM_UNCONFIRMED):
-        f = unit.forms[code]
-        name = _form_names((code,), campaign)[0]
-        parts.append(
-            f"{name} Quý đơn vị gửi từ địa chỉ {f.sender or 'chưa đăng ký'} đã được nhận và "
-            "đang chờ Ban Dân vận xác nhận người gửi; không cần gửi lại."
-        )
-    return " ".join(parts) or None
+def last_day_phrase(campaign: Campaign) -> str:
+    """'hết ngày thứ Bảy 19/02/2022', or 'trước 17:00 ngày thứ Hai 21/02/2022' mid-day."""
+    here = campaign.deadline.astimezone(campaign.tz)
+    if here.time() == time(0, 0):
+        return f"hết ngày {day_words(last_day(campaign.deadline, campaign.tz))}"
+    return f"trước {here:%H:%M} ngày {day_words(here.date())}"
+
+
+def _form_view(
+    unit: UnitState, code: str, campaign: Campaign, receipts: dict[int, tuple[str, ...]]
+) -> ReminderFormView:
+    f = unit.forms[code]
+    return ReminderFormView(
+        name=_form_names((code,), campaign)[0],
+        state=FORM_STATE_LABELS[f.status],
+        received_at=local(f.received_at, campaign) if f.received_at else None,
+        sender=f.sender,
+        problems=f.problems if f.status == FORM_ERRORS else (),
+        receipt_to=receipts.get(f.mail_id, ()) if f.mail_id is not None else (),
+    )
+
+
+def _case(missing: tuple[str, ...], errors: tuple[str, ...], received: int) -> str:
+    if errors:
+        return REMINDER_FORMS_WITH_ERRORS
+    return REMINDER_FORMS_MISSING if received else REMINDER_NOTHING_SENT
 
 
 def plan_reminders(
@@ -97,8 +117,10 @@ def plan_reminders(
     """The reminders for `point` (default: the point due at `now`), one per incomplete unit.
 
     A unit is reminded when a required form was never received or its newest version has
-    errors, and it has an address; a unit whose only gap is a form awaiting staff confirmation
-    is not (it has done its part). Nothing after the deadline.
+    errors, and it has an address. A unit whose only gap is a form awaiting staff confirmation
+    is not: it has done its part, the next step is staff's, and a reminder would make it send
+    the same file again; when it is reminded for another form, one line says the waiting form
+    needs nothing from it. Nothing after the deadline.
     """
     if point is None:
         point = reminder_schedule(session, campaign, now).due
@@ -107,27 +129,47 @@ def plan_reminders(
     config = config or Config()
     office = config.outgoing.from_name
     address = campaign.submission_address or config.outgoing.from_address
+    contact = contact_of(config, campaign)
+    today = local(now, campaign).date()
+    final_working_day = (
+        last_working_day(campaign) == today and last_day(campaign.deadline, campaign.tz) != today
+    )
+    states = [u for u in unit_states(session, campaign, now) if not u.complete and u.emails]
+    receipts = dbm.receipt_recipients(
+        session,
+        (f.mail_id for u in states for f in u.forms.values() if f.mail_id is not None),
+    )
     plans: list[PlannedReminder] = []
-    for unit in unit_states(session, campaign, now):
-        if unit.complete or not unit.emails:
-            continue
+    for unit in states:
         required = set(unit.owed)
         missing = tuple(c for c in unit.forms_with(FORM_NONE) if c in required)
         errors = tuple(c for c in unit.forms_with(FORM_ERRORS) if c in required)
         if not missing and not errors:
             continue
+        ok = tuple(c for c in unit.forms_with(FORM_OK) if c in required)
+        waiting = tuple(c for c in unit.forms_with(FORM_UNCONFIRMED) if c in required)
         templates = tuple(c for c in unit.forms if c in missing or c in errors)
         view = ReminderView(
             unit_name=unit.name,
             campaign_name=campaign.name,
             deadline_text=campaign.deadline_text,
             deadline_words=campaign.deadline_words,
+            last_day=last_day_phrase(campaign),
+            last_day_name=day_words(last_day(campaign.deadline, campaign.tz)),
             days_left=days_left(campaign, now),
-            missing_forms=_form_names(templates, campaign),
-            open_problems=unit.open_problems,
+            last_working_day=final_working_day,
+            case=_case(missing, errors, len(ok) + len(waiting)),
+            as_of=local(now, campaign),
+            missing_forms=_form_names(missing, campaign),
+            forms=tuple(
+                _form_view(unit, c, campaign, receipts) for c in unit.forms if c in required
+            ),
+            error_forms=tuple(_form_view(unit, c, campaign, receipts) for c in errors),
+            unconfirmed_forms=tuple(_form_view(unit, c, campaign, receipts) for c in waiting),
+            attached_forms=_form_names(templates, campaign),
             submission_address=address,
+            contact=contact,
             accepted_formats=campaign.accepted_formats,
-            attachments_note=_attachment_note(unit, templates, campaign),
             office_name=office,
         )
         plans.append(
@@ -139,8 +181,7 @@ def plan_reminders(
                 state=unit.state,
                 missing_forms=missing,
                 error_forms=errors,
-                unconfirmed_forms=unit.forms_with(FORM_UNCONFIRMED),
-                open_problems=unit.open_problems,
+                unconfirmed_forms=waiting,
                 view=view,
                 template_forms=templates,
                 dedupe_key=f"{REMINDER_JOB}:{point_key(campaign, point)}:{unit.code}",

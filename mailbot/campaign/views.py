@@ -14,22 +14,52 @@ from mailbot.mail.views import DEFAULT_FORMATS, DEFAULT_OFFICE
 from outbox_templates.labels import FIELD_LABELS
 from parsers.model import FIELDS
 
+# What a reminder is about, said first in its subject and body.
+REMINDER_NOTHING_SENT = "nothing-sent"  # no form of the unit arrived at all
+REMINDER_FORMS_MISSING = "forms-missing"  # some arrived, some never did
+REMINDER_FORMS_WITH_ERRORS = "forms-with-errors"  # a form arrived with errors and does not count
+
+
+@dataclass(frozen=True)
+class ReminderFormView:
+    """One owed form as the reminder names it: received when, with what open errors."""
+
+    name: str  # "Mẫu số 01 (cấp Quận)"
+    state: str  # glossary.FORM_STATE_LABELS
+    received_at: datetime | None = None  # local time of the version shown
+    sender: str | None = None
+    problems: tuple[str, ...] = ()  # open errors of a form that does not count
+    receipt_to: tuple[str, ...] = ()  # where the receipt with the details went
+
 
 @dataclass(frozen=True)
 class ReminderView:
     """A reminder to a unit that is not complete before the deadline."""
 
-    unit_name: str
+    unit_name: str  # the registered name, never "Quý đơn vị" nor a display name
     campaign_name: str
     deadline_text: str
-    days_left: int
-    missing_forms: tuple[str, ...]
-    open_problems: tuple[str, ...]
+    deadline_words: str  # "hạn cuối: hết ngày 19/02/2022 (thứ Bảy)"
+    last_day: str  # "hết ngày thứ Bảy 19/02/2022"
+    last_day_name: str  # "thứ Bảy 19/02/2022"
+    days_left: int  # counted plainly, today included
+    last_working_day: bool  # today is the last working day and the last day is a day off
+    case: str  # REMINDER_NOTHING_SENT / REMINDER_FORMS_MISSING / REMINDER_FORMS_WITH_ERRORS
+    as_of: datetime  # local moment the unit's state was read
+    forms: tuple[ReminderFormView, ...]  # every owed form with its state, in campaign order
+    missing_forms: tuple[str, ...]  # owed and never received
+    error_forms: tuple[ReminderFormView, ...]  # received with errors, not counted
+    unconfirmed_forms: tuple[ReminderFormView, ...]  # received, sender awaits staff
+    attached_forms: tuple[str, ...]  # blank forms attached (.docx and .xlsx each)
     submission_address: str
+    contact: Contact
     accepted_formats: tuple[str, ...] = DEFAULT_FORMATS
-    attachments_note: str | None = None
     office_name: str = DEFAULT_OFFICE
-    deadline_words: str = ""
+
+    @property
+    def forms_to_send(self) -> tuple[str, ...]:
+        """What the unit must still send: the missing forms, then the ones to correct."""
+        return self.missing_forms + tuple(f.name for f in self.error_forms)
 
 
 @dataclass(frozen=True)

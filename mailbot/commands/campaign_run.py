@@ -23,7 +23,14 @@ from mailbot.campaign.export import (
     issuer_of,
 )
 from mailbot.campaign.reminders import plan_reminders, queue_reminders, units_without_address
-from mailbot.campaign.schedule import days_left, local, reminder_schedule
+from mailbot.campaign.schedule import (
+    ReminderPoints,
+    day_words,
+    days_left,
+    local,
+    reminder_schedule,
+    schedule_lines,
+)
 from mailbot.campaign.status import (
     FORM_ERRORS,
     FORM_NONE,
@@ -111,7 +118,7 @@ def remind(args: argparse.Namespace, config: Config) -> int:
                 schedule = reminder_schedule(s, campaign, now, manual=True)
                 queued = queue_reminders(s, campaign, config, now, manual=True)
             if schedule.due is None:
-                _say_nothing_due(campaign, now, schedule.upcoming)
+                _say_nothing_due(campaign, now, schedule)
                 return 0
             sent, failed = send_queued(app, queued, clock, app.outgoing())
             print(
@@ -123,8 +130,14 @@ def remind(args: argparse.Namespace, config: Config) -> int:
     return _run(body)
 
 
-def _say_nothing_due(campaign: Campaign, now: datetime, upcoming: datetime | None) -> None:
-    if now >= campaign.deadline:
+def _say_nothing_due(campaign: Campaign, now: datetime, schedule: ReminderPoints) -> None:
+    upcoming = schedule.upcoming
+    if schedule.day_off and now < campaign.deadline:
+        print(
+            f"mailbot: hôm nay ({day_words(local(now, campaign).date())}) là ngày nghỉ: "
+            "không gửi thư nhắc; đợt nhắc đang chờ sẽ gửi được vào ngày làm việc."
+        )
+    elif now >= campaign.deadline:
         print(
             f"mailbot: đã hết hạn nộp ({campaign.deadline_words}): không gửi thư nhắc; "
             "các đơn vị quá hạn có trong báo cáo hằng ngày (mailbot digest)."
@@ -145,7 +158,7 @@ def _remind_preview(config: Config, campaign: Campaign, now: datetime) -> int:
             if p != schedule.due:
                 print(f"Đợt nhắc {_when(p, campaign)} đã lỡ: sẽ được ghi là bỏ qua.")
         if schedule.due is None:
-            _say_nothing_due(campaign, now, schedule.upcoming)
+            _say_nothing_due(campaign, now, schedule)
             print(DRY_RUN_NOTE)
             return 0
         plans = plan_reminders(s, campaign, now, point=schedule.due, config=config)
@@ -600,6 +613,14 @@ def campaign_new(args: argparse.Namespace, config: Config | None) -> int:
             f"{made.deadline_words}). "
             "Đề nghị kiểm tra lại các ngày và số công văn."
         )
+        print("Lịch nhắc hạn (chỉ vào ngày làm việc; ngày nghỉ lễ lấy từ khóa holidays của tệp):")
+        for line in schedule_lines(made):
+            print(f"  {line}")
+        if not made.holidays:
+            print(
+                "  Tệp mới chưa có ngày nghỉ lễ, Tết của năm "
+                f"{made.year}: đề nghị ghi vào khóa holidays rồi chạy lại `mailbot check`."
+            )
         print(_activation_hint(target, config_path, source))
         return 0
 

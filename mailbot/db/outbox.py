@@ -160,6 +160,19 @@ def find_outbox_by_message_id(session: Session, message_id: str | None) -> Outbo
     return session.scalars(select(Outbox).where(Outbox.message_id == mid)).first()
 
 
+def receipt_recipients(session: Session, mail_ids: Iterable[int]) -> dict[int, tuple[str, ...]]:
+    """Where the receipt of each of these mails went (mails never answered are left out)."""
+    ids = set(mail_ids)
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(Outbox.mail_id, Outbox.to_addrs)
+        .where(Outbox.kind == "receipt", Outbox.mail_id.in_(ids))
+        .order_by(Outbox.id)
+    ).all()
+    return {mail_id: tuple(json.loads(to)) for mail_id, to in rows if mail_id is not None}
+
+
 def mark_sent(session: Session, outbox: Outbox, now: datetime) -> None:
     """The SMTP server (or the directory sink) accepted the mail."""
     outbox.status = "sent"

@@ -100,7 +100,7 @@ def test_remind_dry_run_then_real_then_nothing_pending(setup, capsys) -> None:
     )
     assert code == 0
     assert "Đợt nhắc 08:00 ngày 17/02/2022" in out and "sẽ gửi 43 thư nhắc" in out
-    assert "Đợt nhắc 08:00 ngày 13/02/2022 đã lỡ" in out
+    assert "Đợt nhắc 08:00 ngày 11/02/2022 đã lỡ" in out
     assert "- Liên đoàn Lao động quận Thanh Xuân <ldld@thanhxuan.example>: chưa gửi M2" in out
     assert "Ủy ban Mặt trận" not in out
     assert len(outbox_rows(config)) == before  # a dry run changes nothing
@@ -113,7 +113,9 @@ def test_remind_dry_run_then_real_then_nothing_pending(setup, capsys) -> None:
     assert len([p for p in written if b"auto-generated" in p.read_bytes()]) == 43
 
     code, out, _ = mailbot(capsys, "--config", cfg, "remind", "--now", "2022-02-17T09:00")
-    assert code == 0 and "Đợt tiếp theo: 08:00 ngày 19/02/2022" in out
+    assert code == 0 and "Đợt tiếp theo: 08:00 ngày 18/02/2022" in out
+    code, out, _ = mailbot(capsys, "--config", cfg, "remind", "--now", "2022-02-19T09:00")
+    assert code == 0 and "hôm nay (thứ Bảy 19/02/2022) là ngày nghỉ: không gửi thư nhắc" in out
     code, out, _ = mailbot(capsys, "--config", cfg, "remind", "--now", "2022-02-20T08:00")
     assert "đã hết hạn nộp" in out
     assert len([r for r in outbox_rows(config) if r.kind == "reminder"]) == 43

@@ -88,3 +88,19 @@ def test_never_into_the_package_and_no_config_needs_out(tmp_path, capsys, monkey
     code, _, err = _mailbot(capsys, "campaign", "new", "2023")
     assert code == 2 and "không tìm thấy tệp cấu hình" in err and "--out TỆP" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_new_campaign_prints_its_reminder_days_moved_off_the_weekend(tmp_path, capsys) -> None:
+    cfg = _config(tmp_path)
+    code, out, err = _mailbot(capsys, "--config", str(cfg), "campaign", "new", "2023")
+    assert code == 0, err
+    # 20/02/2023 is a Monday: D-1 (Sunday 19/02) joins D-3 on Friday 17/02
+    assert "Lịch nhắc hạn (chỉ vào ngày làm việc" in out
+    assert "  nhắc lần 1 (trước hạn 7 ngày): thứ Hai 13/02/2023 lúc 08:00\n" in out
+    assert (
+        "  nhắc lần 2 (trước hạn 3 và 1 ngày): thứ Sáu 17/02/2023 lúc 08:00 "
+        "(dời từ Chủ nhật 19/02/2023, nghỉ cuối tuần)\n"
+    ) in out
+    assert "chưa có ngày nghỉ lễ, Tết của năm 2023" in out
+    text = (tmp_path / "dan-van-kheo-2023.toml").read_text(encoding="utf-8")
+    assert "a\n# reminder due on one goes out the working day before" in text

@@ -40,7 +40,7 @@ def _dsn(original: email.message.EmailMessage, recipient: str) -> bytes:
 def test_bounced_reminder_is_matched_and_shown_in_the_digest(tmp_path, smtp_server):
     config = load_config(write_config(tmp_path, smtp_server.url(), ("canbo@hanoi.example",)))
     with open_app(config) as app:
-        CampaignScheduler(app, clock=lambda: at(13, 8, 5)).catch_up()
+        CampaignScheduler(app, clock=lambda: at(11, 8, 5)).catch_up()
         sent = [
             email.message_from_bytes(c.data, policy=email.policy.default)
             for c in smtp_server.messages
@@ -50,8 +50,8 @@ def test_bounced_reminder_is_matched_and_shown_in_the_digest(tmp_path, smtp_serv
         victim = reminders[0]
         recipient = str(victim["To"]).split("<")[-1].rstrip(">").strip()
 
-        drop(tmp_path / "inbox", _dsn(victim, recipient), when=at(13, 9, 0))
-        run_intake(app, at(13, 9, 0))
+        drop(tmp_path / "inbox", _dsn(victim, recipient), when=at(11, 9, 0))
+        run_intake(app, at(11, 9, 0))
 
         with app.database.session(write=False) as s:
             row = s.scalars(

@@ -132,7 +132,7 @@ def test_whole_campaign_with_restarts_over_smtp(tmp_path, smtp_server) -> None:
         at(16, 9): mail_with(
             "Bí thư Đoàn <bithu.doan@gmail.example>", "Quan doan - dang ky DVK 2022.xlsx", n=3
         ),
-        at(18, 9): mail_with(
+        at(17, 10): mail_with(
             "Hội Khuyến học <khuyenhoc@thanhxuan.example>", "Hoi Khuyen hoc - thieu ten.xlsx", n=4
         ),
     }
@@ -169,13 +169,14 @@ def test_whole_campaign_with_restarts_over_smtp(tmp_path, smtp_server) -> None:
     finally:
         app_cm.__exit__(None, None, None)
 
-    assert set(by_point) == {at(13, 8), at(17, 8), at(19, 8)}
-    all_units = by_point[at(13, 8)]
+    # never on a weekend: D-7 (Sunday 13/02) and D-1 (Saturday 19/02) go out on the Fridays
+    assert set(by_point) == {at(11, 8), at(17, 8), at(18, 8)}
+    all_units = by_point[at(11, 8)]
     assert len(all_units) == 44
     # LHPN complete; LDLD partial; Quận đoàn (unconfirmed address) still lacks M2; Khuyến học
     # sent a faulty M2 after D-3
     assert by_point[at(17, 8)] == all_units - {"hoi-lhpn"}
-    assert by_point[at(19, 8)] == all_units - {"hoi-lhpn"}
+    assert by_point[at(18, 8)] == all_units - {"hoi-lhpn"}
     captured = captured_by_kind(smtp_server)
     assert len(captured["reminder"]) == 44 + 43 + 43  # never twice despite restarts
     assert len(captured["digest"]) == 20  # 1..20 February at 07:30, one each
@@ -192,7 +193,7 @@ def test_whole_campaign_with_restarts_over_smtp(tmp_path, smtp_server) -> None:
 
 @pytest.mark.parametrize(
     ("first_start", "sent_point"),
-    [(at(17, 10), at(17, 8)), (at(18, 9), None)],
+    [(at(17, 10), at(17, 8)), (at(18, 7), None)],
     ids=["same-day", "next-day"],
 )
 def test_missed_point_on_start_up(tmp_path, first_start, sent_point) -> None:
@@ -212,7 +213,7 @@ def test_missed_point_on_start_up(tmp_path, first_start, sent_point) -> None:
         assert all("skipped" in (d or "") for d in runs.values()) and len(runs) == 2
     else:
         assert count == 44 and len(eml) == 44
-        assert "skipped" in runs[at(13, 8).isoformat()]
+        assert "skipped" in runs[at(11, 8).isoformat()]
         assert "skipped" not in runs[sent_point.isoformat()]
 
 
@@ -220,7 +221,7 @@ def test_a_firing_job_wakes_the_catch_up_that_sends(tmp_path, smtp_server) -> No
     """APScheduler itself fires the reminder job; the job only wakes catch_up, which sends."""
     config = load_config(write_config(tmp_path, smtp_server.url(), ("a@x.example",)))
     with open_app(config) as app:
-        scheduler = CampaignScheduler(app, clock=lambda: at(13, 8, 1))
+        scheduler = CampaignScheduler(app, clock=lambda: at(11, 8, 1))
         scheduler.start(catch_up=False)
         try:
             assert smtp_server.messages == []
@@ -236,3 +237,34 @@ def test_a_firing_job_wakes_the_catch_up_that_sends(tmp_path, smtp_server) -> No
         with app.database.session(write=False) as s:
             runs = s.scalars(select(dbm.JobRun).where(dbm.JobRun.job == "reminder")).all()
         assert len(runs) == 1
+
+
+def test_reminders_only_on_working_days_at_a_fixed_clock(tmp_path) -> None:
+    """Catch-up every 30 minutes from 10 to 20 February 2022: reminders only on working days.
+
+    The deadline "trước ngày 20/02/2022" ends with Saturday 19/02: D-7 (Sunday 13/02) goes out
+    on Friday 11/02, D-3 on Thursday 17/02, D-1 (Saturday 19/02) on Friday 18/02.
+    """
+    config = load_config(write_config(tmp_path, f"dir:{tmp_path / 'out'}"))
+    clock = [at(10, 0)]
+    with open_app(config) as app:
+        scheduler = CampaignScheduler(app, clock=lambda: clock[0])
+        while clock[0] < at(20, 0):
+            assert scheduler.catch_up().error is None
+            clock[0] += timedelta(minutes=30)
+        with app.database.session(write=False) as s:
+            rows = s.scalars(select(dbm.Outbox).where(dbm.Outbox.kind == "reminder")).all()
+            tz = app.campaign.tz
+            days = {r.created_at.astimezone(tz).date().day for r in rows}
+            subjects = {
+                r.created_at.astimezone(tz).date().day: r.subject
+                for r in rows
+                if r.dedupe_key.endswith(":mttq")
+            }
+    assert days == {11, 17, 18}
+    assert not days & {12, 13, 19}
+    assert len(rows) == 3 * 44 and {r.status for r in rows} == {"sent"}
+    assert subjects[11].startswith("[Nhắc hạn – còn 9 ngày]")
+    assert subjects[17].startswith("[Nhắc hạn – còn 3 ngày]")
+    assert subjects[18].startswith("[Nhắc hạn – còn 2 ngày]")
+    assert all("hạn cuối: hết ngày 19/02/2022 (thứ Bảy)" in s for s in subjects.values())

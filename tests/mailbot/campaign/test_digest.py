@@ -45,7 +45,7 @@ def test_digest_content_and_workbook(database) -> None:
             received_at=at(12, 10),
         )
         dbm.quarantine(s, quarantined, "unknown-unit", at(12, 10))
-        assert len(queue_reminders(s, CAMPAIGN, CONFIG, at(13, 8))) > 0
+        assert len(queue_reminders(s, CAMPAIGN, CONFIG, at(11, 8))) > 0
         reminder = s.scalars(select(dbm.Outbox).where(dbm.Outbox.kind == "reminder")).first()
         dbm.record_bounce(
             s,
@@ -54,7 +54,7 @@ def test_digest_content_and_workbook(database) -> None:
             status="5.1.1",
             action="failed",
             diagnostic="no such user",
-            received_at=at(13, 9),
+            received_at=at(11, 9),
             mail_id=None,
         )
     with database.session() as s:

@@ -67,7 +67,7 @@ def test_reminders_name_only_the_forms_a_unit_owes(database) -> None:
     add_form(database, "ldld", "M2", at(10))
     add_form(database, "mttq", "M1", at(10))
     with database.session(write=False) as s:
-        plans = {p.unit_code: p for p in plan_reminders(s, CAMPAIGN, at(13, 8), config=CONFIG)}
+        plans = {p.unit_code: p for p in plan_reminders(s, CAMPAIGN, at(11, 8), config=CONFIG)}
     assert "ldld" not in plans  # owes M2 only, and sent it
     assert plans["hoi-ccb"].missing_forms == ("M2",)
     assert plans["hoi-ccb"].template_forms == ("M2",)

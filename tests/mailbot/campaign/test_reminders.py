@@ -16,6 +16,12 @@ from mailbot.campaign.reminders import plan_reminders, queue_reminders
 from mailbot.campaign.schedule import (
     REMINDER_JOB,
 )
+from mailbot.campaign.views import (
+    REMINDER_FORMS_MISSING,
+    REMINDER_FORMS_WITH_ERRORS,
+    REMINDER_NOTHING_SENT,
+)
+from outbox_templates import render
 from tests.mailbot.campaign.support import (
     CAMPAIGN,
     CONFIG,
@@ -33,7 +39,7 @@ def test_whole_campaign_reminders_and_digests(database) -> None:
         at(14, 10): [("hoi-lhpn", "M1", {}), ("hoi-lhpn", "M2", {})],
         at(15, 9): [("mttq", "M1", {}), ("ldld", "M1", {})],
         at(16, 11): [("mttq", "M2", {}), ("hoi-ccb", "M1", {"errors": 1})],
-        at(18, 15): [("ldld", "M2", {}), ("hoi-ccb", "M1", {}), ("hoi-ccb", "M2", {})],
+        at(17, 15): [("ldld", "M2", {}), ("hoi-ccb", "M1", {}), ("hoi-ccb", "M2", {})],
         at(22, 9): [("p-kim-giang", "M1", {}), ("p-kim-giang", "M2", {})],  # late
     }
     t = at(1, 0)
@@ -50,11 +56,13 @@ def test_whole_campaign_reminders_and_digests(database) -> None:
 
     rows = outbox(database, "reminder")
     by_point = Counter(r.created_at.astimezone(CAMPAIGN.tz) for r in rows)
-    assert set(by_point) == {at(13, 8), at(17, 8), at(19, 8)}
-    d7 = {unit_of(r) for r in rows if r.created_at == at(13, 8)}
+    # D-7 (Sunday 13/02) and D-1 (Saturday 19/02, the last day) go out on the Fridays before
+    assert set(by_point) == {at(11, 8), at(17, 8), at(18, 8)}
+    assert not {r for r in rows if r.created_at.astimezone(CAMPAIGN.tz).weekday() >= 5}
+    d7 = {unit_of(r) for r in rows if r.created_at == at(11, 8)}
     d3 = {unit_of(r) for r in rows if r.created_at == at(17, 8)}
-    d1 = {unit_of(r) for r in rows if r.created_at == at(19, 8)}
-    assert len(d7) == by_point[at(13, 8)] == 44
+    d1 = {unit_of(r) for r in rows if r.created_at == at(18, 8)}
+    assert len(d7) == by_point[at(11, 8)] == 44
     assert d3 == d7 - {"hoi-lhpn", "mttq"}  # ldld partial and hoi-ccb with errors: reminded
     assert d1 == d7 - {"hoi-lhpn", "mttq", "ldld", "hoi-ccb"}
     assert len(rows) == len({r.dedupe_key for r in rows})
@@ -71,7 +79,9 @@ def test_whole_campaign_reminders_and_digests(database) -> None:
     assert msg["To"] == "hoiccb@thanhxuan.example"
     text = msg.get_body(("plain",)).get_content()
     assert "Dòng này chưa ghi tên tập thể, cá nhân." in text
-    assert "còn 3 ngày" in text and "trước ngày 20/02/2022" in text
+    assert "Thời hạn còn 3 ngày, kể cả hôm nay." in text and "trước ngày 20/02/2022" in text
+    assert text.startswith("Kính gửi: Hội Cựu chiến binh quận Thanh Xuân,")
+    assert "Mẫu số 01 (cấp Quận) đơn vị gửi lúc 11:00 ngày 16/02/2022 có lỗi" in text
     names = sorted(p.get_filename() for p in msg.iter_attachments())
     assert names == [
         "Mẫu số 01 - cấp Quận - 2022.docx",
@@ -91,6 +101,11 @@ def test_whole_campaign_reminders_and_digests(database) -> None:
     )
     assert "M2" in wb.sheetnames
     wb.close()
+
+    [last] = [r for r in rows if r.created_at == at(18, 8) and unit_of(r) == "quan-doan"]
+    last_text = parse(last.raw).get_body(("plain",)).get_content()
+    assert "Thời hạn còn 2 ngày, kể cả hôm nay; hôm nay là ngày làm việc cuối cùng" in last_text
+    assert "chỉ còn 1 ngày" not in last_text and "Quý đơn vị" not in last_text
 
     digests = outbox(database, "digest")
     days = [r.created_at.astimezone(CAMPAIGN.tz) for r in digests]
@@ -116,7 +131,40 @@ def test_complete_units_are_never_reminded(database) -> None:
     add_form(database, "quan-doan", "M1", at(5))
     add_form(database, "quan-doan", "M2", at(5), awaiting=True, sender="x@gmail.example")
     with database.session(write=False) as s:
-        plans = plan_reminders(s, CAMPAIGN, at(13, 8), point=at(13, 8), config=CONFIG)
+        plans = plan_reminders(s, CAMPAIGN, at(11, 8), point=at(11, 8), config=CONFIG)
     codes = {p.unit_code for p in plans}
     assert len(codes) == 41
     assert not codes & {"mttq", "ldld", "quan-doan"}  # quan-doan waits for staff, not for us
+
+
+def test_each_case_gets_its_own_words_from_the_database(database) -> None:
+    """Nothing sent, one form missing, a form with errors whose receipt went to the sender."""
+    add_form(database, "ldld", "M1", at(15, 9))
+    ccb_mail = add_form(database, "hoi-ccb", "M1", at(16, 11), errors=1)
+    add_form(database, "hoi-ccb", "M2", at(16, 11))
+    with database.session() as s:
+        dbm.queue_outgoing(
+            s,
+            kind="receipt",
+            message_id="<receipt-1@mailbot.test>",
+            to_addrs=["vanphong.ccb@thanhxuan.example"],
+            subject="Re: Biểu M1",
+            raw=b"x",
+            mail_id=ccb_mail,
+            now=at(16, 11),
+        )
+    with database.session(write=False) as s:
+        plans = {p.unit_code: p for p in plan_reminders(s, CAMPAIGN, at(17, 8), config=CONFIG)}
+    assert plans["mttq"].view.case == REMINDER_NOTHING_SENT
+    assert plans["ldld"].view.case == REMINDER_FORMS_MISSING
+    ccb = plans["hoi-ccb"].view
+    assert ccb.case == REMINDER_FORMS_WITH_ERRORS and ccb.missing_forms == ()
+    assert ccb.error_forms[0].receipt_to == ("vanphong.ccb@thanhxuan.example",)
+    assert [f.state for f in ccb.forms] == ["Đã nhận, có lỗi, chưa được tính", "Đã tiếp nhận"]
+    texts = {code: render("reminder", plans[code].view).text for code in ("mttq", "ldld")}
+    assert "chưa nhận được biểu mẫu nào của đơn vị" in texts["mttq"]
+    assert "- Mẫu số 01 (cấp Quận): Đã tiếp nhận (nhận lúc 09:00 ngày 15/02/2022)" in texts["ldld"]
+    ccb_text = render("reminder", ccb).text
+    assert "thư xác nhận gửi đến vanphong.ccb@thanhxuan.example" in ccb_text
+    assert "Kính gửi: Hội Cựu chiến binh quận Thanh Xuân," in ccb_text
+    assert plans["hoi-ccb"].template_forms == ("M1",)
