@@ -17,6 +17,7 @@ from mailbot.claims import releasable
 from mailbot.clock import Clock, utc_now
 from mailbot.config import Config
 from mailbot.fetching import FetchStage
+from mailbot.contact import contact_of
 from mailbot.intake import (
     IntakeContext,
     Outcome,
@@ -152,6 +153,7 @@ class Robot(FetchStage):
             from_address=out.from_address,
             from_name=out.from_name,
             message_id_domain=out.message_id_domain,
+            contact=contact_of(self.config, self.campaign),
             own_addresses=(out.from_address, *self.config.security.own_addresses),
             trusted_authserv_id=self.config.security.trusted_authserv_id,
             max_attachment_bytes=self.config.security.max_attachment_bytes,

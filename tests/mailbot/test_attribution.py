@@ -93,7 +93,7 @@ def test_form_naming_another_registered_unit_without_parent_relation_awaits_staf
     # It never replaces the Front's accepted form on its own.
     assert sub.replaces is None
     text = _text(out)
-    assert "ĐÃ LƯU – CHỜ XÁC NHẬN" in text
+    assert "CHỜ XÁC NHẬN NGƯỜI GỬI" in text
     assert "chờ cán bộ tiếp nhận xác nhận" in text
     assert "nhận lúc 14:30 ngày 10/02/2022 (2 mô hình) vẫn được giữ" in text
     # The sender's own completeness is not credited with another unit's form.
@@ -165,7 +165,7 @@ def test_correction_replaces_the_version_and_the_receipt_names_the_dropped_model
     (sub,) = out.submissions
     assert sub.replaces == earlier
     text = _text(out)
-    assert "ĐÃ TIẾP NHẬN (thay thế bản gửi trước)" in text
+    assert "ĐÃ TIẾP NHẬN, THAY THẾ BẢN GỬI TRƯỚC" in text
     assert (
         "Bản này thay thế bản Mẫu số 02 của Đảng ủy phường Khương Đình nhận lúc 08:00 ngày "
         "15/02/2022 (4 mô hình)." in text

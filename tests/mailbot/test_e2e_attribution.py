@@ -78,7 +78,7 @@ def test_ward_sequence_records_each_unit_and_versions_are_never_silent(
     texts = [" ".join(by_reply[message_id_of(raw)].split()) for raw in raws]
     assert f"được ghi nhận cho: Chi bộ Trường THCS Khương Đình (do {WARD} gửi)" in texts[1]
     assert f"được ghi nhận cho: Đoàn Thanh niên phường Khương Đình (do {WARD} gửi)" in texts[2]
-    assert "ĐÃ LƯU – CHỜ XÁC NHẬN" in texts[3]
+    assert "CHỜ XÁC NHẬN NGƯỜI GỬI" in texts[3]
     # The correction came in the same batch as the version it replaced: its receipt still
     # names that version and the model it dropped.
     assert "Bản này thay thế bản Mẫu số 02 của Đảng ủy phường Khương Đình nhận lúc" in texts[4]

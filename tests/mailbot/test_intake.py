@@ -330,7 +330,7 @@ def test_receipt_counts_only_the_forms_the_unit_owes():
     assert sent and sent != {"M1", "M2"}  # this mail carries one form of the two
     owes_sent = process_mail(raw, context(register=_owing("p-khuong-trung", tuple(sent))))
     text = _receipt_text(owes_sent)
-    assert "Đơn vị đã có đủ các biểu mẫu hợp lệ theo yêu cầu." in text
+    assert "Đơn vị đã gửi đủ các biểu mẫu theo yêu cầu." in text
     assert "Còn thiếu" not in text
     assert "Còn thiếu" in _receipt_text(everything)
 
@@ -342,7 +342,7 @@ def test_question_mail_notice_names_the_forms_the_unit_owes():
     outcome = process_mail(raw, context(register=_owing("cb-thue", ("M2",))))
     assert outcome.for_staff and outcome.excerpt == "Cho hỏi chi bộ có phải nộp mẫu 02 không ạ?"
     text = _receipt_text(outcome)
-    assert "Quý đơn vị cần gửi: Mẫu số 02 (cấp cơ sở)." in text
+    assert "đơn vị cần gửi: Mẫu số 02 (cấp cơ sở)." in text
     assert "Mẫu số 01" not in text
 
 
