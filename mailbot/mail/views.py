@@ -264,11 +264,13 @@ class FormView:
 
     @property
     def recorded_line(self) -> str | None:
-        """ "Biểu Mẫu số 02 được ghi nhận cho: X (do Y gửi)"."""
+        """ "Biểu Mẫu số 02 được ghi nhận cho: X (do Y gửi)"; "được lưu cho" with errors."""
         if not self.recorded_for:
             return None
         by = f" (do {self.sent_by} gửi)" if self.sent_by else ""
-        return f"Biểu {self.form_number or self.form} được ghi nhận cho: {self.recorded_for}{by}"
+        # "ghi nhận" only for a form that counts: one with errors is kept, not taken.
+        verb = "được ghi nhận cho" if self.accepted else "được lưu cho"
+        return f"Biểu {self.form_number or self.form} {verb}: {self.recorded_for}{by}"
 
     @property
     def attribution_note(self) -> str | None:

@@ -108,7 +108,7 @@ def test_a_pdf_alone_is_still_an_error_asking_for_the_file():
     outcome = process_mail(mail(("Mẫu 01.pdf", PDF_BYTES, ("application", "pdf"))), context())
     assert codes(outcome) == {"Mẫu 01.pdf": ["unsupported-format"]}
     subject, text, _ = receipt(outcome)
-    assert "[Có lỗi cần sửa]" in subject and "Không đọc được tệp này" in text
+    assert "[Có lỗi cần sửa]" in subject and "Tệp “Mẫu 01.pdf”: không đọc được" in text
     assert "Đề nghị gửi tệp Word (.docx) hoặc Excel (.xlsx) đã điền" in text
 
 

@@ -288,7 +288,7 @@ def test_receipt_text_lists_files_forms_models_problems_missing_and_deadline() -
     assert "[Lưu ý] Toàn tệp: Tệp dùng phông chữ TCVN3" in text
     # an unreadable file is named with the reason
     assert f"Tệp 2: Ảnh chụp {HOSTILE}.pdf" in text  # plain text is not escaped
-    assert "Không đọc được tệp này: Tệp PDF là bản in, không đọc được bảng đăng ký." in text
+    assert "\n   [Lỗi] Tệp PDF là bản in, không đọc được bảng đăng ký.\n" in text
     # missing form (never the form sent with errors) and deadline
     assert "Còn thiếu (chưa nhận được):\n- Mẫu số 02 (cấp cơ sở)" in text
     assert "Cần sửa lỗi và gửi lại:\n- Mẫu số 01 – cấp Quận" in text
