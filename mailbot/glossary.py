@@ -31,13 +31,16 @@ FORM_STATE_LABELS: Final = MappingProxyType(
     }
 )
 
-# One recorded version of a form (submissions.status, plus awaiting confirmation).
+# One recorded version of a form (submissions.status, plus awaiting confirmation);
+# `mailbot status --unit` also tells the version that counts from an older valid one.
 VERSION_LABELS: Final = MappingProxyType(
     {
         "valid": "Đã tiếp nhận",
         "invalid": "Đã nhận, có lỗi, chưa được tính",
         "superseded": "Đã được thay bằng bản gửi sau",
         "awaiting-confirmation": "Chờ xác nhận người gửi",
+        "counting": "Đã tiếp nhận, đang được tính",
+        "not-latest": "Đã tiếp nhận, không phải bản mới nhất",
     }
 )
 

@@ -16,8 +16,8 @@ from mailbot import intake, outbox
 from mailbot.claims import releasable
 from mailbot.clock import Clock, utc_now
 from mailbot.config import Config
-from mailbot.fetching import FetchStage
 from mailbot.contact import contact_of
+from mailbot.fetching import FetchStage
 from mailbot.intake import (
     IntakeContext,
     Outcome,

@@ -49,8 +49,6 @@ def _vn_datetime(value: datetime | None) -> str:
     return f"{value.strftime('%H:%M')} ngày {value.strftime('%d/%m/%Y')}"
 
 
-
-
 def _formats(values: Any) -> str:
     """('xlsx', 'docx') -> '.xlsx, .docx'."""
     return ", ".join("." + str(v).lstrip(".") for v in values)

@@ -108,7 +108,7 @@ def test_ward_sequence_records_each_unit_and_versions_are_never_silent(
     # Every version is kept and shown.
     shown = _run(capsys, "--config", str(cfg), "status", "--unit", "p-khuong-dinh")
     assert "Mẫu số 02" in shown and "2 bản đã nhận" in shown
-    assert "đã được thay thế" in shown and "đang được tính" in shown
+    assert "Đã được thay bằng bản gửi sau" in shown and "Đã tiếp nhận, đang được tính" in shown
     shown = _run(capsys, "--config", str(cfg), "status", "--unit", "mttq")
     assert "chờ xác nhận" in shown and "do Đảng ủy phường Khương Đình gửi" in shown
     data = json.loads(_run(capsys, "--config", str(cfg), "status", "--json"))

@@ -11,7 +11,6 @@ import pytest
 from jinja2 import UndefinedError
 
 from mailbot.alerts import AlertView
-from mailbot.contact import Contact
 from mailbot.campaign.views import (
     ArrivalView,
     AttentionView,
@@ -20,6 +19,7 @@ from mailbot.campaign.views import (
     ReminderView,
     percent,
 )
+from mailbot.contact import Contact
 from mailbot.mail.views import (
     NOTICE_REASONS,
     NoticeView,
