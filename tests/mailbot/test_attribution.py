@@ -147,7 +147,8 @@ def test_form_without_unit_name_from_registered_sender_goes_to_sender_with_warni
     assert (sub.unit_code, sub.attribution, sub.awaiting) == ("p-khuong-trung", "no-name", False)
     text = _text(out)
     assert "biểu không ghi tên đơn vị nên được ghi nhận cho đơn vị gửi thư" in text
-    assert "Biểu Mẫu số 02 được ghi nhận cho: Đảng ủy phường Khương Trung" in text
+    # the form has an error (no unit name): kept for the sender, not taken
+    assert "Biểu Mẫu số 02 được lưu cho: Đảng ủy phường Khương Trung" in text
 
 
 def test_correction_replaces_the_version_and_the_receipt_names_the_dropped_models():
