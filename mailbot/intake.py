@@ -95,6 +95,8 @@ class IntakeContext:
     max_attachment_bytes: int = 20 * 1024 * 1024
     # Forms each unit already has a valid latest version of (unit code -> {"M1", ...}).
     forms_on_file: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # Forms received earlier that do not count (unit code -> {"M2": "errors" | "awaiting"}).
+    forms_not_counted: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     # The version that counts now for each (unit code, form), to say what a new one replaces.
     versions_on_file: Mapping[tuple[str, str], PriorVersion] = field(default_factory=dict)
     # Set when staff assigned this mail to a unit: their word replaces the sender checks.
@@ -431,8 +433,14 @@ def _decide(mail: ParsedMail, ctx: IntakeContext, read: list[ParseResult] | None
     # "Còn thiếu" is said only of a form not received at all: one sent in this mail with
     # errors, or awaiting confirmation, is named as such beside its form instead.
     received = {s.form.form for s in submissions if s.unit_code == unit.code}
-    missing = tuple(
-        _owed_name(f, ctx.campaign) for f in owed if f not in on_file and f not in received
+    earlier = ctx.forms_not_counted.get(unit.code, {})
+    pending = [f for f in owed if f not in on_file and f not in received]
+    missing = tuple(_owed_name(f, ctx.campaign) for f in pending if f not in earlier)
+    earlier_errors = tuple(
+        _owed_name(f, ctx.campaign) for f in pending if earlier.get(f) == "errors"
+    )
+    earlier_awaiting = tuple(
+        _owed_name(f, ctx.campaign) for f in pending if earlier.get(f) == "awaiting"
     )
     complete = all(f in on_file for f in owed)
     # No form at all in the mail (a cover letter, photos, a file that is not a form): a
@@ -449,6 +457,8 @@ def _decide(mail: ParsedMail, ctx: IntakeContext, read: list[ParseResult] | None
         late=late,
         files=tuple(files),
         missing_forms=missing,
+        earlier_forms_to_fix=earlier_errors,
+        earlier_forms_awaiting=earlier_awaiting,
         all_complete=complete,
         submission_address=ctx.campaign.submission_address or ctx.from_address,
         contact=ctx.contact,

@@ -158,6 +158,7 @@ class Robot(FetchStage):
             trusted_authserv_id=self.config.security.trusted_authserv_id,
             max_attachment_bytes=self.config.security.max_attachment_bytes,
             forms_on_file=on_file,
+            forms_not_counted=dbm.forms_not_counted(s, self.campaign.form_codes),
             versions_on_file=versions,
             tools=self.tools,
         )

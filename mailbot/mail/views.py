@@ -510,6 +510,9 @@ class ReceiptView:
     deadline_words: str = ""
     # The mail carried no form and is listed for staff to read (digest, `mailbot review`).
     for_staff: bool = False
+    # Required forms received in an earlier mail that do not count yet (list names).
+    earlier_forms_to_fix: tuple[str, ...] = ()
+    earlier_forms_awaiting: tuple[str, ...] = ()
 
     @property
     def greeting(self) -> str:
@@ -537,13 +540,22 @@ class ReceiptView:
 
     @property
     def forms_to_fix(self) -> tuple[str, ...]:
-        """The forms of this mail received with errors, named once each."""
-        return tuple(dict.fromkeys(f.form_title for f in self.forms if not f.accepted))
+        """The forms received with errors (in this mail, then earlier ones), named once each."""
+        here = (f.form_title for f in self.forms if not f.accepted)
+        earlier = (f"{name}, bản gửi trước" for name in self.earlier_forms_to_fix)
+        return tuple(dict.fromkeys([*here, *earlier]))
+
+    @property
+    def has_form_errors(self) -> bool:
+        """Whether a form of this mail has errors (so it does not count)."""
+        return any(not f.accepted for f in self.forms)
 
     @property
     def forms_awaiting(self) -> tuple[str, ...]:
-        """The forms of this mail that count once staff confirm them."""
-        return tuple(dict.fromkeys(f.form_title for f in self.forms if f.accepted and f.awaiting))
+        """The forms that count once staff confirm them (this mail's, then earlier ones)."""
+        here = (f.form_title for f in self.forms if f.accepted and f.awaiting)
+        earlier = (f"{name}, bản gửi trước" for name in self.earlier_forms_awaiting)
+        return tuple(dict.fromkeys([*here, *earlier]))
 
     @property
     def unreadable_files(self) -> tuple[FileView, ...]:
