@@ -110,7 +110,7 @@ def test_ward_sequence_records_each_unit_and_versions_are_never_silent(
     assert "Mẫu số 02" in shown and "2 bản đã nhận" in shown
     assert "Đã được thay bằng bản gửi sau" in shown and "Đã tiếp nhận, đang được tính" in shown
     shown = _run(capsys, "--config", str(cfg), "status", "--unit", "mttq")
-    assert "chờ xác nhận" in shown and "do Đảng ủy phường Khương Đình gửi" in shown
+    assert "Chờ xác nhận người gửi" in shown and "do Đảng ủy phường Khương Đình gửi" in shown
     data = json.loads(_run(capsys, "--config", str(cfg), "status", "--json"))
     assert set(data) == {"campaign", "deadline", "units"}
     states = {u["code"]: u for u in data["units"]}
