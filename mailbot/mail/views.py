@@ -534,11 +534,6 @@ class ReceiptView:
         return sum(f.error_count for f in self.files)
 
     @property
-    def counted_models(self) -> int:
-        """Models that count from this mail (accepted forms only)."""
-        return sum(f.total for f in self.forms if f.counts_now)
-
-    @property
     def forms_to_fix(self) -> tuple[str, ...]:
         """The forms received with errors (in this mail, then earlier ones), named once each."""
         here = (f.form_title for f in self.forms if not f.accepted)
