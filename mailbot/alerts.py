@@ -18,8 +18,10 @@ from zoneinfo import ZoneInfo
 from mailbot import db as dbm
 from mailbot.clock import Clock
 from mailbot.config import Config
+from mailbot.contact import Contact, contact_of
 from mailbot.mail.compose import compose, new_message_id
 from outbox_templates import render
+from rules.campaign import Campaign
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,7 @@ class AlertView:
     since: datetime | None
     at: datetime
     minutes: int
+    contact: Contact
     error: str | None = None
     hint: str = ""
     items: tuple[str, ...] = ()
@@ -75,9 +78,11 @@ class AlertWatch:
         database: dbm.Database,
         clock: Clock,
         *,
+        campaign: Campaign,
         where: dict[str, str] | None = None,
     ) -> None:
         self.config = config
+        self.contact = contact_of(config, campaign)
         self.database = database
         self.clock = clock
         self.after = timedelta(minutes=config.alerts.after_minutes)
@@ -120,6 +125,7 @@ class AlertWatch:
                 error=error,
                 hint=HINTS.get(channel, ""),
                 office_name=self.config.outgoing.from_name,
+                contact=self.contact,
             )
             self._queue(s, view, f"alert:{channel}:down:{since.isoformat()}", now)
         if channel == SMTP:
@@ -150,6 +156,7 @@ class AlertWatch:
                 at=self._local(now) or now,
                 minutes=_minutes(now - since),
                 office_name=self.config.outgoing.from_name,
+                contact=self.contact,
             )
             self._queue(s, view, f"alert:{channel}:up:{since.isoformat()}", now)
             if channel == SMTP:
@@ -187,6 +194,7 @@ class AlertWatch:
                     at=self._local(now) or now,
                     minutes=_minutes(now - since) if since else 0,
                     office_name=self.config.outgoing.from_name,
+                    contact=self.contact,
                 )
                 self._queue(s, view, f"alert:quarantine:clear:{now.isoformat()}", now)
                 return True
@@ -208,6 +216,7 @@ class AlertWatch:
                 minutes=0,
                 items=_quarantine_items(mails),
                 office_name=self.config.outgoing.from_name,
+                contact=self.contact,
             )
             self._queue(s, view, f"alert:quarantine:{max(new)}", now)
         return True

@@ -12,6 +12,7 @@ from datetime import datetime
 from email.utils import getaddresses
 from typing import Literal
 
+from mailbot.contact import Contact
 from mailbot.extras import settle_extras
 from mailbot.mail.auth import aligned, dmarc_failed, sender_authenticated
 from mailbot.mail.auto import (
@@ -47,7 +48,6 @@ from parsers.convert import OfficeConverter
 from parsers.model import FORMATS, Form, ParseResult
 from parsers.problems import problem
 from rules import judge
-from rules.base import FORM_NAMES
 from rules.campaign import Campaign
 
 Action = Literal["accepted", "quarantined", "ignored", "bounce", "command"]
@@ -90,11 +90,15 @@ class IntakeContext:
     from_address: str
     from_name: str
     message_id_domain: str
+    # Whom units call and the letter asking for the forms (mailbot.contact.contact_of).
+    contact: Contact
     own_addresses: tuple[str, ...] = ()
     trusted_authserv_id: str | None = None
     max_attachment_bytes: int = 20 * 1024 * 1024
     # Forms each unit already has a valid latest version of (unit code -> {"M1", ...}).
     forms_on_file: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # Forms received earlier that do not count (unit code -> {"M2": "errors" | "awaiting"}).
+    forms_not_counted: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     # The version that counts now for each (unit code, form), to say what a new one replaces.
     versions_on_file: Mapping[tuple[str, str], PriorVersion] = field(default_factory=dict)
     # Set when staff assigned this mail to a unit: their word replaces the sender checks.
@@ -275,15 +279,15 @@ def answer_address(mail: ParsedMail, ctx: IntakeContext, authenticated: bool = T
     return mail.from_addr
 
 
+def _owed_name(code: str, campaign: Campaign) -> str:
+    """A form as named in a list: 'Mẫu số 02 (cấp cơ sở)'."""
+    spec = next((f for f in campaign.forms if f.code == code), None)
+    return form_required_label(code, spec.title, spec.level) if spec else form_required_label(code)
+
+
 def _owed_names(unit: Unit, campaign: Campaign) -> tuple[str, ...]:
-    """The forms this unit must send, named as in a list: 'Mẫu số 02 (cấp cơ sở)'."""
-    specs = {f.code: f for f in campaign.forms}
-    return tuple(
-        form_required_label(c, specs[c].title, specs[c].level)
-        if c in specs
-        else form_required_label(c)
-        for c in campaign.forms_owed(unit.forms)
-    )
+    """The forms this unit must send, named as in a list."""
+    return tuple(_owed_name(c, campaign) for c in campaign.forms_owed(unit.forms))
 
 
 def _notice(
@@ -294,14 +298,18 @@ def _notice(
     unit: Unit | None = None,
     for_staff: bool = False,
 ) -> Reply | None:
+    if unit is None and mail.from_addr and _vouched(mail, ctx):
+        unit = ctx.register.by_email(mail.from_addr)
     view = NoticeView(
-        recipient=mail.from_name or None,
+        unit_name=unit.name if unit is not None else None,
         reason_code=reason,
         received_at=ctx.received_at.astimezone(ctx.campaign.tz),
         original_subject=mail.subject,
         max_size_mb=ctx.max_attachment_bytes // (1024 * 1024),
         submission_address=ctx.campaign.submission_address or ctx.from_address,
         campaign_name=ctx.campaign.name,
+        contact=ctx.contact,
+        office_name=ctx.from_name,
         deadline_text=ctx.campaign.deadline_text,
         deadline_words=ctx.campaign.deadline_words,
         owed_forms=_owed_names(unit, ctx.campaign) if unit is not None else (),
@@ -436,13 +444,24 @@ def _decide(mail: ParsedMail, ctx: IntakeContext, read: list[ParseResult] | None
         s.form.form for s in submissions if s.valid and not s.awaiting and s.unit_code == unit.code
     }
     owed = ctx.campaign.forms_owed(unit.forms)
-    missing = tuple(FORM_NAMES.get(f, f) for f in owed if f not in on_file)
+    # "Còn thiếu" is said only of a form not received at all: one sent in this mail with
+    # errors, or awaiting confirmation, is named as such beside its form instead.
+    received = {s.form.form for s in submissions if s.unit_code == unit.code}
+    earlier = ctx.forms_not_counted.get(unit.code, {})
+    pending = [f for f in owed if f not in on_file and f not in received]
+    missing = tuple(_owed_name(f, ctx.campaign) for f in pending if f not in earlier)
+    earlier_errors = tuple(
+        _owed_name(f, ctx.campaign) for f in pending if earlier.get(f) == "errors"
+    )
+    earlier_awaiting = tuple(
+        _owed_name(f, ctx.campaign) for f in pending if earlier.get(f) == "awaiting"
+    )
+    complete = all(f in on_file for f in owed)
     # No form at all in the mail (a cover letter, photos, a file that is not a form): a
     # person reads it, whatever it asks.
     for_staff = not submissions
     files.extend(file_view(p.as_result()) for p in mail.problems)
     view = ReceiptView(
-        recipient_name=mail.from_name or None,
         unit_name=unit.name,
         awaiting_confirmation=awaiting,
         campaign_name=ctx.campaign.name,
@@ -452,8 +471,12 @@ def _decide(mail: ParsedMail, ctx: IntakeContext, read: list[ParseResult] | None
         late=late,
         files=tuple(files),
         missing_forms=missing,
-        all_complete=not missing,
+        earlier_forms_to_fix=earlier_errors,
+        earlier_forms_awaiting=earlier_awaiting,
+        all_complete=complete,
         submission_address=ctx.campaign.submission_address or ctx.from_address,
+        contact=ctx.contact,
+        office_name=ctx.from_name,
         original_subject=mail.subject,
         sender_unverified=unverified,
         deadline_words=ctx.campaign.deadline_words,

@@ -17,6 +17,7 @@ from mailbot import intake, outbox
 from mailbot.claims import releasable
 from mailbot.clock import Clock, utc_now
 from mailbot.config import Config
+from mailbot.contact import contact_of
 from mailbot.fetching import FetchStage
 from mailbot.intake import (
     IntakeContext,
@@ -162,10 +163,12 @@ class Robot(FetchStage):
             from_address=out.from_address,
             from_name=out.from_name,
             message_id_domain=out.message_id_domain,
+            contact=contact_of(self.config, self.campaign),
             own_addresses=(out.from_address, *self.config.security.own_addresses),
             trusted_authserv_id=self.config.security.trusted_authserv_id,
             max_attachment_bytes=self.config.security.max_attachment_bytes,
             forms_on_file=on_file,
+            forms_not_counted=dbm.forms_not_counted(s, self.campaign.form_codes),
             versions_on_file=versions,
             tools=self.tools,
             staff=self.staff,

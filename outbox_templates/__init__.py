@@ -11,6 +11,7 @@ from typing import Any, Final
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from mailbot import glossary
 from outbox_templates.labels import form_required_label, form_short, form_title
 
 EVENTS: Final = ("receipt", "notice", "reminder", "digest", "alert", "action")
@@ -75,7 +76,10 @@ def environment() -> Environment:
         form_short=form_short,
         form_required=form_required_label,
         formats=_formats,
+        format_words=glossary.format_words,
     )
+    # States and labels in one spelling (tests/mailbot/test_glossary.py): {{ glossary.MISSING }}.
+    env.globals["glossary"] = glossary
     return env
 
 

@@ -15,9 +15,9 @@ class ProblemSpec:
 
     `message` is the usual text (str.format placeholders such as {name}); `variants` are
     other texts for the same code where the cause differs (a PDF or a scan are both an
-    `unsupported-format`, explained differently). `fix` says in one line how to fix it;
-    `hint` marks the codes whose message does not already say it, so a receipt shows `fix`
-    under the message for those only (never the same advice twice).
+    `unsupported-format`, explained differently). Every message says what is wrong and,
+    in its last sentence, how to fix it: receipts show the message alone, never the advice
+    twice. `fix` is that advice on its own, for lists with no room for the message.
     """
 
     code: str
@@ -25,7 +25,6 @@ class ProblemSpec:
     message: str
     fix: str
     variants: Mapping[str, str] = field(default_factory=dict)
-    hint: bool = False
 
     def text(self, variant: str | None = None) -> str:
         """The message template for `variant` (None: the usual one)."""
@@ -56,7 +55,6 @@ _SPECS: tuple[ProblemSpec, ...] = (
             "strange": "Tệp có cấu trúc bất thường nên hệ thống không đọc ({detail}). Đề nghị mở "
             "tệp bằng Excel/Word, lưu lại dưới dạng .xlsx/.docx và gửi lại.",
         },
-        hint=True,
     ),
     ProblemSpec(
         "unsupported-format",
@@ -84,7 +82,6 @@ _SPECS: tuple[ProblemSpec, ...] = (
             "no-office": "Hệ thống chưa đọc được tệp định dạng .{ext} của đơn vị. Đề nghị mở tệp "
             "bằng Word/Excel, lưu lại dưới dạng Word (.docx) hoặc Excel (.xlsx) rồi gửi lại.",
         },
-        hint=True,
     ),
     ProblemSpec(
         "file-too-large",
@@ -107,7 +104,6 @@ _SPECS: tuple[ProblemSpec, ...] = (
             "mail-total": "Tổng dung lượng các tệp trong thư vượt {limit} nên tệp “{name}” không "
             "được đọc. Vui lòng gửi các tệp trong nhiều thư.",
         },
-        hint=True,
     ),
     ProblemSpec(
         "password-protected",
@@ -128,7 +124,6 @@ _SPECS: tuple[ProblemSpec, ...] = (
         "thống tự chuyển sang Unicode. Đề nghị kiểm tra lại tên đơn vị, tên tập thể/cá nhân và "
         "tên mô hình; lần sau nên dùng phông Unicode (ví dụ Times New Roman).",
         ("Không cần gửi lại; lần sau đề nghị dùng phông chữ Unicode (ví dụ Times New Roman)."),
-        hint=True,
     ),
     # --- finding the forms (parsers.finder) ---
     ProblemSpec(
@@ -141,7 +136,6 @@ _SPECS: tuple[ProblemSpec, ...] = (
             "Gửi đúng tệp biểu mẫu (Mẫu số 01 hoặc Mẫu số 02), giữ nguyên tiêu đề “BIỂU TỔNG "
             "HỢP” và hàng tiêu đề các cột của bảng."
         ),
-        hint=True,
     ),
     ProblemSpec(
         "unknown-form-type",
@@ -221,7 +215,6 @@ _SPECS: tuple[ProblemSpec, ...] = (
         "nguyên chữ mẫu. Đề nghị ghi rõ tên đơn vị (ví dụ: Đảng ủy phường Khương Trung) và gửi "
         "lại.",
         "Ghi tên đơn vị vào dòng “TÊN ĐƠN VỊ” ở đầu biểu mẫu.",
-        hint=True,
     ),
     ProblemSpec(
         "wrong-year",
@@ -230,7 +223,6 @@ _SPECS: tuple[ProblemSpec, ...] = (
         "vị đã dùng lại biểu của năm trước: đề nghị dùng biểu năm {expected} và kiểm tra lại nội "
         "dung.",
         "Kiểm tra lại năm ghi ở tiêu đề và dòng ngày tháng của biểu mẫu.",
-        hint=True,
     ),
     ProblemSpec(
         "empty-form",
@@ -241,15 +233,13 @@ _SPECS: tuple[ProblemSpec, ...] = (
             "Nếu đơn vị không đăng ký mô hình nào, ghi rõ “Không đăng ký” trong biểu; nếu có,"
             " điền các mô hình vào bảng rồi gửi lại."
         ),
-        hint=True,
     ),
     ProblemSpec(
         "missing-name",
         "error",
-        "Dòng {no}có tên mô hình “{model}” nhưng chưa ghi tên tập thể, cá nhân. Đề nghị ghi rõ "
-        "tên tập thể hoặc cá nhân thực hiện mô hình vào cột “Tên tập thể, cá nhân”.",
+        "Có tên mô hình “{model}” nhưng chưa ghi tên tập thể, cá nhân thực hiện. Đề nghị ghi "
+        "rõ tên tập thể hoặc cá nhân vào cột “Tên tập thể, cá nhân” của dòng này.",
         "Ghi tên tập thể hoặc cá nhân vào cột “Tên tập thể, cá nhân” của dòng này.",
-        hint=True,
     ),
     ProblemSpec(
         "missing-model",
@@ -258,7 +248,6 @@ _SPECS: tuple[ProblemSpec, ...] = (
         "“Dân vận khéo” vào ô lĩnh vực tương ứng (kinh tế, văn hóa - xã hội, an ninh - quốc phòng "
         "hoặc xây dựng hệ thống chính trị), hoặc xóa dòng này nếu không đăng ký.",
         ("Ghi tên mô hình vào đúng ô lĩnh vực của dòng này, hoặc xóa dòng nếu không đăng ký."),
-        hint=True,
     ),
     ProblemSpec(
         "total-mismatch",
@@ -266,7 +255,6 @@ _SPECS: tuple[ProblemSpec, ...] = (
         "Dòng TỔNG ghi {declared} mô hình ở cột “{field}” nhưng biểu liệt kê {counted} mô hình. "
         "Đề nghị kiểm tra lại số liệu dòng TỔNG.",
         "Sửa các số ở dòng “TỔNG” cho khớp với số mô hình đã ghi trong bảng.",
-        hint=True,
     ),
     # --- the mail around the files (mailbot.mail) ---
     ProblemSpec(

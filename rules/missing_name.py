@@ -21,6 +21,6 @@ def check(record: FormRecord) -> list[Problem]:
         if key in seen:
             continue
         seen.add(key)
-        no = f"số {entry.no} " if entry.no else ""
-        problems.append(problem(CODE, key, no=no, model=entry.model))
+        # The row (its section and TT) is the problem's place: receipts say it, not the text.
+        problems.append(problem(CODE, key, model=entry.model))
     return problems

@@ -11,6 +11,7 @@ from typing import Any, Final
 from sqlalchemy.orm import Session
 
 from mailbot import db as dbm
+from mailbot import glossary
 from mailbot.glossary import UNIT_STATE_LABELS
 from rules.base import FORM_NAMES
 from rules.campaign import Campaign
@@ -276,12 +277,13 @@ def json_dumps(data: Any) -> str:
 
 # --------------------------------------------------------------------------- one unit's versions
 
+# A version's state (VersionRow.state) in the glossary's words.
 VERSION_LABELS: Final = {
-    "counting": "đang được tính",
-    "superseded": "đã được thay thế",
-    "awaiting": "chờ xác nhận",
-    "invalid": "có lỗi, không được tính",
-    "valid": "hợp lệ (không phải bản mới nhất)",
+    "counting": glossary.VERSION_LABELS["counting"],
+    "superseded": glossary.VERSION_LABELS["superseded"],
+    "awaiting": glossary.VERSION_LABELS["awaiting-confirmation"],
+    "invalid": glossary.VERSION_LABELS["invalid"],
+    "valid": glossary.VERSION_LABELS["not-latest"],
 }
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 
-from mailbot import review
+from mailbot import glossary, review
 from mailbot.app import App, campaign_of, open_app, terminal_progress
 from mailbot.campaign.digest import build_digest, queue_digest
 from mailbot.campaign.export import (
@@ -246,9 +246,9 @@ def digest(args: argparse.Namespace, config: Config) -> int:
 
 def _form_cell(f: FormState | None, campaign: Campaign, owed: bool = True) -> str:
     if not owed and (f is None or f.status == FORM_NONE):
-        return "không phải nộp"
+        return glossary.NOT_OWED
     if f is None or f.status == FORM_NONE or f.received_at is None:
-        return "chưa gửi"
+        return glossary.FORM_STATE_LABELS["none"]
     when = local(f.received_at, campaign).strftime("%d/%m %H:%M")
     if f.status == FORM_OK:
         text = (
@@ -259,8 +259,8 @@ def _form_cell(f: FormState | None, campaign: Campaign, owed: bool = True) -> st
     elif f.status == FORM_ERRORS:
         text = f"{when}, {f.errors} lỗi"
     else:
-        text = f"{when}, chờ xác nhận"
-    return text + (", muộn" if f.late else "")
+        text = f"{when}, {glossary.FORM_STATE_LABELS['unconfirmed'].lower()}"
+    return text + (f", {glossary.LATE.lower()}" if f.late else "")
 
 
 def _print_history(unit: UnitState, rows: list[VersionRow], campaign: Campaign) -> None:
@@ -276,7 +276,7 @@ def _print_history(unit: UnitState, rows: list[VersionRow], campaign: Campaign) 
             if r.sender_unit and r.sender_unit != unit.name:
                 sender += f" – do {r.sender_unit} gửi"
             errors = f", {r.errors} lỗi" if r.errors else ""
-            late = ", nộp muộn" if r.late else ""
+            late = f", {glossary.LATE.lower()}" if r.late else ""
             print(
                 f"  #{r.submission_id} (thư #{r.mail_id})  {_when(r.received_at, campaign)}  "
                 f"{sender}  {r.entries} mô hình{errors}{late}  – {r.label}"
@@ -313,19 +313,30 @@ def status(args: argparse.Namespace, config: Config) -> int:
             return 0
         forms = [f.code for f in campaign.forms]
         print(f"{campaign.name} – hạn nộp {campaign.deadline_text}, {campaign.deadline_words}")
-        head = f"{'Mã':<18} {'Đơn vị':<44} {'Tình trạng':<23} " + " ".join(
-            f"{c:<28}" for c in forms
-        )
-        print(head.rstrip())
-        print("-" * len(head.rstrip()))
-        for u in states:
-            cells = " ".join(
-                f"{_form_cell(u.forms.get(c), campaign, u.owes(c)):<28}" for c in forms
-            )
-            print(f"{_fit(u.code, 18):<18} {_fit(u.name, 44):<44} {u.label:<23} {cells}".rstrip())
+        rows = [
+            [
+                _fit(u.code, 18),
+                _fit(u.name, 44),
+                u.label,
+                *(_form_cell(u.forms.get(c), campaign, u.owes(c)) for c in forms),
+            ]
+            for u in states
+        ]
+        # Each column as wide as its longest cell, two spaces apart: never run together.
+        header = ["Mã", "Đơn vị", "Tình trạng", *forms]
+        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+        def line(cells: list[str]) -> str:
+            return "  ".join(f"{c:<{w}}" for c, w in zip(cells, widths, strict=True)).rstrip()
+
+        head = line(header)
+        print(head)
+        print("-" * len(head))
+        for row in rows:
+            print(line(row))
         counts = count_states(states)
         total = len(states)
-        print("-" * len(head.rstrip()))
+        print("-" * len(head))
         print(
             f"Đã gửi đủ {counts['complete']}/{total} đơn vị "
             f"({percent(counts['complete'], total)}%); "

@@ -13,6 +13,7 @@ from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mailbot import glossary
 from mailbot.config import Config, InboxConfig, OutgoingConfig, StorageConfig
 
 if TYPE_CHECKING:
@@ -242,7 +243,7 @@ def run(args: argparse.Namespace, config: object = None) -> int:
             lines = [
                 f"  - {sub.unit_code}: {sub.form} từ “{sub.file_name}”, "
                 f"{sub.entries_count} mô hình, {sub.errors_count} lỗi"
-                f"{', nộp muộn' if sub.late else ''}"
+                f"{', ' + glossary.LATE.lower() if sub.late else ''}"
                 f"{', chờ xác nhận người gửi' if sub.awaiting_confirmation else ''}"
                 for sub in subs
             ]

@@ -262,6 +262,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
             config,
             app.database,
             utc_now,
+            campaign=app.campaign,
             where={IMAP: _safe_url(config.inbox.url), SMTP: _safe_url(config.outgoing.url)},
         )
 

@@ -276,6 +276,33 @@ def forms_on_file(session: Session, forms: Iterable[str]) -> dict[str, frozenset
     return {code: frozenset(found) for code, found in on_file.items()}
 
 
+def forms_not_counted(session: Session, forms: Iterable[str]) -> dict[str, dict[str, str]]:
+    """Per unit, the forms received but not counting: {"M2": "errors" | "awaiting"}.
+
+    A form with a valid, confirmed version is left out (it counts); one that only has versions
+    with errors is "errors"; one with a version awaiting confirmation is "awaiting". Receipts
+    name these instead of calling them missing ("Còn thiếu" is for forms never received).
+    """
+    held = forms_on_file(session, forms)
+    out: dict[str, dict[str, str]] = {}
+    rows = session.execute(
+        select(Submission.unit_code, Submission.form, Submission.status)
+        .where(Submission.form.in_(list(forms)))
+        .add_columns(Submission.awaiting_confirmation)
+        .distinct()
+    )
+    for unit_code, form, status, awaiting in rows:
+        if form in held.get(unit_code, frozenset()) or status == "superseded":
+            continue
+        state = "errors" if status == "invalid" else "awaiting" if awaiting else None
+        if state is None:
+            continue
+        # Awaiting confirmation says more than an older version with errors.
+        if out.setdefault(unit_code, {}).get(form) != "awaiting":
+            out[unit_code][form] = state
+    return out
+
+
 def counting_versions(
     session: Session, keys: Iterable[tuple[str, str]] | None = None
 ) -> dict[tuple[str, str], tuple[datetime, list[tuple[str | None, str]]]]:

@@ -9,25 +9,25 @@ from datetime import date, datetime
 from types import MappingProxyType
 from typing import Final
 
+from mailbot.contact import Contact
+from mailbot.glossary import (
+    FORM_OUTCOME_LABELS,
+    GREETING_UNKNOWN,
+    RECEIPT_OUTCOME_LABELS,
+)
 from outbox_templates.labels import (
     FIELD_LABELS,
     FORM_NUMBERS,
     KIND_LABELS,
+    KIND_SECTIONS,
     SEVERITY_LABELS,
     form_title,
 )
 from parsers.model import FIELDS, Entry, Form, ParseResult, Problem
-from parsers.problems import CATALOGUE
 from rules.campaign import FormSpec
 
 DEFAULT_OFFICE: Final = "Ban Dân vận Quận ủy Thanh Xuân"
 DEFAULT_FORMATS: Final = ("xlsx", "docx", "xls", "doc")
-
-
-def _hint(code: str) -> str | None:
-    """The catalogue's advice for `code` when its message does not already give it."""
-    entry = CATALOGUE.get(code)
-    return entry.fix if entry is not None and entry.hint else None
 
 
 # Codes for which no receipt is sent but a short notice: what happened and what to do.
@@ -97,6 +97,66 @@ def human_location(location: str | None) -> str:
     return f"trang tính {_sheet_name(loc)}"
 
 
+# A table row of a form: (sheet or table, row number) -> (kind, TT) of the model row there.
+RowKey = tuple[str, int]
+_SHEET_ROW_RE = re.compile(r"^(?P<sheet>.+)!\$?[A-Za-z]{1,3}\$?(?P<row>\d+)$")
+_TABLE_ROW_RE = re.compile(r"^table (?P<table>\d+), row (?P<row>\d+)(?:,|$)", re.IGNORECASE)
+
+
+def row_key(location: str | None) -> RowKey | None:
+    """'Sheet1!B12' -> ('Sheet1', 12); 'table 2, row 5, column 4' -> ('table 2', 5)."""
+    loc = " ".join(str(location or "").split())
+    if m := _TABLE_ROW_RE.match(loc):
+        return f"table {m.group('table')}", int(m.group("row"))
+    if m := _SHEET_ROW_RE.match(loc):
+        return _sheet_name(m.group("sheet")), int(m.group("row"))
+    return None
+
+
+def _where_in_file(location: str) -> str:
+    """The short place beside a row: 'ô B12' in a workbook, 'bảng 2' in a document."""
+    loc = " ".join(location.split())
+    if m := _TABLE_ROW_RE.match(loc):
+        return f"bảng {m.group('table')}"
+    ref = loc.rpartition("!")[2].replace("$", "").upper()
+    return f"ô {ref}" if _CELL_RE.match(ref) else human_location(loc)
+
+
+def problem_place(
+    location: str | None, rows: Mapping[RowKey, tuple[str, str | None]], code: str = ""
+) -> str:
+    """Where a problem is, in the unit's terms.
+
+    On a model row: 'Mục I. Tập thể, dòng TT 2 (ô B12)' or 'Mục II. Cá nhân, dòng TT 1
+    (bảng 1)'; on the TỔNG row: 'Dòng TỔNG (ô D20)'; elsewhere the plain location.
+    """
+    if not location:
+        return ""
+    key = row_key(location)
+    if key is not None and key in rows:
+        kind, no = rows[key]
+        section = f"Mục {KIND_SECTIONS.get(kind, '')}. {KIND_LABELS.get(kind, kind)}"
+        line = f"dòng TT {no}" if no else "dòng chưa ghi TT"
+        return f"{section}, {line} ({_where_in_file(location)})"
+    if code == "total-mismatch" and key is not None:
+        return f"Dòng TỔNG ({_where_in_file(location)})"
+    return human_location(location)
+
+
+def form_rows(form: Form) -> dict[RowKey, tuple[str, str | None]]:
+    """Each model row of a form (and each row left without a model) by its place."""
+    rows: dict[RowKey, tuple[str, str | None]] = {}
+    for loc, kind, no in [
+        *((e.name_location or e.location, e.kind, e.no) for e in form.entries),
+        *((e.location, e.kind, e.no) for e in form.entries),
+        *((r.location, r.kind, r.no) for r in form.unfilled_rows),
+    ]:
+        key = row_key(loc)
+        if key is not None:
+            rows.setdefault(key, (kind, no))
+    return rows
+
+
 # --------------------------------------------------------------------------- receipt parts
 
 
@@ -109,7 +169,6 @@ class ProblemView:
     location: str
     message: str
     severity: str = "error"
-    hint: str | None = None
 
     @property
     def is_error(self) -> bool:
@@ -176,21 +235,42 @@ class FormView:
     previous: PreviousView | None = None
 
     @property
-    def status_label(self) -> str:
-        """The form's outcome in one phrase, as the receipt heads it."""
+    def outcome(self) -> str:
+        """A key of glossary.FORM_OUTCOME_LABELS: what became of the form."""
         if not self.accepted:
-            return "CHƯA TIẾP NHẬN – có lỗi cần sửa"
+            return "errors"
         if self.awaiting:
-            return "ĐÃ LƯU – CHỜ XÁC NHẬN"
-        return "ĐÃ TIẾP NHẬN" + (" (thay thế bản gửi trước)" if self.supersedes_previous else "")
+            return "awaiting"
+        return "replaces" if self.supersedes_previous else "accepted"
+
+    @property
+    def outcome_label(self) -> str:
+        """The form's outcome in the glossary's words ("Đã nhận, có lỗi, chưa được tính")."""
+        return FORM_OUTCOME_LABELS[self.outcome]
+
+    @property
+    def counts_now(self) -> bool:
+        """Whether its models count from now on (accepted, not waiting for staff)."""
+        return self.accepted and not self.awaiting
+
+    @property
+    def models_heading(self) -> str:
+        """What the list of models is, so a rejected form never says its models were taken."""
+        if not self.accepted:
+            return "Các mô hình ghi trong biểu (chưa được tính vì biểu còn lỗi)"
+        if self.awaiting:
+            return "Các mô hình ghi trong biểu (được tính sau khi cán bộ xác nhận)"
+        return "Các mô hình đã tiếp nhận"
 
     @property
     def recorded_line(self) -> str | None:
-        """ "Biểu Mẫu số 02 được ghi nhận cho: X (do Y gửi)"."""
+        """ "Biểu Mẫu số 02 được ghi nhận cho: X (do Y gửi)"; "được lưu cho" with errors."""
         if not self.recorded_for:
             return None
         by = f" (do {self.sent_by} gửi)" if self.sent_by else ""
-        return f"Biểu {self.form_number or self.form} được ghi nhận cho: {self.recorded_for}{by}"
+        # "ghi nhận" only for a form that counts: one with errors is kept, not taken.
+        verb = "được ghi nhận cho" if self.accepted else "được lưu cho"
+        return f"Biểu {self.form_number or self.form} {verb}: {self.recorded_for}{by}"
 
     @property
     def attribution_note(self) -> str | None:
@@ -262,7 +342,6 @@ class FileView:
     reason: str | None = None
     problems: tuple[ProblemView, ...] = ()
     forms: tuple[FormView, ...] = ()
-    reason_hint: str | None = None
     # Set for a file kept beside the forms (scan, photo, copy): what the receipt says of it.
     note: str | None = None
 
@@ -272,15 +351,16 @@ class FileView:
         return own + sum(f.error_count for f in self.forms)
 
 
-def problem_view(problem: Problem) -> ProblemView:
-    """Map a parser/rule Problem to what the receipt shows."""
+def problem_view(
+    problem: Problem, rows: Mapping[RowKey, tuple[str, str | None]] | None = None
+) -> ProblemView:
+    """Map a parser/rule Problem to what the receipt shows; `rows` place it on a model row."""
     return ProblemView(
         severity_label=SEVERITY_LABELS.get(problem.severity, problem.severity),
         code=problem.code,
-        location=human_location(problem.location),
+        location=problem_place(problem.location, rows or {}, problem.code),
         message=problem.message,
         severity=problem.severity,
-        hint=_hint(problem.code),
     )
 
 
@@ -339,7 +419,8 @@ def form_view(
     """Map a parsed Form to its view; accepted defaults to "no problem of severity error"."""
     spec = _spec_for(form.form, form_specs)
     title = form_title(form.form, spec.title if spec else None, spec.level if spec else None)
-    problems = tuple(problem_view(p) for p in form.problems)
+    rows = form_rows(form)
+    problems = tuple(problem_view(p, rows) for p in form.problems)
     entries = tuple(entry_view(e) for e in form.entries)
     return FormView(
         form=form.form,
@@ -396,7 +477,6 @@ def file_view(
         reason=reason_problem.message if reason_problem else None,
         problems=problems,
         forms=forms,
-        reason_hint=_hint(reason_problem.code) if reason_problem else None,
     )
 
 
@@ -407,7 +487,6 @@ def file_view(
 class ReceiptView:
     """The answer to one submission: every file, form, model and problem, and what is missing."""
 
-    recipient_name: str | None
     unit_name: str | None
     awaiting_confirmation: bool
     campaign_name: str
@@ -416,9 +495,12 @@ class ReceiptView:
     received_at: datetime
     late: bool
     files: tuple[FileView, ...]
+    # Required forms not received at all (neither on file nor in this mail).
     missing_forms: tuple[str, ...]
+    # Every required form has a valid, confirmed version on file.
     all_complete: bool
     submission_address: str
+    contact: Contact
     original_subject: str | None = None
     office_name: str = DEFAULT_OFFICE
     # Awaiting because our mail server could not vouch for a registered address (not
@@ -428,6 +510,20 @@ class ReceiptView:
     deadline_words: str = ""
     # The mail carried no form and is listed for staff to read (digest, `mailbot review`).
     for_staff: bool = False
+    # Required forms received in an earlier mail that do not count yet (list names).
+    earlier_forms_to_fix: tuple[str, ...] = ()
+    earlier_forms_awaiting: tuple[str, ...] = ()
+
+    @property
+    def greeting(self) -> str:
+        """Whom the receipt addresses: the registered unit, or a neutral "Đơn vị gửi hồ sơ".
+
+        A unit found only by the name written on a form (the address is not registered) is
+        not greeted by that name: the sender may be someone else.
+        """
+        if self.unit_name and not (self.awaiting_confirmation and not self.sender_unverified):
+            return self.unit_name
+        return GREETING_UNKNOWN
 
     @property
     def forms(self) -> tuple[FormView, ...]:
@@ -438,6 +534,25 @@ class ReceiptView:
         return sum(f.error_count for f in self.files)
 
     @property
+    def forms_to_fix(self) -> tuple[str, ...]:
+        """The forms received with errors (in this mail, then earlier ones), named once each."""
+        here = (f.form_title for f in self.forms if not f.accepted)
+        earlier = (f"{name}, bản gửi trước" for name in self.earlier_forms_to_fix)
+        return tuple(dict.fromkeys([*here, *earlier]))
+
+    @property
+    def has_form_errors(self) -> bool:
+        """Whether a form of this mail has errors (so it does not count)."""
+        return any(not f.accepted for f in self.forms)
+
+    @property
+    def forms_awaiting(self) -> tuple[str, ...]:
+        """The forms that count once staff confirm them (this mail's, then earlier ones)."""
+        here = (f.form_title for f in self.forms if f.accepted and f.awaiting)
+        earlier = (f"{name}, bản gửi trước" for name in self.earlier_forms_awaiting)
+        return tuple(dict.fromkeys([*here, *earlier]))
+
+    @property
     def unreadable_files(self) -> tuple[FileView, ...]:
         return tuple(f for f in self.files if not f.readable)
 
@@ -445,18 +560,58 @@ class ReceiptView:
     def noted_files(self) -> tuple[FileView, ...]:
         return tuple(f for f in self.files if f.note)
 
+    @property
+    def outcome(self) -> str:
+        """A key of glossary.RECEIPT_OUTCOME_LABELS: the mail's outcome as a whole."""
+        forms = self.forms
+        if self.error_count:
+            return "errors"
+        if self.awaiting_confirmation or any(f.awaiting for f in forms):
+            return "awaiting"
+        if not forms:
+            return "complete" if self.all_complete else "nothing"
+        return "complete" if self.all_complete else "partial"
+
+    @property
+    def outcome_label(self) -> str:
+        return RECEIPT_OUTCOME_LABELS[self.outcome]
+
+    @property
+    def headline(self) -> str:
+        """The first line of the receipt, the one a mail client previews in the inbox list.
+
+        The subject stays "Re: <the unit's subject>": Gmail threads a reply only when its
+        subject matches the thread's (prefixes aside) besides In-Reply-To/References, and
+        Outlook groups a conversation by its topic (the subject without prefixes), so a tag
+        added to the subject would split the thread. The outcome goes here instead.
+        """
+        parts = [
+            f"{f.form_number or f.form}"
+            + (f" của {f.recorded_for}" if f.recorded_for not in (None, self.unit_name) else "")
+            + f": {f.outcome_label.lower()}"
+            for f in self.forms
+        ]
+        if not parts:
+            parts.append(RECEIPT_OUTCOME_LABELS["nothing"].lower())
+        if self.missing_forms:
+            parts.append(f"còn thiếu {', '.join(self.missing_forms)}")
+        elif self.all_complete and self.outcome == "complete":
+            parts.append("đơn vị đã gửi đủ biểu mẫu")
+        return "Kết quả tiếp nhận: " + "; ".join(parts) + "."
+
 
 @dataclass(frozen=True)
 class NoticeView:
     """A short answer to a mail we could not handle in detail."""
 
-    recipient: str | None
+    unit_name: str | None  # the registered unit that sent it; None when not known
     reason_code: str
     received_at: datetime
     original_subject: str | None
     max_size_mb: float | None
     submission_address: str
     campaign_name: str
+    contact: Contact
     accepted_formats: tuple[str, ...] = DEFAULT_FORMATS
     office_name: str = DEFAULT_OFFICE
     deadline_text: str = ""
@@ -465,6 +620,11 @@ class NoticeView:
     owed_forms: tuple[str, ...] = ()
     # The mail is listed for staff to read: only then does the notice say they will.
     for_staff: bool = False
+
+    @property
+    def greeting(self) -> str:
+        """The registered unit's name, else the neutral "Đơn vị gửi hồ sơ"."""
+        return self.unit_name or GREETING_UNKNOWN
 
     def __post_init__(self) -> None:
         if self.reason_code not in NOTICE_REASONS:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from mailbot.contact import Contact
 from mailbot.intake import IntakeContext
 from mailbot.units import Register, read_units
 from rules.campaign import newest_campaign
@@ -15,6 +16,14 @@ from rules.campaign import newest_campaign
 ROOT = Path(__file__).resolve().parents[2]
 INTAKE = ROOT / "tests" / "fixtures" / "intake"
 OUR_ADDRESS = "bdv_quthanhxuan@hanoi.gov.vn"
+# The contact line the daemon builds from its configuration (mailbot.contact.contact_of).
+CONTACT = Contact(
+    office="Ban Dân vận Quận ủy Thanh Xuân",
+    person="đồng chí Nguyễn Thị Lan, chuyên viên Ban Dân vận",
+    phone="024 3858 1234",
+    email=OUR_ADDRESS,
+    letter=newest_campaign().letter_words,
+)
 BEFORE_DEADLINE = datetime(2022, 2, 18, 9, 0, tzinfo=ZoneInfo("Asia/Ho_Chi_Minh"))
 
 
@@ -31,6 +40,7 @@ def context(received_at: datetime = BEFORE_DEADLINE, **kw: Any) -> IntakeContext
         from_address=OUR_ADDRESS,
         from_name="Ban Dân vận Quận ủy Thanh Xuân",
         message_id_domain="mailbot.invalid",
+        contact=CONTACT,
         own_addresses=(OUR_ADDRESS,),
     )
     base.update(kw)

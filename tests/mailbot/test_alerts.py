@@ -68,7 +68,11 @@ class Daemon:
         self.robot = self.app.robot()
         self.robot.clock = self.clock
         self.alerts = AlertWatch(
-            self.config, self.app.database, self.clock, where={IMAP: "imap", SMTP: "smtp"}
+            self.config,
+            self.app.database,
+            self.clock,
+            campaign=self.app.campaign,
+            where={IMAP: "imap", SMTP: "smtp"},
         )
         self.hooks = AlertHooks(self.alerts, self.robot)
 

@@ -93,7 +93,7 @@ def test_form_naming_another_registered_unit_without_parent_relation_awaits_staf
     # It never replaces the Front's accepted form on its own.
     assert sub.replaces is None
     text = _text(out)
-    assert "ĐÃ LƯU – CHỜ XÁC NHẬN" in text
+    assert "CHỜ XÁC NHẬN NGƯỜI GỬI" in text
     assert "chờ cán bộ tiếp nhận xác nhận" in text
     assert "nhận lúc 14:30 ngày 10/02/2022 (2 mô hình) vẫn được giữ" in text
     # The sender's own completeness is not credited with another unit's form.
@@ -147,7 +147,8 @@ def test_form_without_unit_name_from_registered_sender_goes_to_sender_with_warni
     assert (sub.unit_code, sub.attribution, sub.awaiting) == ("p-khuong-trung", "no-name", False)
     text = _text(out)
     assert "biểu không ghi tên đơn vị nên được ghi nhận cho đơn vị gửi thư" in text
-    assert "Biểu Mẫu số 02 được ghi nhận cho: Đảng ủy phường Khương Trung" in text
+    # the form has an error (no unit name): kept for the sender, not taken
+    assert "Biểu Mẫu số 02 được lưu cho: Đảng ủy phường Khương Trung" in text
 
 
 def test_correction_replaces_the_version_and_the_receipt_names_the_dropped_models():
@@ -165,7 +166,7 @@ def test_correction_replaces_the_version_and_the_receipt_names_the_dropped_model
     (sub,) = out.submissions
     assert sub.replaces == earlier
     text = _text(out)
-    assert "ĐÃ TIẾP NHẬN (thay thế bản gửi trước)" in text
+    assert "ĐÃ TIẾP NHẬN, THAY THẾ BẢN GỬI TRƯỚC" in text
     assert (
         "Bản này thay thế bản Mẫu số 02 của Đảng ủy phường Khương Đình nhận lúc 08:00 ngày "
         "15/02/2022 (4 mô hình)." in text

@@ -90,6 +90,16 @@ def test_status_json_follows_the_contract(setup, capsys) -> None:
     code, out, _err = mailbot(capsys, "--config", cfg, "status")
     assert code == 0
     assert "Chờ xác nhận người gửi" in out and "Đã gửi đủ 1/44 đơn vị (2%)" in out
+    # Columns never run together: each one starts where the header's does, after a gap.
+    lines = out.splitlines()
+    head = next(line for line in lines if line.startswith("Mã"))
+    starts = [head.index(word) for word in ("Đơn vị", "Tình trạng", "M1", "M2")]
+    body = lines[lines.index(head) + 2 :]
+    rows = body[: next(i for i, line in enumerate(body) if line.startswith("-"))]
+    assert len(rows) == 44
+    for row in rows:
+        for start in starts:
+            assert row[start - 2 : start] == "  ", row
 
 
 def test_remind_dry_run_then_real_then_nothing_pending(setup, capsys) -> None:

@@ -78,7 +78,7 @@ def test_ward_sequence_records_each_unit_and_versions_are_never_silent(
     texts = [" ".join(by_reply[message_id_of(raw)].split()) for raw in raws]
     assert f"được ghi nhận cho: Chi bộ Trường THCS Khương Đình (do {WARD} gửi)" in texts[1]
     assert f"được ghi nhận cho: Đoàn Thanh niên phường Khương Đình (do {WARD} gửi)" in texts[2]
-    assert "ĐÃ LƯU – CHỜ XÁC NHẬN" in texts[3]
+    assert "CHỜ XÁC NHẬN NGƯỜI GỬI" in texts[3]
     # The correction came in the same batch as the version it replaced: its receipt still
     # names that version and the model it dropped.
     assert "Bản này thay thế bản Mẫu số 02 của Đảng ủy phường Khương Đình nhận lúc" in texts[4]
@@ -108,9 +108,9 @@ def test_ward_sequence_records_each_unit_and_versions_are_never_silent(
     # Every version is kept and shown.
     shown = _run(capsys, "--config", str(cfg), "status", "--unit", "p-khuong-dinh")
     assert "Mẫu số 02" in shown and "2 bản đã nhận" in shown
-    assert "đã được thay thế" in shown and "đang được tính" in shown
+    assert "Đã được thay bằng bản gửi sau" in shown and "Đã tiếp nhận, đang được tính" in shown
     shown = _run(capsys, "--config", str(cfg), "status", "--unit", "mttq")
-    assert "chờ xác nhận" in shown and "do Đảng ủy phường Khương Đình gửi" in shown
+    assert "Chờ xác nhận người gửi" in shown and "do Đảng ủy phường Khương Đình gửi" in shown
     data = json.loads(_run(capsys, "--config", str(cfg), "status", "--json"))
     assert set(data) == {"campaign", "deadline", "units"}
     states = {u["code"]: u for u in data["units"]}

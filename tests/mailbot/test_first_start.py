@@ -201,8 +201,8 @@ def test_imap_mail_received_before_the_deadline_is_not_late_when_read_after(
     by_irt = {m.in_reply_to: body_text(m) for m in sent_mails(smtp_server.messages)}
     on_time_text = by_irt["<on-time@first-start.example>"]
     assert "lúc 23:50 ngày 19/02/2022" in on_time_text
-    assert "nộp muộn" not in on_time_text
-    assert "nộp muộn" in by_irt["<late@first-start.example>"]
+    assert "gửi muộn" not in on_time_text
+    assert "gửi muộn" in by_irt["<late@first-start.example>"]
 
 
 @pytest.mark.dovecot
@@ -349,4 +349,4 @@ def test_maildir_received_header_before_the_deadline_is_not_late(tmp_path):
     msg = email.message_from_bytes(sent.read_bytes(), policy=email.policy.default)
     text = msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert "lúc 23:50 ngày 19/02/2022" in text
-    assert "nộp muộn" not in text
+    assert "gửi muộn" not in text

@@ -98,7 +98,23 @@ def test_late_mail_is_marked_late_in_record_and_receipt():
 def test_forms_already_on_file_are_not_reported_missing():
     ctx = context(forms_on_file={"p-khuong-trung": frozenset({"M2"})})
     outcome = process_mail((INTAKE / "gmail_khuong_trung.eml").read_bytes(), ctx)
-    assert "Mẫu số 02 (cấp cơ sở)" not in _receipt_text(outcome).split("CÒN THIẾU")[-1]
+    text = _receipt_text(outcome)
+    assert "Còn thiếu" not in text and "Mẫu số 02 (cấp cơ sở)" not in text
+
+
+def test_a_form_received_earlier_with_errors_is_not_called_missing():
+    ctx = context(forms_not_counted={"p-khuong-trung": {"M2": "errors"}})
+    text = _receipt_text(process_mail((INTAKE / "gmail_khuong_trung.eml").read_bytes(), ctx))
+    assert "Còn thiếu" not in text
+    assert (
+        "- Bản gửi trước của Mẫu số 02 (cấp cơ sở): đã nhận, có lỗi, chưa được tính; "
+        "đề nghị sửa và gửi lại."
+    ) in text
+    assert "Cần sửa lỗi và gửi lại:\r\n- Mẫu số 02 (cấp cơ sở), bản gửi trước" in text
+    waiting = context(forms_not_counted={"p-khuong-trung": {"M2": "awaiting"}})
+    text = _receipt_text(process_mail((INTAKE / "gmail_khuong_trung.eml").read_bytes(), waiting))
+    assert "Còn thiếu" not in text and "Cần sửa lỗi" not in text
+    assert "- Bản gửi trước của Mẫu số 02 (cấp cơ sở): chờ xác nhận người gửi." in text
 
 
 def test_sender_address_wins_over_the_name_on_the_form():
@@ -330,7 +346,7 @@ def test_receipt_counts_only_the_forms_the_unit_owes():
     assert sent and sent != {"M1", "M2"}  # this mail carries one form of the two
     owes_sent = process_mail(raw, context(register=_owing("p-khuong-trung", tuple(sent))))
     text = _receipt_text(owes_sent)
-    assert "Đơn vị đã có đủ các biểu mẫu hợp lệ theo yêu cầu." in text
+    assert "Đơn vị đã gửi đủ các biểu mẫu theo yêu cầu." in text
     assert "Còn thiếu" not in text
     assert "Còn thiếu" in _receipt_text(everything)
 
@@ -342,7 +358,7 @@ def test_question_mail_notice_names_the_forms_the_unit_owes():
     outcome = process_mail(raw, context(register=_owing("cb-thue", ("M2",))))
     assert outcome.for_staff and outcome.excerpt == "Cho hỏi chi bộ có phải nộp mẫu 02 không ạ?"
     text = _receipt_text(outcome)
-    assert "Quý đơn vị cần gửi: Mẫu số 02 (cấp cơ sở)." in text
+    assert "đơn vị cần gửi: Mẫu số 02 (cấp cơ sở)." in text
     assert "Mẫu số 01" not in text
 
 

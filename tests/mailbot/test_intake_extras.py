@@ -85,11 +85,11 @@ def test_signed_pdf_beside_a_valid_form_is_a_note_not_an_error():
     assert codes(outcome)["Mẫu 01 (bản ký).pdf"] == ["extra-document"]
     assert all(p.severity == "warning" for p in outcome.results[1].problems)
     subject, text, html = receipt(outcome)
-    assert "[Cần sửa lỗi]" not in subject and "lỗi cần sửa" not in text
+    assert "[Có lỗi cần sửa]" not in subject and "lỗi cần sửa" not in text
     assert "không gửi bản PDF" not in text
     assert "Lưu ý: Tệp “Mẫu 01 (bản ký).pdf” là bản PDF hoặc bản quét" in text
     assert "gửi kèm biểu mẫu đã đọc từ tệp “Mẫu 01.xlsx”" in text
-    assert "số biểu mẫu đọc được: 1; số mô hình ghi nhận: 2." in text
+    assert "Kết quả tiếp nhận: Mẫu số 01: đã tiếp nhận;" in text
     assert "Lưu ý:</strong> Tệp “Mẫu 01 (bản ký).pdf”" in html
 
 
@@ -101,14 +101,14 @@ def test_a_scan_beside_a_form_with_errors_adds_no_error_of_its_own():
     assert [s.valid for s in outcome.submissions] == [False]
     _, text, _ = receipt(outcome)
     errors = sum(p.severity == "error" for r in outcome.results for p in r.all_problems())
-    assert errors >= 1 and f"Có {errors} lỗi cần sửa" in text
+    assert errors >= 1 and f"({errors} lỗi cần sửa)" in text
 
 
 def test_a_pdf_alone_is_still_an_error_asking_for_the_file():
     outcome = process_mail(mail(("Mẫu 01.pdf", PDF_BYTES, ("application", "pdf"))), context())
     assert codes(outcome) == {"Mẫu 01.pdf": ["unsupported-format"]}
     subject, text, _ = receipt(outcome)
-    assert "[Cần sửa lỗi]" in subject and "KHÔNG ĐỌC ĐƯỢC TỆP NÀY" in text
+    assert "[Có lỗi cần sửa]" in subject and "Tệp “Mẫu 01.pdf”: không đọc được" in text
     assert "Đề nghị gửi tệp Word (.docx) hoặc Excel (.xlsx) đã điền" in text
 
 
@@ -125,7 +125,7 @@ def test_the_same_form_in_two_formats_is_counted_once_from_the_direct_format():
     assert [(s.file_name, s.form.form) for s in outcome.submissions] == [("Mẫu 01.xlsx", "M1")]
     assert codes(outcome)["Mẫu 01 (bản in).docx"] == ["duplicate-copy"]
     _, text, _ = receipt(outcome)
-    assert "số biểu mẫu đọc được: 1; số mô hình ghi nhận: 2." in text
+    assert "Kết quả tiếp nhận: Mẫu số 01: đã tiếp nhận;" in text
     assert (
         "Tệp “Mẫu 01 (bản in).docx” là một bản khác của Mẫu số 01 (cấp Quận) trong tệp "
         "“Mẫu 01.xlsx” (cùng các mô hình) nên chỉ được tính một lần." in text
@@ -176,7 +176,7 @@ def test_an_inline_photo_beside_the_form_is_a_note():
     outcome = process_mail(raw, context())
     assert codes(outcome)["IMG_0413.jpeg"] == ["extra-document"]
     subject, text, _ = receipt(outcome)
-    assert "[Cần sửa lỗi]" not in subject
+    assert "[Có lỗi cần sửa]" not in subject
     assert "Lưu ý: Ảnh “IMG_0413.jpeg” là ảnh chụp" in text
 
 

@@ -18,13 +18,16 @@ from mailbot.campaign.views import (
     ReminderView,
     percent,
 )
+from mailbot.contact import Contact
 from mailbot.mail.views import (
     NOTICE_REASONS,
     NoticeView,
     ReceiptView,
     file_view,
+    form_rows,
     form_view,
     human_location,
+    problem_place,
 )
 from outbox_templates import EVENTS, Rendered, render
 from parsers.model import Entry, Form, ParseResult, Problem
@@ -40,6 +43,13 @@ SPECS = (
     FormSpec(code="M2", title="Mẫu số 02", level="cấp cơ sở"),
 )
 HOSTILE = "<script>alert(1)</script>"
+CONTACT = Contact(
+    office="Ban Dân vận Quận ủy Thanh Xuân",
+    person="đồng chí Nguyễn Thị Hà",
+    phone="024 3858 1234",
+    email="bdv_quthanhxuan@hanoi.gov.vn",
+    letter="Công văn số 719-CV/QU ngày 07/01/2022",
+)
 
 
 def _workbook_result() -> ParseResult:
@@ -143,7 +153,6 @@ def _unreadable_result() -> ParseResult:
 
 def _receipt(**changes: object) -> ReceiptView:
     view = ReceiptView(
-        recipient_name="Đảng ủy phường Khương Trung",
         unit_name="Đảng ủy phường Khương Trung",
         awaiting_confirmation=False,
         campaign_name=CAMPAIGN,
@@ -159,6 +168,7 @@ def _receipt(**changes: object) -> ReceiptView:
         missing_forms=("Mẫu số 02 (cấp cơ sở)",),
         all_complete=False,
         submission_address="bdv_quthanhxuan@hanoi.gov.vn",
+        contact=CONTACT,
         original_subject="Gửi đăng ký mô hình DVK 2022",
     )
     return dataclasses.replace(view, **changes)  # type: ignore[arg-type]
@@ -206,8 +216,7 @@ def test_file_view_maps_records_to_vietnamese_labels() -> None:
     }
     assert fm.total == 3
     error, warning = fm.problems
-    assert (error.severity_label, error.location) == ("Lỗi", "ô D20 (trang tính Sheet1)")
-    assert error.hint and "TỔNG" in error.hint
+    assert (error.severity_label, error.location) == ("Lỗi", "Dòng TỔNG (ô D20)")
     assert (warning.severity_label, warning.location) == ("Lưu ý", "")
 
 
@@ -215,7 +224,6 @@ def test_file_view_unreadable_file_gets_the_reason_not_a_duplicate_problem() -> 
     fv = file_view(_unreadable_result())
     assert fv.readable is False
     assert fv.reason == "Tệp PDF là bản in, không đọc được bảng đăng ký."
-    assert fv.reason_hint and ".xlsx" in fv.reason_hint
     assert fv.problems == ()
     assert fv.error_count == 1
 
@@ -254,49 +262,74 @@ def test_receipt_text_lists_files_forms_models_problems_missing_and_deadline() -
     out = render("receipt", _receipt())
     assert isinstance(out, Rendered)
     text = out.text
-    assert text.startswith("Kính gửi: Đảng ủy phường Khương Trung,")
+    # the preview line first: the outcome, in the glossary's words
+    assert text.startswith(
+        "Kết quả tiếp nhận: Mẫu số 01: đã nhận, có lỗi, chưa được tính; "
+        "còn thiếu Mẫu số 02 (cấp cơ sở).\n\nKính gửi: Đảng ủy phường Khương Trung,"
+    )
     assert (
-        "Ban Dân vận Quận ủy Thanh Xuân đã nhận được thư của Quý đơn vị lúc 09:41 ngày 14/02/2022"
+        "Ban Dân vận Quận ủy Thanh Xuân đã nhận được thư của đơn vị lúc 09:41 ngày 14/02/2022"
     ) in text
-    assert "Tệp 1: Mau 01 - Khuong Trung.xlsx" in text
-    assert "Mẫu số 01 – cấp Quận" in text
-    assert "(thay thế bản gửi trước)" not in text  # a form with errors is not accepted
-    # models by section and field, in the unit's words
-    section_i, section_ii = text.index("I. Tập thể"), text.index("II. Cá nhân")
+    assert "Tệp 1: Mau 01 - Khuong Trung.xlsx\n" in text  # no "(định dạng XLSX)"
+    assert "Mẫu số 01 – cấp Quận (trang tính Sheet1): ĐÃ NHẬN, CÓ LỖI, CHƯA ĐƯỢC TÍNH" in text
+    assert "- Mẫu số 01 – cấp Quận: Đã nhận, có lỗi, chưa được tính (1 lỗi cần sửa)." in text
+    assert "thay thế bản gửi trước" not in text  # a form with errors is not accepted
+    # its models are listed, never as taken
+    assert "Các mô hình ghi trong biểu (chưa được tính vì biểu còn lỗi):" in text
+    assert "đã tiếp nhận:" not in text and "mô hình ghi nhận" not in text
+    section_i, section_ii = text.index("Mục I. Tập thể"), text.index("Mục II. Cá nhân")
     row = "1. Chi bộ Tổ dân phố số 5 – Lĩnh vực Văn hóa - Xã hội: Tổ dân phố xanh - sạch - đẹp"
     assert section_i < text.index(row) < section_ii
     assert section_ii < text.index("Nguyễn Thị Hồng Nhung – Lĩnh vực Xây dựng hệ thống chính trị")
     assert "Tổng: 3." in text
-    # every problem with its place in Vietnamese and how to fix it
-    assert "[Lỗi] ô D20 (trang tính Sheet1): Dòng TỔNG ghi 3 mô hình" in text
-    assert "Cách sửa: Sửa các số ở dòng “TỔNG”" in text
+    # every problem with its place; the message alone says how to fix it (never twice)
+    assert "[Lỗi] Dòng TỔNG (ô D20): Dòng TỔNG ghi 3 mô hình" in text
+    assert "Cách sửa" not in text
     assert "[Lưu ý] Toàn tệp: Tệp dùng phông chữ TCVN3" in text
     # an unreadable file is named with the reason
     assert f"Tệp 2: Ảnh chụp {HOSTILE}.pdf" in text  # plain text is not escaped
-    assert "KHÔNG ĐỌC ĐƯỢC TỆP NÀY. Lý do: Tệp PDF là bản in, không đọc được bảng đăng ký." in text
-    # missing form and deadline
-    assert "- Mẫu số 02 (cấp cơ sở)" in text
-    assert f"Đề nghị Quý đơn vị gửi bổ sung trước ngày 20/02/2022, {WORDS}." in text
+    assert "\n   [Lỗi] Tệp PDF là bản in, không đọc được bảng đăng ký.\n" in text
+    # missing form (never the form sent with errors) and deadline
+    assert "Còn thiếu (chưa nhận được):\n- Mẫu số 02 (cấp cơ sở)" in text
+    assert "Cần sửa lỗi và gửi lại:\n- Mẫu số 01 – cấp Quận" in text
+    assert f"Đề nghị đơn vị gửi trước ngày 20/02/2022, {WORDS}." in text
     assert f"Thời hạn gửi biểu mẫu: trước ngày 20/02/2022, {WORDS}." in text
     assert "ghi rõ “Không đăng ký” trong bảng (dòng TỔNG ghi 0)" in text
-    assert "nộp muộn" not in text
+    assert "gửi muộn" not in text
     assert "CHỜ XÁC NHẬN" not in text
-    assert text.rstrip().endswith("liên hệ Ban Dân vận Quận ủy Thanh Xuân.")
-    assert "Trân trọng." in text
+    # the contact and the letter, then the signature
+    assert "Căn cứ: Công văn số 719-CV/QU ngày 07/01/2022." in text
+    assert "liên hệ đồng chí Nguyễn Thị Hà, điện thoại 024 3858 1234" in text
+    assert text.index("Căn cứ:") < text.index("Trân trọng.")
+    assert "Quý đơn vị" not in text and "định dạng" not in text
     assert out.subject == (
-        "[Cần sửa lỗi] Xác nhận tiếp nhận hồ sơ đăng ký mô hình “Dân vận khéo” – "
+        "[Có lỗi cần sửa] Xác nhận tiếp nhận hồ sơ đăng ký mô hình “Dân vận khéo” – "
         "Đảng ủy phường Khương Trung"
     )
 
 
-def test_receipt_document_locations_in_vietnamese() -> None:
+def test_receipt_document_locations_in_the_units_terms() -> None:
     files = (file_view(_document_result(), form_specs=SPECS),)
     out = render("receipt", _receipt(files=files, missing_forms=("Mẫu số 01 (cấp Quận)",)))
     for body in (out.text, out.html):
-        assert "bảng 1, dòng 10, cột 2" in body
+        assert "bảng 1, dòng 10, cột 2" in body  # a row that holds no model: the plain place
         assert "Tổ tự quản an ninh trật tự khu dân cư" in body
         assert "Mẫu số 01 (cấp Quận)" in body
     assert "Mẫu 02 – cơ sở.docx" in out.html
+
+
+def test_problem_on_a_model_row_is_placed_by_section_and_tt() -> None:
+    entries = [
+        Entry("collective", "2", None, "economy", "Chợ văn minh", None, "Sheet1!D12", "Sheet1!B12"),
+        Entry("individual", "1", None, "economy", "Nuôi ong", None, "table 1, row 9, column 4"),
+    ]
+    sheet = Form(form="M2", unit="X", year=2022, date=None, location="Sheet1", entries=entries)
+    rows = form_rows(sheet)
+    assert problem_place("Sheet1!B12", rows) == "Mục I. Tập thể, dòng TT 2 (ô B12)"
+    assert problem_place("table 1, row 9, column 2", rows) == "Mục II. Cá nhân, dòng TT 1 (bảng 1)"
+    assert problem_place("Sheet1!D20", rows, "total-mismatch") == "Dòng TỔNG (ô D20)"
+    assert problem_place("Sheet1!D20", rows) == "ô D20 (trang tính Sheet1)"
+    assert problem_place(None, rows) == ""
 
 
 def test_receipt_late_and_awaiting_confirmation() -> None:
@@ -305,17 +338,17 @@ def test_receipt_late_and_awaiting_confirmation() -> None:
         _receipt(
             late=True,
             awaiting_confirmation=True,
-            recipient_name=None,
             received_at=datetime(2022, 2, 21, 8, 5, tzinfo=TZ),
         ),
     )
-    assert out.text.startswith("Kính gửi: Quý đơn vị,")
-    assert f"NỘP SAU THỜI HẠN: Thời hạn gửi biểu mẫu là trước ngày 20/02/2022, {WORDS}." in out.text
-    assert "08:05 ngày 21/02/2022, sau thời hạn, nên được ghi nhận là nộp muộn" in out.text
-    assert "gửi bổ sung sớm nhất có thể" in out.text
+    # the address is not registered: the unit named on the form is not greeted by that name
+    assert "\nKính gửi: Đơn vị gửi hồ sơ,\n" in out.text
+    assert f"GỬI MUỘN: Thời hạn gửi biểu mẫu là trước ngày 20/02/2022, {WORDS}." in out.text
+    assert "08:05 ngày 21/02/2022, sau thời hạn, nên được ghi nhận là gửi muộn" in out.text
+    assert "Đề nghị đơn vị gửi sớm nhất có thể" in out.text
     assert "chưa có trong danh sách liên hệ của Đảng ủy phường Khương Trung" in out.text
     assert "xác nhận người gửi" in out.text
-    assert "Nộp sau thời hạn" in out.html and "<strong>nộp muộn</strong>" in out.html
+    assert "Gửi muộn" in out.html and "<strong>gửi muộn</strong>" in out.html
     assert "Chờ xác nhận người gửi" in out.html
 
 
@@ -330,27 +363,48 @@ def test_receipt_complete_and_accepted() -> None:
             all_complete=True,
         ),
     )
-    assert out.subject.startswith("[Đã nhận đủ]")
-    assert "ĐÃ TIẾP NHẬN (thay thế bản gửi trước)" in out.text
-    assert "Đơn vị đã có đủ các biểu mẫu hợp lệ theo yêu cầu." in out.text
-    assert "Không còn biểu mẫu nào thiếu" in out.text
-    assert "Đã tiếp nhận – thay thế bản gửi trước" in out.html
-    assert "Có " not in out.text.split("TÓM TẮT")[1].split("1. CÁC TỆP")[0]
+    assert out.subject.startswith("[Đã tiếp nhận đủ biểu mẫu]")
+    assert out.text.startswith(
+        "Kết quả tiếp nhận: Mẫu số 01: đã tiếp nhận, thay thế bản gửi trước; "
+        "đơn vị đã gửi đủ biểu mẫu."
+    )
+    assert "ĐÃ TIẾP NHẬN, THAY THẾ BẢN GỬI TRƯỚC" in out.text
+    assert "- Mẫu số 01 – cấp Quận: Đã tiếp nhận, thay thế bản gửi trước (3 mô hình)." in out.text
+    assert "Các mô hình đã tiếp nhận:" in out.text
+    assert "Đơn vị đã gửi đủ các biểu mẫu theo yêu cầu." in out.text
+    assert "Còn thiếu" not in out.text
+    assert "Đã tiếp nhận, thay thế bản gửi trước" in out.html
+    assert "lỗi" not in out.text.split("TÓM TẮT")[1].split("1. CÁC TỆP")[0]
+
+
+def test_receipt_awaiting_form_has_its_own_badge() -> None:
+    fv = file_view(_workbook_result(), form_specs=SPECS)
+    (fm,) = fv.forms
+    waiting = dataclasses.replace(fm, accepted=True, awaiting=True, problems=())
+    out = render("receipt", _receipt(files=(dataclasses.replace(fv, forms=(waiting,)),)))
+    assert "Mẫu số 01: chờ xác nhận người gửi" in out.text.splitlines()[0]
+    assert "Chờ xác nhận người gửi (đơn vị không cần gửi lại):\n- Mẫu số 01 – cấp Quận" in out.text
+    assert "(được tính sau khi cán bộ xác nhận)" in out.text
+    assert "#1d4ed8" in out.html and "Chờ xác nhận người gửi</span>" in out.html
 
 
 def test_receipt_html_content_and_table() -> None:
     html = render("receipt", _receipt()).html
     assert html.startswith("<!DOCTYPE html>") and '<html lang="vi">' in html
+    # the hidden preview line comes first in the body
+    body = html.split("<body", 1)[1]
+    assert body.index("Kết quả tiếp nhận: Mẫu số 01") < body.index("Kính gửi:")
     assert "Kính gửi: <strong>Đảng ủy phường Khương Trung</strong>" in html
     # models table: section rows, then rows with TT, name, field, model
-    i, ii = html.index("I. Tập thể"), html.index("II. Cá nhân")
+    i, ii = html.index("Mục I. Tập thể"), html.index("Mục II. Cá nhân")
     assert i < html.index("Tổ dân phố xanh - sạch - đẹp") < ii < html.index("Nguyễn Thị Hồng Nhung")
     assert re.search(r">Văn hóa - Xã hội</td>\s*<td[^>]*>Tổ dân phố xanh - sạch - đẹp</td>", html)
-    assert "ô D20 (trang tính Sheet1)" in html
+    assert "Dòng TỔNG (ô D20)" in html
     assert "Không đọc được tệp này" in html
     assert "Mẫu số 02 (cấp cơ sở)" in html
     assert f"<strong>trước ngày 20/02/2022, {WORDS}</strong>" in html
-    assert "Chưa tiếp nhận – có lỗi cần sửa" in html
+    assert "Đã nhận, có lỗi, chưa được tính</span>" in html
+    assert "Căn cứ: Công văn số 719-CV/QU ngày 07/01/2022." in html
 
 
 def test_receipt_html_escapes_unit_text() -> None:
@@ -379,26 +433,32 @@ def test_html_is_mail_client_safe(event: str) -> None:
 
 def _notice(reason: str) -> NoticeView:
     return NoticeView(
-        recipient="Nguyễn Văn An",
+        unit_name="Đảng ủy phường Khương Trung",
         reason_code=reason,
         received_at=datetime(2022, 2, 15, 10, 0, tzinfo=TZ),
         original_subject="Gửi hồ sơ",
         max_size_mb=25,
         submission_address="bdv_quthanhxuan@hanoi.gov.vn",
         campaign_name=CAMPAIGN,
+        contact=CONTACT,
     )
 
 
 @pytest.mark.parametrize("reason", NOTICE_REASONS)
 def test_notice_each_reason(reason: str) -> None:
     out = render("notice", _notice(reason))
-    assert out.text.startswith("Kính gửi: Nguyễn Văn An,")
-    assert "đã nhận được thư của Quý đơn vị lúc 10:00 ngày 15/02/2022" in out.text
+    title = out.text.split("\n", 1)[0]
+    assert title.endswith(".") and title[:-1] in out.subject  # the preview line is the outcome
+    assert "\n\nKính gửi: Đảng ủy phường Khương Trung,\n" in out.text
+    assert "Quý đơn vị" not in out.text and "Quý đơn vị" not in out.html
+    assert "đã nhận được thư của đơn vị lúc 10:00 ngày 15/02/2022" in out.text
+    assert "Căn cứ: Công văn số 719-CV/QU ngày 07/01/2022." in out.text
+    assert "Căn cứ: Công văn số 719-CV/QU ngày 07/01/2022." in out.html
     assert "(tiêu đề: “Gửi hồ sơ”)" in out.text
     assert "Trân trọng." in out.text
     assert out.subject.startswith("[") and "Thông báo về thư gửi Ban Dân vận" in out.subject
     # the explanation is present, in both alternatives
-    explanation = out.text.split("\n\n")[2].splitlines()[1]
+    explanation = out.text.split("\n\n")[3].splitlines()[1]
     assert len(explanation) > 40 and explanation in out.html
 
 
@@ -407,8 +467,14 @@ def test_notice_subjects_differ_and_oversize_names_the_limit() -> None:
     assert len(subjects) == len(NOTICE_REASONS)
     oversize = render("notice", _notice("oversize"))
     assert "vượt quá giới hạn 25 MB" in oversize.text and "mỗi thư dưới 25 MB" in oversize.text
-    assert ".xlsx, .docx, .xls, .doc" in render("notice", _notice("no-attachment")).text
+    no_file = render("notice", _notice("no-attachment")).text
+    assert ", dạng tệp Excel (.xlsx, .xls) hoặc tệp Word (.docx, .doc), đến" in no_file
     assert "DMARC" in render("notice", _notice("dmarc-fail")).html
+
+
+def test_notice_to_an_unknown_sender_greets_neutrally() -> None:
+    view = dataclasses.replace(_notice("quarantined-unknown-unit"), unit_name=None)
+    assert "\nKính gửi: Đơn vị gửi hồ sơ,\n" in render("notice", view).text
 
 
 def test_notice_rejects_unknown_reason() -> None:
@@ -470,6 +536,7 @@ def _alert(event: str, **over: object) -> AlertView:
         "error": "ConnectionRefusedError: [Errno 111] Connection refused",
         "hint": "Đề nghị kiểm tra máy chủ gửi thư.",
         "office_name": "Ban Dân vận Quận ủy Thanh Xuân",
+        "contact": CONTACT,
     }
     values.update(over)
     return AlertView(**values)  # type: ignore[arg-type]
@@ -490,6 +557,8 @@ def test_alert_down_and_up() -> None:
     assert up.subject == "[mailbot – ĐÃ KHÔI PHỤC] Máy chủ gửi thư (SMTP) đã hoạt động trở lại"
     assert "lúc 09:45 ngày 15/02/2022, sau 45 phút gián đoạn" in up.text
     assert "#047857" in up.html and "#b91c1c" not in up.html
+    for body in (down.text, down.html, up.text, up.html):
+        assert "liên hệ đồng chí Nguyễn Thị Hà" in body
 
 
 def test_alert_quarantine_lists_the_mails_escaped() -> None:
@@ -596,7 +665,7 @@ def test_a_file_with_only_notes_is_an_extra_document_said_once() -> None:
             files=(file_view(clean, form_specs=SPECS), fv), missing_forms=(), all_complete=True
         ),
     )
-    assert out.subject.startswith("[Đã nhận đủ]")
+    assert out.subject.startswith("[Đã tiếp nhận đủ biểu mẫu]")
     assert f"   Lưu ý: {note}" in out.text
     assert "- Lưu ý: 1 tệp gửi kèm (bản PDF, bản quét, ảnh chụp hoặc bản sao" in out.text
     assert "Không tìm thấy biểu mẫu đăng ký nào trong tệp này." not in out.text

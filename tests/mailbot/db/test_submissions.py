@@ -162,4 +162,9 @@ def test_forms_on_file_are_the_valid_confirmed_ones_per_unit(database: Database)
             "HD": frozenset({"M1"}),
         }
         assert dbm.forms_on_file(s, ["M2"]) == {}
+        # received, not counting: named as such in receipts, never as missing
+        assert dbm.forms_not_counted(s, ["M1", "M2"]) == {
+            "KT": {"M2": "errors"},
+            "HD": {"M2": "awaiting"},
+        }
         assert [x.form for x in dbm.all_submissions(s)] == ["M1", "M2", "M2", "M1"]
