@@ -36,7 +36,7 @@ class ReminderFormView:
 class ReminderView:
     """A reminder to a unit that is not complete before the deadline."""
 
-    unit_name: str  # the registered name, never "Quý đơn vị" nor a display name
+    unit_name: str  # the registered name, never a sender's display name
     campaign_name: str
     deadline_text: str
     deadline_words: str  # "hạn cuối: hết ngày 19/02/2022 (thứ Bảy)"
