@@ -12,6 +12,7 @@ A new event's cases are functions `case_<event>_<name>() -> Mail` listed in CASE
 from __future__ import annotations
 
 import argparse
+import base64
 import email
 import shutil
 import subprocess
@@ -307,6 +308,133 @@ def case_alert_up() -> Mail:
 def case_alert_quarantine() -> Mail:
     items = ("Thư #7 từ ai.do@gmail.example – “Gửi biểu”: chưa xác định được đơn vị",)
     return _alert("quarantine", channel_label="thư bị giữ lại", items=items)
+
+
+# --------------------------------------------------------------------------- reminders
+
+
+def _reminder(case: str) -> Mail:
+    from tests.outbox_templates import reminder_samples
+
+    return rendered("reminder", reminder_samples.reminder_view(case))
+
+
+def case_reminder_nothing_sent() -> Mail:
+    return _reminder("nothing-sent")
+
+
+def case_reminder_forms_missing() -> Mail:
+    return _reminder("forms-missing")
+
+
+def case_reminder_forms_with_errors() -> Mail:
+    return _reminder("forms-with-errors")
+
+
+# --------------------------------------------------------------------------- digest
+
+
+def _inline_images(msg: EmailMessage) -> str:
+    """The HTML part with each cid: image made a data: URI, so a browser shows it."""
+    html = msg.get_body(("related", "html"))
+    assert html is not None
+    body = html.get_body(("html",)) if html.get_content_type() == "multipart/related" else html
+    assert body is not None
+    text = str(body.get_content())
+    for part in msg.walk():
+        cid = part.get("Content-ID")
+        if cid and part.get_content_maintype() == "image":
+            data = base64.b64encode(part.get_payload(decode=True)).decode()
+            uri = f"data:{part.get_content_type()};base64,{data}"
+            text = text.replace(f"cid:{cid.strip('<>')}", uri)
+    return text
+
+
+def case_digest_midway() -> Mail:
+    """The digest of 14/02/2022 as the scheduler queues it: real links, chart, workbook."""
+    from mailbot import db as dbm
+    from mailbot.campaign.digest import queue_digest
+    from mailbot.config import DigestConfig, StaffConfig
+    from mailbot.staff.links import digest_links
+    from tests.mailbot.campaign.support import add_form, at, open_seeded, outbox
+
+    with tempfile.TemporaryDirectory() as tmp:
+        key_file = Path(tmp) / "staff-token-key"
+        key_file.write_bytes(bytes(range(32)))
+        config = Config(
+            digest=DigestConfig(recipients=("lanhdao@thanhxuan.example",)),
+            staff=StaffConfig(token_key_file=str(key_file)),
+            contact=ContactConfig(name="đồng chí Nguyễn Thị Hà", phone="024 3858 1234"),
+        )
+        database = open_seeded(Path(tmp) / "data")
+        try:
+            add_form(database, "mttq", "M1", at(9))
+            add_form(database, "mttq", "M2", at(10))
+            add_form(database, "quan-doan", "M1", at(11), errors=2)
+            add_form(database, "hoi-ccb", "M2", at(12), awaiting=True, sender="ccb@gmail.example")
+            with database.session() as s:
+                mail, _ = dbm.record_received(
+                    s,
+                    source="render",
+                    uidvalidity=None,
+                    uid=None,
+                    message_id="<held@gmail.example>",
+                    sha256="0" * 64,
+                    raw_path="raw/held",
+                    size=10,
+                    from_addr="dangbo.khuongtrung@gmail.example",
+                    subject="Gửi biểu đăng ký mô hình",
+                    received_at=at(13, 10),
+                )
+                dbm.quarantine(s, mail, "unknown-unit", at(13, 10))
+            now = at(14, 7, 30)
+            with database.session() as s:
+                queue_digest(s, campaign(), config, now, link_for=digest_links(config, now, s))
+            [row] = outbox(database, "digest")
+        finally:
+            database.dispose()
+    msg = email.message_from_bytes(row.raw, policy=policy.default)
+    assert isinstance(msg, EmailMessage)
+    text = msg.get_body(("plain",))
+    assert text is not None
+    return Mail(str(msg["Subject"]), str(text.get_content()), _inline_images(msg))
+
+
+# --------------------------------------------------------------------------- staff answers
+
+
+def _action(**over: object) -> Mail:
+    from mailbot.staff.answer import ActionView
+
+    values: dict[str, object] = {
+        "office_name": "Ban Dân vận Quận ủy Thanh Xuân",
+        "recipient": "Nguyễn Thị Hà",
+        "received_at": BEFORE_DEADLINE,
+        "done": True,
+        "action_label": "Xác nhận người gửi",
+        "mail_id": 43,
+        "changes": (
+            "Địa chỉ ccb@gmail.example được xác nhận là của Hội Cựu chiến binh quận Thanh Xuân.",
+            "1 biểu mẫu chờ xác nhận nay được tính.",
+        ),
+        "refusal": None,
+    }
+    values.update(over)
+    return rendered("action", ActionView(**values))  # type: ignore[arg-type]
+
+
+def case_action_done() -> Mail:
+    return _action()
+
+
+def case_action_refused_expired() -> Mail:
+    return _action(
+        done=False,
+        changes=(),
+        refusal=(
+            "Đường dẫn trong bản tin đã hết hạn; đề nghị dùng đường dẫn trong bản tin mới nhất."
+        ),
+    )
 
 
 CASES: dict[str, Callable[[], Mail]] = {

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from mailbot import db as dbm
 from mailbot import glossary
 from mailbot.glossary import UNIT_STATE_LABELS
+from mailbot.mail.views import RowKey, problem_place, row_key
 from rules.base import FORM_NAMES
 from rules.campaign import Campaign
 
@@ -127,11 +128,21 @@ class UnitState:
 
 
 def _error_messages(result: dict[str, Any]) -> tuple[str, ...]:
-    return tuple(
-        str(p.get("message") or p.get("code"))
-        for p in result.get("problems", ())
-        if p.get("severity") == "error"
-    )
+    """The form's errors, each with its place in the unit's terms ('Mục I. Tập thể, dòng TT 2
+    (ô B12): …'), as the receipt said them."""
+    rows: dict[RowKey, tuple[str, str | None]] = {}
+    for entry in result.get("entries", ()):
+        key = row_key(entry.get("location"))
+        if key is not None:
+            rows.setdefault(key, (str(entry.get("kind")), entry.get("no")))
+    out = []
+    for p in result.get("problems", ()):
+        if p.get("severity") != "error":
+            continue
+        message = str(p.get("message") or p.get("code"))
+        place = problem_place(p.get("location"), rows, str(p.get("code") or ""))
+        out.append(f"{place}: {message}" if place else message)
+    return tuple(out)
 
 
 def _result(sub: dbm.Submission) -> dict[str, Any]:

@@ -34,7 +34,7 @@ WITH_ERRORS = ReminderFormView(
     state="Đã nhận, có lỗi, chưa được tính",
     received_at=datetime(2022, 2, 16, 11, 0, tzinfo=TZ),
     sender="hoiccb@thanhxuan.example",
-    problems=("Sheet1!B12: Dòng này chưa ghi tên tập thể, cá nhân.",),
+    problems=("Mục I. Tập thể, dòng TT 2 (ô B12): Dòng này chưa ghi tên tập thể, cá nhân.",),
     receipt_to=("hoiccb@thanhxuan.example",),
 )
 

@@ -67,7 +67,7 @@ def test_form_with_errors_says_which_to_correct_and_where_the_receipt_went() -> 
     assert f"- {M1}: Đã nhận, có lỗi, chưa được tính (nhận lúc 11:00 ngày 16/02/2022)" in text
     assert (
         f"{M1} đơn vị gửi lúc 11:00 ngày 16/02/2022 có lỗi nên chưa được tính:\n"
-        "- Sheet1!B12: Dòng này chưa ghi tên tập thể, cá nhân.\n"
+        "- Mục I. Tập thể, dòng TT 2 (ô B12): Dòng này chưa ghi tên tập thể, cá nhân.\n"
         f"Đề nghị đơn vị sửa và gửi lại {M1}. Vị trí từng lỗi và cách sửa đã nêu trong thư "
         "xác nhận gửi đến hoiccb@thanhxuan.example ngay sau khi nhận."
     ) in text

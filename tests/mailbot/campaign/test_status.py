@@ -65,9 +65,12 @@ def test_states_from_submissions(database) -> None:
     assert states["ldld"].state == "partial"
     assert states["ldld"].missing_forms == ("M2",)
     assert states["hoi-ccb"].state == "errors"
-    assert (
-        states["hoi-ccb"].open_problems
-        == ("Mẫu số 02 (cấp cơ sở): Dòng này chưa ghi tên tập thể, cá nhân.",) * 2
+    # Each error with its place in the unit's terms, as the receipt said it.
+    assert states["hoi-ccb"].open_problems == (
+        "Mẫu số 02 (cấp cơ sở): Mục I. Tập thể, dòng TT 1 (ô B10): "
+        "Dòng này chưa ghi tên tập thể, cá nhân.",
+        "Mẫu số 02 (cấp cơ sở): Mục II. Cá nhân, dòng TT 2 (ô B11): "
+        "Dòng này chưa ghi tên tập thể, cá nhân.",
     )
     assert states["quan-doan"].state == "awaiting-confirmation"
     assert states["quan-doan"].forms["M1"].sender == "ca.nhan@gmail.example"
