@@ -236,6 +236,7 @@ def write_par(
         "left": WD_ALIGN_PARAGRAPH.LEFT,
         "center": WD_ALIGN_PARAGRAPH.CENTER,
         "right": WD_ALIGN_PARAGRAPH.RIGHT,
+        "justify": WD_ALIGN_PARAGRAPH.JUSTIFY,
     }[align]
     run = par.add_run(clean_text(text))
     run.bold = bold

@@ -12,7 +12,8 @@ import pytest
 from mailbot import db as dbm
 from mailbot import review
 from mailbot.campaign.digest import build_digest
-from mailbot.campaign.export import NOT_OWED, consolidated_xlsx
+from mailbot.campaign.export import consolidated_xlsx
+from mailbot.glossary import NOT_OWED
 from mailbot.campaign.reminders import plan_reminders
 from mailbot.campaign.status import unit_states
 from outbox_templates import render
