@@ -200,7 +200,9 @@ def date_line(board: BoardConfig, campaign: Campaign, generated_at: datetime) ->
     if board.date_by_hand:
         return f"{board.place}, ngày … tháng … năm {local(generated_at, campaign).year}"
     day = local(generated_at, campaign)
-    return f"{board.place}, ngày {day.day:02d} tháng {day.month:02d} năm {day.year}"
+    # Days below 10 and the months 1 and 2 take a leading zero (ngày 05 tháng 02, tháng 11).
+    month = f"{day.month:02d}" if day.month < 3 else str(day.month)
+    return f"{board.place}, ngày {day.day:02d} tháng {month} năm {day.year}"
 
 
 def data_line(campaign: Campaign, generated_at: datetime) -> str:
@@ -234,7 +236,6 @@ def level_table(
         if ref.group != current_group:
             current_group = ref.group
             group_no += 1
-            unit_no = 0
             lines.append(Line("group", (roman(group_no), group_label(ref.group).upper())))
         unit_no += 1
         lines.append(Line("unit", (str(unit_no), ref.name)))
@@ -345,7 +346,6 @@ def summary(
         if ref.group != current:
             current = ref.group
             group_no += 1
-            unit_no = 0
             lines.append(Line("group", (roman(group_no), group_label(ref.group).upper())))
         unit_no += 1
         cells: list[object] = [str(unit_no), ref.name]
@@ -426,15 +426,13 @@ def status_lines(
     by_code = {s.unit_code: s for s in statuses}
     lines: list[Line] = []
     current: str | None = None
-    group_no = unit_no = 0
-    for ref in ordered_units(statuses):
+    group_no = 0
+    for unit_no, ref in enumerate(ordered_units(statuses), start=1):
         row = by_code[ref.code]
         if ref.group != current:
             current = ref.group
             group_no += 1
-            unit_no = 0
             lines.append(Line("group", (roman(group_no), group_label(ref.group).upper())))
-        unit_no += 1
         cells: list[object] = [str(unit_no), row.unit_name, state_label(row.state)]
         for code in forms:
             cells.extend(_printable_form(row, code, campaign))
