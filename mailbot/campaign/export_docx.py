@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from docx.document import Document as DocxDocument
-from docx.enum.text import WD_BREAK
+from docx.enum.text import WD_ALIGN_PARAGRAPH, WD_BREAK
 from docx.oxml import OxmlElement
 from docx.oxml.ns import qn
 from docx.shared import Pt
@@ -67,7 +67,8 @@ SMALL = 10
 def _page_numbers(doc: DocxDocument) -> None:
     """ "Trang N/M" centred in the footer of every page (PAGE and NUMPAGES fields)."""
     par = doc.sections[0].footer.paragraphs[0]
-    write_par(doc.sections[0].footer, "Trang ", size=11, align="center", first=True)
+    par.alignment = WD_ALIGN_PARAGRAPH.CENTER
+    par.add_run("Trang ").font.size = Pt(11)
     for instr, tail in (("PAGE", "/"), ("NUMPAGES", "")):
         for kind in ("begin", "instr", "separate", "end"):
             run = par.add_run()
@@ -163,17 +164,19 @@ def _body_row(table: Table, i: int, line: Line, ncols: int, counts_from: int) ->
     """One body row; headings span the row, counts of subtotal/TỔNG read "5 mô hình"."""
     if line.role in ("group", "unit", "kind"):
         bold, italic = line.role != "kind", line.role == "kind"
-        fill_cell(table.cell(i, 0), clean_text(line.cells[0]), bold=bold, align="center")
-        across = table.cell(i, 1).merge(table.cell(i, ncols - 1))
+        heading = table.rows[i].cells  # one row at a time: table.cell() walks the whole table
+        fill_cell(heading[0], clean_text(line.cells[0]), bold=bold, align="center")
+        across = heading[1].merge(heading[ncols - 1])
         fill_cell(across, clean_text(line.cells[1]), bold=bold, italic=italic)
         return
     strong = line.role in ("subtotal", "total")
     cells = list(line.cells)
     if strong:
         cells[counts_from + len(FIELDS)] = f"{cells[counts_from + len(FIELDS)]} {MODELS_WORD}"
+    row = table.rows[i].cells
     for j, value in enumerate(cells):
         align = "center" if j == 0 or strong or isinstance(value, int) else "left"
-        fill_cell(table.cell(i, j), clean_text(value), bold=strong, align=align)
+        fill_cell(row[j], clean_text(value), bold=strong, align=align)
 
 
 def _level_table(doc: DocxDocument, table: LevelTable) -> None:
@@ -215,10 +218,11 @@ def _summary_table(doc: DocxDocument, s: Summary) -> None:
             _body_row(t, i, line, ncols, 2)
             continue
         strong = line.role == "total"
+        row = t.rows[i].cells
         for j, value in enumerate(line.cells):
             align = "left" if j == 1 and not strong else "center"
             bold = strong or j == ncols - 1
-            fill_cell(t.cell(i, j), clean_text(value), bold=bold, size=SMALL, align=align)
+            fill_cell(row[j], clean_text(value), bold=bold, size=SMALL, align=align)
     fix_widths(t, widths)
     repeat_header(t, 2)
     keep_rows_whole(t)
@@ -248,9 +252,10 @@ def _status_table(
         if line.role == "group":
             _body_row(t, i, line, len(widths), lead)
             continue
+        row = t.rows[i].cells
         for j, value in enumerate(line.cells):
             align = "left" if widths[j] >= 2.4 else "center"
-            fill_cell(t.cell(i, j), clean_text(value), size=SMALL, align=align)
+            fill_cell(row[j], clean_text(value), size=SMALL, align=align)
     fix_widths(t, widths)
     repeat_header(t, 2)
     keep_rows_whole(t)
@@ -301,11 +306,13 @@ def write_consolidated_docx(
         data,
     )
     _summary_table(doc, s)
-    write_par(doc, "")
+    last = write_par(doc, "")
     for heading, items in summary_paragraphs(s):
-        write_par(doc, heading, bold=True).paragraph_format.keep_with_next = bool(items)
+        last = write_par(doc, heading, bold=True)
+        last.paragraph_format.keep_with_next = bool(items)
         for item in items:
-            write_par(doc, item, align="justify")
+            last = write_par(doc, item, align="justify")
+    last.paragraph_format.keep_with_next = True  # not the signature alone on a page
     _signature(doc, board, width)
 
     new_page()

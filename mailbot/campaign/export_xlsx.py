@@ -77,7 +77,7 @@ def _row_height(values: Sequence[object], widths: Sequence[float], size: int) ->
         per_line = max(1.0, width * 1.2 * 11 / size - 2)
         need = sum(max(1, math.ceil(len(part) / per_line)) for part in str(value).split("\n"))
         lines = max(lines, need)
-    return round(lines * size * 1.35 + 5, 1)
+    return round(lines * size * 1.3 + 4, 1)
 
 
 def _split(ncols: int) -> int:
