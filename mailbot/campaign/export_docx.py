@@ -65,7 +65,7 @@ SMALL = 10
 
 
 def _page_numbers(doc: DocxDocument) -> None:
-    """ "Trang N/M" centred in the footer of every page (PAGE and NUMPAGES fields)."""
+    """Page numbers, "Trang N/M", centred in the footer (PAGE and NUMPAGES fields)."""
     par = doc.sections[0].footer.paragraphs[0]
     par.alignment = WD_ALIGN_PARAGRAPH.CENTER
     par.add_run("Trang ").font.size = Pt(11)

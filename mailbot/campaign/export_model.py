@@ -176,7 +176,7 @@ def known_form(form: str, campaign: Campaign) -> bool:
 
 
 def form_title(form: str, campaign: Campaign) -> str:
-    """ "Mẫu số 01 (cấp Quận)" — a form as staff name it."""
+    """A form as staff name it: "Mẫu số 01 (cấp Quận)"."""
     for spec in campaign.forms:
         if spec.code == form:
             title = spec.title or form
@@ -196,7 +196,7 @@ def fmt_time(when: datetime, campaign: Campaign) -> str:
 
 
 def date_line(board: BoardConfig, campaign: Campaign, generated_at: datetime) -> str:
-    """ "Thanh Xuân, ngày 28 tháng 11 năm 2026" (dots when the board dates by hand)."""
+    """The date line, "Thanh Xuân, ngày 28 tháng 11 năm 2026" (dots: dated by hand)."""
     if board.date_by_hand:
         return f"{board.place}, ngày … tháng … năm {local(generated_at, campaign).year}"
     day = local(generated_at, campaign)
@@ -206,7 +206,7 @@ def date_line(board: BoardConfig, campaign: Campaign, generated_at: datetime) ->
 
 
 def data_line(campaign: Campaign, generated_at: datetime) -> str:
-    """ "(Số liệu đến 10 giờ 08 ngày 28/11/2026)" under the title."""
+    """The line under the title: "(Số liệu tổng hợp đến 10 giờ 08 ngày 28/11/2026)"."""
     day = local(generated_at, campaign)
     return f"(Số liệu tổng hợp đến {day:%H} giờ {day:%M} ngày {day:%d/%m/%Y})"
 
@@ -482,7 +482,7 @@ def internal_cells(row: UnitStatusRow, forms: Sequence[str], campaign: Campaign)
 
 
 def status_summary(statuses: Sequence[UnitStatusRow]) -> str:
-    """ "Tổng số 44 đơn vị: Đã gửi đủ: 12; …"."""
+    """The count of units by state: "Tổng số 44 đơn vị — Đã gửi đủ: 12; …"."""
     parts = [
         f"{label}: {sum(1 for s in statuses if s.state == state)}"
         for state, label in UNIT_STATE_LABELS.items()
@@ -503,7 +503,7 @@ def sheet_name(text: str) -> str:
 
 
 def level_sheet_name(form: str, campaign: Campaign) -> str:
-    """ "Mẫu số 01 - Cấp Quận"."""
+    """The sheet of one form: "Mẫu số 01 - Cấp Quận"."""
     for spec in campaign.forms:
         if spec.code == form:
             level = spec.level[:1].upper() + spec.level[1:]

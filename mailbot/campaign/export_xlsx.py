@@ -190,7 +190,10 @@ def _write_line(
             cell.alignment = centre
         else:
             put_text(ws, row, col, value)
-            cell.alignment = centre if col == 1 or strong else xalign(vertical="top")
+            if strong:
+                cell.alignment = centre
+            else:
+                cell.alignment = xalign("center" if col == 1 else "left", vertical="top")
         cell.font = xfont(bold=strong)
     if strong:
         ws.cell(row=row, column=counts_from + len(FIELDS)).number_format = _COUNT_FORMAT
