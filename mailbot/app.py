@@ -21,7 +21,7 @@ from mailbot.service import Robot
 from mailbot.sources import Source, open_source
 from mailbot.store import RawStore
 from mailbot.transport import Sender, open_sender
-from mailbot.units import UnitsFileError, check_parents, read_units
+from mailbot.units import OPTIONAL_COLUMNS, UnitsFileError, check_parents, read_units
 from mailbot.workers import Decider
 from rules.campaign import Campaign, load_campaign, newest_campaign, parse_campaign
 
@@ -112,6 +112,9 @@ def import_register(
                 emails=unit.emails,
                 aliases=unit.aliases,
                 parent=unit.parent,
+                group=unit.group,
+                order=unit.order,
+                keep=set(OPTIONAL_COLUMNS) - unit.columns,
                 source=source,
                 forms=unit.forms,
                 now=now,

@@ -155,6 +155,8 @@ class BoardConfig:
     name: str = "BAN DÂN VẬN"
     party: str = "ĐẢNG CỘNG SẢN VIỆT NAM"
     place: str = "Thanh Xuân"  # "Thanh Xuân, ngày … tháng … năm …"
+    # False: the export's own date ("ngày 28 tháng 11 năm 2026"); True: dots, dated by hand.
+    date_by_hand: bool = False
     sign_on_behalf: str = "T/M BAN DÂN VẬN"
     sign_title: str = "TRƯỞNG BAN"
     sign_name: str | None = None  # None: the line is left for a hand-written name

@@ -15,13 +15,19 @@ from types import MappingProxyType
 from parsers.vntext import fold_accents
 
 __all__ = [
+    "OPTIONAL_COLUMNS",
+    "UNIT_GROUPS",
     "Register",
     "Unit",
     "UnitsFileError",
     "check_parents",
+    "group_label",
+    "guess_group",
     "name_key",
     "parse_forms",
+    "parse_group",
     "read_units",
+    "register_rank",
 ]
 
 
@@ -38,12 +44,96 @@ class Unit:
     # The code of the unit directly above it (a ward party committee above its school and
     # residential party cells): forms of this unit sent from the parent's address are trusted.
     parent: str | None = None
+    # Its group in the register's order (a key of UNIT_GROUPS) and its place in the group;
+    # None: guessed from the name, then ordered by name.
+    group: str | None = None
+    order: int | None = None
     # The row of the register file it was read from (for messages); not part of its identity.
     line: int | None = field(default=None, compare=False, repr=False)
+    # The optional columns the file had: an import leaves the others as the database has them.
+    columns: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
 
 class UnitsFileError(ValueError):
     """The register file cannot be used; the message (Vietnamese) names the line."""
+
+
+# ---------------------------------------------------------------------------
+# Groups: the order of the register in documents the board signs
+
+# (key, heading in documents, words staff may write in the register's `group` column)
+UNIT_GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("mat-tran", "Mặt trận Tổ quốc", ("mặt trận", "mặt trận tổ quốc", "mttq")),
+    (
+        "chinh-tri-xa-hoi",
+        "Các tổ chức chính trị - xã hội",
+        ("chính trị - xã hội", "chính trị xã hội", "tổ chức chính trị - xã hội", "đoàn thể"),
+    ),
+    ("hoi", "Các hội quần chúng", ("hội", "hội quần chúng", "các hội")),
+    (
+        "co-so-dang",
+        "Các tổ chức cơ sở đảng",
+        ("cơ sở đảng", "tổ chức cơ sở đảng", "đảng bộ", "chi bộ", "đảng ủy"),
+    ),
+    ("khac", "Các đơn vị khác", ("khác", "đơn vị khác")),
+)
+_GROUP_RANK = {key: i for i, (key, _label, _words) in enumerate(UNIT_GROUPS)}
+# Name starts that make a unit a socio-political organisation rather than an association.
+_SOCIO_POLITICAL = (
+    "quan doan",
+    "doan thanh nien",
+    "doan tncs",
+    "hoi lien hiep phu nu",
+    "hoi lhpn",
+    "hoi phu nu",
+    "hoi cuu chien binh",
+    "hoi ccb",
+    "hoi nong dan",
+    "lien doan lao dong",
+    "cong doan",
+)
+
+
+def _folded(text: str) -> str:
+    return " ".join(fold_accents(text).casefold().replace("-", " - ").split())
+
+
+def parse_group(value: str) -> str | None:
+    """The group key a `group` cell names ("Hội", "co-so-dang", "Mặt trận"); None if unknown."""
+    wanted = _folded(value)
+    for key, label, words in UNIT_GROUPS:
+        if wanted in {_folded(key), _folded(label), *(_folded(w) for w in words)}:
+            return key
+    return None
+
+
+def guess_group(name: str) -> str:
+    """The group a unit's name suggests, for a register without a `group` column."""
+    folded = _folded(name)
+    if "mat tran" in folded:
+        return "mat-tran"
+    if folded.startswith(_SOCIO_POLITICAL):
+        return "chinh-tri-xa-hoi"
+    if folded.startswith("hoi "):
+        return "hoi"
+    if folded.startswith(("dang uy", "dang bo", "chi bo")):
+        return "co-so-dang"
+    return "khac"
+
+
+def group_label(key: str) -> str:
+    """The heading of a group in documents ("Các hội quần chúng")."""
+    for k, label, _words in UNIT_GROUPS:
+        if k == key:
+            return label
+    return key
+
+
+def register_rank(name: str, group: str | None, order: int | None) -> tuple[int, int, str]:
+    """The sort key of a unit in the register's order: group, place in the group, name."""
+    key = group if group in _GROUP_RANK else guess_group(name)
+    place = order if order is not None else 1 << 30
+    return (_GROUP_RANK[key], place, _folded(name))
 
 
 # ---------------------------------------------------------------------------
@@ -318,7 +408,16 @@ _COLUMNS = {
     "biểu mẫu": "forms",
     "mẫu phải nộp": "forms",
     "biểu mẫu phải nộp": "forms",
+    "group": "group",
+    "nhóm": "group",
+    "khối": "group",
+    "nhóm đơn vị": "group",
+    "order": "order",
+    "thứ tự": "order",
+    "số thứ tự": "order",
 }
+# Columns a register may leave out; an import then keeps what the database has for them.
+OPTIONAL_COLUMNS: tuple[str, ...] = ("parent", "group", "order")
 _EMAIL = re.compile(r"^[^@\s<>;,]+@[^@\s<>;,]+\.[^@\s<>;,]+$")
 
 
@@ -429,15 +528,16 @@ def _missing_columns_error(line: int, row: list[str], found: dict[str, int]) -> 
     return UnitsFileError(
         f"Dòng {line} (dòng tiêu đề): thiếu cột {', '.join(missing)}. Các cột có trong tệp: "
         f"{present}. Tệp danh sách đơn vị phải có các cột code, name, emails (các cột aliases, "
-        "forms không bắt buộc). Không nhập đơn vị nào."
+        "forms, parent, group, order không bắt buộc). Không nhập đơn vị nào."
     )
 
 
 def read_units(data: bytes, filename: str) -> list[Unit]:
     """Read a register from CSV or XLSX bytes; raise UnitsFileError naming every bad line.
 
-    Required columns: code, name, emails (aliases optional). A unit may have no address yet,
-    but a code, a name, valid addresses, codes unique and an address for one unit only.
+    Required columns: code, name, emails (aliases, forms, parent, group, order optional). A
+    unit may have no address yet, but a code, a name, valid addresses, codes unique and an
+    address for one unit only.
     """
     ext = PurePosixPath(filename).suffix.lower()
     if ext in (".xlsx", ".xlsm") or data.startswith(b"PK\x03\x04"):
@@ -513,7 +613,34 @@ def read_units(data: bytes, filename: str) -> list[Unit]:
         parent = cell("parent") or None
         if parent and parent == code:
             problems.append(f"Dòng {line}: đơn vị “{code}” không thể là cấp trên của chính nó.")
-        units.append(Unit(code, name, tuple(emails), aliases, forms, parent, line=line))
+        group = parse_group(cell("group")) if cell("group") else None
+        if cell("group") and group is None:
+            words = ", ".join(f"“{label}”" for _k, label, _w in UNIT_GROUPS)
+            problems.append(
+                f"Dòng {line}: cột group “{cell('group')}” không rõ; ghi một trong: {words}."
+            )
+        order: int | None = None
+        if cell("order"):
+            try:
+                order = int(cell("order"))
+            except ValueError:
+                problems.append(
+                    f"Dòng {line}: cột order “{cell('order')}” phải là một số (1, 2, 3…)."
+                )
+        units.append(
+            Unit(
+                code,
+                name,
+                tuple(emails),
+                aliases,
+                forms,
+                parent,
+                group,
+                order,
+                line=line,
+                columns=frozenset(c for c in OPTIONAL_COLUMNS if c in header),
+            )
+        )
     if header is None:
         if preamble:
             raise UnitsFileError(

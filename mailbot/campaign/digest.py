@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from mailbot import db as dbm
 from mailbot.campaign.attention import LinkFor, bounces, mails_to_read, needs_attention
 from mailbot.campaign.chart import DayCount, progress_png
-from mailbot.campaign.export import consolidated_xlsx, export_file_name, issuer_of
+from mailbot.campaign.export import consolidated_xlsx, export_file_name
 from mailbot.campaign.forms import XLSX_TYPE
 from mailbot.campaign.health import campaign_stale, health_warnings
 from mailbot.campaign.schedule import (
@@ -270,7 +270,7 @@ def build_digest(
             session,
             campaign,
             now,
-            issuer=issuer_of(config),
+            board=config.board,
             states=states,
         )
     )

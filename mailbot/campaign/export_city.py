@@ -12,7 +12,8 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 from sqlalchemy.orm import Session
 
-from mailbot.campaign.export import STATE_LABELS, ExportModel, UnitStatusRow, export_data
+from mailbot.campaign.export import export_data
+from mailbot.campaign.export_model import ExportModel, UnitStatusRow
 from mailbot.campaign.forms import (
     FIELD_LABELS,
     HEADER_MODEL,
@@ -38,6 +39,7 @@ from mailbot.campaign.forms import (
     xalign,
     xfont,
 )
+from mailbot.glossary import UNIT_STATE_LABELS
 from parsers.model import FIELDS
 from rules.campaign import Campaign
 
@@ -50,7 +52,7 @@ HEADER_UNITS = "Số đơn vị"
 HEADER_MODELS = "Số mô hình"
 SUM_LABEL = "Cộng"
 KIND_LABELS = {kind: label for _roman, label, kind in SECTIONS}
-STATES = tuple(STATE_LABELS)
+STATES = tuple(UNIT_STATE_LABELS)
 
 
 @dataclass(frozen=True)
@@ -174,7 +176,7 @@ def _doc_title(campaign: Campaign) -> str:
 def _summary_headers(forms: Sequence[str], campaign: Campaign) -> tuple[list[str], list[str]]:
     """The two header rows of the summary table (the first one spans the groups)."""
     lead = [HEADER_TT, HEADER_DISTRICT, HEADER_UNITS]
-    top = lead + [STATE_LABELS[s] for s in STATES]
+    top = lead + [UNIT_STATE_LABELS[s] for s in STATES]
     low = [""] * len(top)
     for form in forms:
         group = [f"{HEADER_MODELS} {_form_heading(form, campaign)}"] + [""] * len(FIELDS)

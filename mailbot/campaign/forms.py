@@ -95,7 +95,7 @@ def clean_text(value: object) -> str:
     return _XML_ILLEGAL.sub("", str(value))
 
 
-# --- xlsx helpers (shared with mailbot.campaign.export) ------------------------------------
+# --- xlsx helpers (shared with mailbot.campaign.export_xlsx) -------------------------------
 
 THIN = Side(style="thin", color="000000")
 BORDER = Border(left=THIN, right=THIN, top=THIN, bottom=THIN)
@@ -191,7 +191,7 @@ def workbook_bytes(wb: Workbook, when: datetime, title: str) -> bytes:
     return normalise_zip(buf.getvalue())
 
 
-# --- docx helpers (shared with mailbot.campaign.export) ------------------------------------
+# --- docx helpers (shared with mailbot.campaign.export_docx) -------------------------------
 
 
 def new_document(margin_cm: float = 1.5) -> DocxDocument:
@@ -236,6 +236,7 @@ def write_par(
         "left": WD_ALIGN_PARAGRAPH.LEFT,
         "center": WD_ALIGN_PARAGRAPH.CENTER,
         "right": WD_ALIGN_PARAGRAPH.RIGHT,
+        "justify": WD_ALIGN_PARAGRAPH.JUSTIFY,
     }[align]
     run = par.add_run(clean_text(text))
     run.bold = bold

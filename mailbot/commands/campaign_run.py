@@ -16,12 +16,7 @@ from pathlib import Path
 from mailbot import glossary, review
 from mailbot.app import App, campaign_of, open_app, terminal_progress
 from mailbot.campaign.digest import build_digest, queue_digest
-from mailbot.campaign.export import (
-    consolidated_docx,
-    consolidated_xlsx,
-    export_file_name,
-    issuer_of,
-)
+from mailbot.campaign.export import consolidated_docx, consolidated_xlsx, export_file_name
 from mailbot.campaign.reminders import plan_reminders, queue_reminders, units_without_address
 from mailbot.campaign.schedule import (
     ReminderPoints,
@@ -397,17 +392,17 @@ def export(args: argparse.Namespace, config: Config) -> int:
         progress = terminal_progress()
         written: list[Path] = []
         with _app(config, exclusive=False) as app, app.database.session(write=False) as s:
-            campaign, issuer = app.campaign, issuer_of(config)
+            campaign, board = app.campaign, config.board
             if not word_only:
                 if progress:
                     progress("đang lập bảng tổng hợp .xlsx…")
-                atomic_write(out, consolidated_xlsx(s, campaign, now, issuer=issuer))
+                atomic_write(out, consolidated_xlsx(s, campaign, now, board=board))
                 written.append(out)
             if word_only or args.docx:
                 target = out if word_only else out.with_suffix(".docx")
                 if progress:
                     progress("đang lập bản Word .docx…")
-                atomic_write(target, consolidated_docx(s, campaign, now, issuer=issuer))
+                atomic_write(target, consolidated_docx(s, campaign, now, board=board))
                 written.append(target)
         if progress:
             sys.stderr.write("\r\033[K")

@@ -126,6 +126,9 @@ class Unit(Base):
     forms: Mapped[str | None] = mapped_column(Text)
     # The unit directly above (by code): its address may send this unit's forms.
     parent: Mapped[str | None] = mapped_column(Text)
+    # The register's order in signed documents: group (mailbot.units.UNIT_GROUPS) and place.
+    group: Mapped[str | None] = mapped_column("unit_group", Text)
+    order: Mapped[int | None] = mapped_column("sort_order")
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

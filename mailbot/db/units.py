@@ -26,6 +26,8 @@ class UnitRecord(NamedTuple):
     aliases: tuple[str, ...]
     forms: tuple[str, ...] = ()  # the forms the unit must send; empty: the campaign decides
     parent: str | None = None
+    group: str | None = None  # a key of mailbot.units.UNIT_GROUPS; None: guessed from the name
+    order: int | None = None  # the unit's place in its group
 
 
 def upsert_unit(
@@ -39,13 +41,18 @@ def upsert_unit(
     source: str = "import",
     forms: Iterable[str] | None = None,
     parent: str | None = None,
+    group: str | None = None,
+    order: int | None = None,
+    keep: Iterable[str] = (),
 ) -> Unit:
     """Insert or update a unit by code; its addresses become confirmed senders for it.
 
     Addresses this source gave the unit earlier but no longer lists are dropped; addresses
     added another way (e.g. confirmed by staff) are kept. `forms` (e.g. ("M2",)) are the
-    forms the unit must send; empty or None leaves it to the campaign.
+    forms the unit must send; empty or None leaves it to the campaign. `keep` names fields
+    ("parent", "group", "order") an existing unit keeps: the register file had no such column.
     """
+    kept = set(keep)
     now = now or utcnow()
     code = code.strip()
     if not code:
@@ -60,6 +67,8 @@ def upsert_unit(
             aliases=json.dumps(alias_list, ensure_ascii=False),
             forms=owed,
             parent=parent or None,
+            group=group or None,
+            order=order,
             created_at=now,
             updated_at=now,
         )
@@ -69,7 +78,12 @@ def upsert_unit(
         unit.name = name.strip()
         unit.aliases = json.dumps(alias_list, ensure_ascii=False)
         unit.forms = owed
-        unit.parent = parent or None
+        if "parent" not in kept:
+            unit.parent = parent or None
+        if "group" not in kept:
+            unit.group = group or None
+        if "order" not in kept:
+            unit.order = order
         unit.updated_at = now
     wanted = {_norm_addr(e) for e in emails if e and e.strip()}
     for ue in list(unit.emails):
@@ -182,6 +196,8 @@ def unit_register(session: Session) -> list[UnitRecord]:
                 tuple(unit.alias_list),
                 unit.form_list,
                 unit.parent,
+                unit.group,
+                unit.order,
             )
         )
     return out

@@ -8,7 +8,17 @@ from pathlib import Path
 import pytest
 from openpyxl import Workbook
 
-from mailbot.units import Register, Unit, UnitsFileError, name_key, read_units
+from mailbot.units import (
+    UNIT_GROUPS,
+    Register,
+    Unit,
+    UnitsFileError,
+    guess_group,
+    name_key,
+    parse_group,
+    read_units,
+    register_rank,
+)
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "units.csv"
 
@@ -269,3 +279,56 @@ def test_forms_column_with_an_unknown_form_names_the_line():
     text = "code,name,emails,aliases,forms\na,Hội A,a@x.example,,M3\n"
     with pytest.raises(UnitsFileError, match=r"Dòng 2: cột forms “M3” không hợp lệ"):
         read_units(text.encode("utf-8"), "units.csv")
+
+
+@pytest.mark.parametrize(
+    ("name", "group"),
+    [
+        ("Ủy ban Mặt trận Tổ quốc Việt Nam quận Thanh Xuân", "mat-tran"),
+        ("Quận đoàn Thanh Xuân", "chinh-tri-xa-hoi"),
+        ("Hội Liên hiệp Phụ nữ quận", "chinh-tri-xa-hoi"),
+        ("Hội Cựu chiến binh quận", "chinh-tri-xa-hoi"),
+        ("Liên đoàn Lao động quận", "chinh-tri-xa-hoi"),
+        ("Hội Chữ thập đỏ quận", "hoi"),
+        ("Đảng ủy phường Khương Trung", "co-so-dang"),
+        ("Chi bộ Tòa án nhân dân quận", "co-so-dang"),
+        ("Ban Quản lý dự án", "khac"),
+    ],
+)
+def test_group_guessed_from_the_name(name: str, group: str) -> None:
+    assert guess_group(name) == group
+
+
+def test_register_order_groups_then_place_then_name() -> None:
+    units = [
+        ("Đảng ủy phường Hạ Đình", None, None),
+        ("Hội Chữ thập đỏ quận", None, None),
+        ("Quận đoàn Thanh Xuân", None, 2),
+        ("Hội Liên hiệp Phụ nữ quận", "chinh-tri-xa-hoi", 1),
+        ("Ủy ban MTTQ quận", "mat-tran", None),
+        ("Hội Bảo trợ người khuyết tật", "hoi", None),
+    ]
+    ordered = [u[0] for u in sorted(units, key=lambda u: register_rank(*u))]
+    assert ordered == [
+        "Ủy ban MTTQ quận",
+        "Hội Liên hiệp Phụ nữ quận",
+        "Quận đoàn Thanh Xuân",
+        "Hội Bảo trợ người khuyết tật",
+        "Hội Chữ thập đỏ quận",
+        "Đảng ủy phường Hạ Đình",
+    ]
+    assert parse_group("Hội") == parse_group("hoi") == "hoi"
+    assert parse_group("đoàn thể") == "chinh-tri-xa-hoi" and parse_group("CLB") is None
+
+
+def test_shipped_register_is_in_the_boards_order() -> None:
+    units = read_units(DATA.read_bytes(), "units.csv")
+    ordered = sorted(units, key=lambda u: register_rank(u.name, u.group, u.order))
+    assert ordered[0].code == "mttq"
+    assert [u.group for u in ordered] == sorted(
+        (u.group for u in units), key=lambda g: [k for k, _l, _w in UNIT_GROUPS].index(g)
+    )
+    assert all(u.group and u.order for u in units)
+    # a ward's own party cells follow it
+    codes = [u.code for u in ordered]
+    assert codes.index("cb-kdc-khuong-dinh-3") == codes.index("p-khuong-dinh") + 3

@@ -187,3 +187,49 @@ def test_moving_between_two_units_of_the_same_file_keeps_the_address(tmp_path, c
     assert code == 0, err
     assert _register(cfg)["ldld"][1] == ("ldld@x.example", "mttq@x.example")
     assert _register(cfg)["mttq"][1] == ()
+
+
+def _places(cfg: Path) -> dict[str, tuple[str | None, str | None, int | None]]:
+    with open_app(load_config(cfg), exclusive=False) as app, app.database.session() as s:
+        return {r.code: (r.parent, r.group, r.order) for r in dbm.unit_register(s)}
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_group_order_and_parent_survive_an_import_without_those_columns(
+    tmp_path, cfg, capsys, fmt
+) -> None:  # noqa: ANN001
+    full = [
+        [*HEADER, "parent", "nhóm", "thứ tự"],
+        ["mttq", "Ủy ban MTTQ quận", "mttq@x.example", "", "", "Mặt trận", "1"],
+        ["ldld", "Liên đoàn Lao động quận", "ldld@x.example", "", "", "Chính trị - xã hội", "4"],
+        ["cd-ldld", "Công đoàn cơ sở", "cd@x.example", "", "ldld", "chinh-tri-xa-hoi", "5"],
+    ]
+    assert _import(capsys, cfg, _write(tmp_path, fmt, full, "full"))[0] == 0
+    placed = {
+        "mttq": (None, "mat-tran", 1),
+        "ldld": (None, "chinh-tri-xa-hoi", 4),
+        "cd-ldld": ("ldld", "chinh-tri-xa-hoi", 5),
+    }
+    assert _places(cfg) == placed
+    # A register kept without these columns renames a unit: its place stays.
+    short = [HEADER, ["cd-ldld", "Công đoàn cơ sở quận", "cd@x.example", ""]]
+    assert _import(capsys, cfg, _write(tmp_path, fmt, short, "short"))[0] == 0
+    assert _places(cfg) == placed
+    assert _register(cfg)["cd-ldld"][0] == "Công đoàn cơ sở quận"
+    # A column present and empty clears it.
+    cleared = [[*HEADER, "group", "parent"], ["cd-ldld", "Công đoàn", "cd@x.example", "", "", ""]]
+    assert _import(capsys, cfg, _write(tmp_path, fmt, cleared, "cleared"))[0] == 0
+    assert _places(cfg)["cd-ldld"] == (None, None, 5)
+
+
+def test_bad_group_or_order_is_refused(tmp_path, cfg, capsys) -> None:  # noqa: ANN001
+    rows = [
+        [*HEADER, "group", "order"],
+        ["mttq", "Ủy ban MTTQ quận", "mttq@x.example", "", "Câu lạc bộ", "1"],
+        ["ldld", "Liên đoàn Lao động quận", "ldld@x.example", "", "", "hai"],
+    ]
+    code, out, err = _import(capsys, cfg, _write(tmp_path, "csv", rows))
+    assert code == 1 and out == ""
+    assert "Dòng 2: cột group “Câu lạc bộ” không rõ" in err and "“Các hội quần chúng”" in err
+    assert "Dòng 3: cột order “hai” phải là một số" in err
+    assert _register(cfg) == {}

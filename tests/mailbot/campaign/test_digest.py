@@ -87,14 +87,14 @@ def test_digest_content_and_workbook(database) -> None:
         assert "Mô hình M1 số 1 của mttq" in values
         assert "Mô hình M1 số 1 của ldld" in values
         assert not any("hoi-ccb" in v for v in values)  # its only form has errors
-        status = wb["Tình hình nộp"]
+        status = wb[wb.sheetnames[-1]]  # the internal sheet: codes and addresses
         rows = {r[0]: r for r in status.iter_rows(min_row=6, values_only=True) if r[0]}
-        assert rows["mttq"][2] == "Đã đủ"
-        assert rows["hoi-ccb"][2] == "Có lỗi"
-        assert rows["quan-doan"][2] == "Chờ xác nhận"
-        assert rows["cb-bhxh"][3] == "Chưa nộp"
-        # register order
-        assert list(rows)[:3] == ["cb-bhxh", "cb-kdc-ha-dinh-2", "cb-kdc-khuong-dinh-3"]
+        assert rows["mttq"][2] == "Đã gửi đủ"
+        assert rows["hoi-ccb"][2] == "Có lỗi cần sửa"
+        assert rows["quan-doan"][2] == "Chờ xác nhận người gửi"
+        assert rows["cb-bhxh"][3] == "Còn thiếu"
+        # register order: the Fatherland Front, the socio-political organisations, …
+        assert list(rows)[:3] == ["mttq", "quan-doan", "hoi-lhpn"]
     finally:
         wb.close()
 

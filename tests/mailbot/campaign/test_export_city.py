@@ -55,12 +55,13 @@ def _districts() -> list[DistrictData]:
 def test_summary_rows_count_units_by_state_and_models_by_form_and_field():
     districts = _districts()
     rows = summary_rows(districts, ["M1", "M2"])
-    # TT, district, units, 5 states, then per form 4 fields + total.
-    assert rows[0][:8] == [1, "Thanh Xuân", 3, 1, 1, 1, 0, 0]
+    # TT, district, units, 5 states (the glossary's order: complete, awaiting confirmation,
+    # errors, partial, missing), then per form 4 fields + total.
+    assert rows[0][:8] == [1, "Thanh Xuân", 3, 1, 0, 0, 1, 1]
     assert rows[0][8:] == [0, 0, 0, 1, 1, 2, 0, 0, 0, 2]
-    assert rows[1][:8] == [2, "Ba Đình", 2, 1, 0, 0, 1, 0]
+    assert rows[1][:8] == [2, "Ba Đình", 2, 1, 0, 1, 0, 0]
     assert rows[1][8:] == [0, 0, 0, 0, 0, 0, 1, 0, 0, 1]
-    assert rows[2] == [None, "TỔNG", 5, 2, 1, 1, 1, 0, 0, 0, 0, 1, 1, 2, 1, 0, 0, 3]
+    assert rows[2] == [None, "TỔNG", 5, 2, 0, 1, 1, 1, 0, 0, 0, 1, 1, 2, 1, 0, 0, 3]
 
 
 def test_city_workbook_holds_every_district_read_back():

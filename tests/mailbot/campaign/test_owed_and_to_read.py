@@ -12,9 +12,10 @@ import pytest
 from mailbot import db as dbm
 from mailbot import review
 from mailbot.campaign.digest import build_digest
-from mailbot.campaign.export import NOT_OWED, consolidated_xlsx
+from mailbot.campaign.export import consolidated_xlsx
 from mailbot.campaign.reminders import plan_reminders
 from mailbot.campaign.status import unit_states
+from mailbot.glossary import NOT_OWED
 from outbox_templates import render
 from tests.mailbot.campaign.support import CAMPAIGN, CONFIG, add_form, at
 

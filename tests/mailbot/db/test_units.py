@@ -61,8 +61,8 @@ def test_unit_register_upserts_by_code_and_keeps_staff_confirmed_addresses(
         assert reg["KT"].emails == ("kt@example.org", "personal@gmail.com")
         assert reg["KT"].aliases == ()
         assert reg["MT"].emails == ("mt@example.org", "old@example.org")
-        code, name, emails, aliases, forms, parent = reg["MT"]
-        assert (code, aliases, forms, parent) == ("MT", (), (), None)
+        code, name, emails, aliases, forms, parent, group, order = reg["MT"]
+        assert (code, aliases, forms, parent, group, order) == ("MT", (), (), None, None, None)
         assert dbm.get_unit(s, "KT") is not None
     with pytest.raises(ValueError), database.session() as s:
         dbm.upsert_unit(s, code="  ", name="x")
