@@ -276,11 +276,14 @@ def count_auto_replies(
     target = _norm_addr(addr)
     query = select(Outbox.to_addrs).where(Outbox.created_at >= since)
     if target.isascii() and target.isprintable() and not any(c in target for c in '"\\'):
-        # Let SQLite skip the rows that cannot name this address (the exact test follows);
-        # rows with non-ASCII text stay, as Python's lower() may map them to ASCII.
+        # Let the database skip the rows that cannot name this address (the exact test
+        # follows); rows with non-ASCII text stay, as Python's lower() may map them to ASCII.
+        if session.get_bind().dialect.name == "sqlite":
+            non_ascii = Outbox.to_addrs.op("GLOB")("*[^ -~]*")
+        else:
+            non_ascii = Outbox.to_addrs.regexp_match("[^ -~]")
         query = query.where(
-            (func.instr(func.lower(Outbox.to_addrs), target) > 0)
-            | Outbox.to_addrs.op("GLOB")("*[^ -~]*")
+            func.lower(Outbox.to_addrs).contains(target, autoescape=True) | non_ascii
         )
     if kinds is not None:
         query = query.where(Outbox.kind.in_(list(kinds)))
