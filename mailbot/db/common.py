@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from mailbot.backoff import delay
 from mailbot.db.models import MAX_BACKOFF_SECONDS, MAX_ERROR_CHARS
@@ -33,6 +38,23 @@ def _cap(error: str) -> str:
 def backoff_delay(attempts: int, base_seconds: float) -> timedelta:
     """Delay before the next try after `attempts` failures: base, 2*base, 4*base... capped."""
     return timedelta(seconds=delay(attempts, base_seconds, MAX_BACKOFF_SECONDS))
+
+
+def unlocked_ids(
+    session: Session,
+    id_column: InstrumentedAttribute[int],
+    conditions: Sequence[ColumnElement[Any]],
+) -> list[int] | None:
+    """On PostgreSQL, lock the matching rows that no other transaction holds (SKIP LOCKED)
+    and return their ids; None on SQLite, whose writers never run side by side.
+
+    A claim then updates only these rows: two daemons claiming at once each take rows the
+    other does not, instead of one waiting for the other's transaction to end.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        return None
+    query = select(id_column).where(*conditions).with_for_update(skip_locked=True)
+    return list(session.scalars(query))
 
 
 # --------------------------------------------------------------------------- mailbox state

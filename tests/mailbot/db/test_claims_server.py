@@ -1,0 +1,67 @@
+"""Claims on PostgreSQL: rows another transaction is claiming are skipped, never waited for."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from mailbot import db as dbm
+from mailbot.db import Database, open_database
+from tests.mailbot.db.support import T0, receive
+from tests.support.postgres import PASSWORD
+
+
+def _queue(s, n: int) -> int:
+    row = dbm.queue_outgoing(
+        s,
+        kind="receipt",
+        message_id=f"<r{n}@mailbot.invalid>",
+        to_addrs=["unit@example.org"],
+        subject="Re: Mẫu 01",
+        raw=b"From: x\r\n\r\nbody",
+        now=T0,
+    )
+    return row.id
+
+
+def test_a_row_being_claimed_elsewhere_is_skipped_at_once(pg_url: str, tmp_path: Path) -> None:
+    first = open_database(tmp_path, url=pg_url, password=PASSWORD, migrate=False)
+    second = open_database(tmp_path, url=pg_url, password=PASSWORD, migrate=False)
+    try:
+        with first.session() as s:
+            ids = [_queue(s, n) for n in range(3)]
+            mails = [receive(s, uid=n, sha=f"{n}" * 64).id for n in range(1, 4)]
+        with first.session() as a:
+            # A claims one outbox row and one mail and keeps its transaction open...
+            assert dbm.claim_outgoing(a, ids[:1], T0, "a") == ids[:1]
+            assert dbm.claim_mails(a, mails[:1], "a", T0) == mails[:1]
+            # ...B, asking for all of them meanwhile, gets the others without waiting.
+            started = time.monotonic()
+            with second.session() as b:
+                assert dbm.claim_outgoing(b, ids, T0, "b") == ids[1:]
+                assert dbm.claim_mails(b, mails, "b", T0) == mails[1:]
+            assert time.monotonic() - started < 5
+        # A committed its claim: nobody else wins the row afterwards either.
+        with second.session() as b:
+            assert dbm.claim_outgoing(b, ids, T0, "b") == []
+            assert dbm.claim_mails(b, mails, "b", T0) == []
+        with second.session(write=False) as s:
+            holders = {i: by for i, by, _ in dbm.outgoing_claims(s)}
+            assert holders == {ids[0]: "a", ids[1]: "b", ids[2]: "b"}
+            assert {i: by for i, by, _ in dbm.mail_claims(s)} == {
+                mails[0]: "a",
+                mails[1]: "b",
+                mails[2]: "b",
+            }
+    finally:
+        first.dispose()
+        second.dispose()
+
+
+def test_sqlite_claims_keep_their_compare_and_set(database: Database, backend: str) -> None:
+    with database.session() as s:
+        ids = [_queue(s, n) for n in range(2)]
+    with database.session() as s:
+        assert dbm.claim_outgoing(s, ids, T0, "a") == ids
+    with database.session() as s:
+        assert dbm.claim_outgoing(s, ids, T0, "b") == []
