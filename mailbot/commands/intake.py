@@ -238,53 +238,75 @@ def run(args: argparse.Namespace, config: Config) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    with _locked(config) as app:
-        log.info("mailbot started: inbox %s, data %s", _safe_url(config.inbox.url), config.data_dir)
-        from parsers.convert import clean_stale_temp
-        from parsers.safety import DEFAULT_LIMITS
+    from mailbot.app import Stopped, open_app
 
-        # Conversions of a daemon or worker killed before their `finally` ran.
-        stale = clean_stale_temp(
-            max(float(config.processing.timeout_seconds), DEFAULT_LIMITS.convert_timeout)
-        )
-        if stale:
-            log.info("removed %d stale conversion directories", stale)
-        from mailbot.alerts import IMAP, SMTP, AlertWatch
-        from mailbot.campaign.health import DailyHealthLog
-        from mailbot.scheduler import CampaignScheduler
+    def standby_wait() -> None:
+        notifier.ready("Dự phòng: chờ tiếp nhận hộp thư khi mailbot đang chạy dừng lại")
+        notifier.watchdog()
 
-        alerts = AlertWatch(
-            config,
-            app.database,
-            utc_now,
-            where={IMAP: _safe_url(config.inbox.url), SMTP: _safe_url(config.outgoing.url)},
-        )
+    lost = threading.Event()
+    try:
+        with open_app(config, exclusive=True, standby=stop, on_wait=standby_wait) as app:
+            if app.mailbox_lock is not None:
+                # The lock gone (its connection dropped) may be another daemon's by now.
+                def lock_lost() -> None:
+                    lost.set()
+                    stop.set()
 
-        health = DailyHealthLog(app.database, app.campaign)
-        health.check(utc_now())
-        scheduler = CampaignScheduler(app, clock=utc_now)
-        scheduler.start()
-        try:
-
-            def after_pass(_robot: object) -> None:
-                health.check(utc_now())
-                scheduler.catch_up()
-                notifier.ready(status := daemon_status(app.database, utc_now()))
-                notifier.status(status)
-
-            run_daemon(
-                app,
-                stop,
-                on_pass=after_pass,
-                heartbeat=notifier.watchdog,
-                max_wait=notifier.max_wait,
-                alerts=alerts,
-            )
-        finally:
-            scheduler.shutdown()
+                app.mailbox_lock.watch(lock_lost)
+            _serve(app, config, stop, notifier)
+    except Stopped:
+        log.info("stopped while on standby")
     log.info("mailbot stopped")
     notifier.close()
-    return 0
+    return 1 if lost.is_set() else 0
+
+
+def _serve(app: App, config: Config, stop: threading.Event, notifier: Notifier) -> None:
+    """The daemon's life once it holds the mailbox: scheduler, alerts, the intake loop."""
+    log.info("mailbot started: inbox %s, data %s", _safe_url(config.inbox.url), config.data_dir)
+    from parsers.convert import clean_stale_temp
+    from parsers.safety import DEFAULT_LIMITS
+
+    # Conversions of a daemon or worker killed before their `finally` ran.
+    stale = clean_stale_temp(
+        max(float(config.processing.timeout_seconds), DEFAULT_LIMITS.convert_timeout)
+    )
+    if stale:
+        log.info("removed %d stale conversion directories", stale)
+    from mailbot.alerts import IMAP, SMTP, AlertWatch
+    from mailbot.campaign.health import DailyHealthLog
+    from mailbot.scheduler import CampaignScheduler
+
+    alerts = AlertWatch(
+        config,
+        app.database,
+        utc_now,
+        where={IMAP: _safe_url(config.inbox.url), SMTP: _safe_url(config.outgoing.url)},
+    )
+
+    health = DailyHealthLog(app.database, app.campaign)
+    health.check(utc_now())
+    scheduler = CampaignScheduler(app, clock=utc_now)
+    scheduler.start()
+    try:
+
+        def after_pass(_robot: object) -> None:
+            health.check(utc_now())
+            scheduler.catch_up()
+            notifier.ready(status := daemon_status(app.database, utc_now()))
+            notifier.status(status)
+
+        run_daemon(
+            app,
+            stop,
+            on_pass=after_pass,
+            heartbeat=notifier.watchdog,
+            max_wait=notifier.max_wait,
+            alerts=alerts,
+        )
+    finally:
+        scheduler.shutdown()
 
 
 def _safe_url(url: str) -> str:

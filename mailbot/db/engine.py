@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
 from sqlalchemy.orm import Session
 
+from mailbot.config import Config
 from mailbot.db.models import DB_FILE_NAME, DEFAULT_BUSY_TIMEOUT_MS
 from mailbot.errors import OperatorError
 
@@ -409,3 +410,14 @@ def open_database(
         engine.dispose()
         raise
     return Database(engine, path)
+
+
+def open_configured(config: Config, *, migrate: bool = True) -> Database:
+    """The database the configuration names: `[storage] database_url`, else SQLite in the
+    data directory."""
+    url = config.storage.database_url
+    if url:
+        return open_database(
+            config.data_dir, url=url, password=config.storage.password.resolve(), migrate=migrate
+        )
+    return open_database(config.data_dir, migrate=migrate)
