@@ -162,9 +162,10 @@ class MailboxLock:
     def _connection(self) -> Any:
         if self._conn is None:
             pooled = self.engine.raw_connection()
-            pooled.detach()  # ours alone, closed for real when we are done with it
             conn = pooled.driver_connection
-            assert conn is not None
+            pooled.detach()  # ours alone, closed for real when we are done with it
+            if conn is None:
+                raise RuntimeError("no driver connection for the mailbox lock")
             conn.autocommit = True
             conn.execute(
                 "SELECT set_config('application_name', %s, false)",
@@ -188,7 +189,7 @@ class MailboxLock:
             self._held = bool(row.fetchone()[0])
         except Exception as exc:  # noqa: BLE001 - the driver's errors: the server is away
             self._drop_connection()
-            log.warning("mailbox lock: database connection failed: %s", exc)
+            log.warning("mailbox lock: database connection failed: %r", exc)
             return False
         return self._held
 

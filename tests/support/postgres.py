@@ -166,3 +166,16 @@ def start_postgres() -> PostgresServer:
         server.stop()
         raise
     return server
+
+
+def mailbox_lock_holders(url: str) -> list[str]:
+    """The application names (`mailbot host:pid`) of the sessions holding an advisory lock."""
+    import psycopg
+
+    with psycopg.connect(url, password=PASSWORD) as conn:
+        rows = conn.execute(
+            "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.granted AND l.database = "
+            "(SELECT oid FROM pg_database WHERE datname = current_database())"
+        ).fetchall()
+    return [str(r[0]) for r in rows]

@@ -1,0 +1,99 @@
+"""The mailbox lock on PostgreSQL: one holder, a standby that takes over, a lost lock noticed."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from mailbot.db import Database, open_database
+from mailbot.lock import MailboxLock, MailboxTaken, advisory_key
+from tests.support.postgres import PASSWORD, PostgresServer
+
+
+@pytest.fixture
+def database(pg_url: str, tmp_path: Path) -> Database:
+    db = open_database(tmp_path, url=pg_url, password=PASSWORD, migrate=False)
+    yield db
+    db.dispose()
+
+
+def test_keys_differ_by_mailbox_and_fit_a_bigint() -> None:
+    a, b = advisory_key("imap://a@host/INBOX#INBOX"), advisory_key("imap://b@host/INBOX#INBOX")
+    assert a != b
+    assert 0 <= a < 2**63 and 0 <= b < 2**63
+
+
+def test_a_second_holder_is_refused_naming_the_first(database: Database) -> None:
+    first = MailboxLock(database.engine, "hộp thư 1")
+    second = MailboxLock(database.engine, "hộp thư 1")
+    other = MailboxLock(database.engine, "hộp thư 2")
+    try:
+        assert first.acquire()
+        with pytest.raises(MailboxTaken) as info:
+            second.acquire()
+        assert "đang được một mailbot khác xử lý" in str(info.value)
+        assert f":{os.getpid()}" in str(info.value)  # the holder, host:pid
+        assert other.acquire()  # another mailbox is another lock
+        first.release()
+        assert second.acquire()
+    finally:
+        for lock in (first, second, other):
+            lock.release()
+
+
+def test_a_standby_takes_over_when_the_holder_connection_dies(
+    database: Database, postgres: PostgresServer
+) -> None:
+    active = MailboxLock(database.engine, "mbox", poll_seconds=0.2)
+    standby = MailboxLock(database.engine, "mbox", poll_seconds=0.2)
+    lost = threading.Event()
+    stop = threading.Event()
+    took_over: list[float] = []
+    try:
+        assert active.acquire()
+        active.watch(lost.set)
+
+        def wait() -> None:
+            if standby.acquire(standby=stop):
+                took_over.append(time.monotonic())
+
+        waiter = threading.Thread(target=wait)
+        waiter.start()
+        time.sleep(1.0)
+        assert not took_over and not lost.is_set()
+        # The holder's session ends as when its process is killed: the server frees the lock.
+        with postgres.admin() as conn:  # type: ignore[attr-defined]
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name LIKE 'mailbot %' AND pid IN "
+                "(SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted)"
+            )
+        killed = time.monotonic()
+        waiter.join(timeout=10)
+        assert took_over and took_over[0] - killed < 5
+        assert standby.held
+        # The old holder hears that its lock is gone (its daemon then stops).
+        assert lost.wait(timeout=5)
+        assert not active.held
+    finally:
+        stop.set()
+        active.release()
+        standby.release()
+
+
+def test_a_standby_asked_to_stop_gives_up_waiting(database: Database) -> None:
+    active = MailboxLock(database.engine, "mbox")
+    standby = MailboxLock(database.engine, "mbox", poll_seconds=0.1)
+    stop = threading.Event()
+    try:
+        assert active.acquire()
+        threading.Timer(0.5, stop.set).start()
+        assert standby.acquire(standby=stop) is False
+        assert not standby.held
+    finally:
+        active.release()
+        standby.release()
