@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 from mailbot import db as dbm
@@ -65,3 +67,30 @@ def test_sqlite_claims_keep_their_compare_and_set(database: Database, backend: s
         assert dbm.claim_outgoing(s, ids, T0, "a") == ids
     with database.session() as s:
         assert dbm.claim_outgoing(s, ids, T0, "b") == []
+
+
+def test_two_daemons_claiming_one_job_run_at_once(pg_url: str, tmp_path: Path) -> None:
+    first = open_database(tmp_path, url=pg_url, password=PASSWORD, migrate=False)
+    second = open_database(tmp_path, url=pg_url, password=PASSWORD, migrate=False)
+    results: list[bool] = []
+    try:
+        with first.session() as a:
+            assert dbm.claim_job_run(a, "reminder", "2022-02-13T08:00+07:00", T0)
+
+            # B checks before A commits (sees nothing), then waits on A's row and loses.
+            def b_claims() -> None:
+                with second.session() as b:
+                    results.append(dbm.claim_job_run(b, "reminder", "2022-02-13T08:00+07:00", T0))
+                    dbm.add_event(b, "b-went-on", at=T0)  # its transaction is still good
+
+            thread = threading.Thread(target=b_claims)
+            thread.start()
+            time.sleep(0.5)
+        thread.join(timeout=10)
+        assert results == [False]
+        with second.session(write=False) as s:
+            assert [r.point for r in dbm.job_runs(s, ["reminder"])] == ["2022-02-13T08:00+07:00"]
+            assert len(dbm.events_since(s, T0 - timedelta(days=1))) == 1
+    finally:
+        first.dispose()
+        second.dispose()
