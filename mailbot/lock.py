@@ -151,6 +151,7 @@ class MailboxLock:
         self.poll_seconds = poll_seconds
         self._conn: Any = None
         self._held = False
+        self._unreachable = False
         self._stop_watch = threading.Event()
         self._watcher: threading.Thread | None = None
 
@@ -189,8 +190,11 @@ class MailboxLock:
             self._held = bool(row.fetchone()[0])
         except Exception as exc:  # noqa: BLE001 - the driver's errors: the server is away
             self._drop_connection()
-            log.warning("mailbox lock: database connection failed: %r", exc)
+            if not self._unreachable:  # once per outage, not at every try
+                log.warning("mailbox lock: database connection failed: %s", exc)
+            self._unreachable = True
             return False
+        self._unreachable = False
         return self._held
 
     def holder(self) -> str | None:
