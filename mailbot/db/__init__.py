@@ -28,6 +28,7 @@ from mailbot.db.engine import (
     run_migrations,
     schema_revisions,
     server_url,
+    shown_url,
 )
 from mailbot.db.jobs import (
     add_event,
@@ -277,6 +278,7 @@ __all__ = [
     "run_migrations",
     "schema_revisions",
     "server_url",
+    "shown_url",
     "set_mailbox_state",
     "submission_versions",
     "submissions_for_mail",

@@ -106,7 +106,7 @@ class Database:
         """The database for log lines and messages: the file, or the URL without password."""
         if self.path is not None:
             return str(self.path)
-        return self.engine.url.render_as_string(hide_password=True)
+        return shown_url(self.engine.url)
 
     @contextmanager
     def session(self, *, write: bool = True) -> Iterator[Session]:
@@ -345,9 +345,40 @@ def server_url(url: str, password: str | None = None) -> URL:
     return parsed.set(drivername="postgresql+psycopg", password=password)
 
 
+def shown_url(url: URL) -> str:
+    """The server's URL as the operator wrote it: no driver name, no password."""
+    return URL.create(
+        url.get_backend_name(),
+        username=url.username,
+        host=url.host,
+        port=url.port,
+        database=url.database,
+        query=url.query,
+    ).render_as_string()
+
+
+# What the driver says (English) and how an operator hears it.
+_SERVER_ERRORS = (
+    ("password authentication failed", "sai tên người dùng hoặc mật khẩu"),
+    ("no password supplied", "chưa có mật khẩu: hãy đặt password_env hoặc password_file"),
+    ("does not exist", "không có cơ sở dữ liệu hoặc người dùng này trên máy chủ"),
+    ("connection refused", "máy chủ không nhận kết nối (chưa chạy, hoặc sai cổng)"),
+    ("timeout", "máy chủ không trả lời"),
+    ("could not translate host name", "không tìm thấy máy chủ theo tên"),
+    ("name or service not known", "không tìm thấy máy chủ theo tên"),
+)
+
+
+def _server_error_vi(text: str) -> str:
+    low = text.lower()
+    for needle, said in _SERVER_ERRORS:
+        if needle in low:
+            return said
+    return "máy chủ từ chối hoặc không trả lời"
+
+
 def _open_server(url: URL, *, migrate: bool) -> Database:
     engine = _make_server_engine(url)
-    shown = url.render_as_string(hide_password=True)
     try:
         try:
             with engine.connect() as conn:
@@ -355,11 +386,11 @@ def _open_server(url: URL, *, migrate: bool) -> Database:
                 conn.rollback()
         except OperationalError as exc:
             # The driver's text names host and user, never the password.
-            why = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+            log.info("cannot connect to %s: %s", shown_url(url), exc.orig)
             raise ServerUnusable(
-                f"không kết nối được cơ sở dữ liệu PostgreSQL {shown} ({why}): hãy kiểm tra "
-                "máy chủ PostgreSQL đang chạy, địa chỉ, tên người dùng và mật khẩu trong mục "
-                "[storage]"
+                f"không kết nối được cơ sở dữ liệu PostgreSQL {shown_url(url)} "
+                f"({_server_error_vi(str(exc.orig))}): hãy kiểm tra máy chủ PostgreSQL đang "
+                "chạy, địa chỉ, tên người dùng và mật khẩu trong mục [storage]"
             ) from None
         if migrate:
             run_migrations(engine)
