@@ -11,7 +11,7 @@ import pytest
 
 from mailbot.db import Database, open_database
 from mailbot.lock import MailboxLock, MailboxTaken, advisory_key
-from tests.support.postgres import PASSWORD, PostgresServer
+from tests.support.postgres import PASSWORD, PASSWORD_ENV, PostgresServer, mailbox_lock_holders
 
 
 @pytest.fixture
@@ -97,3 +97,48 @@ def test_a_standby_asked_to_stop_gives_up_waiting(database: Database) -> None:
     finally:
         active.release()
         standby.release()
+
+
+def test_a_server_restart_stops_the_active_daemon_which_then_exits_1(
+    postgres: PostgresServer, pg_url: str, tmp_path: Path
+) -> None:
+    """The lock went with the server's restart (another daemon may hold it now): the daemon
+    stops after the mail in hand, exit status 1, for systemd to start it again."""
+    import subprocess
+    import sys
+
+    inbox = tmp_path / "inbox"
+    for sub in ("cur", "new", "tmp"):
+        (inbox / sub).mkdir(parents=True)
+    cfg = tmp_path / "mailbot.toml"
+    cfg.write_text(
+        f'[inbox]\nurl = "maildir:{inbox}"\npoll_interval_seconds = 1\n'
+        f'[outgoing]\nurl = "dir:{tmp_path / "out"}"\n'
+        f'[storage]\ndata_dir = "{tmp_path / "data"}"\ndatabase_url = "{pg_url}"\n'
+        f'password_env = "{PASSWORD_ENV}"\n',
+        encoding="utf-8",
+    )
+    log = tmp_path / "run.log"
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    with log.open("wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mailbot.cli", "--config", str(cfg), "run"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while not any(h.endswith(f":{proc.pid}") for h in mailbox_lock_holders(pg_url)):
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        postgres.restart()
+        assert proc.wait(timeout=60) == 1
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    text = log.read_text(errors="replace")
+    assert "lost the lock on mailbox" in text and "mailbot stopped" in text
+    assert "Traceback" not in text
