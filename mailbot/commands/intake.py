@@ -8,7 +8,7 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from mailbot.backoff import Backoff
@@ -238,75 +238,87 @@ def run(args: argparse.Namespace, config: Config) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    lost = threading.Event()
+    with _daemon_app(config, stop, notifier, lost) as app:
+        if app is None:
+            log.info("stopped while on standby")
+            notifier.close()
+            return 0
+        log.info("mailbot started: inbox %s, data %s", _safe_url(config.inbox.url), config.data_dir)
+        from parsers.convert import clean_stale_temp
+        from parsers.safety import DEFAULT_LIMITS
+
+        # Conversions of a daemon or worker killed before their `finally` ran.
+        stale = clean_stale_temp(
+            max(float(config.processing.timeout_seconds), DEFAULT_LIMITS.convert_timeout)
+        )
+        if stale:
+            log.info("removed %d stale conversion directories", stale)
+        from mailbot.alerts import IMAP, SMTP, AlertWatch
+        from mailbot.campaign.health import DailyHealthLog
+        from mailbot.scheduler import CampaignScheduler
+
+        alerts = AlertWatch(
+            config,
+            app.database,
+            utc_now,
+            where={IMAP: _safe_url(config.inbox.url), SMTP: _safe_url(config.outgoing.url)},
+        )
+
+        health = DailyHealthLog(app.database, app.campaign)
+        health.check(utc_now())
+        scheduler = CampaignScheduler(app, clock=utc_now)
+        scheduler.start()
+        try:
+
+            def after_pass(_robot: object) -> None:
+                health.check(utc_now())
+                scheduler.catch_up()
+                notifier.ready(status := daemon_status(app.database, utc_now()))
+                notifier.status(status)
+
+            run_daemon(
+                app,
+                stop,
+                on_pass=after_pass,
+                heartbeat=notifier.watchdog,
+                max_wait=notifier.max_wait,
+                alerts=alerts,
+            )
+        finally:
+            scheduler.shutdown()
+    log.info("mailbot stopped")
+    notifier.close()
+    return 1 if lost.is_set() else 0
+
+
+@contextlib.contextmanager
+def _daemon_app(
+    config: Config, stop: threading.Event, notifier: Notifier, lost: threading.Event
+) -> Iterator[App | None]:
+    """The daemon's app, once it holds the mailbox; None when stopped while on standby.
+
+    On PostgreSQL a second daemon for the mailbox waits here as a hot standby; the holder's
+    lock is watched, and its loss (the connection dropped) stops the daemon: `lost` is set.
+    """
     from mailbot.app import Stopped, open_app
 
     def standby_wait() -> None:
         notifier.ready("Dự phòng: chờ tiếp nhận hộp thư khi mailbot đang chạy dừng lại")
         notifier.watchdog()
 
-    lost = threading.Event()
+    def lock_lost() -> None:
+        lost.set()
+        stop.set()
+
     try:
         with open_app(config, exclusive=True, standby=stop, on_wait=standby_wait) as app:
             if app.mailbox_lock is not None:
-                # The lock gone (its connection dropped) may be another daemon's by now.
-                def lock_lost() -> None:
-                    lost.set()
-                    stop.set()
-
+                # The lock gone may be another daemon's by now: this one must stop.
                 app.mailbox_lock.watch(lock_lost)
-            _serve(app, config, stop, notifier)
+            yield app
     except Stopped:
-        log.info("stopped while on standby")
-    log.info("mailbot stopped")
-    notifier.close()
-    return 1 if lost.is_set() else 0
-
-
-def _serve(app: App, config: Config, stop: threading.Event, notifier: Notifier) -> None:
-    """The daemon's life once it holds the mailbox: scheduler, alerts, the intake loop."""
-    log.info("mailbot started: inbox %s, data %s", _safe_url(config.inbox.url), config.data_dir)
-    from parsers.convert import clean_stale_temp
-    from parsers.safety import DEFAULT_LIMITS
-
-    # Conversions of a daemon or worker killed before their `finally` ran.
-    stale = clean_stale_temp(
-        max(float(config.processing.timeout_seconds), DEFAULT_LIMITS.convert_timeout)
-    )
-    if stale:
-        log.info("removed %d stale conversion directories", stale)
-    from mailbot.alerts import IMAP, SMTP, AlertWatch
-    from mailbot.campaign.health import DailyHealthLog
-    from mailbot.scheduler import CampaignScheduler
-
-    alerts = AlertWatch(
-        config,
-        app.database,
-        utc_now,
-        where={IMAP: _safe_url(config.inbox.url), SMTP: _safe_url(config.outgoing.url)},
-    )
-
-    health = DailyHealthLog(app.database, app.campaign)
-    health.check(utc_now())
-    scheduler = CampaignScheduler(app, clock=utc_now)
-    scheduler.start()
-    try:
-
-        def after_pass(_robot: object) -> None:
-            health.check(utc_now())
-            scheduler.catch_up()
-            notifier.ready(status := daemon_status(app.database, utc_now()))
-            notifier.status(status)
-
-        run_daemon(
-            app,
-            stop,
-            on_pass=after_pass,
-            heartbeat=notifier.watchdog,
-            max_wait=notifier.max_wait,
-            alerts=alerts,
-        )
-    finally:
-        scheduler.shutdown()
+        yield None
 
 
 def _safe_url(url: str) -> str:

@@ -135,6 +135,17 @@ def assert_exactly_once(
     return resends
 
 
+@pytest.fixture
+def db_url(backend: str, request: pytest.FixtureRequest) -> str | None:
+    """None for SQLite in the data directory, else a fresh PostgreSQL database's URL."""
+    return str(request.getfixturevalue("pg_url")) if backend == "postgresql" else None
+
+
+def storage_for(db_url: str | None) -> dict[str, str]:
+    """The [storage] keys (beside data_dir) for this database."""
+    return {"database_url": db_url, "password_env": PASSWORD_ENV} if db_url else {}
+
+
 @pytest.mark.parametrize(
     ("crash", "recorded", "decided", "delivered"),
     [
@@ -144,10 +155,17 @@ def assert_exactly_once(
     ],
 )
 def test_kill_at_each_stage_then_restart(
-    tmp_path, dovecot, account, smtp_server, crash, recorded, decided, delivered
+    tmp_path, dovecot, account, smtp_server, crash, recorded, decided, delivered, db_url
 ):
     mails = backlog(6, "crash-" + crash.replace(":", "-"))
-    cfg = write_config(tmp_path, dovecot, account, smtp_server, inbox={"batch_size": 2})
+    cfg = write_config(
+        tmp_path,
+        dovecot,
+        account,
+        smtp_server,
+        inbox={"batch_size": 2},
+        storage=storage_for(db_url),
+    )
     # The robot has met the mailbox already: the backlog comes through the ordinary stages
     # (a first meeting records what it takes in at once, in one transaction).
     assert cli(cfg, "poll", "--once").returncode == 0
@@ -156,7 +174,7 @@ def test_kill_at_each_stage_then_restart(
     result = poll_killed_at(cfg, crash)
     assert result.returncode == -signal.SIGKILL, result.stderr
     # It died where it was told to: the stages before had committed, nothing after.
-    db = Db(tmp_path / "data")
+    db = Db(tmp_path / "data", db_url)
     assert len(db.rows("SELECT id FROM mails")) == recorded
     assert len(db.rows("SELECT id FROM mails WHERE status = 'processed'")) == decided
     assert len(db.rows("SELECT id FROM outbox WHERE status = 'sent'")) == delivered
@@ -169,7 +187,7 @@ def test_kill_at_each_stage_then_restart(
     assert m, result.stdout
     fetched, processed, failed, sent = map(int, m.groups())
     assert (fetched, processed, failed, sent) == (6 - recorded, 6 - decided, 0, 6 - delivered)
-    assert_exactly_once(tmp_path, dovecot, account, smtp_server, mails)
+    assert_exactly_once(tmp_path, dovecot, account, smtp_server, mails, db_url=db_url)
 
 
 def _wait_started(
@@ -204,17 +222,6 @@ def _start_run(cfg: Path, log: Path) -> subprocess.Popen[bytes]:
             stdout=subprocess.DEVNULL,
             stderr=err,
         )
-
-
-@pytest.fixture
-def db_url(backend: str, request: pytest.FixtureRequest) -> str | None:
-    """None for SQLite in the data directory, else a fresh PostgreSQL database's URL."""
-    return str(request.getfixturevalue("pg_url")) if backend == "postgresql" else None
-
-
-def storage_for(db_url: str | None) -> dict[str, str]:
-    """The [storage] keys (beside data_dir) for this database."""
-    return {"database_url": db_url, "password_env": PASSWORD_ENV} if db_url else {}
 
 
 def test_random_kill_of_the_daemon_loses_nothing(tmp_path, dovecot, account, smtp_server, db_url):
