@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mailbot.claims import Claimant, claimant_key
 from mailbot.errors import OperatorError
 
 if TYPE_CHECKING:
@@ -186,8 +187,15 @@ class MailboxLock:
         if self._held:
             return True
         try:
-            row = self._connection().execute("SELECT pg_try_advisory_lock(%s)", (self.key,))
-            self._held = bool(row.fetchone()[0])
+            conn = self._connection()
+            self._held = bool(
+                conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()[0]
+            )
+            if self._held:
+                # While this session lives, this process's claims are known to be held
+                # (shared: every mailbox lock of the process holds it alike).
+                token = Claimant.for_this_process().token
+                conn.execute("SELECT pg_advisory_lock_shared(%s)", (claimant_key(token),))
         except Exception as exc:  # noqa: BLE001 - the driver's errors: the server is away
             self._drop_connection()
             if not self._unreachable:  # once per outage, not at every try

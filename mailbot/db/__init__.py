@@ -12,6 +12,7 @@ from mailbot.db.alerts import (
 )
 from mailbot.db.common import (
     backoff_delay,
+    gone_claimants,
     normalize_message_id,
 )
 from mailbot.db.engine import (
@@ -226,6 +227,7 @@ __all__ = [
     "get_mail",
     "get_mailbox_state",
     "get_outbox",
+    "gone_claimants",
     "get_submission",
     "get_unit",
     "holds_claim",

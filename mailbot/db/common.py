@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, select, text
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from mailbot.backoff import delay
+from mailbot.claims import claimant_key
 from mailbot.db.models import MAX_BACKOFF_SECONDS, MAX_ERROR_CHARS
 
 
@@ -55,6 +56,22 @@ def unlocked_ids(
         return None
     query = select(id_column).where(*conditions).with_for_update(skip_locked=True)
     return list(session.scalars(query))
+
+
+def gone_claimants(session: Session, tokens: Iterable[str | None]) -> set[str]:
+    """The claim holders that no longer hold their liveness lock (PostgreSQL; see
+    mailbot.claims): gone, whatever host they ran on. Always empty on SQLite."""
+    if session.get_bind().dialect.name == "sqlite":
+        return set()
+    gone = set()
+    for token in {t for t in tokens if t}:
+        # Taken only if no session holds it; a transaction lock, let go at commit.
+        free = session.scalar(
+            text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": claimant_key(token)}
+        )
+        if free:
+            gone.add(token)
+    return gone
 
 
 # --------------------------------------------------------------------------- mailbox state

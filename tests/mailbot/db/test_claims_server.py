@@ -7,6 +7,8 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+from sqlalchemy import text
+
 from mailbot import db as dbm
 from mailbot.db import Database, open_database
 from tests.mailbot.db.support import T0, receive
@@ -94,3 +96,34 @@ def test_two_daemons_claiming_one_job_run_at_once(pg_url: str, tmp_path: Path) -
     finally:
         first.dispose()
         second.dispose()
+
+
+def test_a_holder_on_another_host_is_gone_when_its_liveness_lock_is_free(
+    pg_url: str, tmp_path: Path
+) -> None:
+    from mailbot.claims import Claimant, claimant_key, releasable
+
+    database = open_database(tmp_path, url=pg_url, password=PASSWORD, migrate=False)
+    elsewhere = "another-host:4242:99"
+    try:
+        with database.session() as s:
+            ids = [_queue(s, n) for n in range(2)]
+            assert dbm.claim_outgoing(s, ids[:1], T0, elsewhere) == ids[:1]
+            assert dbm.claim_outgoing(s, ids[1:], T0, "third-host:7:7") == ids[1:]
+        me = Claimant.for_this_process()
+        # The other host's daemon lives: its session holds the lock on its token.
+        with database.engine.connect() as alive:
+            alive.execute(
+                text("SELECT pg_advisory_lock_shared(:k)"), {"k": claimant_key(elsewhere)}
+            )
+            with database.session() as s:
+                claims = dbm.outgoing_claims(s)
+                gone = dbm.gone_claimants(s, (by for _, by, _ in claims))
+                assert gone == {"third-host:7:7"}
+                assert releasable(claims, me, T0, timedelta(minutes=30), gone=gone) == ids[1:]
+            alive.invalidate()  # the connection is closed, as when its process dies
+        # Its connection ended (the daemon killed, its host down): gone at once, no timeout.
+        with database.session() as s:
+            assert dbm.gone_claimants(s, [elsewhere]) == {elsewhere}
+    finally:
+        database.dispose()
