@@ -197,6 +197,7 @@ class MailboxLock:
                 token = Claimant.for_this_process().token
                 conn.execute("SELECT pg_advisory_lock_shared(%s)", (claimant_key(token),))
         except Exception as exc:  # noqa: BLE001 - the driver's errors: the server is away
+            self._held = False  # whatever it took went with the connection
             self._drop_connection()
             if not self._unreachable:  # once per outage, not at every try
                 log.warning("mailbox lock: database connection failed: %s", exc)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from tests.support.postgres import PASSWORD, PASSWORD_ENV, PostgresServer, mailb
 
 
 @pytest.fixture
-def database(pg_url: str, tmp_path: Path) -> Database:
+def database(pg_url: str, tmp_path: Path) -> Iterator[Database]:
     db = open_database(tmp_path, url=pg_url, password=PASSWORD, migrate=False)
     yield db
     db.dispose()
