@@ -115,7 +115,13 @@ def _read_pid(fd: int) -> int | None:
 def mailbox_key(config: Config) -> str:
     """The identity of the mailbox a daemon serves: one active daemon per identity."""
     inbox = config.inbox
-    return f"{inbox.url}#{inbox.folder}"
+    url = inbox.url
+    if "://" in url and "@" in url:
+        # Never a password in it: it is logged and shown to the operator.
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        url = f"{scheme}://{creds.split(':', 1)[0]}@{host}"
+    return f"{url}#{inbox.folder}"
 
 
 def advisory_key(identity: str) -> int:

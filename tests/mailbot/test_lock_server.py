@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mailbot.db import Database, open_database
-from mailbot.lock import MailboxLock, MailboxTaken, advisory_key
+from mailbot.lock import MailboxLock, MailboxTaken, advisory_key, mailbox_key
 from tests.support.postgres import PASSWORD, PASSWORD_ENV, PostgresServer, mailbox_lock_holders
 
 
@@ -20,6 +20,13 @@ def database(pg_url: str, tmp_path: Path) -> Iterator[Database]:
     db = open_database(tmp_path, url=pg_url, password=PASSWORD, migrate=False)
     yield db
     db.dispose()
+
+
+def test_the_mailbox_identity_never_holds_a_password() -> None:
+    from mailbot.config import Config, InboxConfig
+
+    config = Config(inbox=InboxConfig(url="imap://robot:secret@mail.example:993/X", folder="X"))
+    assert mailbox_key(config) == "imap://robot@mail.example:993/X#X"
 
 
 def test_keys_differ_by_mailbox_and_fit_a_bigint() -> None:
