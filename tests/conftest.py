@@ -65,7 +65,7 @@ def postgres() -> Iterator[PostgresServer]:
     try:
         from mailbot.db import open_database
 
-        with server.admin() as conn:  # type: ignore[attr-defined]
+        with server.admin() as conn:
             conn.execute(f'CREATE DATABASE "{TEMPLATE_DB}"')
         open_database(
             Path("/nonexistent"), url=server.url(TEMPLATE_DB), password=PASSWORD

@@ -74,7 +74,7 @@ def test_a_standby_takes_over_when_the_holder_connection_dies(
         time.sleep(1.0)
         assert not took_over and not lost.is_set()
         # The holder's session ends as when its process is killed: the server frees the lock.
-        with postgres.admin() as conn:  # type: ignore[attr-defined]
+        with postgres.admin() as conn:
             conn.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                 "WHERE application_name LIKE 'mailbot %' AND pid IN "

@@ -12,8 +12,12 @@ import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from . import LOOPBACK, free_port, wait_for_port
+
+if TYPE_CHECKING:
+    import psycopg
 
 SUPERUSER = "mailbot"
 # The tests' password, handed to mailbot through password_env like an operator's would be.
@@ -65,7 +69,7 @@ class PostgresServer:
         """The `[storage] database_url` for a database (the password is not in it)."""
         return f"postgresql://{SUPERUSER}@{self.host}:{self.port}/{dbname}"
 
-    def admin(self, dbname: str = "postgres") -> object:
+    def admin(self, dbname: str = "postgres") -> psycopg.Connection[Any]:
         """An autocommit psycopg connection as the superuser."""
         import psycopg
 
@@ -83,13 +87,13 @@ class PostgresServer:
         with self._lock:
             name = f"t{os.getpid()}_{next(self._counter)}"
             template = TEMPLATE_DB if migrated else "template0"
-            with self.admin() as conn:  # type: ignore[attr-defined]
+            with self.admin() as conn:
                 conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
         return name
 
     def drop_database(self, name: str) -> None:
         """Drop a test database, ending any session still connected to it."""
-        with self.admin() as conn:  # type: ignore[attr-defined]
+        with self.admin() as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def _pg_ctl(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
