@@ -216,7 +216,11 @@ class App:
                 p.worker_memory_mb,
                 inline=lambda: intake.process_mail,
                 # Workers get no secrets: these variables are left out of their environment.
-                secret_env=(self.config.inbox.password.env, self.config.outgoing.password.env),
+                secret_env=(
+                    self.config.inbox.password.env,
+                    self.config.outgoing.password.env,
+                    self.config.storage.password.env,
+                ),
             )
         return self._decider
 
