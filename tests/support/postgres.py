@@ -173,13 +173,15 @@ def start_postgres() -> PostgresServer:
 
 
 def mailbox_lock_holders(url: str) -> list[str]:
-    """The application names (`mailbot host:pid`) of the sessions holding an advisory lock."""
+    """The application names (`mailbot host:pid`) of the sessions holding a mailbox lock (an
+    exclusive advisory lock; the claimants' liveness locks are shared ones)."""
     import psycopg
 
     with psycopg.connect(url, password=PASSWORD) as conn:
         rows = conn.execute(
             "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-            "WHERE l.locktype = 'advisory' AND l.granted AND l.database = "
+            "WHERE l.locktype = 'advisory' AND l.granted AND l.mode = 'ExclusiveLock' "
+            "AND l.database = "
             "(SELECT oid FROM pg_database WHERE datname = current_database())"
         ).fetchall()
     return [str(r[0]) for r in rows]
