@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -15,7 +16,7 @@ from mailbot import db as dbm
 from mailbot import intake
 from mailbot.clock import utc_now
 from mailbot.config import Config
-from mailbot.lock import DataDirLock
+from mailbot.lock import DataDirLock, MailboxLock, mailbox_key
 from mailbot.outbox import SenderState
 from mailbot.service import Robot
 from mailbot.sources import Source, open_source
@@ -177,6 +178,7 @@ class App:
     database: dbm.Database
     store: RawStore
     lock: DataDirLock | None = None
+    mailbox_lock: MailboxLock | None = None
     source: Source | None = None
     sender: Sender | None = None
     # Called by the robot after each committed stage of a mail (see Robot); tests inject it.
@@ -221,6 +223,7 @@ class App:
                     self.config.inbox.password.env,
                     self.config.outgoing.password.env,
                     *self.config.secret_env_names,  # the other mailboxes' passwords too
+                    self.config.storage.password.env,
                 ),
             )
         return self._decider
@@ -238,26 +241,47 @@ class App:
                 with contextlib.suppress(Exception):
                     part.close()
         self.database.dispose()
+        if self.mailbox_lock is not None:
+            self.mailbox_lock.release()
         if self.lock is not None:
             self.lock.release()
 
 
+class Stopped(Exception):
+    """Asked to stop while waiting as a standby: nothing was opened for work."""
+
+
 @contextlib.contextmanager
-def open_app(config: Config, *, exclusive: bool = True) -> Iterator[App]:
-    """Open the data directory (locked when `exclusive`), migrate, seed the register."""
+def open_app(
+    config: Config,
+    *,
+    exclusive: bool = True,
+    standby: threading.Event | None = None,
+    on_wait: Callable[[], None] | None = None,
+) -> Iterator[App]:
+    """Open the data directory and the database (migrated), seed the register.
+
+    `exclusive`: on SQLite the data directory lock; on PostgreSQL the mailbox's advisory
+    lock, waited for as a hot standby until `standby` is set when given (then Stopped).
+    """
     data_dir = config.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
-    lock = DataDirLock(data_dir) if exclusive else None
+    server = bool(config.storage.database_url)
+    lock = DataDirLock(data_dir) if exclusive and not server else None
     if lock is not None:
         lock.acquire()
     try:
-        database = dbm.open_database(data_dir)
+        database = dbm.open_configured(config)
     except BaseException:
         if lock is not None:
             lock.release()
         raise
     app = App(config, campaign_of(config), database, RawStore(data_dir), lock=lock)
     try:
+        if exclusive and server:
+            app.mailbox_lock = MailboxLock(database.engine, mailbox_key(config))
+            if not app.mailbox_lock.acquire(standby=standby, on_wait=on_wait):
+                raise Stopped
         if exclusive:
             _seed_units(config, database)
         yield app

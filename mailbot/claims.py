@@ -5,14 +5,16 @@ compare-and-set that names its holder (`host:pid:start`, the process's start tim
 PID used again by a later process is told apart). A claim is given back when its holder is
 known to be gone (a process of this host that no longer runs) or, for holders we cannot
 see (another host), when it has been held longer than the timeout. A live holder of this
-host never loses its claims.
+host never loses its claims. On PostgreSQL every claimant also holds an advisory lock on its
+token (`claimant_key`) while it lives: a holder on another host whose lock is free is gone.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -28,6 +30,12 @@ class Claimant:
         """This process's token: host, PID and the PID's start time (the same all its life)."""
         pid = os.getpid()
         return cls(f"{socket.gethostname()}:{pid}:{_start_time(pid)}")
+
+
+def claimant_key(token: str) -> int:
+    """The PostgreSQL advisory lock key (a non-negative bigint) a claimant holds while alive."""
+    digest = hashlib.sha256(f"mailbot-claimant:{token}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
 
 
 def _start_time(pid: int) -> str:
@@ -71,15 +79,19 @@ def releasable(
     timeout: timedelta,
     *,
     held_before: datetime | None = None,
+    gone: Collection[str] = (),
 ) -> list[int]:
     """Which of these (id, holder, claimed_at) claims may be taken back.
 
-    A holder known to be gone: at once. A holder we cannot see: after `timeout`; a claim
-    without holder (written before claims named one) also once it predates `held_before`.
+    A holder known to be gone (of this host, or in `gone`: the database says so): at once.
+    A holder we cannot see: after `timeout`; a claim without holder (written before claims
+    named one) also once it predates `held_before`.
     """
     out = []
     for row_id, token, claimed_at in claims:
         alive = holder_alive(token, me)
+        if alive is None and token is not None and token in gone:
+            alive = False
         if alive is True:
             continue
         stale = claimed_at is None or claimed_at < now - timeout

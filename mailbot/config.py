@@ -97,6 +97,10 @@ class StorageConfig:
     # Below this much free space in the data directory no new mail is taken in (it waits on
     # the server), so the records of mail already taken can still be written.
     reserve_mb: int = 200
+    # None: SQLite (mailbot.sqlite3 in data_dir). "postgresql://user@host:5432/db": that
+    # PostgreSQL database, the password from password_env/password_file.
+    database_url: str | None = None
+    password: Secret = field(default_factory=Secret)
 
 
 @dataclass(frozen=True)

@@ -109,7 +109,9 @@ def _release_gone(
 ) -> list[int]:
     me = state.claimant if state is not None else Claimant.for_this_process()
     with database.session() as s:
-        ids = releasable(dbm.outgoing_claims(s), me, now, timeout, held_before=held_before)
+        claims = dbm.outgoing_claims(s)
+        gone = dbm.gone_claimants(s, (by for _, by, _ in claims))
+        ids = releasable(claims, me, now, timeout, held_before=held_before, gone=gone)
         released = dbm.release_claims(s, ids=ids) if ids else []
     if released:
         log.warning("outbox rows %s were claimed by a sender that died: queued again", released)

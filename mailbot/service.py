@@ -185,7 +185,9 @@ class Robot(FetchStage):
             ),
         )
         with self.db.session() as s:
-            ids = releasable(dbm.mail_claims(s), self.claimant, now, timeout)
+            claims = dbm.mail_claims(s)
+            gone = dbm.gone_claimants(s, (by for _, by, _ in claims))
+            ids = releasable(claims, self.claimant, now, timeout, gone=gone)
             released = dbm.release_mail_claims(s, ids) if ids else []
         if released:
             log.warning(

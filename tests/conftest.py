@@ -1,4 +1,4 @@
-"""Shared fixtures: a real Dovecot IMAP server and a real aiosmtpd SMTP server, loopback only."""
+"""Shared fixtures: real Dovecot, aiosmtpd and PostgreSQL servers, loopback only."""
 
 from __future__ import annotations
 
@@ -9,6 +9,15 @@ from pathlib import Path
 import pytest
 
 from tests.support.dovecot import DovecotServer, DovecotUnavailable, find_dovecot, start_dovecot
+from tests.support.postgres import (
+    PASSWORD,
+    PASSWORD_ENV,
+    TEMPLATE_DB,
+    PostgresServer,
+    PostgresUnavailable,
+    find_postgres_bin,
+    start_postgres,
+)
 from tests.support.smtpd import SmtpServer, start_smtpd
 
 
@@ -37,6 +46,48 @@ def dovecot_tls() -> Iterator[DovecotServer]:
     server = _start_dovecot(tls=True)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL on a free loopback port with a migrated template database.
+
+    Skipped only when no PostgreSQL binaries are installed (and never on CI).
+    """
+    if find_postgres_bin() is None and not os.environ.get("CI"):
+        pytest.skip("PostgreSQL is not installed (apt install postgresql)")
+    try:
+        server = start_postgres()
+    except PostgresUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI needs a working PostgreSQL: {exc}")
+        pytest.skip(str(exc))
+    try:
+        from mailbot.db import open_database
+
+        with server.admin() as conn:
+            conn.execute(f'CREATE DATABASE "{TEMPLATE_DB}"')
+        open_database(
+            Path("/nonexistent"), url=server.url(TEMPLATE_DB), password=PASSWORD
+        ).dispose()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_url(postgres: PostgresServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh migrated PostgreSQL database's URL; its password in $MAILBOT_TEST_PG_PASSWORD."""
+    monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
+    name = postgres.create_database()
+    yield postgres.url(name)
+    postgres.drop_database(name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """The database backend a test runs against (the test runs once for each)."""
+    return str(request.param)
 
 
 @pytest.fixture

@@ -26,6 +26,15 @@ def run(args: argparse.Namespace, config: Config) -> int:
     from mailbot.db import DB_FILE_NAME
 
     source = config.data_dir / DB_FILE_NAME
+    if config.storage.database_url:
+        print(
+            "mailbot: cơ sở dữ liệu nằm trên máy chủ PostgreSQL ([storage] database_url); hãy "
+            "sao lưu bằng công cụ của PostgreSQL, ví dụ: pg_dump -Fc -f mailbot.dump "
+            "TÊN_CƠ_SỞ_DỮ_LIỆU (khôi phục bằng pg_restore). Giữ cùng bản sao thư mục raw/ "
+            "trong thư mục dữ liệu (thư gốc).",
+            file=sys.stderr,
+        )
+        return 2
     if not source.is_file():
         print(f"mailbot: chưa có cơ sở dữ liệu {source}: không có gì để sao lưu", file=sys.stderr)
         return 1

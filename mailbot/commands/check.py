@@ -299,6 +299,9 @@ def check_database(config: Config) -> Iterator[Result]:
     path = config.data_dir / DB_FILE_NAME
     with resources.as_file(migrations_path()) as scripts:
         known, head = schema_revisions(str(scripts))
+    if config.storage.database_url:
+        yield _server_schema(config, known, head)
+        return
     if not path.exists():
         yield Result(OK, subject, f"{path} chưa có: sẽ được tạo khi chạy lần đầu")
         return
@@ -323,6 +326,36 @@ def check_database(config: Config) -> Iterator[Result]:
             f"lược đồ {current} mới hơn bản mailbot này ({head}): hãy cài bản mailbot mới hơn "
             "hoặc khôi phục bản sao lưu",
         )
+
+
+def _server_schema(config: Config, known: set[str], head: str | None) -> Result:
+    """The PostgreSQL database's schema, read without migrating anything."""
+    from mailbot.db import current_revision, open_configured
+    from mailbot.errors import OperatorError
+
+    subject = "Cơ sở dữ liệu"
+    try:
+        database = open_configured(config, migrate=False)
+    except OperatorError as exc:
+        return Result(FAIL, subject, str(exc))
+    try:
+        current = current_revision(database.engine)
+        where = database.where()
+    finally:
+        database.dispose()
+    if current == head:
+        return Result(OK, subject, f"PostgreSQL {where}, lược đồ mới nhất ({head})")
+    if current is None or current in known:
+        return Result(
+            OK,
+            subject,
+            f"PostgreSQL {where}, lược đồ {current or 'trống'}: sẽ nâng lên {head} khi khởi động",
+        )
+    return Result(
+        FAIL,
+        subject,
+        f"lược đồ {current} mới hơn bản mailbot này ({head}): hãy cài bản mailbot mới hơn",
+    )
 
 
 def _stored_revision(path: Path) -> str | None:
@@ -375,7 +408,9 @@ def check_units(config: Config) -> Iterator[Result]:
     subject = "Danh sách đơn vị"
     path = config.data_dir / DB_FILE_NAME
     count = 0
-    if path.exists():
+    if config.storage.database_url:
+        count = _server_unit_count(config)
+    elif path.exists():
         with (
             contextlib.suppress(sqlite3.Error),
             contextlib.closing(
@@ -398,6 +433,26 @@ def check_units(config: Config) -> Iterator[Result]:
             "trống: chưa nhận ra được đơn vị nào theo địa chỉ gửi; hãy chạy "
             "`mailbot units import TỆP` (CSV/XLSX: code, name, emails, aliases)",
         )
+
+
+def _server_unit_count(config: Config) -> int:
+    """How many units the PostgreSQL database holds (0 when it cannot be read yet)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from mailbot import db as dbm
+    from mailbot.errors import OperatorError
+
+    try:
+        database = dbm.open_configured(config, migrate=False)
+    except OperatorError:
+        return 0  # said under "Cơ sở dữ liệu"
+    try:
+        with database.session(write=False) as s:
+            return len(dbm.unit_register(s))
+    except SQLAlchemyError:
+        return 0  # no schema yet: created at the first start
+    finally:
+        database.dispose()
 
 
 def check_soffice() -> Iterator[Result]:

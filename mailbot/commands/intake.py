@@ -8,7 +8,7 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from mailbot.backoff import Backoff
@@ -238,7 +238,12 @@ def run(args: argparse.Namespace, config: Config) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    with _locked(config) as app:
+    lost = threading.Event()
+    with _daemon_app(config, stop, notifier, lost) as app:
+        if app is None:
+            log.info("stopped while on standby")
+            notifier.close()
+            return 0
         log.info(
             "mailbot started: mailbox %s, inbox %s, data %s",
             config.mailbox_name or "(single)",
@@ -290,7 +295,36 @@ def run(args: argparse.Namespace, config: Config) -> int:
             scheduler.shutdown()
     log.info("mailbot stopped")
     notifier.close()
-    return 0
+    return 1 if lost.is_set() else 0
+
+
+@contextlib.contextmanager
+def _daemon_app(
+    config: Config, stop: threading.Event, notifier: Notifier, lost: threading.Event
+) -> Iterator[App | None]:
+    """The daemon's app, once it holds the mailbox; None when stopped while on standby.
+
+    On PostgreSQL a second daemon for the mailbox waits here as a hot standby; the holder's
+    lock is watched, and its loss (the connection dropped) stops the daemon: `lost` is set.
+    """
+    from mailbot.app import Stopped, open_app
+
+    def standby_wait() -> None:
+        notifier.ready("Dự phòng: chờ tiếp nhận hộp thư khi mailbot đang chạy dừng lại")
+        notifier.watchdog()
+
+    def lock_lost() -> None:
+        lost.set()
+        stop.set()
+
+    try:
+        with open_app(config, exclusive=True, standby=stop, on_wait=standby_wait) as app:
+            if app.mailbox_lock is not None:
+                # The lock gone may be another daemon's by now: this one must stop.
+                app.mailbox_lock.watch(lock_lost)
+            yield app
+    except Stopped:
+        yield None
 
 
 def _safe_url(url: str) -> str:

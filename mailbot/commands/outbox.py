@@ -26,7 +26,7 @@ def retry(args: argparse.Namespace, config: Config) -> int:
     from mailbot import db as dbm
 
     # Not under the data directory lock: the running daemon sends the rows at its next pass.
-    database = dbm.open_database(config.data_dir)
+    database = dbm.open_configured(config)
     try:
         now = utc_now()
         requeued: list[int] = []

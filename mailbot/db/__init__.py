@@ -12,6 +12,7 @@ from mailbot.db.alerts import (
 )
 from mailbot.db.common import (
     backoff_delay,
+    gone_claimants,
     normalize_message_id,
 )
 from mailbot.db.engine import (
@@ -19,12 +20,17 @@ from mailbot.db.engine import (
     Database,
     DatabaseUnusable,
     SchemaTooNew,
+    ServerUnusable,
     current_revision,
+    mailbox_schema,
     migrations_path,
     new_revision,
+    open_configured,
     open_database,
     run_migrations,
     schema_revisions,
+    server_url,
+    shown_url,
 )
 from mailbot.db.jobs import (
     add_event,
@@ -179,6 +185,7 @@ __all__ = [
     "Outbox",
     "SUBMISSION_STATUSES",
     "SchemaTooNew",
+    "ServerUnusable",
     "Session",
     "StaffToken",
     "Submission",
@@ -227,6 +234,7 @@ __all__ = [
     "get_mail",
     "get_mailbox_state",
     "get_outbox",
+    "gone_claimants",
     "get_submission",
     "get_unit",
     "holds_claim",
@@ -257,6 +265,8 @@ __all__ = [
     "new_revision",
     "normalize_message_id",
     "note_headers",
+    "mailbox_schema",
+    "open_configured",
     "open_database",
     "outgoing_claims",
     "quarantine",
@@ -279,6 +289,8 @@ __all__ = [
     "resolve_supersede",
     "run_migrations",
     "schema_revisions",
+    "server_url",
+    "shown_url",
     "set_mailbox_state",
     "submission_versions",
     "submissions_for_mail",

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, select, text
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from mailbot.backoff import delay
+from mailbot.claims import claimant_key
 from mailbot.db.models import MAX_BACKOFF_SECONDS, MAX_ERROR_CHARS
 
 
@@ -33,6 +39,39 @@ def _cap(error: str) -> str:
 def backoff_delay(attempts: int, base_seconds: float) -> timedelta:
     """Delay before the next try after `attempts` failures: base, 2*base, 4*base... capped."""
     return timedelta(seconds=delay(attempts, base_seconds, MAX_BACKOFF_SECONDS))
+
+
+def unlocked_ids(
+    session: Session,
+    id_column: InstrumentedAttribute[int],
+    conditions: Sequence[ColumnElement[Any]],
+) -> list[int] | None:
+    """On PostgreSQL, lock the matching rows that no other transaction holds (SKIP LOCKED)
+    and return their ids; None on SQLite, whose writers never run side by side.
+
+    A claim then updates only these rows: two daemons claiming at once each take rows the
+    other does not, instead of one waiting for the other's transaction to end.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        return None
+    query = select(id_column).where(*conditions).with_for_update(skip_locked=True)
+    return list(session.scalars(query))
+
+
+def gone_claimants(session: Session, tokens: Iterable[str | None]) -> set[str]:
+    """The claim holders that no longer hold their liveness lock (PostgreSQL; see
+    mailbot.claims): gone, whatever host they ran on. Always empty on SQLite."""
+    if session.get_bind().dialect.name == "sqlite":
+        return set()
+    gone = set()
+    for token in {t for t in tokens if t}:
+        # Taken only if no session holds it; a transaction lock, let go at commit.
+        free = session.scalar(
+            text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": claimant_key(token)}
+        )
+        if free:
+            gone.add(token)
+    return gone
 
 
 # --------------------------------------------------------------------------- mailbox state

@@ -1,4 +1,4 @@
-"""Engine set-up (SQLite pragmas, WAL), sessions and Alembic migrations."""
+"""Engine set-up (SQLite with its pragmas and WAL, or PostgreSQL), sessions and migrations."""
 
 from __future__ import annotations
 
@@ -19,10 +19,13 @@ from sqlalchemy import (
     Engine,
     create_engine,
     event,
+    make_url,
+    text,
 )
-from sqlalchemy.exc import DatabaseError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
 from sqlalchemy.orm import Session
 
+from mailbot.config import Config
 from mailbot.db.models import DB_FILE_NAME, DEFAULT_BUSY_TIMEOUT_MS
 from mailbot.errors import OperatorError
 
@@ -79,12 +82,34 @@ def _make_engine(path: Path, busy_timeout_ms: int) -> Engine:
     return engine
 
 
-class Database:
-    """An open mailbot database: hands out transactional sessions; `dispose()` closes it."""
+def _make_server_engine(url: URL, schema: str | None = None) -> Engine:
+    # pre_ping: a connection the server dropped (a restart) is replaced, not handed out.
+    # A mailbox of a city-wide deployment lives in its own schema: every table, the Alembic
+    # version and the migrations stay inside it, so districts cannot see each other's rows.
+    connect_args = {"options": f"-csearch_path={schema}"} if schema else {}
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
 
-    def __init__(self, engine: Engine, path: Path) -> None:
+
+class Database:
+    """An open mailbot database: hands out transactional sessions; `dispose()` closes it.
+
+    `path` is the SQLite file; None on a database server (PostgreSQL).
+    """
+
+    def __init__(self, engine: Engine, path: Path | None) -> None:
         self.engine = engine
         self.path = path
+
+    @property
+    def is_sqlite(self) -> bool:
+        """Whether this is the SQLite file (else a PostgreSQL server)."""
+        return self.engine.dialect.name == "sqlite"
+
+    def where(self) -> str:
+        """The database for log lines and messages: the file, or the URL without password."""
+        if self.path is not None:
+            return str(self.path)
+        return shown_url(self.engine.url)
 
     @contextmanager
     def session(self, *, write: bool = True) -> Iterator[Session]:
@@ -99,7 +124,9 @@ class Database:
 
     def checkpoint(self) -> bool:
         """Copy the WAL into the database and truncate it to zero bytes; False when readers
-        kept it from finishing (the next one will)."""
+        kept it from finishing (the next one will). Nothing to do on PostgreSQL."""
+        if not self.is_sqlite:
+            return True
         with self.engine.connect() as conn:
             # Outside any transaction (SQLAlchemy's BEGIN would hold the WAL open).
             raw = conn.connection.driver_connection
@@ -119,6 +146,9 @@ class Database:
 
 
 _MIGRATION_LOCK = threading.Lock()
+# PostgreSQL advisory lock keys are one bigint namespace shared by every application on the
+# server: ours are fixed, arbitrary numbers ("mbot" and a small tag).
+MIGRATION_LOCK_KEY = 0x6D626F74_0001
 
 
 class SchemaTooNew(OperatorError):
@@ -173,6 +203,9 @@ def run_migrations(
         if current is not None and current not in known:
             raise SchemaTooNew(current, head)
         conn = stack.enter_context(engine.connect())
+        if engine.dialect.name == "postgresql":
+            # Other processes wait here, then find the schema already at head.
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         command.upgrade(_alembic_config(conn, str(script_location)), revision)
         conn.commit()
 
@@ -284,18 +317,114 @@ def _is_locked(exc: BaseException) -> bool:
     return "locked" in str(exc) or "busy" in str(exc)
 
 
+class ServerUnusable(OperatorError):
+    """The configured PostgreSQL server cannot be used (bad URL, unreachable, login refused)."""
+
+
+def server_url(url: str, password: str | None = None) -> URL:
+    """`[storage] database_url` as an SQLAlchemy URL for psycopg, the password put in.
+
+    Only postgresql:// is accepted; a password written into the URL itself is refused (it
+    comes from `password_env`/`password_file`, like every other secret).
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ServerUnusable(
+            "[storage] database_url không đúng dạng; hãy ghi như "
+            "postgresql://người_dùng@máy_chủ:5432/tên_cơ_sở_dữ_liệu"
+        ) from None
+    if parsed.get_backend_name() != "postgresql":
+        raise ServerUnusable(
+            f"[storage] database_url: mailbot chỉ dùng được PostgreSQL (postgresql://...), "
+            f"không dùng được “{parsed.get_backend_name()}”; để trống khóa này thì dùng SQLite "
+            "trong thư mục dữ liệu"
+        )
+    if parsed.password is not None:
+        raise ServerUnusable(
+            "[storage] database_url: không ghi mật khẩu trong địa chỉ; hãy dùng "
+            "password_env hoặc password_file trong mục [storage]"
+        )
+    return parsed.set(drivername="postgresql+psycopg", password=password)
+
+
+def shown_url(url: URL) -> str:
+    """The server's URL as the operator wrote it: no driver name, no password."""
+    return URL.create(
+        url.get_backend_name(),
+        username=url.username,
+        host=url.host,
+        port=url.port,
+        database=url.database,
+        query=url.query,
+    ).render_as_string()
+
+
+# What the driver says (English) and how an operator hears it.
+_SERVER_ERRORS = (
+    ("password authentication failed", "sai tên người dùng hoặc mật khẩu"),
+    ("no password supplied", "chưa có mật khẩu: hãy đặt password_env hoặc password_file"),
+    ("does not exist", "không có cơ sở dữ liệu hoặc người dùng này trên máy chủ"),
+    ("connection refused", "máy chủ không nhận kết nối (chưa chạy, hoặc sai cổng)"),
+    ("timeout", "máy chủ không trả lời"),
+    ("could not translate host name", "không tìm thấy máy chủ theo tên"),
+    ("name or service not known", "không tìm thấy máy chủ theo tên"),
+)
+
+
+def _server_error_vi(text: str) -> str:
+    low = text.lower()
+    for needle, said in _SERVER_ERRORS:
+        if needle in low:
+            return said
+    return "máy chủ từ chối hoặc không trả lời"
+
+
+def _open_server(url: URL, *, migrate: bool, schema: str | None = None) -> Database:
+    engine = _make_server_engine(url, schema)
+    try:
+        try:
+            with engine.connect() as conn:
+                if schema and migrate:
+                    conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+                    conn.commit()
+                conn.execute(text("SELECT 1"))
+                conn.rollback()
+        except OperationalError as exc:
+            # The driver's text names host and user, never the password.
+            log.info("cannot connect to %s: %s", shown_url(url), exc.orig)
+            raise ServerUnusable(
+                f"không kết nối được cơ sở dữ liệu PostgreSQL {shown_url(url)} "
+                f"({_server_error_vi(str(exc.orig))}): hãy kiểm tra máy chủ PostgreSQL đang "
+                "chạy, địa chỉ, tên người dùng và mật khẩu trong mục [storage]"
+            ) from None
+        if migrate:
+            run_migrations(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    return Database(engine, None)
+
+
 def open_database(
     data_dir: Path,
     *,
+    url: str | None = None,
+    password: str | None = None,
+    schema: str | None = None,
     busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
     migrate: bool = True,
     lock_wait_seconds: float = 120.0,
 ) -> Database:
     """Open (creating when missing) data_dir/mailbot.sqlite3 and migrate it to the newest schema.
 
-    An empty or damaged file is refused (DatabaseUnusable), never re-created; a database
-    another process keeps locked is waited for, up to `lock_wait_seconds`, with a log line.
+    With `url` (`[storage] database_url`) the PostgreSQL database it names is opened and
+    migrated instead, with `password` (in `schema` when given). An empty or damaged SQLite
+    file is refused (DatabaseUnusable), never re-created; a database another process keeps locked is
+    waited for, up to `lock_wait_seconds`, with a log line.
     """
+    if url:
+        return _open_server(server_url(url, password), migrate=migrate, schema=schema)
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / DB_FILE_NAME
@@ -319,3 +448,27 @@ def open_database(
         engine.dispose()
         raise
     return Database(engine, path)
+
+
+def mailbox_schema(name: str | None) -> str | None:
+    """The PostgreSQL schema of a `[[mailbox]]` ("ba-dinh" -> "ba_dinh"); None: the default.
+
+    Mailbox names are [a-z][a-z0-9-]* (checked by the configuration), so the schema needs no
+    quoting beyond the plain double quotes used when creating it.
+    """
+    return name.replace("-", "_") if name else None
+
+
+def open_configured(config: Config, *, migrate: bool = True) -> Database:
+    """The database the configuration names: `[storage] database_url`, else SQLite in the
+    data directory."""
+    url = config.storage.database_url
+    if url:
+        return open_database(
+            config.data_dir,
+            url=url,
+            password=config.storage.password.resolve(),
+            schema=mailbox_schema(config.mailbox_name),
+            migrate=migrate,
+        )
+    return open_database(config.data_dir, migrate=migrate)

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mailbot.db.models import Event, JobRun, Mail, Outbox, utcnow
@@ -56,8 +57,13 @@ def claim_job_run(
     """Mark a point handled; False if it already was. Queue its mails in the same transaction."""
     if job_done(session, job, point):
         return False
-    session.add(JobRun(job=job, point=point, done_at=now, detail=detail))
-    session.flush()
+    try:
+        # On PostgreSQL two daemons may get here at once: the unique (job, point) lets one win,
+        # and the other's savepoint is rolled back without spoiling its transaction.
+        with session.begin_nested():
+            session.add(JobRun(job=job, point=point, done_at=now, detail=detail))
+    except IntegrityError:
+        return False
     return True
 
 

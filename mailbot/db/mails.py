@@ -10,7 +10,13 @@ from typing import Any, cast
 from sqlalchemy import Table, case, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from mailbot.db.common import _cap, _norm_addr, backoff_delay, normalize_message_id
+from mailbot.db.common import (
+    _cap,
+    _norm_addr,
+    backoff_delay,
+    normalize_message_id,
+    unlocked_ids,
+)
 from mailbot.db.jobs import add_event
 from mailbot.db.models import (
     Event,
@@ -283,9 +289,15 @@ def claim_mails(session: Session, ids: Iterable[int], holder: str, now: datetime
     wanted = list(ids)
     if not wanted:
         return []
+    due = [Mail.id.in_(wanted), Mail.status.in_(("received", "retry"))]
+    free = unlocked_ids(session, Mail.id, due)
+    if free is not None:
+        if not free:
+            return []
+        due.append(Mail.id.in_(free))
     won = session.scalars(
         update(Mail)
-        .where(Mail.id.in_(wanted), Mail.status.in_(("received", "retry")))
+        .where(*due)
         .values(status="processing", claimed_at=now, claimed_by=holder)
         .returning(Mail.id)
         .execution_options(synchronize_session=False)

@@ -177,6 +177,7 @@ class Mail(Base):
             "sha256",
             unique=True,
             sqlite_where=text("uid IS NULL"),
+            postgresql_where=text("uid IS NULL"),
         ),
         CheckConstraint(_in("status", MAIL_STATUSES), name="status"),
     )

@@ -7,13 +7,20 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import (
+    ColumnElement,
     func,
     select,
     update,
 )
 from sqlalchemy.orm import Session
 
-from mailbot.db.common import _cap, _norm_addr, backoff_delay, normalize_message_id
+from mailbot.db.common import (
+    _cap,
+    _norm_addr,
+    backoff_delay,
+    normalize_message_id,
+    unlocked_ids,
+)
 from mailbot.db.jobs import add_event
 from mailbot.db.models import OUTBOX_KINDS, Bounce, Event, Outbox, utcnow
 from mailbot.db.units import unit_for_address
@@ -105,9 +112,15 @@ def claim_outgoing(
     wanted = list(ids)
     if not wanted:
         return []
+    queued = [Outbox.status == "queued", Outbox.id.in_(wanted)]
+    free = unlocked_ids(session, Outbox.id, queued)
+    if free is not None:
+        if not free:
+            return []
+        queued.append(Outbox.id.in_(free))
     won = session.scalars(
         update(Outbox)
-        .where(Outbox.status == "queued", Outbox.id.in_(wanted))
+        .where(*queued)
         .values(status="sending", claimed_at=now, claimed_by=holder)
         .returning(Outbox.id)
         .execution_options(synchronize_session=False)
@@ -289,11 +302,15 @@ def count_auto_replies(
     target = _norm_addr(addr)
     query = select(Outbox.to_addrs).where(Outbox.created_at >= since)
     if target.isascii() and target.isprintable() and not any(c in target for c in '"\\'):
-        # Let SQLite skip the rows that cannot name this address (the exact test follows);
-        # rows with non-ASCII text stay, as Python's lower() may map them to ASCII.
+        # Let the database skip the rows that cannot name this address (the exact test
+        # follows); rows with non-ASCII text stay, as Python's lower() may map them to ASCII.
+        non_ascii: ColumnElement[bool]
+        if session.get_bind().dialect.name == "sqlite":
+            non_ascii = Outbox.to_addrs.op("GLOB")("*[^ -~]*")
+        else:
+            non_ascii = Outbox.to_addrs.regexp_match("[^ -~]")
         query = query.where(
-            (func.instr(func.lower(Outbox.to_addrs), target) > 0)
-            | Outbox.to_addrs.op("GLOB")("*[^ -~]*")
+            func.lower(Outbox.to_addrs).contains(target, autoescape=True) | non_ascii
         )
     if kinds is not None:
         query = query.where(Outbox.kind.in_(list(kinds)))

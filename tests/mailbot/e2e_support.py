@@ -53,6 +53,7 @@ def write_config(
     outgoing: dict[str, Any] | None = None,
     processing: dict[str, Any] | None = None,
     security: dict[str, Any] | None = None,
+    storage: dict[str, Any] | None = None,
     name: str = "mailbot.toml",
 ) -> Path:
     """A mailbot.toml for this Dovecot account and SMTP server, data in tmp_path/data."""
@@ -73,7 +74,7 @@ def write_config(
             "max_auto_replies_per_hour": 1000,
             **(outgoing or {}),
         },
-        "storage": {"data_dir": str(tmp_path / "data")},
+        "storage": {"data_dir": str(tmp_path / "data"), **(storage or {})},
         "processing": {**(processing or {})},
         "security": {**(security or {})},
     }
@@ -202,12 +203,22 @@ def body_text(sent: Sent) -> str:
 
 
 class Db:
-    """Read-only look at mailbot's SQLite database, as an operator would take it."""
+    """Read-only look at mailbot's database, as an operator would take it: the SQLite file in
+    the data directory, or the PostgreSQL database at `url` (`?` placeholders either way)."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, url: str | None = None) -> None:
         self.path = data_dir / "mailbot.sqlite3"
+        self.url = url
 
-    def rows(self, sql: str, *args: Any) -> list[sqlite3.Row]:
+    def rows(self, sql: str, *args: Any) -> list[Any]:
+        if self.url:
+            import psycopg
+            from psycopg.rows import dict_row
+
+            from tests.support.postgres import PASSWORD
+
+            with psycopg.connect(self.url, password=PASSWORD, row_factory=dict_row) as pg:
+                return list(pg.execute(sql.replace("?", "%s"), args))  # type: ignore[arg-type]
         con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=10)
         try:
             con.row_factory = sqlite3.Row

@@ -38,6 +38,7 @@ from tests.mailbot.e2e_support import (
 )
 from tests.mailbot.intake_support import INTAKE, ROOT, expected_for
 from tests.support.dovecot import Account, DovecotServer
+from tests.support.postgres import PASSWORD_ENV, mailbox_lock_holders
 from tests.support.smtpd import SmtpServer
 
 pytestmark = pytest.mark.dovecot
@@ -100,9 +101,10 @@ def assert_exactly_once(
     mails: list[bytes],
     *,
     allow_same_id_resend: bool = False,
+    db_url: str | None = None,
 ) -> int:
     """Every mail recorded and decided once, answered once; returns the count of resends."""
-    db = Db(tmp_path / "data")
+    db = Db(tmp_path / "data", db_url)
     rows = db.rows("SELECT * FROM mails ORDER BY id")
     originals = [message_id_of(raw) for raw in mails]
     assert sorted(r["message_id"] for r in rows) == sorted(originals), "a mail was lost or doubled"
@@ -133,6 +135,17 @@ def assert_exactly_once(
     return resends
 
 
+@pytest.fixture
+def db_url(backend: str, request: pytest.FixtureRequest) -> str | None:
+    """None for SQLite in the data directory, else a fresh PostgreSQL database's URL."""
+    return str(request.getfixturevalue("pg_url")) if backend == "postgresql" else None
+
+
+def storage_for(db_url: str | None) -> dict[str, str]:
+    """The [storage] keys (beside data_dir) for this database."""
+    return {"database_url": db_url, "password_env": PASSWORD_ENV} if db_url else {}
+
+
 @pytest.mark.parametrize(
     ("crash", "recorded", "decided", "delivered"),
     [
@@ -142,10 +155,17 @@ def assert_exactly_once(
     ],
 )
 def test_kill_at_each_stage_then_restart(
-    tmp_path, dovecot, account, smtp_server, crash, recorded, decided, delivered
+    tmp_path, dovecot, account, smtp_server, crash, recorded, decided, delivered, db_url
 ):
     mails = backlog(6, "crash-" + crash.replace(":", "-"))
-    cfg = write_config(tmp_path, dovecot, account, smtp_server, inbox={"batch_size": 2})
+    cfg = write_config(
+        tmp_path,
+        dovecot,
+        account,
+        smtp_server,
+        inbox={"batch_size": 2},
+        storage=storage_for(db_url),
+    )
     # The robot has met the mailbox already: the backlog comes through the ordinary stages
     # (a first meeting records what it takes in at once, in one transaction).
     assert cli(cfg, "poll", "--once").returncode == 0
@@ -154,7 +174,7 @@ def test_kill_at_each_stage_then_restart(
     result = poll_killed_at(cfg, crash)
     assert result.returncode == -signal.SIGKILL, result.stderr
     # It died where it was told to: the stages before had committed, nothing after.
-    db = Db(tmp_path / "data")
+    db = Db(tmp_path / "data", db_url)
     assert len(db.rows("SELECT id FROM mails")) == recorded
     assert len(db.rows("SELECT id FROM mails WHERE status = 'processed'")) == decided
     assert len(db.rows("SELECT id FROM outbox WHERE status = 'sent'")) == delivered
@@ -167,18 +187,24 @@ def test_kill_at_each_stage_then_restart(
     assert m, result.stdout
     fetched, processed, failed, sent = map(int, m.groups())
     assert (fetched, processed, failed, sent) == (6 - recorded, 6 - decided, 0, 6 - delivered)
-    assert_exactly_once(tmp_path, dovecot, account, smtp_server, mails)
+    assert_exactly_once(tmp_path, dovecot, account, smtp_server, mails, db_url=db_url)
 
 
-def _wait_started(data_dir: Path, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    """Until `mailbot run` holds the data directory lock (start-up done)."""
+def _wait_started(
+    data_dir: Path, proc: subprocess.Popen[bytes], timeout: float = 30, db_url: str | None = None
+) -> None:
+    """Until `mailbot run` holds the data directory lock, or on PostgreSQL the mailbox's
+    advisory lock (start-up done)."""
     lock = data_dir / "mailbot.lock"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise AssertionError(f"mailbot run exited early with {proc.returncode}")
         try:
-            if lock.read_text().strip() == str(proc.pid):
+            if db_url is not None:
+                if any(h.endswith(f":{proc.pid}") for h in mailbox_lock_holders(db_url)):
+                    return
+            elif lock.read_text().strip() == str(proc.pid):
                 return
         except OSError:
             pass
@@ -198,11 +224,18 @@ def _start_run(cfg: Path, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def test_random_kill_of_the_daemon_loses_nothing(tmp_path, dovecot, account, smtp_server):
+def test_random_kill_of_the_daemon_loses_nothing(tmp_path, dovecot, account, smtp_server, db_url):
     rng = random.Random(SEED)
     mails = backlog(30, "random")
     append_all(dovecot, account, mails)
-    cfg = write_config(tmp_path, dovecot, account, smtp_server, inbox={"batch_size": 5})
+    cfg = write_config(
+        tmp_path,
+        dovecot,
+        account,
+        smtp_server,
+        inbox={"batch_size": 5},
+        storage=storage_for(db_url),
+    )
     data_dir = tmp_path / "data"
     log = tmp_path / "run.log"
     kills = []
@@ -211,15 +244,15 @@ def test_random_kill_of_the_daemon_loses_nothing(tmp_path, dovecot, account, smt
         # Two kills at seeded random moments while the backlog is worked through.
         for _ in range(2):
             proc = _start_run(cfg, log)
-            _wait_started(data_dir, proc)
+            _wait_started(data_dir, proc, db_url=db_url)
             delay = rng.uniform(0.2, 4.0)
             time.sleep(delay)
             proc.send_signal(signal.SIGKILL)
             assert proc.wait(timeout=10) == -signal.SIGKILL
             kills.append(round(delay, 2))
         proc = _start_run(cfg, log)
-        _wait_started(data_dir, proc)
-        db = Db(data_dir)
+        _wait_started(data_dir, proc, db_url=db_url)
+        db = Db(data_dir, db_url)
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             answered = {m.in_reply_to for m in replies(smtp_server.messages)}
@@ -237,7 +270,13 @@ def test_random_kill_of_the_daemon_loses_nothing(tmp_path, dovecot, account, smt
             proc.kill()
             proc.wait(timeout=10)
     resends = assert_exactly_once(
-        tmp_path, dovecot, account, smtp_server, mails, allow_same_id_resend=True
+        tmp_path,
+        dovecot,
+        account,
+        smtp_server,
+        mails,
+        allow_same_id_resend=True,
+        db_url=db_url,
     )
     print(f"seed={SEED} kills after {kills} s; resent with the same Message-ID: {resends}")
     assert "Traceback" not in log.read_text(errors="replace")

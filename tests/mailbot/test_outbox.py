@@ -14,14 +14,19 @@ from mailbot import outbox
 from mailbot.config import OutgoingConfig
 from mailbot.mail.compose import new_message_id
 from mailbot.transport import DirSender, SmtpSender
+from tests.support.postgres import PASSWORD
 
 T0 = datetime(2022, 2, 14, 1, 0, tzinfo=UTC)
 FROM = "bdv_quthanhxuan@hanoi.gov.vn"
 
 
 @pytest.fixture
-def database(tmp_path: Path) -> Iterator[dbm.Database]:
-    database = dbm.open_database(tmp_path / "data")
+def database(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> Iterator[dbm.Database]:
+    """SQLite in the data directory, then a PostgreSQL database: claims hold on both."""
+    url = request.getfixturevalue("pg_url") if backend == "postgresql" else None
+    database = dbm.open_database(tmp_path / "data", url=url, password=PASSWORD, migrate=not url)
     yield database
     database.dispose()
 

@@ -91,6 +91,7 @@ def upgrade() -> None:
         ["source", "sha256"],
         unique=True,
         sqlite_where=sa.text("uid IS NULL"),
+        postgresql_where=sa.text("uid IS NULL"),
     )
     op.create_table(
         "unit_emails",
@@ -264,9 +265,7 @@ def downgrade() -> None:
     op.drop_table("events")
     op.drop_index(op.f("ix_unit_emails_unit_code"), table_name="unit_emails")
     op.drop_table("unit_emails")
-    op.drop_index(
-        "ux_mails_source_sha256_nouid", table_name="mails", sqlite_where=sa.text("uid IS NULL")
-    )
+    op.drop_index("ux_mails_source_sha256_nouid", table_name="mails")
     op.drop_index(op.f("ix_mails_unit_code"), table_name="mails")
     op.drop_index("ix_mails_status_next_attempt_at", table_name="mails")
     op.drop_index(op.f("ix_mails_message_id"), table_name="mails")
