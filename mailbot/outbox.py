@@ -111,7 +111,12 @@ def _release_gone(
     held_before: datetime | None,
 ) -> list[int]:
     me = state.claimant if state is not None else Claimant.for_this_process()
-    with database.session() as s:
+    # Looked at in a read transaction: the writer lock only when there is something to free.
+    with database.session(write=False) as s:
+        ids = releasable(dbm.outgoing_claims(s), me, now, timeout, held_before=held_before)
+    if not ids:
+        return []
+    with database.session() as s:  # judged again under the lock: a claim may have moved
         ids = releasable(dbm.outgoing_claims(s), me, now, timeout, held_before=held_before)
         released = dbm.release_claims(s, ids=ids) if ids else []
     if released:
@@ -169,16 +174,18 @@ def deliver(
         return 0, 0
     now = clock()
     _release_gone(database, state, now, claim_timeout, None)
-    with database.session() as s:
-        with state.lock:
-            busy = set(state.in_flight) | set(state.accepted)
-        if shared:
-            # The process's own claims that none of its threads is sending: a pass that
-            # failed between claiming and recording. (Only the process-wide state knows.)
-            token = state.claimant.token
+    with state.lock:
+        busy = set(state.in_flight) | set(state.accepted)
+    if shared:
+        # The process's own claims that none of its threads is sending: a pass that
+        # failed between claiming and recording. (Only the process-wide state knows.)
+        token = state.claimant.token
+        with database.session(write=False) as s:
             own = [i for i, by, _ in dbm.outgoing_claims(s) if by == token and i not in busy]
-            if own:
+        if own:
+            with database.session() as s:
                 dbm.release_claims(s, ids=own, holder=token)
+    with database.session(write=False) as s:
         due = [i for i in dbm.due_outgoing_ids(s, now, ids) if i not in busy]
     sent = failed = 0
     for start in range(0, len(due), CLAIM_PAGE):

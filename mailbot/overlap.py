@@ -8,8 +8,9 @@ from typing import Protocol
 
 log = logging.getLogger("mailbot.service")
 
-# How often the mailbox thread moves decided mail and delivers the answers queued.
-_MEANWHILE_SECONDS = 0.2
+# The mailbox thread moves decided mail and delivers the answers queued each time this
+# many more mails were decided: a round's fixed cost (a few queries) is shared by them all.
+ROUND_EVERY = 20
 
 
 class _Pass(Protocol):
@@ -37,6 +38,8 @@ class MailboxThread(threading.Thread):
         self.stop = threading.Event()
         self.count = 0
         self.error: BaseException | None = None
+        self._decided = 0  # since the last round
+        self._wake = threading.Condition()
 
     def run(self) -> None:
         try:
@@ -48,14 +51,30 @@ class MailboxThread(threading.Thread):
             self.fetched.set()
         if self.error is not None:
             return
-        while not self.stop.wait(_MEANWHILE_SECONDS):
+        while self._next_round():
             try:
                 self.robot.move_done()
             except Exception as exc:  # noqa: BLE001 - the pass moves again at its end
                 log.warning("moving during processing failed: %s", exc)
             self.robot._deliver_meanwhile()
 
+    def _next_round(self) -> bool:
+        """Wait until enough mails were decided for a round; False once the pass ends."""
+        with self._wake:
+            self._wake.wait_for(lambda: self.stop.is_set() or self._decided >= ROUND_EVERY)
+            self._decided = 0
+            return not self.stop.is_set()
+
+    def decided(self) -> None:
+        """One more mail decided (called by the deciding thread)."""
+        with self._wake:
+            self._decided += 1
+            if self._decided >= ROUND_EVERY:
+                self._wake.notify()
+
     def finish(self) -> None:
         """Stop after the current step and wait for it (fetching is waited for whole)."""
-        self.stop.set()
+        with self._wake:
+            self.stop.set()
+            self._wake.notify()
         self.join()

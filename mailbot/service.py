@@ -149,6 +149,7 @@ class Robot(FetchStage):
         self._orphans_released = False
         self.on_stage = on_stage or _no_stage_hook
         self._sent_meanwhile = [0, 0]  # (sent, failed) by deliveries during process_due
+        self._mailbox_thread: MailboxThread | None = None  # during run_once
         # One per process (the App's): whose claims these are, and what SMTP accepted.
         self.sender_state = sender_state or outbox.SenderState()
         self.claimant = self.sender_state.claimant
@@ -310,6 +311,8 @@ class Robot(FetchStage):
             except Exception as exc:  # noqa: BLE001 - one bad mail must not stop the queue
                 counts[1] += 1
                 self._failed(mail_id, exc)
+            if self._mailbox_thread is not None:
+                self._mailbox_thread.decided()
             if self.progress:
                 self.progress(f"đã xử lý {so_far + counts[0] + counts[1]} thư")
             self.on_stage("after-process")
@@ -664,9 +667,11 @@ class Robot(FetchStage):
         self._sent_meanwhile = [0, 0]
         io = MailboxThread(self, fetch=self.room_for_intake())
         io.start()
+        self._mailbox_thread = io
         try:
             stats.processed, stats.failed = self.process_due(fetching=io.fetched)
         finally:
+            self._mailbox_thread = None
             io.finish()
         stats.fetched = io.count
         if io.error is not None:
