@@ -150,9 +150,10 @@ def throughput(  # noqa: ANN001
     if answered != count or len(got) != count:
         raise RuntimeError(f"{count} mails, {len(got)} receipts for {answered} of them")
     rate = count / elapsed
+    where = "database " + database_url.split("@")[-1] if database_url else "SQLite"
     print(
         f"(a) {count} mails ({size / 1e6:.1f} MB, APPENDed in {appended:.1f} s), "
-        f"{daemons} daemon(s), {'database ' + database_url.split('@')[-1] if database_url else 'SQLite'}: "
+        f"{daemons} daemon(s), {where}: "
         f"{elapsed:.1f} s => {rate:.1f} messages/s; peak RSS daemon "
         f"{', '.join(f'{p / 1024:.0f}' for p in peaks)} MB, worker {worker_peak / 1024:.0f} MB; "
         f"load before {load:.2f}"
