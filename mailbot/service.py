@@ -292,8 +292,9 @@ class Robot(FetchStage):
                 held[mail_id] = (raw, ctx)
                 yield mail_id, raw, ctx
 
-        # Outcomes are recorded as they come.
-        for mail_id, outcome in self.decider.decide(jobs()):
+        # Outcomes are recorded as they come; while a slow mail is still being decided,
+        # the answers already queued go out (a slow mail delays no one else's receipt).
+        for mail_id, outcome in self.decider.decide(jobs(), on_wait=self._while_waiting):
             job = held.pop(mail_id, None)
             try:
                 if isinstance(outcome, (DecisionTimeout, WorkerDied, MemoryError)):
@@ -317,6 +318,13 @@ class Robot(FetchStage):
                 self.progress(f"đã xử lý {so_far + counts[0] + counts[1]} thư")
             self.on_stage("after-process")
         return counts[0], counts[1]
+
+    def _while_waiting(self) -> None:
+        """Deciding waits for a slow mail: have what is decided moved and answered now."""
+        if self._mailbox_thread is not None:
+            self._mailbox_thread.nudge()
+        else:
+            self._deliver_meanwhile()
 
     def _deliver_meanwhile(self) -> None:
         """Send the answers queued so far while the decision of other mail goes on."""
