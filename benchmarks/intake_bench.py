@@ -125,7 +125,15 @@ def throughput(  # noqa: ANN001
         home = work / f"d{n}"
         home.mkdir(parents=True)
         # The daemon has met the mailbox (empty) before: the backlog is ordinary new mail.
-        cfg = write_config(home, dovecot, account, smtp, inbox={"process_since": None})
+        cfg = write_config(
+            home,
+            dovecot,
+            account,
+            smtp,
+            inbox={"process_since": None},
+            # The backlog cycles through a few senders: every mail is to be answered.
+            outgoing={"max_auto_replies_per_hour": 2 * count},
+        )
         _with_database(cfg, database_url)
         cfgs.append(cfg)
     if daemons > 1:
