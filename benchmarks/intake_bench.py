@@ -1,10 +1,14 @@
-"""Intake speed against a real Dovecot and aiosmtpd: backlog throughput and APPEND-to-receipt.
+"""Intake speed against a real Dovecot and aiosmtpd: backlog throughput, memory and latency.
 
-Run by hand: `python benchmarks/intake_bench.py [--mails 500] [--samples 30]`.
+Run by hand: `python benchmarks/intake_bench.py [--mails 500] [--runs 3] [--samples 30]
+[--daemons 2] [--database-url postgresql+psycopg://...] [--stages]`.
 (a) APPENDs a backlog of mails with form attachments (the intake fixtures under fresh
-Message-IDs) and times one `poll --once` pass (Robot.run_once, in-process): messages/s.
+Message-IDs) and times `mailbot poll --once` run as a subprocess (one per daemon, started
+together, each with its own data directory over one shared raw store): messages/s, and the
+peak RSS (VmHWM) of each daemon process and of its worker processes.
 (b) Runs the daemon (IMAP IDLE) on a thread, APPENDs mails one at a time and times each from
 the APPEND to the receipt reaching the SMTP server: median and 95th percentile.
+(c) With --stages: the stages of one pass run one after another in-process, each timed.
 """
 
 from __future__ import annotations
@@ -49,41 +53,152 @@ def _machine() -> str:
     )
 
 
-def throughput(dovecot, smtp, work: Path, count: int) -> None:  # noqa: ANN001
+def _peak_kb(pid: int) -> int:
+    """VmHWM (peak resident set) of a live process in kB; 0 once it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+def _with_database(cfg: Path, database_url: str | None) -> None:
+    """Point the config at a database server (`[storage] database_url`) instead of SQLite."""
+    if not database_url:
+        return
+    text = cfg.read_text(encoding="utf-8")
+    line = f'database_url = "{database_url}"'
+    cfg.write_text(text.replace("[storage]\n", f"[storage]\n{line}\n", 1), encoding="utf-8")
+
+
+def _poll_once(cfgs: list[Path]) -> tuple[float, list[int], int]:
+    """Run `mailbot poll --once` once per config, all at the same time, sampling memory.
+
+    Returns the wall time until the last one exits, each daemon's peak RSS and the peak
+    RSS of any of their worker processes (kB).
+    """
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    started = time.perf_counter()
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "mailbot.cli", "--config", str(cfg), "poll", "--once"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=open(cfg.parent / "poll.log", "ab"),  # noqa: SIM115 - closed with the process
+        )
+        for cfg in cfgs
+    ]
+    peaks = [0] * len(procs)
+    worker_peak = 0
+    while any(p.poll() is None for p in procs):
+        for i, proc in enumerate(procs):
+            peaks[i] = max(peaks[i], _peak_kb(proc.pid))
+            for child in _children(proc.pid):
+                worker_peak = max(worker_peak, _peak_kb(child))
+        time.sleep(0.05)
+    elapsed = time.perf_counter() - started
+    for proc in procs:
+        if proc.returncode != 0:
+            raise RuntimeError(f"poll --once exited {proc.returncode}: see poll.log")
+    return elapsed, peaks, worker_peak
+
+
+def throughput(  # noqa: ANN001
+    dovecot, smtp, work: Path, count: int, *, daemons: int = 1, database_url: str | None = None
+) -> tuple[float, int]:
+    """One `poll --once` (a subprocess per daemon) over a backlog; (messages/s, peak RSS kB)."""
     account = dovecot.add_user()
     os.environ[PW_ENV] = account.password
-    mails = backlog(count, "bench")
+    cfgs = []
+    for n in range(daemons):
+        home = work / f"d{n}"
+        home.mkdir(parents=True)
+        # The daemon has met the mailbox (empty) before: the backlog is ordinary new mail.
+        cfg = write_config(
+            home,
+            dovecot,
+            account,
+            smtp,
+            inbox={"process_since": None},
+            # The backlog cycles through a few senders: every mail is to be answered.
+            outgoing={"max_auto_replies_per_hour": 2 * count},
+        )
+        _with_database(cfg, database_url)
+        cfgs.append(cfg)
+    if daemons > 1:
+        # One raw store for all (each daemon reads what another one fetched), one lock each.
+        shared = work / "raw"
+        shared.mkdir()
+        for cfg in cfgs:
+            (cfg.parent / "data").mkdir()
+            (cfg.parent / "data" / "raw").symlink_to(shared)
+    _poll_once(cfgs[:1])
+    mails = backlog(count, f"bench-{work.name}")
     started = time.perf_counter()
     append_all(dovecot, account, mails)
     appended = time.perf_counter() - started
     size = sum(len(m) for m in mails)
-    print(f"(a) backlog: {count} mails, {size / 1e6:.1f} MB, APPENDed in {appended:.1f} s")
+    del mails
+    before = len(smtp.messages)
+    load = os.getloadavg()[0]
+    elapsed, peaks, worker_peak = _poll_once(cfgs)
+    got = replies(smtp.messages[before:])
+    answered = len({m.in_reply_to for m in got})
+    if answered != count or len(got) != count:
+        raise RuntimeError(f"{count} mails, {len(got)} receipts for {answered} of them")
+    rate = count / elapsed
+    where = "database " + database_url.split("@")[-1] if database_url else "SQLite"
+    print(
+        f"(a) {count} mails ({size / 1e6:.1f} MB, APPENDed in {appended:.1f} s), "
+        f"{daemons} daemon(s), {where}: "
+        f"{elapsed:.1f} s => {rate:.1f} messages/s; peak RSS daemon "
+        f"{', '.join(f'{p / 1024:.0f}' for p in peaks)} MB, worker {worker_peak / 1024:.0f} MB; "
+        f"load before {load:.2f}"
+    )
+    return rate, max(peaks)
 
-    cfg = write_config(work, dovecot, account, smtp, inbox={"batch_size": 50})
+
+def stages(dovecot, smtp, work: Path, count: int) -> None:  # noqa: ANN001
+    """The stages of one pass run one after another in this process, each timed."""
+    account = dovecot.add_user()
+    os.environ[PW_ENV] = account.password
+    work.mkdir()
+    cfg = write_config(work, dovecot, account, smtp, inbox={"process_since": None})
+    with open_app(load_config(cfg)) as app:
+        app.robot().run_once()  # meet the mailbox while it is empty
+    append_all(dovecot, account, backlog(count, "stages"))
+    before = len(smtp.messages)
     with open_app(load_config(cfg)) as app:
         robot = app.robot()
-        stages = {}
+        timed = {}
         started = time.perf_counter()
-        t = time.perf_counter()
-        fetched = robot.fetch_new()
-        stages["fetch+store+record"] = time.perf_counter() - t
-        t = time.perf_counter()
-        done, failed = robot.process_due()
-        stages["process (parse, judge, compose, record)"] = time.perf_counter() - t
-        t = time.perf_counter()
-        moved = robot.move_done()
-        stages["move on the server"] = time.perf_counter() - t
-        t = time.perf_counter()
-        sent, send_failed = robot.deliver()
-        stages["deliver (SMTP)"] = time.perf_counter() - t
+        for name, stage in (
+            ("fetch+store+record", robot.fetch_new),
+            ("decide (parse, judge, compose, record)", robot.process_due),
+            ("move on the server", robot.move_done),
+            ("deliver (SMTP)", robot.deliver),
+        ):
+            t = time.perf_counter()
+            stage()
+            timed[name] = time.perf_counter() - t
         total = time.perf_counter() - started
-    assert fetched == done == moved == sent == count, (fetched, done, failed, moved, sent)
-    assert failed == send_failed == 0
-    assert len({m.in_reply_to for m in replies(smtp.messages)}) == count
-    for name, seconds in stages.items():
+    got = replies(smtp.messages[before:])
+    assert len({m.in_reply_to for m in got}) == count, len(got)
+    print(f"(c) the stages one after another, in-process, {count} mails:")
+    for name, seconds in timed.items():
         print(f"    {name:42s} {seconds:7.2f} s  ({seconds / count * 1000:6.1f} ms/mail)")
-    print(f"    one pass (poll --once work), total        {total:7.2f} s")
-    print(f"    => {count / total:.1f} messages/s")
+    print(f"    total {total:.2f} s => {count / total:.1f} messages/s")
 
 
 def latency(dovecot, smtp, work: Path, samples: int) -> None:  # noqa: ANN001
@@ -130,17 +245,39 @@ def latency(dovecot, smtp, work: Path, samples: int) -> None:  # noqa: ANN001
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--mails", type=int, default=500, help="backlog size (default 500)")
-    parser.add_argument("--samples", type=int, default=30, help="latency samples (default 30)")
+    parser.add_argument("--runs", type=int, default=3, help="backlog passes; the median is given")
+    parser.add_argument("--daemons", type=int, default=1, help="poll --once processes at once")
+    parser.add_argument("--database-url", help="a database server instead of SQLite")
+    parser.add_argument("--samples", type=int, default=30, help="latency samples (0: none)")
+    parser.add_argument("--stages", action="store_true", help="also time each stage alone")
     args = parser.parse_args()
     print(_machine())
     dovecot = start_dovecot()
     smtp = start_smtpd()
     try:
         with tempfile.TemporaryDirectory(prefix="intake-bench-") as tmp:
-            (Path(tmp) / "a").mkdir()
-            (Path(tmp) / "b").mkdir()
-            throughput(dovecot, smtp, Path(tmp) / "a", args.mails)
-            latency(dovecot, smtp, Path(tmp) / "b", args.samples)
+            results = [
+                throughput(
+                    dovecot,
+                    smtp,
+                    Path(tmp) / f"a{n}",
+                    args.mails,
+                    daemons=args.daemons,
+                    database_url=args.database_url,
+                )
+                for n in range(args.runs)
+            ]
+            if len(results) > 1:
+                print(
+                    f"    median of {len(results)}: "
+                    f"{statistics.median(r for r, _ in results):.1f} messages/s, "
+                    f"peak RSS {statistics.median(p for _, p in results) / 1024:.0f} MB"
+                )
+            if args.stages:
+                stages(dovecot, smtp, Path(tmp) / "c", args.mails)
+            if args.samples:
+                (Path(tmp) / "b").mkdir()
+                latency(dovecot, smtp, Path(tmp) / "b", args.samples)
     finally:
         smtp.stop()
         dovecot.stop()

@@ -116,16 +116,17 @@ class FetchStage:
 
         refs = unknown(self.source.new_messages(last_uid))
         for chunk in _batches(refs, batch):
-            big = [r for r in chunk if r.oversize]
-            small = [r for r in chunk if not r.oversize]
-            for ref in big:
-                self._record_oversize(ref)
-                count += 1
-            for ref, raw in self.source.fetch(small):
-                self._record(ref, raw)
-                count += 1
-                if self.progress:
-                    self.progress(f"đã tải {count} thư")
+            # Too large to download: keep the headers, tell the sender, leave it on the server.
+            stored = [self._put(ref, ref.headers or b"\r\n") for ref in chunk if ref.oversize]
+            # Each body is on disk before the next is read: one batch's bytes at most in memory.
+            stored.extend(
+                self._put(ref, raw)
+                for ref, raw in self.source.fetch(r for r in chunk if not r.oversize)
+            )
+            self._record_batch(stored)
+            count += len(stored)
+            if self.progress:
+                self.progress(f"đã tải {count} thư")
         self._advance_past(skipped)
         return count
 
@@ -199,17 +200,27 @@ class FetchStage:
         )
         return keys
 
-    def _record(self, ref: IncomingRef, raw: bytes) -> None:
-        """Store the raw mail, then record it (and, when too large, notify) in one transaction."""
+    def _put(self, ref: IncomingRef, raw: bytes) -> tuple[IncomingRef, str, str, int]:
+        """Store one raw mail; what its record needs (the bytes themselves are let go)."""
         sha, path = self.store.put(raw)
+        return ref, sha, path, ref.size or len(raw)
+
+    def _record_batch(self, stored: list[tuple[IncomingRef, str, str, int]]) -> None:
+        """Record stored mails (and notify those too large) in one transaction: one commit
+        per batch, not per mail; the read position moves past the batch in the same one."""
+        if not stored:
+            return
         now = self.clock()
         with self.db.session() as s:
-            mail, created = self._insert(s, ref, sha, path, ref.size or len(raw), now)
-            if ref.uid is not None:
-                dbm.set_mailbox_state(s, self.source.source_key, ref.uidvalidity or 0, ref.uid, now)
-            if created and ref.oversize:
-                self._notify_oversize(s, mail, ref)
-            log.info("received mail id=%s uid=%s size=%s", mail.id, ref.uid, mail.size)
+            for ref, sha, path, size in stored:
+                mail, created = self._insert(s, ref, sha, path, size, now)
+                if created and ref.oversize:
+                    self._notify_oversize(s, mail, ref)
+                log.info("received mail id=%s uid=%s size=%s", mail.id, ref.uid, mail.size)
+            uids = [(r.uid, r.uidvalidity) for r, _, _, _ in stored if r.uid is not None]
+            if uids:
+                uid, uidvalidity = max(uids, key=lambda u: u[0])
+                dbm.set_mailbox_state(s, self.source.source_key, uidvalidity or 0, uid, now)
         self.on_stage("after-record")
 
     def _insert(
@@ -232,10 +243,6 @@ class FetchStage:
             status="oversize" if ref.oversize else "received",
             source_ref=ref.key,
         )
-
-    def _record_oversize(self, ref: IncomingRef) -> None:
-        """Too large to download: keep its headers, tell the sender, leave it on the server."""
-        self._record(ref, ref.headers or b"\r\n")
 
     def _notify_oversize(self, s: dbm.Session, mail: dbm.Mail, ref: IncomingRef) -> None:
         # Same transaction as the record: a crash cannot leave it recorded but unanswered.

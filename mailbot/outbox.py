@@ -13,6 +13,7 @@ the database refuses the record for a while (SenderState).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterable
@@ -39,6 +40,8 @@ log = logging.getLogger(__name__)
 # One row is claimed at a time, so a claim lives for one SMTP transaction, each step of which
 # is bounded by outgoing.timeout_seconds; a claim this old belongs to a dead sender.
 CLAIM_TIMEOUT: Final = timedelta(minutes=30)
+# Rows claimed in one transaction before they are sent one by one.
+CLAIM_PAGE: Final = 20
 # An alert about an SMTP outage waits for SMTP to come back, however long that takes.
 ALERT_MAX_ATTEMPTS: Final = 1_000_000
 
@@ -108,9 +111,15 @@ def _release_gone(
     held_before: datetime | None,
 ) -> list[int]:
     me = state.claimant if state is not None else Claimant.for_this_process()
-    with database.session() as s:
+    # Looked at in a read transaction: the writer lock only when there is something to free.
+    with database.session(write=False) as s:
         claims = dbm.outgoing_claims(s)
         gone = dbm.gone_claimants(s, (by for _, by, _ in claims))
+        ids = releasable(claims, me, now, timeout, held_before=held_before, gone=gone)
+    if not ids:
+        return []
+    with database.session() as s:  # judged again under the lock: a claim may have moved
+        claims = dbm.outgoing_claims(s)
         ids = releasable(claims, me, now, timeout, held_before=held_before, gone=gone)
         released = dbm.release_claims(s, ids=ids) if ids else []
     if released:
@@ -168,85 +177,116 @@ def deliver(
         return 0, 0
     now = clock()
     _release_gone(database, state, now, claim_timeout, None)
-    with database.session() as s:
-        with state.lock:
-            busy = set(state.in_flight) | set(state.accepted)
-        if shared:
-            # The process's own claims that none of its threads is sending: a pass that
-            # failed between claiming and recording. (Only the process-wide state knows.)
-            token = state.claimant.token
+    with state.lock:
+        busy = set(state.in_flight) | set(state.accepted)
+    if shared:
+        # The process's own claims that none of its threads is sending: a pass that
+        # failed between claiming and recording. (Only the process-wide state knows.)
+        token = state.claimant.token
+        with database.session(write=False) as s:
             own = [i for i, by, _ in dbm.outgoing_claims(s) if by == token and i not in busy]
-            if own:
+        if own:
+            with database.session() as s:
                 dbm.release_claims(s, ids=own, holder=token)
+    with database.session(write=False) as s:
         due = [i for i in dbm.due_outgoing_ids(s, now, ids) if i not in busy]
     sent = failed = 0
-    for outbox_id in due:
+    for start in range(0, len(due), CLAIM_PAGE):
+        # A page is claimed in one transaction (one commit, not one per row); its rows are
+        # then sent and recorded one by one. Rows of the page not sent go back at the end.
         with database.session() as s:
-            if not dbm.claim_outgoing(s, [outbox_id], clock(), state.claimant.token):
-                continue  # another sender has it, or it is no longer queued
+            won = dbm.claim_outgoing(
+                s, due[start : start + CLAIM_PAGE], clock(), state.claimant.token
+            )
+            page = [(i, row.raw, row.recipients) for i in won if (row := dbm.get_outbox(s, i))]
             with state.lock:
-                state.in_flight.add(outbox_id)
-            row = dbm.get_outbox(s, outbox_id)
-            if row is None:
-                continue
-            raw, recipients = row.raw, row.recipients
+                state.in_flight.update(won)
+        left = set(won)
         try:
-            try:
-                attempt = _send(sender, raw, outgoing.from_address, recipients)
-            except BaseException:
-                # A bug, not a delivery outcome: give the row back rather than strand the claim.
-                with database.session() as s:
-                    dbm.release_claims(s, ids=[outbox_id])
-                raise
-            if attempt.error is None:
-                with state.lock:
-                    state.accepted[outbox_id] = (clock(), attempt.refused)
-            try:
-                with database.session() as s:
-                    row = dbm.get_outbox(s, outbox_id)
-                    if row is None:
-                        continue
-                    if attempt.error is None:
-                        dbm.mark_sent(s, row, clock())
-                        dbm.record_refused(s, row, attempt.refused, clock())
-                        sent += 1
-                        log.info("sent %s %s to %s", row.kind, row.message_id, row.to_addrs)
-                    else:
-                        dbm.mark_send_failed(
-                            s,
-                            row,
-                            str(attempt.error),
-                            clock(),
-                            temporary=isinstance(attempt.error, TemporaryFailure),
-                            max_attempts=ALERT_MAX_ATTEMPTS
-                            if row.kind == "alert"
-                            else outgoing.max_attempts,
-                            give_up_after=timedelta(days=outgoing.give_up_after_days),
-                            max_delay_seconds=outgoing.retry_max_interval_minutes * 60,
-                        )
-                        failed += 1
-                        log.warning(
-                            "sending %s %s failed: %s", row.kind, row.message_id, attempt.error
-                        )
-            except _WRITE_ERRORS as exc:
-                if attempt.error is None:
-                    log.error(
-                        "outbox row %s was accepted by the SMTP server but cannot be recorded "
-                        "(%s): kept in memory, never sent again, recorded when possible",
-                        outbox_id,
-                        exc,
-                    )
-                    sent += 1
-                else:
-                    log.error("outbox row %s: the failure cannot be recorded: %s", outbox_id, exc)
-                return sent, failed
-            with state.lock:
-                state.accepted.pop(outbox_id, None)
-            if on_attempt is not None:
-                on_attempt(attempt.error)
+            for outbox_id, raw, recipients in page:
+                left.discard(outbox_id)
+                outcome = _deliver_one(
+                    database, sender, outgoing, clock, state, outbox_id, raw, recipients, on_attempt
+                )
+                if outcome == "unrecorded":
+                    # Not writable: nothing more is sent now (see SenderState).
+                    return sent + 1 if outbox_id in state.accepted else sent, failed
+                sent += outcome == "sent"
+                failed += outcome == "failed"
+                if after_each is not None:
+                    after_each()
         finally:
             with state.lock:
-                state.in_flight.discard(outbox_id)
-        if after_each is not None:
-            after_each()
+                state.in_flight.difference_update(left)
+            if left:
+                with contextlib.suppress(*_WRITE_ERRORS), database.session() as s:
+                    dbm.release_claims(s, ids=sorted(left), holder=state.claimant.token)
     return sent, failed
+
+
+def _deliver_one(
+    database: dbm.Database,
+    sender: Sender,
+    outgoing: OutgoingConfig,
+    clock: Clock,
+    state: SenderState,
+    outbox_id: int,
+    raw: bytes,
+    recipients: list[str],
+    on_attempt: Callable[[DeliveryError | None], None] | None,
+) -> str:
+    """Send one claimed row and record the outcome: "sent", "failed", "gone" (the row was
+    deleted meanwhile) or "unrecorded" (the database is not writable)."""
+    try:
+        try:
+            attempt = _send(sender, raw, outgoing.from_address, recipients)
+        except BaseException:
+            # A bug, not a delivery outcome: give the row back rather than strand the claim.
+            with database.session() as s:
+                dbm.release_claims(s, ids=[outbox_id])
+            raise
+        if attempt.error is None:
+            with state.lock:
+                state.accepted[outbox_id] = (clock(), attempt.refused)
+        try:
+            with database.session() as s:
+                row = dbm.get_outbox(s, outbox_id)
+                if row is None:
+                    return "gone"
+                if attempt.error is None:
+                    dbm.mark_sent(s, row, clock())
+                    dbm.record_refused(s, row, attempt.refused, clock())
+                    log.info("sent %s %s to %s", row.kind, row.message_id, row.to_addrs)
+                else:
+                    dbm.mark_send_failed(
+                        s,
+                        row,
+                        str(attempt.error),
+                        clock(),
+                        temporary=isinstance(attempt.error, TemporaryFailure),
+                        max_attempts=ALERT_MAX_ATTEMPTS
+                        if row.kind == "alert"
+                        else outgoing.max_attempts,
+                        give_up_after=timedelta(days=outgoing.give_up_after_days),
+                        max_delay_seconds=outgoing.retry_max_interval_minutes * 60,
+                    )
+                    log.warning("sending %s %s failed: %s", row.kind, row.message_id, attempt.error)
+        except _WRITE_ERRORS as exc:
+            if attempt.error is None:
+                log.error(
+                    "outbox row %s was accepted by the SMTP server but cannot be recorded "
+                    "(%s): kept in memory, never sent again, recorded when possible",
+                    outbox_id,
+                    exc,
+                )
+            else:
+                log.error("outbox row %s: the failure cannot be recorded: %s", outbox_id, exc)
+            return "unrecorded"
+        with state.lock:
+            state.accepted.pop(outbox_id, None)
+        if on_attempt is not None:
+            on_attempt(attempt.error)
+        return "sent" if attempt.error is None else "failed"
+    finally:
+        with state.lock:
+            state.in_flight.discard(outbox_id)

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
-
-from sqlalchemy.exc import DBAPIError
 
 from mailbot import db as dbm
 from mailbot import intake, outbox
@@ -19,6 +17,7 @@ from mailbot.clock import Clock, utc_now
 from mailbot.config import Config
 from mailbot.contact import contact_of
 from mailbot.fetching import FetchStage
+from mailbot.finishing import FinishStage
 from mailbot.intake import (
     IntakeContext,
     Outcome,
@@ -26,7 +25,8 @@ from mailbot.intake import (
     Reply,
 )
 from mailbot.mail.views import model_label
-from mailbot.sources import Source, SourceError
+from mailbot.overlap import MailboxThread
+from mailbot.sources import Source
 from mailbot.staff.access import load_access
 from mailbot.staff.actions import carry_out
 from mailbot.staff.answer import compose_answer
@@ -38,8 +38,8 @@ from rules.campaign import Campaign
 
 log = logging.getLogger(__name__)
 
-# How often the WAL is folded into the database and truncated (journal_size_limit caps it too).
-CHECKPOINT_EVERY = timedelta(minutes=1)
+# While deciding: how long to wait for the next recorded batch.
+_FETCH_WAIT_SECONDS = 0.05
 
 
 def _no_stage_hook(stage: str) -> None:
@@ -96,7 +96,26 @@ def _prior_versions(
     }
 
 
-class Robot(FetchStage):
+_Versions = tuple[set[tuple[str, str]], dict[tuple[str, str], PriorVersion]]
+
+
+def _merged(
+    versions: Mapping[tuple[str, str], PriorVersion],
+    on_file: Mapping[str, frozenset[str]],
+    keys: set[tuple[str, str]],
+    fresh: dict[tuple[str, str], PriorVersion],
+) -> tuple[dict[tuple[str, str], PriorVersion], dict[str, frozenset[str]]]:
+    """The versions and forms on file with `keys` replaced by what the database now holds."""
+    merged = {k: v for k, v in versions.items() if k not in keys} | fresh
+    forms = dict(on_file)
+    for unit_code in {u for u, _ in keys}:
+        held = {f for (u, f) in fresh if u == unit_code}
+        known = {f for (u, f) in keys if u == unit_code}
+        forms[unit_code] = frozenset((set(forms.get(unit_code, frozenset())) - known) | held)
+    return merged, forms
+
+
+class Robot(FetchStage, FinishStage):
     """Moves mail through the stages; each stage commits before the next one starts."""
 
     def __init__(
@@ -113,8 +132,9 @@ class Robot(FetchStage):
         on_stage: Callable[[str], None] | None = None,
         sender_state: outbox.SenderState | None = None,
     ) -> None:
-        """`on_stage` is called with "after-record", "after-process" and "after-send" each
-        time a mail's stage has committed (the crash tests kill the process there)."""
+        """`on_stage` is called with "after-record" each time a fetched batch is recorded,
+        "after-process" and "after-send" each time a mail's stage has committed (the crash
+        tests kill the process there)."""
         self.config = config
         # Without a pool of workers, decide here; the lambda keeps process_mail patchable.
         self.decider = decider or Decider(0, 0, 0, inline=lambda: intake.process_mail)
@@ -130,6 +150,7 @@ class Robot(FetchStage):
         self._orphans_released = False
         self.on_stage = on_stage or _no_stage_hook
         self._sent_meanwhile = [0, 0]  # (sent, failed) by deliveries during process_due
+        self._mailbox_thread: MailboxThread | None = None  # during run_once
         # One per process (the App's): whose claims these are, and what SMTP accepted.
         self.sender_state = sender_state or outbox.SenderState()
         self.claimant = self.sender_state.claimant
@@ -195,35 +216,45 @@ class Robot(FetchStage):
             )
         return released
 
-    def process_due(self) -> tuple[int, int]:
-        """Decide every mail that is due; one failing mail never blocks the others.
+    def process_due(self, fetching: threading.Event | None = None) -> tuple[int, int]:
+        """Decide every mail that is due, a page at a time; one failing mail never blocks
+        the others. While `fetching` is not set, mail still being recorded is waited for.
 
-        Each batch is claimed first (received/retry -> processing, with this process as the
+        Each page is claimed first (received/retry -> processing, with this process as the
         holder): a mail another daemon claimed is left to it, so none is decided twice.
         """
         self.release_orphaned_mails()
-        now = self.clock()
-        with self.db.session(write=False) as s:
-            due = [(m.id, m.raw_path, m.received_at) for m in dbm.due_mails(s, now)]
-            # Processing only adds unconfirmed addresses, which the register leaves out.
-            register = load_register(s, self.config.district) if due else None
         done = failed = 0
         batch = max(1, self.config.inbox.batch_size)
-        for start in range(0, len(due), batch):
+        after = 0  # pages follow the ids: each mail is looked at once per pass
+        register: Register | None = None
+        while True:
+            # Read before the query: a batch recorded before fetching ended is then seen.
+            ended = fetching is None or fetching.is_set()
+            with self.db.session(write=False) as s:
+                page = [
+                    (m.id, m.raw_path, m.received_at)
+                    for m in dbm.due_mails(s, self.clock(), batch, after_id=after)
+                ]
+                # Processing only adds unconfirmed addresses, which the register leaves out.
+                if page and register is None:
+                    register = load_register(s, self.config.district)
+            if not page:
+                if ended:
+                    return done, failed
+                assert fetching is not None
+                fetching.wait(_FETCH_WAIT_SECONDS)  # the next batch is being recorded
+                continue
+            after = page[-1][0]
             with self.db.session() as s:
                 won = set(
-                    dbm.claim_mails(
-                        s,
-                        [m for m, _, _ in due[start : start + batch]],
-                        self.claimant.token,
-                        self.clock(),
-                    )
+                    dbm.claim_mails(s, [m for m, _, _ in page], self.claimant.token, self.clock())
                 )
-            chunk = [item for item in due[start : start + batch] if item[0] in won]
+            chunk = [item for item in page if item[0] in won]
             if not chunk:
                 continue
             try:
-                d, f = self._decide_batch(chunk, register, len(due), done + failed)
+                d, f = self._decide_batch(chunk, register, done + failed)
             finally:
                 # Whatever this batch did not settle (a stop request, a crash of the
                 # database) goes back to the queue at once rather than wait for a timeout.
@@ -231,61 +262,81 @@ class Robot(FetchStage):
                     dbm.release_mail_claims(s, won, holder=self.claimant.token)
             done += d
             failed += f
-        return done, failed
 
     def _decide_batch(
         self,
         chunk: list[tuple[int, str, datetime]],
         register: Register | None,
-        total: int,
         so_far: int,
     ) -> tuple[int, int]:
-        done = failed = 0
-        # Nothing of this batch is recorded before all of it is decided: one context
-        # (forms on file) and one look-up of staff assignments serve the whole batch.
+        counts = [0, 0]  # done, failed
+        # One context (forms on file) and one look-up of staff assignments serve the batch;
+        # the versions on file are kept current as outcomes are recorded, and each mail is
+        # handed to a worker with them as they are then (see `jobs`).
         try:
             with self.db.session(write=False) as s:
                 base = self._context(s, chunk[0][2], register)
                 assigned_units = dbm.assigned_units(s, [mail_id for mail_id, _, _ in chunk])
         except Exception as exc:  # noqa: BLE001 - each mail counts one failed attempt
             for mail_id, _, _ in chunk:
-                failed += 1
                 self._failed(mail_id, exc)
-            return done, failed
-        jobs = []
-        by_id: dict[int, tuple[bytes, IntakeContext]] = {}
-        for mail_id, raw_path, received_at in chunk:
-            try:
-                raw = self.store.get(raw_path)
-                ctx = replace(
-                    base, received_at=received_at, assigned_unit=assigned_units.get(mail_id)
-                )
-            except Exception as exc:  # noqa: BLE001 - a damaged store entry, say
-                failed += 1
-                self._failed(mail_id, exc)
-                continue
-            jobs.append((mail_id, raw, ctx))
-            by_id[mail_id] = (raw, ctx)
+            return 0, len(chunk)
+        # Read by `jobs` when each mail is drawn (a closure sees the current binding).
+        versions, on_file = base.versions_on_file, base.forms_on_file
+        held: dict[int, tuple[bytes, IntakeContext]] = {}
+
+        def jobs() -> Iterator[tuple[int, bytes, IntakeContext]]:
+            # Drawn one at a time, when a worker is free: only mails in hand are in memory.
+            for mail_id, raw_path, received_at in chunk:
+                try:
+                    raw = self.store.get(raw_path)
+                    ctx = replace(
+                        base,
+                        received_at=received_at,
+                        assigned_unit=assigned_units.get(mail_id),
+                        versions_on_file=versions,
+                        forms_on_file=on_file,
+                    )
+                except Exception as exc:  # noqa: BLE001 - a damaged store entry, say
+                    counts[1] += 1
+                    self._failed(mail_id, exc)
+                    continue
+                held[mail_id] = (raw, ctx)
+                yield mail_id, raw, ctx
+
         # Outcomes are recorded as they come; while a slow mail is still being decided,
         # the answers already queued go out (a slow mail delays no one else's receipt).
-        for mail_id, outcome in self.decider.decide(jobs, on_wait=self._deliver_meanwhile):
+        for mail_id, outcome in self.decider.decide(jobs(), on_wait=self._while_waiting):
+            job = held.pop(mail_id, None)
             try:
                 if isinstance(outcome, (DecisionTimeout, WorkerDied, MemoryError)):
                     # Out of time or memory once: answered as too large or too complex,
                     # never retried (each retry would stall the queue again).
                     log.warning("mail id=%s: %s; answering too-complex", mail_id, outcome)
-                    outcome = intake.too_complex_outcome(*by_id[mail_id])
+                    assert job is not None
+                    outcome = intake.too_complex_outcome(*job)
                 if isinstance(outcome, BaseException):
                     raise outcome
-                self._apply(mail_id, outcome, by_id.get(mail_id))
-                done += 1
+                changed = self._apply(mail_id, outcome, job)
+                if changed:
+                    versions, on_file = _merged(versions, on_file, *changed)
+                counts[0] += 1
             except Exception as exc:  # noqa: BLE001 - one bad mail must not stop the queue
-                failed += 1
+                counts[1] += 1
                 self._failed(mail_id, exc)
+            if self._mailbox_thread is not None:
+                self._mailbox_thread.decided()
             if self.progress:
-                self.progress(f"đã xử lý {so_far + done + failed}/{total} thư")
+                self.progress(f"đã xử lý {so_far + counts[0] + counts[1]} thư")
             self.on_stage("after-process")
-        return done, failed
+        return counts[0], counts[1]
+
+    def _while_waiting(self) -> None:
+        """Deciding waits for a slow mail: have what is decided moved and answered now."""
+        if self._mailbox_thread is not None:
+            self._mailbox_thread.nudge()
+        else:
+            self._deliver_meanwhile()
 
     def _deliver_meanwhile(self) -> None:
         """Send the answers queued so far while the decision of other mail goes on."""
@@ -316,13 +367,17 @@ class Robot(FetchStage):
 
     def _apply(
         self, mail_id: int, outcome: Outcome, job: tuple[bytes, IntakeContext] | None = None
-    ) -> None:
-        """Record the outcome and queue its reply in one transaction."""
+    ) -> _Versions | None:
+        """Record the outcome and queue its reply in one transaction.
+
+        Returns the (unit, form) pairs the outcome may have changed with their counting
+        versions now, for the mails decided after it; None when it changed none.
+        """
         now = self.clock()
         with self.db.session() as s:
             mail = dbm.get_mail(s, mail_id)
             if mail is None or not dbm.holds_claim(mail, self.claimant.token):
-                return  # our claim was taken back (we were thought dead): someone else decides
+                return None  # our claim was taken back (we were thought dead)
             if job is not None:
                 outcome = self._redecide_if_stale(s, outcome, *job)
             dbm.note_headers(
@@ -332,7 +387,7 @@ class Robot(FetchStage):
                 self._apply_command(s, mail, outcome, now)
                 if outcome.action == "command":
                     dbm.mark_processed(s, mail, now)
-                    return
+                    return None
             files = [
                 {
                     "mail_id": mail.id,
@@ -446,6 +501,17 @@ class Robot(FetchStage):
                 len(outcome.submissions),
                 outcome.reply.kind if outcome.reply else None,
             )
+            keys = self._touched(outcome)
+            if not keys:
+                return None
+            return keys, _prior_versions(dbm.counting_versions(s, keys))
+
+    def _touched(self, outcome: Outcome) -> set[tuple[str, str]]:
+        """The (unit, form) pairs whose counting version an outcome may change or rely on."""
+        if not outcome.submissions or outcome.unit is None:
+            return set()
+        keys: set[tuple[str, str]] = {(sub.unit_code, sub.form.form) for sub in outcome.submissions}
+        return keys | {(outcome.unit.code, f) for f in self.campaign.form_codes}
 
     def _apply_command(
         self, s: dbm.Session, mail: dbm.Mail, outcome: Outcome, now: datetime
@@ -482,26 +548,19 @@ class Robot(FetchStage):
     def _redecide_if_stale(
         self, s: dbm.Session, outcome: Outcome, raw: bytes, ctx: IntakeContext
     ) -> Outcome:
-        """Decide again when a mail of the same batch changed a version this one relies on.
+        """Decide again when a mail decided meanwhile changed a version this one relies on.
 
-        A batch is decided against one context; when two mails of it carry the same unit's
-        form, the second receipt must say it replaces the first (rare: a re-run, not a rule).
+        Each mail is handed out with the versions on file as they are then; when a mail of
+        the same unit was still being decided beside it, the second receipt must say it
+        replaces the first (rare: two workers, the same unit at once).
         """
-        if not outcome.submissions or outcome.unit is None:
+        keys = self._touched(outcome)
+        if not keys:
             return outcome
-        keys: set[tuple[str, str]] = {(sub.unit_code, sub.form.form) for sub in outcome.submissions}
-        keys |= {(outcome.unit.code, f) for f in self.campaign.form_codes}
         fresh = _prior_versions(dbm.counting_versions(s, keys))
         if all(fresh.get(k) == ctx.versions_on_file.get(k) for k in keys):
             return outcome
-        versions = {k: v for k, v in ctx.versions_on_file.items() if k not in keys} | fresh
-        on_file = dict(ctx.forms_on_file)
-        for unit_code in {u for u, _ in keys}:
-            held = {f for (u, f) in fresh if u == unit_code}
-            known = {f for (u, f) in keys if u == unit_code}
-            on_file[unit_code] = frozenset(
-                (set(on_file.get(unit_code, frozenset())) - known) | held
-            )
+        versions, on_file = _merged(ctx.versions_on_file, ctx.forms_on_file, keys, fresh)
         return intake.process_mail(
             raw, replace(ctx, versions_on_file=versions, forms_on_file=on_file)
         )
@@ -552,100 +611,26 @@ class Robot(FetchStage):
             now=now,
         )
 
-    # -- stage 3: move processed mail ---------------------------------------------------------
-
-    def move_done(self) -> int:
-        """Move (or mark) decided mail on the server; never delete it."""
-        with self.db.session(write=False) as s:
-            todo = [
-                (m.id, m.source_ref or (str(m.uid) if m.uid is not None else None), m.uidvalidity)
-                for m in dbm.mails_to_move(s, self.source.source_key)
-            ]
-        moved = 0
-        for mail_id, ref, uidvalidity in todo:
-            if ref is None:
-                continue
-            try:
-                # The stored UIDVALIDITY guards against moving another mail after renumbering.
-                self.source.mark_done(ref, uidvalidity=uidvalidity)
-            except (SourceError, OSError, KeyError) as exc:
-                log.warning("could not move mail id=%s: %s", mail_id, exc)
-                continue
-            with self.db.session() as s:
-                mail = dbm.get_mail(s, mail_id)
-                if mail is not None:
-                    dbm.mark_moved(s, mail)
-            moved += 1
-        return moved
-
-    # -- stage 4: deliver the outbox ----------------------------------------------------------
-
-    def deliver(self) -> tuple[int, int]:
-        """Send every due outgoing mail; temporary failures are retried later with back-off."""
-        if not self._orphans_released:
-            # Only the holder of the data directory lock sends: a claim older than this robot
-            # was left by a process killed between claiming and recording the outcome.
-            outbox.release_orphaned_claims(self.db, self._started, self.sender_state)
-            self._orphans_released = True
-        return outbox.deliver(
-            self.db,
-            self.sender,
-            self.config.outgoing,
-            self.clock,
-            after_each=lambda: self.on_stage("after-send"),
-            state=self.sender_state,
-            on_attempt=self.on_delivery,
-        )
-
-    def room_for_intake(self) -> bool:
-        """Whether the data directory has more free space than the reserve.
-
-        Below it no new mail is taken in (it stays on the server: nothing is lost), so that
-        what was taken can still be recorded and answered. Said once in the log and to staff
-        (an event, written from the reserve) per low period.
-        """
-        reserve = self.config.storage.reserve_mb * 1024 * 1024
-        free = shutil.disk_usage(self.store.data_dir).free
-        low = free < reserve
-        if low and not self._disk_low:
-            log.error(
-                "only %d MB free in %s (reserve %d MB): not taking in new mail until space returns",
-                free // 2**20,
-                self.store.data_dir,
-                self.config.storage.reserve_mb,
-            )
-            self._note_disk("disk-low", f"{free // 2**20} MB")
-        elif not low and self._disk_low:
-            log.warning("free space is back above the reserve: taking in mail again")
-            self._note_disk("disk-ok", f"{free // 2**20} MB")
-        self._disk_low = low
-        return not low
-
-    def _note_disk(self, kind: str, detail: str) -> None:
-        try:
-            with self.db.session() as s:
-                dbm.add_event(s, kind, at=self.clock(), detail=detail)
-        except (DBAPIError, OSError) as exc:
-            log.warning("could not record %s: %s", kind, exc)
-
-    def checkpoint(self) -> None:
-        """Fold the WAL into the database now and then, so it never grows without bound."""
-        now = self.clock()
-        if self._last_checkpoint is not None and now - self._last_checkpoint < CHECKPOINT_EVERY:
-            return
-        try:
-            self.db.checkpoint()
-        except (DBAPIError, OSError) as exc:
-            log.warning("WAL checkpoint failed: %s", exc)
-            return
-        self._last_checkpoint = now
-
     def run_once(self) -> PassStats:
-        """One full pass: fetch, decide, move, deliver."""
+        """One full pass: fetch, decide, move, deliver, the stages overlapping.
+
+        The mailbox thread fetches and records batch after batch, then moves decided mail
+        and delivers answers while this thread decides what is recorded: each mail is still
+        recorded before it is decided, decided before it is moved or answered.
+        """
         stats = PassStats()
-        stats.fetched = self.fetch_new() if self.room_for_intake() else 0
         self._sent_meanwhile = [0, 0]
-        stats.processed, stats.failed = self.process_due()
+        io = MailboxThread(self, fetch=self.room_for_intake())
+        io.start()
+        self._mailbox_thread = io
+        try:
+            stats.processed, stats.failed = self.process_due(fetching=io.fetched)
+        finally:
+            self._mailbox_thread = None
+            io.finish()
+        stats.fetched = io.count
+        if io.error is not None:
+            raise io.error
         self.move_done()
         stats.sent, stats.send_failed = self.deliver()
         stats.sent += self._sent_meanwhile[0]

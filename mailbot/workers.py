@@ -13,8 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, is_dataclass, replace
 from functools import lru_cache
 from multiprocessing.connection import Connection, wait
@@ -250,13 +249,15 @@ class Decider:
 
     def decide(
         self,
-        jobs: Sequence[tuple[K, bytes, Any]],
+        jobs: Iterable[tuple[K, bytes, Any]],
         on_wait: Callable[[], None] | None = None,
     ) -> Iterator[tuple[K, Any]]:
         """Yield (key, outcome or the exception it raised) as each mail is decided.
 
-        `on_wait` is called when outcomes were taken and the rest are still being decided
-        (the caller delivers the answers already queued instead of waiting for a slow mail).
+        `jobs` is drawn lazily, one when a worker is free: a job built at that moment sees
+        what the outcomes yielded before it changed, and only the mails being decided are
+        held in memory. `on_wait` is called when outcomes were taken and the rest are still
+        being decided (the caller delivers the answers already queued instead of waiting).
         """
         if self.workers == 0:
             decide = self._inline()
@@ -266,7 +267,7 @@ class Decider:
                 except Exception as exc:  # noqa: BLE001 - reported per mail by the caller
                     yield key, exc
             return
-        yield from self._decide_pool(deque(jobs), on_wait)
+        yield from self._decide_pool(iter(jobs), on_wait)
 
     def _pack(self, ctx: Any) -> Any:
         """The context as `_decide_in_worker` gets it (other worker functions: unchanged)."""
@@ -300,15 +301,20 @@ class Decider:
         return None
 
     def _decide_pool(
-        self, pending: deque[tuple[K, bytes, Any]], on_wait: Callable[[], None] | None
+        self, pending: Iterator[tuple[K, bytes, Any]], on_wait: Callable[[], None] | None
     ) -> Iterator[tuple[K, Any]]:
         self._sweep()
         running: dict[Connection, _Worker] = {}
         fresh = False  # outcomes taken since on_wait last ran
+        more = True  # jobs may remain
         try:
-            while pending or running:
-                while pending and len(running) < self.workers:
-                    key, raw, ctx = pending.popleft()
+            while more or running:
+                while more and len(running) < self.workers:
+                    job = next(pending, None)
+                    if job is None:
+                        more = False
+                        break
+                    key, raw, ctx = job
                     idle = self._idle.pop() if self._idle else None
                     worker = self._start(idle, key, raw, ctx)
                     if worker is None:

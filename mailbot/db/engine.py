@@ -99,6 +99,10 @@ class Database:
     def __init__(self, engine: Engine, path: Path | None) -> None:
         self.engine = engine
         self.path = path
+        # SQLite has one writer at a time. Threads of this process queue for it here, woken
+        # as soon as it is free, rather than in SQLite's busy handler, which polls with
+        # sleeps of up to 100 ms (the overlapping stages of a pass all write).
+        self._writer = threading.RLock() if engine.dialect.name == "sqlite" else None
 
     @property
     def is_sqlite(self) -> bool:
@@ -119,7 +123,8 @@ class Database:
         `write=False` gives a deferred transaction for readers, which never block on writers.
         """
         bind = self.engine if write else self.engine.execution_options(mailbot_begin="DEFERRED")
-        with Session(bind=bind, expire_on_commit=False) as session, session.begin():
+        queue = self._writer if write and self._writer is not None else contextlib.nullcontext()
+        with queue, Session(bind=bind, expire_on_commit=False) as session, session.begin():
             yield session
 
     def checkpoint(self) -> bool:

@@ -266,13 +266,19 @@ def find_mails_by_message_id(session: Session, message_id: str) -> list[Mail]:
     return list(session.scalars(select(Mail).where(Mail.message_id == mid).order_by(Mail.id)))
 
 
-def due_mails(session: Session, now: datetime, limit: int | None = None) -> list[Mail]:
-    """Mails waiting to be processed: new ones, and retries whose time has come; oldest first."""
+def due_mails(
+    session: Session, now: datetime, limit: int | None = None, *, after_id: int = 0
+) -> list[Mail]:
+    """Mails waiting to be processed: new ones, and retries whose time has come; oldest first.
+
+    `after_id` and `limit` page through them (a backlog is never loaded at once).
+    """
     query = (
         select(Mail)
         .where(
             Mail.status.in_(("received", "retry")),
             (Mail.next_attempt_at.is_(None)) | (Mail.next_attempt_at <= now),
+            Mail.id > after_id,
         )
         .order_by(Mail.id)
     )
@@ -375,19 +381,24 @@ def mails_not_answered_for_age(session: Session) -> list[Mail]:
     )
 
 
-def mails_to_move(session: Session, source: str) -> list[Mail]:
-    """Decided mails of a source not yet moved (or flagged) on the server, oldest first."""
-    return list(
-        session.scalars(
-            select(Mail)
-            .where(
-                Mail.source == source,
-                Mail.moved.is_(False),
-                Mail.status.in_(("processed", "quarantined")),
-            )
-            .order_by(Mail.id)
+def mails_to_move(
+    session: Session, source: str, limit: int | None = None, *, after_id: int = 0
+) -> list[Mail]:
+    """Decided mails of a source not yet moved (or flagged) on the server, oldest first;
+    `after_id` and `limit` page through them."""
+    query = (
+        select(Mail)
+        .where(
+            Mail.source == source,
+            Mail.moved.is_(False),
+            Mail.status.in_(("processed", "quarantined")),
+            Mail.id > after_id,
         )
+        .order_by(Mail.id)
     )
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.scalars(query))
 
 
 def reprocess_generation(session: Session, mail_id: int) -> int:

@@ -224,6 +224,8 @@ class Submission(Base):
     __tablename__ = "submissions"
     __table_args__ = (
         Index("ix_submissions_unit_code_form_received_at", "unit_code", "form", "received_at"),
+        # The counting versions: valid rows only, however many versions were received.
+        Index("ix_submissions_status_unit_code_form", "status", "unit_code", "form", "received_at"),
         CheckConstraint(_in("form", FORM_TYPES), name="form"),
         CheckConstraint(_in("status", SUBMISSION_STATUSES), name="status"),
     )
@@ -304,6 +306,8 @@ class Outbox(Base):
     __tablename__ = "outbox"
     __table_args__ = (
         Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),
+        # The hourly reply limit counts one recipient's recent rows by this index.
+        Index("ix_outbox_to_key_created_at", "to_key", "created_at"),
         CheckConstraint(_in("kind", OUTBOX_KINDS), name="kind"),
         CheckConstraint(_in("status", OUTBOX_STATUSES), name="status"),
     )
@@ -313,6 +317,8 @@ class Outbox(Base):
     kind: Mapped[str] = mapped_column(Text)
     mail_id: Mapped[int | None] = mapped_column(ForeignKey("mails.id"), index=True)
     to_addrs: Mapped[str] = mapped_column(Text)  # JSON list of addresses
+    # The one recipient, normalised (lower case), when there is exactly one; else NULL.
+    to_key: Mapped[str | None] = mapped_column(Text)
     subject: Mapped[str] = mapped_column(Text)
     raw: Mapped[bytes] = mapped_column(LargeBinary)
     status: Mapped[str] = mapped_column(Text, default="queued")

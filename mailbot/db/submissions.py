@@ -10,7 +10,6 @@ from typing import cast
 from sqlalchemy import (
     Table,
     bindparam,
-    case,
     insert,
     select,
     update,
@@ -34,26 +33,35 @@ _NEWEST_VERSION = (
     .order_by(Submission.received_at.desc(), Submission.mail_id.desc(), Submission.id.desc())
     .limit(1)
 )
-_SET_VERSION_STATUS = (
+# Split in two so each reads only the rows it changes (the valid ones by index, the newest
+# by id), not every version of the unit's form ever received.
+_SUPERSEDE_OTHERS = (
     update(cast(Table, Submission.__table__))
     .where(
+        Submission.status == "valid",
         *_SUPERSEDE_SCOPE,
-        ((Submission.id == bindparam("b_newest")) & (Submission.status == "superseded"))
-        | ((Submission.id != bindparam("b_newest")) & (Submission.status == "valid")),
+        Submission.id != bindparam("b_newest"),
     )
-    .values(status=case((Submission.id == bindparam("b_newest"), "valid"), else_="superseded"))
+    .values(status="superseded")
+)
+_REVIVE_NEWEST = (
+    update(cast(Table, Submission.__table__))
+    .where(Submission.id == bindparam("b_newest"), Submission.status == "superseded")
+    .values(status="valid")
 )
 
 
 def resolve_supersede(session: Session, unit_code: str, form: str) -> None:
     """Among confirmed valid versions of unit+form, the newest is valid, the others superseded."""
-    # One UPDATE of the rows that change, instead of loading every version (with its JSON)
+    # UPDATEs of the rows that change, instead of loading every version (with its JSON)
     # for each new form; statements built once, so SQLAlchemy compiles them once.
     params = {"b_unit": unit_code, "b_form": form}
     newest = session.scalar(_NEWEST_VERSION, params)  # autoflushes pending changes first
     if newest is None:
         return
-    session.connection().execute(_SET_VERSION_STATUS, {**params, "b_newest": newest})
+    conn = session.connection()
+    conn.execute(_SUPERSEDE_OTHERS, {**params, "b_newest": newest})
+    conn.execute(_REVIVE_NEWEST, {"b_newest": newest})
     for obj in list(session.identity_map.values()):
         # Only loaded state is looked at: an expired (or deleted) row must not be fetched.
         loaded = obj.__dict__

@@ -149,9 +149,12 @@ def storage_for(db_url: str | None) -> dict[str, str]:
 @pytest.mark.parametrize(
     ("crash", "recorded", "decided", "delivered"),
     [
-        ("after-record:3", 3, 0, 0),
-        ("after-process:2", 6, 2, 0),
-        ("after-send:1", 6, 6, 1),
+        # Batches of 2 are recorded in one transaction each: killed after the second one.
+        # The stages overlap (the mailbox thread fetches while the first batch is decided),
+        # so what the later stages had done is a range; none is ahead of the one before.
+        ("after-record:2", (4, 4), (0, 2), (0, 2)),
+        ("after-process:2", (2, 6), (2, 2), (0, 2)),
+        ("after-send:1", (1, 6), (1, 6), (1, 1)),
     ],
 )
 def test_kill_at_each_stage_then_restart(
@@ -173,12 +176,15 @@ def test_kill_at_each_stage_then_restart(
 
     result = poll_killed_at(cfg, crash)
     assert result.returncode == -signal.SIGKILL, result.stderr
-    # It died where it was told to: the stages before had committed, nothing after.
+    # It died where it was told to: the stage had committed, no later one ran ahead of it.
     db = Db(tmp_path / "data", db_url)
-    assert len(db.rows("SELECT id FROM mails")) == recorded
-    assert len(db.rows("SELECT id FROM mails WHERE status = 'processed'")) == decided
-    assert len(db.rows("SELECT id FROM outbox WHERE status = 'sent'")) == delivered
-    assert len(smtp_server.messages) == delivered
+    n_recorded = len(db.rows("SELECT id FROM mails"))
+    n_decided = len(db.rows("SELECT id FROM mails WHERE status = 'processed'"))
+    n_delivered = len(db.rows("SELECT id FROM outbox WHERE status = 'sent'"))
+    assert recorded[0] <= n_recorded <= recorded[1]
+    assert decided[0] <= n_decided <= min(decided[1], n_recorded)
+    assert delivered[0] <= n_delivered <= min(delivered[1], n_decided)
+    assert len(smtp_server.messages) == n_delivered
 
     # One ordinary pass after the restart finishes the work, without doing anything twice.
     result = cli(cfg, "poll", "--once")
@@ -186,7 +192,12 @@ def test_kill_at_each_stage_then_restart(
     m = STATS.search(result.stdout)
     assert m, result.stdout
     fetched, processed, failed, sent = map(int, m.groups())
-    assert (fetched, processed, failed, sent) == (6 - recorded, 6 - decided, 0, 6 - delivered)
+    assert (fetched, processed, failed, sent) == (
+        6 - n_recorded,
+        6 - n_decided,
+        0,
+        6 - n_delivered,
+    )
     assert_exactly_once(tmp_path, dovecot, account, smtp_server, mails, db_url=db_url)
 
 

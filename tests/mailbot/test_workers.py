@@ -76,3 +76,23 @@ def test_tools_travel_to_the_workers_with_the_context():
         pool.close()
     assert not isinstance(outcome, Exception) and outcome.action == "accepted"
     assert [s.form.form for s in outcome.submissions] == ["M1"]
+
+
+def test_jobs_are_drawn_only_when_a_worker_is_free():
+    drawn: list[int] = []
+
+    def jobs():
+        for n in range(12):
+            drawn.append(n)
+            yield n, b"x%d" % n, None
+
+    pool = Decider(2, 60, 0, inline=lambda: None, worker_fn=worker_funcs.slow_or_echo)
+    ahead = []
+    try:
+        for n, (key, outcome) in enumerate(pool.decide(jobs()), start=1):
+            assert outcome == b"X%d" % key
+            ahead.append(len(drawn) - n)
+    finally:
+        pool.close()
+    # Never more mails in hand than workers: a backlog is not loaded at once.
+    assert len(drawn) == 12 and max(ahead) <= 1 and min(ahead) >= 0
