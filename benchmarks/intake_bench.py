@@ -73,12 +73,18 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in text.split()]
 
 
+# The database server's password, for --database-url (never on the command line).
+DB_PASSWORD_ENV = "MAILBOT_BENCH_DB_PASSWORD"
+
+
 def _with_database(cfg: Path, database_url: str | None) -> None:
     """Point the config at a database server (`[storage] database_url`) instead of SQLite."""
     if not database_url:
         return
     text = cfg.read_text(encoding="utf-8")
     line = f'database_url = "{database_url}"'
+    if os.environ.get(DB_PASSWORD_ENV):
+        line += f'\npassword_env = "{DB_PASSWORD_ENV}"'
     cfg.write_text(text.replace("[storage]\n", f"[storage]\n{line}\n", 1), encoding="utf-8")
 
 
@@ -108,60 +114,77 @@ def _poll_once(cfgs: list[Path]) -> tuple[float, list[int], int]:
                 worker_peak = max(worker_peak, _peak_kb(child))
         time.sleep(0.05)
     elapsed = time.perf_counter() - started
-    for proc in procs:
+    for proc, cfg in zip(procs, cfgs, strict=True):
         if proc.returncode != 0:
-            raise RuntimeError(f"poll --once exited {proc.returncode}: see poll.log")
+            log = (cfg.parent / "poll.log").read_text(encoding="utf-8", errors="replace")
+            tail = "\n".join(log.splitlines()[-5:])
+            raise RuntimeError(f"poll --once exited {proc.returncode}:\n{tail}")
     return elapsed, peaks, worker_peak
 
 
 def throughput(  # noqa: ANN001
     dovecot, smtp, work: Path, count: int, *, daemons: int = 1, database_url: str | None = None
 ) -> tuple[float, int]:
-    """One `poll --once` (a subprocess per daemon) over a backlog; (messages/s, peak RSS kB)."""
-    account = dovecot.add_user()
-    os.environ[PW_ENV] = account.password
+    """One `poll --once` (a subprocess per daemon) over a backlog; (messages/s, peak RSS kB).
+
+    With a database server and several daemons, each daemon serves a mailbox of its own with
+    `count` mails (one daemon per mailbox is the rule: a second one for the same mailbox only
+    waits as a standby), all in the one database; else the daemons share one mailbox.
+    """
+    own_mailboxes = bool(database_url) and daemons > 1
+    accounts = [dovecot.add_user() for _ in range(daemons if own_mailboxes else 1)]
     cfgs = []
     for n in range(daemons):
         home = work / f"d{n}"
         home.mkdir(parents=True)
+        account = accounts[n if own_mailboxes else 0]
+        env_name = f"{PW_ENV}_{n}"
+        os.environ[env_name] = account.password
         # The daemon has met the mailbox (empty) before: the backlog is ordinary new mail.
         cfg = write_config(
             home,
             dovecot,
             account,
             smtp,
-            inbox={"process_since": None},
+            inbox={"process_since": None, "password_env": env_name},
             # The backlog cycles through a few senders: every mail is to be answered.
-            outgoing={"max_auto_replies_per_hour": 2 * count},
+            outgoing={"max_auto_replies_per_hour": 2 * count * daemons},
         )
         _with_database(cfg, database_url)
+        if own_mailboxes:
+            # A district of a city: its own schema in the one database (`[[mailbox]]`).
+            with cfg.open("a", encoding="utf-8") as f:
+                f.write(f'\n[[mailbox]]\nname = "bench-{n}"\n')
         cfgs.append(cfg)
-    if daemons > 1:
+    if daemons > 1 and not own_mailboxes:
         # One raw store for all (each daemon reads what another one fetched), one lock each.
         shared = work / "raw"
         shared.mkdir()
         for cfg in cfgs:
             (cfg.parent / "data").mkdir()
             (cfg.parent / "data" / "raw").symlink_to(shared)
-    _poll_once(cfgs[:1])
-    mails = backlog(count, f"bench-{work.name}")
+    _poll_once(cfgs if own_mailboxes else cfgs[:1])
+    size = 0
     started = time.perf_counter()
-    append_all(dovecot, account, mails)
+    for n, account in enumerate(accounts):
+        mails = backlog(count, f"bench-{work.name}-{n}")
+        append_all(dovecot, account, mails)
+        size += sum(len(m) for m in mails)
+        del mails
     appended = time.perf_counter() - started
-    size = sum(len(m) for m in mails)
-    del mails
+    total = count * len(accounts)
     before = len(smtp.messages)
     load = os.getloadavg()[0]
     elapsed, peaks, worker_peak = _poll_once(cfgs)
     got = replies(smtp.messages[before:])
     answered = len({m.in_reply_to for m in got})
-    if answered != count or len(got) != count:
-        raise RuntimeError(f"{count} mails, {len(got)} receipts for {answered} of them")
-    rate = count / elapsed
+    if answered != total or len(got) != total:
+        raise RuntimeError(f"{total} mails, {len(got)} receipts for {answered} of them")
+    rate = total / elapsed
     where = "database " + database_url.split("@")[-1] if database_url else "SQLite"
     print(
-        f"(a) {count} mails ({size / 1e6:.1f} MB, APPENDed in {appended:.1f} s), "
-        f"{daemons} daemon(s), {where}: "
+        f"(a) {total} mails ({size / 1e6:.1f} MB, APPENDed in {appended:.1f} s), "
+        f"{daemons} daemon(s), {len(accounts)} mailbox(es), {where}: "
         f"{elapsed:.1f} s => {rate:.1f} messages/s; peak RSS daemon "
         f"{', '.join(f'{p / 1024:.0f}' for p in peaks)} MB, worker {worker_peak / 1024:.0f} MB; "
         f"load before {load:.2f}"
@@ -247,11 +270,25 @@ def main() -> int:
     parser.add_argument("--mails", type=int, default=500, help="backlog size (default 500)")
     parser.add_argument("--runs", type=int, default=3, help="backlog passes; the median is given")
     parser.add_argument("--daemons", type=int, default=1, help="poll --once processes at once")
-    parser.add_argument("--database-url", help="a database server instead of SQLite")
+    parser.add_argument(
+        "--database-url",
+        help=f"a database server instead of SQLite (its password in ${DB_PASSWORD_ENV})",
+    )
+    parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="start a throwaway PostgreSQL (initdb in a temp dir, as the tests do) and use it",
+    )
     parser.add_argument("--samples", type=int, default=30, help="latency samples (0: none)")
     parser.add_argument("--stages", action="store_true", help="also time each stage alone")
     args = parser.parse_args()
     print(_machine())
+    pg = None
+    if args.postgres:
+        from tests.support.postgres import PASSWORD, start_postgres
+
+        pg = start_postgres()
+        os.environ[DB_PASSWORD_ENV] = PASSWORD
     dovecot = start_dovecot()
     smtp = start_smtpd()
     try:
@@ -263,7 +300,9 @@ def main() -> int:
                     Path(tmp) / f"a{n}",
                     args.mails,
                     daemons=args.daemons,
-                    database_url=args.database_url,
+                    database_url=(
+                        pg.url(pg.create_database(migrated=False)) if pg else args.database_url
+                    ),
                 )
                 for n in range(args.runs)
             ]
@@ -281,6 +320,8 @@ def main() -> int:
     finally:
         smtp.stop()
         dovecot.stop()
+        if pg is not None:
+            pg.stop()
     return 0
 
 

@@ -12,6 +12,8 @@ from datetime import datetime
 from importlib import resources
 from pathlib import Path
 
+from sqlalchemy.exc import IntegrityError
+
 from mailbot import db as dbm
 from mailbot import intake
 from mailbot.clock import utc_now
@@ -146,7 +148,16 @@ def _seed_units(config: Config, database: dbm.Database) -> None:
     with database.session(write=False) as s:
         if dbm.unit_register(s):
             return
-    n = import_units(database, config.resolve_path(config.units_file))
+    try:
+        n = import_units(database, config.resolve_path(config.units_file))
+    except IntegrityError:
+        # Another daemon on the same database server seeded it at the same moment: its
+        # register stands (the import is all or nothing, ours left nothing behind).
+        with database.session(write=False) as s:
+            if not dbm.unit_register(s):
+                raise
+        log.info("unit register seeded by another process meanwhile")
+        return
     log.info("imported %d units from %s", n, config.units_file)
 
 
