@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from mailbot import glossary
 from mailbot.config import Config, InboxConfig, OutgoingConfig, StorageConfig
+from outbox_templates.labels import form_title
 
 if TYPE_CHECKING:
     from rules.campaign import Campaign
@@ -239,21 +240,22 @@ def run(args: argparse.Namespace, config: object = None) -> int:
         second = robot.run_once()
         with app.database.session(write=False) as s:
             subs = dbm.all_submissions(s)
+            names = {u.code: u.name for u in dbm.unit_register(s)}
             quarantined = dbm.mails_with_status(s, "quarantined")
             lines = [
-                f"  - {sub.unit_code}: {sub.form} từ “{sub.file_name}”, "
-                f"{sub.entries_count} mô hình, {sub.errors_count} lỗi"
+                f"  - {names.get(sub.unit_code or '', sub.unit_code)}: {form_title(sub.form)} "
+                f"từ tệp “{sub.file_name}”, {sub.entries_count} mô hình, {sub.errors_count} lỗi"
                 f"{', ' + glossary.LATE.lower() if sub.late else ''}"
                 f"{', chờ xác nhận người gửi' if sub.awaiting_confirmation else ''}"
                 for sub in subs
             ]
             q_lines = [
-                f"  - thư #{m.id} từ {m.from_addr}: "
+                f"  - thư số {m.id} từ {m.from_addr}: "
                 f"{QUARANTINE_REASONS.get(m.quarantine_reason or '', m.quarantine_reason)}"
                 for m in quarantined
             ]
             other_lines = [
-                f"  - thư #{ev.mail_id} từ {ev.detail}"
+                f"  - thư số {ev.mail_id} từ {ev.detail}"
                 for ev in dbm.events_since(
                     s, datetime(campaign.year, 1, 1, tzinfo=UTC), kinds=("other-mail",)
                 )
