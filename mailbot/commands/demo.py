@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 
 from mailbot import glossary
 from mailbot.config import Config, InboxConfig, OutgoingConfig, StorageConfig
-from outbox_templates.labels import form_title
 
 if TYPE_CHECKING:
     from rules.campaign import Campaign
@@ -239,6 +238,8 @@ def run(args: argparse.Namespace, config: object = None) -> int:
         robot.clock = lambda: datetime(campaign.year, 2, 21, 3, 0, tzinfo=UTC)
         second = robot.run_once()
         with app.database.session(write=False) as s:
+            from outbox_templates.labels import form_title  # Jinja2 stays out of --help
+
             subs = dbm.all_submissions(s)
             names = {u.code: u.name for u in dbm.unit_register(s)}
             quarantined = dbm.mails_with_status(s, "quarantined")
