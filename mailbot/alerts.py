@@ -259,7 +259,7 @@ def _quarantine_items(mails: Sequence[dbm.Mail]) -> tuple[str, ...]:
     for mail in mails[:MAX_ITEMS]:
         reason = QUARANTINE_REASONS.get(mail.quarantine_reason or "", mail.quarantine_reason or "")
         subject = f" – “{mail.subject}”" if mail.subject else ""
-        items.append(f"Thư #{mail.id} từ {mail.from_addr or '(không rõ)'}{subject}: {reason}")
+        items.append(f"Thư số {mail.id} từ {mail.from_addr or '(không rõ)'}{subject}: {reason}")
     if len(mails) > MAX_ITEMS:
         items.append(f"… và {len(mails) - MAX_ITEMS} thư khác")
     return tuple(items)

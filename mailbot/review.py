@@ -146,10 +146,10 @@ def confirm(
         addr = email or mail.from_addr
         code = unit_code or mail.unit_code
         if not addr:
-            raise ReviewError(f"thư #{mail.id} không có địa chỉ người gửi")
+            raise ReviewError(f"thư số {mail.id} không có địa chỉ người gửi")
         if not code:
             raise ReviewError(
-                f"thư #{mail.id} chưa gắn với đơn vị nào; thêm --unit CODE "
+                f"thư số {mail.id} chưa gắn với đơn vị nào; thêm --unit CODE "
                 "hoặc dùng mailbot review assign"
             )
     else:
@@ -173,7 +173,7 @@ def assign(session: Session, mail_id: int, unit_code: str, now: datetime) -> Ass
     mail = _mail(session, mail_id)
     unit = _unit(session, unit_code)
     if mail.status != "quarantined":
-        raise ReviewError(f"thư #{mail.id} không bị giữ lại (trạng thái {mail.status})")
+        raise ReviewError(f"thư số {mail.id} không bị giữ lại (trạng thái {mail.status})")
     if mail.from_addr:
         dbm.add_unit_email(
             session, mail.from_addr, unit.code, confirmed=True, now=now, source="review"
@@ -189,7 +189,7 @@ def reject(session: Session, mail_id: int, now: datetime, reason: str | None = N
     """Set a mail aside: its results are dropped and an unconfirmed sender is forgotten."""
     mail = _mail(session, mail_id)
     if mail.status not in REJECTABLE:
-        raise ReviewError(f"thư #{mail.id} đang ở trạng thái {mail.status}, không loại được")
+        raise ReviewError(f"thư số {mail.id} đang ở trạng thái {mail.status}, không loại được")
     addr = mail.from_addr
     if mail.awaiting_confirmation and addr:
         dbm.forget_unconfirmed_address(session, addr)
@@ -202,11 +202,11 @@ def handled(session: Session, mail_id: int, now: datetime, by: str) -> Handled:
     mail = _mail(session, mail_id)
     if not mail.for_staff or mail.status != "processed":
         raise ReviewError(
-            f"thư #{mail.id} không nằm trong danh sách thư cần cán bộ đọc (xem mailbot review)"
+            f"thư số {mail.id} không nằm trong danh sách thư cần cán bộ đọc (xem mailbot review)"
         )
     if mail.handled_at is not None:
         raise ReviewError(
-            f"thư #{mail.id} đã được {mail.handled_by or 'cán bộ'} đánh dấu đã xử lý lúc "
+            f"thư số {mail.id} đã được {mail.handled_by or 'cán bộ'} đánh dấu đã xử lý lúc "
             f"{mail.handled_at:%H:%M %d/%m/%Y} (giờ UTC)"
         )
     who = " ".join(by.split()) or "không rõ"

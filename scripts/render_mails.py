@@ -306,7 +306,7 @@ def case_alert_up() -> Mail:
 
 
 def case_alert_quarantine() -> Mail:
-    items = ("Thư #7 từ ai.do@gmail.example – “Gửi biểu”: chưa xác định được đơn vị",)
+    items = ("Thư số 7 từ ai.do@gmail.example – “Gửi biểu”: chưa xác định được đơn vị",)
     return _alert("quarantine", channel_label="thư bị giữ lại", items=items)
 
 

@@ -499,7 +499,7 @@ def review_handled(args: argparse.Namespace, config: Config) -> int:
         with _app(config, exclusive=True) as app, app.database.session() as s:
             done = review.handled(s, args.mail, utc_now(), by)
         print(
-            f"mailbot: đã đánh dấu thư #{done.mail_id} từ {done.from_addr or '(không rõ)'} "
+            f"mailbot: đã đánh dấu thư số {done.mail_id} từ {done.from_addr or '(không rõ)'} "
             f"là đã xử lý (người xử lý: {done.by})."
         )
         return 0
@@ -537,10 +537,10 @@ def review_assign(args: argparse.Namespace, config: Config) -> int:
         if outcome.status == "quarantined":
             reason = outcome.quarantine_reason
             why = QUARANTINE_REASONS.get(reason or "", reason)
-            print(f"mailbot: thư #{args.mail} vẫn bị giữ lại sau khi xử lý lại: {why}.")
+            print(f"mailbot: thư số {args.mail} vẫn bị giữ lại sau khi xử lý lại: {why}.")
             return 1
         print(
-            f"mailbot: đã gán thư #{args.mail} cho {done.unit_name} và xử lý lại: "
+            f"mailbot: đã gán thư số {args.mail} cho {done.unit_name} và xử lý lại: "
             f"{len(outcome.forms)} biểu mẫu ({', '.join(outcome.forms) or 'không có'})."
         )
         return 0
@@ -553,7 +553,7 @@ def review_reject(args: argparse.Namespace, config: Config) -> int:
         with _app(config, exclusive=True) as app, app.database.session() as s:
             done = review.reject(s, args.mail, utc_now(), args.reason)
         print(
-            f"mailbot: đã loại thư #{done.mail_id} từ {done.from_addr or '(không rõ)'}"
+            f"mailbot: đã loại thư số {done.mail_id} từ {done.from_addr or '(không rõ)'}"
             + (f" (lý do: {done.reason})" if done.reason else "")
             + "."
         )

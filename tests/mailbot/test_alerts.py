@@ -271,7 +271,8 @@ def test_quarantine_alert_once_per_new_mail_and_once_when_empty(tmp_path, caplog
             "[mailbot – CẢNH BÁO] 1 thư mới bị giữ lại, chờ cán bộ xử lý"
         ] * 2
         text = _text(rows[1].raw)
-        assert f"Thư #{second} từ donvi2@thanhxuan.example" in text and f"#{first} " not in text
+        assert f"Thư số {second} từ donvi2@thanhxuan.example" in text
+        assert f"Thư số {first} " not in text
         with db.session() as s:
             for mail_id in (first, second):
                 mail = dbm.get_mail(s, mail_id)

@@ -76,7 +76,7 @@ def test_question_is_listed_until_staff_mark_it_handled(
     done = _run(
         capsys, "--config", str(cfg), "review", "handled", "--mail", str(mail_id), "--by", "Lan"
     )
-    assert f"thư #{mail_id}" in done and "Lan" in done
+    assert f"thư số {mail_id}" in done and "Lan" in done
     [row] = Db(tmp_path / "data").rows("SELECT * FROM mails")
     assert row["handled_by"] == "Lan" and row["handled_at"] is not None
 

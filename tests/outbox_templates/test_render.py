@@ -562,10 +562,10 @@ def test_alert_down_and_up() -> None:
 
 
 def test_alert_quarantine_lists_the_mails_escaped() -> None:
-    items = ("Thư #7 từ a@x.example – “<b>Biểu</b>”: không đọc được", "Thư #9 từ b@x.example")
+    items = ("Thư số 7 từ a@x.example – “<b>Biểu</b>”: không đọc được", "Thư số 9 từ b@x.example")
     out = render("alert", _alert("quarantine", channel_label="thư bị giữ lại", items=items))
     assert out.subject == "[mailbot – CẢNH BÁO] 2 thư mới bị giữ lại, chờ cán bộ xử lý"
-    assert "- Thư #7 từ a@x.example – “<b>Biểu</b>”" in out.text
+    assert "- Thư số 7 từ a@x.example – “<b>Biểu</b>”" in out.text
     assert "&lt;b&gt;Biểu&lt;/b&gt;" in out.html and "mailbot review" in out.html
     clear = render("alert", _alert("quarantine-clear", channel_label="thư bị giữ lại"))
     assert clear.subject == "[mailbot – ĐÃ KHÔI PHỤC] Không còn thư nào bị giữ lại"
