@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, select, text
+from sqlalchemy import ColumnElement, select, text, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from mailbot.backoff import delay
@@ -56,6 +56,38 @@ def unlocked_ids(
         return None
     query = select(id_column).where(*conditions).with_for_update(skip_locked=True)
     return list(session.scalars(query))
+
+
+def claim_rows(
+    session: Session,
+    model: Any,
+    ids: Iterable[int],
+    conditions: Sequence[ColumnElement[Any]],
+    values: dict[str, Any],
+) -> list[int]:
+    """Claim the rows of `ids` still matching `conditions` in one compare-and-set (SKIP
+    LOCKED first on PostgreSQL); the ids won, sorted. A row another claimer took is not
+    among them: each claimed row has exactly one holder."""
+    wanted = list(ids)
+    if not wanted:
+        return []
+    where = [model.id.in_(wanted), *conditions]
+    free = unlocked_ids(session, model.id, where)
+    if free is not None:
+        if not free:
+            return []
+        where.append(model.id.in_(free))
+    won: list[int] = list(
+        session.scalars(
+            update(model)
+            .where(*where)
+            .values(**values)
+            .returning(model.id)
+            .execution_options(synchronize_session=False)
+        ).all()
+    )
+    session.expire_all()
+    return sorted(won)
 
 
 def gone_claimants(session: Session, tokens: Iterable[str | None]) -> set[str]:

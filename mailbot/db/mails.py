@@ -14,8 +14,8 @@ from mailbot.db.common import (
     _cap,
     _norm_addr,
     backoff_delay,
+    claim_rows,
     normalize_message_id,
-    unlocked_ids,
 )
 from mailbot.db.jobs import add_event
 from mailbot.db.models import (
@@ -292,24 +292,13 @@ def claim_mails(session: Session, ids: Iterable[int], holder: str, now: datetime
 
     The ids won; a mail another daemon claimed first is not among them.
     """
-    wanted = list(ids)
-    if not wanted:
-        return []
-    due = [Mail.id.in_(wanted), Mail.status.in_(("received", "retry"))]
-    free = unlocked_ids(session, Mail.id, due)
-    if free is not None:
-        if not free:
-            return []
-        due.append(Mail.id.in_(free))
-    won = session.scalars(
-        update(Mail)
-        .where(*due)
-        .values(status="processing", claimed_at=now, claimed_by=holder)
-        .returning(Mail.id)
-        .execution_options(synchronize_session=False)
-    ).all()
-    session.expire_all()
-    return sorted(won)
+    return claim_rows(
+        session,
+        Mail,
+        ids,
+        [Mail.status.in_(("received", "retry"))],
+        {"status": "processing", "claimed_at": now, "claimed_by": holder},
+    )
 
 
 def mail_claims(session: Session) -> list[tuple[int, str | None, datetime | None]]:

@@ -17,8 +17,8 @@ from mailbot.db.common import (
     _cap,
     _norm_addr,
     backoff_delay,
+    claim_rows,
     normalize_message_id,
-    unlocked_ids,
 )
 from mailbot.db.jobs import add_event
 from mailbot.db.models import OUTBOX_KINDS, Bounce, Event, Outbox, utcnow
@@ -109,24 +109,13 @@ def claim_outgoing(
     Whoever loses the race for a row (another thread or process claimed it first) does not
     get it back here, so each claimed row has exactly one sender.
     """
-    wanted = list(ids)
-    if not wanted:
-        return []
-    queued = [Outbox.status == "queued", Outbox.id.in_(wanted)]
-    free = unlocked_ids(session, Outbox.id, queued)
-    if free is not None:
-        if not free:
-            return []
-        queued.append(Outbox.id.in_(free))
-    won = session.scalars(
-        update(Outbox)
-        .where(*queued)
-        .values(status="sending", claimed_at=now, claimed_by=holder)
-        .returning(Outbox.id)
-        .execution_options(synchronize_session=False)
-    ).all()
-    session.expire_all()
-    return sorted(won)
+    return claim_rows(
+        session,
+        Outbox,
+        ids,
+        [Outbox.status == "queued"],
+        {"status": "sending", "claimed_at": now, "claimed_by": holder},
+    )
 
 
 def outgoing_claims(session: Session) -> list[tuple[int, str | None, datetime | None]]:
