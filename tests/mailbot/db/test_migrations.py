@@ -22,6 +22,7 @@ from mailbot.db import (
     Mail,
     open_database,
 )
+from mailbot.db.engine import SCHEMA_HEAD, at_schema_head
 from tests.mailbot.db.support import receive
 
 EXPECTED_TABLES = {
@@ -70,6 +71,47 @@ def test_migrations_create_the_schema_and_rerun_is_a_no_op(tmp_path: Path) -> No
             )
             assert s.scalar(select(func.count()).select_from(Mail)) == 1
             assert s.scalar(text("SELECT count(*) FROM alembic_version")) == 1
+    finally:
+        again.dispose()
+
+
+def test_schema_head_is_alembics_head() -> None:
+    with resources.as_file(dbm.migrations_path()) as scripts:
+        head = ScriptDirectory(str(scripts)).get_current_head()
+    assert head == SCHEMA_HEAD
+
+
+AT_HEAD_OPENER = """
+import sys
+from pathlib import Path
+from mailbot.db import open_database
+open_database(Path(sys.argv[1])).dispose()
+print(sorted(m for m in sys.modules if m.split(".")[0] == "alembic"))
+"""
+
+
+def test_a_database_at_head_opens_without_alembic(tmp_path: Path) -> None:
+    open_database(tmp_path).dispose()  # migrated here, by Alembic
+    out = subprocess.run(
+        [sys.executable, "-c", AT_HEAD_OPENER, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_a_database_behind_head_is_still_migrated(tmp_path: Path) -> None:
+    db = open_database(tmp_path, migrate=False)
+    try:
+        dbm.run_migrations(db.engine, "0011")
+        assert not at_schema_head(db.engine)
+    finally:
+        db.dispose()
+    again = open_database(tmp_path)
+    try:
+        assert at_schema_head(again.engine)
     finally:
         again.dispose()
 
