@@ -7,19 +7,55 @@ import re
 from parsers.grid import Cell
 from parsers.vntext import fold_accents
 
-_FIELD_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("economy", re.compile(r"kinh\s*te|\bkt\b")),
-    ("culture_society", re.compile(r"van\s*hoa|\bvh\s*[-–/,]?\s*xh\b|\bvhxh\b|xa\s*hoi")),
+
+class Guarded:
+    """A regex tried only on text holding a word every match needs (or starting as one must).
+
+    An alternation of `\\s*`-joined words cannot be scanned for a literal prefix, so the
+    regex engine tries every branch at every position; a substring test first is exact (each
+    branch contains one of `needles`, or is anchored at the start and begins with one of
+    `prefixes`) and turns nearly every search of a cell that names nothing into a few
+    substring tests.
+    """
+
+    __slots__ = ("pattern", "needles", "prefixes")
+
+    def __init__(
+        self, pattern: str, needles: tuple[str, ...], prefixes: tuple[str, ...] = ()
+    ) -> None:
+        self.pattern = re.compile(pattern)
+        self.needles = needles
+        self.prefixes = prefixes
+
+    def search(self, text: str) -> re.Match[str] | None:
+        if text.startswith(self.prefixes):
+            return self.pattern.search(text)
+        for needle in self.needles:  # a plain loop: a generator costs more than the tests
+            if needle in text:
+                return self.pattern.search(text)
+        return None
+
+
+_FIELD_PATTERNS: tuple[tuple[str, Guarded], ...] = (
+    ("economy", Guarded(r"kinh\s*te|\bkt\b", ("kinh", "kt"))),
+    (
+        "culture_society",
+        Guarded(r"van\s*hoa|\bvh\s*[-–/,]?\s*xh\b|\bvhxh\b|xa\s*hoi", ("van", "vh", "xa")),
+    ),
     (
         "security_defense",
-        re.compile(r"an\s*ninh|quoc\s*phong|\banqp\b|\bqpan\b|\b(an|qp)\s*[-–/,]\s*(qp|an)\b"),
+        Guarded(
+            r"an\s*ninh|quoc\s*phong|\banqp\b|\bqpan\b|\b(an|qp)\s*[-–/,]\s*(qp|an)\b",
+            ("ninh", "quoc", "qp"),
+        ),
     ),
     (
         "political_system",
         # "XDHTCT" is typed as one word as often as "XD HTCT"; "XD Đảng" is the party part.
-        re.compile(
+        Guarded(
             r"he\s*thong\s*chinh\s*tri|\b(xd\s*)?htct\b|\bxdhtct\b|chinh\s*tri|xay\s*dung\s*dang|"
-            r"\bxd\s*dang\b"
+            r"\bxd\s*dang\b",
+            ("chinh", "htct", "dung", "xd"),
         ),
     ),
 )
@@ -29,9 +65,10 @@ _FIELD_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
 _TT_LABEL = re.compile(r"^(?:s\s*\.?\s*)?t\s*[./]?\s*t$|^so\s*(?:tt|thu\s*tu)$")
 
 
-NAME_LABEL = re.compile(
+NAME_LABEL = Guarded(
     r"ten\s*tap\s*the|tap\s*the\s*[,/;-]?\s*(va\s*|hoac\s*)?ca\s*nhan|ho\s*(va)?\s*ten|"
-    r"ten\s*(don\s*vi|co\s*quan|to\s*chuc)|ten\s*ca\s*nhan"
+    r"ten\s*(don\s*vi|co\s*quan|to\s*chuc)|ten\s*ca\s*nhan",
+    ("ten", "tap"),
 )
 
 
@@ -41,7 +78,7 @@ NOTE_LABEL = re.compile(r"^ghi\s*chu\b")
 FIELD_COLUMN_LABEL = re.compile(r"^linh\s*vuc\b")
 
 
-MODEL_COLUMN_LABEL = re.compile(r"ten\s*(cac\s*)?mo\s*hinh|mo\s*hinh\s*dang\s*ky")
+MODEL_COLUMN_LABEL = Guarded(r"ten\s*(cac\s*)?mo\s*hinh|mo\s*hinh\s*dang\s*ky", ("hinh",))
 
 
 MARKER = re.compile(
@@ -69,9 +106,11 @@ _TOTAL_REST = re.compile(
 )
 
 
-STOP = re.compile(
+STOP = Guarded(
     r"^ghi\s*chu\s*:|thu\s*truong\s*(don\s*vi|co\s*quan)|nguoi\s*lap\s*bieu|^\(?ky\s*,?\s*(ten|dong)|"
-    r"^t/?m\.?\s|^xac\s*nhan|^noi\s*nhan"
+    r"^t/?m\.?\s|^xac\s*nhan|^noi\s*nhan",
+    ("truong", "nguoi"),
+    ("ghi", "ky", "(ky", "t", "xac", "noi"),
 )
 
 
