@@ -425,10 +425,7 @@ class _Walker:
                 for tc, prompt in _children(tr, w.tc, w, row_prompt):
                     self.cells += 1
                     cells_exceeded(col + 1, self.cells, self.limits, f"table {n}, row {r_no}")
-                    tcpr = _find(tc, w.tcPr)
-                    span = min(max(_int_val(_find(tcpr, w.gridSpan), w, 1), 1), _MAX_SPAN)
-                    vmerge = _merge_state(tcpr, w.vMerge, w)
-                    hmerge = _merge_state(tcpr, w.hMerge, w)
+                    span, vmerge, hmerge = _cell_layout(_find(tc, w.tcPr), w)
                     if vmerge == "continue" and col in above:
                         origin = above[col]
                         cell = replace(origin, merged=True) if origin else None
@@ -549,12 +546,28 @@ def _int_val(el: _Element | None, w: _Tags, default: int) -> int:
         return default
 
 
-def _merge_state(tcpr: _Element | None, tag: str, w: _Tags) -> str | None:
-    """ "restart", "continue" (the attribute's default) or None when the cell is not merged."""
-    el = _find(tcpr, tag)
-    if el is None:
-        return None
-    return el.get(w.val) or "continue"
+def _cell_layout(tcpr: _Element | None, w: _Tags) -> tuple[int, str | None, str | None]:
+    """(grid span, vertical merge, horizontal merge) of a cell, its properties read once.
+
+    A merge is "restart", "continue" (the attribute's default) or None when the cell is not
+    merged; the first of each property counts, as Word reads them.
+    """
+    span_el = vmerge = hmerge = None
+    if tcpr is not None:
+        for child in tcpr:
+            tag = child.tag
+            if tag == w.gridSpan:
+                span_el = span_el if span_el is not None else child
+            elif tag == w.vMerge:
+                vmerge = vmerge if vmerge is not None else child
+            elif tag == w.hMerge:
+                hmerge = hmerge if hmerge is not None else child
+    span = min(max(_int_val(span_el, w, 1), 1), _MAX_SPAN)
+    return span, _merge_value(vmerge, w), _merge_value(hmerge, w)
+
+
+def _merge_value(el: _Element | None, w: _Tags) -> str | None:
+    return None if el is None else el.get(w.val) or "continue"
 
 
 def _showing_placeholder(sdt: _Element, w: _Tags) -> bool:
