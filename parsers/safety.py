@@ -185,7 +185,7 @@ def _plain_head(zf: zipfile.ZipFile, info: zipfile.ZipInfo, data: bytes) -> byte
     name_len, extra_len = fields[10], fields[11]
     name_at = start + _LOCAL_HEADER.size
     raw_name = data[name_at : name_at + name_len]
-    encoding = "utf-8" if fields[3] & 0x800 else zf.metadata_encoding or "cp437"
+    encoding = "utf-8" if fields[3] & 0x800 else getattr(zf, "metadata_encoding", None) or "cp437"
     try:
         if raw_name.decode(encoding) != info.orig_filename:
             return None
