@@ -308,19 +308,21 @@ def _read_sheet(
     col = row_cells = 0
     for _event, el in events:
         tag = el.tag
-        if tag.endswith("}mergeCell") or tag == "mergeCell":
+        if tags is not None and tag == tags[0]:
+            pass  # a cell, by far the most frequent: no other test first
+        elif tag.endswith("}mergeCell") or tag == "mergeCell":
             ref = el.get("ref")
             if ref:
                 merges.append(ref)
             continue
-        if tags is None:
+        elif tags is None:
             q = tag[: tag.index("}") + 1] if tag.startswith("{") else ""
             tags = (f"{q}c", f"{q}v", f"{q}f", f"{q}is", q[1:-1])
         if tag == tags[0]:
             parent = el.getparent()
-            if parent is None or not (parent.tag.endswith("}row") or parent.tag == "row"):
-                continue
-            if parent is not current:
+            if parent is not current or parent is None:  # the current row was checked
+                if parent is None or not (parent.tag.endswith("}row") or parent.tag == "row"):
+                    continue
                 current, col, row_cells = parent, 0, 0
                 row_no = _int(parent.get("r"), row_no + 1)
                 if row_no > max_rows:

@@ -83,7 +83,6 @@ def decode_bytes(data: bytes, charset: str | None = None) -> str:
 _SURROGATE = re.compile("[\udc80-\udcff]")
 # Unicode category Cc is exactly these code points (C0, DEL and C1).
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
-_SPACES = re.compile(r"\s+")
 
 
 def unescape_surrogates(text: str) -> str:
@@ -150,7 +149,7 @@ def decode_words(text: str) -> str:
 def normalize_text(text: str) -> str:
     """NFC, no control characters, white space folded."""
     text = unicodedata.normalize("NFC", text.replace("\u00a0", " "))
-    return _SPACES.sub(" ", _CONTROL.sub(" ", text)).strip()
+    return " ".join(_CONTROL.sub(" ", text).split())
 
 
 def decode_header_text(value: str | None) -> str:
