@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import io
 import posixpath
 import time
 import zipfile
@@ -14,7 +13,7 @@ from typing import TypeAlias
 from lxml import etree
 
 from parsers.grid import Cell, Extracted, Grid, Row
-from parsers.ooxml import main_part, rels, xml_parser
+from parsers.ooxml import main_part, open_package, rels, xml_parser
 from parsers.safety import DEFAULT_LIMITS, Limits, TimeLimitExceeded, cells_exceeded
 from parsers.xlsx import convert_runs
 
@@ -127,9 +126,14 @@ class _Tags:
         self.default = f"{{{ns}}}default"
 
 
-def read_docx(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Extracted:
-    """The document body as one grid: paragraphs as one-cell rows, table rows at grid columns."""
-    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+def read_docx(
+    data: bytes, limits: Limits = DEFAULT_LIMITS, *, package: zipfile.ZipFile | None = None
+) -> Extracted:
+    """The document body as one grid: paragraphs as one-cell rows, table rows at grid columns.
+
+    `package`: the zip of `data` when the caller has opened it already.
+    """
+    with open_package(data, package) as zf:
         doc_path, styles_path = _main_parts(zf)
         root = etree.fromstring(zf.read(doc_path), xml_parser())
         styles_root = None

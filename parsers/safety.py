@@ -89,40 +89,52 @@ def _bad_name(name: str, limits: Limits) -> bool:
     return ".." in parts or len(parts) > limits.max_name_depth
 
 
-def check_zip(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Problem | None:
-    """Refuse a zip-based file whose central directory or XML prologs look dangerous."""
+def check_zip(
+    data: bytes, limits: Limits = DEFAULT_LIMITS, *, package: zipfile.ZipFile | None = None
+) -> Problem | None:
+    """Refuse a zip-based file whose central directory or XML prologs look dangerous.
+
+    `package`: the zip of `data` when the caller has opened it already (and closes it).
+    """
+    if package is not None:
+        return _check_package(package, data, limits)
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
         return problem("unreadable-file", variant="bad-zip", error=type(exc).__name__)
     with zf:
-        infos = zf.infolist()
-        if len(infos) > limits.max_members:
-            return too_large(f"{len(infos)} thành phần bên trong")
-        total = 0
-        for info in infos:
-            if _bad_name(info.filename, limits):
-                return strange_structure("tên thành phần bên trong không hợp lệ")
-            if info.flag_bits & 0x1:
-                return problem("password-protected", variant="zip")
-            size, packed = info.file_size, info.compress_size
-            total += size
-            if total > limits.max_total_uncompressed:
-                cap = limits.max_total_uncompressed // MB
-                return too_large(f"dung lượng khi giải nén vượt {cap} MB")
-            if size > limits.ratio_min_member and (
-                packed <= 0 or size / packed > limits.max_member_ratio
-            ):
-                return too_large("tỉ lệ nén bất thường")
-            if size > limits.max_xml_part:  # every member: parts are found by content type
-                return too_large(f"phần nội dung {info.filename} quá lớn")
-        for info in infos:
-            # Any member may be XML whatever its name (content types and relationships
-            # name the parts); a binary member passes the prolog check at once.
-            if info.file_size > 0:
-                refusal = _check_prolog(zf, info, data)
-                if refusal is not None:
-                    return refusal
+        return _check_package(zf, data, limits)
+
+
+def _check_package(zf: zipfile.ZipFile, data: bytes, limits: Limits) -> Problem | None:
+    """The members' names, sizes and ratios, then every XML prolog."""
+    infos = zf.infolist()
+    if len(infos) > limits.max_members:
+        return too_large(f"{len(infos)} thành phần bên trong")
+    total = 0
+    for info in infos:
+        if _bad_name(info.filename, limits):
+            return strange_structure("tên thành phần bên trong không hợp lệ")
+        if info.flag_bits & 0x1:
+            return problem("password-protected", variant="zip")
+        size, packed = info.file_size, info.compress_size
+        total += size
+        if total > limits.max_total_uncompressed:
+            cap = limits.max_total_uncompressed // MB
+            return too_large(f"dung lượng khi giải nén vượt {cap} MB")
+        if size > limits.ratio_min_member and (
+            packed <= 0 or size / packed > limits.max_member_ratio
+        ):
+            return too_large("tỉ lệ nén bất thường")
+        if size > limits.max_xml_part:  # every member: parts are found by content type
+            return too_large(f"phần nội dung {info.filename} quá lớn")
+    for info in infos:
+        # Any member may be XML whatever its name (content types and relationships
+        # name the parts); a binary member passes the prolog check at once.
+        if info.file_size > 0:
+            refusal = _check_prolog(zf, info, data)
+            if refusal is not None:
+                return refusal
     return None
 
 

@@ -32,7 +32,7 @@ from openpyxl.utils.datetime import (
 )
 
 from parsers.grid import Cell, Extracted, Grid, Row
-from parsers.ooxml import main_part, parse_part, rels
+from parsers.ooxml import main_part, open_package, parse_part, rels
 from parsers.safety import DEFAULT_LIMITS, Limits, TimeLimitExceeded, cells_exceeded
 from parsers.vntext import fold_ws, normalize
 from parsers.vntext import smart_text as _smart_text
@@ -265,13 +265,18 @@ class _TextCache:
         return hit
 
 
-def read_xlsx(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Extracted:
-    """One Grid per worksheet: visible sheets in workbook order, then hidden ones."""
+def read_xlsx(
+    data: bytes, limits: Limits = DEFAULT_LIMITS, *, package: zipfile.ZipFile | None = None
+) -> Extracted:
+    """One Grid per worksheet: visible sheets in workbook order, then hidden ones.
+
+    `package`: the zip of `data` when the caller has opened it already.
+    """
     deadline = time.monotonic() + limits.time_limit
     visible: list[Grid] = []
     hidden: list[Grid] = []
     convert = _TextCache()
-    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+    with open_package(data, package) as zf:
         book = _Book(zf)
         for name, state, path in book.sheets:
             grid = _read_sheet(book, name, path, limits, deadline, convert)
