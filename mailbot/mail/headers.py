@@ -167,6 +167,8 @@ def decode_header_text(value: str | None) -> str:
 
 
 def _split_params(value: str) -> list[str]:
+    if '"' not in value:  # nothing quoted: every ";" separates
+        return value.split(";")
     parts, buf, quoted, escaped = [], [], False, False
     for ch in value:
         if escaped:
