@@ -216,6 +216,9 @@ class _Styles:
         self.default_para: str | None = None
         self.doc_default: object = _UNSET
         self._memo: dict[tuple[str | None, str | None], str | None] = {}
+        # No style names a font: font() is None whatever the run and paragraph styles are,
+        # so the walker need not look them up (most documents: their styles part is skipped).
+        self.fontless = True
         if root is None:
             return
         defaults = _find(root, w.docDefaults)
@@ -233,6 +236,9 @@ class _Styles:
                 self.based_on[sid] = based.get(w.val)
             if style.get(w.type) == "paragraph" and style.get(w.default) in ("1", "true", "on"):
                 self.default_para = sid
+        self.fontless = not isinstance(self.doc_default, str) and not any(
+            isinstance(font, str) for font in self.fonts.values()
+        )
 
     def _chain(self, sid: str | None) -> object:
         seen = 0
@@ -332,7 +338,7 @@ class _Walker:
     # Inline level: the text of one paragraph as (text, font) runs.
     def paragraph_runs(self, p: _Element) -> tuple[list[tuple[str, str | None]], list[_Element]]:
         w = self.w
-        ppr = _find(p, w.pPr)
+        ppr = None if self.styles.fontless else _find(p, w.pPr)
         pstyle = None
         if ppr is not None:
             ps = _find(ppr, w.pStyle)
@@ -378,7 +384,9 @@ class _Walker:
         w = self.w
         rpr = _find(r, w.rPr)
         font = _rfonts_font(rpr, w)
-        if font is _UNSET:
+        if font is _UNSET and self.styles.fontless:
+            font = None
+        elif font is _UNSET:
             rstyle = None
             if rpr is not None:
                 rs = _find(rpr, w.rStyle)
