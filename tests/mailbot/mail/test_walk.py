@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import email.feedparser
 import importlib.util
 import io
-import re
 import unicodedata
 import zipfile
 from datetime import datetime, timedelta, timezone
@@ -17,13 +15,7 @@ from hypothesis import strategies as st
 from openpyxl import Workbook, load_workbook
 
 from mailbot.mail.body import html_to_text
-from mailbot.mail.headers import (
-    _LineEndAtEnd,
-    decode_bytes,
-    decode_header_text,
-    header_param,
-    sanitize_filename,
-)
+from mailbot.mail.headers import decode_bytes, decode_header_text, header_param, sanitize_filename
 from mailbot.mail.message import ArchiveLimits
 from mailbot.mail.unpack.zip import zip_member_name
 from mailbot.mail.walk import parse_mail
@@ -758,13 +750,3 @@ def test_named_inline_photo_of_a_page_is_kept_and_a_logo_is_not():
     assert parse_mail(_raw_mail(_related_picture("image001.jpg", logo))).attachments == ()
     # Pictures without a name are parts of the text (a pasted screenshot), never files.
     assert parse_mail(_raw_mail(_related_picture(None, photo))).attachments == ()
-
-
-@settings(max_examples=400, deadline=None)
-@given(st.text(alphabet="a \r\n\t\x85", max_size=12))
-def test_feedparser_line_end_search_matches_the_stdlib_pattern(text: str) -> None:
-    """The end-anchored NLCRE_eol gives the stdlib regex's match for every string."""
-    assert isinstance(email.feedparser.NLCRE_eol, _LineEndAtEnd)
-    ours = _LineEndAtEnd().search(text)
-    stdlib = re.compile(r"(\r\n|\r|\n)\Z").search(text)
-    assert (ours and (ours.span(), ours.group(0))) == (stdlib and (stdlib.span(), stdlib.group(0)))
