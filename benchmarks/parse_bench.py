@@ -2,7 +2,9 @@
 
 Run by hand: `python benchmarks/parse_bench.py [--rounds N]`. Prints the machine, then per
 format: typical files, median parse ms, median bare-load ms, their ratio, and files/s on one
-core (1 / median) and with one process per core (measured).
+core (1 / median) and with one process per core (measured). Last, what a worker spends
+deciding each mail of the intake bench's backlog (`process_mail`: parse the mail, read and
+judge its files, write the receipt), median ms per mail and their mean.
 """
 
 from __future__ import annotations
@@ -134,6 +136,23 @@ def main() -> None:
         "bare = openpyxl.load_workbook(BytesIO(data)) / docx.Document(BytesIO(data)); "
         "target: ratio <= 1.5x and >= 50 files/s"
     )
+    _decide_per_mail(args.rounds)
+
+
+def _decide_per_mail(rounds: int) -> None:
+    """Median ms of process_mail for each backlog mail of benchmarks/intake_bench.py."""
+    from mailbot.intake import process_mail
+    from tests.mailbot.e2e_support import RECEIPT_FIXTURES
+    from tests.mailbot.intake_support import INTAKE, context
+
+    ctx = context()
+    times = []
+    for name in RECEIPT_FIXTURES:
+        raw = (INTAKE / name).read_bytes()
+        process_mail(raw, ctx)  # imports and template compilation are not the mail's cost
+        times.append(_median(lambda r=raw: process_mail(r, ctx), rounds))
+        print(f"decide {name:<32}{times[-1] * 1000:>8.1f} ms")
+    print(f"decide mean over {len(times)} backlog mails: {statistics.mean(times) * 1000:.1f} ms")
 
 
 if __name__ == "__main__":

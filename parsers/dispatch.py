@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import unicodedata
+import zipfile
 
 from parsers.convert import ConversionFailed, ConversionUnavailable, OfficeConverter
 from parsers.finder import find_forms
@@ -20,7 +21,7 @@ from parsers.safety import (
     check_zip,
     too_large,
 )
-from parsers.sniff import describe_other, detect_format, is_encrypted, is_ole_workbook
+from parsers.sniff import ZIP_MAGICS, describe_other, detect_format, is_encrypted, is_ole_workbook
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +43,34 @@ def parse_file(
     no converter is available, and such files get an `unsupported-format` problem.
     """
     label = unicodedata.normalize("NFC", filename)
+    # The zip directory is read once for detection, the safety check and the reader.
+    package = _package(data)
     try:
-        fmt = detect_format(data, label)
+        return _parse(data, label, limits, office, package)
+    finally:
+        if package is not None:
+            package.close()
+
+
+def _package(data: bytes) -> zipfile.ZipFile | None:
+    """The zip of `data`; None when it is none or unreadable (each step then reports that)."""
+    if not data.startswith(ZIP_MAGICS):
+        return None
+    try:
+        return zipfile.ZipFile(io.BytesIO(data))
+    except Exception:
+        return None
+
+
+def _parse(
+    data: bytes,
+    label: str,
+    limits: Limits,
+    office: OfficeConverter | None,
+    package: zipfile.ZipFile | None,
+) -> ParseResult:
+    try:
+        fmt = detect_format(data, label, package=package)
     except Exception:  # detection is best effort; never let it escape
         log.debug("format detection failed for %r", label, exc_info=True)
         fmt = "other"
@@ -55,7 +82,7 @@ def parse_file(
         if decrypted is None:
             problem = problem_for("password-protected")
         else:
-            data = decrypted
+            data, package = decrypted, None  # the decrypted file is read on its own
             fmt = result.format = detect_format(data, label)
     if problem is None:
         problem = _check_supported(data, label, fmt)
@@ -65,12 +92,12 @@ def parse_file(
         result.problems.append(problem)
         return result
     if fmt in _ZIP_FORMATS:
-        problem = check_zip(data, limits)
+        problem = check_zip(data, limits, package=package)
         if problem is not None:
             result.problems.append(problem)
             return result
     try:
-        extracted = _read(data, fmt, label, limits, office)
+        extracted = _read(data, fmt, label, limits, office, package)
     except _Refused as refused:
         result.problems.append(refused.problem)
         return result
@@ -182,16 +209,21 @@ def _convert(
 
 
 def _read(
-    data: bytes, fmt: str, label: str, limits: Limits, office: OfficeConverter | None
+    data: bytes,
+    fmt: str,
+    label: str,
+    limits: Limits,
+    office: OfficeConverter | None,
+    package: zipfile.ZipFile | None = None,
 ) -> Extracted:
     from parsers.docx import read_docx
     from parsers.xls import read_xls
     from parsers.xlsx import read_xlsx
 
     if fmt in ("xlsx", "xlsm"):
-        return read_xlsx(data, limits)
+        return read_xlsx(data, limits, package=package)
     if fmt == "docx":
-        return read_docx(data, limits)
+        return read_docx(data, limits, package=package)
     if fmt == "xls":
         try:
             return read_xls(data, limits)

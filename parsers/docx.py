@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import io
 import posixpath
 import time
 import zipfile
@@ -14,7 +13,7 @@ from typing import TypeAlias
 from lxml import etree
 
 from parsers.grid import Cell, Extracted, Grid, Row
-from parsers.ooxml import main_part, rels, xml_parser
+from parsers.ooxml import main_part, open_package, rels, xml_parser
 from parsers.safety import DEFAULT_LIMITS, Limits, TimeLimitExceeded, cells_exceeded
 from parsers.xlsx import convert_runs
 
@@ -127,9 +126,14 @@ class _Tags:
         self.default = f"{{{ns}}}default"
 
 
-def read_docx(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Extracted:
-    """The document body as one grid: paragraphs as one-cell rows, table rows at grid columns."""
-    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+def read_docx(
+    data: bytes, limits: Limits = DEFAULT_LIMITS, *, package: zipfile.ZipFile | None = None
+) -> Extracted:
+    """The document body as one grid: paragraphs as one-cell rows, table rows at grid columns.
+
+    `package`: the zip of `data` when the caller has opened it already.
+    """
+    with open_package(data, package) as zf:
         doc_path, styles_path = _main_parts(zf)
         root = etree.fromstring(zf.read(doc_path), xml_parser())
         styles_root = None
@@ -212,6 +216,9 @@ class _Styles:
         self.default_para: str | None = None
         self.doc_default: object = _UNSET
         self._memo: dict[tuple[str | None, str | None], str | None] = {}
+        # No style names a font: font() is None whatever the run and paragraph styles are,
+        # so the walker need not look them up (most documents: their styles part is skipped).
+        self.fontless = True
         if root is None:
             return
         defaults = _find(root, w.docDefaults)
@@ -229,6 +236,9 @@ class _Styles:
                 self.based_on[sid] = based.get(w.val)
             if style.get(w.type) == "paragraph" and style.get(w.default) in ("1", "true", "on"):
                 self.default_para = sid
+        self.fontless = not isinstance(self.doc_default, str) and not any(
+            isinstance(font, str) for font in self.fonts.values()
+        )
 
     def _chain(self, sid: str | None) -> object:
         seen = 0
@@ -328,7 +338,7 @@ class _Walker:
     # Inline level: the text of one paragraph as (text, font) runs.
     def paragraph_runs(self, p: _Element) -> tuple[list[tuple[str, str | None]], list[_Element]]:
         w = self.w
-        ppr = _find(p, w.pPr)
+        ppr = None if self.styles.fontless else _find(p, w.pPr)
         pstyle = None
         if ppr is not None:
             ps = _find(ppr, w.pStyle)
@@ -374,7 +384,9 @@ class _Walker:
         w = self.w
         rpr = _find(r, w.rPr)
         font = _rfonts_font(rpr, w)
-        if font is _UNSET:
+        if font is _UNSET and self.styles.fontless:
+            font = None
+        elif font is _UNSET:
             rstyle = None
             if rpr is not None:
                 rs = _find(rpr, w.rStyle)
@@ -425,10 +437,7 @@ class _Walker:
                 for tc, prompt in _children(tr, w.tc, w, row_prompt):
                     self.cells += 1
                     cells_exceeded(col + 1, self.cells, self.limits, f"table {n}, row {r_no}")
-                    tcpr = _find(tc, w.tcPr)
-                    span = min(max(_int_val(_find(tcpr, w.gridSpan), w, 1), 1), _MAX_SPAN)
-                    vmerge = _merge_state(tcpr, w.vMerge, w)
-                    hmerge = _merge_state(tcpr, w.hMerge, w)
+                    span, vmerge, hmerge = _cell_layout(_find(tc, w.tcPr), w)
                     if vmerge == "continue" and col in above:
                         origin = above[col]
                         cell = replace(origin, merged=True) if origin else None
@@ -549,12 +558,28 @@ def _int_val(el: _Element | None, w: _Tags, default: int) -> int:
         return default
 
 
-def _merge_state(tcpr: _Element | None, tag: str, w: _Tags) -> str | None:
-    """ "restart", "continue" (the attribute's default) or None when the cell is not merged."""
-    el = _find(tcpr, tag)
-    if el is None:
-        return None
-    return el.get(w.val) or "continue"
+def _cell_layout(tcpr: _Element | None, w: _Tags) -> tuple[int, str | None, str | None]:
+    """(grid span, vertical merge, horizontal merge) of a cell, its properties read once.
+
+    A merge is "restart", "continue" (the attribute's default) or None when the cell is not
+    merged; the first of each property counts, as Word reads them.
+    """
+    span_el = vmerge = hmerge = None
+    if tcpr is not None:
+        for child in tcpr:
+            tag = child.tag
+            if tag == w.gridSpan:
+                span_el = span_el if span_el is not None else child
+            elif tag == w.vMerge:
+                vmerge = vmerge if vmerge is not None else child
+            elif tag == w.hMerge:
+                hmerge = hmerge if hmerge is not None else child
+    span = min(max(_int_val(span_el, w, 1), 1), _MAX_SPAN)
+    return span, _merge_value(vmerge, w), _merge_value(hmerge, w)
+
+
+def _merge_value(el: _Element | None, w: _Tags) -> str | None:
+    return None if el is None else el.get(w.val) or "continue"
 
 
 def _showing_placeholder(sdt: _Element, w: _Tags) -> bool:

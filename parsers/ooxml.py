@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import posixpath
 import zipfile
 
@@ -9,6 +11,15 @@ from lxml import etree
 
 PKG_REL_NS = "http://schemas.openxmlformats.org/package/2006/relationships"
 _REL_TAG = f"{{{PKG_REL_NS}}}Relationship"
+
+
+def open_package(
+    data: bytes, package: zipfile.ZipFile | None = None
+) -> contextlib.AbstractContextManager[zipfile.ZipFile]:
+    """The zip package of `data`: `package` when the caller opened it already (and closes it)."""
+    if package is not None:
+        return contextlib.nullcontext(package)
+    return zipfile.ZipFile(io.BytesIO(data))
 
 
 def xml_parser() -> etree.XMLParser:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import io
+import struct
 import zipfile
 import zlib
 from dataclasses import dataclass
+from zipfile import ZIP_DEFLATED, ZIP_STORED
 
 from parsers.model import Problem
 from parsers.problems import problem
@@ -87,45 +89,70 @@ def _bad_name(name: str, limits: Limits) -> bool:
     return ".." in parts or len(parts) > limits.max_name_depth
 
 
-def check_zip(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Problem | None:
-    """Refuse a zip-based file whose central directory or XML prologs look dangerous."""
+def check_zip(
+    data: bytes, limits: Limits = DEFAULT_LIMITS, *, package: zipfile.ZipFile | None = None
+) -> Problem | None:
+    """Refuse a zip-based file whose central directory or XML prologs look dangerous.
+
+    `package`: the zip of `data` when the caller has opened it already (and closes it).
+    """
+    if package is not None:
+        return _check_package(package, data, limits)
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
         return problem("unreadable-file", variant="bad-zip", error=type(exc).__name__)
     with zf:
-        infos = zf.infolist()
-        if len(infos) > limits.max_members:
-            return too_large(f"{len(infos)} thành phần bên trong")
-        total = 0
-        for info in infos:
-            if _bad_name(info.filename, limits):
-                return strange_structure("tên thành phần bên trong không hợp lệ")
-            if info.flag_bits & 0x1:
-                return problem("password-protected", variant="zip")
-            size, packed = info.file_size, info.compress_size
-            total += size
-            if total > limits.max_total_uncompressed:
-                cap = limits.max_total_uncompressed // MB
-                return too_large(f"dung lượng khi giải nén vượt {cap} MB")
-            if size > limits.ratio_min_member and (
-                packed <= 0 or size / packed > limits.max_member_ratio
-            ):
-                return too_large("tỉ lệ nén bất thường")
-            if size > limits.max_xml_part:  # every member: parts are found by content type
-                return too_large(f"phần nội dung {info.filename} quá lớn")
-        for info in infos:
-            # Any member may be XML whatever its name (content types and relationships
-            # name the parts); a binary member passes the prolog check at once.
-            if info.file_size > 0:
-                refusal = _check_prolog(zf, info)
-                if refusal is not None:
-                    return refusal
+        return _check_package(zf, data, limits)
+
+
+def _check_package(zf: zipfile.ZipFile, data: bytes, limits: Limits) -> Problem | None:
+    """The members' names, sizes and ratios, then every XML prolog."""
+    infos = zf.infolist()
+    if len(infos) > limits.max_members:
+        return too_large(f"{len(infos)} thành phần bên trong")
+    total = 0
+    for info in infos:
+        if _bad_name(info.filename, limits):
+            return strange_structure("tên thành phần bên trong không hợp lệ")
+        if info.flag_bits & 0x1:
+            return problem("password-protected", variant="zip")
+        size, packed = info.file_size, info.compress_size
+        total += size
+        if total > limits.max_total_uncompressed:
+            cap = limits.max_total_uncompressed // MB
+            return too_large(f"dung lượng khi giải nén vượt {cap} MB")
+        if size > limits.ratio_min_member and (
+            packed <= 0 or size / packed > limits.max_member_ratio
+        ):
+            return too_large("tỉ lệ nén bất thường")
+        if size > limits.max_xml_part:  # every member: parts are found by content type
+            return too_large(f"phần nội dung {info.filename} quá lớn")
+    for info in infos:
+        # Any member may be XML whatever its name (content types and relationships
+        # name the parts); a binary member passes the prolog check at once.
+        if info.file_size > 0:
+            refusal = _check_prolog(zf, info, data)
+            if refusal is not None:
+                return refusal
     return None
 
 
-def _check_prolog(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Problem | None:
+def _check_prolog(zf: zipfile.ZipFile, info: zipfile.ZipInfo, data: bytes) -> Problem | None:
     """Refuse XML with a DOCTYPE: entity declarations (bombs, external entities) live there."""
+    head = _plain_head(zf, info, data)
+    if head is None or (len(head) == _PROLOG_FIRST and _scan_prolog(head)[1]):
+        head = _opened_head(zf, info)
+        if head is None:
+            return problem("unreadable-file", variant="damaged")
+    verdict = prolog_verdict(head)
+    if verdict is None:
+        return None
+    return strange_structure(f"{verdict} trong {info.filename}")
+
+
+def _opened_head(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes | None:
+    """The member's prolog bytes read through ZipFile.open, or None when it is damaged."""
     try:
         with zf.open(info) as fh:
             # A small first read settles nearly every part (the root starts in the first
@@ -142,11 +169,68 @@ def _check_prolog(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Problem | None:
         ValueError,
         zlib.error,
     ):
-        return problem("unreadable-file", variant="damaged")
-    verdict = prolog_verdict(head)
-    if verdict is None:
         return None
-    return strange_structure(f"{verdict} trong {info.filename}")
+    return head
+
+
+_LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")
+_ODD_FLAGS = 0x1 | 0x20 | 0x40  # encrypted, patched data, strong encryption
+
+
+def _plain_head(zf: zipfile.ZipFile, info: zipfile.ZipInfo, data: bytes) -> bytes | None:
+    """A member's first _PROLOG_FIRST bytes, inflated straight from `data`, or None.
+
+    Opening every member through ZipFile.open costs more than the check itself. This reads
+    the common case (a stored or deflated member behind a sound local header) directly and
+    returns None whenever ZipFile.open could answer differently (an odd header or flag, a
+    damaged stream, a CRC to verify that does not match), so the caller then takes the
+    ordinary path and its verdict.
+    """
+    if info.flag_bits & _ODD_FLAGS or info.compress_type not in (ZIP_STORED, ZIP_DEFLATED):
+        return None
+    start = info.header_offset
+    if start < 0 or start + _LOCAL_HEADER.size > len(data):
+        return None
+    fields = _LOCAL_HEADER.unpack_from(data, start)
+    if fields[0] != b"PK\x03\x04":
+        return None
+    name_len, extra_len = fields[10], fields[11]
+    name_at = start + _LOCAL_HEADER.size
+    raw_name = data[name_at : name_at + name_len]
+    encoding = "utf-8" if fields[3] & 0x800 else getattr(zf, "metadata_encoding", None) or "cp437"
+    try:
+        if raw_name.decode(encoding) != info.orig_filename:
+            return None
+    except UnicodeDecodeError:
+        return None
+    at = name_at + name_len + extra_len
+    size, packed = info.file_size, info.compress_size
+    if at + packed > len(data):
+        return None
+    region = memoryview(data)[at : at + packed]
+    if info.compress_type == ZIP_STORED:
+        if packed != size:
+            return None
+        head = bytes(region[:_PROLOG_FIRST])
+        ended = size <= _PROLOG_FIRST
+    else:
+        inflate = zlib.decompressobj(-15)
+        try:
+            head = inflate.decompress(region, _PROLOG_FIRST)
+        except zlib.error:
+            return None
+        if inflate.eof:
+            ended = True
+            if len(head) != size:
+                return None
+        elif len(head) == _PROLOG_FIRST and size > _PROLOG_FIRST:
+            ended = False
+        else:
+            return None
+    # ZipFile.open checks the CRC when a read reaches the end of the member.
+    if ended and zlib.crc32(head) != info.CRC:
+        return None
+    return head
 
 
 def prolog_verdict(head: bytes) -> str | None:

@@ -10,6 +10,8 @@ import zlib
 
 import olefile
 
+from parsers.ooxml import open_package
+
 log = logging.getLogger(__name__)
 
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
@@ -76,12 +78,15 @@ def _ext_format(filename: str) -> str | None:
     return _EXT_FORMATS.get(extension(filename))
 
 
-def detect_format(data: bytes, filename: str) -> str:
-    """One of xlsx, xlsm, xls, xlsb, docx, doc, ods, odt, pdf, other: by content first."""
+def detect_format(data: bytes, filename: str, *, package: zipfile.ZipFile | None = None) -> str:
+    """One of xlsx, xlsm, xls, xlsb, docx, doc, ods, odt, pdf, other: by content first.
+
+    `package`: the zip of `data` when the caller has opened it already.
+    """
     ext_fmt = _ext_format(filename)
     head = data[:8]
     if head.startswith(ZIP_MAGICS):
-        fmt = _zip_format(data)
+        fmt = _zip_format(data, package)
         if fmt is not None:
             return fmt
         # A damaged zip named like an office file: let the reader report it unreadable.
@@ -116,9 +121,9 @@ def describe_other(data: bytes) -> str | None:
     return None
 
 
-def _zip_format(data: bytes) -> str | None:
+def _zip_format(data: bytes, package: zipfile.ZipFile | None) -> str | None:
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        with open_package(data, package) as zf:
             infos = {i.filename: i for i in zf.infolist()}
             mime = infos.get("mimetype")
             if mime is not None and mime.file_size <= _SMALL_PART:

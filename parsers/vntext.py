@@ -23,7 +23,6 @@ __all__ = [
 
 LEGACY_ENCODINGS: tuple[str, ...] = ("tcvn3", "tcvn3-caps", "vni")
 
-_WS = re.compile(r"\s+")
 # Invisible characters pasted from web pages and chat apps: zero-width space, non-joiner and
 # joiner, word joiner, BOM / zero-width no-break space. Dropped before anything else looks.
 _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"))
@@ -259,7 +258,8 @@ _SYLLABLE = re.compile(
 
 def fold_ws(text: str) -> str:
     """Collapse every run of white space to one space and trim."""
-    return _WS.sub(" ", text).strip()
+    # str.split() knows the same white space as the regex \s and is several times faster.
+    return " ".join(text.split())
 
 
 def _order_marks(text: str) -> str:

@@ -32,7 +32,7 @@ from openpyxl.utils.datetime import (
 )
 
 from parsers.grid import Cell, Extracted, Grid, Row
-from parsers.ooxml import main_part, parse_part, rels
+from parsers.ooxml import main_part, open_package, parse_part, rels
 from parsers.safety import DEFAULT_LIMITS, Limits, TimeLimitExceeded, cells_exceeded
 from parsers.vntext import fold_ws, normalize
 from parsers.vntext import smart_text as _smart_text
@@ -265,13 +265,18 @@ class _TextCache:
         return hit
 
 
-def read_xlsx(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Extracted:
-    """One Grid per worksheet: visible sheets in workbook order, then hidden ones."""
+def read_xlsx(
+    data: bytes, limits: Limits = DEFAULT_LIMITS, *, package: zipfile.ZipFile | None = None
+) -> Extracted:
+    """One Grid per worksheet: visible sheets in workbook order, then hidden ones.
+
+    `package`: the zip of `data` when the caller has opened it already.
+    """
     deadline = time.monotonic() + limits.time_limit
     visible: list[Grid] = []
     hidden: list[Grid] = []
     convert = _TextCache()
-    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+    with open_package(data, package) as zf:
         book = _Book(zf)
         for name, state, path in book.sheets:
             grid = _read_sheet(book, name, path, limits, deadline, convert)
@@ -308,19 +313,21 @@ def _read_sheet(
     col = row_cells = 0
     for _event, el in events:
         tag = el.tag
-        if tag.endswith("}mergeCell") or tag == "mergeCell":
+        if tags is not None and tag == tags[0]:
+            pass  # a cell, by far the most frequent: no other test first
+        elif tag.endswith("}mergeCell") or tag == "mergeCell":
             ref = el.get("ref")
             if ref:
                 merges.append(ref)
             continue
-        if tags is None:
+        elif tags is None:
             q = tag[: tag.index("}") + 1] if tag.startswith("{") else ""
             tags = (f"{q}c", f"{q}v", f"{q}f", f"{q}is", q[1:-1])
         if tag == tags[0]:
             parent = el.getparent()
-            if parent is None or not (parent.tag.endswith("}row") or parent.tag == "row"):
-                continue
-            if parent is not current:
+            if parent is not current or parent is None:  # the current row was checked
+                if parent is None or not (parent.tag.endswith("}row") or parent.tag == "row"):
+                    continue
                 current, col, row_cells = parent, 0, 0
                 row_no = _int(parent.get("r"), row_no + 1)
                 if row_no > max_rows:

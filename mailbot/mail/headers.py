@@ -13,6 +13,7 @@ from email import policy as email_policy
 from email.message import Message
 from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
+from functools import lru_cache
 from pathlib import PurePosixPath
 
 from mailbot.mail.filetypes import suffix
@@ -79,9 +80,14 @@ def decode_bytes(data: bytes, charset: str | None = None) -> str:
     return data.decode(cs or "utf-8", errors="replace")
 
 
+_SURROGATE = re.compile("[\udc80-\udcff]")
+# Unicode category Cc is exactly these code points (C0, DEL and C1).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 def unescape_surrogates(text: str) -> str:
     """Headers holding raw 8-bit bytes come back from the parser as surrogate escapes."""
-    if not any("\udc80" <= ch <= "\udcff" for ch in text):
+    if text.isascii() or _SURROGATE.search(text) is None:
         return text
     return decode_bytes(text.encode("utf-8", "surrogateescape"))
 
@@ -143,8 +149,7 @@ def decode_words(text: str) -> str:
 def normalize_text(text: str) -> str:
     """NFC, no control characters, white space folded."""
     text = unicodedata.normalize("NFC", text.replace("\u00a0", " "))
-    text = "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in text)
-    return re.sub(r"\s+", " ", text).strip()
+    return " ".join(_CONTROL.sub(" ", text).split())
 
 
 def decode_header_text(value: str | None) -> str:
@@ -161,6 +166,8 @@ def decode_header_text(value: str | None) -> str:
 
 
 def _split_params(value: str) -> list[str]:
+    if '"' not in value:  # nothing quoted: every ";" separates
+        return value.split(";")
     parts, buf, quoted, escaped = [], [], False, False
     for ch in value:
         if escaped:
@@ -326,6 +333,13 @@ def addresses(raw: str | None) -> list[tuple[str, str]]:
     """(display name, lowercased addr-spec) pairs; modern parser first, then the lenient one."""
     if not raw:
         return []
+    return list(_addresses(raw))
+
+
+# The same From and To headers come back mail after mail (a unit's sender, our own address),
+# and the modern address parser costs a few hundred microseconds each time.
+@lru_cache(maxsize=1024)
+def _addresses(raw: str) -> tuple[tuple[str, str], ...]:
     text = unescape_surrogates(raw)
     text = re.sub(r"\r?\n(?=[ \t])", "", text)
     out: list[tuple[str, str]] = []
@@ -337,11 +351,11 @@ def addresses(raw: str | None) -> list[tuple[str, str]]:
     except Exception:
         out = []
     if out:
-        return out
+        return tuple(out)
     for name, addr in getaddresses([text]):
         if "@" in addr:
             out.append((decode_header_text(name), addr.strip().lower()))
-    return out
+    return tuple(out)
 
 
 _MSGID = re.compile(r"<[^<>\s]+>")

@@ -7,19 +7,76 @@ import re
 from parsers.grid import Cell
 from parsers.vntext import fold_accents
 
-_FIELD_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("economy", re.compile(r"kinh\s*te|\bkt\b")),
-    ("culture_society", re.compile(r"van\s*hoa|\bvh\s*[-–/,]?\s*xh\b|\bvhxh\b|xa\s*hoi")),
+
+class Guarded:
+    """Alternatives of a label regex, each tried only on text holding a word it needs.
+
+    The regex engine cannot scan an alternation of `\\s*`-joined words for a literal prefix,
+    so it tries every branch at every position of every cell. Here each branch comes with
+    the words one of which it contains literally (or, for a branch anchored at the start,
+    the words the text must start with): a substring test first is exact and settles nearly
+    every cell that names nothing. `search` finds whether any branch matches (a match of
+    the first that does, or None), which is what the whole alternation answers.
+    """
+
+    __slots__ = ("branches",)
+
+    def __init__(self, *branches: tuple[str, tuple[str, ...]]) -> None:
+        """Each branch: (regex, words); a regex starting with "^" needs the text to start
+        with one of its words, any other regex holds one of them somewhere."""
+        self.branches = tuple(
+            (re.compile(pattern), words, pattern.startswith("^")) for pattern, words in branches
+        )
+
+    def search(self, text: str) -> re.Match[str] | None:
+        for pattern, words, anchored in self.branches:
+            if anchored:
+                if not text.startswith(words):
+                    continue
+            else:
+                for word in words:  # a plain loop: a generator costs more than the tests
+                    if word in text:
+                        break
+                else:
+                    continue
+            found = pattern.search(text)
+            if found is not None:
+                return found
+        return None
+
+
+_SEPARATORS = ("-", "–", "/", ",")
+_FIELD_PATTERNS: tuple[tuple[str, Guarded], ...] = (
+    ("economy", Guarded((r"kinh\s*te", ("kinh",)), (r"\bkt\b", ("kt",)))),
+    (
+        "culture_society",
+        Guarded(
+            (r"van\s*hoa", ("van",)),
+            (r"\bvh\s*[-–/,]?\s*xh\b", ("vh",)),
+            (r"\bvhxh\b", ("vhxh",)),
+            (r"xa\s*hoi", ("xa",)),
+        ),
+    ),
     (
         "security_defense",
-        re.compile(r"an\s*ninh|quoc\s*phong|\banqp\b|\bqpan\b|\b(an|qp)\s*[-–/,]\s*(qp|an)\b"),
+        Guarded(
+            (r"an\s*ninh", ("ninh",)),
+            (r"quoc\s*phong", ("quoc",)),
+            (r"\banqp\b", ("anqp",)),
+            (r"\bqpan\b", ("qpan",)),
+            (r"\b(an|qp)\s*[-–/,]\s*(qp|an)\b", _SEPARATORS),
+        ),
     ),
     (
         "political_system",
         # "XDHTCT" is typed as one word as often as "XD HTCT"; "XD Đảng" is the party part.
-        re.compile(
-            r"he\s*thong\s*chinh\s*tri|\b(xd\s*)?htct\b|\bxdhtct\b|chinh\s*tri|xay\s*dung\s*dang|"
-            r"\bxd\s*dang\b"
+        Guarded(
+            (r"he\s*thong\s*chinh\s*tri", ("chinh",)),
+            (r"\b(xd\s*)?htct\b", ("htct",)),
+            (r"\bxdhtct\b", ("xdhtct",)),
+            (r"chinh\s*tri", ("chinh",)),
+            (r"xay\s*dung\s*dang", ("xay",)),
+            (r"\bxd\s*dang\b", ("xd",)),
         ),
     ),
 )
@@ -29,9 +86,12 @@ _FIELD_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
 _TT_LABEL = re.compile(r"^(?:s\s*\.?\s*)?t\s*[./]?\s*t$|^so\s*(?:tt|thu\s*tu)$")
 
 
-NAME_LABEL = re.compile(
-    r"ten\s*tap\s*the|tap\s*the\s*[,/;-]?\s*(va\s*|hoac\s*)?ca\s*nhan|ho\s*(va)?\s*ten|"
-    r"ten\s*(don\s*vi|co\s*quan|to\s*chuc)|ten\s*ca\s*nhan"
+NAME_LABEL = Guarded(
+    (r"ten\s*tap\s*the", ("ten",)),
+    (r"tap\s*the\s*[,/;-]?\s*(va\s*|hoac\s*)?ca\s*nhan", ("tap",)),
+    (r"ho\s*(va)?\s*ten", ("ten",)),
+    (r"ten\s*(don\s*vi|co\s*quan|to\s*chuc)", ("ten",)),
+    (r"ten\s*ca\s*nhan", ("ten",)),
 )
 
 
@@ -41,7 +101,9 @@ NOTE_LABEL = re.compile(r"^ghi\s*chu\b")
 FIELD_COLUMN_LABEL = re.compile(r"^linh\s*vuc\b")
 
 
-MODEL_COLUMN_LABEL = re.compile(r"ten\s*(cac\s*)?mo\s*hinh|mo\s*hinh\s*dang\s*ky")
+MODEL_COLUMN_LABEL = Guarded(
+    (r"ten\s*(cac\s*)?mo\s*hinh", ("ten",)), (r"mo\s*hinh\s*dang\s*ky", ("dang",))
+)
 
 
 MARKER = re.compile(
@@ -69,9 +131,14 @@ _TOTAL_REST = re.compile(
 )
 
 
-STOP = re.compile(
-    r"^ghi\s*chu\s*:|thu\s*truong\s*(don\s*vi|co\s*quan)|nguoi\s*lap\s*bieu|^\(?ky\s*,?\s*(ten|dong)|"
-    r"^t/?m\.?\s|^xac\s*nhan|^noi\s*nhan"
+STOP = Guarded(
+    (r"^ghi\s*chu\s*:", ("ghi",)),
+    (r"thu\s*truong\s*(don\s*vi|co\s*quan)", ("truong",)),
+    (r"nguoi\s*lap\s*bieu", ("nguoi",)),
+    (r"^\(?ky\s*,?\s*(ten|dong)", ("ky", "(ky")),
+    (r"^t/?m\.?\s", ("t",)),
+    (r"^xac\s*nhan", ("xac",)),
+    (r"^noi\s*nhan", ("noi",)),
 )
 
 

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import random
 import time
 import tracemalloc
 import zipfile
+from pathlib import Path
 
 import pytest
 
 from parsers.dispatch import parse_file
-from parsers.safety import Limits, check_zip, prolog_verdict
+from parsers.safety import Limits, _opened_head, _plain_head, check_zip, prolog_verdict
 from tests.parsers.builders import document, workbook
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 BILLION_LAUGHS = (
     b'<?xml version="1.0"?>\n<!DOCTYPE lolz [\n <!ENTITY lol "lol">\n'
@@ -263,3 +267,47 @@ def test_a_docx_table_row_of_too_many_cells_is_refused():
     result = parse_file(data, "Mau02.docx", limits=Limits(max_row_cells=20))
     assert [p.code for p in result.problems] == ["file-too-large"]
     assert parse_file(data, "Mau02.docx").forms is not None  # under the default cap: read
+
+
+def _zip_members(data: bytes) -> list[tuple[zipfile.ZipFile, zipfile.ZipInfo]]:
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return []
+    return [(zf, info) for info in zf.infolist() if info.file_size > 0]
+
+
+def _stored(data: bytes) -> bytes:
+    src = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with src, zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info))
+    return out.getvalue()
+
+
+def test_direct_prolog_reading_agrees_with_zipfile_on_sound_and_damaged_packages() -> None:
+    """The shortcut reading a member's head never answers what ZipFile.open would not."""
+    fixtures = sorted(FIXTURES.rglob("*.xlsx")) + sorted(FIXTURES.rglob("*.docx"))
+    packages = [p.read_bytes() for p in fixtures[:12]] + [_xlsx(), _docx()]
+    packages += [_stored(p) for p in packages[:4]]
+    rng = random.Random(12)
+    damaged = []
+    for data in packages:
+        for _ in range(40):
+            pos = rng.randrange(len(data))
+            damaged.append(
+                data[:pos] + bytes([data[pos] ^ (1 << rng.randrange(8))]) + data[pos + 1 :]
+            )
+    shortcut = fallback = 0
+    for data in packages + damaged:
+        for zf, info in _zip_members(data):
+            plain = _plain_head(zf, info, data)
+            if plain is None:
+                fallback += 1
+                continue
+            shortcut += 1
+            opened = _opened_head(zf, info)
+            assert opened is not None, info.filename
+            assert opened[: len(plain)] == plain, info.filename
+    assert shortcut > 100 and fallback > 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import unicodedata
@@ -761,3 +762,14 @@ def test_invisible_characters_do_not_hide_legacy_text() -> None:
     # TCVN3 with a zero-width space: still detected; its U+00AD is "ư", not a soft hyphen.
     assert smart_text("\u200b§¶ng ñy ph\xadêng\ufeff") == ("Đảng ủy phường", "tcvn3")
     assert smart_text("§¶ng\u200b ñy", ".VnTime") == ("Đảng ủy", "tcvn3")
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.text(
+        alphabet=st.sampled_from("a \t\n\r\x0b\x0c\x1c\x1f\x85\xa0\u2003\u3000\u200bđ"), max_size=14
+    )
+)
+def test_fold_ws_folds_the_white_space_the_regex_knows(text: str) -> None:
+    """str.split() and the regex \\s agree on white space: runs become one space, ends trimmed."""
+    assert fold_ws(text) == re.sub(r"\s+", " ", text).strip()
