@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 
 from mailbot import db as dbm
 from mailbot import outbox
@@ -210,3 +211,49 @@ def test_only_the_given_ids_are_sent_and_each_sent_row_calls_back(
         "queued",
         "sent",
     ]
+
+
+def test_a_sent_row_costs_one_update_and_its_commit(database: dbm.Database, tmp_path: Path) -> None:
+    # Per row, after the page's claim: BEGIN and the UPDATE that records "sent" (one commit).
+    n = 2 * outbox.CLAIM_PAGE
+    ids = queue(database, "receipt", ["vanthu@phuong.example"], n=n)
+    sink = tmp_path / "sent"
+    config = OutgoingConfig(url=f"dir:{sink}", from_address=FROM)
+    statements: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement.split(None, 1)[0].upper())
+
+    event.listen(database.engine, "before_cursor_execute", count)
+    try:
+        assert outbox.deliver(database, DirSender(sink), config, lambda: T0) == (n, 0)
+    finally:
+        event.remove(database.engine, "before_cursor_execute", count)
+    # The pass's fixed queries (claims, due rows) and per page a claim and one read.
+    assert len(statements) <= 2 * n + 10
+    assert statements.count("UPDATE") == n + 2
+    rows = [outbox_row(database, i) for i in ids]
+    assert {(r.status, r.sent_at, r.attempts, r.claimed_at, r.claimed_by) for r in rows} == {
+        ("sent", T0, 1, None, None)
+    }
+
+
+def test_a_row_whose_claim_was_released_while_sending_is_still_recorded_sent(
+    database: dbm.Database, tmp_path: Path
+) -> None:
+    # The server has the mail: marking it sent keeps a second sender from sending it again.
+    [outbox_id] = queue(database, "receipt", ["vanthu@phuong.example"])
+    sink = tmp_path / "sent"
+
+    class ReleasingSender(DirSender):
+        def send(self, raw: bytes, from_addr: str, to_addrs: list[str]) -> dict:
+            with database.session() as s:  # judged orphaned meanwhile
+                assert dbm.release_claims(s, ids=[outbox_id]) == [outbox_id]
+            return super().send(raw, from_addr, to_addrs)
+
+    config = OutgoingConfig(url=f"dir:{sink}", from_address=FROM)
+    assert outbox.deliver(database, ReleasingSender(sink), config, lambda: T0) == (1, 0)
+    row = outbox_row(database, outbox_id)
+    assert (row.status, row.sent_at, row.attempts, row.claimed_by) == ("sent", T0, 1, None)
+    assert outbox.deliver(database, DirSender(sink), config, lambda: T0) == (0, 0)
+    assert len(list(sink.glob("*.eml"))) == 1

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import smtplib
 import time
+from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,9 +20,10 @@ from mailbot.transport import (
     SmtpSender,
     TemporaryFailure,
     open_sender,
+    smtp_payload,
 )
 from tests.support import free_port
-from tests.support.smtpd import start_smtpd
+from tests.support.smtpd import SmtpServer, start_smtpd
 
 FROM = "bdv@mailbot.test"
 
@@ -38,7 +42,16 @@ def smtp_config(url: str, **kw: object) -> OutgoingConfig:
     return OutgoingConfig(url=url, timeout_seconds=5, **kw)  # type: ignore[arg-type]
 
 
-def test_send_delivers_exact_bytes_and_envelope(smtp_server):
+@pytest.fixture(params=["lockstep", "pipelining"])
+def smtpd(request: pytest.FixtureRequest) -> Iterator[SmtpServer]:
+    """aiosmtpd as it is (one command, one reply) and offering PIPELINING, as Postfix does."""
+    server = start_smtpd(pipelining=request.param == "pipelining")
+    yield server
+    server.stop()
+
+
+def test_send_delivers_exact_bytes_and_envelope(smtpd):
+    smtp_server = smtpd
     raw = make_mail()
     with SmtpSender(smtp_config(smtp_server.url())) as sender:
         assert isinstance(sender, Sender)
@@ -50,7 +63,8 @@ def test_send_delivers_exact_bytes_and_envelope(smtp_server):
     assert got.data == raw  # dot-stuffing undone by the server, body intact
 
 
-def test_batch_reuses_one_connection(smtp_server):
+def test_batch_reuses_one_connection(smtpd):
+    smtp_server = smtpd
     with SmtpSender(smtp_config(smtp_server.url())) as sender:
         for n in range(3):
             sender.send(make_mail(n), FROM, ["unit@example.test"])
@@ -59,8 +73,9 @@ def test_batch_reuses_one_connection(smtp_server):
     assert len({m.peer for m in got}) == 1
 
 
-def test_reconnects_after_the_server_closed_an_idle_connection():
-    server = start_smtpd(idle_timeout=0.3)
+@pytest.mark.parametrize("pipelining", [False, True])
+def test_reconnects_after_the_server_closed_an_idle_connection(pipelining):
+    server = start_smtpd(idle_timeout=0.3, pipelining=pipelining)
     try:
         with SmtpSender(smtp_config(server.url())) as sender:
             sender.send(make_mail(1), FROM, ["a@example.test"])
@@ -73,7 +88,8 @@ def test_reconnects_after_the_server_closed_an_idle_connection():
         server.stop()
 
 
-def test_451_is_temporary_and_the_next_send_works(smtp_server):
+def test_451_is_temporary_and_the_next_send_works(smtpd):
+    smtp_server = smtpd
     smtp_server.handler.fail_next(1, "451 4.3.0 Mailbox busy")
     with SmtpSender(smtp_config(smtp_server.url())) as sender:
         with pytest.raises(TemporaryFailure) as info:
@@ -84,7 +100,8 @@ def test_451_is_temporary_and_the_next_send_works(smtp_server):
     assert got.data == make_mail(2)
 
 
-def test_550_at_data_is_permanent(smtp_server):
+def test_550_at_data_is_permanent(smtpd):
+    smtp_server = smtpd
     smtp_server.handler.fail_next(1, "550 5.7.1 Rejected by policy")
     with (
         SmtpSender(smtp_config(smtp_server.url())) as sender,
@@ -95,7 +112,8 @@ def test_550_at_data_is_permanent(smtp_server):
     assert smtp_server.messages == []
 
 
-def test_refused_recipients(smtp_server):
+def test_refused_recipients(smtpd):
+    smtp_server = smtpd
     smtp_server.handler.reject_recipient("gone@example.test")
     with SmtpSender(smtp_config(smtp_server.url())) as sender:
         with pytest.raises(PermanentFailure):
@@ -105,6 +123,101 @@ def test_refused_recipients(smtp_server):
     assert refused["gone@example.test"][0] == 550
     [got] = smtp_server.handler.wait_for(1)
     assert got.rcpt_tos == ("ok@example.test",)
+
+
+def _rfc5321_data(raw: bytes) -> bytes:
+    """The rule itself, line by line: CRLF ends, a leading dot doubled, a final CRLF (an
+    empty mail is one empty line, as smtplib sends it)."""
+    lines = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
+    if len(lines) > 1 and lines[-1] == b"":
+        lines.pop()
+    return b"".join((b"." + line if line.startswith(b".") else line) + b"\r\n" for line in lines)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b".",
+        b"a\r\n",
+        b".\r\n",
+        b"..\r\n.\r\n",
+        b"Subject: x\r\n\r\n.\r\n..\r\n.x\r\nend",
+        b"Subject: x\n\n.\nbody\n.. two\n",
+        b"mixed\r\n.a\n.b\r.c\r\r\n.d",
+        b"no dot . at\r\nline . starts\r\n",
+        b"\r\n.\r\n",
+    ],
+)
+def test_payload_is_crlf_and_dot_stuffed(raw):
+    assert smtp_payload(raw) == _rfc5321_data(raw)
+
+
+def test_bare_line_feeds_and_dot_lines_arrive_intact(smtpd):
+    body = ".\n..\n.bắt đầu bằng dấu chấm\ngiữa . dòng\n.\n"
+    raw = f"From: {FROM}\nTo: a@example.test\nSubject: t\n\n{body}".encode()
+    with SmtpSender(smtp_config(smtpd.url())) as sender:
+        sender.send(raw, FROM, ["a@example.test"])
+        sender.send(raw.rstrip(b"\n"), FROM, ["a@example.test"])  # no final line end
+    got = smtpd.handler.wait_for(2)
+    crlf = raw.replace(b"\n", b"\r\n")
+    assert [m.data for m in got] == [crlf, crlf]
+
+
+def _count_writes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    writes = [0]
+    real_send = smtplib.SMTP.send
+
+    def send(self: smtplib.SMTP, data: Any) -> None:
+        writes[0] += 1
+        real_send(self, data)
+
+    monkeypatch.setattr(smtplib.SMTP, "send", send)
+    return writes
+
+
+@pytest.mark.parametrize(("pipelining", "per_mail"), [(False, 5), (True, 2)])
+def test_pipelining_sends_the_envelope_and_data_in_one_write(monkeypatch, pipelining, per_mail):
+    # Each write waits for its replies: 5 round trips without PIPELINING (MAIL, 2 RCPT,
+    # DATA, the mail), 2 with it (the group, the mail).
+    server = start_smtpd(pipelining=pipelining)
+    try:
+        with SmtpSender(smtp_config(server.url())) as sender:
+            sender.send(make_mail(0), FROM, ["a@example.test"])  # opens the session
+            writes = _count_writes(monkeypatch)
+            for n in range(1, 4):
+                sender.send(make_mail(n), FROM, ["a@example.test", "b@example.test"])
+            assert writes[0] == 3 * per_mail
+        got = server.handler.wait_for(4)
+        assert [m.data for m in got] == [make_mail(n) for n in range(4)]
+        assert len({m.peer for m in got}) == 1
+    finally:
+        server.stop()
+
+
+def test_pipelined_data_accepted_without_recipients_sends_no_mail():
+    # A lax server answers DATA with 354 though it refused every RCPT: the client ends
+    # that transaction with an empty mail (RFC 2920 3.1), never this mail.
+    server = start_smtpd(pipelining=True)
+    seen: list[str] = []
+
+    async def refuse_but_keep(
+        srv: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        seen.append(address)
+        envelope.rcpt_tos.append(address)
+        return "550 5.1.1 No such user"
+
+    server.handler.handle_RCPT = refuse_but_keep  # type: ignore[method-assign]
+    try:
+        with SmtpSender(smtp_config(server.url())) as sender:
+            with pytest.raises(PermanentFailure) as info:
+                sender.send(make_mail(1), FROM, ["gone@example.test"])
+            assert info.value.code == 550
+        assert seen == ["gone@example.test"]
+        assert all(make_mail(1) not in m.data for m in server.messages)
+    finally:
+        server.stop()
 
 
 def test_connection_refused_is_temporary():
