@@ -42,9 +42,17 @@ def smtp_payload(raw: bytes) -> bytes:
     return stuffed if stuffed.endswith(b"\r\n") else stuffed + b"\r\n"
 
 
+# A bare address of dot-separated atoms, which smtplib.quoteaddr would return unchanged in
+# <>: the usual case, without its parser (a tenth of a millisecond per address).
+_PLAIN_ADDRESS = re.compile(
+    r"[\w!#$%&'*+/=?^`{|}~-]+(?:\.[\w!#$%&'*+/=?^`{|}~-]+)*@[\w-]+(?:\.[\w-]+)*"
+)
+
+
 def _command(verb: str, address: str, options: list[str]) -> str:
     """One MAIL or RCPT command line, as smtplib writes it."""
-    line = f"{verb}:{smtplib.quoteaddr(address)}{''.join(' ' + o for o in options)}"
+    path = f"<{address}>" if _PLAIN_ADDRESS.fullmatch(address) else smtplib.quoteaddr(address)
+    line = f"{verb}:{path}{''.join(' ' + o for o in options)}"
     if "\r" in line or "\n" in line:
         raise ValueError(f"an SMTP command may not contain a line break: {line!r}")
     return line + "\r\n"

@@ -14,7 +14,7 @@ from mailbot import db as dbm
 from mailbot import outbox
 from mailbot.config import OutgoingConfig
 from mailbot.mail.compose import new_message_id
-from mailbot.transport import DirSender, SmtpSender
+from mailbot.transport import DirSender, Refused, SmtpSender
 from tests.support.postgres import PASSWORD
 
 T0 = datetime(2022, 2, 14, 1, 0, tzinfo=UTC)
@@ -246,7 +246,7 @@ def test_a_row_whose_claim_was_released_while_sending_is_still_recorded_sent(
     sink = tmp_path / "sent"
 
     class ReleasingSender(DirSender):
-        def send(self, raw: bytes, from_addr: str, to_addrs: list[str]) -> dict:
+        def send(self, raw: bytes, from_addr: str, to_addrs: list[str]) -> Refused:
             with database.session() as s:  # judged orphaned meanwhile
                 assert dbm.release_claims(s, ids=[outbox_id]) == [outbox_id]
             return super().send(raw, from_addr, to_addrs)

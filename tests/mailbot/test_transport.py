@@ -19,6 +19,7 @@ from mailbot.transport import (
     Sender,
     SmtpSender,
     TemporaryFailure,
+    _command,
     open_sender,
     smtp_payload,
 )
@@ -151,6 +152,28 @@ def _rfc5321_data(raw: bytes) -> bytes:
 )
 def test_payload_is_crlf_and_dot_stuffed(raw):
     assert smtp_payload(raw) == _rfc5321_data(raw)
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "vanthu@phuong.example",
+        "bdv_quthanhxuan@hanoi.gov.vn",
+        "x.y+z@d-e.f",
+        "o'brien@x.ie",
+        "người@ví-dụ.vn",
+        "a..b@c",
+        ".a@b",
+        "a@b.c.",
+        '"q q"@b',
+        "Tên <a@b>",
+        "a@[1.2.3.4]",
+        "a@b@c",
+        "",
+    ],
+)
+def test_envelope_addresses_are_written_as_smtplib_writes_them(address):
+    assert _command("RCPT TO", address, []) == f"RCPT TO:{smtplib.quoteaddr(address)}\r\n"
 
 
 def test_bare_line_feeds_and_dot_lines_arrive_intact(smtpd):
