@@ -283,7 +283,6 @@ class SmtpSender:
             try:
                 smtp.send("".join(lines))
                 code, resp = smtp.getreply()
-                break
             except (smtplib.SMTPServerDisconnected, OSError):
                 # A kept-open connection the server closed meanwhile. Nothing of the mail
                 # was sent yet (the payload waits for 354), so one retry on a fresh
@@ -291,6 +290,14 @@ class SmtpSender:
                 self._discard()
                 if attempt == 2:
                     raise
+                continue
+            if code != 421:
+                break
+            # The server is closing this session (Postfix says 421 when an idle session
+            # times out): no other reply follows; a fresh session, as above.
+            self._discard()
+            if attempt == 2:
+                raise _classify(code, _text(resp))
         replies = [smtp.getreply() for _ in range(len(to_addrs) + 1)] if pipelined else []
         if code != 250:
             self._rset(smtp)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import smtplib
 import time
 from collections.abc import Iterator
@@ -85,6 +86,33 @@ def test_reconnects_after_the_server_closed_an_idle_connection(pipelining):
         got = server.handler.wait_for(2)
         assert [m.data for m in got] == [make_mail(1), make_mail(2)]
         assert got[0].peer != got[1].peer
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("pipelining", [False, True])
+def test_a_session_the_server_closes_with_421_is_opened_again(pipelining):
+    # Postfix answers 421 to the first command after an idle timeout, then hangs up.
+    server = start_smtpd(pipelining=pipelining)
+    closing = [1]
+
+    async def mail(srv: Any, session: Any, envelope: Any, address: str, options: list[str]) -> str:
+        if closing[0]:
+            closing[0] -= 1
+            # Hung up right after the reply (a closing transport still sends what it has).
+            asyncio.get_running_loop().call_soon(srv.transport.close)
+            return "421 4.4.2 mx Error: timeout exceeded"
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
+    server.handler.handle_MAIL = mail  # type: ignore[attr-defined]
+    try:
+        with SmtpSender(smtp_config(server.url())) as sender:
+            assert sender.send(make_mail(1), FROM, ["a@example.test"]) == {}
+        [got] = server.handler.wait_for(1)
+        assert got.data == make_mail(1)
+        assert closing == [0]
     finally:
         server.stop()
 
