@@ -109,6 +109,14 @@ def _text(resp: bytes | str) -> str:
     return resp.decode("utf-8", "replace") if isinstance(resp, bytes) else str(resp)
 
 
+def _end_empty_data(smtp: smtplib.SMTP, data_code: int) -> None:
+    """A pipelined DATA that a lax server accepted (354) though the transaction failed
+    before it is ended with an empty mail (RFC 2920 3.1), never this mail."""
+    if data_code == 354:
+        smtp.send(b".\r\n")
+        smtp.getreply()
+
+
 class SmtpSender:
     """Delivers through one SMTP connection, kept open for a batch and renewed when dropped."""
 
@@ -300,6 +308,8 @@ class SmtpSender:
                 raise _classify(code, _text(resp))
         replies = [smtp.getreply() for _ in range(len(to_addrs) + 1)] if pipelined else []
         if code != 250:
+            if pipelined:
+                _end_empty_data(smtp, replies[-1][0])
             self._rset(smtp)
             raise _classify(code, _text(resp))
         if not pipelined:
@@ -312,10 +322,8 @@ class SmtpSender:
             if c not in (250, 251)
         }
         if len(refused) == len(to_addrs):
-            if pipelined and replies[-1][0] == 354:
-                # RFC 2920 3.1: DATA was accepted with no recipient; an empty mail ends it.
-                smtp.send(b".\r\n")
-                smtp.getreply()
+            if pipelined:
+                _end_empty_data(smtp, replies[-1][0])
             self._rset(smtp)
             details = "; ".join(f"{a}: {c} {m}" for a, (c, m) in refused.items())
             codes = [c for c, _ in refused.values()]

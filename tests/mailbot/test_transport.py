@@ -246,27 +246,42 @@ def test_pipelining_sends_the_envelope_and_data_in_one_write(monkeypatch, pipeli
         server.stop()
 
 
-def test_pipelined_data_accepted_without_recipients_sends_no_mail():
-    # A lax server answers DATA with 354 though it refused every RCPT: the client ends
-    # that transaction with an empty mail (RFC 2920 3.1), never this mail.
+@pytest.mark.parametrize("refused_at", ["MAIL", "RCPT"])
+def test_pipelined_data_accepted_after_a_refusal_sends_no_mail(refused_at):
+    # A lax server answers the pipelined DATA with 354 though it refused the sender or
+    # every recipient: the client ends that transaction with an empty mail (RFC 2920 3.1),
+    # never this mail, and the session goes on.
     server = start_smtpd(pipelining=True)
-    seen: list[str] = []
+    refusals = [1]
 
-    async def refuse_but_keep(
-        srv: Any, session: Any, envelope: Any, address: str, options: list[str]
-    ) -> str:
-        seen.append(address)
+    async def mail(srv: Any, session: Any, envelope: Any, address: str, options: list[str]) -> str:
+        envelope.mail_from = address
+        if refused_at == "MAIL" and refusals[0]:
+            refusals[0] -= 1
+            return "550 5.7.1 Sender refused"
+        return "250 OK"
+
+    async def rcpt(srv: Any, session: Any, envelope: Any, address: str, options: list[str]) -> str:
         envelope.rcpt_tos.append(address)
-        return "550 5.1.1 No such user"
+        if refused_at == "RCPT" and refusals[0]:
+            refusals[0] -= 1
+            return "550 5.1.1 No such user"
+        return "250 OK"
 
-    server.handler.handle_RCPT = refuse_but_keep  # type: ignore[method-assign]
+    server.handler.handle_MAIL = mail  # type: ignore[attr-defined]
+    server.handler.handle_RCPT = rcpt  # type: ignore[method-assign]
     try:
         with SmtpSender(smtp_config(server.url())) as sender:
+            started = time.monotonic()
             with pytest.raises(PermanentFailure) as info:
                 sender.send(make_mail(1), FROM, ["gone@example.test"])
             assert info.value.code == 550
-        assert seen == ["gone@example.test"]
-        assert all(make_mail(1) not in m.data for m in server.messages)
+            assert time.monotonic() - started < 4  # not left waiting in DATA until a timeout
+            sender.send(make_mail(2), FROM, ["a@example.test"])
+        got = server.handler.wait_for(2)
+        assert all(make_mail(1) not in m.data for m in got)
+        assert got[-1].data == make_mail(2)
+        assert len({m.peer for m in got}) == 1
     finally:
         server.stop()
 
