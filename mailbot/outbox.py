@@ -168,9 +168,12 @@ def deliver(
     after every committed outcome (the crash tests kill the process there). A row the server
     accepted whose record cannot be written stays in `state` (see SenderState) and ends
     this delivery: the database is not writable, so nothing more is sent now. `on_attempt`
-    hears each attempt's outcome (None: the server took it), for the operator alerts;
-    alerts are retried until they go (one about an SMTP outage can only go after it).
+    hears each failure and the first of a run of successes (None: the server took it), for
+    the operator alerts (whose every call is a write transaction); alerts are retried until
+    they go (one about an SMTP outage can only go after it).
     """
+    if on_attempt is not None:
+        on_attempt = _changes_only(on_attempt)
     shared = state is not None
     state = state or SenderState()
     if _record_accepted(database, state, clock):
@@ -220,6 +223,22 @@ def deliver(
                 with contextlib.suppress(*_WRITE_ERRORS), database.session() as s:
                     dbm.release_claims(s, ids=sorted(left), holder=state.claimant.token)
     return sent, failed
+
+
+def _changes_only(
+    hear: Callable[[DeliveryError | None], None],
+) -> Callable[[DeliveryError | None], None]:
+    """`hear`, told every failure but a success only after a failure or first: a success
+    after a success changes nothing."""
+    last_ok = [False]
+
+    def heard(error: DeliveryError | None) -> None:
+        if error is None and last_ok[0]:
+            return
+        last_ok[0] = error is None
+        hear(error)
+
+    return heard
 
 
 def _deliver_one(

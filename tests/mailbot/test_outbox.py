@@ -257,3 +257,32 @@ def test_a_row_whose_claim_was_released_while_sending_is_still_recorded_sent(
     assert (row.status, row.sent_at, row.attempts, row.claimed_by) == ("sent", T0, 1, None)
     assert outbox.deliver(database, DirSender(sink), config, lambda: T0) == (0, 0)
     assert len(list(sink.glob("*.eml"))) == 1
+
+
+def test_the_alerts_hear_each_failure_and_only_the_first_success_of_a_run(
+    database: dbm.Database, smtp_server
+) -> None:
+    # Each call is a write transaction of the operator alerts: not one per mail sent.
+    queue(database, "receipt", ["vanthu@phuong.example"], n=5)
+    config = smtp_outgoing(smtp_server.url())
+    heard: list[str] = []
+
+    def hear(error: Exception | None) -> None:
+        heard.append("ok" if error is None else type(error).__name__)
+
+    with SmtpSender(config) as sender:
+        assert outbox.deliver(database, sender, config, lambda: T0, on_attempt=hear) == (5, 0)
+        assert heard == ["ok"]
+        queue(database, "receipt", ["vanthu@phuong.example"], n=4)
+        later = T0 + timedelta(seconds=1)
+        calls = [0]
+
+        def fail_second() -> None:  # the second of these four is refused for now
+            calls[0] += 1
+            if calls[0] == 1:
+                smtp_server.handler.fail_next(1)
+
+        assert outbox.deliver(
+            database, sender, config, lambda: later, on_attempt=hear, after_each=fail_second
+        ) == (3, 1)
+    assert heard == ["ok", "ok", "TemporaryFailure", "ok"]
