@@ -315,8 +315,8 @@ def _record_sent(
 ) -> bool:
     """Record that the server accepted `item` (with its refusals); False if the row is gone.
 
-    One UPDATE while the row is still our claim, as it is but for a claim released
-    meanwhile (judged orphaned): the server has the mail all the same, so it is sent.
+    One UPDATE while the row is still our claim, as it nearly always is. A claim released
+    meanwhile (judged orphaned) is recorded sent all the same: the server has the mail.
     """
     if not dbm.record_sent(s, item.id, now, holder):
         row = dbm.get_outbox(s, item.id)

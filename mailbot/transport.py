@@ -22,7 +22,7 @@ from mailbot.fsutil import fsync_dir
 
 log = logging.getLogger(__name__)
 
-# A line end that is not CRLF (a bare LF or a bare CR), as smtplib's own _fix_eols.
+# Any line end: CRLF, a bare LF or a bare CR (the ends smtplib's own _fix_eols matches).
 _LINE_END = re.compile(rb"\r\n|\n|\r(?!\n)")
 
 
@@ -286,8 +286,8 @@ class SmtpSender:
             if pipelined:
                 lines += [_command("RCPT TO", a, []) for a in to_addrs]
                 lines.append("DATA\r\n")
-            if options:
-                smtp.command_encoding = "utf-8"
+            if "SMTPUTF8" in options:
+                smtp.command_encoding = "utf-8"  # as smtplib's mail() does
             try:
                 smtp.send("".join(lines))
                 code, resp = smtp.getreply()
