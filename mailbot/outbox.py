@@ -137,7 +137,7 @@ def _record_accepted(database: dbm.Database, state: SenderState, clock: Clock) -
                 row = dbm.get_outbox(s, outbox_id)
                 if row is not None and row.status == "sending":
                     dbm.mark_sent(s, row, clock())
-                    dbm.record_refused(s, row, refused, clock())
+                    dbm.record_refused(s, row.mail_id, refused, clock())
         except _WRITE_ERRORS as exc:
             log.warning(
                 "outbox row %s: SMTP accepted it, recording still fails: %s", outbox_id, exc
@@ -168,9 +168,12 @@ def deliver(
     after every committed outcome (the crash tests kill the process there). A row the server
     accepted whose record cannot be written stays in `state` (see SenderState) and ends
     this delivery: the database is not writable, so nothing more is sent now. `on_attempt`
-    hears each attempt's outcome (None: the server took it), for the operator alerts;
-    alerts are retried until they go (one about an SMTP outage can only go after it).
+    hears each failure and the first of a run of successes (None: the server took it), for
+    the operator alerts (whose every call is a write transaction); alerts are retried until
+    they go (one about an SMTP outage can only go after it).
     """
+    if on_attempt is not None:
+        on_attempt = _changes_only(on_attempt)
     shared = state is not None
     state = state or SenderState()
     if _record_accepted(database, state, clock):
@@ -198,19 +201,17 @@ def deliver(
             won = dbm.claim_outgoing(
                 s, due[start : start + CLAIM_PAGE], clock(), state.claimant.token
             )
-            page = [(i, row.raw, row.recipients) for i in won if (row := dbm.get_outbox(s, i))]
+            page = dbm.outgoing_to_send(s, won)
             with state.lock:
                 state.in_flight.update(won)
         left = set(won)
         try:
-            for outbox_id, raw, recipients in page:
-                left.discard(outbox_id)
-                outcome = _deliver_one(
-                    database, sender, outgoing, clock, state, outbox_id, raw, recipients, on_attempt
-                )
+            for item in page:
+                left.discard(item.id)
+                outcome = _deliver_one(database, sender, outgoing, clock, state, item, on_attempt)
                 if outcome == "unrecorded":
                     # Not writable: nothing more is sent now (see SenderState).
-                    return sent + 1 if outbox_id in state.accepted else sent, failed
+                    return sent + 1 if item.id in state.accepted else sent, failed
                 sent += outcome == "sent"
                 failed += outcome == "failed"
                 if after_each is not None:
@@ -224,22 +225,37 @@ def deliver(
     return sent, failed
 
 
+def _changes_only(
+    hear: Callable[[DeliveryError | None], None],
+) -> Callable[[DeliveryError | None], None]:
+    """`hear`, told every failure but a success only after a failure or first: a success
+    after a success changes nothing."""
+    last_ok = [False]
+
+    def heard(error: DeliveryError | None) -> None:
+        if error is None and last_ok[0]:
+            return
+        last_ok[0] = error is None
+        hear(error)
+
+    return heard
+
+
 def _deliver_one(
     database: dbm.Database,
     sender: Sender,
     outgoing: OutgoingConfig,
     clock: Clock,
     state: SenderState,
-    outbox_id: int,
-    raw: bytes,
-    recipients: list[str],
+    item: dbm.Sendable,
     on_attempt: Callable[[DeliveryError | None], None] | None,
 ) -> str:
     """Send one claimed row and record the outcome: "sent", "failed", "gone" (the row was
     deleted meanwhile) or "unrecorded" (the database is not writable)."""
+    outbox_id = item.id
     try:
         try:
-            attempt = _send(sender, raw, outgoing.from_address, recipients)
+            attempt = _send(sender, item.raw, outgoing.from_address, item.recipients)
         except BaseException:
             # A bug, not a delivery outcome: give the row back rather than strand the claim.
             with database.session() as s:
@@ -250,14 +266,16 @@ def _deliver_one(
                 state.accepted[outbox_id] = (clock(), attempt.refused)
         try:
             with database.session() as s:
-                row = dbm.get_outbox(s, outbox_id)
-                if row is None:
-                    return "gone"
                 if attempt.error is None:
-                    dbm.mark_sent(s, row, clock())
-                    dbm.record_refused(s, row, attempt.refused, clock())
-                    log.info("sent %s %s to %s", row.kind, row.message_id, row.to_addrs)
+                    recorded = _record_sent(s, state.claimant.token, item, attempt.refused, clock())
+                    if not recorded:
+                        with state.lock:
+                            state.accepted.pop(outbox_id, None)
+                        return "gone"
                 else:
+                    row = dbm.get_outbox(s, outbox_id)
+                    if row is None:
+                        return "gone"
                     dbm.mark_send_failed(
                         s,
                         row,
@@ -290,3 +308,23 @@ def _deliver_one(
     finally:
         with state.lock:
             state.in_flight.discard(outbox_id)
+
+
+def _record_sent(
+    s: dbm.Session, holder: str, item: dbm.Sendable, refused: Refused, now: datetime
+) -> bool:
+    """Record that the server accepted `item` (with its refusals); False if the row is gone.
+
+    One UPDATE while the row is still our claim, as it nearly always is. A claim released
+    meanwhile (judged orphaned) is recorded sent all the same: the server has the mail.
+    """
+    if not dbm.record_sent(s, item.id, now, holder):
+        row = dbm.get_outbox(s, item.id)
+        if row is None:
+            return False
+        log.warning("outbox row %s was sent while no longer claimed by this sender", item.id)
+        dbm.mark_sent(s, row, now)
+    if refused:
+        dbm.record_refused(s, item.mail_id, refused, now)
+    log.info("sent %s %s to %s", item.kind, item.message_id, ", ".join(item.recipients))
+    return True

@@ -22,7 +22,40 @@ from mailbot.fsutil import fsync_dir
 
 log = logging.getLogger(__name__)
 
-_CRLF = re.compile(rb"\r?\n")
+# Any line end: CRLF, a bare LF or a bare CR (the ends smtplib's own _fix_eols matches).
+_LINE_END = re.compile(rb"\r\n|\n|\r(?!\n)")
+
+
+def smtp_payload(raw: bytes) -> bytes:
+    """`raw` as it goes after DATA: CRLF line ends, dot-stuffed, ending in CRLF (RFC 5321
+    2.3.8, 4.5.2); the end-of-data mark is not included.
+
+    The usual mail is CRLF already and needs no regex pass: counting line ends and one
+    replace are done in C at memory speed.
+    """
+    crlf = raw.count(b"\r\n")
+    if raw.count(b"\n") != crlf or raw.count(b"\r") != crlf:
+        raw = _LINE_END.sub(b"\r\n", raw)
+    stuffed = raw.replace(b"\r\n.", b"\r\n..")
+    if stuffed.startswith(b"."):
+        stuffed = b"." + stuffed
+    return stuffed if stuffed.endswith(b"\r\n") else stuffed + b"\r\n"
+
+
+# A bare address of dot-separated atoms, which smtplib.quoteaddr would return unchanged in
+# <>: the usual case, without its parser (a tenth of a millisecond per address).
+_PLAIN_ADDRESS = re.compile(
+    r"[\w!#$%&'*+/=?^`{|}~-]+(?:\.[\w!#$%&'*+/=?^`{|}~-]+)*@[\w-]+(?:\.[\w-]+)*"
+)
+
+
+def _command(verb: str, address: str, options: list[str]) -> str:
+    """One MAIL or RCPT command line, as smtplib writes it."""
+    path = f"<{address}>" if _PLAIN_ADDRESS.fullmatch(address) else smtplib.quoteaddr(address)
+    line = f"{verb}:{path}{''.join(' ' + o for o in options)}"
+    if "\r" in line or "\n" in line:
+        raise ValueError(f"an SMTP command may not contain a line break: {line!r}")
+    return line + "\r\n"
 
 
 class DeliveryError(Exception):
@@ -74,6 +107,14 @@ def _b64(text: str) -> str:
 
 def _text(resp: bytes | str) -> str:
     return resp.decode("utf-8", "replace") if isinstance(resp, bytes) else str(resp)
+
+
+def _end_empty_data(smtp: smtplib.SMTP, data_code: int) -> None:
+    """A pipelined DATA that a lax server accepted (354) though the transaction failed
+    before it is ended with an empty mail (RFC 2920 3.1), never this mail."""
+    if data_code == 354:
+        smtp.send(b".\r\n")
+        smtp.getreply()
 
 
 class SmtpSender:
@@ -218,9 +259,8 @@ class SmtpSender:
         options: list[str] = []
         if not (from_addr.isascii() and all(a.isascii() for a in to_addrs)):
             options.append("SMTPUTF8")
-        data = _CRLF.sub(b"\r\n", raw)
         try:
-            return self._transaction(data, from_addr, to_addrs, options)
+            return self._transaction(smtp_payload(raw), from_addr, to_addrs, options)
         except DeliveryError:
             raise
         except smtplib.SMTPResponseException as exc:
@@ -233,36 +273,72 @@ class SmtpSender:
             raise TemporaryFailure(f"{type(exc).__name__}: {exc}") from None
 
     def _transaction(
-        self, data: bytes, from_addr: str, to_addrs: list[str], options: list[str]
+        self, payload: bytes, from_addr: str, to_addrs: list[str], options: list[str]
     ) -> Refused:
+        """MAIL, RCPT, DATA and the payload. A server offering PIPELINING (RFC 2920) gets
+        the envelope and DATA in one write, so a mail costs two round trips, not 3 + RCPTs."""
         for attempt in (1, 2):
             smtp = self._connection()
             if options and not smtp.has_extn("smtputf8"):
                 raise PermanentFailure(f"{self.host} cannot take non-ASCII addresses (SMTPUTF8)")
+            pipelined = smtp.has_extn("pipelining")
+            lines = [_command("MAIL FROM", from_addr, options)]
+            if pipelined:
+                lines += [_command("RCPT TO", a, []) for a in to_addrs]
+                lines.append("DATA\r\n")
+            if "SMTPUTF8" in options:
+                smtp.command_encoding = "utf-8"  # as smtplib's mail() does
             try:
-                code, resp = smtp.mail(from_addr, options)
-                break
+                smtp.send("".join(lines))
+                code, resp = smtp.getreply()
             except (smtplib.SMTPServerDisconnected, OSError):
                 # A kept-open connection the server closed meanwhile. Nothing of the mail
-                # was sent yet, so one retry on a fresh connection cannot duplicate it.
+                # was sent yet (the payload waits for 354), so one retry on a fresh
+                # connection cannot duplicate it.
                 self._discard()
                 if attempt == 2:
                     raise
+                continue
+            if code != 421:
+                break
+            # The server is closing this session (Postfix says 421 when an idle session
+            # times out): no other reply follows; a fresh session, as above.
+            self._discard()
+            if attempt == 2:
+                raise _classify(code, _text(resp))
+        replies = [smtp.getreply() for _ in range(len(to_addrs) + 1)] if pipelined else []
         if code != 250:
+            if pipelined:
+                _end_empty_data(smtp, replies[-1][0])
             self._rset(smtp)
             raise _classify(code, _text(resp))
-        refused: Refused = {}
-        for addr in to_addrs:
-            code, resp = smtp.rcpt(addr)
-            if code not in (250, 251):
-                refused[addr] = (code, _text(resp))
+        if not pipelined:
+            for addr in to_addrs:
+                smtp.send(_command("RCPT TO", addr, []))
+                replies.append(smtp.getreply())
+        refused: Refused = {
+            addr: (c, _text(r))
+            for addr, (c, r) in zip(to_addrs, replies, strict=False)
+            if c not in (250, 251)
+        }
         if len(refused) == len(to_addrs):
+            if pipelined:
+                _end_empty_data(smtp, replies[-1][0])
             self._rset(smtp)
             details = "; ".join(f"{a}: {c} {m}" for a, (c, m) in refused.items())
             codes = [c for c, _ in refused.values()]
             cls = PermanentFailure if all(500 <= c < 600 for c in codes) else TemporaryFailure
             raise cls(f"all recipients refused: {details}", codes[0])
-        code, resp = smtp.data(data)
+        if pipelined:
+            code, resp = replies[-1]
+        else:
+            smtp.send("DATA\r\n")
+            code, resp = smtp.getreply()
+        if code != 354:
+            self._rset(smtp)
+            raise _classify(code, _text(resp))
+        smtp.send(payload + b".\r\n")
+        code, resp = smtp.getreply()
         if code != 250:
             self._rset(smtp)
             raise _classify(code, _text(resp))

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple, cast
 
 from sqlalchemy import (
+    Table,
+    bindparam,
     func,
     select,
     update,
@@ -101,6 +104,35 @@ def get_outbox(session: Session, outbox_id: int) -> Outbox | None:
     return session.get(Outbox, outbox_id)
 
 
+class Sendable(NamedTuple):
+    """What a sender needs of one claimed row, read once when the page is claimed."""
+
+    id: int
+    kind: str
+    message_id: str
+    mail_id: int | None
+    raw: bytes
+    recipients: list[str]
+
+
+def outgoing_to_send(session: Session, ids: Iterable[int]) -> list[Sendable]:
+    """The rows of `ids` as senders need them (one query, no ORM objects), by id."""
+    wanted = list(ids)
+    if not wanted:
+        return []
+    rows = session.execute(
+        select(
+            Outbox.id, Outbox.kind, Outbox.message_id, Outbox.mail_id, Outbox.raw, Outbox.to_addrs
+        )
+        .where(Outbox.id.in_(wanted))
+        .order_by(Outbox.id)
+    )
+    return [
+        Sendable(i, kind, mid, mail_id, raw, list(json.loads(to)))
+        for i, kind, mid, mail_id, raw, to in rows
+    ]
+
+
 def claim_outgoing(
     session: Session, ids: Iterable[int], now: datetime, holder: str | None = None
 ) -> list[int]:
@@ -173,6 +205,36 @@ def receipt_recipients(session: Session, mail_ids: Iterable[int]) -> dict[int, t
         .order_by(Outbox.id)
     ).all()
     return {mail_id: tuple(json.loads(to)) for mail_id, to in rows if mail_id is not None}
+
+
+# Built once, on the table rather than the mapped class (no ORM step when it runs):
+# composing a statement costs more Python than running it, and this one runs for every
+# mail sent (see record_sent).
+_OUTBOX = cast(Table, Outbox.__table__)
+_RECORD_SENT = (
+    update(_OUTBOX)
+    .where(
+        _OUTBOX.c.id == bindparam("b_id"),
+        _OUTBOX.c.status == "sending",
+        _OUTBOX.c.claimed_by == bindparam("b_holder"),
+    )
+    .values(
+        status="sent",
+        sent_at=bindparam("b_now", type_=_OUTBOX.c.sent_at.type),
+        claimed_at=None,
+        claimed_by=None,
+        attempts=func.coalesce(_OUTBOX.c.attempts, 0) + 1,
+        next_attempt_at=None,
+        last_error=None,
+    )
+)
+
+
+def record_sent(session: Session, outbox_id: int, now: datetime, holder: str) -> bool:
+    """The server accepted a row `holder` claims: one UPDATE, as `mark_sent`; False (nothing
+    written) when the row is no longer `holder`'s claim."""
+    params = {"b_id": outbox_id, "b_holder": holder, "b_now": now}
+    return bool(session.connection().execute(_RECORD_SENT, params).rowcount)
 
 
 def mark_sent(session: Session, outbox: Outbox, now: datetime) -> None:
@@ -269,16 +331,17 @@ def requeue_outgoing(session: Session, outbox: Outbox, now: datetime) -> bool:
 
 
 def record_refused(
-    session: Session, outbox: Outbox, refused: Mapping[str, tuple[int, str]], now: datetime
+    session: Session, mail_id: int | None, refused: Mapping[str, tuple[int, str]], now: datetime
 ) -> None:
-    """Recipients refused while others accepted the mail: noted, never retried (no duplicates)."""
+    """Recipients refused while others accepted the mail (of the outgoing row answering
+    `mail_id`): noted, never retried (no duplicates)."""
     for addr, (code, text) in refused.items():
         known = unit_for_address(session, addr)
         add_event(
             session,
             "recipient-refused",
             at=now,
-            mail_id=outbox.mail_id,
+            mail_id=mail_id,
             unit_code=known[0] if known else None,
             detail=f"{addr}: {code} {text}",
         )

@@ -8,12 +8,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 
 from mailbot import db as dbm
 from mailbot import outbox
 from mailbot.config import OutgoingConfig
 from mailbot.mail.compose import new_message_id
-from mailbot.transport import DirSender, SmtpSender
+from mailbot.transport import DirSender, Refused, SmtpSender
 from tests.support.postgres import PASSWORD
 
 T0 = datetime(2022, 2, 14, 1, 0, tzinfo=UTC)
@@ -210,3 +211,78 @@ def test_only_the_given_ids_are_sent_and_each_sent_row_calls_back(
         "queued",
         "sent",
     ]
+
+
+def test_a_sent_row_costs_one_update_and_its_commit(database: dbm.Database, tmp_path: Path) -> None:
+    # Per row, after the page's claim: BEGIN and the UPDATE that records "sent" (one commit).
+    n = 2 * outbox.CLAIM_PAGE
+    ids = queue(database, "receipt", ["vanthu@phuong.example"], n=n)
+    sink = tmp_path / "sent"
+    config = OutgoingConfig(url=f"dir:{sink}", from_address=FROM)
+    statements: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement.split(None, 1)[0].upper())
+
+    event.listen(database.engine, "before_cursor_execute", count)
+    try:
+        assert outbox.deliver(database, DirSender(sink), config, lambda: T0) == (n, 0)
+    finally:
+        event.remove(database.engine, "before_cursor_execute", count)
+    # The pass's fixed queries (claims, due rows) and per page a claim and one read.
+    assert len(statements) <= 2 * n + 10
+    assert statements.count("UPDATE") == n + 2
+    rows = [outbox_row(database, i) for i in ids]
+    assert {(r.status, r.sent_at, r.attempts, r.claimed_at, r.claimed_by) for r in rows} == {
+        ("sent", T0, 1, None, None)
+    }
+
+
+def test_a_row_whose_claim_was_released_while_sending_is_still_recorded_sent(
+    database: dbm.Database, tmp_path: Path
+) -> None:
+    # The server has the mail: marking it sent keeps a second sender from sending it again.
+    [outbox_id] = queue(database, "receipt", ["vanthu@phuong.example"])
+    sink = tmp_path / "sent"
+
+    class ReleasingSender(DirSender):
+        def send(self, raw: bytes, from_addr: str, to_addrs: list[str]) -> Refused:
+            with database.session() as s:  # judged orphaned meanwhile
+                assert dbm.release_claims(s, ids=[outbox_id]) == [outbox_id]
+            return super().send(raw, from_addr, to_addrs)
+
+    config = OutgoingConfig(url=f"dir:{sink}", from_address=FROM)
+    assert outbox.deliver(database, ReleasingSender(sink), config, lambda: T0) == (1, 0)
+    row = outbox_row(database, outbox_id)
+    assert (row.status, row.sent_at, row.attempts, row.claimed_by) == ("sent", T0, 1, None)
+    assert outbox.deliver(database, DirSender(sink), config, lambda: T0) == (0, 0)
+    assert len(list(sink.glob("*.eml"))) == 1
+
+
+def test_the_alerts_hear_each_failure_and_only_the_first_success_of_a_run(
+    database: dbm.Database, smtp_server
+) -> None:
+    # Each call is a write transaction of the operator alerts: not one per mail sent.
+    queue(database, "receipt", ["vanthu@phuong.example"], n=5)
+    config = smtp_outgoing(smtp_server.url())
+    heard: list[str] = []
+
+    def hear(error: Exception | None) -> None:
+        heard.append("ok" if error is None else type(error).__name__)
+
+    with SmtpSender(config) as sender:
+        assert outbox.deliver(database, sender, config, lambda: T0, on_attempt=hear) == (5, 0)
+        assert heard == ["ok"]
+        queue(database, "receipt", ["vanthu@phuong.example"], n=4)
+        later = T0 + timedelta(seconds=1)
+        calls = [0]
+
+        def fail_second() -> None:  # the second of these four is refused for now
+            calls[0] += 1
+            if calls[0] == 1:
+                smtp_server.handler.fail_next(1)
+
+        assert outbox.deliver(
+            database, sender, config, lambda: later, on_attempt=hear, after_each=fail_second
+        ) == (3, 1)
+    assert heard == ["ok", "ok", "TemporaryFailure", "ok"]

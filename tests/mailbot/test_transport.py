@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import smtplib
 import time
+from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,10 +20,12 @@ from mailbot.transport import (
     Sender,
     SmtpSender,
     TemporaryFailure,
+    _command,
     open_sender,
+    smtp_payload,
 )
 from tests.support import free_port
-from tests.support.smtpd import start_smtpd
+from tests.support.smtpd import SmtpServer, start_smtpd
 
 FROM = "bdv@mailbot.test"
 
@@ -38,7 +44,16 @@ def smtp_config(url: str, **kw: object) -> OutgoingConfig:
     return OutgoingConfig(url=url, timeout_seconds=5, **kw)  # type: ignore[arg-type]
 
 
-def test_send_delivers_exact_bytes_and_envelope(smtp_server):
+@pytest.fixture(params=["lockstep", "pipelining"])
+def smtpd(request: pytest.FixtureRequest) -> Iterator[SmtpServer]:
+    """aiosmtpd as it is (one command, one reply) and offering PIPELINING, as Postfix does."""
+    server = start_smtpd(pipelining=request.param == "pipelining")
+    yield server
+    server.stop()
+
+
+def test_send_delivers_exact_bytes_and_envelope(smtpd):
+    smtp_server = smtpd
     raw = make_mail()
     with SmtpSender(smtp_config(smtp_server.url())) as sender:
         assert isinstance(sender, Sender)
@@ -50,7 +65,8 @@ def test_send_delivers_exact_bytes_and_envelope(smtp_server):
     assert got.data == raw  # dot-stuffing undone by the server, body intact
 
 
-def test_batch_reuses_one_connection(smtp_server):
+def test_batch_reuses_one_connection(smtpd):
+    smtp_server = smtpd
     with SmtpSender(smtp_config(smtp_server.url())) as sender:
         for n in range(3):
             sender.send(make_mail(n), FROM, ["unit@example.test"])
@@ -59,8 +75,9 @@ def test_batch_reuses_one_connection(smtp_server):
     assert len({m.peer for m in got}) == 1
 
 
-def test_reconnects_after_the_server_closed_an_idle_connection():
-    server = start_smtpd(idle_timeout=0.3)
+@pytest.mark.parametrize("pipelining", [False, True])
+def test_reconnects_after_the_server_closed_an_idle_connection(pipelining):
+    server = start_smtpd(idle_timeout=0.3, pipelining=pipelining)
     try:
         with SmtpSender(smtp_config(server.url())) as sender:
             sender.send(make_mail(1), FROM, ["a@example.test"])
@@ -73,7 +90,35 @@ def test_reconnects_after_the_server_closed_an_idle_connection():
         server.stop()
 
 
-def test_451_is_temporary_and_the_next_send_works(smtp_server):
+@pytest.mark.parametrize("pipelining", [False, True])
+def test_a_session_the_server_closes_with_421_is_opened_again(pipelining):
+    # Postfix answers 421 to the first command after an idle timeout, then hangs up.
+    server = start_smtpd(pipelining=pipelining)
+    closing = [1]
+
+    async def mail(srv: Any, session: Any, envelope: Any, address: str, options: list[str]) -> str:
+        if closing[0]:
+            closing[0] -= 1
+            # Hung up right after the reply (a closing transport still sends what it has).
+            asyncio.get_running_loop().call_soon(srv.transport.close)
+            return "421 4.4.2 mx Error: timeout exceeded"
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
+    server.handler.handle_MAIL = mail  # type: ignore[attr-defined]
+    try:
+        with SmtpSender(smtp_config(server.url())) as sender:
+            assert sender.send(make_mail(1), FROM, ["a@example.test"]) == {}
+        [got] = server.handler.wait_for(1)
+        assert got.data == make_mail(1)
+        assert closing == [0]
+    finally:
+        server.stop()
+
+
+def test_451_is_temporary_and_the_next_send_works(smtpd):
+    smtp_server = smtpd
     smtp_server.handler.fail_next(1, "451 4.3.0 Mailbox busy")
     with SmtpSender(smtp_config(smtp_server.url())) as sender:
         with pytest.raises(TemporaryFailure) as info:
@@ -84,7 +129,8 @@ def test_451_is_temporary_and_the_next_send_works(smtp_server):
     assert got.data == make_mail(2)
 
 
-def test_550_at_data_is_permanent(smtp_server):
+def test_550_at_data_is_permanent(smtpd):
+    smtp_server = smtpd
     smtp_server.handler.fail_next(1, "550 5.7.1 Rejected by policy")
     with (
         SmtpSender(smtp_config(smtp_server.url())) as sender,
@@ -95,7 +141,8 @@ def test_550_at_data_is_permanent(smtp_server):
     assert smtp_server.messages == []
 
 
-def test_refused_recipients(smtp_server):
+def test_refused_recipients(smtpd):
+    smtp_server = smtpd
     smtp_server.handler.reject_recipient("gone@example.test")
     with SmtpSender(smtp_config(smtp_server.url())) as sender:
         with pytest.raises(PermanentFailure):
@@ -105,6 +152,138 @@ def test_refused_recipients(smtp_server):
     assert refused["gone@example.test"][0] == 550
     [got] = smtp_server.handler.wait_for(1)
     assert got.rcpt_tos == ("ok@example.test",)
+
+
+def _rfc5321_data(raw: bytes) -> bytes:
+    """The rule itself, line by line: CRLF ends, a leading dot doubled, a final CRLF (an
+    empty mail is one empty line, as smtplib sends it)."""
+    lines = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
+    if len(lines) > 1 and lines[-1] == b"":
+        lines.pop()
+    return b"".join((b"." + line if line.startswith(b".") else line) + b"\r\n" for line in lines)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b".",
+        b"a\r\n",
+        b".\r\n",
+        b"..\r\n.\r\n",
+        b"Subject: x\r\n\r\n.\r\n..\r\n.x\r\nend",
+        b"Subject: x\n\n.\nbody\n.. two\n",
+        b"mixed\r\n.a\n.b\r.c\r\r\n.d",
+        b"no dot . at\r\nline . starts\r\n",
+        b"\r\n.\r\n",
+    ],
+)
+def test_payload_is_crlf_and_dot_stuffed(raw):
+    assert smtp_payload(raw) == _rfc5321_data(raw)
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "vanthu@phuong.example",
+        "bdv_quthanhxuan@hanoi.gov.vn",
+        "x.y+z@d-e.f",
+        "o'brien@x.ie",
+        "người@ví-dụ.vn",
+        "a..b@c",
+        ".a@b",
+        "a@b.c.",
+        '"q q"@b',
+        "Tên <a@b>",
+        "a@[1.2.3.4]",
+        "a@b@c",
+        "",
+    ],
+)
+def test_envelope_addresses_are_written_as_smtplib_writes_them(address):
+    assert _command("RCPT TO", address, []) == f"RCPT TO:{smtplib.quoteaddr(address)}\r\n"
+
+
+def test_bare_line_feeds_and_dot_lines_arrive_intact(smtpd):
+    body = ".\n..\n.bắt đầu bằng dấu chấm\ngiữa . dòng\n.\n"
+    raw = f"From: {FROM}\nTo: a@example.test\nSubject: t\n\n{body}".encode()
+    with SmtpSender(smtp_config(smtpd.url())) as sender:
+        sender.send(raw, FROM, ["a@example.test"])
+        sender.send(raw.rstrip(b"\n"), FROM, ["a@example.test"])  # no final line end
+    got = smtpd.handler.wait_for(2)
+    crlf = raw.replace(b"\n", b"\r\n")
+    assert [m.data for m in got] == [crlf, crlf]
+
+
+def _count_writes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    writes = [0]
+    real_send = smtplib.SMTP.send
+
+    def send(self: smtplib.SMTP, data: Any) -> None:
+        writes[0] += 1
+        real_send(self, data)
+
+    monkeypatch.setattr(smtplib.SMTP, "send", send)
+    return writes
+
+
+@pytest.mark.parametrize(("pipelining", "per_mail"), [(False, 5), (True, 2)])
+def test_pipelining_sends_the_envelope_and_data_in_one_write(monkeypatch, pipelining, per_mail):
+    # Each write waits for its replies: 5 round trips without PIPELINING (MAIL, 2 RCPT,
+    # DATA, the mail), 2 with it (the group, the mail).
+    server = start_smtpd(pipelining=pipelining)
+    try:
+        with SmtpSender(smtp_config(server.url())) as sender:
+            sender.send(make_mail(0), FROM, ["a@example.test"])  # opens the session
+            writes = _count_writes(monkeypatch)
+            for n in range(1, 4):
+                sender.send(make_mail(n), FROM, ["a@example.test", "b@example.test"])
+            assert writes[0] == 3 * per_mail
+        got = server.handler.wait_for(4)
+        assert [m.data for m in got] == [make_mail(n) for n in range(4)]
+        assert len({m.peer for m in got}) == 1
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("refused_at", ["MAIL", "RCPT"])
+def test_pipelined_data_accepted_after_a_refusal_sends_no_mail(refused_at):
+    # A lax server answers the pipelined DATA with 354 though it refused the sender or
+    # every recipient: the client ends that transaction with an empty mail (RFC 2920 3.1),
+    # never this mail, and the session goes on.
+    server = start_smtpd(pipelining=True)
+    refusals = [1]
+
+    async def mail(srv: Any, session: Any, envelope: Any, address: str, options: list[str]) -> str:
+        envelope.mail_from = address
+        if refused_at == "MAIL" and refusals[0]:
+            refusals[0] -= 1
+            return "550 5.7.1 Sender refused"
+        return "250 OK"
+
+    async def rcpt(srv: Any, session: Any, envelope: Any, address: str, options: list[str]) -> str:
+        envelope.rcpt_tos.append(address)
+        if refused_at == "RCPT" and refusals[0]:
+            refusals[0] -= 1
+            return "550 5.1.1 No such user"
+        return "250 OK"
+
+    server.handler.handle_MAIL = mail  # type: ignore[attr-defined]
+    server.handler.handle_RCPT = rcpt  # type: ignore[method-assign]
+    try:
+        with SmtpSender(smtp_config(server.url())) as sender:
+            started = time.monotonic()
+            with pytest.raises(PermanentFailure) as info:
+                sender.send(make_mail(1), FROM, ["gone@example.test"])
+            assert info.value.code == 550
+            assert time.monotonic() - started < 4  # not left waiting in DATA until a timeout
+            sender.send(make_mail(2), FROM, ["a@example.test"])
+        got = server.handler.wait_for(2)
+        assert all(make_mail(1) not in m.data for m in got)
+        assert got[-1].data == make_mail(2)
+        assert len({m.peer for m in got}) == 1
+    finally:
+        server.stop()
 
 
 def test_connection_refused_is_temporary():

@@ -91,6 +91,20 @@ class CapturingHandler:
         return "250 2.0.0 Message accepted"
 
 
+class PipeliningHandler(CapturingHandler):
+    """A CapturingHandler whose server offers PIPELINING (RFC 2920), as Postfix does.
+
+    aiosmtpd reads commands one line at a time, so a pipelined group is simply answered in
+    order; it only does not say so in its EHLO reply.
+    """
+
+    async def handle_EHLO(  # noqa: N802 (aiosmtpd hook name)
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
+
+
 class _Authenticator:
     def __init__(self, users: dict[str, str]) -> None:
         self._users = {u.encode("utf-8"): p.encode("utf-8") for u, p in users.items()}
@@ -141,9 +155,10 @@ def start_smtpd(
     require_auth: bool = False,
     cert_dir: Path | None = None,
     idle_timeout: float | None = None,
+    pipelining: bool = False,
 ) -> SmtpServer:
-    """Start aiosmtpd on a free loopback port (optionally STARTTLS, smtps, AUTH)."""
-    handler = CapturingHandler()
+    """Start aiosmtpd on a free loopback port (optionally STARTTLS, smtps, AUTH, PIPELINING)."""
+    handler = PipeliningHandler() if pipelining else CapturingHandler()
     cafile = None
     server_ctx = None
     if starttls or implicit_tls:
