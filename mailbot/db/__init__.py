@@ -42,6 +42,7 @@ from mailbot.db.jobs import (
     queue_lengths,
 )
 from mailbot.db.mails import (
+    MailToMove,
     add_file_result,
     add_file_results,
     assigned_units,
@@ -177,6 +178,7 @@ __all__ = [
     "MAX_BACKOFF_SECONDS",
     "MAX_ERROR_CHARS",
     "Mail",
+    "MailToMove",
     "MailboxKnown",
     "MailboxState",
     "NAMING_CONVENTION",

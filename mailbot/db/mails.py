@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Table, case, delete, func, insert, select, update
 from sqlalchemy.orm import Session
@@ -370,13 +370,21 @@ def mails_not_answered_for_age(session: Session) -> list[Mail]:
     )
 
 
+class MailToMove(NamedTuple):
+    """A decided mail still to move on the server: its id and how the source finds it."""
+
+    id: int
+    ref: str | None  # the source's handle (UID as text, Maildir key); None: nothing to move
+    uidvalidity: int | None
+
+
 def mails_to_move(
     session: Session, source: str, limit: int | None = None, *, after_id: int = 0
-) -> list[Mail]:
+) -> list[MailToMove]:
     """Decided mails of a source not yet moved (or flagged) on the server, oldest first;
-    `after_id` and `limit` page through them."""
+    `after_id` and `limit` page through them. Plain rows: moving loads no ORM objects."""
     query = (
-        select(Mail)
+        select(Mail.id, Mail.source_ref, Mail.uid, Mail.uidvalidity)
         .where(
             Mail.source == source,
             Mail.moved.is_(False),
@@ -387,7 +395,10 @@ def mails_to_move(
     )
     if limit is not None:
         query = query.limit(limit)
-    return list(session.scalars(query))
+    return [
+        MailToMove(mail_id, ref or (str(uid) if uid is not None else None), uidvalidity)
+        for mail_id, ref, uid, uidvalidity in session.execute(query)
+    ]
 
 
 def reprocess_generation(session: Session, mail_id: int) -> int:
@@ -503,10 +514,11 @@ def quarantine(
     )
 
 
-def mark_moved(session: Session, mail: Mail) -> None:
-    """The mail was moved (or flagged) on the server after success."""
-    mail.moved = True
-    session.flush()
+def mark_moved(session: Session, mail_ids: Iterable[int]) -> None:
+    """These mails were moved (or flagged) on the server after success: one UPDATE."""
+    ids = list(mail_ids)
+    if ids:
+        session.execute(update(Mail).where(Mail.id.in_(ids)).values(moved=True))
 
 
 def confirm_awaiting(session: Session, from_addr: str, unit_code: str) -> list[Mail]:

@@ -11,7 +11,7 @@ import select
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -28,6 +28,7 @@ from mailbot.config import ConfigError, InboxConfig
 from mailbot.sources.base import (
     HEADER_PEEK_BYTES,
     Baseline,
+    DoneRef,
     IncomingRef,
     KnownFn,
     SourceError,
@@ -163,6 +164,20 @@ def _literals_by_uid(data: list[Any]) -> dict[int, bytes]:
         if m_uid and literal is not None:
             out[int(m_uid.group(1))] = literal
     return out
+
+
+def _set_size(uid_set: bytes) -> int:
+    """How many UIDs a sequence set such as b"1:3,7" names."""
+    total = 0
+    for run in uid_set.split(b","):
+        low, _, high = run.partition(b":")
+        total += abs(int(high) - int(low)) + 1 if high else 1
+    return total
+
+
+def _as_source_error(exc: Exception) -> SourceError:
+    """An imaplib error (a BAD reply) as the SourceError the callers expect."""
+    return exc if isinstance(exc, SourceError) else SourceError(f"IMAP command failed: {exc}")
 
 
 def _uid_set(uids: Iterable[int]) -> str:
@@ -481,28 +496,67 @@ class ImapSource:
                     f"the mail was listed under {ref.uidvalidity}"
                 )
 
-    def mark_done(self, ref: IncomingRef | int | str, uidvalidity: int | None = None) -> None:
-        """Move the mail to the processed folder (created when missing) or set the keyword.
+    def mark_done_many(self, refs: Sequence[DoneRef]) -> dict[DoneRef, SourceError]:
+        """Move a page of mails to the processed folder (created when missing) or set the
+        keyword on them, one command per page; the failures by ref, the rest are done.
 
-        A bare UID is checked against `uidvalidity` when given (pass the stored one), so a
-        renumbered folder never gets the wrong mail moved; StaleUidValidity then.
+        Each ref is (UID as text, the UIDVALIDITY stored with it): a UID listed under another
+        UIDVALIDITY is never touched (StaleUidValidity), so a renumbered folder never gets
+        the wrong mail moved. A UID already gone (moved by someone else) counts as done.
+        When the command for the whole set fails, the mails are moved one by one, so one bad
+        UID never holds back the others.
         """
-        if isinstance(ref, IncomingRef):
-            if ref.uid is None:
-                raise ValueError("an IMAP ref needs a UID")
-            uid, refs = ref.uid, [ref]
-        else:
-            uid = int(ref)
-            refs = [IncomingRef(key=str(uid), uid=uid, uidvalidity=uidvalidity, size=0)]
+        failures: dict[DoneRef, SourceError] = {}
 
         def run(conn: _Conn) -> None:
-            self._check_uidvalidity(conn, refs)
-            if self.config.processed_folder:
-                self._move(conn, uid, self.config.processed_folder)
-            elif self.config.processed_keyword:
-                self._store(conn, uid, "+FLAGS.SILENT", f"({self.config.processed_keyword})")
+            failures.clear()  # a retry on a new connection starts over (moving is idempotent)
+            wanted: dict[int, list[DoneRef]] = {}
+            for done in refs:
+                key, uidvalidity = done
+                if uidvalidity is not None and uidvalidity != conn.uidvalidity:
+                    failures[done] = StaleUidValidity(
+                        f"{self.source_key}: UIDVALIDITY is now {conn.uidvalidity}, "
+                        f"UID {key} was listed under {uidvalidity}"
+                    )
+                else:
+                    wanted.setdefault(int(key), []).append(done)
+            if not wanted:
+                return
+            uids = sorted(wanted)
+            try:
+                self._mark_set(conn, uids)
+                return
+            except imaplib.IMAP4.abort:
+                raise
+            except (SourceError, imaplib.IMAP4.error) as exc:
+                if len(uids) == 1:
+                    failures.update(dict.fromkeys(wanted[uids[0]], _as_source_error(exc)))
+                    return
+                log.warning(
+                    "%s: marking %d mails at once failed (%s); one by one",
+                    self.source_key,
+                    len(uids),
+                    exc,
+                )
+            for uid in uids:
+                try:
+                    self._mark_set(conn, [uid])
+                except imaplib.IMAP4.abort:
+                    raise
+                except (SourceError, imaplib.IMAP4.error) as exc:
+                    failures.update(dict.fromkeys(wanted[uid], _as_source_error(exc)))
 
-        self._command(run)
+        if refs:
+            self._command(run)
+        return dict(failures)
+
+    def _mark_set(self, conn: _Conn, uids: list[int]) -> None:
+        """One page's mark: UID MOVE, else COPY + \\Deleted + UID EXPUNGE, else a keyword."""
+        uid_set = _uid_set(uids)
+        if self.config.processed_folder:
+            self._move(conn, uid_set, self.config.processed_folder)
+        elif self.config.processed_keyword:
+            self._store(conn, uid_set, "+FLAGS.SILENT", f"({self.config.processed_keyword})")
 
     def _ensure_folder(self, conn: _Conn, folder: str) -> None:
         if self._processed_ready:
@@ -516,24 +570,38 @@ class ImapSource:
                     raise
         self._processed_ready = True
 
-    def _move(self, conn: _Conn, uid: int, folder: str) -> None:
+    def _move(self, conn: _Conn, uid_set: str, folder: str) -> None:
         self._ensure_folder(conn, folder)
         client, target = conn.client, _mailbox_name(folder)
+        client.untagged_responses.pop("COPYUID", None)
         if "MOVE" in conn.capabilities:
-            _ok(client.uid("MOVE", str(uid), target), "UID MOVE")
+            _ok(client.uid("MOVE", uid_set, target), "UID MOVE")
+            self._log_copied(conn, uid_set)
             return
-        _ok(client.uid("COPY", str(uid), target), "UID COPY")
+        _ok(client.uid("COPY", uid_set, target), "UID COPY")
+        self._log_copied(conn, uid_set)
         if "UIDPLUS" in conn.capabilities:
-            # UID EXPUNGE removes only this UID; a bare EXPUNGE would also purge mail that
+            # UID EXPUNGE removes only these UIDs; a bare EXPUNGE would also purge mail that
             # someone else flagged \Deleted.
-            self._store(conn, uid, "+FLAGS.SILENT", r"(\Deleted)")
-            _ok(client.uid("EXPUNGE", str(uid)), "UID EXPUNGE")
+            self._store(conn, uid_set, "+FLAGS.SILENT", r"(\Deleted)")
+            _ok(client.uid("EXPUNGE", uid_set), "UID EXPUNGE")
         else:
-            self._store(conn, uid, "+FLAGS.SILENT", f"({FALLBACK_KEYWORD})")
+            self._store(conn, uid_set, "+FLAGS.SILENT", f"({FALLBACK_KEYWORD})")
+
+    def _log_copied(self, conn: _Conn, uid_set: str) -> None:
+        """Say how many of the set the server moved (UIDPLUS's COPYUID); the rest were gone."""
+        codes = conn.client.untagged_responses.pop("COPYUID", None) or []
+        try:
+            moved = sum(_set_size(c.split()[1]) for c in codes if isinstance(c, bytes))
+        except (ValueError, IndexError):
+            return  # a malformed code: only the log line is lost
+        log.debug(
+            "%s: %d of UIDs %s moved, the rest were gone already", self.source_key, moved, uid_set
+        )
 
     @staticmethod
-    def _store(conn: _Conn, uid: int, op: str, flags: str) -> None:
-        _ok(conn.client.uid("STORE", str(uid), op, flags), "UID STORE")
+    def _store(conn: _Conn, uid_set: str, op: str, flags: str) -> None:
+        _ok(conn.client.uid("STORE", uid_set, op, flags), "UID STORE")
 
     def wait(self, timeout: float, stop: threading.Event | None = None) -> bool:
         """Block up to `timeout` s; True when the server signalled a change (IDLE) or the
