@@ -523,21 +523,18 @@ class ImapSource:
             if not wanted:
                 return
             uids = sorted(wanted)
-            try:
-                self._mark_set(conn, uids)
+            error = self._try_mark_set(conn, uids)
+            if error is None:
                 return
-            except imaplib.IMAP4.abort:
-                raise
-            except (SourceError, imaplib.IMAP4.error) as exc:
-                if len(uids) == 1:
-                    failures.update(dict.fromkeys(wanted[uids[0]], _as_source_error(exc)))
-                    return
-                log.warning(
-                    "%s: marking %d mails at once failed (%s); one by one",
-                    self.source_key,
-                    len(uids),
-                    exc,
-                )
+            if len(uids) == 1:
+                failures.update(dict.fromkeys(wanted[uids[0]], error))
+                return
+            log.warning(
+                "%s: marking %d mails at once failed (%s); one by one",
+                self.source_key,
+                len(uids),
+                error,
+            )
             for uid in uids:
                 try:
                     self._mark_set(conn, [uid])
@@ -549,6 +546,24 @@ class ImapSource:
         if refs:
             self._command(run)
         return dict(failures)
+
+    def _try_mark_set(self, conn: _Conn, uids: list[int]) -> SourceError | None:
+        """Mark a set; the server's refusal, if it refused (a lost connection raises)."""
+        client = conn.client
+        client.untagged_responses.pop("EXPUNGEISSUED", None)
+        for _attempt in (1, 2):
+            try:
+                self._mark_set(conn, uids)
+                return None
+            except imaplib.IMAP4.abort:
+                raise
+            except (SourceError, imaplib.IMAP4.error) as exc:
+                error = _as_source_error(exc)
+            # RFC 5530 EXPUNGEISSUED: another session expunged a mail of the set, which this
+            # one had not heard of; the refusal brings the news, so a second try goes through.
+            if client.untagged_responses.pop("EXPUNGEISSUED", None) is None:
+                break
+        return error
 
     def _mark_set(self, conn: _Conn, uids: list[int]) -> None:
         """One page's mark: UID MOVE, else COPY + \\Deleted + UID EXPUNGE, else a keyword."""
