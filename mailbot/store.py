@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import re
+import tempfile
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 
-from mailbot.fsutil import atomic_write, fsync_dir
+from mailbot.fsutil import fsync_dir
 
 RAW_DIR = "raw"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+# Files of a batch are flushed to disk by this many threads at once.
+_SYNC_THREADS = 8
 
 
 class StoreError(Exception):
@@ -48,18 +55,12 @@ class RawStore:
         Idempotent: an intact copy already present is kept; a damaged one is replaced.
         The file is complete and on disk (file and directory fsynced) when this returns.
         """
-        sha = hashlib.sha256(raw).hexdigest()
-        rel = self.relative_path_for(sha)
-        final = self.resolve(rel)
-        if final.is_file() and self._intact(final, sha):
-            return sha, rel
-        created_root = not self.root.exists()
-        final.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if created_root:
-            fsync_dir(self.data_dir)
-        atomic_write(final, raw)
-        fsync_dir(self.root)
-        return sha, rel
+        with self.batch() as batch:
+            return batch.put(raw)
+
+    def batch(self) -> StoreBatch:
+        """Several mails stored together: durable, all at once, when the `with` block ends."""
+        return StoreBatch(self)
 
     def get(self, relative_path: str, *, verify: bool = False) -> bytes:
         """The stored bytes; with verify, check them against the hash in the name."""
@@ -88,3 +89,93 @@ class RawStore:
         except OSError:
             return False
         return h.hexdigest() == sha
+
+
+class StoreBatch:
+    """Raw mails written together and made durable together when the batch ends.
+
+    Each mail is written under a temporary name; at the end all files are flushed at once
+    (by a few threads: the file system joins concurrent flushes into one journal commit,
+    where one after another each pays for its own), renamed into place, and each directory
+    is flushed once. A path handed out is valid once the batch has ended without error; an
+    error leaves no temporary file behind.
+    """
+
+    def __init__(self, store: RawStore) -> None:
+        self._store = store
+        self._pending: dict[str, tuple[Path, Path]] = {}  # sha -> (temporary, final) path
+        self._new_root = False  # the store itself was created: the data directory's too
+
+    def __enter__(self) -> StoreBatch:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        try:
+            if exc_type is None:
+                self._commit()
+        finally:
+            for tmp, _final in self._pending.values():
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+            self._pending.clear()
+
+    def put(self, raw: bytes) -> tuple[str, str]:
+        """Write one mail; (sha256 hex, path relative to the data directory) as RawStore.put."""
+        store = self._store
+        sha = hashlib.sha256(raw).hexdigest()
+        rel = store.relative_path_for(sha)
+        if sha in self._pending:
+            return sha, rel
+        final = store.resolve(rel)
+        if final.is_file() and store._intact(final, sha):
+            return sha, rel
+        if not final.parent.is_dir():
+            self._new_root = self._new_root or not store.root.exists()
+            final.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(raw)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        self._pending[sha] = (Path(tmp), final)
+        return sha, rel
+
+    def _commit(self) -> None:
+        """Flush the files, rename them into place, flush their directories."""
+        pending = list(self._pending.values())
+        if not pending:
+            return
+        # The data is on disk before the name appears: a crash never leaves a final name on
+        # a partial file.
+        _each(_fsync_file, [tmp for tmp, _final in pending])
+        for sha, (tmp, final) in list(self._pending.items()):
+            os.replace(tmp, final)
+            del self._pending[sha]
+        # The root too, every time: a hash directory made by a batch that failed before
+        # this point is flushed into it now.
+        dirs = {final.parent for _tmp, final in pending} | {self._store.root}
+        if self._new_root:
+            dirs.add(self._store.data_dir)
+        _each(fsync_dir, dirs)
+
+
+def _each(fn: Callable[[Path], None], paths: Iterable[Path]) -> None:
+    """fn on every path, by a few threads when there are several (fsync releases the GIL)."""
+    todo = list(paths)
+    if len(todo) <= 1:
+        for path in todo:
+            fn(path)
+        return
+    with ThreadPoolExecutor(max_workers=min(_SYNC_THREADS, len(todo))) as pool:
+        list(pool.map(fn, todo))
+
+
+def _fsync_file(path: Path) -> None:
+    """Flush a written file's data to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

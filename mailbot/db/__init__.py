@@ -43,6 +43,7 @@ from mailbot.db.jobs import (
 )
 from mailbot.db.mails import (
     MailToMove,
+    Received,
     add_file_result,
     add_file_results,
     assigned_units,
@@ -75,6 +76,7 @@ from mailbot.db.mails import (
     quarantine,
     record_baseline,
     record_received,
+    record_received_many,
     reject,
     release_mail_claims,
     reprocess_generation,
@@ -185,6 +187,7 @@ __all__ = [
     "OUTBOX_KINDS",
     "OUTBOX_STATUSES",
     "Outbox",
+    "Received",
     "SUBMISSION_STATUSES",
     "SchemaTooNew",
     "ServerUnusable",
@@ -279,6 +282,7 @@ __all__ = [
     "record_baseline",
     "record_bounce",
     "record_received",
+    "record_received_many",
     "record_refused",
     "record_token_use",
     "reject",

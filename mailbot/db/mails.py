@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, cast
 
@@ -181,6 +181,23 @@ def known_source_refs(session: Session, source: str, refs: Iterable[str]) -> set
     return known
 
 
+class Received(NamedTuple):
+    """A stored raw mail to record as received (see record_received)."""
+
+    uidvalidity: int | None
+    uid: int | None
+    message_id: str | None
+    sha256: str
+    raw_path: str
+    size: int
+    from_addr: str | None
+    subject: str | None
+    received_at: datetime
+    status: str = "received"
+    source_ref: str | None = None
+    fetched_at: datetime | None = None
+
+
 def record_received(
     session: Session,
     *,
@@ -205,42 +222,104 @@ def record_received(
     `source_ref`, the source's handle of the mail, is noted on a known row too: it is how
     the mail is found again to move it.
     """
-    existing = find_received(
-        session,
-        source=source,
+    one = Received(
         uidvalidity=uidvalidity,
         uid=uid,
         message_id=message_id,
         sha256=sha256,
-    )
-    if existing is not None:
-        if source_ref is not None and existing.source_ref != source_ref:
-            existing.source_ref = source_ref
-            session.flush()
-        return existing, False
-    if status not in ("received", "oversize", "ignored"):
-        raise ValueError(f"a mail cannot arrive with status {status!r}")
-    mail = Mail(
-        source=source,
-        uidvalidity=uidvalidity,
-        uid=uid,
-        message_id=normalize_message_id(message_id),
-        sha256=sha256,
         raw_path=raw_path,
         size=size,
-        from_addr=_norm_addr(from_addr) if from_addr else None,
+        from_addr=from_addr,
         subject=subject,
         received_at=received_at,
-        fetched_at=fetched_at or received_at,
         status=status,
-        attempts=0,
-        awaiting_confirmation=False,
-        moved=False,
         source_ref=source_ref,
+        fetched_at=fetched_at,
     )
-    session.add(mail)
+    return record_received_many(session, source, [one])[0]
+
+
+def record_received_many(
+    session: Session, source: str, mails: Sequence[Received]
+) -> list[tuple[Mail, bool]]:
+    """Record a page of stored raw mails as record_received does, in order: one look-up of
+    the known ones and one INSERT for the new ones, not two statements per mail.
+
+    A mail is known by (source, UIDVALIDITY, UID), or without a UID by its hash (and its
+    Message-ID when it has one); a mail listed twice in the page is recorded once.
+    """
+    for m in mails:
+        if m.status not in ("received", "oversize", "ignored"):
+            raise ValueError(f"a mail cannot arrive with status {m.status!r}")
+    by_uid: dict[tuple[int | None, int], Mail] = {}
+    by_sha: dict[str, list[Mail]] = {}
+    uids = list({m.uid for m in mails if m.uid is not None})
+    if uids:
+        for row in session.scalars(
+            select(Mail).where(Mail.source == source, Mail.uid.in_(uids)).order_by(Mail.id)
+        ):
+            by_uid.setdefault((row.uidvalidity, cast(int, row.uid)), row)
+    shas = list({m.sha256 for m in mails if m.uid is None})
+    if shas:
+        for row in session.scalars(
+            select(Mail)
+            .where(Mail.source == source, Mail.uid.is_(None), Mail.sha256.in_(shas))
+            .order_by(Mail.id)
+        ):
+            by_sha.setdefault(row.sha256, []).append(row)
+
+    out: list[tuple[Mail, bool]] = []
+    new: list[Mail] = []
+    for m in mails:
+        existing = _known_row(m, by_uid, by_sha)
+        if existing is not None:
+            if m.source_ref is not None and existing.source_ref != m.source_ref:
+                existing.source_ref = m.source_ref
+            out.append((existing, False))
+            continue
+        mail = Mail(
+            source=source,
+            uidvalidity=m.uidvalidity,
+            uid=m.uid,
+            message_id=normalize_message_id(m.message_id),
+            sha256=m.sha256,
+            raw_path=m.raw_path,
+            size=m.size,
+            from_addr=_norm_addr(m.from_addr) if m.from_addr else None,
+            subject=m.subject,
+            received_at=m.received_at,
+            fetched_at=m.fetched_at or m.received_at,
+            status=m.status,
+            attempts=0,
+            awaiting_confirmation=False,
+            moved=False,
+            source_ref=m.source_ref,
+        )
+        new.append(mail)
+        out.append((mail, True))
+        # A second listing of the same mail in this page finds this row.
+        if m.uid is not None:
+            by_uid[(m.uidvalidity, m.uid)] = mail
+        else:
+            by_sha.setdefault(m.sha256, []).append(mail)
+    session.add_all(new)
     session.flush()
-    return mail, True
+    return out
+
+
+def _known_row(
+    m: Received, by_uid: dict[tuple[int | None, int], Mail], by_sha: dict[str, list[Mail]]
+) -> Mail | None:
+    """The recorded row of this mail among those looked up, if any."""
+    if m.uid is not None:
+        return by_uid.get((m.uidvalidity, m.uid))
+    # Same bytes means same Message-ID too, so the hash alone decides; the Message-ID only
+    # narrows it when present.
+    mid = normalize_message_id(m.message_id)
+    for row in by_sha.get(m.sha256, ()):
+        if mid is None or row.message_id == mid:
+            return row
+    return None
 
 
 def note_headers(
