@@ -247,10 +247,12 @@ class FetchStage:
                 for ref, sha, path, size in stored
             ],
         )
-        for (ref, _sha, _path, _size), (mail, created) in zip(stored, rows, strict=True):
+        for (ref, _sha, _path, size), (mail_id, created) in zip(stored, rows, strict=True):
             if created and ref.oversize:
+                mail = s.get(dbm.Mail, mail_id)
+                assert mail is not None  # inserted in this transaction
                 self._notify_oversize(s, mail, ref)
-            log.info("received mail id=%s uid=%s size=%s", mail.id, ref.uid, mail.size)
+            log.info("received mail id=%s uid=%s size=%s", mail_id, ref.uid, size)
 
     def _notify_oversize(self, s: dbm.Session, mail: dbm.Mail, ref: IncomingRef) -> None:
         # Same transaction as the record: a crash cannot leave it recorded but unanswered.

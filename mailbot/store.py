@@ -29,6 +29,10 @@ class RawStore:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = Path(data_dir)
         self.root = self.data_dir / RAW_DIR
+        # Hash directories found to be real directories inside the store (checked once).
+        self._checked_dirs: set[Path] = set()
+        # Flushes files of a batch at once; threads start on first use, idle ones cost nothing.
+        self._syncer = ThreadPoolExecutor(max_workers=_SYNC_THREADS, thread_name_prefix="fsync")
 
     @staticmethod
     def relative_path_for(sha256: str) -> str:
@@ -61,6 +65,29 @@ class RawStore:
     def batch(self) -> StoreBatch:
         """Several mails stored together: durable, all at once, when the `with` block ends."""
         return StoreBatch(self)
+
+    def _target(self, sha: str) -> Path:
+        """Where the mail with this hash is written; refuses a way out of the store (a
+        symlinked directory or file), resolving each hash directory once, not per mail."""
+        leaf = self.root / sha[:2]
+        if leaf not in self._checked_dirs:
+            if not leaf.resolve().is_relative_to(self.root.resolve()):
+                raise StoreError(f"path outside the raw mail store: {leaf}")
+            if leaf.is_dir():
+                self._checked_dirs.add(leaf)
+        final = leaf / f"{sha[2:]}.eml"
+        if final.is_symlink():
+            raise StoreError(f"path outside the raw mail store: {final}")
+        return final
+
+    def _each(self, fn: Callable[[Path], None], paths: Iterable[Path]) -> None:
+        """fn on every path, by a few threads when there are several (fsync releases the GIL)."""
+        todo = list(paths)
+        if len(todo) <= 1:
+            for path in todo:
+                fn(path)
+            return
+        list(self._syncer.map(fn, todo))
 
     def get(self, relative_path: str, *, verify: bool = False) -> bytes:
         """The stored bytes; with verify, check them against the hash in the name."""
@@ -126,7 +153,7 @@ class StoreBatch:
         rel = store.relative_path_for(sha)
         if sha in self._pending:
             return sha, rel
-        final = store.resolve(rel)
+        final = store._target(sha)
         if final.is_file() and store._intact(final, sha):
             return sha, rel
         if not final.parent.is_dir():
@@ -149,7 +176,7 @@ class StoreBatch:
             return
         # The data is on disk before the name appears: a crash never leaves a final name on
         # a partial file.
-        _each(_fsync_file, [tmp for tmp, _final in pending])
+        self._store._each(_fsync_file, [tmp for tmp, _final in pending])
         for sha, (tmp, final) in list(self._pending.items()):
             os.replace(tmp, final)
             del self._pending[sha]
@@ -158,18 +185,7 @@ class StoreBatch:
         dirs = {final.parent for _tmp, final in pending} | {self._store.root}
         if self._new_root:
             dirs.add(self._store.data_dir)
-        _each(fsync_dir, dirs)
-
-
-def _each(fn: Callable[[Path], None], paths: Iterable[Path]) -> None:
-    """fn on every path, by a few threads when there are several (fsync releases the GIL)."""
-    todo = list(paths)
-    if len(todo) <= 1:
-        for path in todo:
-            fn(path)
-        return
-    with ThreadPoolExecutor(max_workers=min(_SYNC_THREADS, len(todo))) as pool:
-        list(pool.map(fn, todo))
+        self._store._each(fsync_dir, dirs)
 
 
 def _fsync_file(path: Path) -> None:

@@ -236,14 +236,18 @@ def record_received(
         source_ref=source_ref,
         fetched_at=fetched_at,
     )
-    return record_received_many(session, source, [one])[0]
+    [(mail_id, created)] = record_received_many(session, source, [one])
+    mail = session.get(Mail, mail_id)
+    assert mail is not None  # just recorded or found, in this transaction
+    return mail, created
 
 
 def record_received_many(
     session: Session, source: str, mails: Sequence[Received]
-) -> list[tuple[Mail, bool]]:
-    """Record a page of stored raw mails as record_received does, in order: one look-up of
-    the known ones and one INSERT for the new ones, not two statements per mail.
+) -> list[tuple[int, bool]]:
+    """Record a page of stored raw mails as record_received does: (mail id, created) for
+    each, in order. One look-up of the known ones, one INSERT of the new ones and one
+    look-up of their ids, not two statements and an ORM object per mail.
 
     A mail is known by (source, UIDVALIDITY, UID), or without a UID by its hash (and its
     Message-ID when it has one); a mail listed twice in the page is recorded once.
@@ -251,75 +255,108 @@ def record_received_many(
     for m in mails:
         if m.status not in ("received", "oversize", "ignored"):
             raise ValueError(f"a mail cannot arrive with status {m.status!r}")
-    by_uid: dict[tuple[int | None, int], Mail] = {}
-    by_sha: dict[str, list[Mail]] = {}
+    known = _recorded(session, source, mails)
+    out: list[tuple[int | None, bool]] = []  # None: the id of a row inserted below
+    new: dict[tuple[int | None, int | None, str | None], dict[str, Any]] = {}
+    for m in mails:
+        row = _known_row(m, known)
+        if row is not None:
+            mail_id, source_ref = row
+            if m.source_ref is not None and source_ref != m.source_ref:
+                session.execute(
+                    update(Mail).where(Mail.id == mail_id).values(source_ref=m.source_ref)
+                )
+            out.append((mail_id, False))
+            continue
+        key = _identity(m)
+        if key in new:  # listed twice in this page: recorded once
+            out.append((None, False))
+            continue
+        new[key] = {
+            "source": source,
+            "uidvalidity": m.uidvalidity,
+            "uid": m.uid,
+            "message_id": normalize_message_id(m.message_id),
+            "sha256": m.sha256,
+            "raw_path": m.raw_path,
+            "size": m.size,
+            "from_addr": _norm_addr(m.from_addr) if m.from_addr else None,
+            "subject": m.subject,
+            "received_at": m.received_at,
+            "fetched_at": m.fetched_at or m.received_at,
+            "status": m.status,
+            "attempts": 0,
+            "awaiting_confirmation": False,
+            "moved": False,
+            "source_ref": m.source_ref,
+        }
+        out.append((None, True))
+    if new:
+        session.execute(insert(cast(Table, Mail.__table__)), list(new.values()))
+        known = _recorded(session, source, [m for m in mails if _identity(m) in new])
+    return [
+        (mail_id if mail_id is not None else _recorded_id(m, known), created)
+        for m, (mail_id, created) in zip(mails, out, strict=True)
+    ]
+
+
+_Identity = tuple[int | None, int | None, str | None]
+
+
+def _identity(m: Received) -> _Identity:
+    """What makes a mail the same mail: (UIDVALIDITY, UID), else its hash."""
+    if m.uid is not None:
+        return (m.uidvalidity, m.uid, None)
+    return (None, None, m.sha256)
+
+
+def _recorded(
+    session: Session, source: str, mails: Sequence[Received]
+) -> dict[_Identity, list[tuple[int, str | None]]]:
+    """The recorded rows of these mails (id, source_ref) by identity, oldest first, with
+    the Message-ID kept for the hash look-ups: two queries at most."""
+    found: dict[_Identity, list[tuple[int, str | None]]] = {}
     uids = list({m.uid for m in mails if m.uid is not None})
     if uids:
-        for row in session.scalars(
-            select(Mail).where(Mail.source == source, Mail.uid.in_(uids)).order_by(Mail.id)
+        for mail_id, uidvalidity, uid, ref in session.execute(
+            select(Mail.id, Mail.uidvalidity, Mail.uid, Mail.source_ref)
+            .where(Mail.source == source, Mail.uid.in_(uids))
+            .order_by(Mail.id)
         ):
-            by_uid.setdefault((row.uidvalidity, cast(int, row.uid)), row)
+            found.setdefault((uidvalidity, uid, None), []).append((mail_id, ref))
     shas = list({m.sha256 for m in mails if m.uid is None})
     if shas:
-        for row in session.scalars(
-            select(Mail)
+        for mail_id, sha, mid, ref in session.execute(
+            select(Mail.id, Mail.sha256, Mail.message_id, Mail.source_ref)
             .where(Mail.source == source, Mail.uid.is_(None), Mail.sha256.in_(shas))
             .order_by(Mail.id)
         ):
-            by_sha.setdefault(row.sha256, []).append(row)
-
-    out: list[tuple[Mail, bool]] = []
-    new: list[Mail] = []
-    for m in mails:
-        existing = _known_row(m, by_uid, by_sha)
-        if existing is not None:
-            if m.source_ref is not None and existing.source_ref != m.source_ref:
-                existing.source_ref = m.source_ref
-            out.append((existing, False))
-            continue
-        mail = Mail(
-            source=source,
-            uidvalidity=m.uidvalidity,
-            uid=m.uid,
-            message_id=normalize_message_id(m.message_id),
-            sha256=m.sha256,
-            raw_path=m.raw_path,
-            size=m.size,
-            from_addr=_norm_addr(m.from_addr) if m.from_addr else None,
-            subject=m.subject,
-            received_at=m.received_at,
-            fetched_at=m.fetched_at or m.received_at,
-            status=m.status,
-            attempts=0,
-            awaiting_confirmation=False,
-            moved=False,
-            source_ref=m.source_ref,
-        )
-        new.append(mail)
-        out.append((mail, True))
-        # A second listing of the same mail in this page finds this row.
-        if m.uid is not None:
-            by_uid[(m.uidvalidity, m.uid)] = mail
-        else:
-            by_sha.setdefault(m.sha256, []).append(mail)
-    session.add_all(new)
-    session.flush()
-    return out
+            found.setdefault((None, None, sha), []).append((mail_id, ref))
+            found.setdefault((None, None, f"{sha} {mid}"), []).append((mail_id, ref))
+    return found
 
 
 def _known_row(
-    m: Received, by_uid: dict[tuple[int | None, int], Mail], by_sha: dict[str, list[Mail]]
-) -> Mail | None:
-    """The recorded row of this mail among those looked up, if any."""
-    if m.uid is not None:
-        return by_uid.get((m.uidvalidity, m.uid))
-    # Same bytes means same Message-ID too, so the hash alone decides; the Message-ID only
-    # narrows it when present.
-    mid = normalize_message_id(m.message_id)
-    for row in by_sha.get(m.sha256, ()):
-        if mid is None or row.message_id == mid:
-            return row
-    return None
+    m: Received, known: dict[_Identity, list[tuple[int, str | None]]]
+) -> tuple[int, str | None] | None:
+    """The recorded (id, source_ref) of this mail, if any."""
+    key = _identity(m)
+    if m.uid is None:
+        # Same bytes means same Message-ID too, so the hash alone decides; the Message-ID
+        # only narrows it when present.
+        mid = normalize_message_id(m.message_id)
+        if mid is not None:
+            key = (None, None, f"{m.sha256} {mid}")
+    rows = known.get(key)
+    return rows[0] if rows else None
+
+
+def _recorded_id(m: Received, known: dict[_Identity, list[tuple[int, str | None]]]) -> int:
+    """The id of a row just inserted for this mail."""
+    row = _known_row(m, known)
+    if row is None:
+        raise RuntimeError(f"mail {_identity(m)} vanished right after it was recorded")
+    return row[0]
 
 
 def note_headers(
