@@ -255,11 +255,11 @@ def record_received_many(
     for m in mails:
         if m.status not in ("received", "oversize", "ignored"):
             raise ValueError(f"a mail cannot arrive with status {m.status!r}")
-    known = _recorded(session, source, mails)
+    known = _Recorded(session, source, mails)
     out: list[tuple[int | None, bool]] = []  # None: the id of a row inserted below
     new: dict[tuple[int | None, int | None, str | None], dict[str, Any]] = {}
     for m in mails:
-        row = _known_row(m, known)
+        row = known.find(m)
         if row is not None:
             mail_id, source_ref = row
             if m.source_ref is not None and source_ref != m.source_ref:
@@ -268,11 +268,10 @@ def record_received_many(
                 )
             out.append((mail_id, False))
             continue
-        key = _identity(m)
-        if key in new:  # listed twice in this page: recorded once
-            out.append((None, False))
-            continue
-        new[key] = {
+        # What makes it the same mail: (UIDVALIDITY, UID), else its hash.
+        key = (m.uidvalidity, m.uid, None) if m.uid is not None else (None, None, m.sha256)
+        out.append((None, key not in new))  # listed twice in this page: recorded once
+        new[key] = new.get(key) or {
             "source": source,
             "uidvalidity": m.uidvalidity,
             "uid": m.uid,
@@ -290,73 +289,57 @@ def record_received_many(
             "moved": False,
             "source_ref": m.source_ref,
         }
-        out.append((None, True))
     if new:
         session.execute(insert(cast(Table, Mail.__table__)), list(new.values()))
-        known = _recorded(session, source, [m for m in mails if _identity(m) in new])
+        inserted = [m for m, (mail_id, _) in zip(mails, out, strict=True) if mail_id is None]
+        known = _Recorded(session, source, inserted)
     return [
-        (mail_id if mail_id is not None else _recorded_id(m, known), created)
+        (mail_id if mail_id is not None else known.id_of(m), created)
         for m, (mail_id, created) in zip(mails, out, strict=True)
     ]
 
 
-_Identity = tuple[int | None, int | None, str | None]
+class _Recorded:
+    """The recorded rows (id, source_ref) of a page of mails, in two queries at most."""
 
+    def __init__(self, session: Session, source: str, mails: Sequence[Received]) -> None:
+        self.by_uid: dict[tuple[int | None, int | None], tuple[int, str | None]] = {}
+        self.by_sha: dict[str, list[tuple[int, str | None, str | None]]] = {}
+        uids = list({m.uid for m in mails if m.uid is not None})
+        if uids:
+            for mail_id, uidvalidity, uid, ref in session.execute(
+                select(Mail.id, Mail.uidvalidity, Mail.uid, Mail.source_ref)
+                .where(Mail.source == source, Mail.uid.in_(uids))
+                .order_by(Mail.id)
+            ):
+                self.by_uid.setdefault((uidvalidity, uid), (mail_id, ref))
+        shas = list({m.sha256 for m in mails if m.uid is None})
+        if shas:
+            for mail_id, sha, mid, ref in session.execute(
+                select(Mail.id, Mail.sha256, Mail.message_id, Mail.source_ref)
+                .where(Mail.source == source, Mail.uid.is_(None), Mail.sha256.in_(shas))
+                .order_by(Mail.id)
+            ):
+                self.by_sha.setdefault(sha, []).append((mail_id, ref, mid))
 
-def _identity(m: Received) -> _Identity:
-    """What makes a mail the same mail: (UIDVALIDITY, UID), else its hash."""
-    if m.uid is not None:
-        return (m.uidvalidity, m.uid, None)
-    return (None, None, m.sha256)
-
-
-def _recorded(
-    session: Session, source: str, mails: Sequence[Received]
-) -> dict[_Identity, list[tuple[int, str | None]]]:
-    """The recorded rows of these mails (id, source_ref) by identity, oldest first, with
-    the Message-ID kept for the hash look-ups: two queries at most."""
-    found: dict[_Identity, list[tuple[int, str | None]]] = {}
-    uids = list({m.uid for m in mails if m.uid is not None})
-    if uids:
-        for mail_id, uidvalidity, uid, ref in session.execute(
-            select(Mail.id, Mail.uidvalidity, Mail.uid, Mail.source_ref)
-            .where(Mail.source == source, Mail.uid.in_(uids))
-            .order_by(Mail.id)
-        ):
-            found.setdefault((uidvalidity, uid, None), []).append((mail_id, ref))
-    shas = list({m.sha256 for m in mails if m.uid is None})
-    if shas:
-        for mail_id, sha, mid, ref in session.execute(
-            select(Mail.id, Mail.sha256, Mail.message_id, Mail.source_ref)
-            .where(Mail.source == source, Mail.uid.is_(None), Mail.sha256.in_(shas))
-            .order_by(Mail.id)
-        ):
-            found.setdefault((None, None, sha), []).append((mail_id, ref))
-            found.setdefault((None, None, f"{sha} {mid}"), []).append((mail_id, ref))
-    return found
-
-
-def _known_row(
-    m: Received, known: dict[_Identity, list[tuple[int, str | None]]]
-) -> tuple[int, str | None] | None:
-    """The recorded (id, source_ref) of this mail, if any."""
-    key = _identity(m)
-    if m.uid is None:
+    def find(self, m: Received) -> tuple[int, str | None] | None:
+        """The recorded (id, source_ref) of this mail, if any."""
+        if m.uid is not None:
+            return self.by_uid.get((m.uidvalidity, m.uid))
         # Same bytes means same Message-ID too, so the hash alone decides; the Message-ID
         # only narrows it when present.
         mid = normalize_message_id(m.message_id)
-        if mid is not None:
-            key = (None, None, f"{m.sha256} {mid}")
-    rows = known.get(key)
-    return rows[0] if rows else None
+        for mail_id, ref, row_mid in self.by_sha.get(m.sha256, ()):
+            if mid is None or row_mid == mid:
+                return mail_id, ref
+        return None
 
-
-def _recorded_id(m: Received, known: dict[_Identity, list[tuple[int, str | None]]]) -> int:
-    """The id of a row just inserted for this mail."""
-    row = _known_row(m, known)
-    if row is None:
-        raise RuntimeError(f"mail {_identity(m)} vanished right after it was recorded")
-    return row[0]
+    def id_of(self, m: Received) -> int:
+        """The id of the row just inserted for this mail."""
+        row = self.find(m)
+        if row is None:
+            raise RuntimeError(f"mail uid={m.uid} sha256={m.sha256} vanished once recorded")
+        return row[0]
 
 
 def note_headers(
