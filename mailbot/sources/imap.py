@@ -522,6 +522,9 @@ class ImapSource:
                     wanted.setdefault(int(key), []).append(done)
             if not wanted:
                 return
+            if self.config.processed_folder:
+                # A folder that cannot be made fails the page whole, not each mail.
+                self._ensure_folder(conn, self.config.processed_folder)
             uids = sorted(wanted)
             error = self._try_mark_set(conn, uids)
             if error is None:
@@ -536,12 +539,9 @@ class ImapSource:
                 error,
             )
             for uid in uids:
-                try:
-                    self._mark_set(conn, [uid])
-                except imaplib.IMAP4.abort:
-                    raise
-                except (SourceError, imaplib.IMAP4.error) as exc:
-                    failures.update(dict.fromkeys(wanted[uid], _as_source_error(exc)))
+                error = self._try_mark_set(conn, [uid])
+                if error is not None:
+                    failures.update(dict.fromkeys(wanted[uid], error))
 
         if refs:
             self._command(run)
@@ -586,7 +586,6 @@ class ImapSource:
         self._processed_ready = True
 
     def _move(self, conn: _Conn, uid_set: str, folder: str) -> None:
-        self._ensure_folder(conn, folder)
         client, target = conn.client, _mailbox_name(folder)
         client.untagged_responses.pop("COPYUID", None)
         if "MOVE" in conn.capabilities:
