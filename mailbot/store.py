@@ -131,6 +131,7 @@ class StoreBatch:
     def __init__(self, store: RawStore) -> None:
         self._store = store
         self._pending: dict[str, tuple[Path, Path]] = {}  # sha -> (temporary, final) path
+        self._dirs: set[Path] = set()  # directories to flush at the end
         self._new_root = False  # the store itself was created: the data directory's too
 
     def __enter__(self) -> StoreBatch:
@@ -154,7 +155,10 @@ class StoreBatch:
         if sha in self._pending:
             return sha, rel
         final = store._target(sha)
+        self._dirs.add(final.parent)
         if final.is_file() and store._intact(final, sha):
+            # Left by a run killed before it flushed the directory: flushed now, before the
+            # record that names it is committed.
             return sha, rel
         if not final.parent.is_dir():
             self._new_root = self._new_root or not store.root.exists()
@@ -172,7 +176,7 @@ class StoreBatch:
     def _commit(self) -> None:
         """Flush the files, rename them into place, flush their directories."""
         pending = list(self._pending.values())
-        if not pending:
+        if not self._dirs:
             return
         # The data is on disk before the name appears: a crash never leaves a final name on
         # a partial file.
@@ -182,7 +186,7 @@ class StoreBatch:
             del self._pending[sha]
         # The root too, every time: a hash directory made by a batch that failed before
         # this point is flushed into it now.
-        dirs = {final.parent for _tmp, final in pending} | {self._store.root}
+        dirs = self._dirs | {self._store.root}
         if self._new_root:
             dirs.add(self._store.data_dir)
         self._store._each(fsync_dir, dirs)
