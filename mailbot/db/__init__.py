@@ -43,7 +43,6 @@ from mailbot.db.jobs import (
 )
 from mailbot.db.mails import (
     MailToMove,
-    Received,
     add_file_result,
     add_file_results,
     assigned_units,
@@ -54,15 +53,8 @@ from mailbot.db.mails import (
     due_mails,
     file_results_for_mail,
     find_mails_by_message_id,
-    find_received,
-    first_contact,
     get_mail,
-    get_mailbox_state,
     holds_claim,
-    is_known,
-    known_by_message_id,
-    known_source_refs,
-    known_uids,
     mail_claims,
     mails_for_staff,
     mails_not_answered_for_age,
@@ -74,14 +66,10 @@ from mailbot.db.mails import (
     mark_processed,
     note_headers,
     quarantine,
-    record_baseline,
-    record_received,
-    record_received_many,
     reject,
     release_mail_claims,
     reprocess_generation,
     reset_for_reprocess,
-    set_mailbox_state,
 )
 from mailbot.db.models import (
     DB_FILE_NAME,
@@ -129,6 +117,20 @@ from mailbot.db.outbox import (
     record_refused,
     release_claims,
     requeue_outgoing,
+)
+from mailbot.db.received import (
+    Received,
+    find_received,
+    first_contact,
+    get_mailbox_state,
+    is_known,
+    known_by_message_id,
+    known_source_refs,
+    known_uids,
+    record_baseline,
+    record_received,
+    record_received_many,
+    set_mailbox_state,
 )
 from mailbot.db.staff import record_token_use, token_used
 from mailbot.db.submissions import (

@@ -26,7 +26,13 @@ from mailbot.sources import (
     parse_imap_url,
 )
 from mailbot.sources.base import received_date
-from mailbot.sources.imap import _fetch_items, _ok, _size_batches, _uid_set, parse_internaldate
+from mailbot.sources.imap_wire import (
+    fetch_items,
+    ok,
+    parse_internaldate,
+    size_batches,
+    uid_set_text,
+)
 from tests.support import free_port
 from tests.support.dovecot import UTF8_USER, Account, DovecotServer, start_dovecot
 
@@ -496,7 +502,7 @@ def test_fetch_response_shapes():
         b" UID 12 RFC822.SIZE 3)",
         b"3 (UID 13 FLAGS (\\Seen))",
     ]
-    items = list(_fetch_items(data))
+    items = list(fetch_items(data))
     assert [lit for _, lit in items] == [b"hello", b"abc", None]
     assert [re.search(rb"UID (\d+)", meta).group(1) for meta, _ in items] == [b"11", b"12", b"13"]
     assert b"RFC822.SIZE 3" in items[1][0]
@@ -507,20 +513,20 @@ def test_download_batches_are_bounded_by_count_and_bytes():
         IncomingRef(key=str(n), uid=n, uidvalidity=1, size=size)
         for n, size in enumerate([10, 10, 10, 50, 10, 10], start=1)
     ]
-    assert [[r.uid for r in c] for c in _size_batches(refs, 2, 30)] == [[1, 2], [3], [4], [5, 6]]
-    assert [[r.uid for r in c] for c in _size_batches(refs, 10, 1000)] == [[1, 2, 3, 4, 5, 6]]
+    assert [[r.uid for r in c] for c in size_batches(refs, 2, 30)] == [[1, 2], [3], [4], [5, 6]]
+    assert [[r.uid for r in c] for c in size_batches(refs, 10, 1000)] == [[1, 2, 3, 4, 5, 6]]
 
 
 def test_uid_sets_are_compact():
-    assert _uid_set([9, 1, 2, 3, 7, 10, 2]) == "1:3,7,9:10"
-    assert _uid_set([5]) == "5"
-    assert _uid_set([]) == ""
+    assert uid_set_text([9, 1, 2, 3, 7, 10, 2]) == "1:3,7,9:10"
+    assert uid_set_text([5]) == "5"
+    assert uid_set_text([]) == ""
 
 
 def test_a_refused_command_names_the_command_and_the_server_text():
-    assert _ok(("OK", [b"done"]), "NOOP") == [b"done"]
+    assert ok(("OK", [b"done"]), "NOOP") == [b"done"]
     with pytest.raises(SourceError) as info:
-        _ok(("NO", [b"[TRYCREATE] Mailbox doesn't exist: X"]), "UID MOVE")
+        ok(("NO", [b"[TRYCREATE] Mailbox doesn't exist: X"]), "UID MOVE")
     assert str(info.value) == "IMAP UID MOVE failed: NO [TRYCREATE] Mailbox doesn't exist: X"
 
 
