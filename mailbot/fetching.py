@@ -17,7 +17,7 @@ from mailbot.clock import Clock
 from mailbot.config import Config, since_instant
 from mailbot.intake import IntakeContext, Reply, oversize_reply
 from mailbot.sources import IncomingRef, Source, SourceError
-from mailbot.store import RawStore
+from mailbot.store import RawStore, StoreBatch
 from mailbot.units import Register
 from rules.campaign import Campaign
 
@@ -116,13 +116,17 @@ class FetchStage:
 
         refs = unknown(self.source.new_messages(last_uid))
         for chunk in _batches(refs, batch):
-            # Too large to download: keep the headers, tell the sender, leave it on the server.
-            stored = [self._put(ref, ref.headers or b"\r\n") for ref in chunk if ref.oversize]
-            # Each body is on disk before the next is read: one batch's bytes at most in memory.
-            stored.extend(
-                self._put(ref, raw)
-                for ref, raw in self.source.fetch(r for r in chunk if not r.oversize)
-            )
+            # Each body is written before the next is read (one batch's bytes at most in
+            # memory); the batch is durable, all at once, before its records are committed.
+            with self.store.batch() as files:
+                # Too large to download: keep the headers, tell the sender, leave it there.
+                stored = [
+                    self._put(files, ref, ref.headers or b"\r\n") for ref in chunk if ref.oversize
+                ]
+                stored.extend(
+                    self._put(files, ref, raw)
+                    for ref, raw in self.source.fetch(r for r in chunk if not r.oversize)
+                )
             self._record_batch(stored)
             count += len(stored)
             if self.progress:
@@ -139,20 +143,16 @@ class FetchStage:
         base = self.source.baseline(since)
         key = self.source.source_key
         now = self.clock()
-        kept: list[tuple[IncomingRef, str, str, int]] = []
-        for ref in base.catch_up:
-            if ref.oversize:
-                sha, path = self.store.put(ref.headers or b"\r\n")
-                kept.append((ref, sha, path, ref.size))
-        small = [r for r in base.catch_up if not r.oversize]
-        for ref, raw in self.source.fetch(small):
-            sha, path = self.store.put(raw)
-            kept.append((ref, sha, path, ref.size or len(raw)))
+        with self.store.batch() as files:
+            kept = [
+                self._put(files, ref, ref.headers or b"\r\n")
+                for ref in base.catch_up
+                if ref.oversize
+            ]
+            small = [r for r in base.catch_up if not r.oversize]
+            kept.extend(self._put(files, ref, raw) for ref, raw in self.source.fetch(small))
         with self.db.session() as s:
-            for ref, sha, path, size in kept:
-                mail, created = self._insert(s, ref, sha, path, size, now)
-                if created and ref.oversize:
-                    self._notify_oversize(s, mail, ref)
+            self._insert(s, kept, now)
             dbm.record_baseline(
                 s,
                 key,
@@ -200,9 +200,11 @@ class FetchStage:
         )
         return keys
 
-    def _put(self, ref: IncomingRef, raw: bytes) -> tuple[IncomingRef, str, str, int]:
+    def _put(
+        self, files: StoreBatch, ref: IncomingRef, raw: bytes
+    ) -> tuple[IncomingRef, str, str, int]:
         """Store one raw mail; what its record needs (the bytes themselves are let go)."""
-        sha, path = self.store.put(raw)
+        sha, path = files.put(raw)
         return ref, sha, path, ref.size or len(raw)
 
     def _record_batch(self, stored: list[tuple[IncomingRef, str, str, int]]) -> None:
@@ -212,11 +214,7 @@ class FetchStage:
             return
         now = self.clock()
         with self.db.session() as s:
-            for ref, sha, path, size in stored:
-                mail, created = self._insert(s, ref, sha, path, size, now)
-                if created and ref.oversize:
-                    self._notify_oversize(s, mail, ref)
-                log.info("received mail id=%s uid=%s size=%s", mail.id, ref.uid, mail.size)
+            self._insert(s, stored, now)
             uids = [(r.uid, r.uidvalidity) for r, _, _, _ in stored if r.uid is not None]
             if uids:
                 uid, uidvalidity = max(uids, key=lambda u: u[0])
@@ -224,25 +222,37 @@ class FetchStage:
         self.on_stage("after-record")
 
     def _insert(
-        self, s: dbm.Session, ref: IncomingRef, sha: str, path: str, size: int, now: datetime
-    ) -> tuple[dbm.Mail, bool]:
-        """The mail's row: its time is when the server received it, else when we read it."""
-        return dbm.record_received(
+        self, s: dbm.Session, stored: list[tuple[IncomingRef, str, str, int]], now: datetime
+    ) -> None:
+        """The mails' rows (their time is when the server received them, else when we read
+        them), and the answer to each new one too large to download."""
+        rows = dbm.record_received_many(
             s,
-            source=self.source.source_key,
-            uidvalidity=ref.uidvalidity,
-            uid=ref.uid,
-            message_id=ref.message_id,
-            sha256=sha,
-            raw_path=path,
-            size=size,
-            from_addr=parseaddr(ref.from_header or "")[1] or None,
-            subject=ref.subject,
-            received_at=ref.arrived_at or now,
-            fetched_at=now,
-            status="oversize" if ref.oversize else "received",
-            source_ref=ref.key,
+            self.source.source_key,
+            [
+                dbm.Received(
+                    uidvalidity=ref.uidvalidity,
+                    uid=ref.uid,
+                    message_id=ref.message_id,
+                    sha256=sha,
+                    raw_path=path,
+                    size=size,
+                    from_addr=parseaddr(ref.from_header or "")[1] or None,
+                    subject=ref.subject,
+                    received_at=ref.arrived_at or now,
+                    fetched_at=now,
+                    status="oversize" if ref.oversize else "received",
+                    source_ref=ref.key,
+                )
+                for ref, sha, path, size in stored
+            ],
         )
+        for (ref, _sha, _path, size), (mail_id, created) in zip(stored, rows, strict=True):
+            if created and ref.oversize:
+                mail = s.get(dbm.Mail, mail_id)
+                assert mail is not None  # inserted in this transaction
+                self._notify_oversize(s, mail, ref)
+            log.info("received mail id=%s uid=%s size=%s", mail_id, ref.uid, size)
 
     def _notify_oversize(self, s: dbm.Session, mail: dbm.Mail, ref: IncomingRef) -> None:
         # Same transaction as the record: a crash cannot leave it recorded but unanswered.

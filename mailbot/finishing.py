@@ -47,41 +47,39 @@ class FinishStage:
     # -- stage 3: move processed mail ---------------------------------------------------------
 
     def move_done(self) -> int:
-        """Move (or mark) decided mail on the server, a page at a time; never delete it."""
+        """Move (or mark) decided mail on the server, a page at a time; never delete it.
+
+        One command per page on the server and one UPDATE per page in the record; a crash
+        between the two moves the page again, a no-op.
+        """
         moved = 0
         after = 0
         page_size = max(1, self.config.inbox.batch_size)
         while True:
             with self.db.session(write=False) as s:
-                page = [
-                    (
-                        m.id,
-                        m.source_ref or (str(m.uid) if m.uid is not None else None),
-                        m.uidvalidity,
-                    )
-                    for m in dbm.mails_to_move(s, self.source.source_key, page_size, after_id=after)
-                ]
+                page = dbm.mails_to_move(s, self.source.source_key, page_size, after_id=after)
             if not page:
                 return moved
-            after = page[-1][0]
+            after = page[-1].id
+            refs = list(dict.fromkeys((m.ref, m.uidvalidity) for m in page if m.ref is not None))
+            try:
+                failures = self.source.mark_done_many(refs)
+            except (SourceError, OSError) as exc:
+                # The mailbox is out of reach: the next round tries these and the rest again.
+                log.warning("could not move %d mails: %s", len(refs), exc)
+                return moved
             done: list[int] = []
-            for mail_id, ref, uidvalidity in page:
-                if ref is None:
+            for m in page:
+                if m.ref is None:
                     continue
-                try:
-                    # The stored UIDVALIDITY guards against moving another mail after renumbering.
-                    self.source.mark_done(ref, uidvalidity=uidvalidity)
-                except (SourceError, OSError, KeyError) as exc:
-                    log.warning("could not move mail id=%s: %s", mail_id, exc)
-                    continue
-                done.append(mail_id)
+                problem = failures.get((m.ref, m.uidvalidity))
+                if problem is None:
+                    done.append(m.id)
+                else:
+                    log.warning("could not move mail id=%s: %s", m.id, problem)
             if done:
-                # One commit per page; a crash before it moves them again (a no-op).
                 with self.db.session() as s:
-                    for mail_id in done:
-                        mail = dbm.get_mail(s, mail_id)
-                        if mail is not None:
-                            dbm.mark_moved(s, mail)
+                    dbm.mark_moved(s, done)
             moved += len(done)
 
     # -- stage 4: deliver the outbox ----------------------------------------------------------

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import re
+import tempfile
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 
-from mailbot.fsutil import atomic_write, fsync_dir
+from mailbot.fsutil import fsync_dir
 
 RAW_DIR = "raw"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+# Files of a batch are flushed to disk by this many threads at once.
+_SYNC_THREADS = 8
 
 
 class StoreError(Exception):
@@ -22,6 +29,10 @@ class RawStore:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = Path(data_dir)
         self.root = self.data_dir / RAW_DIR
+        # Hash directories found to be real directories inside the store (checked once).
+        self._checked_dirs: set[Path] = set()
+        # Flushes files of a batch at once; threads start on first use, idle ones cost nothing.
+        self._syncer = ThreadPoolExecutor(max_workers=_SYNC_THREADS, thread_name_prefix="fsync")
 
     @staticmethod
     def relative_path_for(sha256: str) -> str:
@@ -48,18 +59,35 @@ class RawStore:
         Idempotent: an intact copy already present is kept; a damaged one is replaced.
         The file is complete and on disk (file and directory fsynced) when this returns.
         """
-        sha = hashlib.sha256(raw).hexdigest()
-        rel = self.relative_path_for(sha)
-        final = self.resolve(rel)
-        if final.is_file() and self._intact(final, sha):
-            return sha, rel
-        created_root = not self.root.exists()
-        final.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if created_root:
-            fsync_dir(self.data_dir)
-        atomic_write(final, raw)
-        fsync_dir(self.root)
-        return sha, rel
+        with self.batch() as batch:
+            return batch.put(raw)
+
+    def batch(self) -> StoreBatch:
+        """Several mails stored together: durable, all at once, when the `with` block ends."""
+        return StoreBatch(self)
+
+    def _target(self, sha: str) -> Path:
+        """Where the mail with this hash is written; refuses a way out of the store (a
+        symlinked directory or file), resolving each hash directory once, not per mail."""
+        leaf = self.root / sha[:2]
+        if leaf not in self._checked_dirs:
+            if not leaf.resolve().is_relative_to(self.root.resolve()):
+                raise StoreError(f"path outside the raw mail store: {leaf}")
+            if leaf.is_dir():
+                self._checked_dirs.add(leaf)
+        final = leaf / f"{sha[2:]}.eml"
+        if final.is_symlink():
+            raise StoreError(f"path outside the raw mail store: {final}")
+        return final
+
+    def _each(self, fn: Callable[[Path], None], paths: Iterable[Path]) -> None:
+        """fn on every path, by a few threads when there are several (fsync releases the GIL)."""
+        todo = list(paths)
+        if len(todo) <= 1:
+            for path in todo:
+                fn(path)
+            return
+        list(self._syncer.map(fn, todo))
 
     def get(self, relative_path: str, *, verify: bool = False) -> bytes:
         """The stored bytes; with verify, check them against the hash in the name."""
@@ -88,3 +116,86 @@ class RawStore:
         except OSError:
             return False
         return h.hexdigest() == sha
+
+
+class StoreBatch:
+    """Raw mails written together and made durable together when the batch ends.
+
+    Each mail is written under a temporary name; at the end all files are flushed at once
+    (by a few threads: the file system joins concurrent flushes into one journal commit,
+    where one after another each pays for its own), renamed into place, and each directory
+    is flushed once. A path handed out is valid once the batch has ended without error; an
+    error leaves no temporary file behind.
+    """
+
+    def __init__(self, store: RawStore) -> None:
+        self._store = store
+        self._pending: dict[str, tuple[Path, Path]] = {}  # sha -> (temporary, final) path
+        self._dirs: set[Path] = set()  # directories to flush at the end
+        self._new_root = False  # the store itself was created: the data directory's too
+
+    def __enter__(self) -> StoreBatch:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        try:
+            if exc_type is None:
+                self._commit()
+        finally:
+            for tmp, _final in self._pending.values():
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+            self._pending.clear()
+
+    def put(self, raw: bytes) -> tuple[str, str]:
+        """Write one mail; (sha256 hex, path relative to the data directory) as RawStore.put."""
+        store = self._store
+        sha = hashlib.sha256(raw).hexdigest()
+        rel = store.relative_path_for(sha)
+        if sha in self._pending:
+            return sha, rel
+        final = store._target(sha)
+        self._dirs.add(final.parent)
+        if final.is_file() and store._intact(final, sha):
+            # Left by a run killed before it flushed the directory: flushed now, before the
+            # record that names it is committed.
+            return sha, rel
+        if not final.parent.is_dir():
+            self._new_root = self._new_root or not store.root.exists()
+            final.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(raw)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        self._pending[sha] = (Path(tmp), final)
+        return sha, rel
+
+    def _commit(self) -> None:
+        """Flush the files, rename them into place, flush their directories."""
+        pending = list(self._pending.values())
+        if not self._dirs:
+            return
+        # The data is on disk before the name appears: a crash never leaves a final name on
+        # a partial file.
+        self._store._each(_fsync_file, [tmp for tmp, _final in pending])
+        for sha, (tmp, final) in list(self._pending.items()):
+            os.replace(tmp, final)
+            del self._pending[sha]
+        # The root too, every time: a hash directory made by a batch that failed before
+        # this point is flushed into it now.
+        dirs = self._dirs | {self._store.root}
+        if self._new_root:
+            dirs.add(self._store.data_dir)
+        self._store._each(fsync_dir, dirs)
+
+
+def _fsync_file(path: Path) -> None:
+    """Flush a written file's data to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,11 +1,11 @@
-"""Repository of mails and their read positions: every change of a mail's state happens here."""
+"""Repository of mails: every change of a mail's state happens here (arrival: db/received.py)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Table, case, delete, func, insert, select, update
 from sqlalchemy.orm import Session
@@ -22,225 +22,10 @@ from mailbot.db.models import (
     Event,
     FileResult,
     Mail,
-    MailboxKnown,
-    MailboxState,
     Submission,
-    utcnow,
 )
 from mailbot.db.submissions import confirm_submission, resolve_supersede
 from parsers.model import Problem
-
-
-def get_mailbox_state(session: Session, source: str) -> MailboxState | None:
-    """The read position of one inbox, or None before its first pass."""
-    return session.get(MailboxState, source)
-
-
-def set_mailbox_state(
-    session: Session, source: str, uidvalidity: int, last_uid: int, now: datetime | None = None
-) -> MailboxState:
-    """Record the read position; within the same UIDVALIDITY it never moves backwards."""
-    now = now or utcnow()
-    state = session.get(MailboxState, source)
-    if state is None:
-        state = MailboxState(
-            source=source, uidvalidity=uidvalidity, last_uid=last_uid, updated_at=now
-        )
-        session.add(state)
-    else:
-        if state.uidvalidity == uidvalidity:
-            state.last_uid = max(state.last_uid, last_uid)
-        else:
-            state.uidvalidity = uidvalidity
-            state.last_uid = last_uid
-        state.updated_at = now
-    session.flush()
-    return state
-
-
-def first_contact(session: Session, source: str) -> bool:
-    """Whether the robot has never met this mailbox: no read position, no mail recorded."""
-    if session.get(MailboxState, source) is not None:
-        return False
-    return session.scalar(select(Mail.id).where(Mail.source == source).limit(1)) is None
-
-
-def record_baseline(
-    session: Session,
-    source: str,
-    *,
-    uidvalidity: int | None,
-    last_uid: int | None,
-    known_refs: Iterable[str],
-    now: datetime,
-) -> None:
-    """Note where a mailbox stood when first met: its read position and the mail it held.
-
-    A Maildir has no UIDs: its position is (0, 0) and its files are listed as known.
-    """
-    set_mailbox_state(session, source, uidvalidity or 0, last_uid or 0, now)
-    rows = [{"source": source, "ref": ref, "noted_at": now} for ref in dict.fromkeys(known_refs)]
-    if rows:
-        session.execute(insert(cast(Table, MailboxKnown.__table__)), rows)
-
-
-# --------------------------------------------------------------------------- incoming mail
-
-
-def find_received(
-    session: Session,
-    *,
-    source: str,
-    uidvalidity: int | None,
-    uid: int | None,
-    message_id: str | None = None,
-    sha256: str | None = None,
-) -> Mail | None:
-    """The recorded mail with this identity: (source, UIDVALIDITY, UID), else Message-ID+hash."""
-    if uid is not None:
-        return session.scalars(
-            select(Mail).where(
-                Mail.source == source, Mail.uidvalidity == uidvalidity, Mail.uid == uid
-            )
-        ).first()
-    if sha256 is None:
-        return None
-    # Same bytes means same Message-ID too, so the hash alone decides; the Message-ID is a
-    # cheap indexed filter when present.
-    query = select(Mail).where(Mail.source == source, Mail.uid.is_(None), Mail.sha256 == sha256)
-    mid = normalize_message_id(message_id)
-    if mid is not None:
-        query = query.where(Mail.message_id == mid)
-    return session.scalars(query.order_by(Mail.id)).first()
-
-
-def is_known(session: Session, source: str, uidvalidity: int | None, uid: int) -> bool:
-    """Whether the mail at this UID (within this UIDVALIDITY) is already recorded."""
-    return find_received(session, source=source, uidvalidity=uidvalidity, uid=uid) is not None
-
-
-def known_uids(
-    session: Session, source: str, uidvalidity: int | None, uids: Iterable[int]
-) -> set[int]:
-    """Which of these UIDs (within this UIDVALIDITY) are already recorded: one query."""
-    wanted = list(set(uids))
-    if not wanted:
-        return set()
-    same_validity = (
-        Mail.uidvalidity.is_(None) if uidvalidity is None else Mail.uidvalidity == uidvalidity
-    )
-    return set(
-        session.scalars(
-            select(Mail.uid).where(Mail.source == source, same_validity, Mail.uid.in_(wanted))
-        )
-    )
-
-
-def known_by_message_id(
-    session: Session, source: str, candidates: Iterable[tuple[str, int]]
-) -> set[tuple[str, int]]:
-    """The (Message-ID, size) pairs, as given, that match a recorded mail of the source.
-
-    After a UIDVALIDITY change the same mail comes back under a new UID: this recognises it.
-    """
-    pairs = {(mid, size) for mid, size in candidates}
-    wanted = list({m for m in (normalize_message_id(mid) for mid, _ in pairs) if m is not None})
-    if not wanted:
-        return set()
-    recorded = {
-        (mid, size)
-        for mid, size in session.execute(
-            select(Mail.message_id, Mail.size).where(
-                Mail.message_id.in_(wanted), Mail.source == source
-            )
-        )
-    }
-    return {(mid, size) for mid, size in pairs if (normalize_message_id(mid), size) in recorded}
-
-
-def known_source_refs(session: Session, source: str, refs: Iterable[str]) -> set[str]:
-    """Which of these source handles (e.g. Maildir keys) belong to recorded mails, or to
-    mail that was already there when the robot first met the mailbox."""
-    wanted = list(set(refs))
-    if not wanted:
-        return set()
-    known = {
-        ref
-        for ref in session.scalars(
-            select(Mail.source_ref).where(Mail.source == source, Mail.source_ref.in_(wanted))
-        )
-        if ref is not None
-    }
-    known.update(
-        session.scalars(
-            select(MailboxKnown.ref).where(
-                MailboxKnown.source == source, MailboxKnown.ref.in_(wanted)
-            )
-        )
-    )
-    return known
-
-
-def record_received(
-    session: Session,
-    *,
-    source: str,
-    uidvalidity: int | None,
-    uid: int | None,
-    message_id: str | None,
-    sha256: str,
-    raw_path: str,
-    size: int,
-    from_addr: str | None,
-    subject: str | None,
-    received_at: datetime,
-    status: str = "received",
-    source_ref: str | None = None,
-    fetched_at: datetime | None = None,
-) -> tuple[Mail, bool]:
-    """Record a stored raw mail as received: (mail, True), or (the known row, False).
-
-    `received_at` is when the mail server received it; `fetched_at` when the robot read it.
-
-    `source_ref`, the source's handle of the mail, is noted on a known row too: it is how
-    the mail is found again to move it.
-    """
-    existing = find_received(
-        session,
-        source=source,
-        uidvalidity=uidvalidity,
-        uid=uid,
-        message_id=message_id,
-        sha256=sha256,
-    )
-    if existing is not None:
-        if source_ref is not None and existing.source_ref != source_ref:
-            existing.source_ref = source_ref
-            session.flush()
-        return existing, False
-    if status not in ("received", "oversize", "ignored"):
-        raise ValueError(f"a mail cannot arrive with status {status!r}")
-    mail = Mail(
-        source=source,
-        uidvalidity=uidvalidity,
-        uid=uid,
-        message_id=normalize_message_id(message_id),
-        sha256=sha256,
-        raw_path=raw_path,
-        size=size,
-        from_addr=_norm_addr(from_addr) if from_addr else None,
-        subject=subject,
-        received_at=received_at,
-        fetched_at=fetched_at or received_at,
-        status=status,
-        attempts=0,
-        awaiting_confirmation=False,
-        moved=False,
-        source_ref=source_ref,
-    )
-    session.add(mail)
-    session.flush()
-    return mail, True
 
 
 def note_headers(
@@ -370,13 +155,21 @@ def mails_not_answered_for_age(session: Session) -> list[Mail]:
     )
 
 
+class MailToMove(NamedTuple):
+    """A decided mail still to move on the server: its id and how the source finds it."""
+
+    id: int
+    ref: str | None  # the source's handle (UID as text, Maildir key); None: nothing to move
+    uidvalidity: int | None
+
+
 def mails_to_move(
     session: Session, source: str, limit: int | None = None, *, after_id: int = 0
-) -> list[Mail]:
+) -> list[MailToMove]:
     """Decided mails of a source not yet moved (or flagged) on the server, oldest first;
-    `after_id` and `limit` page through them."""
+    `after_id` and `limit` page through them. Plain rows: moving loads no ORM objects."""
     query = (
-        select(Mail)
+        select(Mail.id, Mail.source_ref, Mail.uid, Mail.uidvalidity)
         .where(
             Mail.source == source,
             Mail.moved.is_(False),
@@ -387,7 +180,10 @@ def mails_to_move(
     )
     if limit is not None:
         query = query.limit(limit)
-    return list(session.scalars(query))
+    return [
+        MailToMove(mail_id, ref or (str(uid) if uid is not None else None), uidvalidity)
+        for mail_id, ref, uid, uidvalidity in session.execute(query)
+    ]
 
 
 def reprocess_generation(session: Session, mail_id: int) -> int:
@@ -503,10 +299,11 @@ def quarantine(
     )
 
 
-def mark_moved(session: Session, mail: Mail) -> None:
-    """The mail was moved (or flagged) on the server after success."""
-    mail.moved = True
-    session.flush()
+def mark_moved(session: Session, mail_ids: Iterable[int]) -> None:
+    """These mails were moved (or flagged) on the server after success: one UPDATE."""
+    ids = list(mail_ids)
+    if ids:
+        session.execute(update(Mail).where(Mail.id.in_(ids)).values(moved=True))
 
 
 def confirm_awaiting(session: Session, from_addr: str, unit_code: str) -> list[Mail]:

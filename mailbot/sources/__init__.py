@@ -15,6 +15,7 @@ from urllib.parse import unquote, urlsplit
 from mailbot.config import ConfigError, InboxConfig
 from mailbot.sources.base import (
     HEADER_PEEK_BYTES,
+    DoneRef,
     IncomingRef,
     KnownFn,
     Source,
@@ -72,6 +73,7 @@ def open_source(
 
 __all__ = [
     "FALLBACK_KEYWORD",
+    "DoneRef",
     "HEADER_PEEK_BYTES",
     "ImapSource",
     "ImapTarget",

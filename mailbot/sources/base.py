@@ -9,7 +9,7 @@ import email.policy
 import email.utils
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
@@ -62,6 +62,9 @@ class Baseline:
 
 
 KnownFn = Callable[[IncomingRef], bool]
+# A decided mail to move: the source's handle (IncomingRef.key) and the UIDVALIDITY stored
+# with it (None for a Maildir), which guards against moving another mail after renumbering.
+DoneRef = tuple[str, int | None]
 
 
 @runtime_checkable
@@ -78,7 +81,7 @@ class Source(Protocol):
 
     def fetch(self, refs: Iterable[IncomingRef]) -> Iterator[tuple[IncomingRef, bytes]]: ...
 
-    def mark_done(self, ref: IncomingRef | int | str, uidvalidity: int | None = None) -> None: ...
+    def mark_done_many(self, refs: Sequence[DoneRef]) -> dict[DoneRef, SourceError]: ...
 
     def baseline(self, since: datetime | None) -> Baseline: ...
 

@@ -6,14 +6,13 @@ import contextlib
 import imaplib
 import io
 import logging
-import re
 import select
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar, cast
 from urllib.parse import unquote, urlsplit
@@ -21,13 +20,14 @@ from urllib.parse import unquote, urlsplit
 from imap_tools import MailBox as ImapTlsMailBox
 from imap_tools import MailBoxUnencrypted
 from imap_tools.mailbox import BaseMailBox
-from imap_tools.utils import encode_folder
 
 from mailbot.backoff import Backoff
 from mailbot.config import ConfigError, InboxConfig
+from mailbot.sources import imap_wire as wire
 from mailbot.sources.base import (
     HEADER_PEEK_BYTES,
     Baseline,
+    DoneRef,
     IncomingRef,
     KnownFn,
     SourceError,
@@ -83,102 +83,6 @@ def parse_imap_url(url: str) -> ImapTarget:
     folder = unquote(parts.path.lstrip("/")) or None
     user = unquote(parts.username) if parts.username else None
     return ImapTarget(scheme, parts.hostname, port, user, folder)
-
-
-def _mailbox_name(folder: str) -> str:
-    """A folder name as an IMAP argument: modified UTF-7, quoted (ASCII, as imaplib wants)."""
-    return encode_folder(folder).decode("ascii")
-
-
-def _ok(reply: tuple[str, list[Any]], command: str) -> list[Any]:
-    """The data of a tagged OK reply; SourceError naming the command and the server's words."""
-    typ, data = reply
-    if typ == "OK":
-        return data
-    said = " ".join(
-        d.decode("utf-8", "replace") if isinstance(d, bytes) else str(d) for d in data if d
-    )
-    raise SourceError(f"IMAP {command} failed: {typ} {said}".rstrip())
-
-
-_FETCH_UID = re.compile(rb"UID (\d+)")
-_FETCH_SIZE = re.compile(rb"RFC822\.SIZE (\d+)")
-_FETCH_INTERNALDATE = re.compile(rb'INTERNALDATE "([^"]+)"')
-_MONTHS = {
-    m: i + 1
-    for i, m in enumerate(
-        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-    )
-}
-
-
-def parse_internaldate(meta: bytes) -> datetime | None:
-    """The INTERNALDATE of a FETCH response ("19-Feb-2026 23:50:00 +0700") in UTC."""
-    m = _FETCH_INTERNALDATE.search(meta)
-    if m is None:
-        return None
-    try:
-        day, mon, rest = m.group(1).decode("ascii").strip().split("-", 2)
-        year, clock, zone = rest.split()
-        hh, mm, ss = (int(x) for x in clock.split(":"))
-        sign = -1 if zone[0] == "-" else 1
-        offset = timedelta(hours=int(zone[1:3]), minutes=int(zone[3:5])) * sign
-        when = datetime(int(year), _MONTHS[mon.title()], int(day), hh, mm, ss, tzinfo=UTC)
-        return when - offset
-    except (KeyError, ValueError, IndexError, UnicodeDecodeError):
-        return None
-
-
-def _fetch_items(data: list[Any]) -> Iterator[tuple[bytes, bytes | None]]:
-    """(metadata, literal) per FETCH response from imaplib's data list.
-
-    imaplib splits a response around its literal: (b'1 (UID 5 BODY[] {n}', literal), then the
-    rest as bytes, e.g. b' UID 5 RFC822.SIZE 9)' on servers that put UID after the body.
-    That rest belongs to the response before it; a bytes item starting with a digit is a
-    response of its own (e.g. an unsolicited FLAGS update).
-    """
-    meta: bytes | None = None
-    literal: bytes | None = None
-    for item in data:
-        if isinstance(item, tuple):
-            if meta is not None:
-                yield meta, literal
-            meta, literal = item[0], item[1]
-        elif isinstance(item, bytes):
-            if item[:1].isdigit():
-                if meta is not None:
-                    yield meta, literal
-                meta, literal = item, None
-            elif meta is not None:
-                meta += b" " + item
-    if meta is not None:
-        yield meta, literal
-
-
-def _literals_by_uid(data: list[Any]) -> dict[int, bytes]:
-    """UID -> literal of each FETCH response that carries both."""
-    out: dict[int, bytes] = {}
-    for meta, literal in _fetch_items(data):
-        m_uid = _FETCH_UID.search(meta)
-        if m_uid and literal is not None:
-            out[int(m_uid.group(1))] = literal
-    return out
-
-
-def _uid_set(uids: Iterable[int]) -> str:
-    """A compact IMAP sequence set: 1:3,7,9:10."""
-    runs: list[str] = []
-    start = prev = -1
-    for uid in sorted(set(uids)):
-        if uid == prev + 1 and start >= 0:
-            prev = uid
-            continue
-        if start >= 0:
-            runs.append(f"{start}:{prev}" if start != prev else str(start))
-        start = prev = uid
-    if start >= 0:
-        runs.append(f"{start}:{prev}" if start != prev else str(start))
-    return ",".join(runs)
 
 
 @dataclass
@@ -241,7 +145,7 @@ class ImapSource:
             box = MailBoxUnencrypted(host, port, timeout=timeout)
             try:
                 if "STARTTLS" in box.client.capabilities:
-                    _ok(box.client.starttls(self._context()), "STARTTLS")
+                    wire.ok(box.client.starttls(self._context()), "STARTTLS")
                 elif host not in ("127.0.0.1", "::1", "localhost"):
                     log.warning("%s offers no STARTTLS: the password goes unencrypted", host)
             except BaseException:
@@ -250,9 +154,9 @@ class ImapSource:
         try:
             self._login(box)
             capabilities = self._capabilities(box.client)
-            _ok(box.client.select(_mailbox_name(self.folder)), f"SELECT {self.folder!r}")
-            uidvalidity = _untagged_int(box.client, "UIDVALIDITY")
-            uidnext = _untagged_int(box.client, "UIDNEXT")
+            wire.ok(box.client.select(wire.mailbox_name(self.folder)), f"SELECT {self.folder!r}")
+            uidvalidity = wire.untagged_int(box.client, "UIDVALIDITY")
+            uidnext = wire.untagged_int(box.client, "UIDNEXT")
         except BaseException:
             box.client.shutdown()
             raise
@@ -368,11 +272,11 @@ class ImapSource:
     def _search_after(self, conn: _Conn, last_uid: int | None) -> list[int]:
         # Servers announce mail delivered by other sessions only at a sync point; without
         # this NOOP, Dovecot's SEARCH does not see it yet.
-        _ok(conn.client.noop(), "NOOP")
+        wire.ok(conn.client.noop(), "NOOP")
         criteria = f"UID {last_uid + 1}:*" if last_uid is not None else "ALL"
         if self.config.processed_keyword and not self.config.processed_folder:
             criteria += f" UNKEYWORD {self.config.processed_keyword}"
-        data = _ok(conn.client.uid("SEARCH", criteria), "UID SEARCH")
+        data = wire.ok(conn.client.uid("SEARCH", criteria), "UID SEARCH")
         found = sorted({int(x) for x in b" ".join(d for d in data if d).split()})
         # `UID n:*` always matches the last message even when its UID is below n.
         if last_uid is not None:
@@ -383,12 +287,12 @@ class ImapSource:
         fetch_items = (
             "(UID RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID FROM SUBJECT)])"
         )
-        data = _ok(conn.client.uid("FETCH", _uid_set(uids), fetch_items), "UID FETCH")
+        data = wire.ok(conn.client.uid("FETCH", wire.uid_set_text(uids), fetch_items), "UID FETCH")
         found: dict[int, IncomingRef] = {}
         wanted = set(uids)
         limit = int(self.config.max_message_bytes)
-        for meta, literal in _fetch_items(data):
-            m_uid, m_size = _FETCH_UID.search(meta), _FETCH_SIZE.search(meta)
+        for meta, literal in wire.fetch_items(data):
+            m_uid, m_size = wire.FETCH_UID.search(meta), wire.FETCH_SIZE.search(meta)
             if not (m_uid and m_size):
                 continue
             uid = int(m_uid.group(1))
@@ -406,7 +310,7 @@ class ImapSource:
                 subject=subject,
                 oversize=size > limit,
                 identity=mid or "",
-                arrived_at=parse_internaldate(meta),
+                arrived_at=wire.parse_internaldate(meta),
             )
         oversize = [u for u, r in found.items() if r.oversize]
         if oversize:
@@ -432,7 +336,7 @@ class ImapSource:
         criteria = f"UID 1:{last} SINCE {day}"
         if self.config.processed_keyword and not self.config.processed_folder:
             criteria += f" UNKEYWORD {self.config.processed_keyword}"
-        data = self._command(lambda c: _ok(c.client.uid("SEARCH", criteria), "UID SEARCH"))
+        data = self._command(lambda c: wire.ok(c.client.uid("SEARCH", criteria), "UID SEARCH"))
         uids = sorted({int(x) for x in b" ".join(d for d in data if d).split()} - {0})
         uids = [u for u in uids if u <= last]
         refs: list[IncomingRef] = []
@@ -449,12 +353,14 @@ class ImapSource:
 
     def _peek_headers(self, conn: _Conn, uids: list[int]) -> dict[int, bytes]:
         items = f"(UID BODY.PEEK[HEADER]<0.{HEADER_PEEK_BYTES}>)"
-        return _literals_by_uid(_ok(conn.client.uid("FETCH", _uid_set(uids), items), "UID FETCH"))
+        return wire.literals_by_uid(
+            wire.ok(conn.client.uid("FETCH", wire.uid_set_text(uids), items), "UID FETCH")
+        )
 
     def fetch(self, refs: Iterable[IncomingRef]) -> Iterator[tuple[IncomingRef, bytes]]:
         """Download whole mails in batches (BODY.PEEK: \\Seen untouched); oversize ones skipped."""
         pending = [r for r in refs if not r.oversize and r.uid is not None]
-        for chunk in _size_batches(
+        for chunk in wire.size_batches(
             pending,
             max(1, int(self.config.batch_size)),
             max(_BATCH_BYTES, int(self.config.max_message_bytes)),
@@ -469,9 +375,9 @@ class ImapSource:
 
     def _fetch_bodies(self, conn: _Conn, refs: list[IncomingRef]) -> dict[int, bytes]:
         self._check_uidvalidity(conn, refs)
-        uids = _uid_set(r.uid for r in refs if r.uid is not None)
-        data = _ok(conn.client.uid("FETCH", uids, "(UID BODY.PEEK[])"), "UID FETCH")
-        return _literals_by_uid(data)
+        uids = wire.uid_set_text(r.uid for r in refs if r.uid is not None)
+        data = wire.ok(conn.client.uid("FETCH", uids, "(UID BODY.PEEK[])"), "UID FETCH")
+        return wire.literals_by_uid(data)
 
     def _check_uidvalidity(self, conn: _Conn, refs: Iterable[IncomingRef]) -> None:
         for ref in refs:
@@ -481,59 +387,126 @@ class ImapSource:
                     f"the mail was listed under {ref.uidvalidity}"
                 )
 
-    def mark_done(self, ref: IncomingRef | int | str, uidvalidity: int | None = None) -> None:
-        """Move the mail to the processed folder (created when missing) or set the keyword.
+    def mark_done_many(self, refs: Sequence[DoneRef]) -> dict[DoneRef, SourceError]:
+        """Move a page of mails to the processed folder (created when missing) or set the
+        keyword on them, one command per page; the failures by ref, the rest are done.
 
-        A bare UID is checked against `uidvalidity` when given (pass the stored one), so a
-        renumbered folder never gets the wrong mail moved; StaleUidValidity then.
+        Each ref is (UID as text, the UIDVALIDITY stored with it): a UID listed under another
+        UIDVALIDITY is never touched (StaleUidValidity), so a renumbered folder never gets
+        the wrong mail moved. A UID already gone (moved by someone else) counts as done.
+        When the command for the whole set fails, the mails are moved one by one, so one bad
+        UID never holds back the others.
         """
-        if isinstance(ref, IncomingRef):
-            if ref.uid is None:
-                raise ValueError("an IMAP ref needs a UID")
-            uid, refs = ref.uid, [ref]
-        else:
-            uid = int(ref)
-            refs = [IncomingRef(key=str(uid), uid=uid, uidvalidity=uidvalidity, size=0)]
+        failures: dict[DoneRef, SourceError] = {}
 
         def run(conn: _Conn) -> None:
-            self._check_uidvalidity(conn, refs)
+            failures.clear()  # a retry on a new connection starts over (moving is idempotent)
+            wanted: dict[int, list[DoneRef]] = {}
+            for done in refs:
+                key, uidvalidity = done
+                if uidvalidity is not None and uidvalidity != conn.uidvalidity:
+                    failures[done] = StaleUidValidity(
+                        f"{self.source_key}: UIDVALIDITY is now {conn.uidvalidity}, "
+                        f"UID {key} was listed under {uidvalidity}"
+                    )
+                else:
+                    wanted.setdefault(int(key), []).append(done)
+            if not wanted:
+                return
             if self.config.processed_folder:
-                self._move(conn, uid, self.config.processed_folder)
-            elif self.config.processed_keyword:
-                self._store(conn, uid, "+FLAGS.SILENT", f"({self.config.processed_keyword})")
+                # A folder that cannot be made fails the page whole, not each mail.
+                self._ensure_folder(conn, self.config.processed_folder)
+            uids = sorted(wanted)
+            error = self._try_mark_set(conn, uids)
+            if error is None:
+                return
+            if len(uids) == 1:
+                failures.update(dict.fromkeys(wanted[uids[0]], error))
+                return
+            log.warning(
+                "%s: marking %d mails at once failed (%s); one by one",
+                self.source_key,
+                len(uids),
+                error,
+            )
+            for uid in uids:
+                error = self._try_mark_set(conn, [uid])
+                if error is not None:
+                    failures.update(dict.fromkeys(wanted[uid], error))
 
-        self._command(run)
+        if refs:
+            self._command(run)
+        return dict(failures)
+
+    def _try_mark_set(self, conn: _Conn, uids: list[int]) -> SourceError | None:
+        """Mark a set; the server's refusal, if it refused (a lost connection raises)."""
+        client = conn.client
+        client.untagged_responses.pop("EXPUNGEISSUED", None)
+        for _attempt in (1, 2):
+            try:
+                self._mark_set(conn, uids)
+                return None
+            except imaplib.IMAP4.abort:
+                raise
+            except (SourceError, imaplib.IMAP4.error) as exc:
+                error = wire.as_source_error(exc)
+            # RFC 5530 EXPUNGEISSUED: another session expunged a mail of the set, which this
+            # one had not heard of; the refusal brings the news, so a second try goes through.
+            if client.untagged_responses.pop("EXPUNGEISSUED", None) is None:
+                break
+        return error
+
+    def _mark_set(self, conn: _Conn, uids: list[int]) -> None:
+        """One page's mark: UID MOVE, else COPY + \\Deleted + UID EXPUNGE, else a keyword."""
+        uid_set = wire.uid_set_text(uids)
+        if self.config.processed_folder:
+            self._move(conn, uid_set, self.config.processed_folder)
+        elif self.config.processed_keyword:
+            self._store(conn, uid_set, "+FLAGS.SILENT", f"({self.config.processed_keyword})")
 
     def _ensure_folder(self, conn: _Conn, folder: str) -> None:
         if self._processed_ready:
             return
         if not conn.box.folder.exists(folder):
             try:
-                _ok(conn.client._simple_command("CREATE", _mailbox_name(folder)), "CREATE")
+                wire.ok(conn.client._simple_command("CREATE", wire.mailbox_name(folder)), "CREATE")
             except SourceError:
                 # Another client may have created it meanwhile; check again before failing.
                 if not conn.box.folder.exists(folder):
                     raise
         self._processed_ready = True
 
-    def _move(self, conn: _Conn, uid: int, folder: str) -> None:
-        self._ensure_folder(conn, folder)
-        client, target = conn.client, _mailbox_name(folder)
+    def _move(self, conn: _Conn, uid_set: str, folder: str) -> None:
+        client, target = conn.client, wire.mailbox_name(folder)
+        client.untagged_responses.pop("COPYUID", None)
         if "MOVE" in conn.capabilities:
-            _ok(client.uid("MOVE", str(uid), target), "UID MOVE")
+            wire.ok(client.uid("MOVE", uid_set, target), "UID MOVE")
+            self._log_copied(conn, uid_set)
             return
-        _ok(client.uid("COPY", str(uid), target), "UID COPY")
+        wire.ok(client.uid("COPY", uid_set, target), "UID COPY")
+        self._log_copied(conn, uid_set)
         if "UIDPLUS" in conn.capabilities:
-            # UID EXPUNGE removes only this UID; a bare EXPUNGE would also purge mail that
+            # UID EXPUNGE removes only these UIDs; a bare EXPUNGE would also purge mail that
             # someone else flagged \Deleted.
-            self._store(conn, uid, "+FLAGS.SILENT", r"(\Deleted)")
-            _ok(client.uid("EXPUNGE", str(uid)), "UID EXPUNGE")
+            self._store(conn, uid_set, "+FLAGS.SILENT", r"(\Deleted)")
+            wire.ok(client.uid("EXPUNGE", uid_set), "UID EXPUNGE")
         else:
-            self._store(conn, uid, "+FLAGS.SILENT", f"({FALLBACK_KEYWORD})")
+            self._store(conn, uid_set, "+FLAGS.SILENT", f"({FALLBACK_KEYWORD})")
+
+    def _log_copied(self, conn: _Conn, uid_set: str) -> None:
+        """Say how many of the set the server moved (UIDPLUS's COPYUID); the rest were gone."""
+        codes = conn.client.untagged_responses.pop("COPYUID", None) or []
+        try:
+            moved = sum(wire.set_size(c.split()[1]) for c in codes if isinstance(c, bytes))
+        except (ValueError, IndexError):
+            return  # a malformed code: only the log line is lost
+        log.debug(
+            "%s: %d of UIDs %s moved, the rest were gone already", self.source_key, moved, uid_set
+        )
 
     @staticmethod
-    def _store(conn: _Conn, uid: int, op: str, flags: str) -> None:
-        _ok(conn.client.uid("STORE", str(uid), op, flags), "UID STORE")
+    def _store(conn: _Conn, uid_set: str, op: str, flags: str) -> None:
+        wire.ok(conn.client.uid("STORE", uid_set, op, flags), "UID STORE")
 
     def wait(self, timeout: float, stop: threading.Event | None = None) -> bool:
         """Block up to `timeout` s; True when the server signalled a change (IDLE) or the
@@ -589,7 +562,7 @@ class ImapSource:
         while not client.tagged_commands.get(tag):
             client._get_response()
         # typeshed says list[bytes]; imaplib keeps the (type, data) pair there.
-        _ok(cast("tuple[str, list[Any]]", client.tagged_commands.pop(tag)), "IDLE")
+        wire.ok(cast("tuple[str, list[Any]]", client.tagged_commands.pop(tag)), "IDLE")
         conn.last_used = time.monotonic()
         changes = [client.untagged_responses.pop(name, None) for name in _CHANGES]
         if spoke and not any(changes):
@@ -616,22 +589,6 @@ class ImapSource:
         self.close()
 
 
-def _size_batches(
-    refs: list[IncomingRef], count: int, max_bytes: int
-) -> Iterator[list[IncomingRef]]:
-    """Runs of at most `count` refs and (unless one alone is larger) `max_bytes` bytes."""
-    chunk: list[IncomingRef] = []
-    total = 0
-    for ref in refs:
-        if chunk and (len(chunk) >= count or total + ref.size > max_bytes):
-            yield chunk
-            chunk, total = [], 0
-        chunk.append(ref)
-        total += ref.size
-    if chunk:
-        yield chunk
-
-
 def _buffered(client: imaplib.IMAP4) -> bool:
     """True when imaplib's read buffer already holds server data (checked without blocking)."""
     sock = client.sock
@@ -643,11 +600,3 @@ def _buffered(client: imaplib.IMAP4) -> bool:
         return False
     finally:
         sock.settimeout(old)
-
-
-def _untagged_int(client: imaplib.IMAP4, name: str) -> int | None:
-    values = client.untagged_responses.get(name) or []
-    for v in reversed(values):
-        if isinstance(v, bytes) and v.strip().isdigit():
-            return int(v)
-    return None

@@ -8,7 +8,7 @@ import mailbox
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,8 +16,10 @@ from mailbot.config import InboxConfig
 from mailbot.sources.base import (
     HEADER_PEEK_BYTES,
     Baseline,
+    DoneRef,
     IncomingRef,
     KnownFn,
+    SourceError,
     header_block,
     parse_headers,
     received_date,
@@ -135,32 +137,55 @@ class MaildirSource:
 
     def fetch(self, refs: Iterable[IncomingRef]) -> Iterator[tuple[IncomingRef, bytes]]:
         """Read whole mails; oversize ones are skipped, vanished ones logged and skipped."""
+        paths = dict(self._files())  # one listing for the lot, not one per mail
         for ref in refs:
             if ref.oversize:
                 continue
-            path = self._find(ref.key)
-            if path is None:
+            raw = self._read(paths.get(ref.key))
+            if raw is None:  # renamed since the listing (new/ to cur/): look again
+                raw = self._read(self._find(ref.key))
+            if raw is None:
                 log.warning("maildir message %s vanished before reading", ref.key)
                 continue
-            try:
-                yield ref, path.read_bytes()
-            except FileNotFoundError:
-                log.warning("maildir message %s vanished while reading", ref.key)
+            yield ref, raw
 
-    def mark_done(self, ref: IncomingRef | int | str, uidvalidity: int | None = None) -> None:
-        """Move the file into the processed Maildir++ folder (atomic rename); never delete."""
-        key = ref.key if isinstance(ref, IncomingRef) else str(ref)
-        folder_name = self.config.processed_folder
-        if not folder_name:
-            return  # the caller's record of the key is the mark
-        path = self._find(key)
+    @staticmethod
+    def _read(path: Path | None) -> bytes | None:
+        """The file's bytes; None when it is not there (any more: a client may rename it)."""
         if path is None:
-            return  # already moved
+            return None
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def mark_done_many(self, refs: Sequence[DoneRef]) -> dict[DoneRef, SourceError]:
+        """Move the files into the processed Maildir++ folder (atomic renames), never delete;
+        the failures by ref. A file already gone (moved before) counts as done."""
+        folder_name = self.config.processed_folder
+        if not folder_name or not refs:
+            return {}  # the caller's record of the key is the mark
         if folder_name not in self._md.list_folders():
             self._md.add_folder(folder_name)
-        dest_dir = self.path / f".{folder_name}" / path.parent.name
-        dest_dir.mkdir(parents=True, exist_ok=True)
-        os.replace(path, dest_dir / path.name)
+        paths = dict(self._files())  # one listing for the page
+        failures: dict[DoneRef, SourceError] = {}
+        made: set[Path] = set()
+        for done in refs:
+            key = done[0]
+            path = paths.get(key)
+            if path is None:
+                continue  # already moved
+            dest_dir = self.path / f".{folder_name}" / path.parent.name
+            try:
+                if dest_dir not in made:
+                    dest_dir.mkdir(parents=True, exist_ok=True)
+                    made.add(dest_dir)
+                os.replace(path, dest_dir / path.name)
+            except FileNotFoundError:
+                continue  # moved meanwhile
+            except OSError as exc:
+                failures[done] = SourceError(f"cannot move maildir message {key}: {exc}")
+        return failures
 
     def wait(self, timeout: float, stop: threading.Event | None = None) -> bool:
         """Sleep until the timeout, waking early when new/ changes; True when it did."""

@@ -7,6 +7,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.message import EmailMessage
 
@@ -25,7 +26,13 @@ from mailbot.sources import (
     parse_imap_url,
 )
 from mailbot.sources.base import received_date
-from mailbot.sources.imap import _fetch_items, _ok, _size_batches, _uid_set, parse_internaldate
+from mailbot.sources.imap_wire import (
+    fetch_items,
+    ok,
+    parse_internaldate,
+    size_batches,
+    uid_set_text,
+)
 from tests.support import free_port
 from tests.support.dovecot import UTF8_USER, Account, DovecotServer, start_dovecot
 
@@ -160,9 +167,9 @@ def test_mark_done_moves_to_created_vietnamese_folder(dovecot, account, source_f
     other = dovecot.append(account, make_mail(2), flags=[r"\Seen"])
     src = source_for(processed_folder=folder)
     [ref, ref2] = list(src.new_messages(None))
-    src.mark_done(ref)
-    src.mark_done(ref)  # a repeat after a crash is harmless
-    src.mark_done(ref2.uid)  # by bare UID too
+    assert src.mark_done_many([(ref.key, ref.uidvalidity)]) == {}
+    assert src.mark_done_many([(ref.key, ref.uidvalidity)]) == {}  # a repeat after a crash
+    assert src.mark_done_many([(str(ref2.uid), None)]) == {}  # without a stored UIDVALIDITY
     assert dovecot.uids(account) == []
     assert len(dovecot.uids(account, folder)) == 2
     moved = dovecot.uids(account, folder)
@@ -184,10 +191,91 @@ def test_mark_done_with_keyword_keeps_mail_in_place(dovecot, account, source_for
     uid = dovecot.append(account, make_mail(1))
     keep = dovecot.append(account, make_mail(2))
     src = source_for(processed_folder=None, processed_keyword="$MailbotDone")
-    src.mark_done(uid)
+    assert src.mark_done_many([(str(uid), None)]) == {}
     assert dovecot.uids(account) == [uid, keep]
     assert "$MailbotDone" in dovecot.flags(account, uid)
     assert [r.uid for r in src.new_messages(None)] == [keep]
+
+
+def _commands(
+    src: ImapSource,
+    monkeypatch: pytest.MonkeyPatch,
+    refuse: Callable[[str, str], bool] = lambda command, uids: False,
+) -> list[tuple[str, str]]:
+    """Record the UID commands the source sends (name, UID set); `refuse` answers NO instead."""
+    client = src._ensure().client
+    real = client.uid
+    sent: list[tuple[str, str]] = []
+
+    def uid(command: str, *args: str) -> tuple[str, list[object]]:
+        sent.append((command.upper(), args[0]))
+        if refuse(command.upper(), args[0]):
+            return "NO", [b"refused for the test"]
+        return real(command, *args)
+
+    monkeypatch.setattr(client, "uid", uid)
+    return sent
+
+
+def _marks(sent: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [(c, u) for c, u in sent if c in ("MOVE", "COPY", "STORE", "EXPUNGE")]
+
+
+def test_a_page_moves_with_one_command_even_when_a_uid_vanished(
+    dovecot, account, source_for, monkeypatch
+):
+    uids = [dovecot.append(account, make_mail(n)) for n in range(1, 6)]
+    src = source_for(processed_folder="mailbot-processed", batch_size=50)
+    page = [(r.key, r.uidvalidity) for r in src.new_messages(None)]
+    # Staff move the third mail elsewhere meanwhile: gone already counts as done.
+    client = dovecot.connect(account)
+    try:
+        client.create("Archive")
+        assert client.uid("MOVE", str(uids[2]), "Archive")[0] == "OK"
+    finally:
+        client.logout()
+    sent = _commands(src, monkeypatch)
+    assert src.mark_done_many(page) == {}
+    # Dovecot refuses the first try with EXPUNGEISSUED (this session had not heard of the
+    # move); the second try of the same set goes through.
+    assert _marks(sent) == [("MOVE", f"{uids[0]}:{uids[4]}")] * 2
+    assert dovecot.uids(account) == []
+    assert len(dovecot.uids(account, "mailbot-processed")) == 4
+    assert len(dovecot.uids(account, "Archive")) == 1
+
+
+def test_a_refused_page_is_moved_one_by_one(dovecot, account, source_for, monkeypatch):
+    uids = [dovecot.append(account, make_mail(n)) for n in range(1, 5)]
+    src = source_for(processed_folder="mailbot-processed", batch_size=50)
+    page = [(r.key, r.uidvalidity) for r in src.new_messages(None)]
+    bad = str(uids[1])
+    sent = _commands(src, monkeypatch, refuse=lambda c, u: c == "MOVE" and (":" in u or u == bad))
+    failures = src.mark_done_many(page)
+    assert list(failures) == [page[1]]
+    assert "refused for the test" in str(failures[page[1]])
+    assert _marks(sent) == [("MOVE", f"{uids[0]}:{uids[3]}")] + [("MOVE", str(u)) for u in uids]
+    assert dovecot.uids(account) == [uids[1]]  # left in place, tried again next round
+    assert len(dovecot.uids(account, "mailbot-processed")) == 3
+
+
+def test_a_stale_ref_in_a_page_is_left_and_the_rest_moved(dovecot, account, source_for):
+    uids = [dovecot.append(account, make_mail(n)) for n in range(1, 4)]
+    src = source_for(processed_folder="mailbot-processed", batch_size=50)
+    page = [(r.key, r.uidvalidity) for r in src.new_messages(None)]
+    stale = (page[0][0], (page[0][1] or 0) + 1)
+    failures = src.mark_done_many([stale, *page[1:]])
+    assert list(failures) == [stale]
+    assert isinstance(failures[stale], StaleUidValidity)
+    assert dovecot.uids(account) == [uids[0]]
+
+
+def test_keyword_for_a_page_is_one_store(dovecot, account, source_for, monkeypatch):
+    uids = [dovecot.append(account, make_mail(n)) for n in range(1, 4)]
+    src = source_for(processed_folder=None, processed_keyword="$MailbotDone")
+    sent = _commands(src, monkeypatch)
+    assert src.mark_done_many([(str(u), None) for u in uids]) == {}
+    assert _marks(sent) == [("STORE", f"{uids[0]}:{uids[2]}")]
+    assert all("$MailbotDone" in dovecot.flags(account, u) for u in uids)
 
 
 def test_uidvalidity_matches_server_and_guards_stale_refs(dovecot, account, source_for):
@@ -204,10 +292,8 @@ def test_uidvalidity_matches_server_and_guards_stale_refs(dovecot, account, sour
     stale = dataclasses.replace(ref, uidvalidity=expected + 1)
     with pytest.raises(StaleUidValidity):
         list(src.fetch([stale]))
-    with pytest.raises(StaleUidValidity):
-        src.mark_done(stale)
-    with pytest.raises(StaleUidValidity):
-        src.mark_done(ref.uid, uidvalidity=expected + 1)
+    failures = src.mark_done_many([(stale.key, stale.uidvalidity)])
+    assert isinstance(failures[(stale.key, expected + 1)], StaleUidValidity)
     assert dovecot.uids(account) == [ref.uid]
 
 
@@ -351,11 +437,15 @@ def test_move_without_move_expunges_only_that_uid(dovecot_without_move, monkeypa
     done = server.append(acc, make_mail(1))
     # Staff flagged this one \Deleted in their client; a bare EXPUNGE would destroy it.
     staff_deleted = server.append(acc, make_mail(2), flags=[r"\Deleted"])
+    also = server.append(acc, make_mail(3))
     with ImapSource(inbox(server, acc, processed_folder="mailbot-processed")) as src:
         assert "MOVE" not in src._ensure().capabilities
-        src.mark_done(done)
+        sent = _commands(src, monkeypatch)
+        assert src.mark_done_many([(str(done), None), (str(also), None)]) == {}
+    page = f"{done},{also}"
+    assert _marks(sent) == [("COPY", page), ("STORE", page), ("EXPUNGE", page)]
     assert server.uids(acc) == [staff_deleted]
-    assert len(server.uids(acc, "mailbot-processed")) == 1
+    assert len(server.uids(acc, "mailbot-processed")) == 2
 
 
 def test_move_without_uidplus_copies_and_marks(dovecot_without_uidplus, monkeypatch):
@@ -363,11 +453,15 @@ def test_move_without_uidplus_copies_and_marks(dovecot_without_uidplus, monkeypa
     acc = server.add_user()
     monkeypatch.setenv(PW_ENV, acc.password)
     done = server.append(acc, make_mail(1))
+    also = server.append(acc, make_mail(2))
     with ImapSource(inbox(server, acc, processed_folder="mailbot-processed")) as src:
-        src.mark_done(done)
-    assert server.uids(acc) == [done]  # nothing removed without UID EXPUNGE
+        sent = _commands(src, monkeypatch)
+        assert src.mark_done_many([(str(done), None), (str(also), None)]) == {}
+    assert _marks(sent) == [("COPY", f"{done}:{also}"), ("STORE", f"{done}:{also}")]
+    assert server.uids(acc) == [done, also]  # nothing removed without UID EXPUNGE
     assert FALLBACK_KEYWORD in server.flags(acc, done)
-    assert len(server.uids(acc, "mailbot-processed")) == 1
+    assert FALLBACK_KEYWORD in server.flags(acc, also)
+    assert len(server.uids(acc, "mailbot-processed")) == 2
 
 
 def test_parse_imap_url():
@@ -408,7 +502,7 @@ def test_fetch_response_shapes():
         b" UID 12 RFC822.SIZE 3)",
         b"3 (UID 13 FLAGS (\\Seen))",
     ]
-    items = list(_fetch_items(data))
+    items = list(fetch_items(data))
     assert [lit for _, lit in items] == [b"hello", b"abc", None]
     assert [re.search(rb"UID (\d+)", meta).group(1) for meta, _ in items] == [b"11", b"12", b"13"]
     assert b"RFC822.SIZE 3" in items[1][0]
@@ -419,20 +513,20 @@ def test_download_batches_are_bounded_by_count_and_bytes():
         IncomingRef(key=str(n), uid=n, uidvalidity=1, size=size)
         for n, size in enumerate([10, 10, 10, 50, 10, 10], start=1)
     ]
-    assert [[r.uid for r in c] for c in _size_batches(refs, 2, 30)] == [[1, 2], [3], [4], [5, 6]]
-    assert [[r.uid for r in c] for c in _size_batches(refs, 10, 1000)] == [[1, 2, 3, 4, 5, 6]]
+    assert [[r.uid for r in c] for c in size_batches(refs, 2, 30)] == [[1, 2], [3], [4], [5, 6]]
+    assert [[r.uid for r in c] for c in size_batches(refs, 10, 1000)] == [[1, 2, 3, 4, 5, 6]]
 
 
 def test_uid_sets_are_compact():
-    assert _uid_set([9, 1, 2, 3, 7, 10, 2]) == "1:3,7,9:10"
-    assert _uid_set([5]) == "5"
-    assert _uid_set([]) == ""
+    assert uid_set_text([9, 1, 2, 3, 7, 10, 2]) == "1:3,7,9:10"
+    assert uid_set_text([5]) == "5"
+    assert uid_set_text([]) == ""
 
 
 def test_a_refused_command_names_the_command_and_the_server_text():
-    assert _ok(("OK", [b"done"]), "NOOP") == [b"done"]
+    assert ok(("OK", [b"done"]), "NOOP") == [b"done"]
     with pytest.raises(SourceError) as info:
-        _ok(("NO", [b"[TRYCREATE] Mailbox doesn't exist: X"]), "UID MOVE")
+        ok(("NO", [b"[TRYCREATE] Mailbox doesn't exist: X"]), "UID MOVE")
     assert str(info.value) == "IMAP UID MOVE failed: NO [TRYCREATE] Mailbox doesn't exist: X"
 
 

@@ -100,10 +100,9 @@ def test_mark_done_moves_into_processed_folder_never_deletes(maildir):
     path_new = deliver(maildir, make_mail(1))
     path_cur = deliver(maildir, make_mail(2), sub="cur")
     src = open_md(maildir)
-    refs = list(src.new_messages())
-    for ref in refs:
-        src.mark_done(ref)
-        src.mark_done(ref.key)  # again, by key: harmless
+    page = [(ref.key, None) for ref in src.new_messages()]
+    assert src.mark_done_many(page) == {}
+    assert src.mark_done_many(page) == {}  # again (a crash before recording it): harmless
     assert list(src.new_messages()) == []
     folder = maildir / ".mailbot-processed"
     assert (folder / "new" / path_new.name).read_bytes() == make_mail(1)
@@ -115,15 +114,32 @@ def test_mark_done_with_a_vietnamese_folder(maildir):
     deliver(maildir, make_mail(1))
     src = open_md(maildir, processed_folder="Đã xử lý")
     [ref] = list(src.new_messages())
-    src.mark_done(ref)
+    assert src.mark_done_many([(ref.key, None)]) == {}
     assert len(list((maildir / ".Đã xử lý" / "new").iterdir())) == 1
+
+
+def test_a_page_moves_around_a_file_that_cannot_move(maildir):
+    names = [deliver(maildir, make_mail(n)).name for n in range(1, 4)]
+    src = open_md(maildir)
+    page = [(ref.key, None) for ref in src.new_messages()]
+    # The second file is renamed away meanwhile (a staff client), the third cannot be moved:
+    # its name is taken by a directory in the processed folder.
+    os.rename(maildir / "new" / names[1], maildir / "tmp" / names[1])
+    blocked = maildir / ".mailbot-processed" / "new" / names[2]
+    blocked.mkdir(parents=True)
+    (blocked / "x").write_text("x")
+    failures = src.mark_done_many(page)
+    assert list(failures) == [page[2]]
+    assert "cannot move maildir message" in str(failures[page[2]])
+    assert (maildir / ".mailbot-processed" / "new" / names[0]).is_file()
+    assert (maildir / "new" / names[2]).is_file()  # left where it was, never lost
 
 
 def test_without_processed_folder_mail_stays(maildir):
     path = deliver(maildir, make_mail(1))
     src = open_md(maildir, processed_folder=None)
     [ref] = list(src.new_messages())
-    src.mark_done(ref)
+    assert src.mark_done_many([(ref.key, None)]) == {}
     assert path.exists()
 
 

@@ -105,3 +105,58 @@ def test_a_symlink_out_of_the_store_is_refused(tmp_path: Path) -> None:
 def test_relative_path_for_wants_a_real_digest() -> None:
     with pytest.raises(StoreError):
         RawStore.relative_path_for("../" + "a" * 61)
+
+
+def test_put_never_writes_through_a_symlinked_hash_directory(tmp_path: Path) -> None:
+    store = RawStore(tmp_path / "data")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    sha = hashlib.sha256(RAW).hexdigest()
+    (tmp_path / "data" / "raw").mkdir(parents=True)
+    (tmp_path / "data" / "raw" / sha[:2]).symlink_to(outside)
+    with pytest.raises(StoreError, match="outside"):
+        store.put(RAW)
+    assert list(outside.iterdir()) == []
+
+
+def test_a_batch_is_on_disk_when_it_ends_with_each_file_and_directory_flushed_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = RawStore(tmp_path)
+    raws = [RAW + bytes([n]) * n for n in range(1, 31)]
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def counting_fsync(fd: int) -> None:
+        synced.append("dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting_fsync)
+    with store.batch() as batch:
+        stored = [batch.put(raw) for raw in raws]
+        assert batch.put(raws[0]) == stored[0]  # twice in one batch: written once
+        # Nothing under its final name before the batch is durable.
+        assert not any((tmp_path / rel).exists() for _sha, rel in stored)
+    dirs = {(tmp_path / rel).parent for _sha, rel in stored}
+    # One flush per file; each hash directory, the store and the data directory once.
+    assert synced.count("file") == len(raws)
+    assert synced.count("dir") == len(dirs) + 2
+    for raw, (sha, rel) in zip(raws, stored, strict=True):
+        assert sha == hashlib.sha256(raw).hexdigest()
+        assert store.get(rel, verify=True) == raw
+    assert not [p for d in dirs for p in d.iterdir() if p.suffix == ".tmp"]
+    synced.clear()
+    with store.batch() as batch:
+        # Already stored and intact (perhaps by a run killed before it flushed the
+        # directory): not written again, its directory flushed.
+        assert batch.put(raws[1]) == stored[1]
+    assert synced == ["dir", "dir"]  # its hash directory and the store
+
+
+def test_a_batch_that_fails_leaves_no_file_behind(tmp_path: Path) -> None:
+    store = RawStore(tmp_path)
+    with pytest.raises(RuntimeError), store.batch() as batch:
+        _sha, rel = batch.put(RAW)
+        raise RuntimeError("the download broke off")
+    assert not (tmp_path / rel).exists()
+    assert list((tmp_path / rel).parent.iterdir()) == []

@@ -184,7 +184,7 @@ def test_mails_to_move_are_the_decided_ones_not_yet_moved(database: Database) ->
         dbm.mark_processed(s, done, T0)
         dbm.quarantine(s, held, "unknown-unit", T0)
         dbm.mark_processed(s, moved, T0)
-        dbm.mark_moved(s, moved)
+        dbm.mark_moved(s, [moved.id])
         assert waiting.status == "received"
     with database.session(write=False) as s:
         assert [m.id for m in dbm.mails_to_move(s, SRC)] == [done.id, held.id]
