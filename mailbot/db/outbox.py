@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 from sqlalchemy import (
+    Table,
     func,
+    insert,
     select,
     update,
 )
@@ -23,6 +26,41 @@ from mailbot.db.common import (
 from mailbot.db.jobs import add_event
 from mailbot.db.models import OUTBOX_KINDS, Bounce, Event, Outbox, utcnow
 from mailbot.db.units import unit_for_address
+
+
+def _outbox_values(
+    *,
+    kind: str,
+    message_id: str,
+    to_addrs: Sequence[str] | str,
+    subject: str,
+    raw: bytes,
+    mail_id: int | None = None,
+    dedupe_key: str | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The outbox row of one finished outgoing mail (its column values), checked."""
+    if kind not in OUTBOX_KINDS:
+        raise ValueError(f"unknown outgoing kind {kind!r}")
+    addrs = [to_addrs] if isinstance(to_addrs, str) else list(to_addrs)
+    if not addrs:
+        raise ValueError("an outgoing mail needs at least one recipient")
+    mid = normalize_message_id(message_id)
+    if mid is None:
+        raise ValueError("an outgoing mail needs its Message-ID when queued")
+    return {
+        "message_id": mid,
+        "kind": kind,
+        "mail_id": mail_id,
+        "to_addrs": json.dumps([a.strip() for a in addrs], ensure_ascii=False),
+        "to_key": _norm_addr(addrs[0]) if len(addrs) == 1 else None,
+        "subject": subject,
+        "raw": raw,
+        "status": "queued",
+        "attempts": 0,
+        "created_at": now or utcnow(),
+        "dedupe_key": dedupe_key,
+    }
 
 
 def queue_outgoing(
@@ -44,28 +82,36 @@ def queue_outgoing(
         existing = session.scalars(select(Outbox).where(Outbox.dedupe_key == dedupe_key)).first()
         if existing is not None:
             return existing
-    addrs = [to_addrs] if isinstance(to_addrs, str) else list(to_addrs)
-    if not addrs:
-        raise ValueError("an outgoing mail needs at least one recipient")
-    mid = normalize_message_id(message_id)
-    if mid is None:
-        raise ValueError("an outgoing mail needs its Message-ID when queued")
     row = Outbox(
-        message_id=mid,
-        kind=kind,
-        mail_id=mail_id,
-        to_addrs=json.dumps([a.strip() for a in addrs], ensure_ascii=False),
-        to_key=_norm_addr(addrs[0]) if len(addrs) == 1 else None,
-        subject=subject,
-        raw=raw,
-        status="queued",
-        attempts=0,
-        created_at=now or utcnow(),
-        dedupe_key=dedupe_key,
+        **_outbox_values(
+            kind=kind,
+            message_id=message_id,
+            to_addrs=to_addrs,
+            subject=subject,
+            raw=raw,
+            mail_id=mail_id,
+            dedupe_key=dedupe_key,
+            now=now,
+        )
     )
     session.add(row)
     session.flush()
     return row
+
+
+def queue_outgoing_many(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    """`queue_outgoing` for many mails at once: one query for the dedupe keys already
+    queued (those rows are left as they are), one INSERT for the rest; no ORM objects.
+
+    Each row has the keyword arguments of `queue_outgoing`.
+    """
+    values = [_outbox_values(**row) for row in rows]
+    keys = [v["dedupe_key"] for v in values if v["dedupe_key"] is not None]
+    if keys:
+        queued = set(session.scalars(select(Outbox.dedupe_key).where(Outbox.dedupe_key.in_(keys))))
+        values = [v for v in values if v["dedupe_key"] not in queued]
+    if values:
+        session.execute(insert(cast(Table, Outbox.__table__)), values)
 
 
 def due_outgoing(session: Session, now: datetime, limit: int | None = None) -> list[Outbox]:
@@ -287,26 +333,37 @@ def record_refused(
 def count_auto_replies(
     session: Session, addr: str, since: datetime, kinds: Iterable[str] | None = None
 ) -> int:
-    """How many mails we queued to this address since a moment (for the per-hour limit).
+    """How many mails we queued to this address since a moment (for the per-hour limit)."""
+    return count_auto_replies_many(session, [addr], since, kinds)[_norm_addr(addr)]
+
+
+def count_auto_replies_many(
+    session: Session, addrs: Iterable[str], since: datetime, kinds: Iterable[str] | None = None
+) -> dict[str, int]:
+    """`count_auto_replies` for several addresses in two queries, by normalised address.
 
     Rows with one recipient are counted by their indexed key; the few with several
     (digests to staff) are read, so the cost does not grow with the hour's other mail.
     """
-    target = _norm_addr(addr)
+    counts = dict.fromkeys({_norm_addr(a) for a in addrs}, 0)
+    if not counts:
+        return counts
     single = (
-        select(func.count())
-        .select_from(Outbox)
-        .where(Outbox.to_key == target, Outbox.created_at >= since)
+        select(Outbox.to_key, func.count())
+        .where(Outbox.to_key.in_(list(counts)), Outbox.created_at >= since)
+        .group_by(Outbox.to_key)
     )
     several = select(Outbox.to_addrs).where(Outbox.to_key.is_(None), Outbox.created_at >= since)
     if kinds is not None:
         single = single.where(Outbox.kind.in_(list(kinds)))
         several = several.where(Outbox.kind.in_(list(kinds)))
-    return int(session.scalar(single) or 0) + sum(
-        1
-        for (to_addrs,) in session.execute(several)
-        if target in {_norm_addr(a) for a in json.loads(to_addrs)}
-    )
+    for to_key, count in session.execute(single):
+        if to_key is not None:
+            counts[to_key] += int(count)
+    for (to_addrs,) in session.execute(several):
+        for target in {_norm_addr(a) for a in json.loads(to_addrs)} & counts.keys():
+            counts[target] += 1
+    return counts
 
 
 # --------------------------------------------------------------------------- bounces and events

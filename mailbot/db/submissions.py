@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import (
     Table,
@@ -19,6 +19,8 @@ from sqlalchemy.orm import Session
 from mailbot.db.models import FORM_TYPES, Mail, Submission, SubmissionEntry
 from parsers.model import Form, Problem
 
+_SUBMISSIONS = cast(Table, Submission.__table__)
+_ENTRIES = cast(Table, SubmissionEntry.__table__)
 _SUPERSEDE_SCOPE = (
     Submission.unit_code == bindparam("b_unit"),
     Submission.form == bindparam("b_form"),
@@ -36,7 +38,7 @@ _NEWEST_VERSION = (
 # Split in two so each reads only the rows it changes (the valid ones by index, the newest
 # by id), not every version of the unit's form ever received.
 _SUPERSEDE_OTHERS = (
-    update(cast(Table, Submission.__table__))
+    update(_SUBMISSIONS)
     .where(
         Submission.status == "valid",
         *_SUPERSEDE_SCOPE,
@@ -45,7 +47,7 @@ _SUPERSEDE_OTHERS = (
     .values(status="superseded")
 )
 _REVIVE_NEWEST = (
-    update(cast(Table, Submission.__table__))
+    update(_SUBMISSIONS)
     .where(Submission.id == bindparam("b_newest"), Submission.status == "superseded")
     .values(status="valid")
 )
@@ -62,16 +64,109 @@ def resolve_supersede(session: Session, unit_code: str, form: str) -> None:
     conn = session.connection()
     conn.execute(_SUPERSEDE_OTHERS, {**params, "b_newest": newest})
     conn.execute(_REVIVE_NEWEST, {"b_newest": newest})
+    _expire_status(session, {(unit_code, form)})
+
+
+def resolve_supersede_many(session: Session, keys: Iterable[tuple[str, str]]) -> None:
+    """`resolve_supersede` for many (unit, form) pairs: one query, two executemany UPDATEs."""
+    wanted = set(keys)
+    if not wanted:
+        return
+    session.flush()
+    newest: dict[tuple[str, str], int] = {}
+    rows = session.execute(
+        select(Submission.id, Submission.unit_code, Submission.form)
+        .where(
+            Submission.unit_code.in_({u for u, _ in wanted}),
+            Submission.form.in_({f for _, f in wanted}),
+            Submission.status.in_(("valid", "superseded")),
+            Submission.awaiting_confirmation.is_(False),
+        )
+        .order_by(Submission.received_at.desc(), Submission.mail_id.desc(), Submission.id.desc())
+    )
+    for sub_id, unit_code, form in rows:
+        key = (unit_code, form)
+        if key in wanted:
+            newest.setdefault(key, sub_id)
+    if not newest:
+        return
+    conn = session.connection()
+    conn.execute(
+        _SUPERSEDE_OTHERS,
+        [{"b_unit": u, "b_form": f, "b_newest": sub_id} for (u, f), sub_id in newest.items()],
+    )
+    conn.execute(_REVIVE_NEWEST, [{"b_newest": sub_id} for sub_id in newest.values()])
+    _expire_status(session, set(newest))
+
+
+def _expire_status(session: Session, keys: set[tuple[str, str]]) -> None:
+    """Loaded submissions of these (unit, form) pairs reload their status on next access."""
     for obj in list(session.identity_map.values()):
         # Only loaded state is looked at: an expired (or deleted) row must not be fetched.
         loaded = obj.__dict__
         if (
             isinstance(obj, Submission)
             and "status" in loaded
-            and loaded.get("unit_code") == unit_code
-            and loaded.get("form") == form
+            and (loaded.get("unit_code"), loaded.get("form")) in keys
         ):
-            session.expire(obj, ["status"])  # reloaded on next access
+            session.expire(obj, ["status"])
+
+
+def _submission_values(
+    *,
+    mail_id: int,
+    unit_code: str,
+    form: Form,
+    file_name: str,
+    file_sha256: str,
+    received_at: datetime,
+    late: bool = False,
+    awaiting_confirmation: bool = False,
+    extra_problems: Iterable[Problem] = (),
+    sent_by: str | None = None,
+) -> dict[str, Any]:
+    """The submission row for one form (its column values), checked."""
+    if form.form not in FORM_TYPES:
+        raise ValueError(f"unknown form type {form.form!r}")
+    problems = list(form.problems) + list(extra_problems)
+    errors = sum(1 for p in problems if p.severity == "error")
+    warnings = sum(1 for p in problems if p.severity == "warning")
+    return {
+        "mail_id": mail_id,
+        "unit_code": unit_code,
+        "form": form.form,
+        "file_name": file_name,
+        "file_sha256": file_sha256,
+        "received_at": received_at,
+        "late": late,
+        "status": "invalid" if errors else "valid",
+        "entries_count": len(form.entries),
+        "errors_count": errors,
+        "warnings_count": warnings,
+        "awaiting_confirmation": awaiting_confirmation,
+        # The contract's JSON plus what the progress needs: an explicit "không đăng ký".
+        "result_json": json.dumps(
+            {**form.to_json(), "declared_empty": form.declared_empty}, ensure_ascii=False
+        ),
+        "unit_name_on_form": form.unit,
+        "sent_by": sent_by,
+    }
+
+
+def _entry_values(submission_id: int, form: Form) -> list[dict[str, Any]]:
+    return [
+        {
+            "submission_id": submission_id,
+            "kind": e.kind,
+            "no": e.no,
+            "name": e.name,
+            "field": e.field,
+            "model": e.model,
+            "note": e.note,
+            "location": e.location,
+        }
+        for e in form.entries
+    ]
 
 
 def add_submission(
@@ -96,55 +191,57 @@ def add_submission(
     `extra_problems` are file-level problems that also judge the form; `sent_by` is the
     registered unit whose address sent it (None when the sender is not registered).
     """
-    if form.form not in FORM_TYPES:
-        raise ValueError(f"unknown form type {form.form!r}")
-    problems = list(form.problems) + list(extra_problems)
-    errors = sum(1 for p in problems if p.severity == "error")
-    warnings = sum(1 for p in problems if p.severity == "warning")
     sub = Submission(
-        mail_id=mail_id,
-        unit_code=unit_code,
-        form=form.form,
-        file_name=file_name,
-        file_sha256=file_sha256,
-        received_at=received_at,
-        late=late,
-        status="invalid" if errors else "valid",
-        entries_count=len(form.entries),
-        errors_count=errors,
-        warnings_count=warnings,
-        awaiting_confirmation=awaiting_confirmation,
-        # The contract's JSON plus what the progress needs: an explicit "không đăng ký".
-        result_json=json.dumps(
-            {**form.to_json(), "declared_empty": form.declared_empty}, ensure_ascii=False
-        ),
-        unit_name_on_form=form.unit,
-        sent_by=sent_by,
+        **_submission_values(
+            mail_id=mail_id,
+            unit_code=unit_code,
+            form=form,
+            file_name=file_name,
+            file_sha256=file_sha256,
+            received_at=received_at,
+            late=late,
+            awaiting_confirmation=awaiting_confirmation,
+            extra_problems=extra_problems,
+            sent_by=sent_by,
+        )
     )
     session.add(sub)
     session.flush()
     if form.entries:
         # One executemany for the entries, not one ORM object each; `sub.entries` loads them.
-        session.execute(
-            insert(cast(Table, SubmissionEntry.__table__)),
-            [
-                {
-                    "submission_id": sub.id,
-                    "kind": e.kind,
-                    "no": e.no,
-                    "name": e.name,
-                    "field": e.field,
-                    "model": e.model,
-                    "note": e.note,
-                    "location": e.location,
-                }
-                for e in form.entries
-            ],
-        )
+        session.execute(insert(_ENTRIES), _entry_values(sub.id, form))
     if sub.status == "valid" and not awaiting_confirmation:
         resolve_supersede(session, unit_code, form.form)
         session.flush()
     return sub
+
+
+def add_submissions(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    """`add_submission` for many forms at once: one INSERT for the forms, one for their
+    entries, then the supersede rule once per (unit, form) touched.
+
+    Each row has the keyword arguments of `add_submission`; no ORM object is made.
+    """
+    if not rows:
+        return
+    values = [_submission_values(**row) for row in rows]
+    ids = session.scalars(
+        insert(_SUBMISSIONS).returning(_SUBMISSIONS.c.id, sort_by_parameter_order=True),
+        values,
+    ).all()
+    entries = [
+        e for sub_id, row in zip(ids, rows, strict=True) for e in _entry_values(sub_id, row["form"])
+    ]
+    if entries:
+        session.execute(insert(_ENTRIES), entries)
+    resolve_supersede_many(
+        session,
+        {
+            (v["unit_code"], v["form"])
+            for v in values
+            if v["status"] == "valid" and not v["awaiting_confirmation"]
+        },
+    )
 
 
 def confirm_submission(session: Session, submission: Submission) -> None:
