@@ -40,8 +40,11 @@ _NEWEST_VERSION = (
 _SUPERSEDE_OTHERS = (
     update(_SUBMISSIONS)
     .where(
+        # _SUPERSEDE_SCOPE without its IN (which an executemany cannot take): valid rows.
         Submission.status == "valid",
-        *_SUPERSEDE_SCOPE,
+        Submission.unit_code == bindparam("b_unit"),
+        Submission.form == bindparam("b_form"),
+        Submission.awaiting_confirmation.is_(False),
         Submission.id != bindparam("b_newest"),
     )
     .values(status="superseded")
