@@ -176,12 +176,12 @@ class RecordStage:
 
     def _write_group(self, s: dbm.Session, items: list[Item], notes: list[Note]) -> Versions | None:
         now = self.clock()
-        mails = dbm.get_mails(s, [mail_id for mail_id, _, _ in items])
+        mails = dbm.mails_to_record(s, [mail_id for mail_id, _, _ in items])
         # A mail whose claim was taken back (we were thought dead) is left to its new holder.
         mine = [
-            (mails[mail_id], outcome, job)
+            (mails[mail_id][0], outcome, job)
             for mail_id, outcome, job in items
-            if mail_id in mails and dbm.holds_claim(mails[mail_id], self.claimant.token)
+            if mail_id in mails and dbm.holds_claim(mails[mail_id][0], self.claimant.token)
         ]
         if not mine:
             return None
@@ -190,7 +190,7 @@ class RecordStage:
         counts = _Counts(
             s,
             now - timedelta(hours=1),
-            dbm.reprocess_generations(s, [m.id for m, _, _ in mine]),
+            {m.id: mails[m.id][1] for m, _, _ in mine},
             {o.reply.to for _, o, _ in mine if o.reply is not None},
         )
         rows = _Rows()
@@ -375,7 +375,7 @@ class RecordStage:
         rows = _Rows()
         notes: list[Note] = []
         counts = _Counts(
-            s, now - timedelta(hours=1), dbm.reprocess_generations(s, [mail.id]), {reply.to}
+            s, now - timedelta(hours=1), {mail.id: dbm.reprocess_generation(s, mail.id)}, {reply.to}
         )
         self._gather_reply(rows, mail, mail.from_addr, reply, now, counts, notes)
         rows.write(s)

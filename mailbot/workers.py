@@ -33,6 +33,9 @@ _SECRET_NAMES = frozenset(
 )
 _STOP_GRACE = 3.0  # seconds between SIGTERM and SIGKILL for a stuck worker
 _POLL = 0.5  # seconds to wait for an outcome before delivering what is already decided
+# Seconds a group of outcomes waits for those of the other workers: recording them together
+# costs less than one by one, and a wait this short holds no receipt back.
+_LINGER = 0.03
 
 
 def local_tools() -> Tools:
@@ -341,6 +344,7 @@ class Decider:
         done: list[tuple[K, Any]] = []  # taken from the workers, not yielded yet
         fresh = False  # outcomes taken since on_wait last ran
         more = True  # jobs may remain
+        first_done: float | None = None  # when the oldest outcome in `done` was taken
         try:
             while more or running or done:
                 while (draw_first or not done) and more and len(running) < self.workers:
@@ -364,8 +368,17 @@ class Decider:
                     continue
                 now = time.monotonic()
                 deadline = min(w.job[1] for w in running.values() if w.job)
-                # With outcomes in hand, only look: those ready now join them.
-                timeout = 0.0 if done else max(0.0, min(deadline - now, _POLL))
+                if done:
+                    # With outcomes in hand, wait only a moment for the other workers' (a
+                    # group of one outcome per worker), never for a slow mail.
+                    if first_done is None:
+                        first_done = now
+                    timeout = max(0.0, first_done + _LINGER - now)
+                    if len(done) >= min(most, self.workers):
+                        timeout = 0.0
+                else:
+                    first_done = None
+                    timeout = max(0.0, min(deadline - now, _POLL))
                 ready = wait(list(running), timeout=timeout)
                 if not ready and done:
                     group, done = done[:most], done[most:]

@@ -276,12 +276,20 @@ def get_mail(session: Session, mail_id: int) -> Mail | None:
     return session.get(Mail, mail_id)
 
 
-def get_mails(session: Session, mail_ids: Iterable[int]) -> dict[int, Mail]:
-    """Several mails by id, in one query (those that exist)."""
+def mails_to_record(session: Session, mail_ids: Iterable[int]) -> dict[int, tuple[Mail, int]]:
+    """Several mails by id with their `reprocess_generation`, in one query (those that exist)."""
     ids = list(mail_ids)
     if not ids:
         return {}
-    return {m.id: m for m in session.scalars(select(Mail).where(Mail.id.in_(ids)))}
+    rounds = (
+        select(func.count())
+        .select_from(Event)
+        .where(Event.mail_id == Mail.id, Event.kind == "reprocess")
+        .correlate(Mail)
+        .scalar_subquery()
+    )
+    rows = session.execute(select(Mail, rounds).where(Mail.id.in_(ids)))
+    return {mail.id: (mail, int(count or 0)) for mail, count in rows}
 
 
 def find_mails_by_message_id(session: Session, message_id: str) -> list[Mail]:
@@ -424,22 +432,6 @@ def reprocess_generation(session: Session, mail_id: int) -> int:
         )
         or 0
     )
-
-
-def reprocess_generations(session: Session, mail_ids: Iterable[int]) -> dict[int, int]:
-    """`reprocess_generation` of several mails in one query; a mail never reprocessed: 0."""
-    ids = list(mail_ids)
-    out = dict.fromkeys(ids, 0)
-    if ids:
-        rows = session.execute(
-            select(Event.mail_id, func.count())
-            .where(Event.mail_id.in_(ids), Event.kind == "reprocess")
-            .group_by(Event.mail_id)
-        )
-        for mail_id, count in rows:
-            if mail_id is not None:
-                out[mail_id] = int(count)
-    return out
 
 
 def assigned_units(session: Session, mail_ids: Iterable[int]) -> dict[int, str | None]:

@@ -10,10 +10,12 @@ from typing import Any, cast
 from sqlalchemy import (
     Table,
     func,
-    insert,
+    or_,
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from mailbot.db.common import (
@@ -100,18 +102,23 @@ def queue_outgoing(
 
 
 def queue_outgoing_many(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
-    """`queue_outgoing` for many mails at once: one query for the dedupe keys already
-    queued (those rows are left as they are), one INSERT for the rest; no ORM objects.
+    """`queue_outgoing` for many mails at once: one INSERT, no ORM objects; a row whose
+    dedupe key is already queued is left out (the queued one stays as it is).
 
     Each row has the keyword arguments of `queue_outgoing`.
     """
     values = [_outbox_values(**row) for row in rows]
-    keys = [v["dedupe_key"] for v in values if v["dedupe_key"] is not None]
-    if keys:
-        queued = set(session.scalars(select(Outbox.dedupe_key).where(Outbox.dedupe_key.in_(keys))))
-        values = [v for v in values if v["dedupe_key"] not in queued]
-    if values:
-        session.execute(insert(cast(Table, Outbox.__table__)), values)
+    if not values:
+        return
+    table = cast(Table, Outbox.__table__)
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        statement: Any = sqlite_insert(table).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    elif dialect == "postgresql":
+        statement = pg_insert(table).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    else:  # pragma: no cover - mailbot runs on SQLite or PostgreSQL
+        raise NotImplementedError(dialect)
+    session.execute(statement, values)
 
 
 def due_outgoing(session: Session, now: datetime, limit: int | None = None) -> list[Outbox]:
@@ -340,27 +347,24 @@ def count_auto_replies(
 def count_auto_replies_many(
     session: Session, addrs: Iterable[str], since: datetime, kinds: Iterable[str] | None = None
 ) -> dict[str, int]:
-    """`count_auto_replies` for several addresses in two queries, by normalised address.
+    """`count_auto_replies` for several addresses in one query, by normalised address.
 
-    Rows with one recipient are counted by their indexed key; the few with several
-    (digests to staff) are read, so the cost does not grow with the hour's other mail.
+    Rows with one recipient are found by their indexed key; the few with several (digests
+    to staff) are read, so the cost does not grow with the hour's other mail.
     """
     counts = dict.fromkeys({_norm_addr(a) for a in addrs}, 0)
     if not counts:
         return counts
-    single = (
-        select(Outbox.to_key, func.count())
-        .where(Outbox.to_key.in_(list(counts)), Outbox.created_at >= since)
-        .group_by(Outbox.to_key)
+    query = select(Outbox.to_key, Outbox.to_addrs).where(
+        or_(Outbox.to_key.in_(list(counts)), Outbox.to_key.is_(None)),
+        Outbox.created_at >= since,
     )
-    several = select(Outbox.to_addrs).where(Outbox.to_key.is_(None), Outbox.created_at >= since)
     if kinds is not None:
-        single = single.where(Outbox.kind.in_(list(kinds)))
-        several = several.where(Outbox.kind.in_(list(kinds)))
-    for to_key, count in session.execute(single):
+        query = query.where(Outbox.kind.in_(list(kinds)))
+    for to_key, to_addrs in session.execute(query):
         if to_key is not None:
-            counts[to_key] += int(count)
-    for (to_addrs,) in session.execute(several):
+            counts[to_key] += 1
+            continue
         for target in {_norm_addr(a) for a in json.loads(to_addrs)} & counts.keys():
             counts[target] += 1
     return counts

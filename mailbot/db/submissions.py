@@ -10,11 +10,13 @@ from typing import Any, cast
 from sqlalchemy import (
     Table,
     bindparam,
+    func,
     insert,
+    or_,
     select,
     update,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from mailbot.db.models import FORM_TYPES, Mail, Submission, SubmissionEntry
 from parsers.model import Form, Problem
@@ -40,14 +42,41 @@ _NEWEST_VERSION = (
 _SUPERSEDE_OTHERS = (
     update(_SUBMISSIONS)
     .where(
-        # _SUPERSEDE_SCOPE without its IN (which an executemany cannot take): valid rows.
+        Submission.status == "valid",
+        *_SUPERSEDE_SCOPE,
+        Submission.id != bindparam("b_newest"),
+    )
+    .values(status="superseded")
+)
+# The same for many pairs at once (executemany: the newest found by a subquery, no IN).
+_Other = aliased(Submission)  # the subquery's own rows, not correlated to the UPDATE's
+_NEWEST_OF_PAIR = (
+    select(_Other.id)
+    .where(
+        _Other.unit_code == bindparam("b_unit"),
+        _Other.form == bindparam("b_form"),
+        or_(_Other.status == "valid", _Other.status == "superseded"),
+        _Other.awaiting_confirmation.is_(False),
+    )
+    .order_by(_Other.received_at.desc(), _Other.mail_id.desc(), _Other.id.desc())
+    .limit(1)
+    .scalar_subquery()
+)
+_SUPERSEDE_ALL_BUT_NEWEST = (
+    update(_SUBMISSIONS)
+    .where(
         Submission.status == "valid",
         Submission.unit_code == bindparam("b_unit"),
         Submission.form == bindparam("b_form"),
         Submission.awaiting_confirmation.is_(False),
-        Submission.id != bindparam("b_newest"),
+        Submission.id != _NEWEST_OF_PAIR,
     )
     .values(status="superseded")
+)
+_REVIVE_THE_NEWEST = (
+    update(_SUBMISSIONS)
+    .where(Submission.id == _NEWEST_OF_PAIR, Submission.status == "superseded")
+    .values(status="valid")
 )
 _REVIVE_NEWEST = (
     update(_SUBMISSIONS)
@@ -71,35 +100,18 @@ def resolve_supersede(session: Session, unit_code: str, form: str) -> None:
 
 
 def resolve_supersede_many(session: Session, keys: Iterable[tuple[str, str]]) -> None:
-    """`resolve_supersede` for many (unit, form) pairs: one query, two executemany UPDATEs."""
-    wanted = set(keys)
+    """`resolve_supersede` for many (unit, form) pairs: two executemany UPDATEs, each
+    finding the newest version by a subquery."""
+    wanted = sorted(set(keys))
     if not wanted:
         return
     session.flush()
-    newest: dict[tuple[str, str], int] = {}
-    rows = session.execute(
-        select(Submission.id, Submission.unit_code, Submission.form)
-        .where(
-            Submission.unit_code.in_({u for u, _ in wanted}),
-            Submission.form.in_({f for _, f in wanted}),
-            Submission.status.in_(("valid", "superseded")),
-            Submission.awaiting_confirmation.is_(False),
-        )
-        .order_by(Submission.received_at.desc(), Submission.mail_id.desc(), Submission.id.desc())
-    )
-    for sub_id, unit_code, form in rows:
-        key = (unit_code, form)
-        if key in wanted:
-            newest.setdefault(key, sub_id)
-    if not newest:
-        return
+    params = [{"b_unit": u, "b_form": f} for u, f in wanted]
     conn = session.connection()
-    conn.execute(
-        _SUPERSEDE_OTHERS,
-        [{"b_unit": u, "b_form": f, "b_newest": sub_id} for (u, f), sub_id in newest.items()],
-    )
-    conn.execute(_REVIVE_NEWEST, [{"b_newest": sub_id} for sub_id in newest.values()])
-    _expire_status(session, set(newest))
+    # Superseding keeps a row among the versions looked at: the newest stays the newest.
+    conn.execute(_SUPERSEDE_ALL_BUT_NEWEST, params)
+    conn.execute(_REVIVE_THE_NEWEST, params)
+    _expire_status(session, set(wanted))
 
 
 def _expire_status(session: Session, keys: set[tuple[str, str]]) -> None:
@@ -416,31 +428,55 @@ def counting_versions(
 ) -> dict[tuple[str, str], tuple[datetime, list[tuple[str | None, str]]]]:
     """The version that counts per (unit, form): its reception time and (name, model) rows.
 
-    All units when `keys` is None, else only those (unit code, form) pairs.
+    All units when `keys` is None, else only those (unit code, form) pairs. One query: the
+    newest valid, confirmed version per pair (a window), joined to its entries.
     """
-    query = select(Submission.id, Submission.unit_code, Submission.form, Submission.received_at)
-    query = query.where(
-        Submission.status == "valid", Submission.awaiting_confirmation.is_(False)
-    ).order_by(Submission.received_at.desc(), Submission.mail_id.desc(), Submission.id.desc())
     wanted = None if keys is None else set(keys)
+    if wanted is not None and not wanted:
+        return {}
+    ranked = select(
+        Submission.id,
+        Submission.unit_code,
+        Submission.form,
+        Submission.received_at,
+        func.row_number()
+        .over(
+            partition_by=(Submission.unit_code, Submission.form),
+            order_by=(
+                Submission.received_at.desc(),
+                Submission.mail_id.desc(),
+                Submission.id.desc(),
+            ),
+        )
+        .label("rank"),
+    ).where(Submission.status == "valid", Submission.awaiting_confirmation.is_(False))
     if wanted is not None:
-        if not wanted:
-            return {}
-        query = query.where(Submission.unit_code.in_({u for u, _ in wanted}))
-    newest: dict[tuple[str, str], tuple[int, datetime]] = {}
-    for sub_id, unit_code, form, received_at in session.execute(query):
+        ranked = ranked.where(Submission.unit_code.in_({u for u, _ in wanted}))
+    newest = ranked.subquery()
+    rows = session.execute(
+        select(
+            newest.c.unit_code,
+            newest.c.form,
+            newest.c.received_at,
+            SubmissionEntry.name,
+            SubmissionEntry.model,
+            SubmissionEntry.id,
+        )
+        .select_from(
+            newest.outerjoin(SubmissionEntry, SubmissionEntry.submission_id == newest.c.id)
+        )
+        .where(newest.c.rank == 1)
+        .order_by(newest.c.id, SubmissionEntry.id)
+    )
+    out: dict[tuple[str, str], tuple[datetime, list[tuple[str | None, str]]]] = {}
+    for unit_code, form, received_at, name, model, entry_id in rows:
         key = (unit_code, form)
-        if key not in newest and (wanted is None or key in wanted):
-            newest[key] = (sub_id, received_at)
-    rows: dict[int, list[tuple[str | None, str]]] = {sub_id: [] for sub_id, _ in newest.values()}
-    if rows:
-        for sub_id, name, model in session.execute(
-            select(SubmissionEntry.submission_id, SubmissionEntry.name, SubmissionEntry.model)
-            .where(SubmissionEntry.submission_id.in_(list(rows)))
-            .order_by(SubmissionEntry.id)
-        ):
-            rows[sub_id].append((name, model))
-    return {key: (at, rows[sub_id]) for key, (sub_id, at) in newest.items()}
+        if wanted is not None and key not in wanted:
+            continue
+        version = out.setdefault(key, (received_at, []))
+        if entry_id is not None:
+            version[1].append((name, model))
+    return out
 
 
 def replacements(
