@@ -35,7 +35,7 @@ _STOP_GRACE = 3.0  # seconds between SIGTERM and SIGKILL for a stuck worker
 _POLL = 0.5  # seconds to wait for an outcome before delivering what is already decided
 # Seconds a group of outcomes waits for those of the other workers: recording them together
 # costs less than one by one, and a wait this short holds no receipt back.
-_LINGER = 0.03
+_LINGER = 0.25
 
 
 def local_tools() -> Tools:

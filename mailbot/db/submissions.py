@@ -240,10 +240,18 @@ def add_submissions(session: Session, rows: Sequence[Mapping[str, Any]]) -> None
     if not rows:
         return
     values = [_submission_values(**row) for row in rows]
-    ids = session.scalars(
-        insert(_SUBMISSIONS).returning(_SUBMISSIONS.c.id, sort_by_parameter_order=True),
-        values,
-    ).all()
+    if session.get_bind().dialect.name == "sqlite":
+        # One multi-row INSERT (SQLAlchemy's ordered RETURNING would send a row at a time).
+        # SQLite numbers the rows in the order of the VALUES, one writer at a time: the ids
+        # in ascending order are the rows' ids in order, whatever order RETURNING gives.
+        ids = sorted(session.scalars(insert(_SUBMISSIONS).returning(_SUBMISSIONS.c.id), values))
+    else:
+        ids = list(
+            session.scalars(
+                insert(_SUBMISSIONS).returning(_SUBMISSIONS.c.id, sort_by_parameter_order=True),
+                values,
+            )
+        )
     entries = [
         e for sub_id, row in zip(ids, rows, strict=True) for e in _entry_values(sub_id, row["form"])
     ]
