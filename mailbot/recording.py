@@ -209,7 +209,9 @@ class RecordStage:
                 # what it reads and changes is then what the database holds.
                 self._apply_command(s, mail, outcome, now)
                 if outcome.action == "command":
-                    rows.decided.append(dbm.DecidedMail(mail, now, *_headers(outcome)))
+                    message_id, from_addr = _headers(outcome)
+                    dbm.note_headers(s, mail, message_id=message_id, from_addr=from_addr)
+                    dbm.mark_processed(s, mail, now)
                     continue
             self._gather(s, rows, mail, outcome, now, counts, notes)
             changed |= self._touched(outcome)
