@@ -276,19 +276,22 @@ def get_mail(session: Session, mail_id: int) -> Mail | None:
     return session.get(Mail, mail_id)
 
 
+_MAILS_WITH_ROUNDS = select(
+    Mail,
+    select(func.count())
+    .select_from(Event)
+    .where(Event.mail_id == Mail.id, Event.kind == "reprocess")
+    .correlate(Mail)
+    .scalar_subquery(),
+).where(Mail.id.in_(bindparam("b_ids", expanding=True)))
+
+
 def mails_to_record(session: Session, mail_ids: Iterable[int]) -> dict[int, tuple[Mail, int]]:
     """Several mails by id with their `reprocess_generation`, in one query (those that exist)."""
     ids = list(mail_ids)
     if not ids:
         return {}
-    rounds = (
-        select(func.count())
-        .select_from(Event)
-        .where(Event.mail_id == Mail.id, Event.kind == "reprocess")
-        .correlate(Mail)
-        .scalar_subquery()
-    )
-    rows = session.execute(select(Mail, rounds).where(Mail.id.in_(ids)))
+    rows = session.execute(_MAILS_WITH_ROUNDS, {"b_ids": ids})
     return {mail.id: (mail, int(count or 0)) for mail, count in rows}
 
 

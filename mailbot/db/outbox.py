@@ -9,6 +9,7 @@ from typing import Any, cast
 
 from sqlalchemy import (
     Table,
+    bindparam,
     func,
     or_,
     select,
@@ -344,6 +345,13 @@ def count_auto_replies(
     return count_auto_replies_many(session, [addr], since, kinds)[_norm_addr(addr)]
 
 
+# The outgoing mail of the hour to some recipients, and every row with several recipients.
+_RECENT_TO = select(Outbox.to_key, Outbox.to_addrs).where(
+    or_(Outbox.to_key.in_(bindparam("b_keys", expanding=True)), Outbox.to_key.is_(None)),
+    Outbox.created_at >= bindparam("b_since"),
+)
+
+
 def count_auto_replies_many(
     session: Session, addrs: Iterable[str], since: datetime, kinds: Iterable[str] | None = None
 ) -> dict[str, int]:
@@ -355,13 +363,11 @@ def count_auto_replies_many(
     counts = dict.fromkeys({_norm_addr(a) for a in addrs}, 0)
     if not counts:
         return counts
-    query = select(Outbox.to_key, Outbox.to_addrs).where(
-        or_(Outbox.to_key.in_(list(counts)), Outbox.to_key.is_(None)),
-        Outbox.created_at >= since,
-    )
+    query = _RECENT_TO
     if kinds is not None:
         query = query.where(Outbox.kind.in_(list(kinds)))
-    for to_key, to_addrs in session.execute(query):
+    rows = session.execute(query, {"b_keys": sorted(counts), "b_since": since})
+    for to_key, to_addrs in rows:
         if to_key is not None:
             counts[to_key] += 1
             continue

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
+    Select,
     Table,
     bindparam,
     func,
@@ -431,17 +432,9 @@ def forms_not_counted(session: Session, forms: Iterable[str]) -> dict[str, dict[
     return out
 
 
-def counting_versions(
-    session: Session, keys: Iterable[tuple[str, str]] | None = None
-) -> dict[tuple[str, str], tuple[datetime, list[tuple[str | None, str]]]]:
-    """The version that counts per (unit, form): its reception time and (name, model) rows.
-
-    All units when `keys` is None, else only those (unit code, form) pairs. One query: the
-    newest valid, confirmed version per pair (a window), joined to its entries.
-    """
-    wanted = None if keys is None else set(keys)
-    if wanted is not None and not wanted:
-        return {}
+def _counting_versions_query(of_units: bool) -> Select[Any]:
+    """The newest valid, confirmed version per (unit, form) (a window) with its entries;
+    `of_units`: only the units of the expanding parameter `b_units`."""
     ranked = select(
         Submission.id,
         Submission.unit_code,
@@ -458,10 +451,10 @@ def counting_versions(
         )
         .label("rank"),
     ).where(Submission.status == "valid", Submission.awaiting_confirmation.is_(False))
-    if wanted is not None:
-        ranked = ranked.where(Submission.unit_code.in_({u for u, _ in wanted}))
+    if of_units:
+        ranked = ranked.where(Submission.unit_code.in_(bindparam("b_units", expanding=True)))
     newest = ranked.subquery()
-    rows = session.execute(
+    return (
         select(
             newest.c.unit_code,
             newest.c.form,
@@ -476,6 +469,28 @@ def counting_versions(
         .where(newest.c.rank == 1)
         .order_by(newest.c.id, SubmissionEntry.id)
     )
+
+
+# Built once: recording a group asks twice, and building the window costs more than running it.
+_COUNTING_VERSIONS = _counting_versions_query(of_units=False)
+_COUNTING_VERSIONS_OF_UNITS = _counting_versions_query(of_units=True)
+
+
+def counting_versions(
+    session: Session, keys: Iterable[tuple[str, str]] | None = None
+) -> dict[tuple[str, str], tuple[datetime, list[tuple[str | None, str]]]]:
+    """The version that counts per (unit, form): its reception time and (name, model) rows.
+
+    All units when `keys` is None, else only those (unit code, form) pairs. One query.
+    """
+    wanted = None if keys is None else set(keys)
+    if wanted is None:
+        rows = session.execute(_COUNTING_VERSIONS)
+    elif not wanted:
+        return {}
+    else:
+        units = sorted({u for u, _ in wanted})
+        rows = session.execute(_COUNTING_VERSIONS_OF_UNITS, {"b_units": units})
     out: dict[tuple[str, str], tuple[datetime, list[tuple[str | None, str]]]] = {}
     for unit_code, form, received_at, name, model, entry_id in rows:
         key = (unit_code, form)
