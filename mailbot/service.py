@@ -77,7 +77,7 @@ class PassStats:
         )
 
 
-class Robot(FetchStage, RecordStage, FinishStage):
+class Robot(RecordStage, FetchStage, FinishStage):
     """Moves mail through the stages; each stage commits before the next one starts."""
 
     def __init__(
@@ -290,6 +290,9 @@ class Robot(FetchStage, RecordStage, FinishStage):
                     self._decided(counts, so_far, failed=True)
                     continue
                 ready.append((mail_id, outcome, job))
+            # In mailbox order, not the order workers finished: of two versions of a unit's
+            # form in one group, the later mail is recorded second and replaces the first.
+            ready.sort(key=lambda item: item[0])
             for run in _runs(ready):
                 failures, changed = self._record_group(run)
                 if changed:
