@@ -106,6 +106,22 @@ class _Rows:
         self.decided = []
 
 
+@dataclass
+class Round:
+    """One round of deciding a batch: which mails wait to be decided again, by a worker.
+
+    A mail found stale (a mail of its unit was recorded after it was handed out) is not
+    decided again here, holding the write lock, but handed back to the pool in the next
+    round, and any later mail of the same unit and form with it (mailbox order is kept:
+    a later version is never recorded before an earlier one). A mail already decided
+    again (`redone`) is never deferred twice: if stale once more, it is decided again here.
+    """
+
+    redone: frozenset[int] = frozenset()
+    deferred: set[Key] = field(default_factory=set)  # (unit, form) pairs of deferred mails
+    redo: list[int] = field(default_factory=list)  # the deferred mails, in mailbox order
+
+
 class _Counts:
     """A group's reprocess rounds per mail and replies per address in the last hour: read
     once for the group, then kept up to date as its replies are queued."""
@@ -139,16 +155,21 @@ class RecordStage:
     clock: Clock
     claimant: Claimant
 
-    def _record_group(self, items: list[Item]) -> tuple[dict[int, Exception], Versions | None]:
+    def _record_group(
+        self, items: list[Item], rnd: Round | None = None
+    ) -> tuple[dict[int, Exception], Versions | None]:
         """Record the outcomes in one transaction; on failure, each in its own.
 
         Returns the mails that failed with their error, and the (unit, form) pairs the
         group may have changed with their counting versions now (None: it changed none).
+        Mails deferred to the next round are added to `rnd`.
         """
+        rnd = rnd if rnd is not None else Round()
         notes: list[Note] = []
+        deferred: Round = replace(rnd, deferred=set(rnd.deferred), redo=[])
         try:
             with self.db.session() as s:
-                changed = self._write_group(s, items, notes)
+                changed = self._write_group(s, items, notes, deferred)
         except Exception as exc:  # noqa: BLE001 - retried mail by mail, or reported
             if len(items) == 1:
                 return {items[0][0]: exc}, None
@@ -158,23 +179,29 @@ class RecordStage:
                 type(exc).__name__,
                 exc,
             )
-            return self._record_one_by_one(items)
+            return self._record_one_by_one(items, rnd)
+        rnd.deferred |= deferred.deferred
+        rnd.redo.extend(deferred.redo)
         _say(notes)
         return {}, changed
 
-    def _record_one_by_one(self, items: list[Item]) -> tuple[dict[int, Exception], Versions | None]:
+    def _record_one_by_one(
+        self, items: list[Item], rnd: Round
+    ) -> tuple[dict[int, Exception], Versions | None]:
         failed: dict[int, Exception] = {}
         keys: set[Key] = set()
         fresh: dict[Key, PriorVersion] = {}
         for item in items:
-            errors, changed = self._record_group([item])
+            errors, changed = self._record_group([item], rnd)
             failed |= errors
             if changed is not None:  # what a later mail found replaces what an earlier one did
                 fresh = {k: v for k, v in fresh.items() if k not in changed[0]} | changed[1]
                 keys |= changed[0]
         return failed, (keys, fresh) if keys else None
 
-    def _write_group(self, s: dbm.Session, items: list[Item], notes: list[Note]) -> Versions | None:
+    def _write_group(
+        self, s: dbm.Session, items: list[Item], notes: list[Note], rnd: Round
+    ) -> Versions | None:
         now = self.clock()
         mails = dbm.mails_to_record(s, [mail_id for mail_id, _, _ in items])
         # A mail whose claim was taken back (we were thought dead) is left to its new holder.
@@ -196,13 +223,22 @@ class RecordStage:
         rows = _Rows()
         changed: set[Key] = set()
         for mail, outcome, job in mine:
-            if job is not None:
-                touched = self._touched(outcome)
+            touched = self._touched(outcome)
+            may_defer = mail.id not in rnd.redone
+            if may_defer and touched & rnd.deferred:
+                rnd.deferred |= touched  # an earlier mail of its unit is being decided again
+                rnd.redo.append(mail.id)
+                continue
+            if job is not None and touched:
                 if touched & changed:
                     # A mail of the same unit was recorded earlier in this group.
                     rows.write(s)
                     fresh = prior_versions(dbm.counting_versions(s, touched))
                     current = {k: v for k, v in current.items() if k not in touched} | fresh
+                if self._stale(outcome, job[1], current) is not None and may_defer:
+                    rnd.deferred |= touched
+                    rnd.redo.append(mail.id)
+                    continue
                 outcome = self._redecide_if_stale(outcome, *job, current)
             if outcome.command is not None:
                 # A command is recorded in a group of its own (see `Robot._decide_batch`):
@@ -457,22 +493,29 @@ class RecordStage:
         keys: set[Key] = {(sub.unit_code, sub.form.form) for sub in outcome.submissions}
         return keys | {(outcome.unit.code, f) for f in self.campaign.form_codes}
 
+    def _stale(
+        self, outcome: Outcome, ctx: IntakeContext, current: dict[Key, PriorVersion]
+    ) -> dict[Key, PriorVersion] | None:
+        """The versions on file now, when they differ from those the mail was handed with
+        for a (unit, form) pair its outcome changes or relies on; else None."""
+        keys = self._touched(outcome)
+        fresh = {k: current[k] for k in keys if k in current}
+        if all(fresh.get(k) == ctx.versions_on_file.get(k) for k in keys):
+            return None
+        return fresh
+
     def _redecide_if_stale(
         self, outcome: Outcome, raw: bytes, ctx: IntakeContext, current: dict[Key, PriorVersion]
     ) -> Outcome:
-        """Decide again when a mail recorded meanwhile changed a version this one relies on.
+        """Decide again, here, when a mail recorded meanwhile changed a version this one
+        relies on (the receipt must say what it replaces); `current`: the versions now.
 
-        Each mail is handed out with the versions on file as they are then; when a mail of
-        the same unit was still being decided beside it (or recorded before it in its
-        group), the second receipt must say it replaces the first (rare: the same unit
-        twice in a few mails). `current` holds the versions on file now.
+        Rare: a mail already handed back to the pool once (see `Round`) and stale again.
         """
+        fresh = self._stale(outcome, ctx, current)
+        if fresh is None:
+            return outcome
         keys = self._touched(outcome)
-        if not keys:
-            return outcome
-        fresh = {k: current[k] for k in keys if k in current}
-        if all(fresh.get(k) == ctx.versions_on_file.get(k) for k in keys):
-            return outcome
         versions, on_file = merged(ctx.versions_on_file, ctx.forms_on_file, keys, fresh)
         return intake.process_mail(
             raw, replace(ctx, versions_on_file=versions, forms_on_file=on_file)

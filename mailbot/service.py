@@ -18,7 +18,7 @@ from mailbot.fetching import FetchStage
 from mailbot.finishing import FinishStage
 from mailbot.intake import IntakeContext
 from mailbot.overlap import MailboxThread
-from mailbot.recording import Item, RecordStage, load_register, merged, prior_versions
+from mailbot.recording import Item, RecordStage, Round, load_register, merged, prior_versions
 from mailbot.sources import Source
 from mailbot.staff.access import load_access
 from mailbot.store import RawStore
@@ -246,10 +246,11 @@ class Robot(RecordStage, FetchStage, FinishStage):
         # Read by `jobs` when each mail is drawn (a closure sees the current binding).
         versions, on_file = base.versions_on_file, base.forms_on_file
         held: dict[int, tuple[bytes, IntakeContext]] = {}
+        pending, rnd = chunk, Round()
 
         def jobs() -> Iterator[tuple[int, bytes, IntakeContext]]:
             # Drawn one at a time, when a worker is free: only mails in hand are in memory.
-            for mail_id, raw_path, received_at in chunk:
+            for mail_id, raw_path, received_at in pending:
                 try:
                     raw = self.store.get(raw_path)
                     ctx = replace(
@@ -266,41 +267,47 @@ class Robot(RecordStage, FetchStage, FinishStage):
                 held[mail_id] = (raw, ctx)
                 yield mail_id, raw, ctx
 
-        # Outcomes are recorded a group at a time: those ready together, in one transaction
-        # (a command alone). While a slow mail is still being decided, the answers already
-        # queued go out (a slow mail delays no one else's receipt).
-        groups = self.decider.decide_groups(
-            jobs(), on_wait=self._while_waiting, most=max(1, self.config.inbox.batch_size)
-        )
-        for group in groups:
-            ready: list[Item] = []
-            for mail_id, outcome in group:
-                job = held.pop(mail_id, None)
-                try:
-                    if isinstance(outcome, (DecisionTimeout, WorkerDied, MemoryError)):
-                        # Out of time or memory once: answered as too large or too complex,
-                        # never retried (each retry would stall the queue again).
-                        log.warning("mail id=%s: %s; answering too-complex", mail_id, outcome)
-                        assert job is not None
-                        outcome = intake.too_complex_outcome(*job)
-                    if isinstance(outcome, BaseException):
-                        raise outcome
-                except Exception as exc:  # noqa: BLE001 - one bad mail must not stop the queue
-                    self._failed(mail_id, exc)
-                    self._decided(counts, so_far, failed=True)
-                    continue
-                ready.append((mail_id, outcome, job))
-            # In mailbox order, not the order workers finished: of two versions of a unit's
-            # form in one group, the later mail is recorded second and replaces the first.
-            ready.sort(key=lambda item: item[0])
-            for run in _runs(ready):
-                failures, changed = self._record_group(run)
-                if changed:
-                    versions, on_file = merged(versions, on_file, *changed)
-                for mail_id, _, _ in run:
-                    if mail_id in failures:
-                        self._failed(mail_id, failures[mail_id])
-                    self._decided(counts, so_far, failed=mail_id in failures)
+        while pending:
+            # Outcomes are recorded a group at a time: those ready together, in one
+            # transaction (a command alone). While a slow mail is still being decided, the
+            # answers already queued go out (a slow mail delays no one else's receipt).
+            groups = self.decider.decide_groups(
+                jobs(), on_wait=self._while_waiting, most=max(1, self.config.inbox.batch_size)
+            )
+            for group in groups:
+                ready: list[Item] = []
+                for mail_id, outcome in group:
+                    job = held.pop(mail_id, None)
+                    try:
+                        if isinstance(outcome, (DecisionTimeout, WorkerDied, MemoryError)):
+                            # Out of time or memory once: answered as too large or too
+                            # complex, never retried (each retry would stall the queue again).
+                            log.warning("mail id=%s: %s; answering too-complex", mail_id, outcome)
+                            assert job is not None
+                            outcome = intake.too_complex_outcome(*job)
+                        if isinstance(outcome, BaseException):
+                            raise outcome
+                    except Exception as exc:  # noqa: BLE001 - one bad mail must not stop the queue
+                        self._failed(mail_id, exc)
+                        self._decided(counts, so_far, failed=True)
+                        continue
+                    ready.append((mail_id, outcome, job))
+                # In mailbox order, not the order workers finished: of two versions of a
+                # unit's form in one group, the later mail is recorded second.
+                ready.sort(key=lambda item: item[0])
+                for run in _runs(ready):
+                    failures, changed = self._record_group(run, rnd)
+                    if changed:
+                        versions, on_file = merged(versions, on_file, *changed)
+                    for mail_id, _, _ in run:
+                        if mail_id in failures:
+                            self._failed(mail_id, failures[mail_id])
+                        if mail_id not in rnd.redo:
+                            self._decided(counts, so_far, failed=mail_id in failures)
+            # Mails found stale go back to the pool once, with the versions now on file.
+            again = set(rnd.redo)
+            pending = [item for item in pending if item[0] in again]
+            rnd = Round(redone=rnd.redone | again)
         return counts[0], counts[1]
 
     def _decided(self, counts: list[int], so_far: int, *, failed: bool) -> None:

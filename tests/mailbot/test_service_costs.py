@@ -65,12 +65,12 @@ def _pass_over(
         robot = app.robot()
         record = robot._record_group
 
-        def record_counted(items):  # noqa: ANN001, ANN202
+        def record_counted(items, *more):  # noqa: ANN001, ANN002, ANN202
             if recording is not None:
                 recording["groups"] += 1
             in_recording[0] = threading.get_ident()
             try:
-                return record(items)
+                return record(items, *more)
             finally:
                 in_recording[0] = 0
 
