@@ -113,11 +113,11 @@ class Round:
     A mail found stale (a mail of its unit was recorded after it was handed out) is not
     decided again here, holding the write lock, but handed back to the pool in the next
     round, and any later mail of the same unit and form with it (mailbox order is kept:
-    a later version is never recorded before an earlier one). A mail already decided
-    again (`redone`) is never deferred twice: if stale once more, it is decided again here.
+    a later version is never recorded before an earlier one). In the `last` round nothing
+    is deferred: a mail stale once more is decided again here.
     """
 
-    redone: frozenset[int] = frozenset()
+    last: bool = False
     deferred: set[Key] = field(default_factory=set)  # (unit, form) pairs of deferred mails
     redo: list[int] = field(default_factory=list)  # the deferred mails, in mailbox order
 
@@ -224,7 +224,7 @@ class RecordStage:
         changed: set[Key] = set()
         for mail, outcome, job in mine:
             touched = self._touched(outcome)
-            may_defer = mail.id not in rnd.redone
+            may_defer = not rnd.last
             if may_defer and touched & rnd.deferred:
                 rnd.deferred |= touched  # an earlier mail of its unit is being decided again
                 rnd.redo.append(mail.id)
@@ -510,7 +510,7 @@ class RecordStage:
         """Decide again, here, when a mail recorded meanwhile changed a version this one
         relies on (the receipt must say what it replaces); `current`: the versions now.
 
-        Rare: a mail already handed back to the pool once (see `Round`) and stale again.
+        Rare: a mail handed back to the pool in every round (see `Round`) and stale again.
         """
         fresh = self._stale(outcome, ctx, current)
         if fresh is None:

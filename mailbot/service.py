@@ -29,6 +29,8 @@ from rules.campaign import Campaign
 
 log = logging.getLogger(__name__)
 
+# A batch is decided in at most this many rounds (see mailbot.recording.Round).
+_ROUNDS = 3
 # While deciding: how long to wait for the next recorded batch.
 _FETCH_WAIT_SECONDS = 0.05
 
@@ -246,7 +248,7 @@ class Robot(RecordStage, FetchStage, FinishStage):
         # Read by `jobs` when each mail is drawn (a closure sees the current binding).
         versions, on_file = base.versions_on_file, base.forms_on_file
         held: dict[int, tuple[bytes, IntakeContext]] = {}
-        pending, rnd = chunk, Round()
+        pending, rnd, rounds = chunk, Round(), 0
 
         def jobs() -> Iterator[tuple[int, bytes, IntakeContext]]:
             # Drawn one at a time, when a worker is free: only mails in hand are in memory.
@@ -304,10 +306,12 @@ class Robot(RecordStage, FetchStage, FinishStage):
                             self._failed(mail_id, failures[mail_id])
                         if mail_id not in rnd.redo:
                             self._decided(counts, so_far, failed=mail_id in failures)
-            # Mails found stale go back to the pool once, with the versions now on file.
+            # Mails found stale go back to the pool, with the versions now on file. Each
+            # round records at least its first mail; the last one defers none.
             again = set(rnd.redo)
             pending = [item for item in pending if item[0] in again]
-            rnd = Round(redone=rnd.redone | again)
+            rounds += 1
+            rnd = Round(last=rounds >= _ROUNDS - 1)
         return counts[0], counts[1]
 
     def _decided(self, counts: list[int], so_far: int, *, failed: bool) -> None:
