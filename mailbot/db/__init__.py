@@ -15,6 +15,7 @@ from mailbot.db.common import (
     gone_claimants,
     normalize_message_id,
 )
+from mailbot.db.decided import DecidedMail, mails_to_record, settle_mails
 from mailbot.db.engine import (
     WAL_SIZE_LIMIT,
     Database,
@@ -43,7 +44,6 @@ from mailbot.db.jobs import (
     queue_lengths,
 )
 from mailbot.db.mails import (
-    DecidedMail,
     add_file_result,
     add_file_results,
     assigned_units,
@@ -67,7 +67,6 @@ from mailbot.db.mails import (
     mails_for_staff,
     mails_not_answered_for_age,
     mails_to_move,
-    mails_to_record,
     mails_with_status,
     mark_failed,
     mark_handled,
@@ -82,7 +81,6 @@ from mailbot.db.mails import (
     reprocess_generation,
     reset_for_reprocess,
     set_mailbox_state,
-    settle_mails,
 )
 from mailbot.db.models import (
     DB_FILE_NAME,
