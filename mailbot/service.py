@@ -39,6 +39,41 @@ def _no_stage_hook(stage: str) -> None:
     """The default stage hook: nothing to do between stages."""
 
 
+class _SenderOrder:
+    """Mailbox order among the mails of one sender, whatever order workers finish in.
+
+    An outcome waits while an earlier mail from the same address is still being decided:
+    a correction sent after a first version is recorded after it, so its receipt says what
+    it replaces. Mail of other senders is recorded as soon as it is ready.
+    """
+
+    def __init__(self, senders: dict[int, str | None]) -> None:
+        self._senders = {m: a.strip().lower() if a else None for m, a in senders.items()}
+        self._open = set(senders)  # neither recorded, deferred nor failed yet
+        self._waiting: list[Item] = []
+
+    def due(self, ready: list[Item]) -> list[Item]:
+        """Of the outcomes just ready and those waiting, the ones to record now, in mailbox
+        order; the others keep waiting."""
+        candidates = sorted(self._waiting + ready, key=lambda item: item[0])
+        at_hand = {mail_id for mail_id, _, _ in candidates}
+        blocked = {m for m in self._open - at_hand if self._senders.get(m)}
+        now: list[Item] = []
+        self._waiting = []
+        for item in candidates:
+            sender = self._senders.get(item[0])
+            if sender and any(m < item[0] and self._senders[m] == sender for m in blocked):
+                self._waiting.append(item)
+                blocked.add(item[0])
+            else:
+                now.append(item)
+        return now
+
+    def settled(self, mail_ids: set[int]) -> None:
+        """These mails are recorded, deferred to the next round or failed."""
+        self._open -= mail_ids
+
+
 def _runs(items: list[Item]) -> Iterator[list[Item]]:
     """The items in recording order, split so that each staff command is a run of its own
     (what it reads and changes is then what the database holds)."""
@@ -197,7 +232,7 @@ class Robot(RecordStage, FetchStage, FinishStage):
             ended = fetching is None or fetching.is_set()
             with self.db.session(write=False) as s:
                 page = [
-                    (m.id, m.raw_path, m.received_at)
+                    (m.id, m.raw_path, m.received_at, m.from_addr)
                     for m in dbm.due_mails(s, self.clock(), batch, after_id=after)
                 ]
                 # Processing only adds unconfirmed addresses, which the register leaves out.
@@ -212,7 +247,7 @@ class Robot(RecordStage, FetchStage, FinishStage):
             after = page[-1][0]
             with self.db.session() as s:
                 won = set(
-                    dbm.claim_mails(s, [m for m, _, _ in page], self.claimant.token, self.clock())
+                    dbm.claim_mails(s, [m for m, *_ in page], self.claimant.token, self.clock())
                 )
             chunk = [item for item in page if item[0] in won]
             if not chunk:
@@ -229,7 +264,7 @@ class Robot(RecordStage, FetchStage, FinishStage):
 
     def _decide_batch(
         self,
-        chunk: list[tuple[int, str, datetime]],
+        chunk: list[tuple[int, str, datetime, str | None]],
         register: Register | None,
         so_far: int,
     ) -> tuple[int, int]:
@@ -240,9 +275,9 @@ class Robot(RecordStage, FetchStage, FinishStage):
         try:
             with self.db.session(write=False) as s:
                 base = self._context(s, chunk[0][2], register)
-                assigned_units = dbm.assigned_units(s, [mail_id for mail_id, _, _ in chunk])
+                assigned_units = dbm.assigned_units(s, [mail_id for mail_id, *_ in chunk])
         except Exception as exc:  # noqa: BLE001 - each mail counts one failed attempt
-            for mail_id, _, _ in chunk:
+            for mail_id, *_ in chunk:
                 self._failed(mail_id, exc)
             return 0, len(chunk)
         # Read by `jobs` when each mail is drawn (a closure sees the current binding).
@@ -252,7 +287,7 @@ class Robot(RecordStage, FetchStage, FinishStage):
 
         def jobs() -> Iterator[tuple[int, bytes, IntakeContext]]:
             # Drawn one at a time, when a worker is free: only mails in hand are in memory.
-            for mail_id, raw_path, received_at in pending:
+            for mail_id, raw_path, received_at, _ in pending:
                 try:
                     raw = self.store.get(raw_path)
                     ctx = replace(
@@ -265,6 +300,7 @@ class Robot(RecordStage, FetchStage, FinishStage):
                 except Exception as exc:  # noqa: BLE001 - a damaged store entry, say
                     counts[1] += 1
                     self._failed(mail_id, exc)
+                    order.settled({mail_id})
                     continue
                 held[mail_id] = (raw, ctx)
                 yield mail_id, raw, ctx
@@ -273,6 +309,7 @@ class Robot(RecordStage, FetchStage, FinishStage):
             # Outcomes are recorded a group at a time: those ready together, in one
             # transaction (a command alone). While a slow mail is still being decided, the
             # answers already queued go out (a slow mail delays no one else's receipt).
+            order = _SenderOrder({m: sender for m, _, _, sender in pending})
             groups = self.decider.decide_groups(
                 jobs(), on_wait=self._while_waiting, most=max(1, self.config.inbox.batch_size)
             )
@@ -292,20 +329,21 @@ class Robot(RecordStage, FetchStage, FinishStage):
                     except Exception as exc:  # noqa: BLE001 - one bad mail must not stop the queue
                         self._failed(mail_id, exc)
                         self._decided(counts, so_far, failed=True)
+                        order.settled({mail_id})
                         continue
                     ready.append((mail_id, outcome, job))
-                # In mailbox order, not the order workers finished: of two versions of a
-                # unit's form in one group, the later mail is recorded second.
-                ready.sort(key=lambda item: item[0])
-                for run in _runs(ready):
-                    failures, changed = self._record_group(run, rnd)
-                    if changed:
-                        versions, on_file = merged(versions, on_file, *changed)
-                    for mail_id, _, _ in run:
-                        if mail_id in failures:
-                            self._failed(mail_id, failures[mail_id])
-                        if mail_id not in rnd.redo:
-                            self._decided(counts, so_far, failed=mail_id in failures)
+                while ready := order.due(ready):
+                    for run in _runs(ready):
+                        failures, changed = self._record_group(run, rnd)
+                        if changed:
+                            versions, on_file = merged(versions, on_file, *changed)
+                        for mail_id, _, _ in run:
+                            if mail_id in failures:
+                                self._failed(mail_id, failures[mail_id])
+                            if mail_id not in rnd.redo:
+                                self._decided(counts, so_far, failed=mail_id in failures)
+                    order.settled({mail_id for mail_id, _, _ in ready})
+                    ready = []
             # Mails found stale go back to the pool, with the versions now on file. Each
             # round records at least its first mail; the last one defers none.
             again = set(rnd.redo)
