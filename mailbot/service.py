@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from mailbot import db as dbm
 from mailbot import intake, outbox
@@ -18,32 +16,78 @@ from mailbot.config import Config
 from mailbot.contact import contact_of
 from mailbot.fetching import FetchStage
 from mailbot.finishing import FinishStage
-from mailbot.intake import (
-    IntakeContext,
-    Outcome,
-    PriorVersion,
-    Reply,
-)
-from mailbot.mail.views import model_label
+from mailbot.intake import IntakeContext
 from mailbot.overlap import MailboxThread
+from mailbot.recording import Item, RecordStage, Round, load_register, merged, prior_versions
 from mailbot.sources import Source
 from mailbot.staff.access import load_access
-from mailbot.staff.actions import carry_out
-from mailbot.staff.answer import compose_answer
 from mailbot.store import RawStore
 from mailbot.transport import DeliveryError, Sender
-from mailbot.units import Register, Unit
+from mailbot.units import Register
 from mailbot.workers import Decider, DecisionTimeout, WorkerDied, local_tools
 from rules.campaign import Campaign
 
 log = logging.getLogger(__name__)
 
+# A batch is decided in at most this many rounds (see mailbot.recording.Round).
+_ROUNDS = 3
 # While deciding: how long to wait for the next recorded batch.
 _FETCH_WAIT_SECONDS = 0.05
 
 
 def _no_stage_hook(stage: str) -> None:
     """The default stage hook: nothing to do between stages."""
+
+
+class _SenderOrder:
+    """Mailbox order among the mails of one sender, whatever order workers finish in.
+
+    An outcome waits while an earlier mail from the same address is still being decided:
+    a correction sent after a first version is recorded after it, so its receipt says what
+    it replaces. Mail of other senders is recorded as soon as it is ready.
+    """
+
+    def __init__(self, senders: dict[int, str | None]) -> None:
+        self._senders = {m: a.strip().lower() if a else None for m, a in senders.items()}
+        self._open = set(senders)  # neither recorded, deferred nor failed yet
+        self._waiting: list[Item] = []
+
+    def due(self, ready: list[Item]) -> list[Item]:
+        """Of the outcomes just ready and those waiting, the ones to record now, in mailbox
+        order; the others keep waiting."""
+        candidates = sorted(self._waiting + ready, key=lambda item: item[0])
+        at_hand = {mail_id for mail_id, _, _ in candidates}
+        blocked = {m for m in self._open - at_hand if self._senders.get(m)}
+        now: list[Item] = []
+        self._waiting = []
+        for item in candidates:
+            sender = self._senders.get(item[0])
+            if sender and any(m < item[0] and self._senders[m] == sender for m in blocked):
+                self._waiting.append(item)
+                blocked.add(item[0])
+            else:
+                now.append(item)
+        return now
+
+    def settled(self, mail_ids: set[int]) -> None:
+        """These mails are recorded, deferred to the next round or failed."""
+        self._open -= mail_ids
+
+
+def _runs(items: list[Item]) -> Iterator[list[Item]]:
+    """The items in recording order, split so that each staff command is a run of its own
+    (what it reads and changes is then what the database holds)."""
+    run: list[Item] = []
+    for item in items:
+        if item[1].command is None:
+            run.append(item)
+            continue
+        if run:
+            yield run
+            run = []
+        yield [item]
+    if run:
+        yield run
 
 
 @dataclass
@@ -70,52 +114,7 @@ class PassStats:
         )
 
 
-def load_register(session: dbm.Session, district: str | None = "Thanh Xuân") -> Register:
-    """The unit register as the pure intake sees it: every unit with its confirmed addresses."""
-    units = [
-        Unit(
-            code=r.code,
-            name=r.name,
-            emails=tuple(r.emails),
-            aliases=tuple(r.aliases),
-            forms=tuple(r.forms),
-            parent=r.parent,
-        )
-        for r in dbm.unit_register(session)
-    ]
-    return Register(units, district=district)
-
-
-def _prior_versions(
-    rows: dict[tuple[str, str], tuple[datetime, list[tuple[str | None, str]]]],
-) -> dict[tuple[str, str], PriorVersion]:
-    """The counting versions as the pure intake takes them."""
-    return {
-        key: PriorVersion(at, tuple(model_label(name, model) for name, model in models))
-        for key, (at, models) in rows.items()
-    }
-
-
-_Versions = tuple[set[tuple[str, str]], dict[tuple[str, str], PriorVersion]]
-
-
-def _merged(
-    versions: Mapping[tuple[str, str], PriorVersion],
-    on_file: Mapping[str, frozenset[str]],
-    keys: set[tuple[str, str]],
-    fresh: dict[tuple[str, str], PriorVersion],
-) -> tuple[dict[tuple[str, str], PriorVersion], dict[str, frozenset[str]]]:
-    """The versions and forms on file with `keys` replaced by what the database now holds."""
-    merged = {k: v for k, v in versions.items() if k not in keys} | fresh
-    forms = dict(on_file)
-    for unit_code in {u for u, _ in keys}:
-        held = {f for (u, f) in fresh if u == unit_code}
-        known = {f for (u, f) in keys if u == unit_code}
-        forms[unit_code] = frozenset((set(forms.get(unit_code, frozenset())) - known) | held)
-    return merged, forms
-
-
-class Robot(FetchStage, FinishStage):
+class Robot(RecordStage, FetchStage, FinishStage):
     """Moves mail through the stages; each stage commits before the next one starts."""
 
     def __init__(
@@ -165,7 +164,7 @@ class Robot(FetchStage, FinishStage):
             level = logging.INFO if key_problem.missing else logging.WARNING
             log.log(level, "staff commands by mail are refused: %s", key_problem)
 
-    # -- stage 2: decide ---------------------------------------------------------------------
+    # -- stage 2: decide (recording: mailbot.recording) --------------------------------------
 
     def _context(
         self, s: dbm.Session, received_at: datetime, register: Register | None = None
@@ -175,7 +174,7 @@ class Robot(FetchStage, FinishStage):
         # Which required forms each unit has a valid, confirmed version of: one query, not
         # one per unit and form (that made the context cost more than parsing the mail).
         on_file = dbm.forms_on_file(s, self.campaign.form_codes)
-        versions = _prior_versions(dbm.counting_versions(s))
+        versions = prior_versions(dbm.counting_versions(s))
         out = self.config.outgoing
         return IntakeContext(
             campaign=self.campaign,
@@ -233,7 +232,7 @@ class Robot(FetchStage, FinishStage):
             ended = fetching is None or fetching.is_set()
             with self.db.session(write=False) as s:
                 page = [
-                    (m.id, m.raw_path, m.received_at)
+                    (m.id, m.raw_path, m.received_at, m.from_addr)
                     for m in dbm.due_mails(s, self.clock(), batch, after_id=after)
                 ]
                 # Processing only adds unconfirmed addresses, which the register leaves out.
@@ -248,7 +247,7 @@ class Robot(FetchStage, FinishStage):
             after = page[-1][0]
             with self.db.session() as s:
                 won = set(
-                    dbm.claim_mails(s, [m for m, _, _ in page], self.claimant.token, self.clock())
+                    dbm.claim_mails(s, [m for m, *_ in page], self.claimant.token, self.clock())
                 )
             chunk = [item for item in page if item[0] in won]
             if not chunk:
@@ -265,7 +264,7 @@ class Robot(FetchStage, FinishStage):
 
     def _decide_batch(
         self,
-        chunk: list[tuple[int, str, datetime]],
+        chunk: list[tuple[int, str, datetime, str | None]],
         register: Register | None,
         so_far: int,
     ) -> tuple[int, int]:
@@ -276,18 +275,19 @@ class Robot(FetchStage, FinishStage):
         try:
             with self.db.session(write=False) as s:
                 base = self._context(s, chunk[0][2], register)
-                assigned_units = dbm.assigned_units(s, [mail_id for mail_id, _, _ in chunk])
+                assigned_units = dbm.assigned_units(s, [mail_id for mail_id, *_ in chunk])
         except Exception as exc:  # noqa: BLE001 - each mail counts one failed attempt
-            for mail_id, _, _ in chunk:
+            for mail_id, *_ in chunk:
                 self._failed(mail_id, exc)
             return 0, len(chunk)
         # Read by `jobs` when each mail is drawn (a closure sees the current binding).
         versions, on_file = base.versions_on_file, base.forms_on_file
         held: dict[int, tuple[bytes, IntakeContext]] = {}
+        pending, rnd, rounds = chunk, Round(), 0
 
         def jobs() -> Iterator[tuple[int, bytes, IntakeContext]]:
             # Drawn one at a time, when a worker is free: only mails in hand are in memory.
-            for mail_id, raw_path, received_at in chunk:
+            for mail_id, raw_path, received_at, _ in pending:
                 try:
                     raw = self.store.get(raw_path)
                     ctx = replace(
@@ -300,36 +300,66 @@ class Robot(FetchStage, FinishStage):
                 except Exception as exc:  # noqa: BLE001 - a damaged store entry, say
                     counts[1] += 1
                     self._failed(mail_id, exc)
+                    order.settled({mail_id})
                     continue
                 held[mail_id] = (raw, ctx)
                 yield mail_id, raw, ctx
 
-        # Outcomes are recorded as they come; while a slow mail is still being decided,
-        # the answers already queued go out (a slow mail delays no one else's receipt).
-        for mail_id, outcome in self.decider.decide(jobs(), on_wait=self._while_waiting):
-            job = held.pop(mail_id, None)
-            try:
-                if isinstance(outcome, (DecisionTimeout, WorkerDied, MemoryError)):
-                    # Out of time or memory once: answered as too large or too complex,
-                    # never retried (each retry would stall the queue again).
-                    log.warning("mail id=%s: %s; answering too-complex", mail_id, outcome)
-                    assert job is not None
-                    outcome = intake.too_complex_outcome(*job)
-                if isinstance(outcome, BaseException):
-                    raise outcome
-                changed = self._apply(mail_id, outcome, job)
-                if changed:
-                    versions, on_file = _merged(versions, on_file, *changed)
-                counts[0] += 1
-            except Exception as exc:  # noqa: BLE001 - one bad mail must not stop the queue
-                counts[1] += 1
-                self._failed(mail_id, exc)
-            if self._mailbox_thread is not None:
-                self._mailbox_thread.decided()
-            if self.progress:
-                self.progress(f"đã xử lý {so_far + counts[0] + counts[1]} thư")
-            self.on_stage("after-process")
+        while pending:
+            # Outcomes are recorded a group at a time: those ready together, in one
+            # transaction (a command alone). While a slow mail is still being decided, the
+            # answers already queued go out (a slow mail delays no one else's receipt).
+            order = _SenderOrder({m: sender for m, _, _, sender in pending})
+            groups = self.decider.decide_groups(
+                jobs(), on_wait=self._while_waiting, most=max(1, self.config.inbox.batch_size)
+            )
+            for group in groups:
+                ready: list[Item] = []
+                for mail_id, outcome in group:
+                    job = held.pop(mail_id, None)
+                    try:
+                        if isinstance(outcome, (DecisionTimeout, WorkerDied, MemoryError)):
+                            # Out of time or memory once: answered as too large or too
+                            # complex, never retried (each retry would stall the queue again).
+                            log.warning("mail id=%s: %s; answering too-complex", mail_id, outcome)
+                            assert job is not None
+                            outcome = intake.too_complex_outcome(*job)
+                        if isinstance(outcome, BaseException):
+                            raise outcome
+                    except Exception as exc:  # noqa: BLE001 - one bad mail must not stop the queue
+                        self._failed(mail_id, exc)
+                        self._decided(counts, so_far, failed=True)
+                        order.settled({mail_id})
+                        continue
+                    ready.append((mail_id, outcome, job))
+                while ready := order.due(ready):
+                    for run in _runs(ready):
+                        failures, changed = self._record_group(run, rnd)
+                        if changed:
+                            versions, on_file = merged(versions, on_file, *changed)
+                        for mail_id, _, _ in run:
+                            if mail_id in failures:
+                                self._failed(mail_id, failures[mail_id])
+                            if mail_id not in rnd.redo:
+                                self._decided(counts, so_far, failed=mail_id in failures)
+                    order.settled({mail_id for mail_id, _, _ in ready})
+                    ready = []
+            # Mails found stale go back to the pool, with the versions now on file. Each
+            # round records at least its first mail; the last one defers none.
+            again = set(rnd.redo)
+            pending = [item for item in pending if item[0] in again]
+            rounds += 1
+            rnd = Round(last=rounds >= _ROUNDS - 1)
         return counts[0], counts[1]
+
+    def _decided(self, counts: list[int], so_far: int, *, failed: bool) -> None:
+        """One more mail's stage has committed (or failed): count it, tell who listens."""
+        counts[1 if failed else 0] += 1
+        if self._mailbox_thread is not None:
+            self._mailbox_thread.decided()
+        if self.progress:
+            self.progress(f"đã xử lý {so_far + counts[0] + counts[1]} thư")
+        self.on_stage("after-process")
 
     def _while_waiting(self) -> None:
         """Deciding waits for a slow mail: have what is decided moved and answered now."""
@@ -364,252 +394,6 @@ class Robot(FetchStage, FinishStage):
                     self.config.processing.max_attempts,
                     self.config.processing.retry_base_seconds,
                 )
-
-    def _apply(
-        self, mail_id: int, outcome: Outcome, job: tuple[bytes, IntakeContext] | None = None
-    ) -> _Versions | None:
-        """Record the outcome and queue its reply in one transaction.
-
-        Returns the (unit, form) pairs the outcome may have changed with their counting
-        versions now, for the mails decided after it; None when it changed none.
-        """
-        now = self.clock()
-        with self.db.session() as s:
-            mail = dbm.get_mail(s, mail_id)
-            if mail is None or not dbm.holds_claim(mail, self.claimant.token):
-                return None  # our claim was taken back (we were thought dead)
-            if job is not None:
-                outcome = self._redecide_if_stale(s, outcome, *job)
-            dbm.note_headers(
-                s, mail, message_id=outcome.mail.message_id, from_addr=outcome.mail.from_addr
-            )
-            if outcome.command is not None:
-                self._apply_command(s, mail, outcome, now)
-                if outcome.action == "command":
-                    dbm.mark_processed(s, mail, now)
-                    return None
-            files = [
-                {
-                    "mail_id": mail.id,
-                    "file_name": result.file,
-                    "format": result.format,
-                    "problems": [p.to_json() for p in result.all_problems()],
-                    "forms_count": len(result.forms),
-                }
-                for result in outcome.results
-            ]
-            files.extend(
-                {
-                    "mail_id": mail.id,
-                    "file_name": problem.filename,
-                    "format": "other",
-                    "problems": [
-                        {
-                            "severity": "error",
-                            "code": problem.code,
-                            "location": None,
-                            "message": problem.message,
-                        }
-                    ],
-                }
-                for problem in outcome.mail.problems
-            )
-            dbm.add_file_results(s, files)
-            for sub in outcome.submissions:
-                dbm.add_submission(
-                    s,
-                    mail_id=mail.id,
-                    unit_code=sub.unit_code,
-                    form=sub.form,
-                    file_name=sub.file_name,
-                    file_sha256=mail.sha256,
-                    received_at=mail.received_at,
-                    late=sub.late,
-                    awaiting_confirmation=sub.awaiting,
-                    sent_by=sub.sent_by,
-                )
-
-            if outcome.awaiting_confirmation and outcome.unit and outcome.mail.from_addr:
-                dbm.add_unit_email(
-                    s,
-                    outcome.mail.from_addr,
-                    outcome.unit.code,
-                    confirmed=False,
-                    now=now,
-                    source="form-name",
-                )
-                dbm.add_event(
-                    s,
-                    "awaiting-confirmation",
-                    at=now,
-                    mail_id=mail.id,
-                    unit_code=outcome.unit.code,
-                    detail=outcome.mail.from_addr,
-                )
-            if outcome.bounce is not None:
-                for rcpt in outcome.bounce.recipients or ():
-                    dbm.record_bounce(
-                        s,
-                        original_message_id=outcome.bounce.original_message_id,
-                        recipient=rcpt.address,
-                        status=rcpt.status,
-                        action=rcpt.action,
-                        diagnostic=rcpt.diagnostic,
-                        received_at=mail.received_at,
-                        mail_id=mail.id,
-                    )
-            for result in outcome.results:
-                if not result.forms and outcome.unit is not None and result.has_errors:
-                    dbm.add_event(
-                        s,
-                        "unreadable-file",
-                        at=now,
-                        mail_id=mail.id,
-                        unit_code=outcome.unit.code,
-                        detail=result.file,
-                    )
-            if outcome.other_mail:
-                subject = f" – “{outcome.mail.subject[:80]}”" if outcome.mail.subject else ""
-                dbm.add_event(
-                    s,
-                    "other-mail",
-                    at=now,
-                    mail_id=mail.id,
-                    detail=f"{outcome.mail.from_addr or '(không rõ người gửi)'}{subject}",
-                )
-            if outcome.reply is not None:
-                self._queue_reply(s, mail, outcome.reply)
-            if outcome.action == "quarantined":
-                dbm.quarantine(s, mail, outcome.reason or "quarantined", now)
-            else:
-                dbm.mark_processed(
-                    s,
-                    mail,
-                    now,
-                    unit_code=outcome.unit.code if outcome.unit else None,
-                    awaiting_confirmation=outcome.needs_confirmation,
-                    for_staff=outcome.for_staff and outcome.unit is not None,
-                    excerpt=outcome.excerpt,
-                )
-                if outcome.action == "ignored":
-                    log.info("mail id=%s needs no answer: %s", mail.id, outcome.reason)
-            log.info(
-                "mail id=%s %s unit=%s forms=%d reply=%s",
-                mail.id,
-                outcome.action,
-                outcome.unit.code if outcome.unit else None,
-                len(outcome.submissions),
-                outcome.reply.kind if outcome.reply else None,
-            )
-            keys = self._touched(outcome)
-            if not keys:
-                return None
-            return keys, _prior_versions(dbm.counting_versions(s, keys))
-
-    def _touched(self, outcome: Outcome) -> set[tuple[str, str]]:
-        """The (unit, form) pairs whose counting version an outcome may change or rely on."""
-        if not outcome.submissions or outcome.unit is None:
-            return set()
-        keys: set[tuple[str, str]] = {(sub.unit_code, sub.form.form) for sub in outcome.submissions}
-        return keys | {(outcome.unit.code, f) for f in self.campaign.form_codes}
-
-    def _apply_command(
-        self, s: dbm.Session, mail: dbm.Mail, outcome: Outcome, now: datetime
-    ) -> None:
-        """Carry out a staff command (or refuse it) and answer a staff address, in the
-        transaction that marks the command mail processed: a restart never acts twice."""
-        command = outcome.command
-        assert command is not None
-        register = load_register(s, self.config.district)
-        result = carry_out(s, command, register, mail.id, now, ZoneInfo(self.config.timezone))
-        if not command.answerable:
-            return
-        limit = self.config.outgoing.max_auto_replies_per_hour
-        if (
-            not result.done
-            and dbm.count_auto_replies(s, command.actor, now - timedelta(hours=1)) >= limit
-        ):
-            # A flood of forged commands must not become a flood of answers to staff.
-            log.warning("not answering refused command mail id=%s: hourly limit", mail.id)
-            return
-        answer = compose_answer(self.config, outcome.mail, result, mail.received_at, now)
-        dbm.queue_outgoing(
-            s,
-            kind="notice",
-            message_id=answer.message_id,
-            to_addrs=[answer.to],
-            subject=answer.subject,
-            raw=answer.raw,
-            mail_id=mail.id,
-            dedupe_key=f"reply:{mail.id}:{dbm.reprocess_generation(s, mail.id)}",
-            now=now,
-        )
-
-    def _redecide_if_stale(
-        self, s: dbm.Session, outcome: Outcome, raw: bytes, ctx: IntakeContext
-    ) -> Outcome:
-        """Decide again when a mail decided meanwhile changed a version this one relies on.
-
-        Each mail is handed out with the versions on file as they are then; when a mail of
-        the same unit was still being decided beside it, the second receipt must say it
-        replaces the first (rare: two workers, the same unit at once).
-        """
-        keys = self._touched(outcome)
-        if not keys:
-            return outcome
-        fresh = _prior_versions(dbm.counting_versions(s, keys))
-        if all(fresh.get(k) == ctx.versions_on_file.get(k) for k in keys):
-            return outcome
-        versions, on_file = _merged(ctx.versions_on_file, ctx.forms_on_file, keys, fresh)
-        return intake.process_mail(
-            raw, replace(ctx, versions_on_file=versions, forms_on_file=on_file)
-        )
-
-    def _queue_reply(self, s: dbm.Session, mail: dbm.Mail, reply: Reply) -> None:
-        """Queue an automatic answer unless this address already had its hourly share."""
-        now = self.clock()
-        max_age = self.config.inbox.max_reply_age_days
-        generation = dbm.reprocess_generation(s, mail.id)
-        # Old mail (a first start on a used mailbox, a rebuilt folder, an APPEND with an old
-        # date) is recorded and shown to staff, not answered. Once staff had it decided again
-        # (`review assign`, `reprocess`), answering is their choice, whatever its age.
-        if max_age and not generation and mail.received_at < now - timedelta(days=max_age):
-            detail = json.dumps(
-                {
-                    "from": mail.from_addr,
-                    "subject": mail.subject,
-                    "arrived_at": mail.received_at.isoformat(),
-                    "max_days": max_age,
-                    "kind": reply.kind,
-                },
-                ensure_ascii=False,
-            )
-            dbm.add_event(s, "reply-withheld-old", at=now, mail_id=mail.id, detail=detail)
-            log.info(
-                "not answering mail id=%s: it arrived %s, over %d days ago",
-                mail.id,
-                mail.received_at.isoformat(),
-                max_age,
-            )
-            return
-        since = now - timedelta(hours=1)
-        limit = self.config.outgoing.max_auto_replies_per_hour
-        to = reply.to
-        if dbm.count_auto_replies(s, to, since) >= limit:
-            dbm.add_event(s, "rate-limited", at=now, mail_id=mail.id, detail=to)
-            log.warning("not answering mail id=%s: %s reached %d replies/hour", mail.id, to, limit)
-            return
-        dbm.queue_outgoing(
-            s,
-            kind=reply.kind,
-            message_id=reply.message_id,
-            to_addrs=[to],
-            subject=reply.subject,
-            raw=reply.raw,
-            mail_id=mail.id,
-            dedupe_key=f"reply:{mail.id}:{generation}",
-            now=now,
-        )
 
     def run_once(self) -> PassStats:
         """One full pass: fetch, decide, move, deliver, the stages overlapping.

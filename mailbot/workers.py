@@ -33,6 +33,9 @@ _SECRET_NAMES = frozenset(
 )
 _STOP_GRACE = 3.0  # seconds between SIGTERM and SIGKILL for a stuck worker
 _POLL = 0.5  # seconds to wait for an outcome before delivering what is already decided
+# Seconds a group of outcomes waits for those of the other workers: recording them together
+# costs less than one by one, and a wait this short holds no receipt back.
+_LINGER = 0.25
 
 
 def local_tools() -> Tools:
@@ -259,15 +262,41 @@ class Decider:
         held in memory. `on_wait` is called when outcomes were taken and the rest are still
         being decided (the caller delivers the answers already queued instead of waiting).
         """
+        for group in self._groups(iter(jobs), on_wait, most=1, draw_first=False):
+            yield from group
+
+    def decide_groups(
+        self,
+        jobs: Iterable[tuple[K, bytes, Any]],
+        on_wait: Callable[[], None] | None = None,
+        most: int = 50,
+    ) -> Iterator[list[tuple[K, Any]]]:
+        """Like `decide`, but yield together (at most `most`) the outcomes that are ready
+        when the caller would otherwise wait, so it records them in one transaction.
+
+        Free workers are handed their next mail before a group is yielded (none idles
+        while the caller records); a job drawn then has not seen the group's outcomes.
+        Inline (no workers), each outcome is its own group.
+        """
+        yield from self._groups(iter(jobs), on_wait, most=max(1, most), draw_first=True)
+
+    def _groups(
+        self,
+        pending: Iterator[tuple[K, bytes, Any]],
+        on_wait: Callable[[], None] | None,
+        *,
+        most: int,
+        draw_first: bool,
+    ) -> Iterator[list[tuple[K, Any]]]:
         if self.workers == 0:
             decide = self._inline()
-            for key, raw, ctx in jobs:
+            for key, raw, ctx in pending:
                 try:
-                    yield key, decide(raw, ctx)
+                    yield [(key, decide(raw, ctx))]
                 except Exception as exc:  # noqa: BLE001 - reported per mail by the caller
-                    yield key, exc
+                    yield [(key, exc)]
             return
-        yield from self._decide_pool(iter(jobs), on_wait)
+        yield from self._decide_pool(pending, on_wait, most, draw_first)
 
     def _pack(self, ctx: Any) -> Any:
         """The context as `_decide_in_worker` gets it (other worker functions: unchanged)."""
@@ -301,15 +330,24 @@ class Decider:
         return None
 
     def _decide_pool(
-        self, pending: Iterator[tuple[K, bytes, Any]], on_wait: Callable[[], None] | None
-    ) -> Iterator[tuple[K, Any]]:
+        self,
+        pending: Iterator[tuple[K, bytes, Any]],
+        on_wait: Callable[[], None] | None,
+        most: int,
+        draw_first: bool,
+    ) -> Iterator[list[tuple[K, Any]]]:
+        """Outcomes in groups of at most `most`: with `draw_first`, as many as are ready
+        when waiting would begin, free workers given their next mail first; else each
+        group as soon as it is taken, the next mails drawn once the groups are consumed."""
         self._sweep()
         running: dict[Connection, _Worker] = {}
+        done: list[tuple[K, Any]] = []  # taken from the workers, not yielded yet
         fresh = False  # outcomes taken since on_wait last ran
         more = True  # jobs may remain
+        first_done: float | None = None  # when the oldest outcome in `done` was taken
         try:
-            while more or running:
-                while more and len(running) < self.workers:
+            while more or running or done:
+                while (draw_first or not done) and more and len(running) < self.workers:
                     job = next(pending, None)
                     if job is None:
                         more = False
@@ -318,15 +356,35 @@ class Decider:
                     idle = self._idle.pop() if self._idle else None
                     worker = self._start(idle, key, raw, ctx)
                     if worker is None:
-                        yield key, WorkerDied("no worker process could be started")
-                        fresh = True
+                        done.append((key, WorkerDied("no worker process could be started")))
                         continue
                     running[worker.recv_conn] = worker
+                if done and (not draw_first or len(done) >= most or not running):
+                    group, done = done[:most], done[most:]
+                    fresh = True
+                    yield group
+                    continue
                 if not running:
                     continue
                 now = time.monotonic()
                 deadline = min(w.job[1] for w in running.values() if w.job)
-                ready = wait(list(running), timeout=max(0.0, min(deadline - now, _POLL)))
+                if done:
+                    # With outcomes in hand, wait only a moment for the other workers' (a
+                    # group of one outcome per worker), never for a slow mail.
+                    if first_done is None:
+                        first_done = now
+                    timeout = max(0.0, first_done + _LINGER - now)
+                    if len(done) >= min(most, self.workers):
+                        timeout = 0.0
+                else:
+                    first_done = None
+                    timeout = max(0.0, min(deadline - now, _POLL))
+                ready = wait(list(running), timeout=timeout)
+                if not ready and done:
+                    group, done = done[:most], done[most:]
+                    fresh = True
+                    yield group
+                    continue
                 if not ready and fresh and on_wait is not None:
                     fresh = False
                     on_wait()
@@ -341,11 +399,10 @@ class Decider:
                         code = worker.proc.wait()
                         log.warning("the worker deciding mail %s died (exit %s)", key, code)
                         self._stopped(worker, 0)
-                        yield key, WorkerDied(f"worker exit {code}")
+                        done.append((key, WorkerDied(f"worker exit {code}")))
                     else:
                         self._idle.append(worker)
-                        yield key, value
-                    fresh = True
+                        done.append((key, value))
                 now = time.monotonic()
                 for conn, worker in list(running.items()):
                     if worker.job is not None and worker.job[1] <= now:
@@ -357,8 +414,9 @@ class Decider:
                         )
                         del running[conn]
                         self._stopped(worker)
-                        yield key, DecisionTimeout(f"no decision within {self.timeout:.0f}s")
-                        fresh = True
+                        done.append(
+                            (key, DecisionTimeout(f"no decision within {self.timeout:.0f}s"))
+                        )
         finally:
             # Abandoned part-way (the caller stopped iterating): nothing may keep running.
             for worker in running.values():

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -26,6 +27,23 @@ def add_event(
     session.add(ev)
     session.flush()
     return ev
+
+
+def add_events(session: Session, rows: Iterable[dict[str, Any]]) -> None:
+    """`add_event` for many at once (one executemany, no ORM objects); each row has the
+    Event columns `kind`, `at`, `mail_id`, `unit_code`, `detail`."""
+    values = [
+        {
+            "at": r.get("at") or utcnow(),
+            "kind": r["kind"],
+            "mail_id": r.get("mail_id"),
+            "unit_code": r.get("unit_code"),
+            "detail": r.get("detail"),
+        }
+        for r in rows
+    ]
+    if values:
+        session.execute(insert(cast(Table, Event.__table__)), values)
 
 
 def events_since(

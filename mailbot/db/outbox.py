@@ -5,15 +5,18 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import NamedTuple, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (
     Table,
     bindparam,
     func,
+    or_,
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from mailbot.db.common import (
@@ -26,6 +29,41 @@ from mailbot.db.common import (
 from mailbot.db.jobs import add_event
 from mailbot.db.models import OUTBOX_KINDS, Bounce, Event, Outbox, utcnow
 from mailbot.db.units import unit_for_address
+
+
+def _outbox_values(
+    *,
+    kind: str,
+    message_id: str,
+    to_addrs: Sequence[str] | str,
+    subject: str,
+    raw: bytes,
+    mail_id: int | None = None,
+    dedupe_key: str | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The outbox row of one finished outgoing mail (its column values), checked."""
+    if kind not in OUTBOX_KINDS:
+        raise ValueError(f"unknown outgoing kind {kind!r}")
+    addrs = [to_addrs] if isinstance(to_addrs, str) else list(to_addrs)
+    if not addrs:
+        raise ValueError("an outgoing mail needs at least one recipient")
+    mid = normalize_message_id(message_id)
+    if mid is None:
+        raise ValueError("an outgoing mail needs its Message-ID when queued")
+    return {
+        "message_id": mid,
+        "kind": kind,
+        "mail_id": mail_id,
+        "to_addrs": json.dumps([a.strip() for a in addrs], ensure_ascii=False),
+        "to_key": _norm_addr(addrs[0]) if len(addrs) == 1 else None,
+        "subject": subject,
+        "raw": raw,
+        "status": "queued",
+        "attempts": 0,
+        "created_at": now or utcnow(),
+        "dedupe_key": dedupe_key,
+    }
 
 
 def queue_outgoing(
@@ -47,28 +85,41 @@ def queue_outgoing(
         existing = session.scalars(select(Outbox).where(Outbox.dedupe_key == dedupe_key)).first()
         if existing is not None:
             return existing
-    addrs = [to_addrs] if isinstance(to_addrs, str) else list(to_addrs)
-    if not addrs:
-        raise ValueError("an outgoing mail needs at least one recipient")
-    mid = normalize_message_id(message_id)
-    if mid is None:
-        raise ValueError("an outgoing mail needs its Message-ID when queued")
     row = Outbox(
-        message_id=mid,
-        kind=kind,
-        mail_id=mail_id,
-        to_addrs=json.dumps([a.strip() for a in addrs], ensure_ascii=False),
-        to_key=_norm_addr(addrs[0]) if len(addrs) == 1 else None,
-        subject=subject,
-        raw=raw,
-        status="queued",
-        attempts=0,
-        created_at=now or utcnow(),
-        dedupe_key=dedupe_key,
+        **_outbox_values(
+            kind=kind,
+            message_id=message_id,
+            to_addrs=to_addrs,
+            subject=subject,
+            raw=raw,
+            mail_id=mail_id,
+            dedupe_key=dedupe_key,
+            now=now,
+        )
     )
     session.add(row)
     session.flush()
     return row
+
+
+def queue_outgoing_many(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    """`queue_outgoing` for many mails at once: one INSERT, no ORM objects; a row whose
+    dedupe key is already queued is left out (the queued one stays as it is).
+
+    Each row has the keyword arguments of `queue_outgoing`.
+    """
+    values = [_outbox_values(**row) for row in rows]
+    if not values:
+        return
+    table = cast(Table, Outbox.__table__)
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        statement: Any = sqlite_insert(table).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    elif dialect == "postgresql":
+        statement = pg_insert(table).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    else:  # pragma: no cover - mailbot runs on SQLite or PostgreSQL
+        raise NotImplementedError(dialect)
+    session.execute(statement, values)
 
 
 def due_outgoing(session: Session, now: datetime, limit: int | None = None) -> list[Outbox]:
@@ -350,26 +401,39 @@ def record_refused(
 def count_auto_replies(
     session: Session, addr: str, since: datetime, kinds: Iterable[str] | None = None
 ) -> int:
-    """How many mails we queued to this address since a moment (for the per-hour limit).
+    """How many mails we queued to this address since a moment (for the per-hour limit)."""
+    return count_auto_replies_many(session, [addr], since, kinds)[_norm_addr(addr)]
 
-    Rows with one recipient are counted by their indexed key; the few with several
-    (digests to staff) are read, so the cost does not grow with the hour's other mail.
+
+# The outgoing mail of the hour to some recipients, and every row with several recipients.
+_RECENT_TO = select(Outbox.to_key, Outbox.to_addrs).where(
+    or_(Outbox.to_key.in_(bindparam("b_keys", expanding=True)), Outbox.to_key.is_(None)),
+    Outbox.created_at >= bindparam("b_since"),
+)
+
+
+def count_auto_replies_many(
+    session: Session, addrs: Iterable[str], since: datetime, kinds: Iterable[str] | None = None
+) -> dict[str, int]:
+    """`count_auto_replies` for several addresses in one query, by normalised address.
+
+    Rows with one recipient are found by their indexed key; the few with several (digests
+    to staff) are read, so the cost does not grow with the hour's other mail.
     """
-    target = _norm_addr(addr)
-    single = (
-        select(func.count())
-        .select_from(Outbox)
-        .where(Outbox.to_key == target, Outbox.created_at >= since)
-    )
-    several = select(Outbox.to_addrs).where(Outbox.to_key.is_(None), Outbox.created_at >= since)
+    counts = dict.fromkeys({_norm_addr(a) for a in addrs}, 0)
+    if not counts:
+        return counts
+    query = _RECENT_TO
     if kinds is not None:
-        single = single.where(Outbox.kind.in_(list(kinds)))
-        several = several.where(Outbox.kind.in_(list(kinds)))
-    return int(session.scalar(single) or 0) + sum(
-        1
-        for (to_addrs,) in session.execute(several)
-        if target in {_norm_addr(a) for a in json.loads(to_addrs)}
-    )
+        query = query.where(Outbox.kind.in_(list(kinds)))
+    rows = session.execute(query, {"b_keys": sorted(counts), "b_since": since})
+    for to_key, to_addrs in rows:
+        if to_key is not None:
+            counts[to_key] += 1
+            continue
+        for target in {_norm_addr(a) for a in json.loads(to_addrs)} & counts.keys():
+            counts[target] += 1
+    return counts
 
 
 # --------------------------------------------------------------------------- bounces and events

@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import (
+    Select,
     Table,
     bindparam,
+    func,
     insert,
+    or_,
     select,
     update,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from mailbot.db.models import FORM_TYPES, Mail, Submission, SubmissionEntry
 from parsers.model import Form, Problem
 
+_SUBMISSIONS = cast(Table, Submission.__table__)
+_ENTRIES = cast(Table, SubmissionEntry.__table__)
 _SUPERSEDE_SCOPE = (
     Submission.unit_code == bindparam("b_unit"),
     Submission.form == bindparam("b_form"),
@@ -36,7 +41,7 @@ _NEWEST_VERSION = (
 # Split in two so each reads only the rows it changes (the valid ones by index, the newest
 # by id), not every version of the unit's form ever received.
 _SUPERSEDE_OTHERS = (
-    update(cast(Table, Submission.__table__))
+    update(_SUBMISSIONS)
     .where(
         Submission.status == "valid",
         *_SUPERSEDE_SCOPE,
@@ -44,8 +49,38 @@ _SUPERSEDE_OTHERS = (
     )
     .values(status="superseded")
 )
+# The same for many pairs at once (executemany: the newest found by a subquery, no IN).
+_Other = aliased(Submission)  # the subquery's own rows, not correlated to the UPDATE's
+_NEWEST_OF_PAIR = (
+    select(_Other.id)
+    .where(
+        _Other.unit_code == bindparam("b_unit"),
+        _Other.form == bindparam("b_form"),
+        or_(_Other.status == "valid", _Other.status == "superseded"),
+        _Other.awaiting_confirmation.is_(False),
+    )
+    .order_by(_Other.received_at.desc(), _Other.mail_id.desc(), _Other.id.desc())
+    .limit(1)
+    .scalar_subquery()
+)
+_SUPERSEDE_ALL_BUT_NEWEST = (
+    update(_SUBMISSIONS)
+    .where(
+        Submission.status == "valid",
+        Submission.unit_code == bindparam("b_unit"),
+        Submission.form == bindparam("b_form"),
+        Submission.awaiting_confirmation.is_(False),
+        Submission.id != _NEWEST_OF_PAIR,
+    )
+    .values(status="superseded")
+)
+_REVIVE_THE_NEWEST = (
+    update(_SUBMISSIONS)
+    .where(Submission.id == _NEWEST_OF_PAIR, Submission.status == "superseded")
+    .values(status="valid")
+)
 _REVIVE_NEWEST = (
-    update(cast(Table, Submission.__table__))
+    update(_SUBMISSIONS)
     .where(Submission.id == bindparam("b_newest"), Submission.status == "superseded")
     .values(status="valid")
 )
@@ -62,16 +97,92 @@ def resolve_supersede(session: Session, unit_code: str, form: str) -> None:
     conn = session.connection()
     conn.execute(_SUPERSEDE_OTHERS, {**params, "b_newest": newest})
     conn.execute(_REVIVE_NEWEST, {"b_newest": newest})
+    _expire_status(session, {(unit_code, form)})
+
+
+def resolve_supersede_many(session: Session, keys: Iterable[tuple[str, str]]) -> None:
+    """`resolve_supersede` for many (unit, form) pairs: two executemany UPDATEs, each
+    finding the newest version by a subquery."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return
+    session.flush()
+    params = [{"b_unit": u, "b_form": f} for u, f in wanted]
+    conn = session.connection()
+    # Superseding keeps a row among the versions looked at: the newest stays the newest.
+    conn.execute(_SUPERSEDE_ALL_BUT_NEWEST, params)
+    conn.execute(_REVIVE_THE_NEWEST, params)
+    _expire_status(session, set(wanted))
+
+
+def _expire_status(session: Session, keys: set[tuple[str, str]]) -> None:
+    """Loaded submissions of these (unit, form) pairs reload their status on next access."""
     for obj in list(session.identity_map.values()):
         # Only loaded state is looked at: an expired (or deleted) row must not be fetched.
         loaded = obj.__dict__
         if (
             isinstance(obj, Submission)
             and "status" in loaded
-            and loaded.get("unit_code") == unit_code
-            and loaded.get("form") == form
+            and (loaded.get("unit_code"), loaded.get("form")) in keys
         ):
-            session.expire(obj, ["status"])  # reloaded on next access
+            session.expire(obj, ["status"])
+
+
+def _submission_values(
+    *,
+    mail_id: int,
+    unit_code: str,
+    form: Form,
+    file_name: str,
+    file_sha256: str,
+    received_at: datetime,
+    late: bool = False,
+    awaiting_confirmation: bool = False,
+    extra_problems: Iterable[Problem] = (),
+    sent_by: str | None = None,
+) -> dict[str, Any]:
+    """The submission row for one form (its column values), checked."""
+    if form.form not in FORM_TYPES:
+        raise ValueError(f"unknown form type {form.form!r}")
+    problems = list(form.problems) + list(extra_problems)
+    errors = sum(1 for p in problems if p.severity == "error")
+    warnings = sum(1 for p in problems if p.severity == "warning")
+    return {
+        "mail_id": mail_id,
+        "unit_code": unit_code,
+        "form": form.form,
+        "file_name": file_name,
+        "file_sha256": file_sha256,
+        "received_at": received_at,
+        "late": late,
+        "status": "invalid" if errors else "valid",
+        "entries_count": len(form.entries),
+        "errors_count": errors,
+        "warnings_count": warnings,
+        "awaiting_confirmation": awaiting_confirmation,
+        # The contract's JSON plus what the progress needs: an explicit "không đăng ký".
+        "result_json": json.dumps(
+            {**form.to_json(), "declared_empty": form.declared_empty}, ensure_ascii=False
+        ),
+        "unit_name_on_form": form.unit,
+        "sent_by": sent_by,
+    }
+
+
+def _entry_values(submission_id: int, form: Form) -> list[dict[str, Any]]:
+    return [
+        {
+            "submission_id": submission_id,
+            "kind": e.kind,
+            "no": e.no,
+            "name": e.name,
+            "field": e.field,
+            "model": e.model,
+            "note": e.note,
+            "location": e.location,
+        }
+        for e in form.entries
+    ]
 
 
 def add_submission(
@@ -96,55 +207,65 @@ def add_submission(
     `extra_problems` are file-level problems that also judge the form; `sent_by` is the
     registered unit whose address sent it (None when the sender is not registered).
     """
-    if form.form not in FORM_TYPES:
-        raise ValueError(f"unknown form type {form.form!r}")
-    problems = list(form.problems) + list(extra_problems)
-    errors = sum(1 for p in problems if p.severity == "error")
-    warnings = sum(1 for p in problems if p.severity == "warning")
     sub = Submission(
-        mail_id=mail_id,
-        unit_code=unit_code,
-        form=form.form,
-        file_name=file_name,
-        file_sha256=file_sha256,
-        received_at=received_at,
-        late=late,
-        status="invalid" if errors else "valid",
-        entries_count=len(form.entries),
-        errors_count=errors,
-        warnings_count=warnings,
-        awaiting_confirmation=awaiting_confirmation,
-        # The contract's JSON plus what the progress needs: an explicit "không đăng ký".
-        result_json=json.dumps(
-            {**form.to_json(), "declared_empty": form.declared_empty}, ensure_ascii=False
-        ),
-        unit_name_on_form=form.unit,
-        sent_by=sent_by,
+        **_submission_values(
+            mail_id=mail_id,
+            unit_code=unit_code,
+            form=form,
+            file_name=file_name,
+            file_sha256=file_sha256,
+            received_at=received_at,
+            late=late,
+            awaiting_confirmation=awaiting_confirmation,
+            extra_problems=extra_problems,
+            sent_by=sent_by,
+        )
     )
     session.add(sub)
     session.flush()
     if form.entries:
         # One executemany for the entries, not one ORM object each; `sub.entries` loads them.
-        session.execute(
-            insert(cast(Table, SubmissionEntry.__table__)),
-            [
-                {
-                    "submission_id": sub.id,
-                    "kind": e.kind,
-                    "no": e.no,
-                    "name": e.name,
-                    "field": e.field,
-                    "model": e.model,
-                    "note": e.note,
-                    "location": e.location,
-                }
-                for e in form.entries
-            ],
-        )
+        session.execute(insert(_ENTRIES), _entry_values(sub.id, form))
     if sub.status == "valid" and not awaiting_confirmation:
         resolve_supersede(session, unit_code, form.form)
         session.flush()
     return sub
+
+
+def add_submissions(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    """`add_submission` for many forms at once: one INSERT for the forms, one for their
+    entries, then the supersede rule once per (unit, form) touched.
+
+    Each row has the keyword arguments of `add_submission`; no ORM object is made.
+    """
+    if not rows:
+        return
+    values = [_submission_values(**row) for row in rows]
+    if session.get_bind().dialect.name == "sqlite":
+        # One multi-row INSERT (SQLAlchemy's ordered RETURNING would send a row at a time).
+        # SQLite numbers the rows in the order of the VALUES, one writer at a time: the ids
+        # in ascending order are the rows' ids in order, whatever order RETURNING gives.
+        ids = sorted(session.scalars(insert(_SUBMISSIONS).returning(_SUBMISSIONS.c.id), values))
+    else:
+        ids = list(
+            session.scalars(
+                insert(_SUBMISSIONS).returning(_SUBMISSIONS.c.id, sort_by_parameter_order=True),
+                values,
+            )
+        )
+    entries = [
+        e for sub_id, row in zip(ids, rows, strict=True) for e in _entry_values(sub_id, row["form"])
+    ]
+    if entries:
+        session.execute(insert(_ENTRIES), entries)
+    resolve_supersede_many(
+        session,
+        {
+            (v["unit_code"], v["form"])
+            for v in values
+            if v["status"] == "valid" and not v["awaiting_confirmation"]
+        },
+    )
 
 
 def confirm_submission(session: Session, submission: Submission) -> None:
@@ -311,36 +432,74 @@ def forms_not_counted(session: Session, forms: Iterable[str]) -> dict[str, dict[
     return out
 
 
+def _counting_versions_query(of_units: bool) -> Select[Any]:
+    """The newest valid, confirmed version per (unit, form) (a window) with its entries;
+    `of_units`: only the units of the expanding parameter `b_units`."""
+    ranked = select(
+        Submission.id,
+        Submission.unit_code,
+        Submission.form,
+        Submission.received_at,
+        func.row_number()
+        .over(
+            partition_by=(Submission.unit_code, Submission.form),
+            order_by=(
+                Submission.received_at.desc(),
+                Submission.mail_id.desc(),
+                Submission.id.desc(),
+            ),
+        )
+        .label("rank"),
+    ).where(Submission.status == "valid", Submission.awaiting_confirmation.is_(False))
+    if of_units:
+        ranked = ranked.where(Submission.unit_code.in_(bindparam("b_units", expanding=True)))
+    newest = ranked.subquery()
+    return (
+        select(
+            newest.c.unit_code,
+            newest.c.form,
+            newest.c.received_at,
+            SubmissionEntry.name,
+            SubmissionEntry.model,
+            SubmissionEntry.id,
+        )
+        .select_from(
+            newest.outerjoin(SubmissionEntry, SubmissionEntry.submission_id == newest.c.id)
+        )
+        .where(newest.c.rank == 1)
+        .order_by(newest.c.id, SubmissionEntry.id)
+    )
+
+
+# Built once: recording a group asks twice, and building the window costs more than running it.
+_COUNTING_VERSIONS = _counting_versions_query(of_units=False)
+_COUNTING_VERSIONS_OF_UNITS = _counting_versions_query(of_units=True)
+
+
 def counting_versions(
     session: Session, keys: Iterable[tuple[str, str]] | None = None
 ) -> dict[tuple[str, str], tuple[datetime, list[tuple[str | None, str]]]]:
     """The version that counts per (unit, form): its reception time and (name, model) rows.
 
-    All units when `keys` is None, else only those (unit code, form) pairs.
+    All units when `keys` is None, else only those (unit code, form) pairs. One query.
     """
-    query = select(Submission.id, Submission.unit_code, Submission.form, Submission.received_at)
-    query = query.where(
-        Submission.status == "valid", Submission.awaiting_confirmation.is_(False)
-    ).order_by(Submission.received_at.desc(), Submission.mail_id.desc(), Submission.id.desc())
     wanted = None if keys is None else set(keys)
-    if wanted is not None:
-        if not wanted:
-            return {}
-        query = query.where(Submission.unit_code.in_({u for u, _ in wanted}))
-    newest: dict[tuple[str, str], tuple[int, datetime]] = {}
-    for sub_id, unit_code, form, received_at in session.execute(query):
+    if wanted is None:
+        rows = session.execute(_COUNTING_VERSIONS)
+    elif not wanted:
+        return {}
+    else:
+        units = sorted({u for u, _ in wanted})
+        rows = session.execute(_COUNTING_VERSIONS_OF_UNITS, {"b_units": units})
+    out: dict[tuple[str, str], tuple[datetime, list[tuple[str | None, str]]]] = {}
+    for unit_code, form, received_at, name, model, entry_id in rows:
         key = (unit_code, form)
-        if key not in newest and (wanted is None or key in wanted):
-            newest[key] = (sub_id, received_at)
-    rows: dict[int, list[tuple[str | None, str]]] = {sub_id: [] for sub_id, _ in newest.values()}
-    if rows:
-        for sub_id, name, model in session.execute(
-            select(SubmissionEntry.submission_id, SubmissionEntry.name, SubmissionEntry.model)
-            .where(SubmissionEntry.submission_id.in_(list(rows)))
-            .order_by(SubmissionEntry.id)
-        ):
-            rows[sub_id].append((name, model))
-    return {key: (at, rows[sub_id]) for key, (sub_id, at) in newest.items()}
+        if wanted is not None and key not in wanted:
+            continue
+        version = out.setdefault(key, (received_at, []))
+        if entry_id is not None:
+            version[1].append((name, model))
+    return out
 
 
 def replacements(

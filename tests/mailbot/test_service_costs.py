@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -24,9 +25,17 @@ pytestmark = pytest.mark.dovecot
 
 
 def _pass_over(
-    tmp_path: Path, dovecot: DovecotServer, smtp: SmtpServer, count: int, monkeypatch
+    tmp_path: Path,
+    dovecot: DovecotServer,
+    smtp: SmtpServer,
+    count: int,
+    monkeypatch,
+    recording: collections.Counter[str] | None = None,
 ) -> tuple[collections.Counter[str], int]:
-    """Statements by kind during one pass over `count` new mails; most rows `sending` at once."""
+    """Statements by kind during one pass over `count` new mails; most rows `sending` at once.
+
+    `recording` gets the statements made while decided mail was recorded, and under "groups"
+    how many groups were recorded."""
     account = dovecot.add_user()
     monkeypatch.setenv(PW_ENV, account.password)
     cfg = write_config(
@@ -45,12 +54,27 @@ def _pass_over(
     sending: list[int] = []
     db_path = tmp_path / "data" / "mailbot.sqlite3"
     with open_app(load_config(cfg)) as app:
+        in_recording = [0]  # the thread recording a group (the mailbox thread works meanwhile)
 
         @event.listens_for(app.database.engine, "before_cursor_execute")
         def counted(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
             statements[statement.split(None, 1)[0].upper()] += 1
+            if in_recording[0] == threading.get_ident() and recording is not None:
+                recording[statement.split(None, 1)[0].upper()] += 1
 
         robot = app.robot()
+        record = robot._record_group
+
+        def record_counted(items, *more):  # noqa: ANN001, ANN002, ANN202
+            if recording is not None:
+                recording["groups"] += 1
+            in_recording[0] = threading.get_ident()
+            try:
+                return record(items, *more)
+            finally:
+                in_recording[0] = 0
+
+        robot._record_group = record_counted  # type: ignore[method-assign]
         send = robot.sender.send
 
         def watched_send(raw, from_addr, recipients):  # noqa: ANN001
@@ -90,3 +114,22 @@ def test_statements_and_sessions_per_mail_do_not_grow_with_the_backlog(
     assert large["BEGIN"] / 200 < 3.5, large
     # The outbox is claimed a page at a time, never the whole queue.
     assert 1 <= small_sending <= CLAIM_PAGE and 1 <= large_sending <= CLAIM_PAGE
+
+
+def test_recording_a_decided_mail_takes_a_few_statements_whatever_the_backlog(
+    tmp_path, dovecot, smtp_server, monkeypatch
+):
+    per_mail = []
+    for count in (20, 120):
+        (tmp_path / str(count)).mkdir()
+        recording: collections.Counter[str] = collections.Counter()
+        _pass_over(tmp_path / str(count), dovecot, smtp_server, count, monkeypatch, recording)
+        groups = recording.pop("groups")
+        assert groups == count  # deciding inline: each outcome is a group of its own
+        per_mail.append(sum(recording.values()) / count)
+    # Mail by mail this was about twenty statements and a commit; a group reads the mails,
+    # their versions and reply counts once, writes each table once and commits once. Inline,
+    # each group is one mail: a group's fixed cost is the worst case per mail (a pool's
+    # groups of two or more share it).
+    assert max(per_mail) <= 13, per_mail
+    assert per_mail[1] <= per_mail[0] * 1.1, per_mail

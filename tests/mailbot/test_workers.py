@@ -96,3 +96,36 @@ def test_jobs_are_drawn_only_when_a_worker_is_free():
         pool.close()
     # Never more mails in hand than workers: a backlog is not loaded at once.
     assert len(drawn) == 12 and max(ahead) <= 1 and min(ahead) >= 0
+
+
+def test_groups_gather_the_outcomes_ready_together_and_keep_every_worker_busy():
+    drawn: list[int] = []
+
+    def jobs():
+        for n in range(12):
+            drawn.append(n)
+            yield n, b"x%d" % n, None
+
+    pool = Decider(2, 60, 0, inline=lambda: None, worker_fn=worker_funcs.slow_or_echo)
+    groups = []
+    try:
+        for group in pool.decide_groups(jobs(), most=2):
+            # A group is handed over only once every free worker has its next mail.
+            assert len(drawn) == min(12, sum(len(g) for g in groups) + len(group) + 2)
+            groups.append(group)
+    finally:
+        pool.close()
+    assert all(1 <= len(g) <= 2 for g in groups)
+    assert sorted(k for g in groups for k, _ in g) == list(range(12))
+    assert all(out == b"X%d" % k for g in groups for k, out in g)
+    # Echoing is quick: the two workers' outcomes come back together, most of the time.
+    assert len(groups) < 12
+
+
+def test_inline_groups_hold_one_outcome_each():
+    groups = list(
+        Decider(0, 0, 0, inline=lambda: worker_funcs.slow_or_echo).decide_groups(
+            [(1, b"a", None), (2, b"b", None)]
+        )
+    )
+    assert groups == [[(1, b"A")], [(2, b"B")]]

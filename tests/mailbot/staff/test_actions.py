@@ -11,7 +11,7 @@ from mailbot import db as dbm
 from mailbot.commands.check import FAIL, OK, WARN, check_staff
 from mailbot.config import Config, DigestConfig, StaffConfig
 from mailbot.intake import process_mail
-from mailbot.service import load_register
+from mailbot.recording import load_register
 from mailbot.staff.actions import carry_out, match_unit
 from mailbot.staff.answer import compose_answer
 from mailbot.staff.commands import StaffCommand

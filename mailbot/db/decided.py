@@ -1,0 +1,124 @@
+"""Repository of decided mail recorded a group at a time: the mails read once, settled at once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy.orm import Session
+
+from mailbot.db.common import normalize_message_id
+from mailbot.db.jobs import add_events
+from mailbot.db.models import Event, Mail
+
+
+@dataclass(frozen=True)
+class DecidedMail:
+    """What `settle_mails` records of one decided mail (see `mark_processed`)."""
+
+    mail: Mail
+    now: datetime
+    message_id: str | None = None  # from the parsed mail, kept when the row has none
+    from_addr: str | None = None  # likewise
+    unit_code: str | None = None
+    awaiting_confirmation: bool = False
+    for_staff: bool = False
+    excerpt: str | None = None
+    quarantine_reason: str | None = None  # set: quarantined instead of processed
+
+
+_MAILS_WITH_ROUNDS = select(
+    Mail,
+    select(func.count())
+    .select_from(Event)
+    .where(Event.mail_id == Mail.id, Event.kind == "reprocess")
+    .correlate(Mail)
+    .scalar_subquery(),
+).where(Mail.id.in_(bindparam("b_ids", expanding=True)))
+
+
+def mails_to_record(session: Session, mail_ids: Iterable[int]) -> dict[int, tuple[Mail, int]]:
+    """Several mails by id with their `reprocess_generation`, in one query (those that exist)."""
+    ids = list(mail_ids)
+    if not ids:
+        return {}
+    rows = session.execute(_MAILS_WITH_ROUNDS, {"b_ids": ids})
+    return {mail.id: (mail, int(count or 0)) for mail, count in rows}
+
+
+_SETTLE = (
+    update(cast(Table, Mail.__table__))
+    .where(Mail.id == bindparam("b_id"))
+    .values(
+        status=bindparam("b_status"),
+        claimed_at=None,
+        claimed_by=None,
+        processed_at=bindparam("b_now"),
+        next_attempt_at=None,
+        unit_code=bindparam("b_unit_code"),
+        awaiting_confirmation=bindparam("b_awaiting"),
+        for_staff=bindparam("b_for_staff"),
+        excerpt=bindparam("b_excerpt"),
+        quarantine_reason=bindparam("b_reason"),
+        message_id=bindparam("b_message_id"),
+        from_addr=bindparam("b_from_addr"),
+    )
+)
+
+
+def settle_mails(session: Session, decided: Sequence[DecidedMail]) -> None:
+    """Record many decisions at once: each mail processed (as `mark_processed`) or
+    quarantined (as `quarantine`, with its event), the headers noted (as `note_headers`).
+
+    One executemany UPDATE for the mails, whose loaded `Mail` objects are then expired.
+    """
+    rows: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    for d in decided:
+        mail = d.mail
+        mid = (d.message_id and not mail.message_id and normalize_message_id(d.message_id)) or (
+            mail.message_id
+        )
+        row = {
+            "b_id": mail.id,
+            "b_now": d.now,
+            "b_message_id": mid,
+            "b_from_addr": d.from_addr if d.from_addr and not mail.from_addr else mail.from_addr,
+        }
+        if d.quarantine_reason is not None:
+            row |= {
+                "b_status": "quarantined",
+                "b_unit_code": mail.unit_code,
+                "b_awaiting": mail.awaiting_confirmation,
+                "b_for_staff": mail.for_staff,
+                "b_excerpt": mail.excerpt,
+                "b_reason": d.quarantine_reason,
+            }
+            events.append(
+                {
+                    "at": d.now,
+                    "kind": "quarantined",
+                    "mail_id": mail.id,
+                    "unit_code": mail.unit_code,
+                    "detail": d.quarantine_reason,
+                }
+            )
+        else:
+            row |= {
+                "b_status": "processed",
+                "b_unit_code": d.unit_code,
+                "b_awaiting": d.awaiting_confirmation,
+                "b_for_staff": d.for_staff,
+                "b_excerpt": d.excerpt if d.for_staff else None,
+                "b_reason": mail.quarantine_reason,
+            }
+        rows.append(row)
+    if rows:
+        session.flush()  # ORM changes first: these values are the last word
+        session.connection().execute(_SETTLE, rows)
+        for d in decided:
+            session.expire(d.mail)  # read again if looked at
+    add_events(session, events)
