@@ -15,7 +15,6 @@ from pathlib import Path
 from sqlalchemy.exc import IntegrityError
 
 from mailbot import db as dbm
-from mailbot import intake
 from mailbot.clock import utc_now
 from mailbot.config import Config
 from mailbot.lock import DataDirLock, MailboxLock, mailbox_key
@@ -25,7 +24,7 @@ from mailbot.sources import Source, open_source
 from mailbot.store import RawStore
 from mailbot.transport import Sender, open_sender
 from mailbot.units import OPTIONAL_COLUMNS, UnitsFileError, check_parents, read_units
-from mailbot.workers import Decider
+from mailbot.workers import Decider, configured_decider
 from rules.campaign import Campaign, load_campaign, newest_campaign, parse_campaign
 
 log = logging.getLogger(__name__)
@@ -221,22 +220,10 @@ class App:
         )
 
     def decider(self) -> Decider:
-        """The worker pool that decides mail; one per App, started on first use."""
+        """The worker pool that decides mail; one per App, its workers started at once."""
         if self._decider is None:
-            p = self.config.processing
-            self._decider = Decider(
-                p.workers,
-                p.timeout_seconds,
-                p.worker_memory_mb,
-                inline=lambda: intake.process_mail,
-                # Workers get no secrets: these variables are left out of their environment.
-                secret_env=(
-                    self.config.inbox.password.env,
-                    self.config.outgoing.password.env,
-                    *self.config.secret_env_names,  # the other mailboxes' passwords too
-                    self.config.storage.password.env,
-                ),
-            )
+            self._decider = configured_decider(self.config)
+        self._decider.start()
         return self._decider
 
     def outgoing(self) -> Sender:
@@ -269,6 +256,7 @@ def open_app(
     exclusive: bool = True,
     standby: threading.Event | None = None,
     on_wait: Callable[[], None] | None = None,
+    decider: Decider | None = None,
 ) -> Iterator[App]:
     """Open the data directory and the database (migrated), seed the register.
 
@@ -287,7 +275,9 @@ def open_app(
         if lock is not None:
             lock.release()
         raise
-    app = App(config, campaign_of(config), database, RawStore(data_dir), lock=lock)
+    app = App(
+        config, campaign_of(config), database, RawStore(data_dir), lock=lock, _decider=decider
+    )
     try:
         if exclusive and server:
             app.mailbox_lock = MailboxLock(database.engine, mailbox_key(config))

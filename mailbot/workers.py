@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
+    from mailbot.config import Config
     from mailbot.intake import Tools
 
 K = TypeVar("K")
@@ -132,7 +133,11 @@ def _child_main() -> None:
 
     fn = getattr(importlib.import_module(module), name)
     if fn is _decide_in_worker:
-        import mailbot.intake  # noqa: F401 - paid at start-up, not on the first mail
+        # Paid at start-up, not on the first mail: the modules and the answer templates.
+        import mailbot.intake  # noqa: F401
+        from outbox_templates import warm
+
+        warm()
     inbox = Connection(in_fd, writable=False)
     outbox = Connection(out_fd, readable=False)
     while True:
@@ -423,6 +428,12 @@ class Decider:
                 self._stopped(worker, 0)
             self._sweep()
 
+    def start(self) -> None:
+        """Start the workers now rather than at the first mail: they import the parsers and
+        compile the answer templates while the daemon connects and fetches."""
+        while len(self._idle) < self.workers:
+            self._idle.append(self._new_worker())
+
     def close(self) -> None:
         """Stop the idle workers (they finish nothing: no mail is in hand between batches)."""
         idle, self._idle = self._idle, []
@@ -440,3 +451,27 @@ class Decider:
             if not self._leftovers:
                 break
             time.sleep(0.1)
+
+
+def _process_mail() -> Decide:
+    from mailbot.intake import process_mail
+
+    return process_mail
+
+
+def configured_decider(config: Config) -> Decider:
+    """The worker pool `[processing]` asks for; workers get none of the secrets."""
+    p = config.processing
+    return Decider(
+        p.workers,
+        p.timeout_seconds,
+        p.worker_memory_mb,
+        inline=_process_mail,
+        # Workers get no secrets: these variables are left out of their environment.
+        secret_env=(
+            config.inbox.password.env,
+            config.outgoing.password.env,
+            *config.secret_env_names,  # the other mailboxes' passwords too
+            config.storage.password.env,
+        ),
+    )

@@ -117,4 +117,13 @@ def render(event: str, context: object) -> Rendered:
     return Rendered(subject=_one_line(subject), text=text, html=html)
 
 
-__all__ = ["EVENTS", "Rendered", "environment", "render"]
+def warm(events: tuple[str, ...] = ("receipt", "notice")) -> None:
+    """Compile the templates of `events` now (a worker does so when it starts, so that its
+    first mail does not pay for it)."""
+    env = environment()
+    for event in events:
+        for part in ("subject", "txt", "html"):
+            env.get_template(f"{event}.{part}.j2")
+
+
+__all__ = ["EVENTS", "Rendered", "environment", "render", "warm"]

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from mailbot.alerts import AlertWatch
     from mailbot.app import App
     from mailbot.service import PassStats, Robot
+    from mailbot.workers import Decider
 
 log = logging.getLogger(__name__)
 
@@ -48,15 +49,26 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=reprocess)
 
 
-def _locked(config: Config) -> contextlib.AbstractContextManager[App]:
+def _locked(
+    config: Config, decider: Decider | None = None
+) -> contextlib.AbstractContextManager[App]:
     from mailbot.app import open_app
 
-    return open_app(config, exclusive=True)
+    return open_app(config, exclusive=True, decider=decider)
 
 
 def poll(args: argparse.Namespace, config: Config) -> int:
-    with _locked(config) as app:
-        return poll_once(app)
+    from mailbot.workers import configured_decider
+
+    # The workers start first: they import the parsers while this process imports the
+    # database layer and opens the mailbox (a second on a small machine).
+    decider = configured_decider(config)
+    decider.start()
+    try:
+        with _locked(config, decider) as app:
+            return poll_once(app)
+    finally:
+        decider.close()
 
 
 def poll_once(app: App) -> int:

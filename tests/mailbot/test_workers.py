@@ -129,3 +129,25 @@ def test_inline_groups_hold_one_outcome_each():
         )
     )
     assert groups == [[(1, b"A")], [(2, b"B")]]
+
+
+def test_started_workers_are_ready_before_the_first_mail_and_serve_it():
+    pool = Decider(2, 60, 0, inline=lambda: None, worker_fn=worker_funcs.slow_or_echo)
+    try:
+        pool.start()
+        started = {w.proc.pid for w in pool._idle}
+        assert len(started) == 2 and all(w.proc.poll() is None for w in pool._idle)
+        pool.start()  # already there: none more
+        assert {w.proc.pid for w in pool._idle} == started
+        out = dict(pool.decide([(1, b"a", None), (2, b"b", None)]))
+        assert out == {1: b"A", 2: b"B"}
+        assert {w.proc.pid for w in pool._idle} == started  # the same processes decided
+    finally:
+        pool.close()
+    assert pool._idle == []
+
+
+def test_an_inline_decider_starts_no_process():
+    pool = Decider(0, 0, 0, inline=lambda: worker_funcs.slow_or_echo)
+    pool.start()
+    assert pool._idle == []

@@ -684,3 +684,21 @@ def test_a_note_beside_a_real_problem_is_not_an_extra_document() -> None:
         ],
     )
     assert file_view(mixed).note is None
+
+
+def test_warm_compiles_the_answer_templates_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from outbox_templates import environment, warm
+
+    warm()
+    env = environment()
+    assert env.loader is not None
+
+    def no_source(*args: object) -> None:
+        raise AssertionError("a warmed template was loaded again")
+
+    # Warmed: the receipt and notice templates come from the cache, never from the files.
+    monkeypatch.setattr(env.loader, "get_source", no_source)
+    for event in ("receipt", "notice"):
+        for part in ("subject", "txt", "html"):
+            assert env.get_template(f"{event}.{part}.j2").name == f"{event}.{part}.j2"
+    warm()
