@@ -220,10 +220,10 @@ class App:
         )
 
     def decider(self) -> Decider:
-        """The worker pool that decides mail; one per App, its workers started at once."""
+        """The worker pool that decides mail; one per App, started on first use (the
+        commands that will decide mail start it early: `poll`, `run`)."""
         if self._decider is None:
             self._decider = configured_decider(self.config)
-        self._decider.start()
         return self._decider
 
     def outgoing(self) -> Sender:

@@ -102,6 +102,7 @@ def run_daemon(
     from mailbot.sources import SourceError
 
     robot = app.robot()
+    robot.decider.start()  # its imports and templates now, not with the first mail
     robot.progress = robot.progress or stop_between_mails(stop, heartbeat)
     watch = AlertHooks(alerts, robot)
 
