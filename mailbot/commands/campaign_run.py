@@ -8,7 +8,6 @@ import getpass
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -45,6 +44,7 @@ from mailbot.campaign.status import (
 from mailbot.campaign.views import percent
 from mailbot.clock import utc_now
 from mailbot.config import Config, ConfigError, find_config, load_config
+from mailbot.fsutil import atomic_write
 from mailbot.scheduler import send_queued
 from mailbot.staff.links import digest_links
 from outbox_templates import render
@@ -345,21 +345,6 @@ def status(args: argparse.Namespace, config: Config) -> int:
 # --------------------------------------------------------------------------- export
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write a file so that readers see the old one or the whole new one, never a part."""
-    path = path.resolve()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-
-
 def export(args: argparse.Namespace, config: Config) -> int:
     if args.all and getattr(args, "mailbox", None) is not None:
         print("mailbot: lỗi: --all là mọi hộp thư, không ghi kèm --mailbox", file=sys.stderr)
@@ -647,4 +632,4 @@ def _activation_hint(target: Path, config_path: Path | None, current: Campaign) 
     )
 
 
-__all__ = ["atomic_write", "parse_now"]
+__all__ = ["parse_now"]

@@ -44,7 +44,7 @@ def status_all(config: Config) -> int:
 
 def export_all(args: argparse.Namespace, config: Config, out: Path) -> list[Path]:
     """The city's workbook (and Word copy) from every mailbox's store; the files written."""
-    from mailbot.commands.campaign_run import atomic_write
+    from mailbot.fsutil import atomic_write
 
     progress = terminal_progress()
     now = utc_now()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sqlite3
 import subprocess
@@ -159,6 +160,10 @@ def test_mailbot_run_sigterm_and_one_daemon_per_data_dir(tmp_path, dovecot, acco
             assert second.returncode == 1, second.stderr
             assert str(proc.pid) in second.stderr
             assert "Traceback" not in second.stderr
+        # `poll` starts its workers before it asks for the lock: refused, it stops them.
+        parents = _worker_parents()
+        assert proc.pid in parents  # the running daemon's own workers are seen
+        assert parents <= {proc.pid, os.getpid()}
         assert proc.poll() is None, "the first daemon must keep running"
 
         proc.send_signal(signal.SIGTERM)
@@ -171,6 +176,19 @@ def test_mailbot_run_sigterm_and_one_daemon_per_data_dir(tmp_path, dovecot, acco
     assert "Traceback" not in text
     assert "mailbot stopped" in text
     assert [m.in_reply_to for m in replies(smtp_server.messages)] == [message_id_of(mail)]
+
+
+def _worker_parents() -> set[int]:
+    """The daemon pids named by the live worker processes (`_child_main`'s fourth argument)."""
+    parents = set()
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(b"_child_main" in a for a in argv):
+            parents.add(int(argv[argv.index(b"-c") + 5]))
+    return parents
 
 
 def test_missing_password_is_a_clear_message_not_a_traceback(

@@ -78,18 +78,19 @@ def test_tools_travel_to_the_workers_with_the_context():
     assert [s.form.form for s in outcome.submissions] == ["M1"]
 
 
+def _counted_jobs(drawn: list[int]):  # noqa: ANN202
+    """Twelve echo jobs; each key is appended to `drawn` when the job is drawn."""
+    for n in range(12):
+        drawn.append(n)
+        yield n, b"x%d" % n, None
+
+
 def test_jobs_are_drawn_only_when_a_worker_is_free():
     drawn: list[int] = []
-
-    def jobs():
-        for n in range(12):
-            drawn.append(n)
-            yield n, b"x%d" % n, None
-
     pool = Decider(2, 60, 0, inline=lambda: None, worker_fn=worker_funcs.slow_or_echo)
     ahead = []
     try:
-        for n, (key, outcome) in enumerate(pool.decide(jobs()), start=1):
+        for n, (key, outcome) in enumerate(pool.decide(_counted_jobs(drawn)), start=1):
             assert outcome == b"X%d" % key
             ahead.append(len(drawn) - n)
     finally:
@@ -100,16 +101,10 @@ def test_jobs_are_drawn_only_when_a_worker_is_free():
 
 def test_groups_gather_the_outcomes_ready_together_and_keep_every_worker_busy():
     drawn: list[int] = []
-
-    def jobs():
-        for n in range(12):
-            drawn.append(n)
-            yield n, b"x%d" % n, None
-
     pool = Decider(2, 60, 0, inline=lambda: None, worker_fn=worker_funcs.slow_or_echo)
     groups = []
     try:
-        for group in pool.decide_groups(jobs(), most=2):
+        for group in pool.decide_groups(_counted_jobs(drawn), most=2):
             # A group is handed over only once every free worker has its next mail.
             assert len(drawn) == min(12, sum(len(g) for g in groups) + len(group) + 2)
             groups.append(group)
