@@ -350,11 +350,11 @@ class _Part(Message):
             if not isinstance(part, _Part):
                 continue
             # The body as the parser stored it (get_payload() would decode 8-bit text).
-            body = part._payload
+            body = part._payload  # type: ignore[attr-defined]
             if isinstance(body, list):
                 stack.extend(body)
             elif isinstance(body, str):
-                part._payload = restore(body)
+                part._payload = restore(body)  # type: ignore[attr-defined]
             if part.preamble:
                 part.preamble = restore(part.preamble)
             if part.epilogue:
