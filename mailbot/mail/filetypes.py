@@ -6,7 +6,6 @@ import io
 import mimetypes
 import zipfile
 from collections.abc import Mapping
-from pathlib import PurePosixPath
 from types import MappingProxyType
 
 __all__ = [
@@ -73,7 +72,11 @@ SNIFFED_KEEP = FORM_EXTENSIONS | ARCHIVE_EXTENSIONS | {".eml"}
 
 def suffix(name: str) -> str:
     """The lower-case extension of a file name, with its dot ("" when none)."""
-    return PurePosixPath(name).suffix.lower()
+    # As PurePosixPath(name).suffix, without building a path: the last component that is
+    # neither empty nor ".", its extension when the dot neither starts nor ends it.
+    base = next((p for p in reversed(name.split("/")) if p and p != "."), "")
+    dot = base.rfind(".")
+    return base[dot:].lower() if 0 < dot < len(base) - 1 else ""
 
 
 def sniff_extension(data: bytes, content_type: str) -> str:

@@ -156,7 +156,11 @@ def decode_header_text(value: str | None) -> str:
     """A header value as readable text: raw 8-bit bytes and RFC 2047 decoded, NFC, unfolded."""
     if value is None:
         return ""
-    value = unescape_surrogates(str(value))
+    value = str(value)
+    if value.isascii() and "=?" not in value:
+        # Nothing to decode (most headers): unfolding and NFC change nothing either.
+        return " ".join((value if value.isprintable() else _CONTROL.sub(" ", value)).split())
+    value = unescape_surrogates(value)
     value = re.sub(r"\r?\n(?=[ \t])", "", value)
     return normalize_text(decode_words(value))
 
@@ -254,9 +258,12 @@ def raw_headers(part: Message) -> list[tuple[str, str]]:
 def raw_get(part: Message, name: str) -> str | None:
     """The first raw (undecoded) value of a header, or None."""
     key = name.lower()
-    for k, v in raw_headers(part):
-        if k.lower() == key:
-            return v
+    try:
+        for k, v in part.raw_items():
+            if k.lower() == key:
+                return str(v)
+    except Exception:  # a malformed header object must not stop the mail
+        return None
     return None
 
 
