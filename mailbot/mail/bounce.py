@@ -9,8 +9,9 @@ from email.parser import HeaderParser
 
 from mailbot.mail.auto import carries_documents, fold_subject
 from mailbot.mail.body import children, payload, text_of
-from mailbot.mail.headers import content_type_of, msg_ids, parse_message_bytes, raw_get
+from mailbot.mail.headers import content_type_of, msg_ids, raw_get
 from mailbot.mail.message import ParsedMail
+from mailbot.mail.tree import parse_message_bytes
 from mailbot.mail.walk import parse_mail
 
 __all__ = ["Bounce", "BounceRecipient", "parse_bounce"]

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from email import policy as email_policy
 from email.message import Message
-from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
 from functools import lru_cache
 from pathlib import PurePosixPath
@@ -30,7 +29,6 @@ __all__ = [
     "header_param",
     "msg_ids",
     "normalize_text",
-    "parse_message_bytes",
     "part_filename",
     "raw_get",
     "raw_headers",
@@ -329,63 +327,6 @@ def sanitize_filename(name: str | None, fallback: str = "tệp đính kèm") -> 
 
 # ---------------------------------------------------------------------------
 # Whole messages, addresses, ids and dates
-
-
-# Runs of base64 lines (an attachment's body). Such a line is never a header, a header's
-# continuation, a "From " line or a boundary, so to the standard parser the whole run is
-# just body text: it is set aside while the parser reads the mail line by line (most of
-# its time on a mail with files) and put back, unchanged, into the tree it built.
-_BASE64_RUN = re.compile(rb"(?<=[\r\n])(?:[A-Za-z0-9+/=]+(?:\r\n|\r|\n)){8,}")
-_RUN_MARK = "MBOTRUN"
-_RUN_TOKEN = re.compile(_RUN_MARK + r"(\d+)Z")
-
-
-class _Part(Message):
-    """A compat32 message part whose set-aside runs can be put back into its body."""
-
-    def put_back(self, runs: list[str]) -> None:
-        """Replace every run token in this tree's bodies, preambles and epilogues."""
-
-        def restore(text: str) -> str:
-            if _RUN_MARK not in text:
-                return text
-            return _RUN_TOKEN.sub(lambda m: runs[int(m.group(1))], text)
-
-        stack: list[Message] = [self]  # iterative: a deeply nested mail must not fail here
-        while stack:
-            part = stack.pop()
-            if not isinstance(part, _Part):
-                continue
-            # The body as the parser stored it (get_payload() would decode 8-bit text).
-            body = part._payload  # type: ignore[attr-defined]
-            if isinstance(body, list):
-                stack.extend(body)
-            elif isinstance(body, str):
-                part._payload = restore(body)  # type: ignore[attr-defined]
-            if part.preamble:
-                part.preamble = restore(part.preamble)
-            if part.epilogue:
-                part.epilogue = restore(part.epilogue)
-
-
-def parse_message_bytes(raw: bytes) -> Message:
-    """The MIME tree of a raw mail (compat32: lenient, never raises on malformed headers)."""
-    parser = BytesParser(_Part, policy=email_policy.compat32)
-    if _RUN_MARK.encode("ascii") in raw:
-        return parser.parsebytes(raw)  # a mail holding the marker is read the plain way
-    runs: list[str] = []
-
-    def set_aside(m: re.Match[bytes]) -> bytes:
-        text = m.group(0)
-        # The token keeps the run's last line end: the parser may strip it from a part's end.
-        end = len(text) - (2 if text.endswith(b"\r\n") else 1)
-        runs.append(text[:end].decode("ascii"))
-        return f"{_RUN_MARK}{len(runs) - 1}Z".encode("ascii") + text[end:]
-
-    msg = parser.parsebytes(_BASE64_RUN.sub(set_aside, raw))
-    if runs and isinstance(msg, _Part):
-        msg.put_back(runs)
-    return msg
 
 
 def addresses(raw: str | None) -> list[tuple[str, str]]:

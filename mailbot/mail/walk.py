@@ -28,13 +28,13 @@ from mailbot.mail.headers import (
     disposition,
     header_date,
     msg_ids,
-    parse_message_bytes,
     part_filename,
     raw_get,
     sanitize_filename,
 )
 from mailbot.mail.message import ArchiveLimits, Attachment, MailProblem, ParsedMail
 from mailbot.mail.pictures import is_document_picture
+from mailbot.mail.tree import parse_message_bytes
 from mailbot.mail.unpack import (
     SmimeUnpacker,
     Trouble,

@@ -1,0 +1,93 @@
+"""The MIME tree of a raw mail: the standard parser, with long base64 bodies set aside."""
+
+from __future__ import annotations
+
+import re
+from email import policy as email_policy
+from email.message import Message
+from email.parser import BytesParser
+
+__all__ = ["parse_message_bytes"]
+
+# A run of base64 lines (an attachment's body): every line starts with a base64 character
+# and holds nothing else, so it is never a header, a header's continuation, a "From " line,
+# a boundary or a blank separator. To the standard parser such a run is plain body text; it
+# is set aside while the parser reads the mail line by line (most of its time on a mail
+# with files) and put back, unchanged, into the tree it built.
+_RUN_START = re.compile(rb"\n(?=[A-Za-z0-9+/=]{40,}\r?\n)")
+_RUN_END = re.compile(rb"\n(?![A-Za-z0-9+/=])")
+_RUN_BYTES = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\r\n"
+_MIN_RUN_BYTES = 1024  # shorter runs cost the parser little
+_RUN_MARK = "MBOTRUN"
+_RUN_TOKEN = re.compile(_RUN_MARK + r"(\d+)Z")
+
+
+class _Part(Message):
+    """A compat32 message part whose set-aside runs can be put back into its body."""
+
+    def put_back(self, runs: list[str]) -> None:
+        """Replace every run token in this tree's bodies, preambles and epilogues."""
+
+        def restore(text: str) -> str:
+            if _RUN_MARK not in text:
+                return text
+            return _RUN_TOKEN.sub(lambda m: runs[int(m.group(1))], text)
+
+        stack: list[Message] = [self]  # iterative: a deeply nested mail must not fail here
+        while stack:
+            part = stack.pop()
+            if not isinstance(part, _Part):
+                continue
+            # The body as the parser stored it (get_payload() would decode 8-bit text).
+            body = part._payload  # type: ignore[attr-defined]
+            if isinstance(body, list):
+                stack.extend(body)
+            elif isinstance(body, str):
+                part._payload = restore(body)  # type: ignore[attr-defined]
+            if part.preamble:
+                part.preamble = restore(part.preamble)
+            if part.epilogue:
+                part.epilogue = restore(part.epilogue)
+
+
+def _set_aside(raw: bytes) -> tuple[bytes, list[str]]:
+    """The mail with each run of base64 lines replaced by a token line, and the runs.
+
+    A token stands for its run without the run's last line end, which follows the token:
+    the parser may strip a part's last line end, and then strips the same one.
+    """
+    pieces: list[bytes] = []
+    runs: list[str] = []
+    done = pos = 0
+    while (start := _RUN_START.search(raw, pos)) is not None:
+        begin = start.end()
+        stop = _RUN_END.search(raw, begin)
+        if stop is None:
+            break  # the mail's last line: it may have no line end
+        end = stop.start() + 1  # just after the line end of the run's last line
+        pos = stop.start()
+        run = raw[begin:end]
+        if (
+            end - begin < _MIN_RUN_BYTES
+            or run.translate(None, _RUN_BYTES)  # a character base64 does not use
+            or b"\r\r" in run  # a blank line (after a bare CR line end)
+        ):
+            continue
+        cut = end - (2 if run.endswith(b"\r\n") else 1)
+        runs.append(raw[begin:cut].decode("ascii"))
+        pieces += (raw[done:begin], f"{_RUN_MARK}{len(runs) - 1}Z".encode("ascii"))
+        done = cut
+    pieces.append(raw[done:])
+    return b"".join(pieces), runs
+
+
+def parse_message_bytes(raw: bytes) -> Message:
+    """The MIME tree of a raw mail (compat32: lenient, never raises on malformed headers)."""
+    parser = BytesParser(_Part, policy=email_policy.compat32)
+    if _RUN_MARK.encode("ascii") in raw:
+        return parser.parsebytes(raw)  # a mail holding the marker is read the plain way
+    text, runs = _set_aside(raw)
+    msg = parser.parsebytes(text)
+    if runs and isinstance(msg, _Part):
+        msg.put_back(runs)
+    return msg
