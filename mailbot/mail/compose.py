@@ -11,6 +11,7 @@ import urllib.parse
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email import base64mime, quoprimime
 from email.header import Header
 from email.headerregistry import Address
 from email.policy import EmailPolicy
@@ -88,9 +89,51 @@ def _text_line(name: str, value: str) -> str:
         return line + _CRLF
     if not value.isascii():
         # Every word encoded, split between whole characters: decodes to exactly `value`.
-        encoded = Header(value, "utf-8", header_name=name).encode(linesep=_CRLF)
-        return f"{name}: {encoded}{_CRLF}"
+        return f"{name}: {_utf8_words(name, value)}{_CRLF}"
     return _stdlib_line(name, value)
+
+
+# "=?utf-8?b?" and "?=" around each word's encoded text.
+_WORD_CHROME: Final = len("=?utf-8?b??=")
+# The length of each ASCII character in a Q encoded word ("a": 1, "_" for " ": 1, "=3D": 3).
+_Q_LENGTHS: Final = tuple(quoprimime.header_length(bytes([i])) for i in range(128))
+_Q_PLAIN: Final = bytes(i for i in range(128) if _Q_LENGTHS[i] == 1)  # any other byte: 3
+
+
+def _utf8_words(name: str, value: str) -> str:
+    """`value` as RFC 2047 encoded words, folded exactly as email.header.Header does it.
+
+    Header takes the shorter of base64 and Q for the whole value, then packs as many whole
+    characters into each word as fit the line (the first one after "Name: "), encoding the
+    line again after every character; this adds up the characters' encoded lengths instead.
+    Text that Header would split into lines (or a long name) goes to Header itself.
+    """
+    if value.splitlines() != [value] or len(name) > 40:
+        return str(Header(value, "utf-8", header_name=name).encode(linesep=_CRLF))
+    data = value.encode("utf-8")
+    b64 = base64mime.header_length(data) < len(data) + 2 * len(data.translate(None, _Q_PLAIN))
+    coder: Any = base64mime if b64 else quoprimime
+    room = _LINE - len(name) - 2 - _WORD_CHROME
+    words: list[bytes] = []
+    word = b""
+    size = 0  # the word's length: in bytes for base64, in encoded characters for Q
+    for char in value:
+        piece = char.encode("utf-8")
+        if b64:
+            grown = size + len(piece)
+            length = -(-grown // 3) * 4
+        else:
+            grown = size + (_Q_LENGTHS[ord(char)] if char.isascii() else 3 * len(piece))
+            length = grown
+        if word and length > room:
+            words.append(word)
+            word = b""
+            room = _LINE - 1 - _WORD_CHROME  # a continuation line starts with one space
+            grown -= size
+        word += piece
+        size = grown
+    words.append(word)
+    return (_CRLF + " ").join(coder.header_encode(w, charset="utf-8") for w in words)
 
 
 @lru_cache(maxsize=32)

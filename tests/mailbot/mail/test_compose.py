@@ -5,12 +5,22 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta, timezone
 from email import message_from_bytes, policy
+from email.header import Header, decode_header, make_header
 from email.message import EmailMessage
 from email.utils import parsedate_to_datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from mailbot.mail.compose import Related, compose, message_ids, new_message_id, reply_subject
+from mailbot.mail.compose import (
+    Related,
+    _utf8_words,
+    compose,
+    message_ids,
+    new_message_id,
+    reply_subject,
+)
 from outbox_templates import Rendered
 
 FROM = "bdv_quthanhxuan@hanoi.gov.vn"
@@ -255,3 +265,24 @@ def test_new_message_id_is_unique_and_in_our_domain() -> None:
 def test_misuse_is_refused(changes: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         _reply(**changes)
+
+
+_HEADER_TEXT = st.text(
+    alphabet=st.sampled_from("aăđêôơư ÀẢẪẬĐỆ–“”😀=?_!*+-/,.:\t\x00\u0301\u2028\x85\n"), min_size=1
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(value=_HEADER_TEXT, name=st.sampled_from(["Subject", "X-Loop", "X-Long-Header-Name-Here"]))
+def test_encoded_words_fold_as_the_email_package_does(value: str, name: str) -> None:
+    if value.isascii():
+        return
+    expected = Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
+    assert _utf8_words(name, value) == expected
+
+
+def test_a_long_vietnamese_subject_takes_several_encoded_words() -> None:
+    subject = "Biểu đăng ký mô hình Dân vận khéo của Đảng ủy phường Khương Đình, quận Thanh Xuân"
+    folded = _utf8_words("Subject", subject)
+    assert folded.count("\r\n ") >= 2
+    assert str(make_header(decode_header(folded))) == subject
