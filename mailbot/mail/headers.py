@@ -170,6 +170,20 @@ def decode_header_text(value: str | None) -> str:
 def _split_params(value: str) -> list[str]:
     if '"' not in value:  # nothing quoted: every ";" separates
         return value.split(";")
+    if "\\" not in value:  # no escapes: quotes alternate, ";" separates outside them
+        found: list[str] = []
+        current = ""
+        for index, segment in enumerate(value.split('"')):
+            if index % 2:
+                current += '"' + segment
+                continue
+            first, *rest = segment.split(";")
+            current += ('"' if index else "") + first
+            for piece in rest:
+                found.append(current)
+                current = piece
+        found.append(current)
+        return found
     parts, buf, quoted, escaped = [], [], False, False
     for ch in value:
         if escaped:

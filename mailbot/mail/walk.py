@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import re
 from email.message import Message
 
@@ -106,7 +105,8 @@ class _Collector:
         self.problems: list[MailProblem] = []
         self.extracted = 0
         self.unnamed = 0
-        self.seen: set[bytes] = set()  # digests of the files kept, so a duplicate counts once
+        # The files kept, by size, so a duplicate counts once (compared whole: no hashing).
+        self.seen: dict[int, list[bytes]] = {}
 
     def trouble(self, found: Trouble, origin: str) -> None:
         """Record a problem (worded by the catalogue) at `origin` in the mail."""
@@ -303,10 +303,10 @@ class _Collector:
         if ext == ".7z" or (ext not in FORM_EXTENSIONS and data.startswith(b"7z\xbc\xaf\x27\x1c")):
             self.trouble(unsupported(name), origin)
             return
-        digest = hashlib.sha256(data).digest()
-        if digest in self.seen and data:
+        same_size = self.seen.setdefault(len(data), [])
+        if data and data in same_size:
             return  # the same file attached twice (or forwarded and attached): one submission
-        self.seen.add(digest)
+        same_size.append(data)
         self.extracted += len(data)
         self.attachments.append(
             Attachment(name, data, content_type_for(name, declared_type), origin)
