@@ -220,7 +220,8 @@ def header_param(raw_value: str | None, name: str) -> str | None:
     """One parameter of a structured header, RFC 2231 (continuations, charsets) understood."""
     if not raw_value:
         return None
-    raw_value = re.sub(r"\r?\n(?=[ \t])", "", raw_value)
+    if "\n" in raw_value:
+        raw_value = re.sub(r"\r?\n(?=[ \t])", "", raw_value)
     plain: str | None = None
     segments: dict[int, tuple[bool, str]] = {}
     name = name.lower()
@@ -232,6 +233,8 @@ def header_param(raw_value: str | None, name: str) -> str | None:
         if key == name:
             if plain is None:
                 plain = _unquote(val)
+            continue
+        if not key.startswith(name + "*"):
             continue
         m = re.fullmatch(re.escape(name) + r"\*(?:(\d+)(\*)?|)", key)
         if not m:
