@@ -14,6 +14,7 @@ from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
 from functools import lru_cache
 from pathlib import PurePosixPath
+from urllib.parse import unquote_to_bytes
 
 from mailbot.mail.filetypes import suffix
 
@@ -212,8 +213,8 @@ def _unquote(value: str) -> str:
 
 
 def _percent_bytes(text: str) -> bytes:
-    raw = text.encode("utf-8", "surrogateescape")
-    return re.sub(rb"%([0-9A-Fa-f]{2})", lambda m: bytes([int(m.group(1), 16)]), raw)
+    # Each "%" and two hex digits is that byte; any other "%" stays as it is.
+    return unquote_to_bytes(text.encode("utf-8", "surrogateescape"))
 
 
 def header_param(raw_value: str | None, name: str) -> str | None:
