@@ -31,14 +31,15 @@ def _valid(form: Form) -> bool:
     return not any(p.severity == "error" for p in form.problems)
 
 
-def _keepers(results: Sequence[ParseResult]) -> dict[Signature, int]:
+def _keepers(
+    results: Sequence[ParseResult], signatures: Sequence[list[Signature]]
+) -> dict[Signature, int]:
     """For each distinct form, the index of the file whose copy counts."""
     best: dict[Signature, tuple[tuple[int, int, int], int]] = {}
     for index, result in enumerate(results):
         rank = _FORMAT_RANK.get(result.format, len(_FORMAT_RANK))
-        for form in result.forms:
+        for form, sig in zip(result.forms, signatures[index], strict=True):
             key = (0 if _valid(form) else 1, rank, index)
-            sig = form_signature(form)
             if sig not in best or key < best[sig][0]:
                 best[sig] = (key, index)
     return {sig: index for sig, (_, index) in best.items()}
@@ -72,10 +73,11 @@ def settle_extras(
     note instead of the "not a Word or Excel file" error. `attachments` are the files the
     results were read from, index for index.
     """
-    keepers = _keepers(results)
+    signatures = [[form_signature(f) for f in result.forms] for result in results]
+    keepers = _keepers(results, signatures)
     out: list[ParseResult] = []
     for index, result in enumerate(results):
-        sigs = [form_signature(f) for f in result.forms]
+        sigs = signatures[index]
         if sigs and all(keepers[s] != index for s in sigs):
             source = results[keepers[sigs[0]]]
             names = ", ".join(dict.fromkeys(FORM_NAMES.get(f.form, f.form) for f in result.forms))
