@@ -67,6 +67,9 @@ def environment() -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
         auto_reload=False,
+        # Every template kept (there are a few dozen), in a plain dict: a template, its
+        # layout, macros and includes are looked up several times for each mail.
+        cache_size=-1,
     )
     env.filters.update(
         vn_date=_vn_date,
