@@ -327,9 +327,10 @@ _UNSAFE_CHARS = re.compile(r'[<>:"|?*]')
 def sanitize_filename(name: str | None, fallback: str = "tệp đính kèm") -> str:
     """A safe base name: NFC, no directories or "..", no control characters, bounded length."""
     text = unicodedata.normalize("NFC", name or "")
-    text = "".join(
-        "" if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co") else ch for ch in text
-    )
+    if not text.isprintable():  # only then can it hold a control or format character
+        text = "".join(
+            "" if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co") else ch for ch in text
+        )
     text = text.replace("\\", "/")
     text = text.rsplit("/", 1)[-1]
     text = _UNSAFE_CHARS.sub("_", text)
