@@ -91,6 +91,7 @@ def unescape_surrogates(text: str) -> str:
     return decode_bytes(text.encode("utf-8", "surrogateescape"))
 
 
+_FOLD = re.compile(r"\r?\n(?=[ \t])")  # a folded line's break (RFC 5322 2.2.3)
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+?)\?([qQbB])\?([^?\s]*?)\?=")
 
 
@@ -160,7 +161,7 @@ def decode_header_text(value: str | None) -> str:
         # Nothing to decode (most headers): unfolding and NFC change nothing either.
         return " ".join((value if value.isprintable() else _CONTROL.sub(" ", value)).split())
     value = unescape_surrogates(value)
-    value = re.sub(r"\r?\n(?=[ \t])", "", value)
+    value = _FOLD.sub("", value)
     return normalize_text(decode_words(value))
 
 
@@ -222,7 +223,7 @@ def header_param(raw_value: str | None, name: str) -> str | None:
     if not raw_value:
         return None
     if "\n" in raw_value:
-        raw_value = re.sub(r"\r?\n(?=[ \t])", "", raw_value)
+        raw_value = _FOLD.sub("", raw_value)
     plain: str | None = None
     segments: dict[int, tuple[bool, str]] = {}
     name = name.lower()
@@ -283,12 +284,15 @@ def raw_get(part: Message, name: str) -> str | None:
     return None
 
 
+_MIME_TYPE = re.compile(r"[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+")
+
+
 def content_type_of(part: Message, default: str = "text/plain") -> str:
     """The part's lower-case MIME type, or `default` when absent or malformed."""
     raw = raw_get(part, "content-type")
     if raw:
         ctype = unescape_surrogates(raw).split(";", 1)[0].strip().lower()
-        if re.fullmatch(r"[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+", ctype):
+        if _MIME_TYPE.fullmatch(ctype):
             return ctype
     return default
 
@@ -360,7 +364,7 @@ def addresses(raw: str | None) -> list[tuple[str, str]]:
 @lru_cache(maxsize=1024)
 def _addresses(raw: str) -> tuple[tuple[str, str], ...]:
     text = unescape_surrogates(raw)
-    text = re.sub(r"\r?\n(?=[ \t])", "", text)
+    text = _FOLD.sub("", text)
     out: list[tuple[str, str]] = []
     try:
         header = email_policy.default.header_factory("to", text)
