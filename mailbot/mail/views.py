@@ -6,6 +6,7 @@ import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import cached_property
 from types import MappingProxyType
 from typing import Final
 
@@ -315,19 +316,19 @@ class FormView:
             return f"Bản này thay thế {earlier}.{tail}"
         return f"{earlier[0].upper()}{earlier[1:]} vẫn được giữ và tiếp tục được tính."
 
-    @property
+    @cached_property
     def collective(self) -> tuple[EntryView, ...]:
         return tuple(e for e in self.entries if e.kind == "collective")
 
-    @property
+    @cached_property
     def individual(self) -> tuple[EntryView, ...]:
         return tuple(e for e in self.entries if e.kind == "individual")
 
-    @property
+    @cached_property
     def total(self) -> int:
         return sum(self.counts.values())
 
-    @property
+    @cached_property
     def error_count(self) -> int:
         return sum(1 for p in self.problems if p.is_error)
 
@@ -485,7 +486,11 @@ def file_view(
 
 @dataclass(frozen=True)
 class ReceiptView:
-    """The answer to one submission: every file, form, model and problem, and what is missing."""
+    """The answer to one submission: every file, form, model and problem, and what is missing.
+
+    What it derives is computed once (cached_property): the three templates of a receipt
+    read the same values many times, and a frozen view never changes.
+    """
 
     unit_name: str | None
     awaiting_confirmation: bool
@@ -525,42 +530,42 @@ class ReceiptView:
             return self.unit_name
         return GREETING_UNKNOWN
 
-    @property
+    @cached_property
     def forms(self) -> tuple[FormView, ...]:
         return tuple(f for fv in self.files for f in fv.forms)
 
-    @property
+    @cached_property
     def error_count(self) -> int:
         return sum(f.error_count for f in self.files)
 
-    @property
+    @cached_property
     def forms_to_fix(self) -> tuple[str, ...]:
         """The forms received with errors (in this mail, then earlier ones), named once each."""
         here = (f.form_title for f in self.forms if not f.accepted)
         earlier = (f"{name}, bản gửi trước" for name in self.earlier_forms_to_fix)
         return tuple(dict.fromkeys([*here, *earlier]))
 
-    @property
+    @cached_property
     def has_form_errors(self) -> bool:
         """Whether a form of this mail has errors (so it does not count)."""
         return any(not f.accepted for f in self.forms)
 
-    @property
+    @cached_property
     def forms_awaiting(self) -> tuple[str, ...]:
         """The forms that count once staff confirm them (this mail's, then earlier ones)."""
         here = (f.form_title for f in self.forms if f.accepted and f.awaiting)
         earlier = (f"{name}, bản gửi trước" for name in self.earlier_forms_awaiting)
         return tuple(dict.fromkeys([*here, *earlier]))
 
-    @property
+    @cached_property
     def unreadable_files(self) -> tuple[FileView, ...]:
         return tuple(f for f in self.files if not f.readable)
 
-    @property
+    @cached_property
     def noted_files(self) -> tuple[FileView, ...]:
         return tuple(f for f in self.files if f.note)
 
-    @property
+    @cached_property
     def outcome(self) -> str:
         """A key of glossary.RECEIPT_OUTCOME_LABELS: the mail's outcome as a whole."""
         forms = self.forms
@@ -572,11 +577,11 @@ class ReceiptView:
             return "complete" if self.all_complete else "nothing"
         return "complete" if self.all_complete else "partial"
 
-    @property
+    @cached_property
     def outcome_label(self) -> str:
         return RECEIPT_OUTCOME_LABELS[self.outcome]
 
-    @property
+    @cached_property
     def headline(self) -> str:
         """The first line of the receipt, the one a mail client previews in the inbox list.
 
