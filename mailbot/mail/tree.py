@@ -1,4 +1,4 @@
-"""The MIME tree of a raw mail: the standard parser, with long base64 bodies set aside."""
+"""The MIME tree of a raw mail: the standard parser, with runs of body lines set aside."""
 
 from __future__ import annotations
 
@@ -18,6 +18,13 @@ _RUN_START = re.compile(rb"\n(?=[A-Za-z0-9+/=]{40,}\r?\n)")
 _RUN_END = re.compile(rb"\n(?![A-Za-z0-9+/=])")
 _RUN_BYTES = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\r\n"
 _MIN_RUN_BYTES = 1024  # shorter runs cost the parser little
+# Then, in what is left, any run of lines none of which the parser reads as anything but
+# text: not a header or its continuation or "From " (its headerRE), not a possible boundary
+# (which starts with "--"), not blank. Text bodies (quoted-printable HTML, often hundreds of
+# lines) are such runs; so is the token of a base64 run.
+_TEXT_RUN = re.compile(
+    rb"(?<=\n)(?:(?![\t ]|From |[\x21-\x39\x3b-\x7e]*:|-)[^\r\n]+(?:\r\n|\r|\n)){4,}"
+)
 _RUN_MARK = "MBOTRUN"
 _RUN_TOKEN = re.compile(_RUN_MARK + r"(\d+)Z")
 
@@ -29,9 +36,10 @@ class _Part(Message):
         """Replace every run token in this tree's bodies, preambles and epilogues."""
 
         def restore(text: str) -> str:
-            if _RUN_MARK not in text:
-                return text
-            return _RUN_TOKEN.sub(lambda m: runs[int(m.group(1))], text)
+            # A text run may hold a base64 run's token: put back until no token is left.
+            while _RUN_MARK in text:
+                text = _RUN_TOKEN.sub(lambda m: runs[int(m.group(1))], text)
+            return text
 
         stack: list[Message] = [self]  # iterative: a deeply nested mail must not fail here
         while stack:
@@ -78,7 +86,19 @@ def _set_aside(raw: bytes) -> tuple[bytes, list[str]]:
         pieces += (raw[done:begin], f"{_RUN_MARK}{len(runs) - 1}Z".encode("ascii"))
         done = cut
     pieces.append(raw[done:])
-    return b"".join(pieces), runs
+    return _set_aside_text(b"".join(pieces), runs), runs
+
+
+def _set_aside_text(text: bytes, runs: list[str]) -> bytes:
+    """`text` with each run of plain text lines replaced by a token line (added to `runs`)."""
+
+    def token(m: re.Match[bytes]) -> bytes:
+        run = m.group(0)
+        cut = len(run) - (2 if run.endswith(b"\r\n") else 1)
+        runs.append(run[:cut].decode("ascii", "surrogateescape"))
+        return f"{_RUN_MARK}{len(runs) - 1}Z".encode("ascii") + run[cut:]
+
+    return _TEXT_RUN.sub(token, text)
 
 
 def parse_message_bytes(raw: bytes) -> Message:

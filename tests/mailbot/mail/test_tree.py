@@ -17,6 +17,10 @@ from mailbot.mail.tree import _set_aside, parse_message_bytes
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 B64 = base64.encodebytes(bytes(range(256)) * 40)  # 136 lines of 76 characters
+HTML = b"".join(
+    b'<p style=3D"margin:0">d=C3=B2ng %d: K=C3=ADnh g=E1=BB=ADi Ban D=C3=A2n v=E1=BA=ADn=\n' % i
+    for i in range(40)
+)
 
 
 def _shape(msg: Message) -> list[Any]:
@@ -76,6 +80,18 @@ CASES = {
     "a blank line in the run": _mail(_leaf(B64[:770] + b"\n" + B64) + b"--BB--\n"),
     "the marker in the mail": _mail(_leaf(B64 + b"MBOTRUN0Z\n") + b"--BB--\n"),
     "the run is the mail's end": _mail(_leaf(B64.rstrip())),
+    "text bodies": _mail(
+        b"--BB\nContent-Type: text/html; charset=utf-8\nContent-Transfer-Encoding: quoted-p"
+        b"rintable\n\n<html><head><style>\np.Mso{margin:0cm;\nfont-size:11pt}\n</style>\n"
+        + HTML
+        + b"--BB\nContent-Type: text/plain\n\nFrom here on\n>From a quote\nline one\nline two"
+        b"\nline three\nline four\n-- \nsignature\n--BB--\n"
+    ),
+    "text right after the headers": _mail(
+        b"--BB\nContent-Type: message/rfc822\nno blank line here\nSubject: not a header now"
+        b"\nline\nline\nline\n--BB\nContent-Type: multipart/mixed; boundary=CC\nline\nline"
+        b"\nline\nline\n--CC\n\nline\nline\nline\nline\n--CC--\nline\nline\nline\nline\n--BB--\n"
+    ),
     "delivery status blocks": _mail(
         b"--BB\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; x\n\n"
         + B64
@@ -92,18 +108,28 @@ def test_the_tree_is_the_standard_parsers(name: str, eol: bytes) -> None:
 
 def test_a_file_body_is_set_aside_whole() -> None:
     text, runs = _set_aside(CASES["one file"])
-    assert len(runs) == 1
     assert base64.b64decode(runs[0]) == bytes(range(256)) * 40
     assert len(text) < 600
 
 
-def test_runs_with_other_lines_are_left_to_the_parser() -> None:
+def test_text_bodies_are_set_aside_between_the_lines_the_parser_reads() -> None:
+    text, runs = _set_aside(CASES["text bodies"])
+    html = HTML.replace(b"\n", b"\r\n").decode("ascii")
+    assert runs[0] == "</style>\r\n" + html.removesuffix("\r\n")
+    # Header-shaped lines ("p.Mso{margin:0cm;") and what may be a boundary stay for the parser.
+    assert b"p.Mso{margin:0cm;" in text and b"\r\n-- \r\n" in text
+    assert b"\r\nFrom here on\r\n" in text  # "From " opens a header block to the parser
+    assert runs[1] == ">From a quote\r\nline one\r\nline two\r\nline three\r\nline four"
+
+
+def test_lines_base64_does_not_use_are_set_aside_as_text() -> None:
+    crlf = B64.replace(b"\n", b"\r\n").decode("ascii")
     _text, runs = _set_aside(CASES["a line with a dash in the run"])
-    assert runs == []
+    assert runs == [crlf[:780] + "AB-CD\r\n" + crlf.removesuffix("\r\n")]
     _text, runs = _set_aside(CASES["a blank line in the run"])
-    assert runs == [B64.rstrip(b"\n").replace(b"\n", b"\r\n").decode("ascii")]
+    assert runs == [crlf.removesuffix("\r\n"), crlf[:778]]
     _text, runs = _set_aside(CASES["the run is the mail's end"])
-    assert runs == []
+    assert runs == [crlf.rstrip().rpartition("\r\n")[0]]  # not its last line: no line end
 
 
 @pytest.mark.parametrize("path", sorted(FIXTURES.rglob("*.eml")), ids=lambda p: p.name)
@@ -127,6 +153,20 @@ _PIECES = st.sampled_from(
 )
 def test_damaged_mails(edits: list[tuple[int, bytes, int]]) -> None:
     raw = CASES["run in preamble and epilogue"]
+    for at, piece, drop in edits:
+        raw = raw[:at] + piece + raw[at + drop :]
+    _same_as_stdlib(raw)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, len(CASES["text bodies"])), _PIECES, st.integers(0, 3)),
+        max_size=6,
+    )
+)
+def test_damaged_text_mails(edits: list[tuple[int, bytes, int]]) -> None:
+    raw = CASES["text bodies"]
     for at, piece, drop in edits:
         raw = raw[:at] + piece + raw[at + drop :]
     _same_as_stdlib(raw)
