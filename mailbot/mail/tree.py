@@ -59,7 +59,7 @@ class _Part(Message):
 
 
 def _set_aside(raw: bytes) -> tuple[bytes, list[str]]:
-    """The mail with each run of base64 lines replaced by a token line, and the runs.
+    """The mail with each run of base64, then of text lines replaced by a token line; the runs.
 
     A token stands for its run without the run's last line end, which follows the token:
     the parser may strip a part's last line end, and then strips the same one.

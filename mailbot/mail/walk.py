@@ -105,8 +105,9 @@ class _Collector:
         self.problems: list[MailProblem] = []
         self.extracted = 0
         self.unnamed = 0
-        # The files kept, by size, so a duplicate counts once (compared whole: no hashing).
-        self.seen: dict[int, list[bytes]] = {}
+        # The files kept, so a duplicate counts once (a set of the contents themselves: the
+        # built-in hash reads each file once, faster than a cryptographic digest).
+        self.seen: set[bytes] = set()
 
     def trouble(self, found: Trouble, origin: str) -> None:
         """Record a problem (worded by the catalogue) at `origin` in the mail."""
@@ -303,10 +304,9 @@ class _Collector:
         if ext == ".7z" or (ext not in FORM_EXTENSIONS and data.startswith(b"7z\xbc\xaf\x27\x1c")):
             self.trouble(unsupported(name), origin)
             return
-        same_size = self.seen.setdefault(len(data), [])
-        if data and data in same_size:
+        if data and data in self.seen:
             return  # the same file attached twice (or forwarded and attached): one submission
-        same_size.append(data)
+        self.seen.add(data)
         self.extracted += len(data)
         self.attachments.append(
             Attachment(name, data, content_type_for(name, declared_type), origin)
