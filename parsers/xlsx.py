@@ -12,6 +12,7 @@ Hidden and very hidden sheets come after the visible ones, so the form is found 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import io
 import re
 import time
@@ -311,9 +312,10 @@ def _read_sheet(
     )
     current: _Element | None = None  # the row whose cells are being read
     col = row_cells = 0
+    c_tag = ""
     for _event, el in events:
         tag = el.tag
-        if tags is not None and tag == tags[0]:
+        if tag == c_tag:
             pass  # a cell, by far the most frequent: no other test first
         elif tag.endswith("}mergeCell") or tag == "mergeCell":
             ref = el.get("ref")
@@ -323,7 +325,8 @@ def _read_sheet(
         elif tags is None:
             q = tag[: tag.index("}") + 1] if tag.startswith("{") else ""
             tags = (f"{q}c", f"{q}v", f"{q}f", f"{q}is", q[1:-1])
-        if tag == tags[0]:
+            c_tag = tags[0]
+        if tag == c_tag:
             parent = el.getparent()
             if parent is not current or parent is None:  # the current row was checked
                 if parent is None or not (parent.tag.endswith("}row") or parent.tag == "row"):
@@ -339,9 +342,15 @@ def _read_sheet(
                 if time.monotonic() > deadline:
                     raise TimeLimitExceeded(title)
                 cells_exceeded(row_cells, seen, limits, f"{title}!{row_no}:{row_no}")
-            r, col = _position(el.get("r"), row_no, col)
-            if r <= max_rows and col <= max_cols:
-                cell = _make_cell(el, tags, book, f"{title}!{get_column_letter(col)}{r}", convert)
+            ref = el.get("r")
+            at = _ref_position(ref) if ref else None
+            if at is None:
+                r, col = row_no, col + 1
+            else:
+                r, col = at
+            # A cell without children (only a style) holds nothing to read.
+            if r <= max_rows and col <= max_cols and len(el):
+                cell = _make_cell(el, tags, book, title, r, col, convert)
                 if cell is not None:
                     cells[r, col] = cell
             if row_cells % 512 == 0:  # a long row: keep memory flat within it
@@ -377,32 +386,28 @@ def _read_sheet(
     return Grid(name=title, rows=rows, kind="sheet")
 
 
-_COLUMNS: dict[str, int] = {}
-
-
-def _position(ref: str | None, row_no: int, col: int) -> tuple[int, int]:
-    """(row, column) of a cell from its `r` attribute, else the next column of the row."""
-    if ref:
-        m = _CELL_REF.fullmatch(ref)
-        if m is not None:
-            letters = m.group(1).upper()
-            c = _COLUMNS.get(letters)
-            if c is None:
-                c = column_index_from_string(letters) if len(letters) <= 3 else _MAX_COLUMN + 1
-                if len(_COLUMNS) < 20_000:
-                    _COLUMNS[letters] = c
-            return int(m.group(2)), c
-    return row_no, col + 1
+@functools.lru_cache(maxsize=8192)
+def _ref_position(ref: str) -> tuple[int, int] | None:
+    """(row, column) of a cell reference such as "B7" or "$B$7"; None when it is not one."""
+    m = _CELL_REF.fullmatch(ref)
+    if m is None:
+        return None
+    letters = m.group(1).upper()
+    col = column_index_from_string(letters) if len(letters) <= 3 else _MAX_COLUMN + 1
+    return int(m.group(2)), col
 
 
 def _make_cell(
     xc: _Element,
     tags: tuple[str, str, str, str, str],
     book: _Book,
-    location: str,
+    title: str,
+    r: int,
+    col: int,
     convert: _TextCache,
 ) -> Cell | None:
     _c, v_tag, f_tag, is_tag, ns = tags
+    location = f"{title}!{get_column_letter(col)}{r}"
     kind = xc.get("t") or "n"
     value = formula = inline = None
     for child in xc:
