@@ -7,7 +7,6 @@ import posixpath
 import time
 import zipfile
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from typing import TypeAlias
 
 from lxml import etree
@@ -112,6 +111,8 @@ class _Tags:
     docDefaults: str
     rPrDefault: str
 
+    texty: tuple[str, ...]
+
     def __init__(self, ns: str) -> None:
         for name in _TAG_NAMES:
             setattr(self, name, f"{{{ns}}}{name}")
@@ -124,6 +125,8 @@ class _Tags:
         self.styleId = f"{{{ns}}}styleId"
         self.type = f"{{{ns}}}type"
         self.default = f"{{{ns}}}default"
+        # What can make a paragraph or cell read as something (see _Walker._may_hold_text).
+        self.texty = (self.t, self.noBreakHyphen, self.tbl, self.txbxContent)
 
 
 def read_docx(
@@ -303,6 +306,8 @@ class _Walker:
             if tag == w.p:
                 self._tick()
                 location, block = label()
+                if not self._may_hold_text(child):
+                    continue
                 runs, boxes = self.paragraph_runs(child)
                 text, lines, legacy = convert_runs(runs)
                 if text:
@@ -322,6 +327,14 @@ class _Walker:
                 choice = child.find(_MC_CHOICE)
                 if choice is not None:
                     self.blocks(choice, label)
+
+    def _may_hold_text(self, el: _Element) -> bool:
+        """Whether anything under `el` can give text, a table or a text box.
+
+        Tabs and breaks alone fold away, so without these an element reads as nothing
+        and leaves no trace (no row, no table or text box number): its walk can be skipped.
+        """
+        return next(el.iter(self.w.texty), None) is not None
 
     def text_box(self, box: _Element) -> None:
         self.boxes += 1
@@ -427,6 +440,7 @@ class _Walker:
         width = len(grid.findall(w.gridCol)) if grid is not None else 0
         own: list[Row] = []
         above: dict[int, Cell | None] = {}  # origin per grid column, for vMerge continuations
+        max_row_cells, max_cells = self.limits.max_row_cells, self.limits.max_sheet_cells
         for r_no, (tr, row_prompt) in enumerate(_children(tbl, w.tr, w), start=1):
             self._tick()
             cells: dict[int, Cell | None] = {}
@@ -436,23 +450,26 @@ class _Walker:
             try:
                 for tc, prompt in _children(tr, w.tc, w, row_prompt):
                     self.cells += 1
-                    cells_exceeded(col + 1, self.cells, self.limits, f"table {n}, row {r_no}")
+                    if col >= max_row_cells or self.cells > max_cells:
+                        cells_exceeded(col + 1, self.cells, self.limits, f"table {n}, row {r_no}")
                     span, vmerge, hmerge = _cell_layout(_find(tc, w.tcPr), w)
                     if vmerge == "continue" and col in above:
                         origin = above[col]
-                        cell = replace(origin, merged=True) if origin else None
+                        cell = origin.merged_copy() if origin else None
                     elif hmerge == "continue" and col - 1 in cells:
                         left = cells[col - 1]
-                        cell = replace(left, merged=True) if left else None
+                        cell = left.merged_copy() if left else None
                         origin = above.get(col - 1)
                     elif prompt:  # a control around the cell still shows its prompt
                         origin = cell = None
+                    elif not self._may_hold_text(tc):
+                        origin = cell = None  # most cells of a form are empty
                     else:
                         location = f"{block}, row {r_no}, column {col + 1}"
                         origin = cell = self._cell_text(tc, location)
                     for extra in range(span):
                         cells[col + extra] = (
-                            cell if extra == 0 or cell is None else replace(cell, merged=True)
+                            cell if extra == 0 or cell is None else cell.merged_copy()
                         )
                         above[col + extra] = origin
                     col += span
@@ -564,17 +581,18 @@ def _cell_layout(tcpr: _Element | None, w: _Tags) -> tuple[int, str | None, str 
     A merge is "restart", "continue" (the attribute's default) or None when the cell is not
     merged; the first of each property counts, as Word reads them.
     """
+    if tcpr is None:
+        return 1, None, None
     span_el = vmerge = hmerge = None
-    if tcpr is not None:
-        for child in tcpr:
-            tag = child.tag
-            if tag == w.gridSpan:
-                span_el = span_el if span_el is not None else child
-            elif tag == w.vMerge:
-                vmerge = vmerge if vmerge is not None else child
-            elif tag == w.hMerge:
-                hmerge = hmerge if hmerge is not None else child
-    span = min(max(_int_val(span_el, w, 1), 1), _MAX_SPAN)
+    for child in tcpr:
+        tag = child.tag
+        if tag == w.gridSpan:
+            span_el = span_el if span_el is not None else child
+        elif tag == w.vMerge:
+            vmerge = vmerge if vmerge is not None else child
+        elif tag == w.hMerge:
+            hmerge = hmerge if hmerge is not None else child
+    span = 1 if span_el is None else min(max(_int_val(span_el, w, 1), 1), _MAX_SPAN)
     return span, _merge_value(vmerge, w), _merge_value(hmerge, w)
 
 

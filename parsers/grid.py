@@ -24,6 +24,10 @@ class Cell:
     merged: bool = False
     legacy: str | None = None  # "tcvn3" / "vni" when the text was converted from it
 
+    def merged_copy(self) -> Cell:
+        """This cell as spread over the rest of its merged range (dataclasses.replace is slow)."""
+        return Cell(self.text, self.location, self.lines, self.number, True, self.legacy)
+
 
 @dataclass
 class Row:

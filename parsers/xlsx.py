@@ -19,7 +19,6 @@ import time
 import unicodedata
 import zipfile
 from collections.abc import Iterable
-from dataclasses import replace
 from typing import TypeAlias
 
 from lxml import etree
@@ -47,6 +46,8 @@ _MERGE_BUDGET = 2_000_000  # merged-cell copies made per sheet at most
 def convert_runs(runs: Iterable[tuple[str, str | None]]) -> tuple[str, tuple[str, ...], str | None]:
     """Convert text runs, each with its font, to (text, non-empty lines, legacy encoding)."""
     runs = tuple(runs)
+    if not runs:
+        return "", (), None
     if len(runs) == 1 and not _LINE_BREAK.search(runs[0][0]):
         text, legacy = _smart_text(runs[0][0], runs[0][1])  # the common case: one plain run
         return text, ((text,) if text else ()), legacy
@@ -505,7 +506,7 @@ def _spread_merges(
         origin = cells.get((r0, c0))
         if origin is None or origin.merged:
             continue
-        copy = replace(origin, merged=True)
+        copy = origin.merged_copy()
         for r in range(r0, min(r1, max_r) + 1):
             for c in range(c0, min(c1, max_c) + 1):
                 if (r, c) != (r0, c0):
