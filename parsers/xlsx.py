@@ -43,11 +43,29 @@ _MERGE = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?mergeCell\b[^>]*?\bref\s*=\s*[\"']
 _MERGE_BUDGET = 2_000_000  # merged-cell copies made per sheet at most
 
 
+_Converted = tuple[str, tuple[str, ...], str | None]  # (text, lines, legacy encoding)
+_MEMO_CHARS = 200  # runs up to this long are memoised: labels and names recur across forms
+
+
 def convert_runs(runs: Iterable[tuple[str, str | None]]) -> tuple[str, tuple[str, ...], str | None]:
     """Convert text runs, each with its font, to (text, non-empty lines, legacy encoding)."""
     runs = tuple(runs)
     if not runs:
         return "", (), None
+    if len(runs) == 1:
+        if len(runs[0][0]) <= _MEMO_CHARS:
+            return _convert_memo(runs)
+    elif sum(len(text) for text, _font in runs) <= _MEMO_CHARS:
+        return _convert_memo(runs)
+    return _convert(runs)
+
+
+@functools.lru_cache(maxsize=4096)
+def _convert_memo(runs: tuple[tuple[str, str | None], ...]) -> _Converted:
+    return _convert(runs)
+
+
+def _convert(runs: tuple[tuple[str, str | None], ...]) -> _Converted:
     if len(runs) == 1 and not _LINE_BREAK.search(runs[0][0]):
         text, legacy = _smart_text(runs[0][0], runs[0][1])  # the common case: one plain run
         return text, ((text,) if text else ()), legacy
@@ -121,7 +139,6 @@ _REL_ATTRS = tuple(
 _CELL_REF = re.compile(r"\$?([A-Za-z]{1,3})\$?([0-9]{1,7})")
 _MAX_COLUMN = 16_384
 _Runs = tuple[tuple[str, str | None], ...]  # (text, font or None for "the cell's font")
-_Converted = tuple[str, tuple[str, ...], str | None]  # (text, lines, legacy encoding)
 # lxml ships no type information: elements are typed by name only.
 _Element: TypeAlias = etree._Element
 
