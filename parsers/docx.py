@@ -112,6 +112,9 @@ class _Tags:
     rPrDefault: str
 
     texty: tuple[str, ...]
+    tabs: tuple[str, ...]
+    breaks: tuple[str, ...]
+    skipped: tuple[str, ...]
 
     def __init__(self, ns: str) -> None:
         for name in _TAG_NAMES:
@@ -127,6 +130,10 @@ class _Tags:
         self.default = f"{{{ns}}}default"
         # What can make a paragraph or cell read as something (see _Walker._may_hold_text).
         self.texty = (self.t, self.noBreakHyphen, self.tbl, self.txbxContent)
+        self.tabs = (self.tab, self.ptab)
+        self.breaks = (self.br, self.cr)
+        # Inline content that never reads as text (deleted, moved away, properties).
+        self.skipped = (self.pPr, self.rPr, self.del_, self.moveFrom, self.sdtPr, _MC_FALLBACK)
 
 
 def read_docx(
@@ -374,7 +381,7 @@ class _Walker:
             tag = child.tag
             if tag == w.r:
                 self._run(child, pstyle, runs, boxes)
-            elif tag in (w.pPr, w.rPr, w.del_, w.moveFrom, w.sdtPr, _MC_FALLBACK):
+            elif tag in w.skipped:
                 continue
             elif tag == w.sdt:
                 if not _showing_placeholder(child, w):
@@ -395,7 +402,26 @@ class _Walker:
         boxes: list[_Element],
     ) -> None:
         w = self.w
-        rpr = _find(r, w.rPr)
+        rpr: _Element | None = None
+        buf: list[str] = []
+        for child in r:
+            tag = child.tag
+            if tag == w.t:
+                text = child.text
+                if text:
+                    buf.append(text)
+            elif tag == w.rPr:
+                rpr = child if rpr is None else rpr
+            elif tag in w.tabs:
+                buf.append("\t")
+            elif tag in w.breaks:
+                buf.append("\n")
+            elif tag == w.noBreakHyphen:
+                buf.append("-")
+            elif isinstance(tag, str) and len(child):
+                boxes.extend(_text_boxes(child, w))
+        if not buf:
+            return
         font = _rfonts_font(rpr, w)
         if font is _UNSET and self.styles.fontless:
             font = None
@@ -406,24 +432,7 @@ class _Walker:
                 if rs is not None:
                     rstyle = rs.get(w.val)
             font = self.styles.font(rstyle, pstyle)
-        buf: list[str] = []
-        for child in r:
-            tag = child.tag
-            if tag == w.t:
-                if child.text:
-                    buf.append(child.text)
-            elif tag in (w.tab, w.ptab):
-                buf.append("\t")
-            elif tag in (w.br, w.cr):
-                buf.append("\n")
-            elif tag == w.noBreakHyphen:
-                buf.append("-")
-            elif tag == w.rPr:
-                continue
-            elif isinstance(tag, str) and len(child):
-                boxes.extend(_text_boxes(child, w))
-        if buf:
-            runs.append(("".join(buf), font if isinstance(font, str) else None))
+        runs.append(("".join(buf), font if isinstance(font, str) else None))
 
     # Tables: one Row per w:tr, cells at grid columns; nested tables follow their row.
     def table(self, tbl: _Element) -> None:

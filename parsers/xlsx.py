@@ -336,7 +336,7 @@ def _read_sheet(
     max_rows, max_cols = limits.max_rows, limits.max_cols
     row_no = seen = 0
     stopped = False
-    tags: tuple[str, str, str, str, str] | None = None
+    tags = ("", "", "", "", "")  # c, v, f, is and the namespace, set at the first element
     events = etree.iterparse(
         io.BytesIO(raw),
         events=("end",),
@@ -361,7 +361,7 @@ def _read_sheet(
             if ref:
                 merges.append(ref)
             continue
-        elif tags is None:
+        elif not c_tag:
             q = tag[: tag.index("}") + 1] if tag.startswith("{") else ""
             tags = (f"{q}c", f"{q}v", f"{q}f", f"{q}is", q[1:-1])
             c_tag = tags[0]
