@@ -148,6 +148,7 @@ class _Styles:
 
     def __init__(self, root: _Element | None, ns: str) -> None:
         self._memo: dict[int, tuple[str | None, int]] = {}
+        self._by_attr: dict[str | None, tuple[str | None, int]] = {}
         self.fonts: list[str | None] = []
         self.xfs: list[tuple[int, int]] = []
         self.formats: dict[int, str] = {}
@@ -164,6 +165,15 @@ class _Styles:
             self.xfs.append((_int(xf.get("fontId")), _int(xf.get("numFmtId"))))
 
     _NUMBER, _PERCENT, _DATE, _DURATION = range(4)
+
+    def of(self, attr: str | None) -> tuple[str | None, int]:
+        """(font name, number kind) of a cell's `s` attribute as written."""
+        hit = self._by_attr.get(attr)
+        if hit is None:
+            hit = self.get(_int(attr))
+            if len(self._by_attr) < 4096:
+                self._by_attr[attr] = hit
+        return hit
 
     def get(self, index: int) -> tuple[str | None, int]:
         """(font name, number kind) of one cell format."""
@@ -446,7 +456,6 @@ def _make_cell(
     convert: _TextCache,
 ) -> Cell | None:
     _c, v_tag, f_tag, is_tag, ns = tags
-    location = f"{title}!{get_column_letter(col)}{r}"
     kind = xc.get("t") or "n"
     value = formula = inline = None
     for child in xc:
@@ -457,67 +466,67 @@ def _make_cell(
             formula = child
         elif tag == is_tag:
             inline = child
-    style = _int(xc.get("s"))
     if kind == "inlineStr":
         if inline is None:
             return None
-        return _text_cell(_string_runs(inline, ns), style, book, location, convert)
-    if value is None:
+        runs = _string_runs(inline, ns)
+    elif value is None:
         if formula is None:
             return None
         # A formula with no cached value (written by a script, not by Excel): show it as is.
         text = "=" + normalize(formula.text or "")
-        return Cell(text=text, location=location, lines=(text,))
-    if kind == "n":
-        return _number_cell(value, style, book, location)
-    if kind == "s":
+        return Cell(text, _location(title, r, col), (text,))
+    elif kind == "n":
+        return _number_cell(value, book.styles.of(xc.get("s")), book, title, r, col)
+    elif kind == "s":
         try:
             runs = book.shared[int(value)]
         except (ValueError, IndexError):
             return None
-        return _text_cell(runs, style, book, location, convert)
-    if kind == "b":
+    elif kind == "b":
         text = "TRUE" if value.strip() not in ("0", "false", "") else "FALSE"
-        return Cell(text=text, location=location, lines=(text,))
-    if kind == "d":
+        return Cell(text, _location(title, r, col), (text,))
+    elif kind == "d":
         try:
             text = date_text(from_ISO8601(value.strip()))
         except (ValueError, TypeError, AttributeError):
             text = normalize(value)
-        return Cell(text=text, location=location, lines=(text,)) if text else None
-    return _text_cell(((value, None),), style, book, location, convert)  # str, e
-
-
-def _text_cell(
-    runs: _Runs, style: int, book: _Book, location: str, convert: _TextCache
-) -> Cell | None:
-    text, lines, legacy = convert(runs, book.styles.get(style)[0])
+        return Cell(text, _location(title, r, col), (text,)) if text else None
+    else:  # str, e
+        runs = ((value, None),)
+    text, lines, legacy = convert(runs, book.styles.of(xc.get("s"))[0])
     if not text:
         return None
-    return Cell(text=text, location=location, lines=lines, legacy=legacy)
+    return Cell(text, _location(title, r, col), lines, None, False, legacy)
 
 
-def _number_cell(value: str, style: int, book: _Book, location: str) -> Cell | None:
+def _location(title: str, r: int, col: int) -> str:
+    return f"{title}!{get_column_letter(col)}{r}"
+
+
+def _number_cell(
+    value: str, style: tuple[str | None, int], book: _Book, title: str, r: int, col: int
+) -> Cell | None:
     raw = value.strip()
     try:
-        number: int | float = float(raw) if any(ch in raw for ch in ".eE") else int(raw)
+        number: int | float = float(raw) if "." in raw or "e" in raw or "E" in raw else int(raw)
     except ValueError:
         try:
             number = float(raw)
         except ValueError:
             text = normalize(value)
-            return Cell(text=text, location=location, lines=(text,)) if text else None
-    kind = book.styles.get(style)[1]
-    if kind in (_Styles._DATE, _Styles._DURATION):
+            return Cell(text, _location(title, r, col), (text,)) if text else None
+    kind = style[1]
+    if kind == _Styles._DATE or kind == _Styles._DURATION:
         try:
             moment = from_excel(number, book.epoch, timedelta=kind == _Styles._DURATION)
         except (OverflowError, ValueError, TypeError):
             moment = None
         if moment is not None:
             text = date_text(moment)
-            return Cell(text=text, location=location, lines=(text,))
+            return Cell(text, _location(title, r, col), (text,))
     text = number_text(number, percent=kind == _Styles._PERCENT)
-    return Cell(text=text, location=location, lines=(text,), number=float(number))
+    return Cell(text, _location(title, r, col), (text,), float(number))
 
 
 def _merged_ranges(refs: list[str]) -> list[tuple[int, int, int, int]]:
