@@ -111,7 +111,6 @@ class _Tags:
     docDefaults: str
     rPrDefault: str
 
-    texty: tuple[str, ...]
     tabs: tuple[str, ...]
     breaks: tuple[str, ...]
     skipped: tuple[str, ...]
@@ -128,8 +127,6 @@ class _Tags:
         self.styleId = f"{{{ns}}}styleId"
         self.type = f"{{{ns}}}type"
         self.default = f"{{{ns}}}default"
-        # What can make a paragraph or cell read as something (see _Walker._may_hold_text).
-        self.texty = (self.t, self.noBreakHyphen, self.tbl, self.txbxContent)
         self.tabs = (self.tab, self.ptab)
         self.breaks = (self.br, self.cr)
         # Inline content that never reads as text (deleted, moved away, properties).
@@ -313,8 +310,6 @@ class _Walker:
             if tag == w.p:
                 self._tick()
                 location, block = label()
-                if not self._may_hold_text(child):
-                    continue
                 runs, boxes = self.paragraph_runs(child)
                 text, lines, legacy = convert_runs(runs)
                 if text:
@@ -334,14 +329,6 @@ class _Walker:
                 choice = child.find(_MC_CHOICE)
                 if choice is not None:
                     self.blocks(choice, label)
-
-    def _may_hold_text(self, el: _Element) -> bool:
-        """Whether anything under `el` can give text, a table or a text box.
-
-        Tabs and breaks alone fold away, so without these an element reads as nothing
-        and leaves no trace (no row, no table or text box number): its walk can be skipped.
-        """
-        return next(el.iter(self.w.texty), None) is not None
 
     def text_box(self, box: _Element) -> None:
         self.boxes += 1
@@ -471,8 +458,6 @@ class _Walker:
                         origin = above.get(col - 1)
                     elif prompt:  # a control around the cell still shows its prompt
                         origin = cell = None
-                    elif not self._may_hold_text(tc):
-                        origin = cell = None  # most cells of a form are empty
                     else:
                         location = f"{block}, row {r_no}, column {col + 1}"
                         origin = cell = self._cell_text(tc, location)
