@@ -7,7 +7,6 @@ import posixpath
 import time
 import zipfile
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from typing import TypeAlias
 
 from lxml import etree
@@ -112,6 +111,10 @@ class _Tags:
     docDefaults: str
     rPrDefault: str
 
+    tabs: tuple[str, ...]
+    breaks: tuple[str, ...]
+    skipped: tuple[str, ...]
+
     def __init__(self, ns: str) -> None:
         for name in _TAG_NAMES:
             setattr(self, name, f"{{{ns}}}{name}")
@@ -124,6 +127,10 @@ class _Tags:
         self.styleId = f"{{{ns}}}styleId"
         self.type = f"{{{ns}}}type"
         self.default = f"{{{ns}}}default"
+        self.tabs = (self.tab, self.ptab)
+        self.breaks = (self.br, self.cr)
+        # Inline content that never reads as text (deleted, moved away, properties).
+        self.skipped = (self.pPr, self.rPr, self.del_, self.moveFrom, self.sdtPr, _MC_FALLBACK)
 
 
 def read_docx(
@@ -361,7 +368,7 @@ class _Walker:
             tag = child.tag
             if tag == w.r:
                 self._run(child, pstyle, runs, boxes)
-            elif tag in (w.pPr, w.rPr, w.del_, w.moveFrom, w.sdtPr, _MC_FALLBACK):
+            elif tag in w.skipped:
                 continue
             elif tag == w.sdt:
                 if not _showing_placeholder(child, w):
@@ -382,7 +389,26 @@ class _Walker:
         boxes: list[_Element],
     ) -> None:
         w = self.w
-        rpr = _find(r, w.rPr)
+        rpr: _Element | None = None
+        buf: list[str] = []
+        for child in r:
+            tag = child.tag
+            if tag == w.t:
+                text = child.text
+                if text:
+                    buf.append(text)
+            elif tag == w.rPr:
+                rpr = child if rpr is None else rpr
+            elif tag in w.tabs:
+                buf.append("\t")
+            elif tag in w.breaks:
+                buf.append("\n")
+            elif tag == w.noBreakHyphen:
+                buf.append("-")
+            elif isinstance(tag, str) and len(child):
+                boxes.extend(_text_boxes(child, w))
+        if not buf:
+            return
         font = _rfonts_font(rpr, w)
         if font is _UNSET and self.styles.fontless:
             font = None
@@ -393,24 +419,7 @@ class _Walker:
                 if rs is not None:
                     rstyle = rs.get(w.val)
             font = self.styles.font(rstyle, pstyle)
-        buf: list[str] = []
-        for child in r:
-            tag = child.tag
-            if tag == w.t:
-                if child.text:
-                    buf.append(child.text)
-            elif tag in (w.tab, w.ptab):
-                buf.append("\t")
-            elif tag in (w.br, w.cr):
-                buf.append("\n")
-            elif tag == w.noBreakHyphen:
-                buf.append("-")
-            elif tag == w.rPr:
-                continue
-            elif isinstance(tag, str) and len(child):
-                boxes.extend(_text_boxes(child, w))
-        if buf:
-            runs.append(("".join(buf), font if isinstance(font, str) else None))
+        runs.append(("".join(buf), font if isinstance(font, str) else None))
 
     # Tables: one Row per w:tr, cells at grid columns; nested tables follow their row.
     def table(self, tbl: _Element) -> None:
@@ -427,6 +436,7 @@ class _Walker:
         width = len(grid.findall(w.gridCol)) if grid is not None else 0
         own: list[Row] = []
         above: dict[int, Cell | None] = {}  # origin per grid column, for vMerge continuations
+        max_row_cells, max_cells = self.limits.max_row_cells, self.limits.max_sheet_cells
         for r_no, (tr, row_prompt) in enumerate(_children(tbl, w.tr, w), start=1):
             self._tick()
             cells: dict[int, Cell | None] = {}
@@ -436,14 +446,15 @@ class _Walker:
             try:
                 for tc, prompt in _children(tr, w.tc, w, row_prompt):
                     self.cells += 1
-                    cells_exceeded(col + 1, self.cells, self.limits, f"table {n}, row {r_no}")
+                    if col >= max_row_cells or self.cells > max_cells:
+                        cells_exceeded(col + 1, self.cells, self.limits, f"table {n}, row {r_no}")
                     span, vmerge, hmerge = _cell_layout(_find(tc, w.tcPr), w)
                     if vmerge == "continue" and col in above:
                         origin = above[col]
-                        cell = replace(origin, merged=True) if origin else None
+                        cell = origin.merged_copy() if origin else None
                     elif hmerge == "continue" and col - 1 in cells:
                         left = cells[col - 1]
-                        cell = replace(left, merged=True) if left else None
+                        cell = left.merged_copy() if left else None
                         origin = above.get(col - 1)
                     elif prompt:  # a control around the cell still shows its prompt
                         origin = cell = None
@@ -452,7 +463,7 @@ class _Walker:
                         origin = cell = self._cell_text(tc, location)
                     for extra in range(span):
                         cells[col + extra] = (
-                            cell if extra == 0 or cell is None else replace(cell, merged=True)
+                            cell if extra == 0 or cell is None else cell.merged_copy()
                         )
                         above[col + extra] = origin
                     col += span
@@ -564,17 +575,18 @@ def _cell_layout(tcpr: _Element | None, w: _Tags) -> tuple[int, str | None, str 
     A merge is "restart", "continue" (the attribute's default) or None when the cell is not
     merged; the first of each property counts, as Word reads them.
     """
+    if tcpr is None:
+        return 1, None, None
     span_el = vmerge = hmerge = None
-    if tcpr is not None:
-        for child in tcpr:
-            tag = child.tag
-            if tag == w.gridSpan:
-                span_el = span_el if span_el is not None else child
-            elif tag == w.vMerge:
-                vmerge = vmerge if vmerge is not None else child
-            elif tag == w.hMerge:
-                hmerge = hmerge if hmerge is not None else child
-    span = min(max(_int_val(span_el, w, 1), 1), _MAX_SPAN)
+    for child in tcpr:
+        tag = child.tag
+        if tag == w.gridSpan:
+            span_el = span_el if span_el is not None else child
+        elif tag == w.vMerge:
+            vmerge = vmerge if vmerge is not None else child
+        elif tag == w.hMerge:
+            hmerge = hmerge if hmerge is not None else child
+    span = 1 if span_el is None else min(max(_int_val(span_el, w, 1), 1), _MAX_SPAN)
     return span, _merge_value(vmerge, w), _merge_value(hmerge, w)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import time
-from dataclasses import replace
 
 import xlrd
 from openpyxl.utils.cell import get_column_letter
@@ -86,7 +85,7 @@ def _read_sheet(book: Book, sheet: Sheet, limits: Limits, deadline: float) -> Gr
         origin = cells.get((rlo + 1, clo + 1))
         if origin is None:
             continue
-        copy = replace(origin, merged=True)
+        copy = origin.merged_copy()
         for r in range(rlo + 1, min(rhi, max_r) + 1):
             for c in range(clo + 1, min(chi, max_c) + 1):
                 if (r, c) != (rlo + 1, clo + 1):

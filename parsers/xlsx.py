@@ -12,13 +12,13 @@ Hidden and very hidden sheets come after the visible ones, so the form is found 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import io
 import re
 import time
 import unicodedata
 import zipfile
 from collections.abc import Iterable
-from dataclasses import replace
 from typing import TypeAlias
 
 from lxml import etree
@@ -43,9 +43,29 @@ _MERGE = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?mergeCell\b[^>]*?\bref\s*=\s*[\"']
 _MERGE_BUDGET = 2_000_000  # merged-cell copies made per sheet at most
 
 
+_Converted = tuple[str, tuple[str, ...], str | None]  # (text, lines, legacy encoding)
+_MEMO_CHARS = 200  # runs up to this long are memoised: labels and names recur across forms
+
+
 def convert_runs(runs: Iterable[tuple[str, str | None]]) -> tuple[str, tuple[str, ...], str | None]:
     """Convert text runs, each with its font, to (text, non-empty lines, legacy encoding)."""
     runs = tuple(runs)
+    if not runs:
+        return "", (), None
+    if len(runs) == 1:
+        if len(runs[0][0]) <= _MEMO_CHARS:
+            return _convert_memo(runs)
+    elif sum(len(text) for text, _font in runs) <= _MEMO_CHARS:
+        return _convert_memo(runs)
+    return _convert(runs)
+
+
+@functools.lru_cache(maxsize=4096)
+def _convert_memo(runs: tuple[tuple[str, str | None], ...]) -> _Converted:
+    return _convert(runs)
+
+
+def _convert(runs: tuple[tuple[str, str | None], ...]) -> _Converted:
     if len(runs) == 1 and not _LINE_BREAK.search(runs[0][0]):
         text, legacy = _smart_text(runs[0][0], runs[0][1])  # the common case: one plain run
         return text, ((text,) if text else ()), legacy
@@ -119,7 +139,6 @@ _REL_ATTRS = tuple(
 _CELL_REF = re.compile(r"\$?([A-Za-z]{1,3})\$?([0-9]{1,7})")
 _MAX_COLUMN = 16_384
 _Runs = tuple[tuple[str, str | None], ...]  # (text, font or None for "the cell's font")
-_Converted = tuple[str, tuple[str, ...], str | None]  # (text, lines, legacy encoding)
 # lxml ships no type information: elements are typed by name only.
 _Element: TypeAlias = etree._Element
 
@@ -129,6 +148,7 @@ class _Styles:
 
     def __init__(self, root: _Element | None, ns: str) -> None:
         self._memo: dict[int, tuple[str | None, int]] = {}
+        self._by_attr: dict[str | None, tuple[str | None, int]] = {}
         self.fonts: list[str | None] = []
         self.xfs: list[tuple[int, int]] = []
         self.formats: dict[int, str] = {}
@@ -145,6 +165,15 @@ class _Styles:
             self.xfs.append((_int(xf.get("fontId")), _int(xf.get("numFmtId"))))
 
     _NUMBER, _PERCENT, _DATE, _DURATION = range(4)
+
+    def of(self, attr: str | None) -> tuple[str | None, int]:
+        """(font name, number kind) of a cell's `s` attribute as written."""
+        hit = self._by_attr.get(attr)
+        if hit is None:
+            hit = self.get(_int(attr))
+            if len(self._by_attr) < 4096:
+                self._by_attr[attr] = hit
+        return hit
 
     def get(self, index: int) -> tuple[str | None, int]:
         """(font name, number kind) of one cell format."""
@@ -235,17 +264,38 @@ class _Book:
         return self._shared
 
 
+@functools.lru_cache(maxsize=8)
+def _string_tags(ns: str) -> tuple[str, str, str, str]:
+    """The qualified <t>, <r>, <rPr> and <rFont> tags of one SpreadsheetML namespace."""
+    return f"{{{ns}}}t", f"{{{ns}}}r", f"{{{ns}}}rPr", f"{{{ns}}}rFont"
+
+
 def _string_runs(el: _Element, ns: str) -> _Runs:
-    """The text runs of a shared or inline string (<t>, or <r> runs with their rFont)."""
-    q = f"{{{ns}}}"
-    t = el.find(f"{q}t")
-    if t is not None:
-        return ((t.text or "", None),)
+    """The text runs of a shared or inline string (<t>, or <r> runs with their rFont).
+
+    Plain loops over the children, several times cheaper than el.find with a path.
+    """
+    t_tag, r_tag, rpr_tag, font_tag = _string_tags(ns)
+    for child in el:
+        if child.tag == t_tag:
+            return ((child.text or "", None),)
     runs = []
-    for r in el.iterchildren(f"{q}r"):
-        text = r.findtext(f"{q}t") or ""
-        font = r.find(f"{q}rPr/{q}rFont")
-        runs.append((text, font.get("val") if font is not None else None))
+    for r in el:
+        if r.tag != r_tag:
+            continue
+        text: str | None = None  # the first <t>'s text
+        font: _Element | None = None  # the first <rFont> of the <rPr> children
+        for part in r:
+            tag = part.tag
+            if tag == t_tag:
+                if text is None:
+                    text = part.text or ""
+            elif tag == rpr_tag and font is None:
+                for prop in part:
+                    if prop.tag == font_tag:
+                        font = prop
+                        break
+        runs.append((text or "", font.get("val") if font is not None else None))
     return tuple(runs)
 
 
@@ -296,7 +346,7 @@ def _read_sheet(
     max_rows, max_cols = limits.max_rows, limits.max_cols
     row_no = seen = 0
     stopped = False
-    tags: tuple[str, str, str, str, str] | None = None
+    tags = ("", "", "", "", "")  # c, v, f, is and the namespace, set at the first element
     events = etree.iterparse(
         io.BytesIO(raw),
         events=("end",),
@@ -311,19 +361,21 @@ def _read_sheet(
     )
     current: _Element | None = None  # the row whose cells are being read
     col = row_cells = 0
+    c_tag = ""
     for _event, el in events:
         tag = el.tag
-        if tags is not None and tag == tags[0]:
+        if tag == c_tag:
             pass  # a cell, by far the most frequent: no other test first
         elif tag.endswith("}mergeCell") or tag == "mergeCell":
             ref = el.get("ref")
             if ref:
                 merges.append(ref)
             continue
-        elif tags is None:
+        elif not c_tag:
             q = tag[: tag.index("}") + 1] if tag.startswith("{") else ""
             tags = (f"{q}c", f"{q}v", f"{q}f", f"{q}is", q[1:-1])
-        if tag == tags[0]:
+            c_tag = tags[0]
+        if tag == c_tag:
             parent = el.getparent()
             if parent is not current or parent is None:  # the current row was checked
                 if parent is None or not (parent.tag.endswith("}row") or parent.tag == "row"):
@@ -339,9 +391,15 @@ def _read_sheet(
                 if time.monotonic() > deadline:
                     raise TimeLimitExceeded(title)
                 cells_exceeded(row_cells, seen, limits, f"{title}!{row_no}:{row_no}")
-            r, col = _position(el.get("r"), row_no, col)
-            if r <= max_rows and col <= max_cols:
-                cell = _make_cell(el, tags, book, f"{title}!{get_column_letter(col)}{r}", convert)
+            ref = el.get("r")
+            at = _ref_position(ref) if ref else None
+            if at is None:
+                r, col = row_no, col + 1
+            else:
+                r, col = at
+            # A cell without children (only a style) holds nothing to read.
+            if r <= max_rows and col <= max_cols and len(el):
+                cell = _make_cell(el, tags, book, title, r, col, convert)
                 if cell is not None:
                     cells[r, col] = cell
             if row_cells % 512 == 0:  # a long row: keep memory flat within it
@@ -377,29 +435,24 @@ def _read_sheet(
     return Grid(name=title, rows=rows, kind="sheet")
 
 
-_COLUMNS: dict[str, int] = {}
-
-
-def _position(ref: str | None, row_no: int, col: int) -> tuple[int, int]:
-    """(row, column) of a cell from its `r` attribute, else the next column of the row."""
-    if ref:
-        m = _CELL_REF.fullmatch(ref)
-        if m is not None:
-            letters = m.group(1).upper()
-            c = _COLUMNS.get(letters)
-            if c is None:
-                c = column_index_from_string(letters) if len(letters) <= 3 else _MAX_COLUMN + 1
-                if len(_COLUMNS) < 20_000:
-                    _COLUMNS[letters] = c
-            return int(m.group(2)), c
-    return row_no, col + 1
+@functools.lru_cache(maxsize=8192)
+def _ref_position(ref: str) -> tuple[int, int] | None:
+    """(row, column) of a cell reference such as "B7" or "$B$7"; None when it is not one."""
+    m = _CELL_REF.fullmatch(ref)
+    if m is None:
+        return None
+    letters = m.group(1).upper()
+    col = column_index_from_string(letters) if len(letters) <= 3 else _MAX_COLUMN + 1
+    return int(m.group(2)), col
 
 
 def _make_cell(
     xc: _Element,
     tags: tuple[str, str, str, str, str],
     book: _Book,
-    location: str,
+    title: str,
+    r: int,
+    col: int,
     convert: _TextCache,
 ) -> Cell | None:
     _c, v_tag, f_tag, is_tag, ns = tags
@@ -413,67 +466,67 @@ def _make_cell(
             formula = child
         elif tag == is_tag:
             inline = child
-    style = _int(xc.get("s"))
     if kind == "inlineStr":
         if inline is None:
             return None
-        return _text_cell(_string_runs(inline, ns), style, book, location, convert)
-    if value is None:
+        runs = _string_runs(inline, ns)
+    elif value is None:
         if formula is None:
             return None
         # A formula with no cached value (written by a script, not by Excel): show it as is.
         text = "=" + normalize(formula.text or "")
-        return Cell(text=text, location=location, lines=(text,))
-    if kind == "n":
-        return _number_cell(value, style, book, location)
-    if kind == "s":
+        return Cell(text, _location(title, r, col), (text,))
+    elif kind == "n":
+        return _number_cell(value, book.styles.of(xc.get("s")), book, title, r, col)
+    elif kind == "s":
         try:
             runs = book.shared[int(value)]
         except (ValueError, IndexError):
             return None
-        return _text_cell(runs, style, book, location, convert)
-    if kind == "b":
+    elif kind == "b":
         text = "TRUE" if value.strip() not in ("0", "false", "") else "FALSE"
-        return Cell(text=text, location=location, lines=(text,))
-    if kind == "d":
+        return Cell(text, _location(title, r, col), (text,))
+    elif kind == "d":
         try:
             text = date_text(from_ISO8601(value.strip()))
         except (ValueError, TypeError, AttributeError):
             text = normalize(value)
-        return Cell(text=text, location=location, lines=(text,)) if text else None
-    return _text_cell(((value, None),), style, book, location, convert)  # str, e
-
-
-def _text_cell(
-    runs: _Runs, style: int, book: _Book, location: str, convert: _TextCache
-) -> Cell | None:
-    text, lines, legacy = convert(runs, book.styles.get(style)[0])
+        return Cell(text, _location(title, r, col), (text,)) if text else None
+    else:  # str, e
+        runs = ((value, None),)
+    text, lines, legacy = convert(runs, book.styles.of(xc.get("s"))[0])
     if not text:
         return None
-    return Cell(text=text, location=location, lines=lines, legacy=legacy)
+    return Cell(text, _location(title, r, col), lines, None, False, legacy)
 
 
-def _number_cell(value: str, style: int, book: _Book, location: str) -> Cell | None:
+def _location(title: str, r: int, col: int) -> str:
+    return f"{title}!{get_column_letter(col)}{r}"
+
+
+def _number_cell(
+    value: str, style: tuple[str | None, int], book: _Book, title: str, r: int, col: int
+) -> Cell | None:
     raw = value.strip()
     try:
-        number: int | float = float(raw) if any(ch in raw for ch in ".eE") else int(raw)
+        number: int | float = float(raw) if "." in raw or "e" in raw or "E" in raw else int(raw)
     except ValueError:
         try:
             number = float(raw)
         except ValueError:
             text = normalize(value)
-            return Cell(text=text, location=location, lines=(text,)) if text else None
-    kind = book.styles.get(style)[1]
-    if kind in (_Styles._DATE, _Styles._DURATION):
+            return Cell(text, _location(title, r, col), (text,)) if text else None
+    kind = style[1]
+    if kind == _Styles._DATE or kind == _Styles._DURATION:
         try:
             moment = from_excel(number, book.epoch, timedelta=kind == _Styles._DURATION)
         except (OverflowError, ValueError, TypeError):
             moment = None
         if moment is not None:
             text = date_text(moment)
-            return Cell(text=text, location=location, lines=(text,))
+            return Cell(text, _location(title, r, col), (text,))
     text = number_text(number, percent=kind == _Styles._PERCENT)
-    return Cell(text=text, location=location, lines=(text,), number=float(number))
+    return Cell(text, _location(title, r, col), (text,), float(number))
 
 
 def _merged_ranges(refs: list[str]) -> list[tuple[int, int, int, int]]:
@@ -500,7 +553,7 @@ def _spread_merges(
         origin = cells.get((r0, c0))
         if origin is None or origin.merged:
             continue
-        copy = replace(origin, merged=True)
+        copy = origin.merged_copy()
         for r in range(r0, min(r1, max_r) + 1):
             for c in range(c0, min(c1, max_c) + 1):
                 if (r, c) != (r0, c0):

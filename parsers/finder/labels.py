@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 from parsers.grid import Cell
@@ -166,6 +167,7 @@ _WORD_PROMPT = re.compile(
 _NUMBER = re.compile(r"^\(?\s*(\d{1,4})\s*\)?")
 
 
+@functools.lru_cache(maxsize=4096)
 def field_of(text: str) -> str | None:
     """The one field a header label names, or None if it names none or several."""
     folded = fold_accents(text)

@@ -236,3 +236,28 @@ def test_time_limit_is_enforced_between_rows():
         wb.active.cell(r, 1).value = r
     with pytest.raises(TimeLimitExceeded):
         read_xlsx(_save(wb), Limits(time_limit=0))
+
+
+def test_inline_runs_first_text_and_font_and_cells_without_references():
+    """A run's first <t> and the first <rPr> naming a font count; styled empty cells hold
+    nothing yet still take their column, so the cells after them land where Excel shows them."""
+    sheet_data = (
+        "<sheetData><row r='1'>"
+        "<c r='A1' t='inlineStr'><is>"
+        "<r><rPr><b/></rPr><rPr><rFont val='.VnTime'/></rPr><t>Hµ </t><t>ignored</t></r>"
+        "<r><t>Néi</t></r></is></c>"
+        "<c s='1'/><c t='inlineStr'><is><t>C</t></is></c>"
+        "</row></sheetData>"
+    )
+
+    def edit(xml: bytes) -> bytes:
+        return re.sub(rb"<sheetData\s*/>|<sheetData>.*</sheetData>", sheet_data.encode(), xml)
+
+    wb = openpyxl.Workbook()
+    wb.active["A1"] = "x"
+    grid = read_xlsx(_edit_member(_save(wb), "xl/worksheets/sheet1.xml", edit)).grids[0]
+    a1, b1, c1 = grid.rows[0].cells
+    assert (a1.text, a1.legacy) == ("Hà Néi", "tcvn3")  # only the first run is in .VnTime
+    assert b1 is None
+    assert (c1.text, c1.location) == ("C", "Sheet!C1")
+    assert c1.merged_copy() == Cell("C", "Sheet!C1", ("C",), None, True, None)
