@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import logging
 import os
 import pickle
-import resource
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, is_dataclass, replace
 from functools import lru_cache
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any, TypeVar
+
+from mailbot.workers_zygote import Zygote
 
 log = logging.getLogger(__name__)
 
@@ -68,34 +65,6 @@ def worker_environment(
     }
 
 
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent(parent_pid: int) -> None:
-    """Linux: a worker is killed when the daemon dies, even by kill -9 (no orphans)."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        return  # not Linux: the daemon's own shutdown still ends the workers
-    if os.getppid() != parent_pid:  # the parent died before prctl took effect
-        os._exit(1)
-
-
-def _limit_worker(memory_mb: int, parent_pid: int) -> None:
-    """Worker start-up: cap the address space so one hostile file cannot starve the host."""
-    _die_with_parent(parent_pid)
-    if memory_mb > 0:
-        limit = memory_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
-
-def _terminated(signum: int, frame: object) -> None:
-    # SIGTERM from the daemon (a time limit): unwind, so conversions kill their process
-    # groups and remove their temporary directories in their `finally` clauses.
-    raise SystemExit(128 + signum)
-
-
 @dataclass(frozen=True)
 class _Packed:
     """An intake context on its way to a worker, its unit register as pickled bytes.
@@ -122,65 +91,14 @@ def _decide_in_worker(raw: bytes, ctx: Any) -> Any:
     return process_mail(raw, ctx)
 
 
-def _child_main() -> None:
-    """A worker process: decide each (raw, ctx) received, send back the outcome or error."""
-    in_fd, out_fd, memory_mb, parent_pid = (int(a) for a in sys.argv[1:5])
-    module, _, name = sys.argv[5].partition(":")
-    _limit_worker(memory_mb, parent_pid)
-    signal.signal(signal.SIGTERM, _terminated)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the daemon, which stops us
-    import importlib
-
-    fn = getattr(importlib.import_module(module), name)
-    if fn is _decide_in_worker:
-        # Paid at start-up, not on the first mail: the modules and the answer templates.
-        import mailbot.intake  # noqa: F401
-        from outbox_templates import warm
-
-        warm()
-    inbox = Connection(in_fd, writable=False)
-    outbox = Connection(out_fd, readable=False)
-    while True:
-        try:
-            job = inbox.recv()
-        except EOFError:
-            return
-        if job is None:
-            return
-        raw, ctx = job
-        try:
-            reply: tuple[str, Any] = ("ok", fn(raw, ctx))
-        except Exception as exc:  # noqa: BLE001 - the mail's own failure, reported by the parent
-            reply = ("err", exc)
-        try:
-            outbox.send(reply)
-        except Exception as exc:  # noqa: BLE001 - an outcome or error that does not pickle
-            outbox.send(("err", RuntimeError(f"{type(exc).__name__}: {exc}")))
-
-
 class _Worker:
     """One worker process and its two pipes; decides one mail at a time."""
 
-    def __init__(self, fn: Decide, memory_mb: int, env: dict[str, str]) -> None:
+    def __init__(self, zygote: Zygote) -> None:
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
-        target = f"{fn.__module__}:{fn.__qualname__}"
         try:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-c",
-                    "from mailbot.workers import _child_main; _child_main()",
-                    str(to_child_r),
-                    str(from_child_w),
-                    str(memory_mb),
-                    str(os.getpid()),
-                    target,
-                ],
-                pass_fds=(to_child_r, from_child_w),
-                env=env,
-                stdin=subprocess.DEVNULL,
-            )
+            self.proc = zygote.fork(to_child_r, from_child_w)
         finally:
             os.close(to_child_r)
             os.close(from_child_w)
@@ -238,6 +156,7 @@ class Decider:
         self._inline = inline
         self._secret_env = tuple(n for n in secret_env if n)
         self._idle: list[_Worker] = []
+        self._zygote: Zygote | None = None  # forks the workers; started with the first one
         self._register_blob: tuple[Any, bytes] | None = None
         self._leftovers: set[int] = set()  # stopped workers whose temp dirs remain
 
@@ -252,8 +171,16 @@ class Decider:
         self._leftovers = {pid for pid in self._leftovers if remove_temp_dirs(pid)}
 
     def _new_worker(self) -> _Worker:
-        env = worker_environment(os.environ, self._secret_env)
-        return _Worker(self._worker_fn, self.memory_mb, env)
+        if self._zygote is None or not self._zygote.alive():
+            if self._zygote is not None:
+                log.warning(
+                    "the worker zygote died (exit %s): starting another", self._zygote.proc.poll()
+                )
+                self._zygote.close(0)
+            env = worker_environment(os.environ, self._secret_env)
+            fn = self._worker_fn
+            self._zygote = Zygote(self.memory_mb, env, f"{fn.__module__}:{fn.__qualname__}")
+        return _Worker(self._zygote)
 
     def decide(
         self,
@@ -446,6 +373,9 @@ class Decider:
                 worker.proc.kill()
                 worker.proc.wait()
             worker.close_pipes()
+        if self._zygote is not None:
+            self._zygote.close()
+            self._zygote = None
         for _attempt in range(20):
             self._sweep()
             if not self._leftovers:
