@@ -98,6 +98,7 @@ class _Worker:
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
         try:
+            self.zygote = zygote
             self.proc = zygote.fork(to_child_r, from_child_w)
         finally:
             os.close(to_child_r)
@@ -247,7 +248,8 @@ class Decider:
     def _start(self, worker: _Worker | None, key: Any, raw: bytes, ctx: Any) -> _Worker | None:
         """Hand one mail to a worker (a fresh one if the given one is gone); None: failed."""
         for _attempt in (1, 2):
-            if worker is None or worker.proc.poll() is not None:
+            # A dead zygote's workers die with it: none of them is worth a mail.
+            if worker is None or not worker.zygote.alive() or worker.proc.poll() is not None:
                 if worker is not None:
                     self._stopped(worker, 0)
                 worker = self._new_worker()
