@@ -306,7 +306,7 @@ def main() -> int:
         pg = start_postgres()
         os.environ[DB_PASSWORD_ENV] = PASSWORD
     dovecot = start_dovecot()
-    smtp = start_smtpd()
+    smtp = start_smtpd(pipelining=True)  # as Postfix offers it: the daemon pipelines
     try:
         with tempfile.TemporaryDirectory(prefix="intake-bench-") as tmp:
             results = [

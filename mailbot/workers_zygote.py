@@ -23,6 +23,10 @@ _PR_SET_PDEATHSIG = 1
 _FORK = b"F"  # + two pipe fds: fork a worker on them; answered with its pid
 _REAP = b"R"  # + a pid that has exited: wait for it; answered with its exit code
 _INT = struct.Struct("!i")
+# Garbage collection thresholds for a pass and for workers: a mail leaves few reference
+# cycles but allocates many containers, and the default (700, 10, 10) collected every few
+# hundred microseconds for nothing; measured, this takes about a third of its time.
+GC_THRESHOLDS = (10_000, 20, 20)
 _ZYGOTE_GONE = -signal.SIGKILL  # a worker's exit code when the zygote died before reaping it
 
 
@@ -101,6 +105,7 @@ def zygote_main() -> None:
     module, _, name = sys.argv[4].partition(":")
     _die_with_parent(parent_pid)
     _limit_memory(memory_mb)  # inherited by every worker forked from here
+    gc.set_threshold(*GC_THRESHOLDS)  # for the imports below and in every worker
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the daemon, which stops us
     import importlib
 
