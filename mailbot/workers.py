@@ -5,16 +5,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import pickle
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, is_dataclass, replace
-from functools import lru_cache
+from dataclasses import is_dataclass, replace
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from mailbot.workers_zygote import Zygote
+from mailbot.workers_zygote import SHARED_FIELDS, Packed, Shared, Zygote
 
 log = logging.getLogger(__name__)
 
@@ -65,29 +63,9 @@ def worker_environment(
     }
 
 
-@dataclass(frozen=True)
-class _Packed:
-    """An intake context on its way to a worker, its unit register as pickled bytes.
-
-    Unpickling a Register rebuilds its name indexes (about as long as deciding a small
-    mail); as bytes it is rebuilt once per worker and register, not once per mail.
-    """
-
-    ctx: Any
-    register: bytes
-
-
-@lru_cache(maxsize=2)
-def _register_from(blob: bytes) -> Any:
-    # Per worker process; a Register is immutable, so one copy serves every mail.
-    return pickle.loads(blob)  # noqa: S301 - our own parent process pickled it
-
-
 def _decide_in_worker(raw: bytes, ctx: Any) -> Any:
     from mailbot.intake import process_mail
 
-    if isinstance(ctx, _Packed):
-        ctx = replace(ctx.ctx, register=_register_from(ctx.register))
     return process_mail(raw, ctx)
 
 
@@ -106,6 +84,7 @@ class _Worker:
         self.send_conn = Connection(to_child_w, readable=False)
         self.recv_conn = Connection(from_child_r, writable=False)
         self.job: tuple[Any, float] | None = None  # (key, deadline)
+        self.shared_version = 0  # the version of the context's shared parts it holds
 
     def stop(self, grace: float = _STOP_GRACE) -> bool:
         """SIGTERM (the worker unwinds its conversions), then SIGKILL; remove its leftovers.
@@ -158,7 +137,8 @@ class Decider:
         self._secret_env = tuple(n for n in secret_env if n)
         self._idle: list[_Worker] = []
         self._zygote: Zygote | None = None  # forks the workers; started with the first one
-        self._register_blob: tuple[Any, bytes] | None = None
+        # The context's parts that stay the same from mail to mail, pickled once per version.
+        self._shared: Shared | None = None
         self._leftovers: set[int] = set()  # stopped workers whose temp dirs remain
 
     def _stopped(self, worker: _Worker, grace: float = _STOP_GRACE) -> None:
@@ -231,19 +211,23 @@ class Decider:
             return
         yield from self._decide_pool(pending, on_wait, most, draw_first)
 
-    def _pack(self, ctx: Any) -> Any:
-        """The context as `_decide_in_worker` gets it (other worker functions: unchanged)."""
-        register = getattr(ctx, "register", None)
-        if (
-            self._worker_fn is not _decide_in_worker
-            or register is None
-            or not is_dataclass(ctx)
-            or isinstance(ctx, type)
-        ):
+    def _pack(self, ctx: Any, worker: _Worker) -> Any:
+        """The context as the worker gets it: the parts it already has are left out.
+
+        Only for `_decide_in_worker` (other worker functions get their context unchanged).
+        """
+        if self._worker_fn is not _decide_in_worker or not is_dataclass(ctx):
             return ctx
-        if self._register_blob is None or self._register_blob[0] is not register:
-            self._register_blob = (register, pickle.dumps(register))
-        return _Packed(replace(ctx, register=None), self._register_blob[1])
+        if isinstance(ctx, type) or not all(hasattr(ctx, n) for n in SHARED_FIELDS):
+            return ctx
+        if self._shared is None or not self._shared.holds(ctx):
+            version = 1 if self._shared is None else self._shared.version + 1
+            self._shared = Shared.of(ctx, version)
+        shared = self._shared
+        rest = replace(ctx, **dict.fromkeys(SHARED_FIELDS))
+        if worker.shared_version == shared.version:
+            return Packed(rest, shared.version, None)
+        return Packed(rest, shared.version, shared.blob)
 
     def _start(self, worker: _Worker | None, key: Any, raw: bytes, ctx: Any) -> _Worker | None:
         """Hand one mail to a worker (a fresh one if the given one is gone); None: failed."""
@@ -253,12 +237,15 @@ class Decider:
                 if worker is not None:
                     self._stopped(worker, 0)
                 worker = self._new_worker()
+            packed = self._pack(ctx, worker)
             try:
-                worker.send_conn.send((raw, self._pack(ctx)))
+                worker.send_conn.send((raw, packed))
             except (OSError, EOFError):
                 self._stopped(worker, 0)
                 worker = None
                 continue
+            if isinstance(packed, Packed):
+                worker.shared_version = packed.version
             worker.job = (key, time.monotonic() + self.timeout)
             return worker
         return None

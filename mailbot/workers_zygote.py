@@ -7,6 +7,7 @@ import ctypes
 import ctypes.util
 import gc
 import os
+import pickle
 import select
 import signal
 import socket
@@ -16,6 +17,7 @@ import sys
 import threading
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -56,10 +58,46 @@ def _terminated(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+# The intake context's parts that stay the same from one mail to the next: a worker is sent
+# them once per version, not with every mail (unpickling a Register rebuilds its indexes).
+SHARED_FIELDS = ("campaign", "register", "contact", "tools", "staff")
+
+
+@dataclass(frozen=True)
+class Shared:
+    """One version of the shared parts of the context, and their pickle."""
+
+    values: tuple[Any, ...]
+    version: int
+    blob: bytes
+
+    @classmethod
+    def of(cls, ctx: Any, version: int) -> Shared:
+        values = tuple(getattr(ctx, name) for name in SHARED_FIELDS)
+        return cls(values, version, pickle.dumps(values))
+
+    def holds(self, ctx: Any) -> bool:
+        """Whether `ctx` has these very parts (or equal ones)."""
+        return all(
+            v is getattr(ctx, n) or v == getattr(ctx, n)
+            for n, v in zip(SHARED_FIELDS, self.values, strict=True)
+        )
+
+
+@dataclass(frozen=True)
+class Packed:
+    """An intake context on its way to a worker: the shared parts only with a new version."""
+
+    ctx: Any  # the context, its shared parts None
+    version: int
+    shared: bytes | None  # the pickled shared parts; None when the worker has this version
+
+
 def _serve(in_fd: int, out_fd: int, fn: Callable[[bytes, Any], Any]) -> None:
     """A worker: decide each (raw, ctx) received, send back the outcome or error."""
     inbox = Connection(in_fd, writable=False)
     outbox = Connection(out_fd, readable=False)
+    shared: tuple[int, dict[str, Any]] | None = None  # (version, parts) as last sent
     while True:
         try:
             job = inbox.recv()
@@ -69,6 +107,13 @@ def _serve(in_fd: int, out_fd: int, fn: Callable[[bytes, Any], Any]) -> None:
             return
         raw, ctx = job
         try:
+            if isinstance(ctx, Packed):
+                if ctx.shared is not None:
+                    parts = pickle.loads(ctx.shared)  # noqa: S301 - the daemon pickled it
+                    shared = (ctx.version, dict(zip(SHARED_FIELDS, parts, strict=True)))
+                if shared is None or shared[0] != ctx.version:
+                    raise RuntimeError(f"context version {ctx.version} never received")
+                ctx = replace(ctx.ctx, **shared[1])
             reply: tuple[str, Any] = ("ok", fn(raw, ctx))
         except Exception as exc:  # noqa: BLE001 - the mail's own failure, reported by the parent
             reply = ("err", exc)

@@ -166,6 +166,8 @@ def test_workers_are_forked_from_one_zygote_and_a_stuck_one_is_replaced(tmp_path
         pool.start()
         assert pool._zygote is not None
         zygote = pool._zygote.proc.pid
+        # Forked once the zygote is ready: the 2 s limit then counts the mail alone.
+        assert all(w.proc.poll() is None for w in pool._idle)
         first = dict(pool.decide([(1, b"a", None), (2, b"b", None)]))
         assert {parent for _, parent in first.values()} == {zygote}
         out = dict(pool.decide([(3, b"slow", str(stuck_file)), (4, b"c", None)]))
