@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 from mailbot.intake import Tools, process_mail
 from mailbot.mail.unpack.rar import rar_tool_available
+from mailbot.units import Register
 from mailbot.workers import Decider, DecisionTimeout, local_tools
 from parsers.convert import convert_with_soffice
 from tests.mailbot import worker_funcs
@@ -199,3 +202,27 @@ def test_a_dead_zygote_is_replaced_with_its_workers():
     assert old not in parents and len(parents) == 1
     for pid, _ in before.values():  # the old zygote's workers died with it
         assert not _running(pid)
+
+
+def test_a_worker_is_sent_the_unchanging_context_once_and_again_when_it_changes():
+    raw = (INTAKE / "gmail_khuong_trung.eml").read_bytes()
+    full = context()
+    empty = replace(full, register=Register([], district="Thanh Xuân"))
+    later = replace(full, received_at=full.received_at + timedelta(minutes=1))
+    pool = Decider(1, 60, 2048, inline=lambda: process_mail)
+    sent = []
+    try:
+        pool.start()
+        [worker] = pool._idle
+        for ctx in (full, later, empty, full):  # what _start would send, one after another
+            packed = pool._pack(ctx, worker)
+            sent.append(packed.shared is not None)
+            worker.shared_version = packed.version
+        worker.shared_version = 0  # nothing was sent in fact
+        out = dict(pool.decide([(k, raw, c) for k, c in enumerate((full, later, empty, full))]))
+    finally:
+        pool.close()
+    assert sent == [True, False, True, True]  # the same parts are not sent twice in a row
+    units = [None if isinstance(out[k], Exception) else out[k].unit for k in range(4)]
+    assert units[0] is not None and units[1] == units[0] and units[3] == units[0]
+    assert units[2] is None  # that mail was decided with the register it was given
