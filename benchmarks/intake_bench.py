@@ -73,6 +73,14 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in text.split()]
 
 
+def _descendants(pid: int) -> list[int]:
+    """The worker processes: the zygote a daemon started and the workers it forked."""
+    found = _children(pid)
+    for child in list(found):
+        found += _children(child)
+    return found
+
+
 def _compile_bytecode() -> None:
     """Compile the project's modules once, as `pip install` does for a deployed daemon.
 
@@ -125,7 +133,7 @@ def _poll_once(cfgs: list[Path]) -> tuple[float, list[int], int]:
     while any(p.poll() is None for p in procs):
         for i, proc in enumerate(procs):
             peaks[i] = max(peaks[i], _peak_kb(proc.pid))
-            for child in _children(proc.pid):
+            for child in _descendants(proc.pid):
                 worker_peak = max(worker_peak, _peak_kb(child))
         time.sleep(0.05)
     elapsed = time.perf_counter() - started
@@ -306,7 +314,7 @@ def main() -> int:
         pg = start_postgres()
         os.environ[DB_PASSWORD_ENV] = PASSWORD
     dovecot = start_dovecot()
-    smtp = start_smtpd()
+    smtp = start_smtpd(pipelining=True)  # as Postfix offers it: the daemon pipelines
     try:
         with tempfile.TemporaryDirectory(prefix="intake-bench-") as tmp:
             results = [

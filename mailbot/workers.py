@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import logging
 import os
-import pickle
-import resource
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, is_dataclass, replace
-from functools import lru_cache
+from dataclasses import is_dataclass, replace
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any, TypeVar
+
+from mailbot.workers_zygote import SHARED_FIELDS, Packed, Shared, Zygote
 
 log = logging.getLogger(__name__)
 
@@ -68,125 +63,28 @@ def worker_environment(
     }
 
 
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent(parent_pid: int) -> None:
-    """Linux: a worker is killed when the daemon dies, even by kill -9 (no orphans)."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        return  # not Linux: the daemon's own shutdown still ends the workers
-    if os.getppid() != parent_pid:  # the parent died before prctl took effect
-        os._exit(1)
-
-
-def _limit_worker(memory_mb: int, parent_pid: int) -> None:
-    """Worker start-up: cap the address space so one hostile file cannot starve the host."""
-    _die_with_parent(parent_pid)
-    if memory_mb > 0:
-        limit = memory_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
-
-def _terminated(signum: int, frame: object) -> None:
-    # SIGTERM from the daemon (a time limit): unwind, so conversions kill their process
-    # groups and remove their temporary directories in their `finally` clauses.
-    raise SystemExit(128 + signum)
-
-
-@dataclass(frozen=True)
-class _Packed:
-    """An intake context on its way to a worker, its unit register as pickled bytes.
-
-    Unpickling a Register rebuilds its name indexes (about as long as deciding a small
-    mail); as bytes it is rebuilt once per worker and register, not once per mail.
-    """
-
-    ctx: Any
-    register: bytes
-
-
-@lru_cache(maxsize=2)
-def _register_from(blob: bytes) -> Any:
-    # Per worker process; a Register is immutable, so one copy serves every mail.
-    return pickle.loads(blob)  # noqa: S301 - our own parent process pickled it
-
-
 def _decide_in_worker(raw: bytes, ctx: Any) -> Any:
     from mailbot.intake import process_mail
 
-    if isinstance(ctx, _Packed):
-        ctx = replace(ctx.ctx, register=_register_from(ctx.register))
     return process_mail(raw, ctx)
-
-
-def _child_main() -> None:
-    """A worker process: decide each (raw, ctx) received, send back the outcome or error."""
-    in_fd, out_fd, memory_mb, parent_pid = (int(a) for a in sys.argv[1:5])
-    module, _, name = sys.argv[5].partition(":")
-    _limit_worker(memory_mb, parent_pid)
-    signal.signal(signal.SIGTERM, _terminated)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the daemon, which stops us
-    import importlib
-
-    fn = getattr(importlib.import_module(module), name)
-    if fn is _decide_in_worker:
-        # Paid at start-up, not on the first mail: the modules and the answer templates.
-        import mailbot.intake  # noqa: F401
-        from outbox_templates import warm
-
-        warm()
-    inbox = Connection(in_fd, writable=False)
-    outbox = Connection(out_fd, readable=False)
-    while True:
-        try:
-            job = inbox.recv()
-        except EOFError:
-            return
-        if job is None:
-            return
-        raw, ctx = job
-        try:
-            reply: tuple[str, Any] = ("ok", fn(raw, ctx))
-        except Exception as exc:  # noqa: BLE001 - the mail's own failure, reported by the parent
-            reply = ("err", exc)
-        try:
-            outbox.send(reply)
-        except Exception as exc:  # noqa: BLE001 - an outcome or error that does not pickle
-            outbox.send(("err", RuntimeError(f"{type(exc).__name__}: {exc}")))
 
 
 class _Worker:
     """One worker process and its two pipes; decides one mail at a time."""
 
-    def __init__(self, fn: Decide, memory_mb: int, env: dict[str, str]) -> None:
+    def __init__(self, zygote: Zygote) -> None:
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
-        target = f"{fn.__module__}:{fn.__qualname__}"
         try:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-c",
-                    "from mailbot.workers import _child_main; _child_main()",
-                    str(to_child_r),
-                    str(from_child_w),
-                    str(memory_mb),
-                    str(os.getpid()),
-                    target,
-                ],
-                pass_fds=(to_child_r, from_child_w),
-                env=env,
-                stdin=subprocess.DEVNULL,
-            )
+            self.zygote = zygote
+            self.proc = zygote.fork(to_child_r, from_child_w)
         finally:
             os.close(to_child_r)
             os.close(from_child_w)
         self.send_conn = Connection(to_child_w, readable=False)
         self.recv_conn = Connection(from_child_r, writable=False)
         self.job: tuple[Any, float] | None = None  # (key, deadline)
+        self.shared_version = 0  # the version of the context's shared parts it holds
 
     def stop(self, grace: float = _STOP_GRACE) -> bool:
         """SIGTERM (the worker unwinds its conversions), then SIGKILL; remove its leftovers.
@@ -238,7 +136,9 @@ class Decider:
         self._inline = inline
         self._secret_env = tuple(n for n in secret_env if n)
         self._idle: list[_Worker] = []
-        self._register_blob: tuple[Any, bytes] | None = None
+        self._zygote: Zygote | None = None  # forks the workers; started with the first one
+        # The context's parts that stay the same from mail to mail, pickled once per version.
+        self._shared: Shared | None = None
         self._leftovers: set[int] = set()  # stopped workers whose temp dirs remain
 
     def _stopped(self, worker: _Worker, grace: float = _STOP_GRACE) -> None:
@@ -252,8 +152,16 @@ class Decider:
         self._leftovers = {pid for pid in self._leftovers if remove_temp_dirs(pid)}
 
     def _new_worker(self) -> _Worker:
-        env = worker_environment(os.environ, self._secret_env)
-        return _Worker(self._worker_fn, self.memory_mb, env)
+        if self._zygote is None or not self._zygote.alive():
+            if self._zygote is not None:
+                log.warning(
+                    "the worker zygote died (exit %s): starting another", self._zygote.proc.poll()
+                )
+                self._zygote.close(0)
+            env = worker_environment(os.environ, self._secret_env)
+            fn = self._worker_fn
+            self._zygote = Zygote(self.memory_mb, env, f"{fn.__module__}:{fn.__qualname__}")
+        return _Worker(self._zygote)
 
     def decide(
         self,
@@ -303,33 +211,41 @@ class Decider:
             return
         yield from self._decide_pool(pending, on_wait, most, draw_first)
 
-    def _pack(self, ctx: Any) -> Any:
-        """The context as `_decide_in_worker` gets it (other worker functions: unchanged)."""
-        register = getattr(ctx, "register", None)
-        if (
-            self._worker_fn is not _decide_in_worker
-            or register is None
-            or not is_dataclass(ctx)
-            or isinstance(ctx, type)
-        ):
+    def _pack(self, ctx: Any, worker: _Worker) -> Any:
+        """The context as the worker gets it: the parts it already has are left out.
+
+        Only for `_decide_in_worker` (other worker functions get their context unchanged).
+        """
+        if self._worker_fn is not _decide_in_worker or not is_dataclass(ctx):
             return ctx
-        if self._register_blob is None or self._register_blob[0] is not register:
-            self._register_blob = (register, pickle.dumps(register))
-        return _Packed(replace(ctx, register=None), self._register_blob[1])
+        if isinstance(ctx, type) or not all(hasattr(ctx, n) for n in SHARED_FIELDS):
+            return ctx
+        if self._shared is None or not self._shared.holds(ctx):
+            version = 1 if self._shared is None else self._shared.version + 1
+            self._shared = Shared.of(ctx, version)
+        shared = self._shared
+        rest = replace(ctx, **dict.fromkeys(SHARED_FIELDS))
+        if worker.shared_version == shared.version:
+            return Packed(rest, shared.version, None)
+        return Packed(rest, shared.version, shared.blob)
 
     def _start(self, worker: _Worker | None, key: Any, raw: bytes, ctx: Any) -> _Worker | None:
         """Hand one mail to a worker (a fresh one if the given one is gone); None: failed."""
         for _attempt in (1, 2):
-            if worker is None or worker.proc.poll() is not None:
+            # A dead zygote's workers die with it: none of them is worth a mail.
+            if worker is None or not worker.zygote.alive() or worker.proc.poll() is not None:
                 if worker is not None:
                     self._stopped(worker, 0)
                 worker = self._new_worker()
+            packed = self._pack(ctx, worker)
             try:
-                worker.send_conn.send((raw, self._pack(ctx)))
+                worker.send_conn.send((raw, packed))
             except (OSError, EOFError):
                 self._stopped(worker, 0)
                 worker = None
                 continue
+            if isinstance(packed, Packed):
+                worker.shared_version = packed.version
             worker.job = (key, time.monotonic() + self.timeout)
             return worker
         return None
@@ -446,6 +362,9 @@ class Decider:
                 worker.proc.kill()
                 worker.proc.wait()
             worker.close_pipes()
+        if self._zygote is not None:
+            self._zygote.close()
+            self._zygote = None
         for _attempt in range(20):
             self._sweep()
             if not self._leftovers:

@@ -179,15 +179,16 @@ def test_mailbot_run_sigterm_and_one_daemon_per_data_dir(tmp_path, dovecot, acco
 
 
 def _worker_parents() -> set[int]:
-    """The daemon pids named by the live worker processes (`_child_main`'s fourth argument)."""
+    """The daemon pids named by the live worker processes: the zygote's third argument
+    (the workers it forks share its command line)."""
     parents = set()
     for entry in Path("/proc").iterdir():
         try:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if any(b"_child_main" in a for a in argv):
-            parents.add(int(argv[argv.index(b"-c") + 5]))
+        if any(b"workers_zygote" in a for a in argv):
+            parents.add(int(argv[argv.index(b"-c") + 4]))
     return parents
 
 

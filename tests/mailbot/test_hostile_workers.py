@@ -151,8 +151,12 @@ def test_workers_get_no_secrets(monkeypatch):
     )
     try:
         [(_, env)] = list(pool.decide([(1, b"", None)]))
+        assert pool._zygote is not None  # the process the workers are forked from
+        zygote_env = Path(f"/proc/{pool._zygote.proc.pid}/environ").read_bytes()
     finally:
         pool.close()
+    assert b"MAILBOT_KEEP_ME=1" in zygote_env
+    assert b"SMTP_PASS" not in zygote_env and "bí mật".encode() not in zygote_env
     for name in ("MAILBOT_IMAP_PASSWORD", "SMTP_PASS", "CREDENTIALS_DIRECTORY", "NOTIFY_SOCKET"):
         assert name not in env
     assert env["MAILBOT_KEEP_ME"] == "1"
@@ -296,3 +300,36 @@ def test_soak_the_reported_eight_million_cell_row_in_a_worker():
     finally:
         pool.close()
     assert codes == ["file-too-large"] and time.monotonic() - start < 60
+
+
+# A daemon in miniature: two workers decide a mail each, then it waits to be killed.
+_DAEMON = """
+import time
+from mailbot.workers import Decider
+from tests.mailbot import worker_funcs
+pool = Decider(2, 60, 0, inline=lambda: None, worker_fn=worker_funcs.whoami)
+out = dict(pool.decide([(1, b"a", None), (2, b"b", None)]))
+print(pool._zygote.proc.pid, *(pid for pid, _ in out.values()), flush=True)
+time.sleep(120)
+"""
+
+
+def test_no_worker_outlives_a_daemon_killed_outright():
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _DAEMON],
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        pids = [int(p) for p in proc.stdout.readline().split()]
+        assert len(set(pids)) == 3 and all(alive(p) for p in pids)
+    finally:
+        proc.kill()
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+    assert gone(*pids)  # the zygote died with the daemon, the workers with the zygote

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
 
 from mailbot.intake import Tools, process_mail
 from mailbot.mail.unpack.rar import rar_tool_available
+from mailbot.units import Register
 from mailbot.workers import Decider, DecisionTimeout, local_tools
 from parsers.convert import convert_with_soffice
 from tests.mailbot import worker_funcs
@@ -146,3 +152,77 @@ def test_an_inline_decider_starts_no_process():
     pool = Decider(0, 0, 0, inline=lambda: worker_funcs.slow_or_echo)
     pool.start()
     assert pool._idle == []
+
+
+def _running(pid: int) -> bool:
+    """Whether the process runs (a zombie left to whoever adopted it does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_workers_are_forked_from_one_zygote_and_a_stuck_one_is_replaced(tmp_path):
+    pool = Decider(2, 2, 0, inline=lambda: None, worker_fn=worker_funcs.whoami)
+    stuck_file = tmp_path / "stuck.pid"
+    try:
+        pool.start()
+        assert pool._zygote is not None
+        zygote = pool._zygote.proc.pid
+        # Forked once the zygote is ready: the 2 s limit then counts the mail alone.
+        assert all(w.proc.poll() is None for w in pool._idle)
+        first = dict(pool.decide([(1, b"a", None), (2, b"b", None)]))
+        assert {parent for _, parent in first.values()} == {zygote}
+        out = dict(pool.decide([(3, b"slow", str(stuck_file)), (4, b"c", None)]))
+        assert isinstance(out[3], DecisionTimeout) and out[4][1] == zygote
+        stuck = int(stuck_file.read_text())
+        assert not Path(f"/proc/{stuck}").exists()  # killed, and reaped by the zygote
+        after = dict(pool.decide([(5, b"d", None), (6, b"e", None)]))
+        pids = {pid for pid, _ in after.values()}
+        assert stuck not in pids and len(pids) == 2 and len(pool._idle) == 2
+        assert {parent for _, parent in after.values()} == {zygote}  # the same zygote forked
+    finally:
+        pool.close()
+    assert not Path(f"/proc/{zygote}").exists()
+
+
+def test_a_dead_zygote_is_replaced_with_its_workers():
+    pool = Decider(2, 30, 0, inline=lambda: None, worker_fn=worker_funcs.whoami)
+    try:
+        before = dict(pool.decide([(1, b"a", None), (2, b"b", None)]))
+        assert pool._zygote is not None
+        old = pool._zygote.proc.pid
+        os.kill(old, signal.SIGKILL)  # the OOM killer's choice, say
+        pool._zygote.proc.wait()
+        after = dict(pool.decide([(3, b"c", None), (4, b"d", None)]))
+    finally:
+        pool.close()
+    assert all(isinstance(o, tuple) for o in after.values())
+    parents = {parent for _, parent in after.values()}
+    assert old not in parents and len(parents) == 1
+    for pid, _ in before.values():  # the old zygote's workers died with it
+        assert not _running(pid)
+
+
+def test_a_worker_is_sent_the_unchanging_context_once_and_again_when_it_changes():
+    raw = (INTAKE / "gmail_khuong_trung.eml").read_bytes()
+    full = context()
+    empty = replace(full, register=Register([], district="Thanh Xuân"))
+    later = replace(full, received_at=full.received_at + timedelta(minutes=1))
+    pool = Decider(1, 60, 2048, inline=lambda: process_mail)
+    sent = []
+    try:
+        pool.start()
+        [worker] = pool._idle
+        for ctx in (full, later, empty, full):  # what _start would send, one after another
+            packed = pool._pack(ctx, worker)
+            sent.append(packed.shared is not None)
+            worker.shared_version = packed.version
+        worker.shared_version = 0  # nothing was sent in fact
+        out = dict(pool.decide([(k, raw, c) for k, c in enumerate((full, later, empty, full))]))
+    finally:
+        pool.close()
+    assert sent == [True, False, True, True]  # the same parts are not sent twice in a row
+    units = [None if isinstance(out[k], Exception) else out[k].unit for k in range(4)]
+    assert units[0] is not None and units[1] == units[0] and units[3] == units[0]
+    assert units[2] is None  # that mail was decided with the register it was given

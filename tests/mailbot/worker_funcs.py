@@ -68,3 +68,15 @@ def parse(raw: bytes, ctx: object) -> list[str]:
 
     limits = Limits(max_member_ratio=1e9, max_total_uncompressed=1 << 40, max_xml_part=1 << 40)
     return [p.code for p in parse_file(raw, "Mau01.xlsx", limits=limits).problems]
+
+
+def whoami(raw: bytes, ctx: str | None) -> tuple[int, int]:
+    """This worker's pid and its parent's, noted in the file `ctx` names; "slow" hangs."""
+    import os
+    from pathlib import Path
+
+    if ctx:
+        Path(ctx).write_text(str(os.getpid()))
+    if raw == b"slow":
+        time.sleep(60)
+    return os.getpid(), os.getppid()
