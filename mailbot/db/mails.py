@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple, Protocol, cast
 
 from sqlalchemy import Table, case, delete, func, insert, select, update
 from sqlalchemy.orm import Session
@@ -121,7 +121,17 @@ def release_mail_claims(
     return sorted(released)
 
 
-def holds_claim(mail: Mail, holder: str) -> bool:
+class _Claimed(Protocol):
+    """A mail row as loaded or as read for recording (mailbot.db.decided.MailToRecord)."""
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def claimed_by(self) -> str | None: ...
+
+
+def holds_claim(mail: _Claimed, holder: str) -> bool:
     """Whether this holder's claim on the mail still stands (no one else decided it)."""
     return mail.status == "processing" and mail.claimed_by == holder
 
