@@ -15,6 +15,7 @@ from mailbot.db.common import (
     _norm_addr,
     backoff_delay,
     claim_rows,
+    core,
     normalize_message_id,
 )
 from mailbot.db.jobs import add_event
@@ -418,7 +419,10 @@ def add_file_results(session: Session, rows: Iterable[dict[str, Any]]) -> None:
         for r in rows
     ]
     if values:
-        session.execute(insert(cast(Table, FileResult.__table__)), values)
+        core(session).execute(_INSERT_FILE_RESULT, values)
+
+
+_INSERT_FILE_RESULT = insert(cast(Table, FileResult.__table__))
 
 
 def file_results_for_mail(session: Session, mail_id: int) -> list[FileResult]:

@@ -24,6 +24,7 @@ from mailbot.db.common import (
     _norm_addr,
     backoff_delay,
     claim_rows,
+    core,
     normalize_message_id,
 )
 from mailbot.db.jobs import add_event
@@ -111,15 +112,21 @@ def queue_outgoing_many(session: Session, rows: Sequence[Mapping[str, Any]]) -> 
     values = [_outbox_values(**row) for row in rows]
     if not values:
         return
-    table = cast(Table, Outbox.__table__)
-    dialect = session.get_bind().dialect.name
-    if dialect == "sqlite":
-        statement: Any = sqlite_insert(table).on_conflict_do_nothing(index_elements=["dedupe_key"])
-    elif dialect == "postgresql":
-        statement = pg_insert(table).on_conflict_do_nothing(index_elements=["dedupe_key"])
-    else:  # pragma: no cover - mailbot runs on SQLite or PostgreSQL
-        raise NotImplementedError(dialect)
-    session.execute(statement, values)
+    statement = _QUEUE_NEW.get(session.get_bind().dialect.name)
+    if statement is None:  # pragma: no cover - mailbot runs on SQLite or PostgreSQL
+        raise NotImplementedError(session.get_bind().dialect.name)
+    core(session).execute(statement, values)
+
+
+# Built once per dialect (a statement built per call is keyed for the cache again each time).
+_QUEUE_NEW: dict[str, Any] = {
+    "sqlite": sqlite_insert(cast(Table, Outbox.__table__)).on_conflict_do_nothing(
+        index_elements=["dedupe_key"]
+    ),
+    "postgresql": pg_insert(cast(Table, Outbox.__table__)).on_conflict_do_nothing(
+        index_elements=["dedupe_key"]
+    ),
+}
 
 
 def due_outgoing(session: Session, now: datetime, limit: int | None = None) -> list[Outbox]:
@@ -426,7 +433,7 @@ def count_auto_replies_many(
     query = _RECENT_TO
     if kinds is not None:
         query = query.where(Outbox.kind.in_(list(kinds)))
-    rows = session.execute(query, {"b_keys": sorted(counts), "b_since": since})
+    rows = core(session).execute(query, {"b_keys": sorted(counts), "b_since": since})
     for to_key, to_addrs in rows:
         if to_key is not None:
             counts[to_key] += 1
