@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (
+    Connection,
     Table,
     bindparam,
     func,
@@ -288,11 +289,12 @@ _RECORD_SENT = (
 )
 
 
-def record_sent(session: Session, outbox_id: int, now: datetime, holder: str) -> bool:
+def record_sent(bind: Session | Connection, outbox_id: int, now: datetime, holder: str) -> bool:
     """The server accepted a row `holder` claims: one UPDATE, as `mark_sent`; False (nothing
     written) when the row is no longer `holder`'s claim."""
     params = {"b_id": outbox_id, "b_holder": holder, "b_now": now}
-    return bool(session.connection().execute(_RECORD_SENT, params).rowcount)
+    conn = core(bind) if isinstance(bind, Session) else bind
+    return bool(conn.execute(_RECORD_SENT, params).rowcount)
 
 
 def mark_sent(session: Session, outbox: Outbox, now: datetime) -> None:
