@@ -8,12 +8,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (
+    CompoundSelect,
     Connection,
     Table,
     bindparam,
     func,
-    or_,
+    literal,
+    null,
     select,
+    union_all,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -414,11 +417,23 @@ def count_auto_replies(
     return count_auto_replies_many(session, [addr], since, kinds)[_norm_addr(addr)]
 
 
-# The outgoing mail of the hour to some recipients, and every row with several recipients.
-_RECENT_TO = select(Outbox.to_key, Outbox.to_addrs).where(
-    or_(Outbox.to_key.in_(bindparam("b_keys", expanding=True)), Outbox.to_key.is_(None)),
-    Outbox.created_at >= bindparam("b_since"),
-)
+def _recent_to(kinds: list[str] | None) -> CompoundSelect[Any]:
+    """Since `b_since`: how many mails went to each of the addresses `b_keys` (counted by
+    the database, by the indexed key), and every row with several recipients (read)."""
+    by_key = select(Outbox.to_key, func.count(), null()).where(
+        Outbox.to_key.in_(bindparam("b_keys", expanding=True)),
+        Outbox.created_at >= bindparam("b_since"),
+    )
+    shared = select(Outbox.to_key, literal(1), Outbox.to_addrs).where(
+        Outbox.to_key.is_(None), Outbox.created_at >= bindparam("b_since")
+    )
+    if kinds is not None:
+        by_key = by_key.where(Outbox.kind.in_(kinds))
+        shared = shared.where(Outbox.kind.in_(kinds))
+    return union_all(by_key.group_by(Outbox.to_key), shared)
+
+
+_RECENT_TO = _recent_to(None)  # built once: asked for every recorded group
 
 
 def count_auto_replies_many(
@@ -426,19 +441,18 @@ def count_auto_replies_many(
 ) -> dict[str, int]:
     """`count_auto_replies` for several addresses in one query, by normalised address.
 
-    Rows with one recipient are found by their indexed key; the few with several (digests
-    to staff) are read, so the cost does not grow with the hour's other mail.
+    Rows with one recipient are counted by the database, by their indexed key; the few
+    with several (digests to staff) are read, so the cost grows neither with the hour's
+    other mail nor with the mail to these addresses.
     """
     counts = dict.fromkeys({_norm_addr(a) for a in addrs}, 0)
     if not counts:
         return counts
-    query = _RECENT_TO
-    if kinds is not None:
-        query = query.where(Outbox.kind.in_(list(kinds)))
+    query = _RECENT_TO if kinds is None else _recent_to(list(kinds))
     rows = core(session).execute(query, {"b_keys": sorted(counts), "b_since": since})
-    for to_key, to_addrs in rows:
+    for to_key, count, to_addrs in rows:
         if to_key is not None:
-            counts[to_key] += 1
+            counts[to_key] += count
             continue
         for target in {_norm_addr(a) for a in json.loads(to_addrs)} & counts.keys():
             counts[target] += 1
