@@ -265,14 +265,16 @@ def _deliver_one(
             with state.lock:
                 state.accepted[outbox_id] = (clock(), attempt.refused)
         try:
-            with database.session() as s:
-                if attempt.error is None:
-                    recorded = _record_sent(s, state.claimant.token, item, attempt.refused, clock())
-                    if not recorded:
-                        with state.lock:
-                            state.accepted.pop(outbox_id, None)
-                        return "gone"
-                else:
+            if attempt.error is None:
+                recorded = _record_sent(
+                    database, state.claimant.token, item, attempt.refused, clock()
+                )
+                if not recorded:
+                    with state.lock:
+                        state.accepted.pop(outbox_id, None)
+                    return "gone"
+            else:
+                with database.session() as s:
                     row = dbm.get_outbox(s, outbox_id)
                     if row is None:
                         return "gone"
@@ -311,20 +313,28 @@ def _deliver_one(
 
 
 def _record_sent(
-    s: dbm.Session, holder: str, item: dbm.Sendable, refused: Refused, now: datetime
+    database: dbm.Database, holder: str, item: dbm.Sendable, refused: Refused, now: datetime
 ) -> bool:
     """Record that the server accepted `item` (with its refusals); False if the row is gone.
 
-    One UPDATE while the row is still our claim, as it nearly always is. A claim released
-    meanwhile (judged orphaned) is recorded sent all the same: the server has the mail.
+    One UPDATE while the row is still our claim, as it nearly always is, in a transaction
+    of its own without an ORM session (one per mail sent). A claim released meanwhile
+    (judged orphaned) is recorded sent all the same: the server has the mail.
     """
-    if not dbm.record_sent(s, item.id, now, holder):
-        row = dbm.get_outbox(s, item.id)
-        if row is None:
-            return False
-        log.warning("outbox row %s was sent while no longer claimed by this sender", item.id)
-        dbm.mark_sent(s, row, now)
-    if refused:
-        dbm.record_refused(s, item.mail_id, refused, now)
+    if not refused:
+        with database.connection() as conn:
+            done = dbm.record_sent(conn, item.id, now, holder)
+        if done:
+            log.info("sent %s %s to %s", item.kind, item.message_id, ", ".join(item.recipients))
+            return True
+    with database.session() as s:
+        if not dbm.record_sent(s, item.id, now, holder):
+            row = dbm.get_outbox(s, item.id)
+            if row is None:
+                return False
+            log.warning("outbox row %s was sent while no longer claimed by this sender", item.id)
+            dbm.mark_sent(s, row, now)
+        if refused:
+            dbm.record_refused(s, item.mail_id, refused, now)
     log.info("sent %s %s to %s", item.kind, item.message_id, ", ".join(item.recipients))
     return True

@@ -243,12 +243,16 @@ class RecordStage:
             if outcome.command is not None:
                 # A command is recorded in a group of its own (see `Robot._decide_batch`):
                 # what it reads and changes is then what the database holds.
-                self._apply_command(s, mail, outcome, now)
+                row = s.get(dbm.Mail, mail.id)
+                assert row is not None  # read in this transaction
+                self._apply_command(s, row, outcome, now)
                 if outcome.action == "command":
                     message_id, from_addr = _headers(outcome)
-                    dbm.note_headers(s, mail, message_id=message_id, from_addr=from_addr)
-                    dbm.mark_processed(s, mail, now)
+                    dbm.note_headers(s, row, message_id=message_id, from_addr=from_addr)
+                    dbm.mark_processed(s, row, now)
                     continue
+                s.flush()
+                mail = dbm.MailToRecord.of(row)  # as the command left it
             self._gather(s, rows, mail, outcome, now, counts, notes)
             changed |= self._touched(outcome)
         rows.settle(s)
@@ -260,7 +264,7 @@ class RecordStage:
         self,
         s: dbm.Session,
         rows: _Rows,
-        mail: dbm.Mail,
+        mail: dbm.MailToRecord,
         outcome: Outcome,
         now: datetime,
         counts: _Counts,
@@ -422,7 +426,7 @@ class RecordStage:
     def _gather_reply(
         self,
         rows: _Rows,
-        mail: dbm.Mail,
+        mail: dbm.Mail | dbm.MailToRecord,
         from_addr: str | None,
         reply: Reply,
         now: datetime,

@@ -15,6 +15,8 @@ from mailbot.fsutil import fsync_dir
 
 RAW_DIR = "raw"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+# A path as the store hands them out: nothing in it to check but symlinks.
+_STORED = re.compile(rf"{RAW_DIR}/[0-9a-f]{{2}}/[0-9a-f]{{62}}\.eml")
 # Files of a batch are flushed to disk by this many threads at once.
 _SYNC_THREADS = 8
 
@@ -31,6 +33,7 @@ class RawStore:
         self.root = self.data_dir / RAW_DIR
         # Hash directories found to be real directories inside the store (checked once).
         self._checked_dirs: set[Path] = set()
+        self._real_root: Path | None = None  # the store's real path, once it exists
         # Flushes files of a batch at once; threads start on first use, idle ones cost nothing.
         self._syncer = ThreadPoolExecutor(max_workers=_SYNC_THREADS, thread_name_prefix="fsync")
 
@@ -43,15 +46,36 @@ class RawStore:
 
     def resolve(self, relative_path: str) -> Path:
         """The absolute path of a stored mail; refuses anything outside the store."""
+        if _STORED.fullmatch(relative_path):
+            # The usual case, read for every mail decided: the hash directory's real path
+            # is checked once, then only whether the file itself is a symlink.
+            path = self.data_dir / relative_path
+            leaf = path.parent
+            if leaf not in self._checked_dirs:
+                if not leaf.resolve().is_relative_to(self._root()):
+                    raise StoreError(f"path outside the raw mail store: {relative_path!r}")
+                if leaf.is_dir():
+                    self._checked_dirs.add(leaf)
+            if path.is_symlink() and not path.resolve().is_relative_to(self._root()):
+                raise StoreError(f"path outside the raw mail store: {relative_path!r}")
+            return path
         rel = PurePosixPath(relative_path.replace("\\", "/"))
         if rel.is_absolute() or ".." in rel.parts or not rel.parts or rel.parts[0] != RAW_DIR:
             raise StoreError(f"path outside the raw mail store: {relative_path!r}")
         path = self.data_dir.joinpath(*rel.parts)
-        root = self.root.resolve()
         # Symlinks inside the store must not lead out of it either.
-        if not path.resolve().is_relative_to(root):
+        if not path.resolve().is_relative_to(self._root()):
             raise StoreError(f"path outside the raw mail store: {relative_path!r}")
         return path
+
+    def _root(self) -> Path:
+        """The store's real path (resolved once it exists; it never moves afterwards)."""
+        if self._real_root is not None:
+            return self._real_root
+        real = self.root.resolve()
+        if self.root.is_dir():
+            self._real_root = real
+        return real
 
     def put(self, raw: bytes) -> tuple[str, str]:
         """Store raw bytes; returns (sha256 hex, path relative to the data directory).
@@ -71,7 +95,7 @@ class RawStore:
         symlinked directory or file), resolving each hash directory once, not per mail."""
         leaf = self.root / sha[:2]
         if leaf not in self._checked_dirs:
-            if not leaf.resolve().is_relative_to(self.root.resolve()):
+            if not leaf.resolve().is_relative_to(self._root()):
                 raise StoreError(f"path outside the raw mail store: {leaf}")
             if leaf.is_dir():
                 self._checked_dirs.add(leaf)

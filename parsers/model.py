@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Severity = Literal["error", "warning"]
@@ -25,7 +25,13 @@ class Problem:
     message: str
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        # Spelled out: asdict's recursive copy costs the daemon more than the rest of a row.
+        return {
+            "severity": self.severity,
+            "code": self.code,
+            "location": self.location,
+            "message": self.message,
+        }
 
 
 @dataclass(frozen=True)
@@ -43,9 +49,15 @@ class Entry:
     name_location: str | None = dataclasses.field(default=None, compare=False)
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        del data["name_location"]
-        return data
+        return {
+            "kind": self.kind,
+            "no": self.no,
+            "name": self.name,
+            "field": self.field,
+            "model": self.model,
+            "note": self.note,
+            "location": self.location,
+        }
 
 
 @dataclass(frozen=True)
@@ -69,7 +81,13 @@ class Totals:
     all: int | None = None
 
     def to_json(self) -> dict[str, int | None]:
-        return asdict(self)
+        return {
+            "economy": self.economy,
+            "culture_society": self.culture_society,
+            "security_defense": self.security_defense,
+            "political_system": self.political_system,
+            "all": self.all,
+        }
 
     def get(self, key: str) -> int | None:
         value: int | None = getattr(self, key)

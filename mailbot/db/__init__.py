@@ -15,7 +15,7 @@ from mailbot.db.common import (
     gone_claimants,
     normalize_message_id,
 )
-from mailbot.db.decided import DecidedMail, mails_to_record, settle_mails
+from mailbot.db.decided import DecidedMail, MailToRecord, mails_to_record, settle_mails
 from mailbot.db.engine import (
     WAL_SIZE_LIMIT,
     Database,
@@ -184,6 +184,7 @@ __all__ = [
     "Database",
     "DatabaseUnusable",
     "DecidedMail",
+    "MailToRecord",
     "Event",
     "FORM_TYPES",
     "FileResult",

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, select, text, update
+from sqlalchemy import ColumnElement, Connection, select, text, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from mailbot.backoff import delay
@@ -56,6 +56,16 @@ def unlocked_ids(
         return None
     query = select(id_column).where(*conditions).with_for_update(skip_locked=True)
     return list(session.scalars(query))
+
+
+def core(session: Session) -> Connection:
+    """The session's connection for a Core statement, pending ORM changes flushed first.
+
+    What `session.execute` does for such a statement (autoflush), without the ORM layer it
+    adds to each one: the statements of a recorded group run many times per second.
+    """
+    session.flush()
+    return session.connection()
 
 
 def claim_rows(

@@ -8,18 +8,45 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
-from mailbot.db.common import normalize_message_id
+from mailbot.db.common import core, normalize_message_id
 from mailbot.db.jobs import add_events
 from mailbot.db.models import Event, Mail
+
+
+@dataclass(frozen=True)
+class MailToRecord:
+    """The columns of a mail that recording its decision reads (no ORM object: cheaper)."""
+
+    id: int
+    status: str
+    claimed_by: str | None
+    sha256: str
+    received_at: datetime
+    from_addr: str | None
+    subject: str | None
+    message_id: str | None
+    unit_code: str | None
+    awaiting_confirmation: bool
+    for_staff: bool
+    excerpt: str | None
+    quarantine_reason: str | None
+
+    @classmethod
+    def of(cls, mail: Mail) -> MailToRecord:
+        """The same columns of a loaded row, as they are now."""
+        return cls(**{name: getattr(mail, name) for name in _COLUMNS})
+
+
+_COLUMNS = tuple(f for f in MailToRecord.__dataclass_fields__)
 
 
 @dataclass(frozen=True)
 class DecidedMail:
     """What `settle_mails` records of one decided mail (see `mark_processed`)."""
 
-    mail: Mail
+    mail: MailToRecord
     now: datetime
     message_id: str | None = None  # from the parsed mail, kept when the row has none
     from_addr: str | None = None  # likewise
@@ -31,7 +58,7 @@ class DecidedMail:
 
 
 _MAILS_WITH_ROUNDS = select(
-    Mail,
+    *(getattr(Mail, name) for name in _COLUMNS),
     select(func.count())
     .select_from(Event)
     .where(Event.mail_id == Mail.id, Event.kind == "reprocess")
@@ -40,13 +67,22 @@ _MAILS_WITH_ROUNDS = select(
 ).where(Mail.id.in_(bindparam("b_ids", expanding=True)))
 
 
-def mails_to_record(session: Session, mail_ids: Iterable[int]) -> dict[int, tuple[Mail, int]]:
-    """Several mails by id with their `reprocess_generation`, in one query (those that exist)."""
+def mails_to_record(
+    session: Session, mail_ids: Iterable[int]
+) -> dict[int, tuple[MailToRecord, int]]:
+    """Several mails by id with their `reprocess_generation`, in one query (those that exist).
+
+    Pending ORM changes are flushed first (autoflush), so the columns are current.
+    """
     ids = list(mail_ids)
     if not ids:
         return {}
-    rows = session.execute(_MAILS_WITH_ROUNDS, {"b_ids": ids})
-    return {mail.id: (mail, int(count or 0)) for mail, count in rows}
+    rows = core(session).execute(_MAILS_WITH_ROUNDS, {"b_ids": ids})
+    out: dict[int, tuple[MailToRecord, int]] = {}
+    for *values, count in rows:
+        mail = MailToRecord(*values)
+        out[mail.id] = (mail, int(count or 0))
+    return out
 
 
 _SETTLE = (
@@ -73,7 +109,8 @@ def settle_mails(session: Session, decided: Sequence[DecidedMail]) -> None:
     """Record many decisions at once: each mail processed (as `mark_processed`) or
     quarantined (as `quarantine`, with its event), the headers noted (as `note_headers`).
 
-    One executemany UPDATE for the mails, whose loaded `Mail` objects are then expired.
+    One executemany UPDATE for the mails; `Mail` objects of them the session holds are
+    then expired (read again if looked at).
     """
     rows: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
@@ -117,8 +154,9 @@ def settle_mails(session: Session, decided: Sequence[DecidedMail]) -> None:
             }
         rows.append(row)
     if rows:
-        session.flush()  # ORM changes first: these values are the last word
-        session.connection().execute(_SETTLE, rows)
+        core(session).execute(_SETTLE, rows)  # ORM changes first: these are the last word
         for d in decided:
-            session.expire(d.mail)  # read again if looked at
+            loaded = session.identity_map.get(session.identity_key(Mail, d.mail.id))
+            if loaded is not None and object_session(loaded) is session:
+                session.expire(loaded)
     add_events(session, events)

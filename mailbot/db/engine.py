@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import (
     URL,
+    Connection,
     Engine,
     create_engine,
     event,
@@ -126,6 +127,14 @@ class Database:
         queue = self._writer if write and self._writer is not None else contextlib.nullcontext()
         with queue, Session(bind=bind, expire_on_commit=False) as session, session.begin():
             yield session
+
+    @contextmanager
+    def connection(self) -> Iterator[Connection]:
+        """A write transaction without an ORM session, for one or two Core statements run
+        many times a pass (a sent mail's record): committed on success, else rolled back."""
+        queue = self._writer if self._writer is not None else contextlib.nullcontext()
+        with queue, self.engine.begin() as conn:
+            yield conn
 
     def checkpoint(self) -> bool:
         """Copy the WAL into the database and truncate it to zero bytes; False when readers

@@ -10,6 +10,7 @@ from sqlalchemy import Table, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from mailbot.db.common import core
 from mailbot.db.models import Event, JobRun, Mail, Outbox, utcnow
 
 
@@ -43,7 +44,10 @@ def add_events(session: Session, rows: Iterable[dict[str, Any]]) -> None:
         for r in rows
     ]
     if values:
-        session.execute(insert(cast(Table, Event.__table__)), values)
+        core(session).execute(_INSERT_EVENT, values)
+
+
+_INSERT_EVENT = insert(cast(Table, Event.__table__))
 
 
 def events_since(

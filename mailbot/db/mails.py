@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple, Protocol, cast
 
 from sqlalchemy import Table, case, delete, func, insert, select, update
 from sqlalchemy.orm import Session
@@ -15,6 +15,7 @@ from mailbot.db.common import (
     _norm_addr,
     backoff_delay,
     claim_rows,
+    core,
     normalize_message_id,
 )
 from mailbot.db.jobs import add_event
@@ -121,7 +122,17 @@ def release_mail_claims(
     return sorted(released)
 
 
-def holds_claim(mail: Mail, holder: str) -> bool:
+class _Claimed(Protocol):
+    """A mail row as loaded or as read for recording (mailbot.db.decided.MailToRecord)."""
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def claimed_by(self) -> str | None: ...
+
+
+def holds_claim(mail: _Claimed, holder: str) -> bool:
     """Whether this holder's claim on the mail still stands (no one else decided it)."""
     return mail.status == "processing" and mail.claimed_by == holder
 
@@ -408,7 +419,10 @@ def add_file_results(session: Session, rows: Iterable[dict[str, Any]]) -> None:
         for r in rows
     ]
     if values:
-        session.execute(insert(cast(Table, FileResult.__table__)), values)
+        core(session).execute(_INSERT_FILE_RESULT, values)
+
+
+_INSERT_FILE_RESULT = insert(cast(Table, FileResult.__table__))
 
 
 def file_results_for_mail(session: Session, mail_id: int) -> list[FileResult]:

@@ -8,11 +8,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (
+    CompoundSelect,
+    Connection,
     Table,
     bindparam,
     func,
-    or_,
+    literal,
+    null,
     select,
+    union_all,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -24,6 +28,7 @@ from mailbot.db.common import (
     _norm_addr,
     backoff_delay,
     claim_rows,
+    core,
     normalize_message_id,
 )
 from mailbot.db.jobs import add_event
@@ -111,15 +116,21 @@ def queue_outgoing_many(session: Session, rows: Sequence[Mapping[str, Any]]) -> 
     values = [_outbox_values(**row) for row in rows]
     if not values:
         return
-    table = cast(Table, Outbox.__table__)
-    dialect = session.get_bind().dialect.name
-    if dialect == "sqlite":
-        statement: Any = sqlite_insert(table).on_conflict_do_nothing(index_elements=["dedupe_key"])
-    elif dialect == "postgresql":
-        statement = pg_insert(table).on_conflict_do_nothing(index_elements=["dedupe_key"])
-    else:  # pragma: no cover - mailbot runs on SQLite or PostgreSQL
-        raise NotImplementedError(dialect)
-    session.execute(statement, values)
+    statement = _QUEUE_NEW.get(session.get_bind().dialect.name)
+    if statement is None:  # pragma: no cover - mailbot runs on SQLite or PostgreSQL
+        raise NotImplementedError(session.get_bind().dialect.name)
+    core(session).execute(statement, values)
+
+
+# Built once per dialect (a statement built per call is keyed for the cache again each time).
+_QUEUE_NEW: dict[str, Any] = {
+    "sqlite": sqlite_insert(cast(Table, Outbox.__table__)).on_conflict_do_nothing(
+        index_elements=["dedupe_key"]
+    ),
+    "postgresql": pg_insert(cast(Table, Outbox.__table__)).on_conflict_do_nothing(
+        index_elements=["dedupe_key"]
+    ),
+}
 
 
 def due_outgoing(session: Session, now: datetime, limit: int | None = None) -> list[Outbox]:
@@ -281,11 +292,12 @@ _RECORD_SENT = (
 )
 
 
-def record_sent(session: Session, outbox_id: int, now: datetime, holder: str) -> bool:
+def record_sent(bind: Session | Connection, outbox_id: int, now: datetime, holder: str) -> bool:
     """The server accepted a row `holder` claims: one UPDATE, as `mark_sent`; False (nothing
     written) when the row is no longer `holder`'s claim."""
     params = {"b_id": outbox_id, "b_holder": holder, "b_now": now}
-    return bool(session.connection().execute(_RECORD_SENT, params).rowcount)
+    conn = core(bind) if isinstance(bind, Session) else bind
+    return bool(conn.execute(_RECORD_SENT, params).rowcount)
 
 
 def mark_sent(session: Session, outbox: Outbox, now: datetime) -> None:
@@ -405,11 +417,23 @@ def count_auto_replies(
     return count_auto_replies_many(session, [addr], since, kinds)[_norm_addr(addr)]
 
 
-# The outgoing mail of the hour to some recipients, and every row with several recipients.
-_RECENT_TO = select(Outbox.to_key, Outbox.to_addrs).where(
-    or_(Outbox.to_key.in_(bindparam("b_keys", expanding=True)), Outbox.to_key.is_(None)),
-    Outbox.created_at >= bindparam("b_since"),
-)
+def _recent_to(kinds: list[str] | None) -> CompoundSelect[Any]:
+    """Since `b_since`: how many mails went to each of the addresses `b_keys` (counted by
+    the database, by the indexed key), and every row with several recipients (read)."""
+    by_key = select(Outbox.to_key, func.count(), null()).where(
+        Outbox.to_key.in_(bindparam("b_keys", expanding=True)),
+        Outbox.created_at >= bindparam("b_since"),
+    )
+    shared = select(Outbox.to_key, literal(1), Outbox.to_addrs).where(
+        Outbox.to_key.is_(None), Outbox.created_at >= bindparam("b_since")
+    )
+    if kinds is not None:
+        by_key = by_key.where(Outbox.kind.in_(kinds))
+        shared = shared.where(Outbox.kind.in_(kinds))
+    return union_all(by_key.group_by(Outbox.to_key), shared)
+
+
+_RECENT_TO = _recent_to(None)  # built once: asked for every recorded group
 
 
 def count_auto_replies_many(
@@ -417,19 +441,18 @@ def count_auto_replies_many(
 ) -> dict[str, int]:
     """`count_auto_replies` for several addresses in one query, by normalised address.
 
-    Rows with one recipient are found by their indexed key; the few with several (digests
-    to staff) are read, so the cost does not grow with the hour's other mail.
+    Rows with one recipient are counted by the database, by their indexed key; the few
+    with several (digests to staff) are read, so the cost grows neither with the hour's
+    other mail nor with the mail to these addresses.
     """
     counts = dict.fromkeys({_norm_addr(a) for a in addrs}, 0)
     if not counts:
         return counts
-    query = _RECENT_TO
-    if kinds is not None:
-        query = query.where(Outbox.kind.in_(list(kinds)))
-    rows = session.execute(query, {"b_keys": sorted(counts), "b_since": since})
-    for to_key, to_addrs in rows:
+    query = _RECENT_TO if kinds is None else _recent_to(list(kinds))
+    rows = core(session).execute(query, {"b_keys": sorted(counts), "b_since": since})
+    for to_key, count, to_addrs in rows:
         if to_key is not None:
-            counts[to_key] += 1
+            counts[to_key] += count
             continue
         for target in {_norm_addr(a) for a in json.loads(to_addrs)} & counts.keys():
             counts[target] += 1

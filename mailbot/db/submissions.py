@@ -19,6 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, aliased
 
+from mailbot.db.common import core
 from mailbot.db.models import FORM_TYPES, Mail, Submission, SubmissionEntry
 from parsers.model import Form, Problem
 
@@ -241,23 +242,19 @@ def add_submissions(session: Session, rows: Sequence[Mapping[str, Any]]) -> None
     if not rows:
         return
     values = [_submission_values(**row) for row in rows]
+    conn = core(session)
     if session.get_bind().dialect.name == "sqlite":
         # One multi-row INSERT (SQLAlchemy's ordered RETURNING would send a row at a time).
         # SQLite numbers the rows in the order of the VALUES, one writer at a time: the ids
         # in ascending order are the rows' ids in order, whatever order RETURNING gives.
-        ids = sorted(session.scalars(insert(_SUBMISSIONS).returning(_SUBMISSIONS.c.id), values))
+        ids = sorted(conn.execute(_INSERT_SUBMISSIONS, values).scalars())
     else:
-        ids = list(
-            session.scalars(
-                insert(_SUBMISSIONS).returning(_SUBMISSIONS.c.id, sort_by_parameter_order=True),
-                values,
-            )
-        )
+        ids = list(conn.execute(_INSERT_SUBMISSIONS_IN_ORDER, values).scalars())
     entries = [
         e for sub_id, row in zip(ids, rows, strict=True) for e in _entry_values(sub_id, row["form"])
     ]
     if entries:
-        session.execute(insert(_ENTRIES), entries)
+        conn.execute(_INSERT_ENTRIES, entries)
     resolve_supersede_many(
         session,
         {
@@ -266,6 +263,13 @@ def add_submissions(session: Session, rows: Sequence[Mapping[str, Any]]) -> None
             if v["status"] == "valid" and not v["awaiting_confirmation"]
         },
     )
+
+
+_INSERT_SUBMISSIONS = insert(_SUBMISSIONS).returning(_SUBMISSIONS.c.id)
+_INSERT_SUBMISSIONS_IN_ORDER = insert(_SUBMISSIONS).returning(
+    _SUBMISSIONS.c.id, sort_by_parameter_order=True
+)
+_INSERT_ENTRIES = insert(_ENTRIES)
 
 
 def confirm_submission(session: Session, submission: Submission) -> None:
@@ -490,7 +494,7 @@ def counting_versions(
         return {}
     else:
         units = sorted({u for u, _ in wanted})
-        rows = session.execute(_COUNTING_VERSIONS_OF_UNITS, {"b_units": units})
+        rows = core(session).execute(_COUNTING_VERSIONS_OF_UNITS, {"b_units": units})
     out: dict[tuple[str, str], tuple[datetime, list[tuple[str | None, str]]]] = {}
     for unit_code, form, received_at, name, model, entry_id in rows:
         key = (unit_code, form)

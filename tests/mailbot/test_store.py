@@ -102,6 +102,23 @@ def test_a_symlink_out_of_the_store_is_refused(tmp_path: Path) -> None:
         store.get("raw/zz/secret.txt")
 
 
+def test_a_hash_shaped_path_through_a_symlink_is_refused(tmp_path: Path) -> None:
+    store = RawStore(tmp_path / "data")
+    rel = store.put(RAW)[1]
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    name = "b" * 62 + ".eml"
+    (outside / name).write_bytes(b"secret")
+    # A hash directory that leads out, and a file in a checked directory that does.
+    (tmp_path / "data" / "raw" / "bb").symlink_to(outside)
+    with pytest.raises(StoreError, match="outside"):
+        store.get(f"raw/bb/{name}")
+    (store.data_dir / rel).parent.joinpath(name).symlink_to(outside / name)
+    with pytest.raises(StoreError, match="outside"):
+        store.get(f"{rel.rsplit('/', 1)[0]}/{name}")
+    assert store.get(rel) == RAW
+
+
 def test_relative_path_for_wants_a_real_digest() -> None:
     with pytest.raises(StoreError):
         RawStore.relative_path_for("../" + "a" * 61)

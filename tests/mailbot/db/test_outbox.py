@@ -126,6 +126,11 @@ def test_count_auto_replies_per_address_in_a_window(database: Database) -> None:
         assert dbm.count_auto_replies(s, "unit@example.org", since) == 2
         assert dbm.count_auto_replies(s, "unit@example.org", since, kinds=["receipt"]) == 1
         assert dbm.count_auto_replies(s, "nobody@example.org", T0) == 0
+        for n in range(5, 9):  # several to one address: counted, not each row read
+            _queue(s, key=str(n), mid=f"<{n}@x>", to_addrs=["b@example.org"], now=T0)
+        assert dbm.count_auto_replies_many(
+            s, ["b@example.org", "Unit@example.org", "c@example.org"], T0
+        ) == {"b@example.org": 6, "unit@example.org": 3, "c@example.org": 0}
 
 
 def test_bounce_is_matched_to_the_outgoing_mail(database: Database) -> None:
