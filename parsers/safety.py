@@ -177,14 +177,12 @@ _LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")
 _ODD_FLAGS = 0x1 | 0x20 | 0x40  # encrypted, patched data, strong encryption
 
 
-def _plain_head(zf: zipfile.ZipFile, info: zipfile.ZipInfo, data: bytes) -> bytes | None:
-    """A member's first _PROLOG_FIRST bytes, inflated straight from `data`, or None.
+def member_region(zf: zipfile.ZipFile, info: zipfile.ZipInfo, data: bytes) -> memoryview | None:
+    """The member's stored bytes in `data` behind a sound local header, or None.
 
-    Opening every member through ZipFile.open costs more than the check itself. This reads
-    the common case (a stored or deflated member behind a sound local header) directly and
-    returns None whenever ZipFile.open could answer differently (an odd header or flag, a
-    damaged stream, a CRC to verify that does not match), so the caller then takes the
-    ordinary path and its verdict.
+    None whenever ZipFile.open could answer differently (an odd header or flag, a name
+    that differs from the directory's, a method other than stored or deflated, bytes
+    beyond the end), so the caller then takes the ordinary path and its verdict.
     """
     if info.flag_bits & _ODD_FLAGS or info.compress_type not in (ZIP_STORED, ZIP_DEFLATED):
         return None
@@ -204,10 +202,48 @@ def _plain_head(zf: zipfile.ZipFile, info: zipfile.ZipInfo, data: bytes) -> byte
     except UnicodeDecodeError:
         return None
     at = name_at + name_len + extra_len
-    size, packed = info.file_size, info.compress_size
-    if at + packed > len(data):
+    packed = info.compress_size
+    end_offset = getattr(info, "_end_offset", None)  # newer zipfile refuses overlapped entries
+    if at + packed > len(data) or (end_offset is not None and at + packed > end_offset):
         return None
-    region = memoryview(data)[at : at + packed]
+    return memoryview(data)[at : at + packed]
+
+
+def plain_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, data: bytes) -> bytes | None:
+    """A whole member inflated straight from `data` when that gives exactly what
+    ZipFile.read would (a complete stream of the declared size and CRC), else None."""
+    region = member_region(zf, info, data)
+    if region is None:
+        return None
+    size = info.file_size
+    if info.compress_type == ZIP_STORED:
+        content = bytes(region) if len(region) == size else None
+    else:
+        inflate = zlib.decompressobj(-15)
+        try:
+            content = inflate.decompress(region, size + 1)
+        except zlib.error:
+            return None
+        if not inflate.eof or len(content) != size:
+            return None
+    if content is None or zlib.crc32(content) != info.CRC:
+        return None
+    return content
+
+
+def _plain_head(zf: zipfile.ZipFile, info: zipfile.ZipInfo, data: bytes) -> bytes | None:
+    """A member's first _PROLOG_FIRST bytes, inflated straight from `data`, or None.
+
+    Opening every member through ZipFile.open costs more than the check itself. This reads
+    the common case (a stored or deflated member behind a sound local header) directly and
+    returns None whenever ZipFile.open could answer differently (see member_region; a
+    damaged stream, a CRC to verify that does not match), so the caller then takes the
+    ordinary path and its verdict.
+    """
+    region = member_region(zf, info, data)
+    if region is None:
+        return None
+    size, packed = info.file_size, info.compress_size
     if info.compress_type == ZIP_STORED:
         if packed != size:
             return None
