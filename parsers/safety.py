@@ -141,11 +141,16 @@ def _check_package(zf: zipfile.ZipFile, data: bytes, limits: Limits) -> Problem 
 def _check_prolog(zf: zipfile.ZipFile, info: zipfile.ZipInfo, data: bytes) -> Problem | None:
     """Refuse XML with a DOCTYPE: entity declarations (bombs, external entities) live there."""
     head = _plain_head(zf, info, data)
-    if head is None or (len(head) == _PROLOG_FIRST and _scan_prolog(head)[1]):
+    scanned = None
+    if head is not None:
+        scanned = _scan_prolog(head)
+        if len(head) == _PROLOG_FIRST and scanned[1]:  # the prolog runs on: read further
+            head = scanned = None
+    if head is None:
         head = _opened_head(zf, info)
         if head is None:
             return problem("unreadable-file", variant="damaged")
-    verdict = prolog_verdict(head)
+    verdict = prolog_verdict(head, scanned)
     if verdict is None:
         return None
     return strange_structure(f"{verdict} trong {info.filename}")
@@ -269,9 +274,12 @@ def _plain_head(zf: zipfile.ZipFile, info: zipfile.ZipInfo, data: bytes) -> byte
     return head
 
 
-def prolog_verdict(head: bytes) -> str | None:
-    """None when the XML root starts with no DOCTYPE before it; else why it is refused."""
-    verdict, ran_out = _scan_prolog(head)
+def prolog_verdict(head: bytes, scanned: tuple[str | None, bool] | None = None) -> str | None:
+    """None when the XML root starts with no DOCTYPE before it; else why it is refused.
+
+    `scanned`: what _scan_prolog(head) gave, when the caller has it already.
+    """
+    verdict, ran_out = scanned if scanned is not None else _scan_prolog(head)
     if ran_out:
         text_len = len(head)
         if verdict == "open" or text_len >= _PROLOG_SCAN // 2:

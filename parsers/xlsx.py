@@ -421,11 +421,11 @@ def _read_sheet(
     max_c = max(c for _, c in cells)
     # copies stay inside the bounds of real content: no empty merged margins
     _spread_merges(cells, _merged_ranges(merges), max_r, max_c)
-    rows = [
-        Row(cells=[cells.get((r, c)) for c in range(1, max_c + 1)], block=title)
-        for r in range(1, max_r + 1)
-    ]
-    return Grid(name=title, rows=rows, kind="sheet")
+    table: list[list[Cell | None]] = [[None] * max_c for _ in range(max_r)]
+    for (r, c), cell in cells.items():
+        if r >= 1 and c >= 1:  # a row numbered 0 or below has no place in the grid
+            table[r - 1][c - 1] = cell
+    return Grid(name=title, rows=[Row(cells=line, block=title) for line in table], kind="sheet")
 
 
 def _sheet_events(raw: bytes) -> tuple[Iterator[tuple[str, _Element]], bool]:
