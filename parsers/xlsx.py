@@ -1,8 +1,9 @@
 """Read an .xlsx/.xlsm/.xltx workbook into grids, straight from the package XML.
 
-The sheet XML is streamed once with lxml (no entities, no DTD, no network), stopping at
-Limits.max_rows; shared strings, number formats and cell fonts come from their parts, and
-openpyxl supplies only its date and number-format rules. Macros are never read.
+The sheet XML is read once with lxml (no entities, no DTD, no network: a small part parsed
+whole, a large one streamed), stopping at Limits.max_rows; shared strings, number formats
+and cell fonts come from their parts, and openpyxl supplies only its date and number-format
+rules. Macros are never read.
 
 Hidden rows and columns are read like visible ones: Excel's SUM/COUNTA in the TỔNG row count
 them too, and a row a unit hid is still what it sent (dropping it would lose data silently).
