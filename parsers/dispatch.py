@@ -11,6 +11,7 @@ from parsers.convert import ConversionFailed, ConversionUnavailable, OfficeConve
 from parsers.finder import find_forms
 from parsers.grid import Cell, Extracted
 from parsers.model import ParseResult, Problem
+from parsers.ooxml import Package
 from parsers.problems import problem as problem_for
 from parsers.safety import (
     DEFAULT_LIMITS,
@@ -57,7 +58,7 @@ def _package(data: bytes) -> zipfile.ZipFile | None:
     if not data.startswith(ZIP_MAGICS):
         return None
     try:
-        return zipfile.ZipFile(io.BytesIO(data))
+        return Package(data)
     except Exception:
         return None
 

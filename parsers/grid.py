@@ -38,12 +38,22 @@ class Row:
 
     cells: list[Cell | None]
     block: str
+    # The form finder asks for a row's non-empty cells many times; readers are done with
+    # the row by then (they only pad it with None, which changes nothing here).
+    _nonempty: list[tuple[int, Cell]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def texts(self) -> list[str]:
         return [c.text if c else "" for c in self.cells]
 
     def nonempty(self) -> list[tuple[int, Cell]]:
-        return [(i, c) for i, c in enumerate(self.cells) if c is not None and c.text]
+        """(column, cell) of the cells holding text; callers only read the list."""
+        found = self._nonempty
+        if found is None:
+            found = [(i, c) for i, c in enumerate(self.cells) if c is not None and c.text]
+            self._nonempty = found
+        return found
 
 
 @dataclass

@@ -9,8 +9,33 @@ import zipfile
 
 from lxml import etree
 
+from parsers.safety import plain_member
+
 PKG_REL_NS = "http://schemas.openxmlformats.org/package/2006/relationships"
 _REL_TAG = f"{{{PKG_REL_NS}}}Relationship"
+
+
+class Package(zipfile.ZipFile):
+    """A zip held in memory whose members are read straight from its bytes.
+
+    ZipFile.read goes through a file object, a shared-file wrapper and a streaming
+    decompressor for every part, which costs more than inflating a small part itself. A
+    member that inflates cleanly to its declared size and CRC is read in one call; any
+    other (odd flags, damage, encryption) goes through ZipFile.read and its errors.
+    """
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(io.BytesIO(data))
+        self._data = data
+
+    def read(self, name: str | zipfile.ZipInfo, pwd: bytes | None = None) -> bytes:
+        """The member's bytes, as ZipFile.read gives them."""
+        info = name if isinstance(name, zipfile.ZipInfo) else self.getinfo(name)
+        if pwd is None:
+            content = plain_member(self, info, self._data)
+            if content is not None:
+                return content
+        return super().read(info, pwd)
 
 
 def open_package(
@@ -19,7 +44,7 @@ def open_package(
     """The zip package of `data`: `package` when the caller opened it already (and closes it)."""
     if package is not None:
         return contextlib.nullcontext(package)
-    return zipfile.ZipFile(io.BytesIO(data))
+    return Package(data)
 
 
 def xml_parser() -> etree.XMLParser:

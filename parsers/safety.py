@@ -141,11 +141,16 @@ def _check_package(zf: zipfile.ZipFile, data: bytes, limits: Limits) -> Problem 
 def _check_prolog(zf: zipfile.ZipFile, info: zipfile.ZipInfo, data: bytes) -> Problem | None:
     """Refuse XML with a DOCTYPE: entity declarations (bombs, external entities) live there."""
     head = _plain_head(zf, info, data)
-    if head is None or (len(head) == _PROLOG_FIRST and _scan_prolog(head)[1]):
+    scanned = None
+    if head is not None:
+        scanned = _scan_prolog(head)
+        if len(head) == _PROLOG_FIRST and scanned[1]:  # the prolog runs on: read further
+            head = scanned = None
+    if head is None:
         head = _opened_head(zf, info)
         if head is None:
             return problem("unreadable-file", variant="damaged")
-    verdict = prolog_verdict(head)
+    verdict = prolog_verdict(head, scanned)
     if verdict is None:
         return None
     return strange_structure(f"{verdict} trong {info.filename}")
@@ -177,14 +182,12 @@ _LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")
 _ODD_FLAGS = 0x1 | 0x20 | 0x40  # encrypted, patched data, strong encryption
 
 
-def _plain_head(zf: zipfile.ZipFile, info: zipfile.ZipInfo, data: bytes) -> bytes | None:
-    """A member's first _PROLOG_FIRST bytes, inflated straight from `data`, or None.
+def member_region(zf: zipfile.ZipFile, info: zipfile.ZipInfo, data: bytes) -> memoryview | None:
+    """The member's stored bytes in `data` behind a sound local header, or None.
 
-    Opening every member through ZipFile.open costs more than the check itself. This reads
-    the common case (a stored or deflated member behind a sound local header) directly and
-    returns None whenever ZipFile.open could answer differently (an odd header or flag, a
-    damaged stream, a CRC to verify that does not match), so the caller then takes the
-    ordinary path and its verdict.
+    None whenever ZipFile.open could answer differently (an odd header or flag, a name
+    that differs from the directory's, a method other than stored or deflated, bytes
+    beyond the end), so the caller then takes the ordinary path and its verdict.
     """
     if info.flag_bits & _ODD_FLAGS or info.compress_type not in (ZIP_STORED, ZIP_DEFLATED):
         return None
@@ -204,10 +207,48 @@ def _plain_head(zf: zipfile.ZipFile, info: zipfile.ZipInfo, data: bytes) -> byte
     except UnicodeDecodeError:
         return None
     at = name_at + name_len + extra_len
-    size, packed = info.file_size, info.compress_size
-    if at + packed > len(data):
+    packed = info.compress_size
+    end_offset = getattr(info, "_end_offset", None)  # newer zipfile refuses overlapped entries
+    if at + packed > len(data) or (end_offset is not None and at + packed > end_offset):
         return None
-    region = memoryview(data)[at : at + packed]
+    return memoryview(data)[at : at + packed]
+
+
+def plain_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, data: bytes) -> bytes | None:
+    """A whole member inflated straight from `data` when that gives exactly what
+    ZipFile.read would (a complete stream of the declared size and CRC), else None."""
+    region = member_region(zf, info, data)
+    if region is None:
+        return None
+    size = info.file_size
+    if info.compress_type == ZIP_STORED:
+        content = bytes(region) if len(region) == size else None
+    else:
+        inflate = zlib.decompressobj(-15)
+        try:
+            content = inflate.decompress(region, size + 1)
+        except zlib.error:
+            return None
+        if not inflate.eof or len(content) != size:
+            return None
+    if content is None or zlib.crc32(content) != info.CRC:
+        return None
+    return content
+
+
+def _plain_head(zf: zipfile.ZipFile, info: zipfile.ZipInfo, data: bytes) -> bytes | None:
+    """A member's first _PROLOG_FIRST bytes, inflated straight from `data`, or None.
+
+    Opening every member through ZipFile.open costs more than the check itself. This reads
+    the common case (a stored or deflated member behind a sound local header) directly and
+    returns None whenever ZipFile.open could answer differently (see member_region; a
+    damaged stream, a CRC to verify that does not match), so the caller then takes the
+    ordinary path and its verdict.
+    """
+    region = member_region(zf, info, data)
+    if region is None:
+        return None
+    size, packed = info.file_size, info.compress_size
     if info.compress_type == ZIP_STORED:
         if packed != size:
             return None
@@ -233,9 +274,12 @@ def _plain_head(zf: zipfile.ZipFile, info: zipfile.ZipInfo, data: bytes) -> byte
     return head
 
 
-def prolog_verdict(head: bytes) -> str | None:
-    """None when the XML root starts with no DOCTYPE before it; else why it is refused."""
-    verdict, ran_out = _scan_prolog(head)
+def prolog_verdict(head: bytes, scanned: tuple[str | None, bool] | None = None) -> str | None:
+    """None when the XML root starts with no DOCTYPE before it; else why it is refused.
+
+    `scanned`: what _scan_prolog(head) gave, when the caller has it already.
+    """
+    verdict, ran_out = scanned if scanned is not None else _scan_prolog(head)
     if ran_out:
         text_len = len(head)
         if verdict == "open" or text_len >= _PROLOG_SCAN // 2:

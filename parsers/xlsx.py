@@ -1,8 +1,9 @@
 """Read an .xlsx/.xlsm/.xltx workbook into grids, straight from the package XML.
 
-The sheet XML is streamed once with lxml (no entities, no DTD, no network), stopping at
-Limits.max_rows; shared strings, number formats and cell fonts come from their parts, and
-openpyxl supplies only its date and number-format rules. Macros are never read.
+The sheet XML is read once with lxml (no entities, no DTD, no network: a small part parsed
+whole, a large one streamed), stopping at Limits.max_rows; shared strings, number formats
+and cell fonts come from their parts, and openpyxl supplies only its date and number-format
+rules. Macros are never read.
 
 Hidden rows and columns are read like visible ones: Excel's SUM/COUNTA in the TỔNG row count
 them too, and a row a unit hid is still what it sent (dropping it would lose data silently).
@@ -18,7 +19,7 @@ import re
 import time
 import unicodedata
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import TypeAlias
 
 from lxml import etree
@@ -32,7 +33,7 @@ from openpyxl.utils.datetime import (
 )
 
 from parsers.grid import Cell, Extracted, Grid, Row
-from parsers.ooxml import main_part, open_package, parse_part, rels
+from parsers.ooxml import main_part, open_package, parse_part, rels, xml_parser
 from parsers.safety import DEFAULT_LIMITS, Limits, TimeLimitExceeded, cells_exceeded
 from parsers.vntext import fold_ws, normalize
 from parsers.vntext import smart_text as _smart_text
@@ -41,6 +42,9 @@ _LINE_BREAK = re.compile(r"\r\n|[\r\n\v\f\x85\u2028\u2029]")
 _OOXML_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
 _MERGE = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?mergeCell\b[^>]*?\bref\s*=\s*[\"']([^\"']+)[\"']")
 _MERGE_BUDGET = 2_000_000  # merged-cell copies made per sheet at most
+# Sheet parts up to this size are parsed whole (a tree of at most a few MB), larger ones streamed.
+_TREE_MAX_BYTES = 512 * 1024
+_SHEET_TAGS = ("{*}c", "{*}row", "{*}mergeCell")
 
 
 _Converted = tuple[str, tuple[str, ...], str | None]  # (text, lines, legacy encoding)
@@ -347,18 +351,7 @@ def _read_sheet(
     row_no = seen = 0
     stopped = False
     tags = ("", "", "", "", "")  # c, v, f, is and the namespace, set at the first element
-    events = etree.iterparse(
-        io.BytesIO(raw),
-        events=("end",),
-        # Cells one by one, not whole rows: a row of millions of cells never sits in memory.
-        tag=("{*}c", "{*}row", "{*}mergeCell"),
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        huge_tree=False,
-        remove_comments=True,
-        remove_pis=True,
-    )
+    events, streaming = _sheet_events(raw)
     current: _Element | None = None  # the row whose cells are being read
     col = row_cells = 0
     c_tag = ""
@@ -402,7 +395,7 @@ def _read_sheet(
                 cell = _make_cell(el, tags, book, title, r, col, convert)
                 if cell is not None:
                     cells[r, col] = cell
-            if row_cells % 512 == 0:  # a long row: keep memory flat within it
+            if streaming and row_cells % 512 == 0:  # a long row: keep memory flat within it
                 el.clear()
                 while el.getprevious() is not None:
                     del parent[0]
@@ -416,9 +409,10 @@ def _read_sheet(
                 stopped = True
                 break
         current = None
-        el.clear()
-        while el.getprevious() is not None:  # keep memory flat on long sheets
-            del el.getparent()[0]
+        if streaming:
+            el.clear()
+            while el.getprevious() is not None:  # keep memory flat on long sheets
+                del el.getparent()[0]
     del events
     if not cells:
         return Grid(name=title, rows=[], kind="sheet")
@@ -428,11 +422,41 @@ def _read_sheet(
     max_c = max(c for _, c in cells)
     # copies stay inside the bounds of real content: no empty merged margins
     _spread_merges(cells, _merged_ranges(merges), max_r, max_c)
-    rows = [
-        Row(cells=[cells.get((r, c)) for c in range(1, max_c + 1)], block=title)
-        for r in range(1, max_r + 1)
-    ]
-    return Grid(name=title, rows=rows, kind="sheet")
+    table: list[list[Cell | None]] = [[None] * max_c for _ in range(max_r)]
+    for (r, c), cell in cells.items():
+        if r >= 1 and c >= 1:  # a row numbered 0 or below has no place in the grid
+            table[r - 1][c - 1] = cell
+    return Grid(name=title, rows=[Row(cells=line, block=title) for line in table], kind="sheet")
+
+
+def _sheet_events(raw: bytes) -> tuple[Iterator[tuple[str, _Element]], bool]:
+    """The end events of the sheet's cells, rows and merged ranges, and whether streamed.
+
+    A sheet part of a form is small: parsed whole and walked, it costs a third less than
+    a stream. A large one is streamed, cells one by one and not whole rows, so a row of
+    millions of cells never sits in memory. A small part that is not well-formed XML is
+    streamed too: the rows read before the damage (up to Limits.max_rows) are then read
+    exactly as before.
+    """
+    if len(raw) <= _TREE_MAX_BYTES:
+        try:
+            root = etree.fromstring(raw, xml_parser())
+        except etree.XMLSyntaxError:
+            pass
+        else:
+            return etree.iterwalk(root, events=("end",), tag=_SHEET_TAGS), False
+    events = etree.iterparse(
+        io.BytesIO(raw),
+        events=("end",),
+        tag=_SHEET_TAGS,
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        huge_tree=False,
+        remove_comments=True,
+        remove_pis=True,
+    )
+    return events, True
 
 
 @functools.lru_cache(maxsize=8192)

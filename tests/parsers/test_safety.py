@@ -13,7 +13,15 @@ from pathlib import Path
 import pytest
 
 from parsers.dispatch import parse_file
-from parsers.safety import Limits, _opened_head, _plain_head, check_zip, prolog_verdict
+from parsers.ooxml import Package
+from parsers.safety import (
+    Limits,
+    _opened_head,
+    _plain_head,
+    check_zip,
+    plain_member,
+    prolog_verdict,
+)
 from tests.parsers.builders import document, workbook
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -311,3 +319,43 @@ def test_direct_prolog_reading_agrees_with_zipfile_on_sound_and_damaged_packages
             assert opened is not None, info.filename
             assert opened[: len(plain)] == plain, info.filename
     assert shortcut > 100 and fallback > 0
+
+
+def _read_outcome(read, info: zipfile.ZipInfo) -> bytes | str:
+    """What reading one member gives: its bytes, or the name of the error raised."""
+    try:
+        return read(info)
+    except Exception as exc:  # noqa: BLE001 - the error type is what is compared
+        return type(exc).__name__
+
+
+def test_direct_member_reading_agrees_with_zipfile_on_sound_and_damaged_packages() -> None:
+    """A package reads every member exactly as ZipFile.read does: the bytes or the error."""
+    fixtures = sorted(FIXTURES.rglob("*.xlsx")) + sorted(FIXTURES.rglob("*.docx"))
+    packages = [p.read_bytes() for p in fixtures[:12]] + [_xlsx(), _docx()]
+    packages += [_stored(p) for p in packages[:4]]
+    rng = random.Random(7)
+    damaged = []
+    for data in packages:
+        for _ in range(40):
+            pos = rng.randrange(len(data))
+            damaged.append(
+                data[:pos] + bytes([data[pos] ^ (1 << rng.randrange(8))]) + data[pos + 1 :]
+            )
+    direct = fallback = 0
+    for data in packages + damaged:
+        members = _zip_members(data)
+        if not members:
+            continue
+        package = Package(data)
+        for zf, info in members:
+            expected = _read_outcome(zf.read, info)
+            content = plain_member(zf, info, data)
+            if content is None:
+                fallback += 1
+            else:
+                direct += 1
+                assert content == expected, info.filename
+            assert _read_outcome(package.read, package.getinfo(info.filename)) == expected
+            assert _read_outcome(package.read, info.filename) == expected
+    assert direct > 100 and fallback > 0

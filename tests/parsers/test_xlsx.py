@@ -7,15 +7,18 @@ import io
 import re
 import time
 import zipfile
+from pathlib import Path
 
 import openpyxl
 import pytest
+from lxml import etree
 from openpyxl.cell.rich_text import CellRichText, TextBlock
 from openpyxl.cell.text import InlineFont
 from openpyxl.chart import BarChart, Reference
 from openpyxl.styles import Font
 
-from parsers.grid import Cell, Grid
+import parsers.xlsx as xlsx_module
+from parsers.grid import Cell, Extracted, Grid
 from parsers.safety import Limits, TimeLimitExceeded
 from parsers.xlsx import read_xlsx
 from tests.parsers.builders import edit_member, save_workbook
@@ -261,3 +264,42 @@ def test_inline_runs_first_text_and_font_and_cells_without_references():
     assert b1 is None
     assert (c1.text, c1.location) == ("C", "Sheet!C1")
     assert c1.merged_copy() == Cell("C", "Sheet!C1", ("C",), None, True, None)
+
+
+def _workbooks() -> list[bytes]:
+    forms = Path(__file__).resolve().parents[1] / "fixtures" / "forms"
+    return [p.read_bytes() for p in sorted(forms.glob("*.xlsx"))]
+
+
+def test_a_sheet_parsed_whole_reads_as_the_stream_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small sheet parts are parsed whole: every corpus workbook reads exactly as streamed."""
+    whole = [_outcome(data) for data in _workbooks()]
+    monkeypatch.setattr(xlsx_module, "_TREE_MAX_BYTES", -1)  # every sheet streamed
+    assert [_outcome(data) for data in _workbooks()] == whole
+    assert any(not isinstance(o, str) and o.grids and o.grids[0].rows for o in whole)
+
+
+def _outcome(data: bytes) -> Extracted | str:
+    try:
+        return read_xlsx(data)
+    except Exception as exc:  # noqa: BLE001 - a refused workbook must be refused alike
+        return type(exc).__name__
+
+
+def test_a_small_sheet_damaged_after_the_rows_read_keeps_them() -> None:
+    """A damaged part is streamed: the rows before the damage read as before (max_rows)."""
+    rows = b"".join(b'<row r="%d"><c r="A%d"><v>%d</v></c></row>' % (i, i, i) for i in (1, 2, 3))
+    data = edit_member(
+        save_workbook(openpyxl.Workbook()),
+        "xl/worksheets/sheet1.xml",
+        lambda xml: re.sub(
+            rb"<sheetData\s*/>|<sheetData>.*</sheetData>",
+            b"<sheetData>" + rows + b"<row r='4'><c></sheetData>",
+            xml,
+            flags=re.S,
+        ),
+    )
+    grid = read_xlsx(data, Limits(max_rows=2)).grids[0]
+    assert [[c.text if c else "" for c in row.cells] for row in grid.rows] == [["1"], ["2"]]
+    with pytest.raises(etree.XMLSyntaxError):
+        read_xlsx(data, Limits(max_rows=10))
