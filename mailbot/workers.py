@@ -353,9 +353,10 @@ class Decider:
     def close(self) -> None:
         """Stop the idle workers (they finish nothing: no mail is in hand between batches)."""
         idle, self._idle = self._idle, []
-        for worker in idle:
+        for worker in idle:  # all told first: they end side by side
             with contextlib.suppress(OSError, ValueError):
                 worker.send_conn.send(None)
+        for worker in idle:
             try:
                 worker.proc.wait(5)
             except subprocess.TimeoutExpired:
