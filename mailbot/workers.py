@@ -363,6 +363,10 @@ class Decider:
 
     def close(self) -> None:
         """Stop the idle workers (they finish nothing: no mail is in hand between batches)."""
+        if self._zygote is not None and not self._zygote.ready():
+            # Still importing (a pass with nothing to decide): it has forked no worker and
+            # holds nothing, so it is not waited for. Its workers-to-be are then gone at once.
+            self._zygote.kill()
         idle, self._idle = self._idle, []
         for worker in idle:  # all told first: they end side by side
             with contextlib.suppress(OSError, ValueError):

@@ -252,6 +252,7 @@ class Zygote:
         self._lock = threading.Lock()
         self._unanswered: deque[ForkedProc] = deque()  # forks whose pid is not read yet
         self._broken = False
+        self._answered = False  # it has answered a request: its imports are done
 
     def alive(self) -> bool:
         """Whether it can still fork workers."""
@@ -278,6 +279,7 @@ class Zygote:
         if len(data) != _INT.size:
             self._broken = True
             return None
+        self._answered = True
         return int(_INT.unpack(data)[0])
 
     def _settle(self) -> None:
@@ -308,6 +310,22 @@ class Zygote:
                 return _ZYGOTE_GONE
             code = self._answer()
             return _ZYGOTE_GONE if code is None else code
+
+    def ready(self) -> bool:
+        """Whether it has finished its imports (it answers requests only from then on)."""
+        with self._lock:
+            if self._answered or self._broken:
+                return True
+            readable, _, _ = select.select([self._ctl], [], [], 0)
+            return bool(readable)
+
+    def kill(self) -> None:
+        """Kill it at once (its workers die with it) and wait for it."""
+        with self._lock:
+            self._broken = True
+        with contextlib.suppress(OSError):
+            self.proc.kill()
+        self.proc.wait()
 
     def close(self, timeout: float = 5.0) -> None:
         """Let the zygote go (it waits for its workers, which end on EOF of their pipes)."""

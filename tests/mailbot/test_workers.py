@@ -157,6 +157,16 @@ def test_started_workers_are_ready_before_the_first_mail_and_serve_it():
     assert pool._idle == []
 
 
+def test_a_pool_closed_while_its_zygote_still_imports_does_not_wait_for_it():
+    pool = Decider(2, 60, 2048, inline=lambda: process_mail)
+    pool.start()  # the zygote imports every reader (about a second) before its first fork
+    zygote = pool._zygote
+    assert zygote is not None and not zygote.ready()
+    pool.close()  # a pass with nothing to decide
+    assert zygote.proc.returncode == -signal.SIGKILL
+    assert pool._idle == [] and pool._zygote is None
+
+
 def test_an_inline_decider_starts_no_process():
     pool = Decider(0, 0, 0, inline=lambda: worker_funcs.slow_or_echo)
     pool.start()
