@@ -12,6 +12,7 @@ from datetime import datetime
 from importlib import resources
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from mailbot import db as dbm
@@ -144,20 +145,24 @@ def _seed_units(config: Config, database: dbm.Database) -> None:
     """On first start, load the configured register so a fresh install knows its units."""
     if not config.units_file:
         return
-    with database.session(write=False) as s:
-        if dbm.unit_register(s):
-            return
+    if _has_units(database):
+        return
     try:
         n = import_units(database, config.resolve_path(config.units_file))
     except IntegrityError:
         # Another daemon on the same database server seeded it at the same moment: its
         # register stands (the import is all or nothing, ours left nothing behind).
-        with database.session(write=False) as s:
-            if not dbm.unit_register(s):
-                raise
+        if not _has_units(database):
+            raise
         log.info("unit register seeded by another process meanwhile")
         return
     log.info("imported %d units from %s", n, config.units_file)
+
+
+def _has_units(database: dbm.Database) -> bool:
+    """Whether the register holds any unit (one indexed row looked at, not the register)."""
+    with database.session(write=False) as s:
+        return s.scalar(select(dbm.Unit.code).limit(1)) is not None
 
 
 def terminal_progress() -> Callable[[str], None] | None:

@@ -15,7 +15,7 @@ from itertools import islice
 from mailbot import db as dbm
 from mailbot.clock import Clock
 from mailbot.config import Config, since_instant
-from mailbot.intake import IntakeContext, Reply, oversize_reply
+from mailbot.decision import IntakeContext, Reply
 from mailbot.sources import IncomingRef, Source, SourceError
 from mailbot.store import RawStore, StoreBatch
 from mailbot.units import Register
@@ -263,6 +263,8 @@ class FetchStage:
             mail_id=mail.id,
             detail=f"{ref.size} bytes from {ref.from_header}",
         )
+        from mailbot.intake import oversize_reply  # rare: not worth the parsing stack at start
+
         reply = oversize_reply(ref.headers, self._context(s, mail.received_at))
         if reply is not None:
             self._queue_reply(s, mail, reply)

@@ -18,14 +18,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from mailbot import db as dbm
-from mailbot import intake
 from mailbot.claims import Claimant
 from mailbot.clock import Clock
 from mailbot.config import Config
-from mailbot.intake import IntakeContext, Outcome, PriorVersion, Reply
-from mailbot.mail.views import model_label
-from mailbot.staff.actions import carry_out
-from mailbot.staff.answer import compose_answer
+from mailbot.decision import IntakeContext, Outcome, PriorVersion, Reply, model_label
 from mailbot.units import Register, Unit
 from rules.campaign import Campaign
 
@@ -521,15 +517,19 @@ class RecordStage:
             return outcome
         keys = self._touched(outcome)
         versions, on_file = merged(ctx.versions_on_file, ctx.forms_on_file, keys, fresh)
-        return intake.process_mail(
-            raw, replace(ctx, versions_on_file=versions, forms_on_file=on_file)
-        )
+        from mailbot.intake import process_mail  # the parsing stack: only when it comes to this
+
+        return process_mail(raw, replace(ctx, versions_on_file=versions, forms_on_file=on_file))
 
     def _apply_command(
         self, s: dbm.Session, mail: dbm.Mail, outcome: Outcome, now: datetime
     ) -> None:
         """Carry out a staff command (or refuse it) and answer a staff address, in the
         transaction that marks the command mail processed: a restart never acts twice."""
+        # Staff commands are rare: their modules (and the templates) load with the first one.
+        from mailbot.staff.actions import carry_out
+        from mailbot.staff.answer import compose_answer
+
         command = outcome.command
         assert command is not None
         register = load_register(s, self.config.district)

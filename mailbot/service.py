@@ -9,14 +9,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from mailbot import db as dbm
-from mailbot import intake, outbox
+from mailbot import outbox
 from mailbot.claims import releasable
 from mailbot.clock import Clock, utc_now
 from mailbot.config import Config
 from mailbot.contact import contact_of
+from mailbot.decision import IntakeContext
 from mailbot.fetching import FetchStage
 from mailbot.finishing import FinishStage
-from mailbot.intake import IntakeContext
 from mailbot.overlap import MailboxThread
 from mailbot.recording import Item, RecordStage, Round, load_register, merged, prior_versions
 from mailbot.sources import Source
@@ -24,7 +24,13 @@ from mailbot.staff.access import load_access
 from mailbot.store import RawStore
 from mailbot.transport import DeliveryError, Sender
 from mailbot.units import Register
-from mailbot.workers import Decider, DecisionTimeout, WorkerDied, local_tools
+from mailbot.workers import (
+    Decider,
+    DecisionTimeout,
+    WorkerDied,
+    inline_process_mail,
+    local_tools,
+)
 from rules.campaign import Campaign
 
 log = logging.getLogger(__name__)
@@ -136,7 +142,7 @@ class Robot(RecordStage, FetchStage, FinishStage):
         tests kill the process there)."""
         self.config = config
         # Without a pool of workers, decide here; the lambda keeps process_mail patchable.
-        self.decider = decider or Decider(0, 0, 0, inline=lambda: intake.process_mail)
+        self.decider = decider or Decider(0, 0, 0, inline=inline_process_mail)
         self.tools = local_tools()  # what this machine can convert and unpack, probed once
         self.db = database
         self.store = store
@@ -323,7 +329,9 @@ class Robot(RecordStage, FetchStage, FinishStage):
                             # complex, never retried (each retry would stall the queue again).
                             log.warning("mail id=%s: %s; answering too-complex", mail_id, outcome)
                             assert job is not None
-                            outcome = intake.too_complex_outcome(*job)
+                            from mailbot.intake import too_complex_outcome
+
+                            outcome = too_complex_outcome(*job)
                         if isinstance(outcome, BaseException):
                             raise outcome
                     except Exception as exc:  # noqa: BLE001 - one bad mail must not stop the queue

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from mailbot.config import Config
-    from mailbot.intake import Tools
+    from mailbot.decision import Tools
 
 K = TypeVar("K")
 Decide = Callable[[bytes, Any], Any]
@@ -36,11 +36,22 @@ _LINGER = 0.25
 
 def local_tools() -> Tools:
     """The converters this machine offers: LibreOffice and a RAR tool when installed."""
-    from mailbot.intake import Tools
-    from mailbot.mail.unpack.rar import rar_tool_available
+    from mailbot.decision import Tools
     from parsers.convert import soffice_converter
 
     return Tools(office=soffice_converter(), rar=rar_tool_available())
+
+
+def rar_tool_available() -> bool:
+    """Whether this machine has a tool rarfile can extract with (probed once, by the shell:
+    the unpackers themselves live in the workers)."""
+    try:
+        import rarfile
+
+        rarfile.tool_setup()
+    except Exception:  # noqa: BLE001 - any failure means no usable tool
+        return False
+    return True
 
 
 class DecisionTimeout(Exception):
@@ -352,10 +363,15 @@ class Decider:
 
     def close(self) -> None:
         """Stop the idle workers (they finish nothing: no mail is in hand between batches)."""
+        if self._zygote is not None and not self._zygote.ready():
+            # Still importing (a pass with nothing to decide): it has forked no worker and
+            # holds nothing, so it is not waited for. Its workers-to-be are then gone at once.
+            self._zygote.kill()
         idle, self._idle = self._idle, []
-        for worker in idle:
+        for worker in idle:  # all told first: they end side by side
             with contextlib.suppress(OSError, ValueError):
                 worker.send_conn.send(None)
+        for worker in idle:
             try:
                 worker.proc.wait(5)
             except subprocess.TimeoutExpired:
@@ -372,7 +388,8 @@ class Decider:
             time.sleep(0.1)
 
 
-def _process_mail() -> Decide:
+def inline_process_mail() -> Decide:
+    """`process_mail`, imported when a mail is first decided in this process (no workers)."""
     from mailbot.intake import process_mail
 
     return process_mail
@@ -385,7 +402,7 @@ def configured_decider(config: Config) -> Decider:
         p.workers,
         p.timeout_seconds,
         p.worker_memory_mb,
-        inline=_process_mail,
+        inline=inline_process_mail,
         # Workers get no secrets: these variables are left out of their environment.
         secret_env=(
             config.inbox.password.env,

@@ -50,9 +50,9 @@ from mailbot.campaign.views import (
 )
 from mailbot.config import Config
 from mailbot.contact import contact_of
+from mailbot.decision import model_label
 from mailbot.glossary import UNIT_STATE_LABELS
 from mailbot.mail.compose import Related, compose, new_message_id
-from mailbot.mail.views import model_label
 from outbox_templates import render
 from outbox_templates.labels import FIELD_LABELS, form_short
 from parsers.model import FIELDS

@@ -389,11 +389,6 @@ def field_counts(entries: Sequence[Entry] | Sequence[EntryView]) -> dict[str, in
     return counts
 
 
-def model_label(name: str | None, model: str) -> str:
-    """One registered model as receipts and the digest name it: "who – what"."""
-    return f"{name} – {model}" if name else model
-
-
 def display_date(value: str | date | None) -> str | None:
     """ISO '2022-02-14' (or a date) -> '14/02/2022'; text that is not ISO is kept."""
     if value is None:

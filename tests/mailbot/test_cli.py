@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import mailbox
 import subprocess
 import sys
 from pathlib import Path
@@ -163,3 +164,37 @@ def test_every_command_shows_its_help(capsys: pytest.CaptureFixture[str]) -> Non
             main([name, "--help"])
         assert exit_info.value.code == 0
         assert capsys.readouterr().out.startswith(f"Cách dùng: mailbot {name}")
+
+
+# Only the workers read forms and write answers: the daemon's pass never loads them.
+_WORKERS_ONLY = ("mailbot.intake", "mailbot.mail.walk", "outbox_templates", "jinja2", "openpyxl")
+
+
+def test_a_poll_decides_mail_without_importing_the_parsing_stack(tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    mailbox.Maildir(str(inbox), create=True).close()
+    raw = Path(__file__).resolve().parents[1] / "fixtures" / "intake" / "gmail_khuong_trung.eml"
+    (inbox / "new" / "1.test").write_bytes(raw.read_bytes())
+    cfg = tmp_path / "mailbot.toml"
+    cfg.write_text(
+        f'units_file = "{Path(__file__).resolve().parents[2] / "data" / "units.csv"}"\n'
+        f'[inbox]\nurl = "maildir:{inbox}"\nprocess_since = "2000-01-01"\n'
+        f'[outgoing]\nurl = "dir:{tmp_path / "out"}"\n'
+        f'[storage]\ndata_dir = "{tmp_path / "var"}"\n'
+        "[processing]\nworkers = 1\n",
+        encoding="utf-8",
+    )
+    probe = (
+        "import contextlib, io, json, sys\n"
+        "from mailbot.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        f"    code = main(['--config', {str(cfg)!r}, 'poll', '--once'])\n"
+        "print(json.dumps([code, out.getvalue(), sorted(sys.modules)]))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
+    )
+    code, said, loaded = json.loads(proc.stdout)
+    assert code == 0 and "xử lý 1 (lỗi 0)" in said, said
+    assert [p.name for p in (tmp_path / "out").iterdir()], "the receipt was written"
+    assert not {m for m in loaded if m.split(".")[0] in _WORKERS_ONLY or m in _WORKERS_ONLY}

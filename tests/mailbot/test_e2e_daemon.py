@@ -161,7 +161,7 @@ def test_mailbot_run_sigterm_and_one_daemon_per_data_dir(tmp_path, dovecot, acco
             assert str(proc.pid) in second.stderr
             assert "Traceback" not in second.stderr
         # `poll` starts its workers before it asks for the lock: refused, it stops them.
-        parents = _worker_parents()
+        parents = _worker_parents(tmp_path.resolve())
         assert proc.pid in parents  # the running daemon's own workers are seen
         assert parents <= {proc.pid, os.getpid()}
         assert proc.poll() is None, "the first daemon must keep running"
@@ -178,17 +178,18 @@ def test_mailbot_run_sigterm_and_one_daemon_per_data_dir(tmp_path, dovecot, acco
     assert [m.in_reply_to for m in replies(smtp_server.messages)] == [message_id_of(mail)]
 
 
-def _worker_parents() -> set[int]:
-    """The daemon pids named by the live worker processes: the zygote's third argument
-    (the workers it forks share its command line)."""
+def _worker_parents(cwd: Path) -> set[int]:
+    """The daemon pids named by the live worker processes started in `cwd`: the zygote's
+    third argument (the workers it forks share its command line). Other test runs on the
+    machine have their own working directories."""
     parents = set()
     for entry in Path("/proc").iterdir():
         try:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
+            if any(b"workers_zygote" in a for a in argv) and (entry / "cwd").resolve() == cwd:
+                parents.add(int(argv[argv.index(b"-c") + 4]))
         except OSError:
             continue
-        if any(b"workers_zygote" in a for a in argv):
-            parents.add(int(argv[argv.index(b"-c") + 4]))
     return parents
 
 

@@ -13,7 +13,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from mailbot.intake import Outcome, Tools, oversize_reply, process_mail
+from mailbot.decision import Tools
+from mailbot.intake import Outcome, oversize_reply, process_mail
 from mailbot.units import Register, Unit
 from parsers.convert import convert_with_soffice
 from tests.mailbot.intake_support import (

@@ -9,8 +9,10 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
-from mailbot.intake import Tools, process_mail
-from mailbot.mail.unpack.rar import rar_tool_available
+import rarfile
+
+from mailbot.decision import Tools
+from mailbot.intake import process_mail
 from mailbot.units import Register
 from mailbot.workers import Decider, DecisionTimeout, local_tools
 from parsers.convert import convert_with_soffice
@@ -69,7 +71,12 @@ def test_inline_errors_are_returned_not_raised():
 def test_local_tools_name_what_this_machine_offers():
     tools = local_tools()
     assert (tools.office is convert_with_soffice) == (shutil.which("soffice") is not None)
-    assert tools.rar == rar_tool_available()
+    try:
+        rarfile.tool_setup()
+    except rarfile.Error:
+        assert tools.rar is False
+    else:
+        assert tools.rar is True
 
 
 def test_tools_travel_to_the_workers_with_the_context():
@@ -148,6 +155,16 @@ def test_started_workers_are_ready_before_the_first_mail_and_serve_it():
     finally:
         pool.close()
     assert pool._idle == []
+
+
+def test_a_pool_closed_while_its_zygote_still_imports_does_not_wait_for_it():
+    pool = Decider(2, 60, 2048, inline=lambda: process_mail)
+    pool.start()  # the zygote imports every reader (about a second) before its first fork
+    zygote = pool._zygote
+    assert zygote is not None and not zygote.ready()
+    pool.close()  # a pass with nothing to decide
+    assert zygote.proc.returncode == -signal.SIGKILL
+    assert pool._idle == [] and pool._zygote is None
 
 
 def test_an_inline_decider_starts_no_process():

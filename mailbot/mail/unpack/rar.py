@@ -19,18 +19,7 @@ from mailbot.mail.unpack.base import (
     unreadable,
 )
 
-__all__ = ["RarUnpacker", "rar_tool_available"]
-
-
-def rar_tool_available() -> bool:
-    """Whether this machine has a tool rarfile can extract with (for the shell to probe once)."""
-    try:
-        import rarfile
-
-        rarfile.tool_setup()
-    except Exception:
-        return False
-    return True
+__all__ = ["RarUnpacker"]
 
 
 class RarUnpacker:
