@@ -122,6 +122,7 @@ from mailbot.db.outbox import (
     record_bounce,
     record_refused,
     record_sent,
+    record_sent_many,
     release_claims,
     requeue_outgoing,
 )
@@ -305,6 +306,7 @@ __all__ = [
     "record_received_many",
     "record_refused",
     "record_sent",
+    "record_sent_many",
     "record_token_use",
     "reject",
     "release_claims",
