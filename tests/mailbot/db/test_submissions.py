@@ -209,4 +209,6 @@ def test_many_forms_at_once_keep_the_newest_valid_and_revive_it(database: Databa
         s.expire_all()
         dbm.add_submissions(s, [row(3, -1)])
         assert statuses() == ["superseded", "superseded", "superseded", "valid"]
-        assert dbm.latest_valid_submission(s, "KT", "M1").mail_id == mails[1].id
+        latest = dbm.latest_valid_submission(s, "KT", "M1")
+        assert latest is not None
+        assert latest.mail_id == mails[1].id
