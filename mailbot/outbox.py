@@ -5,12 +5,10 @@ Receipts, notices, reminders and digests all go through `deliver`. A row is clai
 (the daemon's pass and the campaign scheduler's thread, say) never send the same row. The
 outcome is recorded the same way for every kind: sent (partial refusals noted as events, never
 retried), a temporary failure back to the queue with capped back-off for days, a permanent one
-final (an operator may queue it again); the rows of one claimed page that the server simply
-accepted are recorded "sent" together, in one transaction, before the next page. A claim
-whose sender died is put back in the queue: the only possible duplicates are the mails of
-that page the server accepted before a kill -9, resent with the same Message-IDs. A sender
-that lives on never resends what the server accepted, even when the database refuses the
-record for a while (SenderState).
+final (an operator may queue it again). A claim whose sender died is put back in the queue:
+the only possible duplicate is a mail the server accepted right before a kill -9, resent with
+the same Message-ID. A sender that lives on never resends what the server accepted, even when
+the database refuses the record for a while (SenderState).
 """
 
 from __future__ import annotations
