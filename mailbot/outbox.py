@@ -232,10 +232,8 @@ def deliver(
             if not recorded:
                 return sent + len(batch.items), failed
         finally:
-            # Rows left in the batch (not writable, an error) go to `accepted`: recorded by
-            # the next delivery, never sent again by this process.
-            batch.keep()
             with state.lock:
+                # Rows left in the batch (an error) stay in `accepted`: recorded next time.
                 state.in_flight.difference_update(left | {i.id for i in batch.items})
             if left:
                 with contextlib.suppress(*_WRITE_ERRORS), database.session() as s:
@@ -247,11 +245,11 @@ class _Batch:
     """Rows of one page the server accepted without refusals, "sent" not yet recorded.
 
     They are recorded in one transaction when the page is done, or before any other
-    outcome is recorded (outcomes stay in the order they happened). Until then each stays
-    in `SenderState.in_flight` (never handed to SMTP again by this process) and its claim is
-    ours; rows whose record fails move to `SenderState.accepted`. A crash before the commit
-    resends at most these rows, with their Message-IDs, as a crash between one accepted row
-    and its record did; none is lost, none recorded sent that the server did not accept.
+    outcome is recorded (outcomes stay in the order they happened). Until then each is in
+    `SenderState.accepted` (never handed to SMTP again by this process) and its claim is
+    ours: a crash before the commit resends at most these rows, with their Message-IDs, as
+    a crash between one accepted row and its record did; none is lost, none recorded sent
+    that the server did not accept.
     """
 
     def __init__(
@@ -274,17 +272,13 @@ class _Batch:
 
     def add(self, item: dbm.Sendable) -> None:
         """The server accepted `item`: record it with the others."""
-        self.items.append(item)
-
-    def keep(self) -> None:
-        """The rows not recorded go to `SenderState.accepted` (see SenderState)."""
         with self.state.lock:
-            for item in self.items:
-                self.state.accepted.setdefault(item.id, (self.clock(), {}))
+            self.state.accepted[item.id] = (self.clock(), {})
+        self.items.append(item)
 
     def flush(self) -> bool:
         """Record the accepted rows "sent" in one transaction; False when the database is
-        not writable (the rows go to `SenderState.accepted`, recorded when possible)."""
+        not writable (the rows stay in `SenderState.accepted`, recorded when possible)."""
         items, holder = self.items, self.state.claimant.token
         if not items:
             return True
@@ -308,11 +302,11 @@ class _Batch:
                 [i.id for i in items],
                 exc,
             )
-            self.keep()
             return False
         self.items = []
         for item in items:
             with self.state.lock:
+                self.state.accepted.pop(item.id, None)
                 self.state.in_flight.discard(item.id)
             if item.id in gone:
                 continue

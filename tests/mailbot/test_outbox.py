@@ -295,30 +295,3 @@ def test_the_alerts_hear_each_failure_and_only_the_first_success_of_a_run(
         later = T0 + timedelta(seconds=1)
         assert outbox.deliver(database, sender, config, lambda: later, on_attempt=hear) == (3, 1)
     assert heard == ["ok", "ok", "TemporaryFailure", "ok"]
-
-
-def test_a_second_delivery_meanwhile_neither_resends_nor_records_a_page_being_sent(
-    database: dbm.Database, tmp_path: Path
-) -> None:
-    # The daemon's threads share one SenderState: rows the server accepted whose page is
-    # still being sent are in flight, not "accepted but unrecorded" for the other thread.
-    ids = queue(database, "receipt", ["vanthu@phuong.example"], n=3)
-    config = OutgoingConfig(url=f"dir:{tmp_path / 'sent'}", from_address=FROM)
-    state = outbox.SenderState()
-    during: list[tuple[int, int]] = []
-
-    class MeanwhileSender(DirSender):
-        def send(self, raw: bytes, from_addr: str, to_addrs: list[str]) -> Refused:
-            refused = super().send(raw, from_addr, to_addrs)
-            if len(list(self.path.glob("*.eml"))) == 2:
-                other = DirSender(tmp_path / "other")
-                during.append(outbox.deliver(database, other, config, lambda: T0, state=state))
-            return refused
-
-    sender = MeanwhileSender(tmp_path / "sent")
-    assert outbox.deliver(database, sender, config, lambda: T0, state=state) == (3, 0)
-    assert during == [(0, 0)]
-    assert list((tmp_path / "other").iterdir()) == []
-    rows = [outbox_row(database, i) for i in ids]
-    assert {(r.status, r.attempts, r.claimed_by) for r in rows} == {("sent", 1, None)}
-    assert not state.accepted and not state.in_flight
