@@ -97,7 +97,6 @@ class FinishStage:
             self.config.outgoing,
             self.clock,
             after_each=lambda: self.on_stage("after-send"),
-            before_record=lambda: self.on_stage("before-record-sent"),
             state=self.sender_state,
             on_attempt=self.on_delivery,
         )

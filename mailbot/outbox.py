@@ -158,18 +158,14 @@ def deliver(
     *,
     ids: Iterable[int] | None = None,
     after_each: Callable[[], None] | None = None,
-    before_record: Callable[[], None] | None = None,
     claim_timeout: timedelta = CLAIM_TIMEOUT,
     state: SenderState | None = None,
     on_attempt: Callable[[DeliveryError | None], None] | None = None,
 ) -> tuple[int, int]:
     """Send the due outbox rows (only `ids` when given); returns (sent, failed).
 
-    Rows are claimed a page at a time and sent one by one; the rows the server simply
-    accepted are recorded "sent" together, when the page is done or before another outcome
-    is recorded (see _Batch), each other outcome when it happens. `after_each` runs after
-    every committed outcome, `before_record` when accepted rows are about to be recorded
-    (the crash tests kill the process there). A row the server
+    Each row is claimed, sent and its outcome committed before the next; `after_each` runs
+    after every committed outcome (the crash tests kill the process there). A row the server
     accepted whose record cannot be written stays in `state` (see SenderState) and ends
     this delivery: the database is not writable, so nothing more is sent now. `on_attempt`
     hears each failure and the first of a run of successes (None: the server took it), for
@@ -200,8 +196,7 @@ def deliver(
     sent = failed = 0
     for start in range(0, len(due), CLAIM_PAGE):
         # A page is claimed in one transaction (one commit, not one per row); its rows are
-        # then sent one by one, and those the server simply accepted recorded "sent"
-        # together (see _Batch). Rows of the page not sent go back at the end.
+        # then sent and recorded one by one. Rows of the page not sent go back at the end.
         with database.session() as s:
             won = dbm.claim_outgoing(
                 s, due[start : start + CLAIM_PAGE], clock(), state.claimant.token
@@ -210,114 +205,24 @@ def deliver(
             with state.lock:
                 state.in_flight.update(won)
         left = set(won)
-        batch = _Batch(database, clock, state, on_attempt, after_each, before_record)
         try:
             for item in page:
                 left.discard(item.id)
-                outcome = _deliver_one(
-                    database, sender, outgoing, clock, state, item, on_attempt, batch
-                )
-                if outcome == "accepted":
-                    continue
+                outcome = _deliver_one(database, sender, outgoing, clock, state, item, on_attempt)
                 if outcome == "unrecorded":
                     # Not writable: nothing more is sent now (see SenderState).
-                    accepted = len(batch.items) + (item.id in state.accepted)
-                    return sent + batch.recorded + accepted, failed
+                    return sent + 1 if item.id in state.accepted else sent, failed
                 sent += outcome == "sent"
                 failed += outcome == "failed"
                 if after_each is not None:
                     after_each()
-            recorded = batch.flush()
-            sent += batch.recorded
-            if not recorded:
-                return sent + len(batch.items), failed
         finally:
             with state.lock:
-                # Rows left in the batch (an error) stay in `accepted`: recorded next time.
-                state.in_flight.difference_update(left | {i.id for i in batch.items})
+                state.in_flight.difference_update(left)
             if left:
                 with contextlib.suppress(*_WRITE_ERRORS), database.session() as s:
                     dbm.release_claims(s, ids=sorted(left), holder=state.claimant.token)
     return sent, failed
-
-
-class _Batch:
-    """Rows of one page the server accepted without refusals, "sent" not yet recorded.
-
-    They are recorded in one transaction when the page is done, or before any other
-    outcome is recorded (outcomes stay in the order they happened). Until then each is in
-    `SenderState.accepted` (never handed to SMTP again by this process) and its claim is
-    ours: a crash before the commit resends at most these rows, with their Message-IDs, as
-    a crash between one accepted row and its record did; none is lost, none recorded sent
-    that the server did not accept.
-    """
-
-    def __init__(
-        self,
-        database: dbm.Database,
-        clock: Clock,
-        state: SenderState,
-        on_attempt: Callable[[DeliveryError | None], None] | None,
-        after_each: Callable[[], None] | None,
-        before_record: Callable[[], None] | None = None,
-    ) -> None:
-        self.database = database
-        self.clock = clock
-        self.state = state
-        self.on_attempt = on_attempt
-        self.after_each = after_each
-        self.before_record = before_record
-        self.items: list[dbm.Sendable] = []
-        self.recorded = 0  # rows recorded by earlier flushes, not yet counted by the caller
-
-    def add(self, item: dbm.Sendable) -> None:
-        """The server accepted `item`: record it with the others."""
-        with self.state.lock:
-            self.state.accepted[item.id] = (self.clock(), {})
-        self.items.append(item)
-
-    def flush(self) -> bool:
-        """Record the accepted rows "sent" in one transaction; False when the database is
-        not writable (the rows stay in `SenderState.accepted`, recorded when possible)."""
-        items, holder = self.items, self.state.claimant.token
-        if not items:
-            return True
-        if self.before_record is not None:
-            self.before_record()
-        now = self.clock()
-        try:
-            with self.database.connection() as conn:
-                done = dbm.record_sent_many(conn, [i.id for i in items], now, holder)
-            # Rare: a claim released meanwhile (judged orphaned, recorded sent all the same),
-            # or a row deleted (gone: neither sent nor failed).
-            gone = {
-                i.id
-                for i in items
-                if i.id not in done and not _record_sent(self.database, holder, i, {}, now)
-            }
-        except _WRITE_ERRORS as exc:
-            log.error(
-                "outbox rows %s were accepted by the SMTP server but cannot be recorded "
-                "(%s): kept in memory, never sent again, recorded when possible",
-                [i.id for i in items],
-                exc,
-            )
-            return False
-        self.items = []
-        for item in items:
-            with self.state.lock:
-                self.state.accepted.pop(item.id, None)
-                self.state.in_flight.discard(item.id)
-            if item.id in gone:
-                continue
-            if item.id in done:
-                log.info("sent %s %s to %s", item.kind, item.message_id, ", ".join(item.recipients))
-            self.recorded += 1
-            if self.on_attempt is not None:
-                self.on_attempt(None)
-            if self.after_each is not None:
-                self.after_each()
-        return True
 
 
 def _changes_only(
@@ -344,13 +249,10 @@ def _deliver_one(
     state: SenderState,
     item: dbm.Sendable,
     on_attempt: Callable[[DeliveryError | None], None] | None,
-    batch: _Batch,
 ) -> str:
-    """Send one claimed row: "accepted" (added to `batch`, recorded with it), else record
-    the outcome now, the batch first: "sent" (with refusals), "failed", "gone" (the row
-    was deleted meanwhile) or "unrecorded" (the database is not writable)."""
+    """Send one claimed row and record the outcome: "sent", "failed", "gone" (the row was
+    deleted meanwhile) or "unrecorded" (the database is not writable)."""
     outbox_id = item.id
-    accepted = False
     try:
         try:
             attempt = _send(sender, item.raw, outgoing.from_address, item.recipients)
@@ -359,15 +261,6 @@ def _deliver_one(
             with database.session() as s:
                 dbm.release_claims(s, ids=[outbox_id])
             raise
-        if attempt.error is None and not attempt.refused:
-            batch.add(item)
-            accepted = True
-            return "accepted"
-        if not batch.flush():
-            if attempt.error is None:
-                with state.lock:
-                    state.accepted[outbox_id] = (clock(), attempt.refused)
-            return "unrecorded"
         if attempt.error is None:
             with state.lock:
                 state.accepted[outbox_id] = (clock(), attempt.refused)
@@ -415,9 +308,8 @@ def _deliver_one(
             on_attempt(attempt.error)
         return "sent" if attempt.error is None else "failed"
     finally:
-        if not accepted:  # an accepted row stays in flight until its batch is recorded
-            with state.lock:
-                state.in_flight.discard(outbox_id)
+        with state.lock:
+            state.in_flight.discard(outbox_id)
 
 
 def _record_sent(

@@ -132,9 +132,8 @@ class Robot(RecordStage, FetchStage, FinishStage):
         sender_state: outbox.SenderState | None = None,
     ) -> None:
         """`on_stage` is called with "after-record" each time a fetched batch is recorded,
-        "after-process" and "after-send" each time a mail's stage has committed, and
-        "before-record-sent" when mails the SMTP server accepted are about to be recorded
-        sent (the crash tests kill the process there)."""
+        "after-process" and "after-send" each time a mail's stage has committed (the crash
+        tests kill the process there)."""
         self.config = config
         # Without a pool of workers, decide here; the lambda keeps process_mail patchable.
         self.decider = decider or Decider(0, 0, 0, inline=lambda: intake.process_mail)

@@ -123,7 +123,6 @@ from mailbot.db.outbox import (
     record_bounce,
     record_refused,
     record_sent,
-    record_sent_many,
     release_claims,
     requeue_outgoing,
 )
@@ -308,7 +307,6 @@ __all__ = [
     "record_received_many",
     "record_refused",
     "record_sent",
-    "record_sent_many",
     "record_token_use",
     "reject",
     "release_claims",

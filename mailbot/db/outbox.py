@@ -300,37 +300,6 @@ def record_sent(bind: Session | Connection, outbox_id: int, now: datetime, holde
     return bool(conn.execute(_RECORD_SENT, params).rowcount)
 
 
-_RECORD_SENT_MANY = (
-    update(_OUTBOX)
-    .where(
-        _OUTBOX.c.id.in_(bindparam("b_ids", expanding=True)),
-        _OUTBOX.c.status == "sending",
-        _OUTBOX.c.claimed_by == bindparam("b_holder"),
-    )
-    .values(
-        status="sent",
-        sent_at=bindparam("b_now", type_=_OUTBOX.c.sent_at.type),
-        claimed_at=None,
-        claimed_by=None,
-        attempts=func.coalesce(_OUTBOX.c.attempts, 0) + 1,
-        next_attempt_at=None,
-        last_error=None,
-    )
-    .returning(_OUTBOX.c.id)
-)
-
-
-def record_sent_many(
-    conn: Connection, outbox_ids: Sequence[int], now: datetime, holder: str
-) -> set[int]:
-    """`record_sent` for the rows of one SMTP batch in one UPDATE; the ids written (a row
-    missing from them is no longer `holder`'s claim)."""
-    if not outbox_ids:
-        return set()
-    params = {"b_ids": list(outbox_ids), "b_holder": holder, "b_now": now}
-    return set(conn.execute(_RECORD_SENT_MANY, params).scalars())
-
-
 def mark_sent(session: Session, outbox: Outbox, now: datetime) -> None:
     """The SMTP server (or the directory sink) accepted the mail."""
     outbox.status = "sent"

@@ -1,8 +1,7 @@
 """`mailbot poll --once` that SIGKILLs itself at the Nth commit of one stage (crash tests).
 
 Run as `python -m tests.mailbot.crash_launcher --config CFG --kill-at STAGE:N`; the stages
-are the robot's `on_stage` names: after-record, after-process, after-send,
-before-record-sent.
+are the robot's `on_stage` names: after-record, after-process, after-send.
 """
 
 from __future__ import annotations

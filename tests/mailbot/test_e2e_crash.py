@@ -154,9 +154,7 @@ def storage_for(db_url: str | None) -> dict[str, str]:
         # so what the later stages had done is a range; none is ahead of the one before.
         ("after-record:2", (4, 4), (0, 2), (0, 2)),
         ("after-process:2", (2, 6), (2, 2), (0, 2)),
-        # The receipts a delivery round sent are recorded "sent" together: killed after
-        # the first such record, every row of it is sent, none after it.
-        ("after-send:1", (1, 6), (1, 6), (1, 6)),
+        ("after-send:1", (1, 6), (1, 6), (1, 1)),
     ],
 )
 def test_kill_at_each_stage_then_restart(
@@ -201,32 +199,6 @@ def test_kill_at_each_stage_then_restart(
         6 - n_delivered,
     )
     assert_exactly_once(tmp_path, dovecot, account, smtp_server, mails, db_url=db_url)
-
-
-def test_kill_between_smtp_and_the_batched_sent_record_resends_only_those(
-    tmp_path, dovecot, account, smtp_server, db_url
-):
-    # Killed when the server has accepted a round of receipts whose "sent" record (one
-    # transaction for the round) is not written yet: the restart sends those again, with
-    # their Message-IDs, and nothing else twice; nothing is lost.
-    mails = backlog(6, "crash-sent-batch")
-    cfg = write_config(tmp_path, dovecot, account, smtp_server, storage=storage_for(db_url))
-    assert cli(cfg, "poll", "--once").returncode == 0
-    append_all(dovecot, account, mails)
-
-    result = poll_killed_at(cfg, "before-record-sent:1")
-    assert result.returncode == -signal.SIGKILL, result.stderr
-    db = Db(tmp_path / "data", db_url)
-    assert db.rows("SELECT id FROM outbox WHERE status = 'sent'") == []
-    unrecorded = len(smtp_server.messages)
-    assert unrecorded >= 1
-
-    result = cli(cfg, "poll", "--once")
-    assert result.returncode == 0, result.stderr
-    resends = assert_exactly_once(
-        tmp_path, dovecot, account, smtp_server, mails, allow_same_id_resend=True, db_url=db_url
-    )
-    assert resends == unrecorded
 
 
 def _wait_started(
