@@ -95,6 +95,12 @@ class _Rows:
         dbm.queue_outgoing_many(s, self.outgoing)
         self.files, self.submissions, self.events, self.outgoing = [], [], [], []
 
+    def write_submissions(self, s: dbm.Session) -> None:
+        """Insert the forms gathered so far (what the counting versions are read from); the
+        other rows wait for `write` (each table still gets its rows in gathering order)."""
+        dbm.add_submissions(s, self.submissions)
+        self.submissions = []
+
     def settle(self, s: dbm.Session) -> None:
         """Write everything, then mark the mails decided."""
         self.write(s)
@@ -228,7 +234,7 @@ class RecordStage:
             if job is not None and touched:
                 if touched & changed:
                     # A mail of the same unit was recorded earlier in this group.
-                    rows.write(s)
+                    rows.write_submissions(s)
                     fresh = prior_versions(dbm.counting_versions(s, touched))
                     current = {k: v for k, v in current.items() if k not in touched} | fresh
                 if self._stale(outcome, job[1], current) is not None and may_defer:

@@ -288,7 +288,7 @@ class Robot(RecordStage, FetchStage, FinishStage):
             return 0, len(chunk)
         # Read by `jobs` when each mail is drawn (a closure sees the current binding).
         versions, on_file = base.versions_on_file, base.forms_on_file
-        held: dict[int, tuple[bytes, IntakeContext]] = {}
+        held_jobs: dict[int, tuple[bytes, IntakeContext]] = {}
         pending, rnd, rounds = chunk, Round(), 0
 
         def jobs() -> Iterator[tuple[int, bytes, IntakeContext]]:
@@ -308,21 +308,47 @@ class Robot(RecordStage, FetchStage, FinishStage):
                     self._failed(mail_id, exc)
                     order.settled({mail_id})
                     continue
-                held[mail_id] = (raw, ctx)
+                held_jobs[mail_id] = (raw, ctx)
                 yield mail_id, raw, ctx
 
+        # Outcomes due are held until a few are at hand (two groups of the pool's), then
+        # recorded in one transaction: a group's statements and commit cost most of its
+        # recording, whatever its size. Held ones are recorded at once when deciding would
+        # wait for a slow mail (`waiting`) and when the round ends.
+        hold = max(1, 2 * self.decider.workers)
+        held: list[Item] = []
+
+        def record_held() -> None:
+            nonlocal versions, on_file
+            items = held[:]
+            held.clear()
+            for run in _runs(items):
+                failures, changed = self._record_group(run, rnd)
+                if changed:
+                    versions, on_file = merged(versions, on_file, *changed)
+                for mail_id, _, _ in run:
+                    if mail_id in failures:
+                        self._failed(mail_id, failures[mail_id])
+                    if mail_id not in rnd.redo:
+                        self._decided(counts, so_far, failed=mail_id in failures)
+
+        def waiting() -> None:
+            if held:
+                record_held()
+            self._while_waiting()
+
         while pending:
-            # Outcomes are recorded a group at a time: those ready together, in one
+            # Outcomes are recorded a few groups at a time: those ready together, in one
             # transaction (a command alone). While a slow mail is still being decided, the
             # answers already queued go out (a slow mail delays no one else's receipt).
             order = _SenderOrder({m: sender for m, _, _, sender in pending})
             groups = self.decider.decide_groups(
-                jobs(), on_wait=self._while_waiting, most=max(1, self.config.inbox.batch_size)
+                jobs(), on_wait=waiting, most=max(1, self.config.inbox.batch_size)
             )
             for group in groups:
                 ready: list[Item] = []
                 for mail_id, outcome in group:
-                    job = held.pop(mail_id, None)
+                    job = held_jobs.pop(mail_id, None)
                     try:
                         if isinstance(outcome, (DecisionTimeout, WorkerDied, MemoryError)):
                             # Out of time or memory once: answered as too large or too
@@ -340,18 +366,14 @@ class Robot(RecordStage, FetchStage, FinishStage):
                         order.settled({mail_id})
                         continue
                     ready.append((mail_id, outcome, job))
+                # In mailbox order per sender: what waited for a mail now held follows it.
                 while ready := order.due(ready):
-                    for run in _runs(ready):
-                        failures, changed = self._record_group(run, rnd)
-                        if changed:
-                            versions, on_file = merged(versions, on_file, *changed)
-                        for mail_id, _, _ in run:
-                            if mail_id in failures:
-                                self._failed(mail_id, failures[mail_id])
-                            if mail_id not in rnd.redo:
-                                self._decided(counts, so_far, failed=mail_id in failures)
+                    held.extend(ready)
                     order.settled({mail_id for mail_id, _, _ in ready})
                     ready = []
+                if len(held) >= hold or any(item[1].command is not None for item in held):
+                    record_held()
+            record_held()
             # Mails found stale go back to the pool, with the versions now on file. Each
             # round records at least its first mail; the last one defers none.
             again = set(rnd.redo)

@@ -187,6 +187,9 @@ class StoreBatch:
         if not final.parent.is_dir():
             self._new_root = self._new_root or not store.root.exists()
             final.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            # Checked by `_target` (it led inside the store), made here: not checked again.
+            if not final.parent.is_symlink():
+                store._checked_dirs.add(final.parent)
         fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
         try:
             with os.fdopen(fd, "wb") as fh:

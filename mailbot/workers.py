@@ -77,7 +77,9 @@ def worker_environment(
 def _decide_in_worker(raw: bytes, ctx: Any) -> Any:
     from mailbot.intake import process_mail
 
-    return process_mail(raw, ctx)
+    outcome = process_mail(raw, ctx)
+    # The daemon holds the raw mail it handed out: it does not come back through the pipe.
+    return replace(outcome, mail=replace(outcome.mail, raw=b""))
 
 
 class _Worker:

@@ -44,6 +44,7 @@ from mailbot.db.jobs import (
     queue_lengths,
 )
 from mailbot.db.mails import (
+    DueMail,
     MailToMove,
     add_file_result,
     add_file_results,
@@ -239,6 +240,7 @@ __all__ = [
     "count_units",
     "counting_versions",
     "current_revision",
+    "DueMail",
     "due_mails",
     "due_outgoing",
     "due_outgoing_ids",

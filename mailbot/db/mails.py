@@ -7,16 +7,16 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol, cast
 
-from sqlalchemy import Table, case, delete, func, insert, select, update
+from sqlalchemy import Table, bindparam, case, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from mailbot.db.common import (
     _cap,
     _norm_addr,
     backoff_delay,
-    claim_rows,
     core,
     normalize_message_id,
+    unlocked_ids,
 )
 from mailbot.db.jobs import add_event
 from mailbot.db.models import (
@@ -52,25 +52,57 @@ def find_mails_by_message_id(session: Session, message_id: str) -> list[Mail]:
     return list(session.scalars(select(Mail).where(Mail.message_id == mid).order_by(Mail.id)))
 
 
+class DueMail(NamedTuple):
+    """What deciding a due mail needs of its row."""
+
+    id: int
+    raw_path: str
+    received_at: datetime
+    from_addr: str | None
+
+
+_MAILS = cast(Table, Mail.__table__)
+# Built once: the deciding loop asks a page at a time, and the claims are one statement each.
+_DUE = (
+    select(_MAILS.c.id, _MAILS.c.raw_path, _MAILS.c.received_at, _MAILS.c.from_addr)
+    .where(
+        _MAILS.c.status.in_(("received", "retry")),
+        _MAILS.c.next_attempt_at.is_(None)
+        | (_MAILS.c.next_attempt_at <= bindparam("b_now", type_=_MAILS.c.next_attempt_at.type)),
+        _MAILS.c.id > bindparam("b_after"),
+    )
+    .order_by(_MAILS.c.id)
+)
+_DUE_PAGE = _DUE.limit(bindparam("b_limit"))
+
+
 def due_mails(
     session: Session, now: datetime, limit: int | None = None, *, after_id: int = 0
-) -> list[Mail]:
+) -> list[DueMail]:
     """Mails waiting to be processed: new ones, and retries whose time has come; oldest first.
 
     `after_id` and `limit` page through them (a backlog is never loaded at once).
     """
-    query = (
-        select(Mail)
-        .where(
-            Mail.status.in_(("received", "retry")),
-            (Mail.next_attempt_at.is_(None)) | (Mail.next_attempt_at <= now),
-            Mail.id > after_id,
-        )
-        .order_by(Mail.id)
-    )
+    params: dict[str, Any] = {"b_now": now, "b_after": after_id}
     if limit is not None:
-        query = query.limit(limit)
-    return list(session.scalars(query))
+        params["b_limit"] = limit
+    rows = core(session).execute(_DUE if limit is None else _DUE_PAGE, params)
+    return [DueMail(*row) for row in rows]
+
+
+_CLAIM_MAILS = (
+    update(_MAILS)
+    .where(
+        _MAILS.c.id.in_(bindparam("b_ids", expanding=True)),
+        _MAILS.c.status.in_(("received", "retry")),
+    )
+    .values(
+        status="processing",
+        claimed_at=bindparam("b_now", type_=_MAILS.c.claimed_at.type),
+        claimed_by=bindparam("b_holder"),
+    )
+    .returning(_MAILS.c.id)
+)
 
 
 def claim_mails(session: Session, ids: Iterable[int], holder: str, now: datetime) -> list[int]:
@@ -78,13 +110,20 @@ def claim_mails(session: Session, ids: Iterable[int], holder: str, now: datetime
 
     The ids won; a mail another daemon claimed first is not among them.
     """
-    return claim_rows(
-        session,
-        Mail,
-        ids,
-        [Mail.status.in_(("received", "retry"))],
-        {"status": "processing", "claimed_at": now, "claimed_by": holder},
+    wanted = list(ids)
+    if not wanted:
+        return []
+    free = unlocked_ids(
+        session, Mail.id, [Mail.id.in_(wanted), Mail.status.in_(("received", "retry"))]
     )
+    if free is not None:  # PostgreSQL: rows another daemon is claiming are skipped
+        wanted = free
+        if not wanted:
+            return []
+    params = {"b_ids": wanted, "b_now": now, "b_holder": holder}
+    won = list(core(session).execute(_CLAIM_MAILS, params).scalars())
+    session.expire_all()
+    return sorted(won)
 
 
 def mail_claims(session: Session) -> list[tuple[int, str | None, datetime | None]]:
@@ -93,6 +132,20 @@ def mail_claims(session: Session) -> list[tuple[int, str | None, datetime | None
         select(Mail.id, Mail.claimed_by, Mail.claimed_at).where(Mail.status == "processing")
     )
     return [(i, by, at) for i, by, at in rows]
+
+
+_RELEASE_MAILS = (
+    update(_MAILS)
+    .where(_MAILS.c.id.in_(bindparam("b_ids", expanding=True)), _MAILS.c.status == "processing")
+    .values(
+        status=case((_MAILS.c.attempts > 0, "retry"), else_="received"),
+        claimed_at=None,
+        claimed_by=None,
+        next_attempt_at=None,
+    )
+    .returning(_MAILS.c.id)
+)
+_RELEASE_MAILS_OF = _RELEASE_MAILS.where(_MAILS.c.claimed_by == bindparam("b_holder"))
 
 
 def release_mail_claims(
@@ -105,19 +158,11 @@ def release_mail_claims(
     wanted = list(ids)
     if not wanted:
         return []
-    query = update(Mail).where(Mail.id.in_(wanted), Mail.status == "processing")
-    if holder is not None:
-        query = query.where(Mail.claimed_by == holder)
-    released = session.scalars(
-        query.values(
-            status=case((Mail.attempts > 0, "retry"), else_="received"),
-            claimed_at=None,
-            claimed_by=None,
-            next_attempt_at=None,
-        )
-        .returning(Mail.id)
-        .execution_options(synchronize_session=False)
-    ).all()
+    if holder is None:
+        rows = core(session).execute(_RELEASE_MAILS, {"b_ids": wanted})
+    else:
+        rows = core(session).execute(_RELEASE_MAILS_OF, {"b_ids": wanted, "b_holder": holder})
+    released = list(rows.scalars())
     session.expire_all()
     return sorted(released)
 

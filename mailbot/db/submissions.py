@@ -10,7 +10,9 @@ from typing import Any, cast
 from sqlalchemy import (
     Select,
     Table,
+    and_,
     bindparam,
+    case,
     func,
     insert,
     or_,
@@ -64,21 +66,23 @@ _NEWEST_OF_PAIR = (
     .limit(1)
     .scalar_subquery()
 )
-_SUPERSEDE_ALL_BUT_NEWEST = (
+# Both halves of the rule in one UPDATE: every other valid version superseded (found by
+# the status index), the newest valid again (found by id) if it was superseded.
+_SUPERSEDE_AND_REVIVE = (
     update(_SUBMISSIONS)
     .where(
-        Submission.status == "valid",
-        Submission.unit_code == bindparam("b_unit"),
-        Submission.form == bindparam("b_form"),
-        Submission.awaiting_confirmation.is_(False),
-        Submission.id != _NEWEST_OF_PAIR,
+        or_(
+            and_(
+                Submission.status == "valid",
+                Submission.unit_code == bindparam("b_unit"),
+                Submission.form == bindparam("b_form"),
+                Submission.awaiting_confirmation.is_(False),
+                Submission.id != _NEWEST_OF_PAIR,
+            ),
+            and_(Submission.id == _NEWEST_OF_PAIR, Submission.status == "superseded"),
+        )
     )
-    .values(status="superseded")
-)
-_REVIVE_THE_NEWEST = (
-    update(_SUBMISSIONS)
-    .where(Submission.id == _NEWEST_OF_PAIR, Submission.status == "superseded")
-    .values(status="valid")
+    .values(status=case((Submission.id == _NEWEST_OF_PAIR, "valid"), else_="superseded"))
 )
 _REVIVE_NEWEST = (
     update(_SUBMISSIONS)
@@ -102,8 +106,8 @@ def resolve_supersede(session: Session, unit_code: str, form: str) -> None:
 
 
 def resolve_supersede_many(session: Session, keys: Iterable[tuple[str, str]]) -> None:
-    """`resolve_supersede` for many (unit, form) pairs: two executemany UPDATEs, each
-    finding the newest version by a subquery."""
+    """`resolve_supersede` for many (unit, form) pairs: one executemany UPDATE, finding
+    the newest version by a subquery."""
     wanted = sorted(set(keys))
     if not wanted:
         return
@@ -111,8 +115,7 @@ def resolve_supersede_many(session: Session, keys: Iterable[tuple[str, str]]) ->
     params = [{"b_unit": u, "b_form": f} for u, f in wanted]
     conn = session.connection()
     # Superseding keeps a row among the versions looked at: the newest stays the newest.
-    conn.execute(_SUPERSEDE_ALL_BUT_NEWEST, params)
-    conn.execute(_REVIVE_THE_NEWEST, params)
+    conn.execute(_SUPERSEDE_AND_REVIVE, params)
     _expire_status(session, set(wanted))
 
 

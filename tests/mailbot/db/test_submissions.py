@@ -168,3 +168,47 @@ def test_forms_on_file_are_the_valid_confirmed_ones_per_unit(database: Database)
             "HD": {"M2": "awaiting"},
         }
         assert [x.form for x in dbm.all_submissions(s)] == ["M1", "M2", "M2", "M1"]
+
+
+def test_many_forms_at_once_keep_the_newest_valid_and_revive_it(database: Database) -> None:
+    # `add_submissions` settles each (unit, form) in one UPDATE: the newest confirmed valid
+    # or superseded version is the valid one, whatever order the versions arrive in.
+    with database.session() as s:
+        add_unit(s, "KT")
+        mails = [receive(s, uid=i, sha=f"{i:064x}") for i in range(1, 6)]
+
+        def row(i: int, at_h: int) -> dict[str, object]:
+            return {
+                "mail_id": mails[i].id,
+                "unit_code": "KT",
+                "form": make_form(),
+                "file_name": f"mau01-{i}.xlsx",
+                "file_sha256": "0" * 64,
+                "received_at": T0 + timedelta(hours=at_h),
+            }
+
+        def statuses() -> list[str]:
+            return list(
+                s.scalars(
+                    select(Submission.status)
+                    .where(Submission.unit_code == "KT")
+                    .order_by(Submission.received_at)
+                )
+            )
+
+        dbm.add_submissions(s, [row(0, 1), row(1, 2)])
+        assert statuses() == ["superseded", "valid"]
+        dbm.add_submissions(s, [row(2, 0)])  # older, recorded late: it does not win
+        assert statuses() == ["superseded", "superseded", "valid"]
+        # The newest was superseded by hand (say): the next settlement makes it valid again.
+        s.execute(text("UPDATE submissions SET status = 'superseded' WHERE unit_code = 'KT'"))
+        s.execute(
+            text("UPDATE submissions SET status = 'valid' WHERE id = :i"),
+            {"i": s.scalars(select(func.min(Submission.id))).one()},
+        )
+        s.expire_all()
+        dbm.add_submissions(s, [row(3, -1)])
+        assert statuses() == ["superseded", "superseded", "superseded", "valid"]
+        latest = dbm.latest_valid_submission(s, "KT", "M1")
+        assert latest is not None
+        assert latest.mail_id == mails[1].id
