@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -48,6 +49,10 @@ def rar_tool_available() -> bool:
     try:
         import rarfile
 
+        # rarfile runs each candidate to see whether it works; none on PATH needs no run.
+        names = ("UNRAR_TOOL", "UNAR_TOOL", "SEVENZIP_TOOL", "SEVENZIP2_TOOL", "BSDTAR_TOOL")
+        if not any(shutil.which(getattr(rarfile, name, "")) for name in names):
+            return False
         rarfile.tool_setup()
     except Exception:  # noqa: BLE001 - any failure means no usable tool
         return False

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import gc
 import os
 import pickle
@@ -35,7 +34,7 @@ _ZYGOTE_GONE = -signal.SIGKILL  # a worker's exit code when the zygote died befo
 def _die_with_parent(parent_pid: int) -> None:
     """Linux: this process is killed when its parent dies, even by kill -9 (no orphans)."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc = ctypes.CDLL(None, use_errno=True)  # the C library is loaded already: no ldconfig run
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):
         return  # not Linux: the daemon's own shutdown still ends the workers
@@ -147,9 +146,8 @@ def _worker(
 def _import_readers() -> None:
     """Import every reader, rule and mail module before forking.
 
-    The readers import their libraries (openpyxl with numpy and PIL, lxml, tnefparse) only
-    when their first file comes: about half a second of each worker's first mail, paid here
-    once instead, before the workers exist.
+    The readers import their libraries (lxml, xlrd, tnefparse) only when their first file
+    comes: paid here once instead of on each worker's first mail, before the workers exist.
     """
     import importlib
     import pkgutil

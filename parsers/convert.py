@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import functools
 import logging
 import os
@@ -81,7 +80,7 @@ def soffice_converter(
 
 def _libc_prctl() -> Callable[..., int] | None:
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc = ctypes.CDLL(None, use_errno=True)  # the C library is loaded already: no ldconfig run
         return libc.prctl
     except (OSError, AttributeError):
         return None

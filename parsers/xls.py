@@ -6,11 +6,11 @@ import io
 import time
 
 import xlrd
-from openpyxl.utils.cell import get_column_letter
 from xlrd.book import Book
 from xlrd.sheet import Cell as XlrdCell
 from xlrd.sheet import Sheet
 
+from parsers.excel_values import get_column_letter
 from parsers.grid import Cell, Extracted, Grid, Row
 from parsers.safety import DEFAULT_LIMITS, Limits, TimeLimitExceeded
 from parsers.xlsx import convert_runs, date_text, number_text

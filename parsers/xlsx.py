@@ -2,8 +2,8 @@
 
 The sheet XML is read once with lxml (no entities, no DTD, no network: a small part parsed
 whole, a large one streamed), stopping at Limits.max_rows; shared strings, number formats
-and cell fonts come from their parts, and openpyxl supplies only its date and number-format
-rules. Macros are never read.
+and cell fonts come from their parts; the date and number-format rules are openpyxl's,
+restated in parsers/excel_values.py. Macros are never read.
 
 Hidden rows and columns are read like visible ones: Excel's SUM/COUNTA in the TỔNG row count
 them too, and a row a unit hid is still what it sent (dropping it would lose data silently).
@@ -23,15 +23,19 @@ from collections.abc import Iterable, Iterator
 from typing import TypeAlias
 
 from lxml import etree
-from openpyxl.styles.numbers import BUILTIN_FORMATS, is_date_format, is_timedelta_format
-from openpyxl.utils.cell import column_index_from_string, get_column_letter, range_boundaries
-from openpyxl.utils.datetime import (
+
+from parsers.excel_values import (
+    BUILTIN_FORMATS,
     CALENDAR_MAC_1904,
     CALENDAR_WINDOWS_1900,
+    column_index_from_string,
     from_excel,
     from_ISO8601,
+    get_column_letter,
+    is_date_format,
+    is_timedelta_format,
+    range_boundaries,
 )
-
 from parsers.grid import Cell, Extracted, Grid, Row
 from parsers.ooxml import main_part, open_package, parse_part, rels, xml_parser
 from parsers.safety import DEFAULT_LIMITS, Limits, TimeLimitExceeded, cells_exceeded
@@ -512,7 +516,8 @@ def _make_cell(
         return Cell(text, _location(title, r, col), (text,))
     elif kind == "d":
         try:
-            text = date_text(from_ISO8601(value.strip()))
+            moment = from_ISO8601(value.strip())
+            text = date_text(moment) if moment is not None else normalize(value)
         except (ValueError, TypeError, AttributeError):
             text = normalize(value)
         return Cell(text, _location(title, r, col), (text,)) if text else None
@@ -560,7 +565,12 @@ def _merged_ranges(refs: list[str]) -> list[tuple[int, int, int, int]]:
             min_col, min_row, max_col, max_row = range_boundaries(ref.replace("$", ""))
         except (ValueError, TypeError):
             continue
-        if None not in (min_col, min_row, max_col, max_row):
+        if (
+            min_col is not None
+            and min_row is not None
+            and max_col is not None
+            and max_row is not None
+        ):
             out.append((min_row, min_col, max_row, max_col))
     return out
 

@@ -14,7 +14,7 @@ import rarfile
 from mailbot.decision import Tools
 from mailbot.intake import process_mail
 from mailbot.units import Register
-from mailbot.workers import Decider, DecisionTimeout, local_tools
+from mailbot.workers import Decider, DecisionTimeout, local_tools, rar_tool_available
 from parsers.convert import convert_with_soffice
 from tests.mailbot import worker_funcs
 from tests.mailbot.intake_support import INTAKE, context
@@ -77,6 +77,22 @@ def test_local_tools_name_what_this_machine_offers():
         assert tools.rar is False
     else:
         assert tools.rar is True
+
+
+def test_a_rar_tool_is_run_only_when_one_is_on_the_path(tmp_path, monkeypatch):
+    monkeypatch.setattr(rarfile, "CURRENT_SETUP", None)  # rarfile caches what it found
+    monkeypatch.setenv("PATH", str(tmp_path))
+    ran = tmp_path / "ran"
+    assert rar_tool_available() is False
+    tool = tmp_path / "bsdtar"
+    tool.write_text(f"#!/bin/sh\necho ran > {ran}\necho 'bsdtar 3.6.2'\n")
+    tool.chmod(0o755)
+    assert not ran.exists()
+    assert rar_tool_available() is True
+    assert ran.exists()
+    monkeypatch.setattr(rarfile, "CURRENT_SETUP", None)
+    tool.write_text("#!/bin/sh\nexit 1\n")  # on the path but broken
+    assert rar_tool_available() is False
 
 
 def test_tools_travel_to_the_workers_with_the_context():
@@ -248,7 +264,7 @@ def test_a_worker_is_sent_the_unchanging_context_once_and_again_when_it_changes(
 
 
 def test_the_zygote_imports_every_reader_before_forking():
-    # Each worker would otherwise import openpyxl (with numpy and PIL) on its first form.
+    # Each worker would otherwise import the readers' libraries (lxml, xlrd) on its first form.
     import subprocess
     import sys
 
@@ -262,8 +278,9 @@ def test_the_zygote_imports_every_reader_before_forking():
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     ).stdout.split()
-    for name in ("parsers.xlsx", "parsers.docx", "parsers.xls", "rules.total_mismatch", "openpyxl"):
+    for name in ("parsers.xlsx", "parsers.docx", "parsers.xls", "rules.total_mismatch", "xlrd"):
         assert name in out
+    assert "openpyxl" not in out  # its package loads the whole workbook model (numpy, PIL)
     readers = {n for n in out if n.startswith("parsers.")}
     on_disk = {
         "parsers." + p.stem for p in (Path(__file__).parents[2] / "parsers").glob("*.py")
