@@ -6,6 +6,7 @@ import contextlib
 import io
 import posixpath
 import zipfile
+from types import MappingProxyType
 
 from lxml import etree
 
@@ -47,16 +48,23 @@ def open_package(
     return Package(data)
 
 
+# No entities, no DTD, no network, default size bounds (huge_tree off); comments and
+# processing instructions dropped. For every parser and iterparse over a unit's XML.
+SAFE_XML = MappingProxyType(
+    {
+        "resolve_entities": False,
+        "no_network": True,
+        "load_dtd": False,
+        "huge_tree": False,
+        "remove_comments": True,
+        "remove_pis": True,
+    }
+)
+
+
 def xml_parser() -> etree.XMLParser:
     """No entities, no DTD, no network, default size bounds (huge_tree off)."""
-    return etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        huge_tree=False,
-        remove_comments=True,
-        remove_pis=True,
-    )
+    return etree.XMLParser(**SAFE_XML)
 
 
 def parse_part(zf: zipfile.ZipFile, path: str) -> etree._Element | None:

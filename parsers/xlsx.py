@@ -37,7 +37,7 @@ from parsers.excel_values import (
     range_boundaries,
 )
 from parsers.grid import Cell, Extracted, Grid, Row
-from parsers.ooxml import main_part, open_package, parse_part, rels, xml_parser
+from parsers.ooxml import SAFE_XML, main_part, open_package, parse_part, rels, xml_parser
 from parsers.safety import DEFAULT_LIMITS, Limits, TimeLimitExceeded, cells_exceeded
 from parsers.vntext import fold_ws, normalize
 from parsers.vntext import smart_text as _smart_text
@@ -449,17 +449,7 @@ def _sheet_events(raw: bytes) -> tuple[Iterator[tuple[str, _Element]], bool]:
             pass
         else:
             return etree.iterwalk(root, events=("end",), tag=_SHEET_TAGS), False
-    events = etree.iterparse(
-        io.BytesIO(raw),
-        events=("end",),
-        tag=_SHEET_TAGS,
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        huge_tree=False,
-        remove_comments=True,
-        remove_pis=True,
-    )
+    events = etree.iterparse(io.BytesIO(raw), events=("end",), tag=_SHEET_TAGS, **SAFE_XML)
     return events, True
 
 
