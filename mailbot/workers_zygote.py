@@ -156,6 +156,9 @@ def _import_readers() -> None:
         root = importlib.import_module(package)
         for info in pkgutil.walk_packages(root.__path__, package + "."):
             importlib.import_module(info.name)
+    import mimetypes
+
+    mimetypes.init()  # the system's type table, read on the first attachment otherwise
 
 
 def zygote_main() -> NoReturn:

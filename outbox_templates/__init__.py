@@ -121,12 +121,15 @@ def render(event: str, context: object) -> Rendered:
 
 
 def warm(events: tuple[str, ...] = ("receipt", "notice")) -> None:
-    """Compile the templates of `events` now (a worker does so when it starts, so that its
-    first mail does not pay for it)."""
+    """Compile the templates of `events` now, and the partials they extend, import and
+    include (loaded only when a template first renders), so that no first mail pays."""
     env = environment()
     for event in events:
         for part in ("subject", "txt", "html"):
             env.get_template(f"{event}.{part}.j2")
+    for name in env.list_templates(extensions=["j2"]):
+        if name.startswith("_"):
+            env.get_template(name)
 
 
 __all__ = ["EVENTS", "Rendered", "environment", "render", "warm"]

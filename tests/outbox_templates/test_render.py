@@ -689,6 +689,7 @@ def test_a_note_beside_a_real_problem_is_not_an_extra_document() -> None:
 def test_warm_compiles_the_answer_templates_once(monkeypatch: pytest.MonkeyPatch) -> None:
     from outbox_templates import environment, warm
 
+    environment.cache_clear()  # a new environment: what other tests rendered is not in it
     warm()
     env = environment()
     assert env.loader is not None
@@ -696,9 +697,13 @@ def test_warm_compiles_the_answer_templates_once(monkeypatch: pytest.MonkeyPatch
     def no_source(*args: object) -> None:
         raise AssertionError("a warmed template was loaded again")
 
-    # Warmed: the receipt and notice templates come from the cache, never from the files.
+    # Warmed: the receipt and notice templates come from the cache, never from the files,
+    # and so do the layout, macros and texts they pull in when they render.
     monkeypatch.setattr(env.loader, "get_source", no_source)
     for event in ("receipt", "notice"):
         for part in ("subject", "txt", "html"):
             assert env.get_template(f"{event}.{part}.j2").name == f"{event}.{part}.j2"
+    assert "Kính gửi" in render("receipt", _receipt()).text
+    for reason in NOTICE_REASONS:
+        assert render("notice", _notice(reason)).html
     warm()
