@@ -32,7 +32,8 @@ sys.path.insert(0, str(ROOT))
 from mailbot.alerts import AlertView  # noqa: E402
 from mailbot.config import Config, ContactConfig  # noqa: E402
 from mailbot.contact import Contact, contact_of  # noqa: E402
-from mailbot.intake import IntakeContext, process_mail  # noqa: E402
+from mailbot.decision import IntakeContext  # noqa: E402
+from mailbot.intake import process_mail  # noqa: E402
 from mailbot.mail.views import NoticeView  # noqa: E402
 from mailbot.units import Register, read_units  # noqa: E402
 from outbox_templates import render  # noqa: E402

@@ -9,7 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from mailbot.contact import Contact
-from mailbot.intake import IntakeContext
+from mailbot.decision import IntakeContext
 from mailbot.units import Register, read_units
 from rules.campaign import newest_campaign
 

@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from mailbot.decision import model_label
-from mailbot.intake import Outcome, PriorVersion, process_mail
+from mailbot.decision import Outcome, PriorVersion, model_label
+from mailbot.intake import process_mail
 from mailbot.units import Register, Unit, UnitsFileError, read_units
 from tests.mailbot.intake_support import INTAKE, context, sample_register
 

@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from mailbot.decision import Tools
-from mailbot.intake import Outcome, oversize_reply, process_mail
+from mailbot.decision import Outcome, Tools
+from mailbot.intake import oversize_reply, process_mail
 from mailbot.units import Register, Unit
 from parsers.convert import convert_with_soffice
 from tests.mailbot.intake_support import (

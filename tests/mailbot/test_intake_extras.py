@@ -8,8 +8,9 @@ from email import policy
 from email.message import EmailMessage
 
 from mailbot.campaign.samples import filled_form_docx, filled_form_xlsx
+from mailbot.decision import Outcome
 from mailbot.extras import settle_extras
-from mailbot.intake import Outcome, answer_address, process_mail
+from mailbot.intake import answer_address, process_mail
 from mailbot.mail.walk import parse_mail
 from mailbot.units import Register, Unit
 from parsers import parse_file

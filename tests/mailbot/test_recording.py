@@ -15,7 +15,8 @@ from sqlalchemy import event
 
 from mailbot.app import open_app
 from mailbot.config import load_config
-from mailbot.intake import Outcome, process_mail
+from mailbot.decision import Outcome
+from mailbot.intake import process_mail
 from tests.mailbot.e2e_support import (
     PW_ENV,
     Db,

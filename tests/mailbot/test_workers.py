@@ -30,9 +30,12 @@ def test_pool_decides_like_the_inline_path():
     finally:
         pool.close()
     assert list(a) == [name for name, _, _ in jobs] and sorted(b) == sorted(a)
+    raws = {name: raw for name, raw, _ in jobs}
     for key in a:
         assert (a[key].action, a[key].unit) == (b[key].action, b[key].unit)
         assert [s.form for s in a[key].submissions] == [s.form for s in b[key].submissions]
+        # The daemon holds the mail it handed out: a worker does not send it back.
+        assert a[key].mail.raw == raws[key] and b[key].mail.raw == b""
 
 
 def test_a_stuck_mail_is_stopped_and_the_others_still_decided():
