@@ -17,7 +17,7 @@ from mailbot.contact import contact_of
 from mailbot.decision import IntakeContext
 from mailbot.fetching import FetchStage
 from mailbot.finishing import FinishStage
-from mailbot.overlap import MailboxThread
+from mailbot.overlap import Overlap
 from mailbot.recording import Item, RecordStage, Round, load_register, merged, prior_versions
 from mailbot.sources import Source
 from mailbot.staff.access import load_access
@@ -155,7 +155,7 @@ class Robot(RecordStage, FetchStage, FinishStage):
         self._orphans_released = False
         self.on_stage = on_stage or _no_stage_hook
         self._sent_meanwhile = [0, 0]  # (sent, failed) by deliveries during process_due
-        self._mailbox_thread: MailboxThread | None = None  # during run_once
+        self._overlap: Overlap | None = None  # during run_once
         # One per process (the App's): whose claims these are, and what SMTP accepted.
         self.sender_state = sender_state or outbox.SenderState()
         self.claimant = self.sender_state.claimant
@@ -385,16 +385,16 @@ class Robot(RecordStage, FetchStage, FinishStage):
     def _decided(self, counts: list[int], so_far: int, *, failed: bool) -> None:
         """One more mail's stage has committed (or failed): count it, tell who listens."""
         counts[1 if failed else 0] += 1
-        if self._mailbox_thread is not None:
-            self._mailbox_thread.decided()
+        if self._overlap is not None:
+            self._overlap.decided()
         if self.progress:
             self.progress(f"đã xử lý {so_far + counts[0] + counts[1]} thư")
         self.on_stage("after-process")
 
     def _while_waiting(self) -> None:
         """Deciding waits for a slow mail: have what is decided moved and answered now."""
-        if self._mailbox_thread is not None:
-            self._mailbox_thread.nudge()
+        if self._overlap is not None:
+            self._overlap.nudge()
         else:
             self._deliver_meanwhile()
 
@@ -428,23 +428,24 @@ class Robot(RecordStage, FetchStage, FinishStage):
     def run_once(self) -> PassStats:
         """One full pass: fetch, decide, move, deliver, the stages overlapping.
 
-        The mailbox thread fetches and records batch after batch, then moves decided mail
-        and delivers answers while this thread decides what is recorded: each mail is still
-        recorded before it is decided, decided before it is moved or answered.
+        The mailbox thread fetches and records batch after batch, then moves decided mail;
+        the delivery thread sends the answers from the first one decided; this thread decides
+        what is recorded: each mail is still recorded before it is decided, decided before
+        it is moved or answered.
         """
         stats = PassStats()
         self._sent_meanwhile = [0, 0]
-        io = MailboxThread(self, fetch=self.room_for_intake())
+        io = Overlap(self, fetch=self.room_for_intake())
         io.start()
-        self._mailbox_thread = io
+        self._overlap = io
         try:
             stats.processed, stats.failed = self.process_due(fetching=io.fetched)
         finally:
-            self._mailbox_thread = None
+            self._overlap = None
             io.finish()
-        stats.fetched = io.count
-        if io.error is not None:
-            raise io.error
+        stats.fetched = io.mailbox.count
+        if io.mailbox.error is not None:
+            raise io.mailbox.error
         self.move_done()
         stats.sent, stats.send_failed = self.deliver()
         stats.sent += self._sent_meanwhile[0]
