@@ -318,15 +318,13 @@ def _record_sent(
     """Record that the server accepted `item` (with its refusals); False if the row is gone.
 
     One UPDATE while the row is still our claim, as it nearly always is, in a transaction
-    of its own without an ORM session (one per mail sent). A claim released meanwhile
-    (judged orphaned) is recorded sent all the same: the server has the mail.
+    of its own without an ORM session (one per mail sent, see `dbm.record_sent_alone`). A
+    claim released meanwhile (judged orphaned) is recorded sent all the same: the server
+    has the mail.
     """
-    if not refused:
-        with database.connection() as conn:
-            done = dbm.record_sent(conn, item.id, now, holder)
-        if done:
-            log.info("sent %s %s to %s", item.kind, item.message_id, ", ".join(item.recipients))
-            return True
+    if not refused and dbm.record_sent_alone(database, item.id, now, holder):
+        log.info("sent %s %s to %s", item.kind, item.message_id, ", ".join(item.recipients))
+        return True
     with database.session() as s:
         if not dbm.record_sent(s, item.id, now, holder):
             row = dbm.get_outbox(s, item.id)

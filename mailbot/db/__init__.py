@@ -123,6 +123,7 @@ from mailbot.db.outbox import (
     record_bounce,
     record_refused,
     record_sent,
+    record_sent_alone,
     release_claims,
     requeue_outgoing,
 )
@@ -307,6 +308,7 @@ __all__ = [
     "record_received_many",
     "record_refused",
     "record_sent",
+    "record_sent_alone",
     "record_token_use",
     "reject",
     "release_claims",

@@ -8,8 +8,9 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -23,8 +24,10 @@ from sqlalchemy import (
     make_url,
     text,
 )
-from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError, DBAPIError, OperationalError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Executable
+from sqlalchemy.sql.elements import ClauseElement
 
 from mailbot.config import Config
 from mailbot.db.models import DB_FILE_NAME, DEFAULT_BUSY_TIMEOUT_MS
@@ -91,6 +94,16 @@ def _make_server_engine(url: URL, schema: str | None = None) -> Engine:
     return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """A statement compiled for the driver: its SQL and, per positional parameter, its
+    name and the bind processor of its type (None: passed as it is)."""
+
+    sql: str
+    construct_params: Callable[..., Mapping[str, Any]]
+    order: tuple[tuple[str, Callable[[Any], Any] | None], ...]
+
+
 class Database:
     """An open mailbot database: hands out transactional sessions; `dispose()` closes it.
 
@@ -104,6 +117,7 @@ class Database:
         # as soon as it is free, rather than in SQLite's busy handler, which polls with
         # sleeps of up to 100 ms (the overlapping stages of a pass all write).
         self._writer = threading.RLock() if engine.dialect.name == "sqlite" else None
+        self._plans: dict[Executable, _Plan] = {}  # see `write_one`
 
     @property
     def is_sqlite(self) -> bool:
@@ -135,6 +149,56 @@ class Database:
         queue = self._writer if self._writer is not None else contextlib.nullcontext()
         with queue, self.engine.begin() as conn:
             yield conn
+
+    def write_one(self, statement: Executable, params: Mapping[str, Any]) -> int:
+        """Run one plain DML statement (no expanding IN) in a write transaction of its own,
+        committed on success, else rolled back; the number of rows it matched.
+
+        On SQLite the statement runs on the driver's connection, compiled once per
+        Database: for a one-row UPDATE, SQLAlchemy's Connection (pool events, the BEGIN
+        listener, the compiled cache, the result's set-up) costs many times the statement,
+        and a sent mail's record runs once per mail sent. Driver errors are raised as
+        SQLAlchemy's (DBAPIError), as through a Connection. Elsewhere: `connection()`.
+        """
+        if self._writer is None:
+            with self.connection() as conn:
+                return int(conn.execute(statement, dict(params)).rowcount)
+        plan = self._plans.get(statement)
+        if plan is None:
+            plan = self._plans[statement] = self._plan(statement)
+        values = plan.construct_params(dict(params))
+        args = [values[n] if p is None else p(values[n]) for n, p in plan.order]
+        with self._writer:
+            pooled = self.engine.raw_connection()
+            try:
+                driver = pooled.driver_connection
+                assert driver is not None
+                try:
+                    driver.execute("BEGIN IMMEDIATE")
+                    try:
+                        count = driver.execute(plan.sql, args).rowcount
+                        driver.execute("COMMIT")
+                    except BaseException:
+                        with contextlib.suppress(sqlite3.Error):
+                            driver.execute("ROLLBACK")
+                        raise
+                except sqlite3.Error as exc:
+                    raise DBAPIError.instance(plan.sql, args, exc, sqlite3.Error) from exc
+            finally:
+                pooled.close()
+        return int(count)
+
+    def _plan(self, statement: Executable) -> _Plan:
+        dialect = self.engine.dialect
+        assert isinstance(statement, ClauseElement)
+        compiled: Any = statement.compile(dialect=dialect)
+        if compiled.positiontup is None or compiled.post_compile_params:
+            raise ValueError("write_one runs plain positional statements only")
+        order = tuple(
+            (name, compiled.binds[name].type.bind_processor(dialect))
+            for name in compiled.positiontup
+        )
+        return _Plan(str(compiled), compiled.construct_params, order)
 
     def checkpoint(self) -> bool:
         """Copy the WAL into the database and truncate it to zero bytes; False when readers

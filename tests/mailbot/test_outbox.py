@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -213,22 +215,48 @@ def test_only_the_given_ids_are_sent_and_each_sent_row_calls_back(
     ]
 
 
+@contextlib.contextmanager
+def statements_run(database: dbm.Database) -> Iterator[list[str]]:
+    """The first word of every statement the database runs meanwhile, transaction control
+    left out: SQLite's own trace (statements run on the driver's connection included),
+    SQLAlchemy's cursor events on a server."""
+    statements: list[str] = []
+
+    def note(statement: str) -> None:
+        word = statement.split(None, 1)[0].upper()
+        if word not in ("BEGIN", "COMMIT", "ROLLBACK", "PRAGMA"):
+            statements.append(word)
+
+    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
+        note(statement)
+
+    def traced(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+        dbapi_connection.set_trace_callback(note)
+
+    if database.is_sqlite:
+        database.dispose()  # pooled connections are opened again, traced
+        event.listen(database.engine, "connect", traced)
+        try:
+            yield statements
+        finally:
+            event.remove(database.engine, "connect", traced)
+            database.dispose()
+        return
+    event.listen(database.engine, "before_cursor_execute", count)
+    try:
+        yield statements
+    finally:
+        event.remove(database.engine, "before_cursor_execute", count)
+
+
 def test_a_sent_row_costs_one_update_and_its_commit(database: dbm.Database, tmp_path: Path) -> None:
     # Per row, after the page's claim: BEGIN and the UPDATE that records "sent" (one commit).
     n = 2 * outbox.CLAIM_PAGE
     ids = queue(database, "receipt", ["vanthu@phuong.example"], n=n)
     sink = tmp_path / "sent"
     config = OutgoingConfig(url=f"dir:{sink}", from_address=FROM)
-    statements: list[str] = []
-
-    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
-        statements.append(statement.split(None, 1)[0].upper())
-
-    event.listen(database.engine, "before_cursor_execute", count)
-    try:
+    with statements_run(database) as statements:
         assert outbox.deliver(database, DirSender(sink), config, lambda: T0) == (n, 0)
-    finally:
-        event.remove(database.engine, "before_cursor_execute", count)
     # The pass's fixed queries (claims, due rows) and per page a claim and one read.
     assert len(statements) <= 2 * n + 10
     assert statements.count("UPDATE") == n + 2
