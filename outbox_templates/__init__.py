@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
@@ -54,10 +54,23 @@ def _formats(values: Any) -> str:
     return ", ".join("." + str(v).lstrip(".") for v in values)
 
 
+class _Environment(Environment):
+    """An environment whose templates see its globals as one plain dict.
+
+    Jinja's default is a ChainMap over the environment's globals, which every render, macro
+    call, import and include walks key by key (a fifth of a receipt's rendering). Our
+    globals are all set in `environment()` before any template is loaded and never change.
+    """
+
+    def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
+        """The template's own globals over a copy of the environment's."""
+        return {**self.globals, **(d or {})}
+
+
 @lru_cache(maxsize=1)
 def environment() -> Environment:
     """The one Jinja2 environment: HTML templates autoescaped, text ones not, strict names."""
-    env = Environment(
+    env = _Environment(
         loader=PackageLoader("outbox_templates", ""),
         autoescape=select_autoescape(
             enabled_extensions=("html.j2",), default_for_string=False, default=False

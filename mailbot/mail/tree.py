@@ -7,7 +7,7 @@ from email import policy as email_policy
 from email.message import Message
 from email.parser import BytesParser
 
-__all__ = ["parse_message_bytes"]
+__all__ = ["Part", "parse_message_bytes"]
 
 # A run of base64 lines (an attachment's body): every line starts with a base64 character
 # and holds nothing else, so it is never a header, a header's continuation, a "From " line,
@@ -29,8 +29,22 @@ _RUN_MARK = "MBOTRUN"
 _RUN_TOKEN = re.compile(_RUN_MARK + r"(\d+)Z")
 
 
-class _Part(Message):
-    """A compat32 message part whose set-aside runs can be put back into its body."""
+class Part(Message):
+    """A compat32 message part whose set-aside runs can be put back into its body, with
+    its headers indexed by name the first time one is asked for (a walk asks each part
+    for a dozen; parsed parts are read, never changed)."""
+
+    _first: dict[str, str] | None = None
+
+    def first_header(self, key: str) -> str | None:
+        """The first raw value of the header named `key` (lower case), or None."""
+        first = self._first
+        if first is None:
+            first = {}
+            for name, value in self.raw_items():
+                first.setdefault(name.lower(), str(value))
+            self._first = first
+        return first.get(key)
 
     def put_back(self, runs: list[str]) -> None:
         """Replace every run token in this tree's bodies, preambles and epilogues."""
@@ -44,7 +58,7 @@ class _Part(Message):
         stack: list[Message] = [self]  # iterative: a deeply nested mail must not fail here
         while stack:
             part = stack.pop()
-            if not isinstance(part, _Part):
+            if not isinstance(part, Part):
                 continue
             # The body as the parser stored it (get_payload() would decode 8-bit text).
             body = part._payload  # type: ignore[attr-defined]
@@ -103,11 +117,11 @@ def _set_aside_text(text: bytes, runs: list[str]) -> bytes:
 
 def parse_message_bytes(raw: bytes) -> Message:
     """The MIME tree of a raw mail (compat32: lenient, never raises on malformed headers)."""
-    parser = BytesParser(_Part, policy=email_policy.compat32)
+    parser = BytesParser(Part, policy=email_policy.compat32)
     if _RUN_MARK.encode("ascii") in raw:
         return parser.parsebytes(raw)  # a mail holding the marker is read the plain way
     text, runs = _set_aside(raw)
     msg = parser.parsebytes(text)
-    if runs and isinstance(msg, _Part):
+    if runs and isinstance(msg, Part):
         msg.put_back(runs)
     return msg
