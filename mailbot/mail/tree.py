@@ -21,9 +21,11 @@ _MIN_RUN_BYTES = 1024  # shorter runs cost the parser little
 # Then, in what is left, any run of lines none of which the parser reads as anything but
 # text: not a header or its continuation or "From " (its headerRE), not a possible boundary
 # (which starts with "--"), not blank. Text bodies (quoted-printable HTML, often hundreds of
-# lines) are such runs; so is the token of a base64 run.
+# lines) are such runs; so is the token of a base64 run. The line end before the run is
+# matched (and put back), not looked behind at: a pattern starting with a plain character
+# is searched for that character, instead of being tried at every position of the mail.
 _TEXT_RUN = re.compile(
-    rb"(?<=\n)(?:(?![\t ]|From |[\x21-\x39\x3b-\x7e]*:|-)[^\r\n]+(?:\r\n|\r|\n)){4,}"
+    rb"\n((?:(?![\t ]|From |[\x21-\x39\x3b-\x7e]*:|-)[^\r\n]+(?:\r\n|\r|\n)){4,})"
 )
 _RUN_MARK = "MBOTRUN"
 _RUN_TOKEN = re.compile(_RUN_MARK + r"(\d+)Z")
@@ -107,10 +109,10 @@ def _set_aside_text(text: bytes, runs: list[str]) -> bytes:
     """`text` with each run of plain text lines replaced by a token line (added to `runs`)."""
 
     def token(m: re.Match[bytes]) -> bytes:
-        run = m.group(0)
+        run = m.group(1)
         cut = len(run) - (2 if run.endswith(b"\r\n") else 1)
         runs.append(run[:cut].decode("ascii", "surrogateescape"))
-        return f"{_RUN_MARK}{len(runs) - 1}Z".encode("ascii") + run[cut:]
+        return b"\n" + f"{_RUN_MARK}{len(runs) - 1}Z".encode("ascii") + run[cut:]
 
     return _TEXT_RUN.sub(token, text)
 
