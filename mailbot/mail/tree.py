@@ -6,6 +6,7 @@ import re
 from email import policy as email_policy
 from email.message import Message
 from email.parser import BytesParser
+from typing import Any
 
 __all__ = ["Part", "parse_message_bytes"]
 
@@ -32,21 +33,69 @@ _RUN_TOKEN = re.compile(_RUN_MARK + r"(\d+)Z")
 
 
 class Part(Message):
-    """A compat32 message part whose set-aside runs can be put back into its body, with
-    its headers indexed by name the first time one is asked for (a walk asks each part
-    for a dozen; parsed parts are read, never changed)."""
+    """A compat32 message part whose set-aside runs can be put back into its body, and
+    whose headers are indexed by name when one is first asked for: the parser asks each
+    part for its type a dozen times and the walk for a dozen headers, each time a scan of
+    every header. Whatever changes the headers drops the index."""
 
-    _first: dict[str, str] | None = None
+    # Lower-case name -> (name as written, raw value) of its first occurrence.
+    _index: dict[str, tuple[str, Any]] | None = None
+
+    def _first(self) -> dict[str, tuple[str, Any]]:
+        index = self._index
+        if index is None:
+            index = {}
+            for name, value in self._headers:  # type: ignore[attr-defined]
+                index.setdefault(name.lower(), (name, value))
+            self._index = index
+        return index
 
     def first_header(self, key: str) -> str | None:
         """The first raw value of the header named `key` (lower case), or None."""
-        first = self._first
-        if first is None:
-            first = {}
-            for name, value in self.raw_items():
-                first.setdefault(name.lower(), str(value))
-            self._first = first
-        return first.get(key)
+        found = self._first().get(key)
+        return None if found is None else str(found[1])
+
+    def get(self, name: str, failobj: Any = None) -> Any:
+        """As Message.get: the first value of that header, as the policy fetches it."""
+        found = self._first().get(name.lower())
+        if found is None:
+            return failobj
+        return self.policy.header_fetch_parse(*found)
+
+    # Every way the headers change (Message's other setters go through these). The index
+    # is dropped after the change, which may itself have read the headers.
+    def set_raw(self, name: str, value: Any) -> None:
+        """As Message.set_raw, dropping the index."""
+        try:
+            super().set_raw(name, value)
+        finally:
+            self._index = None
+
+    def __setitem__(self, name: str, val: Any) -> None:
+        try:
+            super().__setitem__(name, val)
+        finally:
+            self._index = None
+
+    def __delitem__(self, name: str) -> None:
+        try:
+            super().__delitem__(name)
+        finally:
+            self._index = None
+
+    def replace_header(self, _name: str, _value: Any) -> None:
+        """As Message.replace_header, dropping the index."""
+        try:
+            super().replace_header(_name, _value)
+        finally:
+            self._index = None
+
+    def set_boundary(self, boundary: str) -> None:
+        """As Message.set_boundary, dropping the index."""
+        try:
+            super().set_boundary(boundary)
+        finally:
+            self._index = None
 
     def put_back(self, runs: list[str]) -> None:
         """Replace every run token in this tree's bodies, preambles and epilogues."""
