@@ -290,6 +290,10 @@ def _contains(haystack: tuple[str, ...], needle: tuple[str, ...]) -> bool:
 # ---------------------------------------------------------------------------
 # The register
 
+# A bare address of dot-atoms (nearly every sender): parseaddr gives it back unchanged.
+_ATOM = r"[A-Za-z0-9_+-]+"
+_PLAIN_ADDRESS = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
+
 
 class Register:
     """An immutable set of units, looked up by address, code or the name on a form."""
@@ -351,6 +355,8 @@ class Register:
 
     def by_email(self, addr: str) -> Unit | None:
         """The unit that owns this address (case-insensitive), or None."""
+        if addr and _PLAIN_ADDRESS.fullmatch(addr):
+            return self._by_email.get(addr.lower())  # what parseaddr would give back
         _, parsed = parseaddr(addr or "")
         return self._by_email.get((parsed or addr or "").strip().strip("<>").lower())
 
