@@ -46,7 +46,9 @@ def _vn_datetime(value: datetime | None) -> str:
     """'14:05 ngày 14/02/2022'."""
     if value is None:
         return ""
-    return f"{value.strftime('%H:%M')} ngày {value.strftime('%d/%m/%Y')}"
+    # As strftime("%H:%M") and ("%d/%m/%Y") write it, without two calls to the C library.
+    day = f"{value.day:02d}/{value.month:02d}/{value.year}"
+    return f"{value.hour:02d}:{value.minute:02d} ngày {day}"
 
 
 def _formats(values: Any) -> str:
@@ -99,9 +101,14 @@ def environment() -> Environment:
     return env
 
 
+@lru_cache(maxsize=64)
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
 def _variables(context: object) -> dict[str, Any]:
     if dataclasses.is_dataclass(context) and not isinstance(context, type):
-        names = {f.name: getattr(context, f.name) for f in dataclasses.fields(context)}
+        names = {name: getattr(context, name) for name in _field_names(type(context))}
     elif isinstance(context, Mapping):
         names = {str(k): v for k, v in context.items()}
     else:
