@@ -9,6 +9,7 @@ import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from email.utils import parseaddr
+from functools import lru_cache
 from pathlib import PurePosixPath
 from types import MappingProxyType
 
@@ -181,6 +182,8 @@ _ABBREVIATIONS = {
 _NOISE = ("việt nam", "thành phố hà nội", "hà nội")
 
 
+# Names are made of a small vocabulary ("phường", "đảng", "ủy", ...) met over and over.
+@lru_cache(maxsize=4096)
 def _canon_word(word: str) -> str:
     """A word with its tone mark moved to the end, so "hoà" and "hòa" give the same key."""
     decomposed = unicodedata.normalize("NFD", word)
@@ -275,6 +278,10 @@ def name_key(text: str) -> str:
     return " ".join(_key_words(text))
 
 
+def _folded_key(key: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(fold_accents(w) for w in key)
+
+
 def _contains(haystack: tuple[str, ...], needle: tuple[str, ...]) -> bool:
     n = len(needle)
     return any(haystack[i : i + n] == needle for i in range(len(haystack) - n + 1))
@@ -282,6 +289,10 @@ def _contains(haystack: tuple[str, ...], needle: tuple[str, ...]) -> bool:
 
 # ---------------------------------------------------------------------------
 # The register
+
+# A bare address of dot-atoms (nearly every sender): parseaddr gives it back unchanged.
+_ATOM = r"[A-Za-z0-9_+-]+"
+_PLAIN_ADDRESS = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
 
 
 class Register:
@@ -303,6 +314,12 @@ class Register:
         self._aliases = tuple((u, self._key(a)) for u in self._units for a in u.aliases)
         self._initials = tuple(
             (u, v) for u, k in (*self._names, *self._aliases) for v in _initial_variants(k)
+        )
+        # The keys by_name compares a query with, as is and accent-folded, built once.
+        self._candidates = tuple(
+            [(u, f(k)) for u, k in keyed if k]
+            for keyed in (self._names, self._aliases)
+            for f in (tuple, _folded_key)
         )
 
     def __reduce__(self) -> tuple[type[Register], tuple[tuple[Unit, ...], str | None]]:
@@ -338,6 +355,8 @@ class Register:
 
     def by_email(self, addr: str) -> Unit | None:
         """The unit that owns this address (case-insensitive), or None."""
+        if addr and _PLAIN_ADDRESS.fullmatch(addr):
+            return self._by_email.get(addr.lower())  # what parseaddr would give back
         _, parsed = parseaddr(addr or "")
         return self._by_email.get((parsed or addr or "").strip().strip("<>").lower())
 
@@ -346,14 +365,11 @@ class Register:
         query = self._key(name or "")
         if not query:
             return None
-        folded_query = tuple(fold_accents(w) for w in query)
-        for keyed in (self._names, self._aliases):
-            for fold in (False, True):
-                q = folded_query if fold else query
-                pairs = [(u, tuple(fold_accents(w) for w in k) if fold else k) for u, k in keyed]
-                found, code = _match(q, [(u, k) for u, k in pairs if k])
-                if found:
-                    return self._by_code[code] if code else None
+        folded_query = _folded_key(query)
+        for index, pairs in enumerate(self._candidates):
+            found, code = _match(folded_query if index % 2 else query, pairs)
+            if found:
+                return self._by_code[code] if code else None
         # Last: a proper name written as its initials ("ĐU phường TXB").
         found, code = _match(folded_query, list(self._initials))
         return self._by_code[code] if found and code else None

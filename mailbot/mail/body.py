@@ -35,7 +35,7 @@ def _clean_base64(part: Message) -> bytes | None:
     body = part.get_payload()
     if not isinstance(body, str) or not body.isascii():
         return None
-    if str(part.get("content-transfer-encoding", "")).lower() != "base64":
+    if (raw_get(part, "content-transfer-encoding") or "").lower() != "base64":
         return None
     joined = body.encode("ascii").translate(None, b"\r\n")
     if len(joined) % 4:

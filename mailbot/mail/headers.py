@@ -17,6 +17,7 @@ from pathlib import PurePosixPath
 from urllib.parse import unquote_to_bytes
 
 from mailbot.mail.filetypes import suffix
+from mailbot.mail.tree import Part
 
 __all__ = [
     "addresses",
@@ -276,6 +277,8 @@ def raw_get(part: Message, name: str) -> str | None:
     """The first raw (undecoded) value of a header, or None."""
     key = name.lower()
     try:
+        if isinstance(part, Part):
+            return part.first_header(key)
         for k, v in part.raw_items():
             if k.lower() == key:
                 return str(v)
@@ -307,18 +310,17 @@ def disposition(part: Message) -> str:
 
 def part_filename(part: Message) -> str | None:
     """The part's file name; a lossy fallback ("M?u 01.xlsx", no extension) loses to the other."""
-    names = [
-        name
-        for header, param in (("content-disposition", "filename"), ("content-type", "name"))
-        if (name := header_param(raw_get(part, header), param))
-    ]
-    if not names:
-        return None
+    first = header_param(raw_get(part, "content-disposition"), "filename")
+    if first and not _lossy(first):
+        return first  # the usual case: the other name could only lose to it
+    second = header_param(raw_get(part, "content-type"), "name")
+    if second and (not first or not _lossy(second)):
+        return second
+    return first or None
 
-    def lossy(name: str) -> bool:
-        return "\ufffd" in name or "?" in name or not suffix(name)
 
-    return next((n for n in names if not lossy(n)), names[0])
+def _lossy(name: str) -> bool:
+    return "\ufffd" in name or "?" in name or not suffix(name)
 
 
 # ---------------------------------------------------------------------------

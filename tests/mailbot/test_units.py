@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+from email.utils import parseaddr
 from pathlib import Path
 
 import pytest
 from openpyxl import Workbook
 
 from mailbot.units import (
+    _PLAIN_ADDRESS,
     UNIT_GROUPS,
     Register,
     Unit,
@@ -47,6 +49,15 @@ def test_by_email(register):
     assert register.by_email("Đảng ủy <dangbo.kimgiang@thanhxuan.example>").code == "p-kim-giang"
     assert register.by_email("stranger@gmail.example") is None
     assert register.by_email("") is None
+
+
+@pytest.mark.parametrize(
+    "addr",
+    ["dangbo.kimgiang@thanhxuan.example", "a+b_c-d@x-y.example", "a.b.c@d", "x@y", "_@-"],
+)
+def test_a_plain_address_is_taken_as_parseaddr_takes_it(addr: str) -> None:
+    assert _PLAIN_ADDRESS.fullmatch(addr)
+    assert parseaddr(addr) == ("", addr)
 
 
 @pytest.mark.parametrize(

@@ -29,7 +29,7 @@ from mailbot.mail.views import (
     human_location,
     problem_place,
 )
-from outbox_templates import EVENTS, Rendered, render
+from outbox_templates import EVENTS, Rendered, environment, render
 from parsers.model import Entry, Form, ParseResult, Problem
 from rules.campaign import FormSpec
 from tests.outbox_templates.reminder_samples import reminder_view
@@ -707,3 +707,12 @@ def test_warm_compiles_the_answer_templates_once(monkeypatch: pytest.MonkeyPatch
     for reason in NOTICE_REASONS:
         assert render("notice", _notice(reason)).html
     warm()
+
+
+@pytest.mark.parametrize(
+    "when",
+    [datetime(2022, 2, 14, 9, 5), datetime(2022, 12, 31, 23, 59), datetime(999, 1, 2, 0, 0)],
+)
+def test_vn_datetime_writes_what_strftime_writes(when: datetime) -> None:
+    written = environment().filters["vn_datetime"](when)
+    assert written == f"{when.strftime('%H:%M')} ngày {when.strftime('%d/%m/%Y')}"

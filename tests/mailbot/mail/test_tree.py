@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mailbot.mail.headers import raw_get
 from mailbot.mail.tree import _set_aside, parse_message_bytes
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
@@ -39,6 +40,10 @@ def _shape(msg: Message) -> list[Any]:
                 part.get_unixfrom(),
                 part.get_default_type(),
                 body if isinstance(body, str) else len(body),
+                # What the parser and the walk ask (Part answers from its index).
+                [str(part.get(k.upper())) for k, _ in part._headers],  # type: ignore[attr-defined]
+                part.get("x-absent", "none"),
+                part.get_content_type(),
             )
         )
         if isinstance(body, list):
@@ -170,3 +175,27 @@ def test_damaged_text_mails(edits: list[tuple[int, bytes, int]]) -> None:
     for at, piece, drop in edits:
         raw = raw[:at] + piece + raw[at + drop :]
     _same_as_stdlib(raw)
+
+
+def test_header_lookups_follow_every_change_of_the_headers() -> None:
+    part = parse_message_bytes(CASES["one file"])
+    plain = BytesParser(policy=policy.compat32).parsebytes(CASES["one file"])
+    changes = [
+        lambda m: m.set_raw("X-New", "raw"),
+        lambda m: m.__setitem__("Subject", "second"),
+        lambda m: m.__delitem__("subject"),
+        lambda m: m.replace_header("to", "c@example.org"),
+        lambda m: m.add_header("Content-Disposition", "attachment", filename="a.xlsx"),
+        lambda m: m.set_param("charset", "utf-8"),
+        lambda m: m.set_type("multipart/alternative"),
+        lambda m: m.set_boundary("CC"),
+        lambda m: m.del_param("charset"),
+    ]
+    names = ["subject", "to", "x-new", "content-type", "content-disposition"]
+    for change in changes:
+        for m in (part, plain):
+            [m.get(n) for n in names]  # index the headers, then change them
+            change(m)
+        assert [part.get(n) for n in names] == [plain.get(n) for n in names]
+        assert [raw_get(part, n) for n in names] == [raw_get(plain, n) for n in names]
+        assert part.get_boundary() == plain.get_boundary()
