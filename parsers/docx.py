@@ -131,6 +131,10 @@ class _Tags:
         self.breaks = (self.br, self.cr)
         # Inline content that never reads as text (deleted, moved away, properties).
         self.skipped = (self.pPr, self.rPr, self.del_, self.moveFrom, self.sdtPr, _MC_FALLBACK)
+        # What can give a paragraph or a cell content: text, a text box, a nested table.
+        self.content = (self.t, *self.tabs, *self.breaks, self.noBreakHyphen, self.txbxContent)
+        self.content += (self.tbl,)
+        self.layout = (self.gridSpan, self.vMerge, self.hMerge)
 
 
 def read_docx(
@@ -156,6 +160,7 @@ def read_docx(
     body = _find(root, w.body)
     walker = _Walker(w, _Styles(styles_root, w), limits)
     if body is not None:
+        walker.live, walker.laid_out = _mark(body, w)
         with contextlib.suppress(_Full):
             walker.blocks(body, walker.body_label)
     return Extracted(grids=[Grid(name="document", rows=walker.rows, kind="document")])
@@ -287,6 +292,9 @@ class _Walker:
         self.boxes = 0
         self.steps = 0
         self.cells = 0  # table cells met in the whole document
+        # Paragraphs and cells with content, cells with a span or a merge (see _mark).
+        self.live: set[_Element] = set()
+        self.laid_out: set[_Element] = set()
 
     def _emit(self, row: Row) -> None:
         if len(self.rows) >= self.limits.max_rows:
@@ -310,6 +318,8 @@ class _Walker:
             if tag == w.p:
                 self._tick()
                 location, block = label()
+                if child not in self.live:
+                    continue
                 runs, boxes = self.paragraph_runs(child)
                 text, lines, legacy = convert_runs(runs)
                 if text:
@@ -437,6 +447,7 @@ class _Walker:
         own: list[Row] = []
         above: dict[int, Cell | None] = {}  # origin per grid column, for vMerge continuations
         max_row_cells, max_cells = self.limits.max_row_cells, self.limits.max_sheet_cells
+        live, laid_out = self.live, self.laid_out
         for r_no, (tr, row_prompt) in enumerate(_children(tbl, w.tr, w), start=1):
             self._tick()
             cells: dict[int, Cell | None] = {}
@@ -448,7 +459,10 @@ class _Walker:
                     self.cells += 1
                     if col >= max_row_cells or self.cells > max_cells:
                         cells_exceeded(col + 1, self.cells, self.limits, f"table {n}, row {r_no}")
-                    span, vmerge, hmerge = _cell_layout(_find(tc, w.tcPr), w)
+                    if tc in laid_out:
+                        span, vmerge, hmerge = _cell_layout(_find(tc, w.tcPr), w)
+                    else:
+                        span, vmerge, hmerge = 1, None, None
                     if vmerge == "continue" and col in above:
                         origin = above[col]
                         cell = origin.merged_copy() if origin else None
@@ -456,7 +470,7 @@ class _Walker:
                         left = cells[col - 1]
                         cell = left.merged_copy() if left else None
                         origin = above.get(col - 1)
-                    elif prompt:  # a control around the cell still shows its prompt
+                    elif prompt or tc not in live:  # a prompt still shown, or nothing in it
                         origin = cell = None
                     else:
                         location = f"{block}, row {r_no}, column {col + 1}"
@@ -487,6 +501,7 @@ class _Walker:
         column 1, paragraph 9", in document order: they are not part of the cell's text.
         """
         w = self.w
+        live = self.live
         lines: list[str] = []
         legacy: str | None = None
         paragraphs = 0
@@ -498,6 +513,8 @@ class _Walker:
                 tag = child.tag
                 if tag == w.p:
                     paragraphs += 1
+                    if child not in live:
+                        continue
                     runs, boxes = self.paragraph_runs(child)
                     text, plines, enc = convert_runs(runs)
                     if after_table:
@@ -526,6 +543,28 @@ class _Walker:
         if not lines:
             return None
         return Cell(" ".join(lines), location, tuple(lines), legacy=legacy)
+
+
+def _mark(body: _Element, w: _Tags) -> tuple[set[_Element], set[_Element]]:
+    """(paragraphs and cells with content, cells with a span or a merge) of the body.
+
+    Content is text, a text box or a nested table: any other paragraph reads as empty and
+    any other cell as blank, whatever else is in them, so the walker skips them (in a form
+    most are empty). A cell whose properties hold no span or merge spans one column
+    unmerged, so its properties need not be read. The search runs in lxml's C code; a
+    false positive only costs the ordinary walk.
+    """
+    live: set[_Element] = set()
+    laid_out: set[_Element] = set()
+    p_tag, tc_tag, tcpr_tag, layout = w.p, w.tc, w.tcPr, w.layout
+    for el in body.iter(*w.content, *layout):
+        if el.tag in layout:
+            pr = el.getparent()
+            if pr is not None and pr.tag == tcpr_tag:
+                laid_out.add(pr.getparent())
+        else:
+            live.update(el.iterancestors(p_tag, tc_tag))
+    return live, laid_out
 
 
 def _children(
