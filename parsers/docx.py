@@ -12,7 +12,7 @@ from typing import TypeAlias
 from lxml import etree
 
 from parsers.grid import Cell, Extracted, Grid, Row
-from parsers.ooxml import main_part, open_package, rels, xml_parser
+from parsers.ooxml import main_part, open_package, rels, scan_part, xml_parser
 from parsers.safety import DEFAULT_LIMITS, Limits, TimeLimitExceeded, cells_exceeded
 from parsers.xlsx import convert_runs
 
@@ -132,8 +132,14 @@ class _Tags:
         # Inline content that never reads as text (deleted, moved away, properties).
         self.skipped = (self.pPr, self.rPr, self.del_, self.moveFrom, self.sdtPr, _MC_FALLBACK)
         # What can give a paragraph or a cell content: text, a text box, a nested table.
-        self.content = (self.t, *self.tabs, *self.breaks, self.noBreakHyphen, self.txbxContent)
-        self.content += (self.tbl,)
+        self.content = (
+            self.t,
+            *self.tabs,
+            *self.breaks,
+            self.noBreakHyphen,
+            self.txbxContent,
+            self.tbl,
+        )
         self.layout = (self.gridSpan, self.vMerge, self.hMerge)
 
 
@@ -150,9 +156,9 @@ def read_docx(
         styles_root = None
         if styles_path is not None:
             try:
-                raw = zf.read(styles_path)
-                if _may_name_legacy_font(raw):
-                    styles_root = etree.fromstring(raw, xml_parser())
+                # Scanned in chunks straight from the package; read whole only when needed.
+                if scan_part(zf, styles_path, _LegacyFontScan):
+                    styles_root = etree.fromstring(zf.read(styles_path), xml_parser())
             except (KeyError, etree.XMLSyntaxError):
                 styles_root = None  # fonts then come from the runs only
     ns = etree.QName(root).namespace or W_NS
@@ -166,26 +172,59 @@ def read_docx(
     return Extracted(grids=[Grid(name="document", rows=walker.rows, kind="document")])
 
 
-def _may_name_legacy_font(raw: bytes) -> bool:
+_HEAD = 200  # bytes in which a NUL or a byte-order mark shows a UTF-16 part
+_TOKEN = b"rFonts"
+
+
+def _names_font(attrs: bytes) -> bool:
+    attrs = attrs.lower()
+    return b"vn" in attrs or b"&#" in attrs
+
+
+class _LegacyFontScan:
     """Whether a styles part can name a legacy font (.VnTime, VnTime, VNI-Times).
 
     Style fonts only matter for legacy-encoding detection, and every such name holds "vn"
     in some case inside a w:rFonts element. Parts with none (nearly all; Word's styles.xml
     is ~350 KB) are not parsed. Character references or a UTF-16 part could hide the name
     from this byte scan, so those are parsed.
+
+    Called with the part's bytes in chunks, in order (the same answer whatever the cuts);
+    True as soon as the answer is yes.
     """
-    if raw[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in raw[:200]:
-        return True
-    pos = raw.find(b"rFonts")
-    while pos >= 0:  # only w:rFonts attributes name fonts; a styles part has a few dozen
-        end = raw.find(b">", pos)
-        attrs = raw[pos : end if end >= 0 else len(raw)].lower()
-        if b"vn" in attrs or b"&#" in attrs:
-            return True
-        if end < 0:
-            return False
-        pos = raw.find(b"rFonts", end)
-    return False
+
+    def __init__(self) -> None:
+        self.head = b""
+        self.carry = b""  # the end of the last chunk: a token or a pair cut in two
+        self.inside = False  # in an rFonts element whose ">" has not come yet
+
+    def __call__(self, chunk: bytes) -> bool:
+        if len(self.head) < _HEAD:
+            self.head += chunk[: _HEAD - len(self.head)]
+            if self.head[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in self.head:
+                return True
+        data = self.carry + chunk if self.carry else chunk
+        pos = 0
+        if self.inside:
+            end = data.find(b">")
+            if _names_font(data[: end if end >= 0 else len(data)]):
+                return True
+            if end < 0:
+                self.carry = data[-1:]
+                return False
+            self.inside = False
+            pos = end
+        pos = data.find(_TOKEN, pos)
+        while pos >= 0:  # only w:rFonts attributes name fonts; a styles part has a few dozen
+            end = data.find(b">", pos)
+            if _names_font(data[pos : end if end >= 0 else len(data)]):
+                return True
+            if end < 0:
+                self.inside, self.carry = True, data[-1:]
+                return False
+            pos = data.find(_TOKEN, end)
+        self.carry = data[1 - len(_TOKEN) :]
+        return False
 
 
 def _main_parts(zf: zipfile.ZipFile) -> tuple[str, str | None]:
