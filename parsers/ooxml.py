@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import posixpath
 import zipfile
@@ -95,6 +96,7 @@ def parse_part(zf: zipfile.ZipFile, path: str) -> etree._Element | None:
         return None
 
 
+@functools.lru_cache(maxsize=1024)
 def resolve(base_dir: str, target: str) -> str:
     """A relationship target as a zip member name (never leaving the package root)."""
     target = target.replace("\\", "/")

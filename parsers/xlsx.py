@@ -317,7 +317,11 @@ class _TextCache:
         key = (runs, font)
         hit = self._memo.get(key)
         if hit is None:
-            hit = convert_runs(tuple((unescape_ooxml(text), f or font) for text, f in runs))
+            if len(runs) == 1:  # nearly every cell: one run, no genexpr
+                text, own = runs[0]
+                hit = convert_runs(((unescape_ooxml(text), own or font),))
+            else:
+                hit = convert_runs(tuple((unescape_ooxml(text), f or font) for text, f in runs))
             if len(self._memo) < 50_000:
                 self._memo[key] = hit
         return hit
