@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import posixpath
 import time
 import zipfile
@@ -143,6 +144,12 @@ class _Tags:
         self.layout = (self.gridSpan, self.vMerge, self.hMerge)
 
 
+@functools.lru_cache(maxsize=4)
+def _tags(ns: str) -> _Tags:
+    """The tag names of one namespace, built once (never changed after)."""
+    return _Tags(ns)
+
+
 def read_docx(
     data: bytes, limits: Limits = DEFAULT_LIMITS, *, package: zipfile.ZipFile | None = None
 ) -> Extracted:
@@ -162,7 +169,7 @@ def read_docx(
             except (KeyError, etree.XMLSyntaxError):
                 styles_root = None  # fonts then come from the runs only
     ns = etree.QName(root).namespace or W_NS
-    w = _Tags(ns)
+    w = _tags(ns)
     body = _find(root, w.body)
     walker = _Walker(w, _Styles(styles_root, w), limits)
     if body is not None:
