@@ -181,6 +181,7 @@ def read_docx(
 
 _HEAD = 200  # bytes in which a NUL or a byte-order mark shows a UTF-16 part
 _TOKEN = b"rFonts"
+_TOKEN_STARTS = tuple(_TOKEN[:n] for n in range(1, len(_TOKEN)))
 
 
 def _names_font(attrs: bytes) -> bool:
@@ -217,7 +218,7 @@ class _LegacyFontScan:
             if _names_font(data[: end if end >= 0 else len(data)]):
                 return True
             if end < 0:
-                self.carry = data[-1:]
+                self.carry = _pair_start(data)
                 return False
             self.inside = False
             pos = end
@@ -227,11 +228,19 @@ class _LegacyFontScan:
             if _names_font(data[pos : end if end >= 0 else len(data)]):
                 return True
             if end < 0:
-                self.inside, self.carry = True, data[-1:]
+                self.inside, self.carry = True, _pair_start(data)
                 return False
             pos = data.find(_TOKEN, end)
-        self.carry = data[1 - len(_TOKEN) :]
+        # Only a token cut in two is carried over (copying every chunk would cost more).
+        tail = data[1 - len(_TOKEN) :]
+        self.carry = tail if tail.endswith(_TOKEN_STARTS) else b""
         return False
+
+
+def _pair_start(data: bytes) -> bytes:
+    """The last byte of `data` when it can start a "vn" or "&#" that the next chunk ends."""
+    last = data[-1:]
+    return last if last in (b"v", b"V", b"&") else b""
 
 
 def _main_parts(zf: zipfile.ZipFile) -> tuple[str, str | None]:
