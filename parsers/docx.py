@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import posixpath
 import time
 import zipfile
@@ -12,7 +13,7 @@ from typing import TypeAlias
 from lxml import etree
 
 from parsers.grid import Cell, Extracted, Grid, Row
-from parsers.ooxml import main_part, open_package, rels, xml_parser
+from parsers.ooxml import main_part, open_package, rels, scan_part, xml_parser
 from parsers.safety import DEFAULT_LIMITS, Limits, TimeLimitExceeded, cells_exceeded
 from parsers.xlsx import convert_runs
 
@@ -131,6 +132,22 @@ class _Tags:
         self.breaks = (self.br, self.cr)
         # Inline content that never reads as text (deleted, moved away, properties).
         self.skipped = (self.pPr, self.rPr, self.del_, self.moveFrom, self.sdtPr, _MC_FALLBACK)
+        # What can give a paragraph or a cell content: text, a text box, a nested table.
+        self.content = (
+            self.t,
+            *self.tabs,
+            *self.breaks,
+            self.noBreakHyphen,
+            self.txbxContent,
+            self.tbl,
+        )
+        self.layout = (self.gridSpan, self.vMerge, self.hMerge)
+
+
+@functools.lru_cache(maxsize=4)
+def _tags(ns: str) -> _Tags:
+    """The tag names of one namespace, built once (never changed after)."""
+    return _Tags(ns)
 
 
 def read_docx(
@@ -146,41 +163,84 @@ def read_docx(
         styles_root = None
         if styles_path is not None:
             try:
-                raw = zf.read(styles_path)
-                if _may_name_legacy_font(raw):
-                    styles_root = etree.fromstring(raw, xml_parser())
+                # Scanned in chunks straight from the package; read whole only when needed.
+                if scan_part(zf, styles_path, _LegacyFontScan):
+                    styles_root = etree.fromstring(zf.read(styles_path), xml_parser())
             except (KeyError, etree.XMLSyntaxError):
                 styles_root = None  # fonts then come from the runs only
     ns = etree.QName(root).namespace or W_NS
-    w = _Tags(ns)
+    w = _tags(ns)
     body = _find(root, w.body)
     walker = _Walker(w, _Styles(styles_root, w), limits)
     if body is not None:
+        walker.live, walker.laid_out = _mark(body, w)
         with contextlib.suppress(_Full):
             walker.blocks(body, walker.body_label)
     return Extracted(grids=[Grid(name="document", rows=walker.rows, kind="document")])
 
 
-def _may_name_legacy_font(raw: bytes) -> bool:
+_HEAD = 200  # bytes in which a NUL or a byte-order mark shows a UTF-16 part
+_TOKEN = b"rFonts"
+_TOKEN_STARTS = tuple(_TOKEN[:n] for n in range(1, len(_TOKEN)))
+
+
+def _names_font(attrs: bytes) -> bool:
+    attrs = attrs.lower()
+    return b"vn" in attrs or b"&#" in attrs
+
+
+class _LegacyFontScan:
     """Whether a styles part can name a legacy font (.VnTime, VnTime, VNI-Times).
 
     Style fonts only matter for legacy-encoding detection, and every such name holds "vn"
     in some case inside a w:rFonts element. Parts with none (nearly all; Word's styles.xml
     is ~350 KB) are not parsed. Character references or a UTF-16 part could hide the name
     from this byte scan, so those are parsed.
+
+    Called with the part's bytes in chunks, in order (the same answer whatever the cuts);
+    True as soon as the answer is yes.
     """
-    if raw[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in raw[:200]:
-        return True
-    pos = raw.find(b"rFonts")
-    while pos >= 0:  # only w:rFonts attributes name fonts; a styles part has a few dozen
-        end = raw.find(b">", pos)
-        attrs = raw[pos : end if end >= 0 else len(raw)].lower()
-        if b"vn" in attrs or b"&#" in attrs:
-            return True
-        if end < 0:
-            return False
-        pos = raw.find(b"rFonts", end)
-    return False
+
+    def __init__(self) -> None:
+        self.head = b""
+        self.carry = b""  # the end of the last chunk: a token or a pair cut in two
+        self.inside = False  # in an rFonts element whose ">" has not come yet
+
+    def __call__(self, chunk: bytes) -> bool:
+        if len(self.head) < _HEAD:
+            self.head += chunk[: _HEAD - len(self.head)]
+            if self.head[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in self.head:
+                return True
+        data = self.carry + chunk if self.carry else chunk
+        pos = 0
+        if self.inside:
+            end = data.find(b">")
+            if _names_font(data[: end if end >= 0 else len(data)]):
+                return True
+            if end < 0:
+                self.carry = _pair_start(data)
+                return False
+            self.inside = False
+            pos = end
+        pos = data.find(_TOKEN, pos)
+        while pos >= 0:  # only w:rFonts attributes name fonts; a styles part has a few dozen
+            end = data.find(b">", pos)
+            if _names_font(data[pos : end if end >= 0 else len(data)]):
+                return True
+            if end < 0:
+                self.inside, self.carry = True, _pair_start(data)
+                return False
+            pos = data.find(_TOKEN, end)
+        # Only a token cut in two is carried over (copying every chunk would cost more).
+        tail = data[1 - len(_TOKEN) :]
+        self.carry = tail if tail.endswith(_TOKEN_STARTS) else b""
+        return False
+
+
+def _pair_start(data: bytes) -> bytes:
+    """The last byte of `data` when it can start a "vn" or "&#" that the next chunk ends."""
+    last = data[-1:]
+    return last if last in (b"v", b"V", b"&") else b""
 
 
 def _main_parts(zf: zipfile.ZipFile) -> tuple[str, str | None]:
@@ -287,6 +347,9 @@ class _Walker:
         self.boxes = 0
         self.steps = 0
         self.cells = 0  # table cells met in the whole document
+        # Paragraphs and cells with content, cells with a span or a merge (see _mark).
+        self.live: set[_Element] = set()
+        self.laid_out: set[_Element] = set()
 
     def _emit(self, row: Row) -> None:
         if len(self.rows) >= self.limits.max_rows:
@@ -310,6 +373,8 @@ class _Walker:
             if tag == w.p:
                 self._tick()
                 location, block = label()
+                if child not in self.live:
+                    continue
                 runs, boxes = self.paragraph_runs(child)
                 text, lines, legacy = convert_runs(runs)
                 if text:
@@ -437,6 +502,7 @@ class _Walker:
         own: list[Row] = []
         above: dict[int, Cell | None] = {}  # origin per grid column, for vMerge continuations
         max_row_cells, max_cells = self.limits.max_row_cells, self.limits.max_sheet_cells
+        live, laid_out = self.live, self.laid_out
         for r_no, (tr, row_prompt) in enumerate(_children(tbl, w.tr, w), start=1):
             self._tick()
             cells: dict[int, Cell | None] = {}
@@ -448,7 +514,10 @@ class _Walker:
                     self.cells += 1
                     if col >= max_row_cells or self.cells > max_cells:
                         cells_exceeded(col + 1, self.cells, self.limits, f"table {n}, row {r_no}")
-                    span, vmerge, hmerge = _cell_layout(_find(tc, w.tcPr), w)
+                    if tc in laid_out:
+                        span, vmerge, hmerge = _cell_layout(_find(tc, w.tcPr), w)
+                    else:
+                        span, vmerge, hmerge = 1, None, None
                     if vmerge == "continue" and col in above:
                         origin = above[col]
                         cell = origin.merged_copy() if origin else None
@@ -456,7 +525,7 @@ class _Walker:
                         left = cells[col - 1]
                         cell = left.merged_copy() if left else None
                         origin = above.get(col - 1)
-                    elif prompt:  # a control around the cell still shows its prompt
+                    elif prompt or tc not in live:  # a prompt still shown, or nothing in it
                         origin = cell = None
                     else:
                         location = f"{block}, row {r_no}, column {col + 1}"
@@ -487,6 +556,7 @@ class _Walker:
         column 1, paragraph 9", in document order: they are not part of the cell's text.
         """
         w = self.w
+        live = self.live
         lines: list[str] = []
         legacy: str | None = None
         paragraphs = 0
@@ -498,6 +568,8 @@ class _Walker:
                 tag = child.tag
                 if tag == w.p:
                     paragraphs += 1
+                    if child not in live:
+                        continue
                     runs, boxes = self.paragraph_runs(child)
                     text, plines, enc = convert_runs(runs)
                     if after_table:
@@ -526,6 +598,28 @@ class _Walker:
         if not lines:
             return None
         return Cell(" ".join(lines), location, tuple(lines), legacy=legacy)
+
+
+def _mark(body: _Element, w: _Tags) -> tuple[set[_Element], set[_Element]]:
+    """(paragraphs and cells with content, cells with a span or a merge) of the body.
+
+    Content is text, a text box or a nested table: any other paragraph reads as empty and
+    any other cell as blank, whatever else is in them, so the walker skips them (in a form
+    most are empty). A cell whose properties hold no span or merge spans one column
+    unmerged, so its properties need not be read. The search runs in lxml's C code; a
+    false positive only costs the ordinary walk.
+    """
+    live: set[_Element] = set()
+    laid_out: set[_Element] = set()
+    p_tag, tc_tag, tcpr_tag, layout = w.p, w.tc, w.tcPr, w.layout
+    for el in body.iter(*w.content, *layout):
+        if el.tag in layout:
+            pr = el.getparent()
+            if pr is not None and pr.tag == tcpr_tag:
+                laid_out.add(pr.getparent())
+        else:
+            live.update(el.iterancestors(p_tag, tc_tag))
+    return live, laid_out
 
 
 def _children(

@@ -97,6 +97,7 @@ _MAX_COLUMN = 18278  # XFD is 16384; openpyxl allows up to ZZZ
 
 
 @functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=_MAX_COLUMN)
 def get_column_letter(col_idx: int) -> str:
     """1 -> "A", 27 -> "AA" (bijective base 26)."""
     if not 1 <= col_idx <= _MAX_COLUMN:
@@ -134,16 +135,15 @@ _RANGE = re.compile(
 def range_boundaries(range_string: str) -> tuple[int | None, int | None, int | None, int | None]:
     """ "B2:D5" -> (2, 2, 4, 5); one cell is a range of one; whole columns or rows leave the
     other pair None."""
-    msg = f"{range_string} is not a valid coordinate or range"
     m = _RANGE.match(range_string)
     if not m:
-        raise ValueError(msg)
+        raise ValueError(f"{range_string} is not a valid coordinate or range")
     min_col_s, min_row_s, sep, max_col_s, max_row_s = m.groups()
     if sep:
         cols = (min_col_s, max_col_s)
         rows = (min_row_s, max_row_s)
         if not (all(cols + rows) or (all(cols) and not any(rows)) or (all(rows) and not any(cols))):
-            raise ValueError(msg)
+            raise ValueError(f"{range_string} is not a valid coordinate or range")
     min_col = column_index_from_string(min_col_s) if min_col_s is not None else None
     min_row = int(min_row_s) if min_row_s is not None else None
     max_col = column_index_from_string(max_col_s) if max_col_s is not None else min_col

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import posixpath
 import zipfile
+from collections.abc import Callable
 from types import MappingProxyType
 
 from lxml import etree
 
-from parsers.safety import plain_member
+from parsers.safety import feed_member, plain_member
 
 PKG_REL_NS = "http://schemas.openxmlformats.org/package/2006/relationships"
 _REL_TAG = f"{{{PKG_REL_NS}}}Relationship"
@@ -37,6 +39,25 @@ class Package(zipfile.ZipFile):
             if content is not None:
                 return content
         return super().read(info, pwd)
+
+    def feed(self, name: str, consume: Callable[[bytes], bool]) -> bool | None:
+        """The member's bytes to `consume` in chunks, as safety.feed_member does."""
+        return feed_member(self, self.getinfo(name), self._data, consume)
+
+
+def scan_part(
+    zf: zipfile.ZipFile, name: str, scanner: Callable[[], Callable[[bytes], bool]]
+) -> bool:
+    """Whether a scanner (made by `scanner`, fed the member's bytes in order) answers True.
+
+    Straight from the package's bytes where it can (Package.feed), else a fresh scanner
+    gets the member read whole, with ZipFile.read's errors (KeyError for a missing one).
+    """
+    if isinstance(zf, Package):
+        fed = zf.feed(name, scanner())
+        if fed is not None:
+            return fed
+    return scanner()(zf.read(name))
 
 
 def open_package(
@@ -75,6 +96,7 @@ def parse_part(zf: zipfile.ZipFile, path: str) -> etree._Element | None:
         return None
 
 
+@functools.lru_cache(maxsize=1024)
 def resolve(base_dir: str, target: str) -> str:
     """A relationship target as a zip member name (never leaving the package root)."""
     target = target.replace("\\", "/")

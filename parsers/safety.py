@@ -6,6 +6,7 @@ import io
 import struct
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from zipfile import ZIP_DEFLATED, ZIP_STORED
 
@@ -234,6 +235,58 @@ def plain_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, data: bytes) -> byt
     if content is None or zlib.crc32(content) != info.CRC:
         return None
     return content
+
+
+def feed_member(
+    zf: zipfile.ZipFile,
+    info: zipfile.ZipInfo,
+    data: bytes,
+    consume: Callable[[bytes], bool],
+    chunk: int = 64 * 1024,
+) -> bool | None:
+    """Hand a member's bytes to `consume` a chunk at a time, inflated straight from `data`.
+
+    For a part only scanned, not kept: the chunks stay in the processor's cache, where the
+    whole part would not. True as soon as `consume` answers True (the caller then reads the
+    member whole, which checks it); False when it saw every byte of a member that inflated
+    to its declared size and CRC; None when the member cannot be read so (see
+    member_region), is damaged or differs: the caller then reads it whole, with
+    ZipFile.read's verdict.
+    """
+    region = member_region(zf, info, data)
+    if region is None:
+        return None
+    size = info.file_size
+    crc = total = 0
+    if info.compress_type == ZIP_STORED:
+        if len(region) != size:
+            return None
+        for at in range(0, size, chunk):
+            out = bytes(region[at : at + chunk])
+            crc = zlib.crc32(out, crc)
+            if consume(out):
+                return True
+        return False if crc == info.CRC else None
+    inflate = zlib.decompressobj(-15)
+    pending: bytes | memoryview = region
+    try:
+        while True:
+            out = inflate.decompress(pending, chunk)
+            pending = inflate.unconsumed_tail
+            if out:
+                total += len(out)
+                if total > size:
+                    return None
+                crc = zlib.crc32(out, crc)
+                if consume(out):
+                    return True
+            if inflate.eof:
+                break
+            if not out and not pending:
+                return None  # the stream stops short
+    except zlib.error:
+        return None
+    return False if total == size and crc == info.CRC else None
 
 
 def _plain_head(zf: zipfile.ZipFile, info: zipfile.ZipInfo, data: bytes) -> bytes | None:

@@ -211,8 +211,8 @@ class _BodyReader:
         name = name_cell.text if name_cell else ""
         if tt_cell is not None and name_cell is not None and tt_cell.location == name_cell.location:
             name = ""  # one label merged over TT and name: read it once
-        lead = fold_accents(" ".join(t for t in (tt, name) if t))
-        first = fold_accents(next((c.text for _, c in row.nonempty()), ""))
+        lead = fold_accents(f"{tt} {name}" if tt and name else tt or name)
+        first = fold_accents(row.nonempty()[0][1].text)
         models, ambiguous = row_models(row, lay)
         if not models and not ambiguous and _ends_table(first):
             return "stop"

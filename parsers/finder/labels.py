@@ -179,7 +179,9 @@ def field_of(text: str) -> str | None:
 
 
 def is_tt_label(folded: str) -> bool:
-    return bool(_TT_LABEL.match(folded.strip(" .:")))
+    label = folded.strip(" .:")
+    # Every spelling starts with "s" or "t": most cells are settled without the regex.
+    return label[:1] in ("s", "t") and _TT_LABEL.match(label) is not None
 
 
 def is_placeholder(text: str) -> bool:

@@ -87,8 +87,8 @@ def _parse_date(folded: str) -> str | None:
         return None
 
 
-def _marker_of(text: str) -> str | None:
-    m = MARKER.match(fold_accents(text).strip())
+def _marker_of(folded: str) -> str | None:
+    m = MARKER.match(folded.strip())
     return f"M{m.group(1)}" if m else None
 
 
@@ -123,7 +123,7 @@ class _PreambleReader:
             return
         if is_placeholder(line):
             return  # Word's prompt in a control nobody filled
-        marker = _marker_of(line)
+        marker = _marker_of(folded)
         if marker:
             pre.marker = pre.marker or marker
             pre.marker_location = pre.marker_location or cell.location

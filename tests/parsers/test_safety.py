@@ -19,6 +19,7 @@ from parsers.safety import (
     _opened_head,
     _plain_head,
     check_zip,
+    feed_member,
     plain_member,
     prolog_verdict,
 )
@@ -354,3 +355,32 @@ def test_direct_member_reading_agrees_with_zipfile_on_sound_and_damaged_packages
             assert _read_outcome(package.read, package.getinfo(info.filename)) == expected
             assert _read_outcome(package.read, info.filename) == expected
     assert direct > 100 and fallback > 0
+
+
+def test_member_fed_in_chunks_agrees_with_zipfile_on_sound_and_damaged_packages() -> None:
+    """Chunks fed straight from the package are ZipFile.read's bytes, or the caller falls back.
+
+    False (every chunk fed) only for a member ZipFile.read gives whole and unchanged; None
+    whenever it raises or the direct path cannot vouch for the bytes; True when the
+    consumer stops early.
+    """
+    fed = fallback = 0
+    for data in _sound_and_damaged_packages(seed=5):
+        for zf, info in _zip_members(data):
+            expected = _read_outcome(zf.read, info)
+            chunks: list[bytes] = []
+
+            def take(chunk: bytes, chunks: list[bytes] = chunks) -> bool:
+                chunks.append(chunk)
+                return False
+
+            outcome = feed_member(zf, info, data, take, chunk=1000)
+            if outcome is None:
+                fallback += 1
+                continue
+            fed += 1
+            assert outcome is False
+            assert b"".join(chunks) == expected, info.filename
+            assert all(len(c) <= 1000 for c in chunks)
+            assert feed_member(zf, info, data, lambda chunk: True) is (info.file_size > 0)
+    assert fed > 100 and fallback > 0
