@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -78,6 +78,49 @@ class _SenderOrder:
     def settled(self, mail_ids: set[int]) -> None:
         """These mails are recorded, deferred to the next round or failed."""
         self._open -= mail_ids
+
+
+class _SenderTurns:
+    """Which mail a free worker gets next: the first whose sender has no earlier mail that
+    is still unrecorded.
+
+    A mail decided before an earlier one of its sender is recorded is decided against the
+    versions on file before that one, is stale when its turn to be recorded comes, and is
+    decided again in the next round with every later mail of its unit (see `Round`).
+    Another sender's mail is handed out first instead, or one whose earlier mails are all
+    decided and only held for recording (they are then recorded first); when every mail
+    left waits for one still being decided, the first of them goes anyway (no worker idles
+    for this).
+    """
+
+    def __init__(self, items: list[tuple[int, str, datetime, str | None]]) -> None:
+        self._left = list(items)  # not handed out yet, in mailbox order
+        self._open: dict[str, list[int]] = {}  # sender -> its mails not yet recorded
+        for mail_id, _, _, sender in items:
+            if sender:
+                self._open.setdefault(sender.strip().lower(), []).append(mail_id)
+
+    def next(self, held: set[int]) -> tuple[tuple[int, str, datetime, str | None], bool] | None:
+        """The mail to hand out now (taken off the list) and whether the outcomes `held`
+        must be recorded before it; None when none is left."""
+        flush: int | None = None
+        for n, (mail_id, _, _, sender) in enumerate(self._left):
+            ids = self._open.get(sender.strip().lower(), []) if sender else []
+            earlier = ids[: ids.index(mail_id)] if mail_id in ids else []
+            if not earlier:
+                return self._left.pop(n), False
+            if flush is None and all(m in held for m in earlier):
+                flush = n
+        if flush is not None:
+            return self._left.pop(flush), True
+        return (self._left.pop(0), False) if self._left else None
+
+    def recorded(self, mail_ids: Iterable[int]) -> None:
+        """These mails are recorded, deferred to the next round or failed."""
+        done = set(mail_ids)
+        for sender, ids in list(self._open.items()):
+            if any(m in done for m in ids):
+                self._open[sender] = [m for m in ids if m not in done]
 
 
 def _runs(items: list[Item]) -> Iterator[list[Item]]:
@@ -293,7 +336,10 @@ class Robot(RecordStage, FetchStage, FinishStage):
 
         def jobs() -> Iterator[tuple[int, bytes, IntakeContext]]:
             # Drawn one at a time, when a worker is free: only mails in hand are in memory.
-            for mail_id, raw_path, received_at, _ in pending:
+            while (turn := turns.next({mail_id for mail_id, _, _ in held})) is not None:
+                (mail_id, raw_path, received_at, _), flush = turn
+                if flush:
+                    record_held()  # its sender's earlier mails: their versions first
                 try:
                     raw = self.store.get(raw_path)
                     ctx = replace(
@@ -307,6 +353,7 @@ class Robot(RecordStage, FetchStage, FinishStage):
                     counts[1] += 1
                     self._failed(mail_id, exc)
                     order.settled({mail_id})
+                    turns.recorded({mail_id})
                     continue
                 held_jobs[mail_id] = (raw, ctx)
                 yield mail_id, raw, ctx
@@ -331,6 +378,7 @@ class Robot(RecordStage, FetchStage, FinishStage):
                         self._failed(mail_id, failures[mail_id])
                     if mail_id not in rnd.redo:
                         self._decided(counts, so_far, failed=mail_id in failures)
+                turns.recorded(mail_id for mail_id, _, _ in run)
 
         def waiting() -> None:
             if held:
@@ -342,6 +390,7 @@ class Robot(RecordStage, FetchStage, FinishStage):
             # transaction (a command alone). While a slow mail is still being decided, the
             # answers already queued go out (a slow mail delays no one else's receipt).
             order = _SenderOrder({m: sender for m, _, _, sender in pending})
+            turns = _SenderTurns(pending)
             groups = self.decider.decide_groups(
                 jobs(), on_wait=waiting, most=max(1, self.config.inbox.batch_size)
             )
@@ -364,6 +413,7 @@ class Robot(RecordStage, FetchStage, FinishStage):
                         self._failed(mail_id, exc)
                         self._decided(counts, so_far, failed=True)
                         order.settled({mail_id})
+                        turns.recorded({mail_id})
                         continue
                     ready.append((mail_id, outcome, job))
                 # In mailbox order per sender: what waited for a mail now held follows it.
