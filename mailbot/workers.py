@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import shutil
@@ -11,6 +12,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import is_dataclass, replace
 from multiprocessing.connection import Connection, wait
+from multiprocessing.reduction import ForkingPickler
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from mailbot.workers_zygote import SHARED_FIELDS, Packed, Shared, Zygote
@@ -33,6 +35,9 @@ _POLL = 0.5  # seconds to wait for an outcome before delivering what is already 
 # Seconds a group of outcomes waits for those of the other workers: recording them together
 # costs less than one by one, and a wait this short holds no receipt back.
 _LINGER = 0.25
+# A worker's inbound pipe is enlarged to this (Linux's default limit for a user) so that its
+# next mail fits beside the current one: the send never waits for the worker.
+_PIPE_BYTES = 1024 * 1024
 
 
 def local_tools() -> Tools:
@@ -88,11 +93,16 @@ def _decide_in_worker(raw: bytes, ctx: Any) -> Any:
 
 
 class _Worker:
-    """One worker process and its two pipes; decides one mail at a time."""
+    """One worker process and its two pipes; decides one mail at a time, and may hold the
+    next one in its pipe (`queued`)."""
 
     def __init__(self, zygote: Zygote) -> None:
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
+        try:
+            self.pipe_bytes = fcntl.fcntl(to_child_w, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
+        except OSError:  # over the system's limit: the default size
+            self.pipe_bytes = fcntl.fcntl(to_child_w, fcntl.F_GETPIPE_SZ)
         try:
             self.zygote = zygote
             self.proc = zygote.fork(to_child_r, from_child_w)
@@ -102,6 +112,9 @@ class _Worker:
         self.send_conn = Connection(to_child_w, readable=False)
         self.recv_conn = Connection(from_child_r, writable=False)
         self.job: tuple[Any, float] | None = None  # (key, deadline)
+        self.job_bytes = 0  # the size of the current job as sent
+        # The next job, sent but not started: (key, raw, ctx), handed back if this one dies.
+        self.queued: tuple[Any, bytes, Any] | None = None
         self.shared_version = 0  # the version of the context's shared parts it holds
 
     def stop(self, grace: float = _STOP_GRACE) -> bool:
@@ -256,8 +269,9 @@ class Decider:
                     self._stopped(worker, 0)
                 worker = self._new_worker()
             packed = self._pack(ctx, worker)
+            buf = ForkingPickler.dumps((raw, packed))
             try:
-                worker.send_conn.send((raw, packed))
+                worker.send_conn.send_bytes(buf)
             except (OSError, EOFError):
                 self._stopped(worker, 0)
                 worker = None
@@ -265,8 +279,27 @@ class Decider:
             if isinstance(packed, Packed):
                 worker.shared_version = packed.version
             worker.job = (key, time.monotonic() + self.timeout)
+            worker.job_bytes = len(buf)
             return worker
         return None
+
+    def _queue(self, worker: _Worker, key: Any, raw: bytes, ctx: Any) -> bool:
+        """Send a busy worker its next mail, to start as soon as it is done with this one
+        (it does not wait for this process to hand it over); False when it does not fit
+        in the pipe beside the current one (it then waits for a free worker)."""
+        packed = self._pack(ctx, worker)
+        buf = ForkingPickler.dumps((raw, packed))
+        if worker.job_bytes + len(buf) > worker.pipe_bytes:
+            return False
+        try:
+            worker.send_conn.send_bytes(buf)
+        except (OSError, EOFError):
+            return False  # it died: its current job's outcome says so
+        if isinstance(packed, Packed):
+            worker.shared_version = packed.version
+        worker.queued = (key, raw, ctx)
+        worker.job_bytes = len(buf)
+        return True
 
     def _decide_pool(
         self,
@@ -276,18 +309,27 @@ class Decider:
         draw_first: bool,
     ) -> Iterator[list[tuple[K, Any]]]:
         """Outcomes in groups of at most `most`: with `draw_first`, as many as are ready
-        when waiting would begin, free workers given their next mail first; else each
-        group as soon as it is taken, the next mails drawn once the groups are consumed."""
+        when waiting would begin, free workers given their next mail first and busy ones
+        the mail after (queued in their pipe: a worker done with one starts the next without
+        waiting for this process, busy recording); else each group as soon as it is taken,
+        the next mails drawn once the groups are consumed."""
         self._sweep()
         running: dict[Connection, _Worker] = {}
         done: list[tuple[K, Any]] = []  # taken from the workers, not yielded yet
         fresh = False  # outcomes taken since on_wait last ran
         more = True  # jobs may remain
         first_done: float | None = None  # when the oldest outcome in `done` was taken
+        # Drawn but not started: queued jobs of a worker that died or was stopped, and a
+        # job too large to queue; each goes to the next free worker, before `pending`.
+        back: list[tuple[K, bytes, Any]] = []
+
+        def draw() -> tuple[K, bytes, Any] | None:
+            return back.pop(0) if back else next(pending, None)
+
         try:
-            while more or running or done:
-                while (draw_first or not done) and more and len(running) < self.workers:
-                    job = next(pending, None)
+            while more or running or done or back:
+                while (draw_first or not done) and (more or back) and len(running) < self.workers:
+                    job = draw()
                     if job is None:
                         more = False
                         break
@@ -298,6 +340,17 @@ class Decider:
                         done.append((key, WorkerDied("no worker process could be started")))
                         continue
                     running[worker.recv_conn] = worker
+                # Busy workers get their next mail too, unless one that did not fit waits.
+                while draw_first and more and not back:
+                    worker = next((w for w in running.values() if w.queued is None), None)
+                    if worker is None:
+                        break
+                    job = draw()
+                    if job is None:
+                        more = False
+                        break
+                    if not self._queue(worker, *job):
+                        back.append(job)
                 if done and (not draw_first or len(done) >= most or not running):
                     group, done = done[:most], done[most:]
                     fresh = True
@@ -339,9 +392,15 @@ class Decider:
                         log.warning("the worker deciding mail %s died (exit %s)", key, code)
                         self._stopped(worker, 0)
                         done.append((key, WorkerDied(f"worker exit {code}")))
+                        _hand_back(worker, back)
                     else:
-                        self._idle.append(worker)
                         done.append((key, value))
+                        if worker.queued is None:
+                            self._idle.append(worker)
+                        else:  # it has started its next mail: that mail's time runs now
+                            worker.job = (worker.queued[0], time.monotonic() + self.timeout)
+                            worker.queued = None
+                            running[worker.recv_conn] = worker
                 now = time.monotonic()
                 for conn, worker in list(running.items()):
                     if worker.job is not None and worker.job[1] <= now:
@@ -356,6 +415,7 @@ class Decider:
                         done.append(
                             (key, DecisionTimeout(f"no decision within {self.timeout:.0f}s"))
                         )
+                        _hand_back(worker, back)
         finally:
             # Abandoned part-way (the caller stopped iterating): nothing may keep running.
             for worker in running.values():
@@ -393,6 +453,13 @@ class Decider:
             if not self._leftovers:
                 break
             time.sleep(0.1)
+
+
+def _hand_back(worker: _Worker, back: list[Any]) -> None:
+    """The mail a stopped or dead worker held queued goes to another one, first."""
+    if worker.queued is not None:
+        back.insert(0, worker.queued)
+        worker.queued = None
 
 
 def inline_process_mail() -> Decide:

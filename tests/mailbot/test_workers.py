@@ -14,7 +14,13 @@ import rarfile
 from mailbot.decision import Tools
 from mailbot.intake import process_mail
 from mailbot.units import Register
-from mailbot.workers import Decider, DecisionTimeout, local_tools, rar_tool_available
+from mailbot.workers import (
+    Decider,
+    DecisionTimeout,
+    WorkerDied,
+    local_tools,
+    rar_tool_available,
+)
 from parsers.convert import convert_with_soffice
 from tests.mailbot import worker_funcs
 from tests.mailbot.intake_support import INTAKE, context
@@ -137,10 +143,11 @@ def test_groups_gather_the_outcomes_ready_together_and_keep_every_worker_busy():
     groups = []
     try:
         for group in pool.decide_groups(_counted_jobs(drawn), most=2):
-            # A group is handed over only once every free worker has its next mail; two
-            # outcomes taken in one wait may leave one more in hand for the next group.
+            # A group is handed over only once every worker has its next mail and the one
+            # after (queued in its pipe); two outcomes taken in one wait may leave one more
+            # in hand for the next group.
             handed = sum(len(g) for g in groups) + len(group)
-            assert min(12, handed + 2) <= len(drawn) <= min(12, handed + 2 + 1)
+            assert min(12, handed + 4) <= len(drawn) <= min(12, handed + 4 + 1)
             groups.append(group)
     finally:
         pool.close()
@@ -149,6 +156,49 @@ def test_groups_gather_the_outcomes_ready_together_and_keep_every_worker_busy():
     assert all(out == b"X%d" % k for g in groups for k, out in g)
     # Echoing is quick: the two workers' outcomes come back together, most of the time.
     assert len(groups) < 12
+
+
+def test_a_mail_queued_behind_a_stuck_one_goes_to_another_worker_and_gets_its_own_time():
+    pool = Decider(1, 2, 0, inline=lambda: None, worker_fn=worker_funcs.slow_or_echo)
+    try:
+        groups = list(pool.decide_groups([(1, b"slow", None), (2, b"b", None), (3, b"c", None)]))
+    finally:
+        pool.close()
+    got = {k: out for g in groups for k, out in g}
+    assert isinstance(got[1], DecisionTimeout)
+    # Queued in the stuck worker's pipe, then handed to its replacement: decided, not timed out.
+    assert got[2] == b"B" and got[3] == b"C"
+
+
+def test_a_mail_queued_behind_one_that_kills_its_worker_is_decided_by_the_next():
+    pool = Decider(1, 30, 0, inline=lambda: None, worker_fn=worker_funcs.killed)
+    try:
+        groups = list(pool.decide_groups([(1, b"die", None), (2, b"ab", None), (3, b"c", None)]))
+    finally:
+        pool.close()
+    got = {k: out for g in groups for k, out in g}
+    assert isinstance(got[1], WorkerDied)
+    assert got[2] == 2 and got[3] == 1
+
+
+def test_a_mail_too_large_to_queue_waits_for_a_free_worker(monkeypatch):
+    monkeypatch.setattr("mailbot.workers._PIPE_BYTES", 4096)  # the pipe's smallest size
+    big = b"x" * 8192
+    drawn: list[int] = []
+
+    def jobs():  # noqa: ANN202
+        for key, raw in ((1, b"a"), (2, big), (3, b"c")):
+            drawn.append(key)
+            yield key, raw, None
+
+    pool = Decider(1, 30, 0, inline=lambda: None, worker_fn=worker_funcs.slow_or_echo)
+    try:
+        groups = list(pool.decide_groups(jobs()))
+    finally:
+        pool.close()
+    got = {k: out for g in groups for k, out in g}
+    assert got == {1: b"A", 2: big.upper(), 3: b"C"}
+    assert [k for g in groups for k, _ in g] == [1, 2, 3]  # still in order, none lost
 
 
 def test_inline_groups_hold_one_outcome_each():
