@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -81,16 +82,16 @@ class _SenderOrder:
 
 
 class _SenderTurns:
-    """Which mail a free worker gets next: the first whose sender has no earlier mail that
-    is still unrecorded.
+    """Which mail a worker gets next: the first whose sender has no earlier mail that is
+    still unrecorded.
 
     A mail decided before an earlier one of its sender is recorded is decided against the
     versions on file before that one, is stale when its turn to be recorded comes, and is
     decided again in the next round with every later mail of its unit (see `Round`).
     Another sender's mail is handed out first instead, or one whose earlier mails are all
     decided and only held for recording (they are then recorded first); when every mail
-    left waits for one still being decided, the first of them goes anyway (no worker idles
-    for this).
+    left waits for one still being decided, a free worker gets the first of them anyway
+    (no worker idles for this) but a busy one gets none (`ready`).
     """
 
     def __init__(self, items: list[tuple[int, str, datetime, str | None]]) -> None:
@@ -100,20 +101,36 @@ class _SenderTurns:
             if sender:
                 self._open.setdefault(sender.strip().lower(), []).append(mail_id)
 
+    def _earlier(self, mail_id: int, sender: str | None) -> list[int]:
+        """The sender's earlier mails not yet recorded."""
+        ids = self._open.get(sender.strip().lower(), []) if sender else []
+        return ids[: ids.index(mail_id)] if mail_id in ids else []
+
+    def _choice(self, held: set[int]) -> tuple[int, bool] | None:
+        """The index in `_left` of the mail to hand out and whether `held` is recorded
+        first; None when every mail left waits for one still being decided."""
+        flush: int | None = None
+        for n, (mail_id, _, _, sender) in enumerate(self._left):
+            earlier = self._earlier(mail_id, sender)
+            if not earlier:
+                return n, False
+            if flush is None and all(m in held for m in earlier):
+                flush = n
+        return None if flush is None else (flush, True)
+
     def next(self, held: set[int]) -> tuple[tuple[int, str, datetime, str | None], bool] | None:
         """The mail to hand out now (taken off the list) and whether the outcomes `held`
         must be recorded before it; None when none is left."""
-        flush: int | None = None
-        for n, (mail_id, _, _, sender) in enumerate(self._left):
-            ids = self._open.get(sender.strip().lower(), []) if sender else []
-            earlier = ids[: ids.index(mail_id)] if mail_id in ids else []
-            if not earlier:
-                return self._left.pop(n), False
-            if flush is None and all(m in held for m in earlier):
-                flush = n
-        if flush is not None:
-            return self._left.pop(flush), True
-        return (self._left.pop(0), False) if self._left else None
+        if not self._left:
+            return None
+        n, flush = self._choice(held) or (0, False)
+        return self._left.pop(n), flush
+
+    def ready(self, held: list[Item]) -> bool:
+        """Whether `next` would hand out a mail that waits for none still being decided
+        (a busy worker is given its next mail only then: one that would be decided again
+        is better left until a worker is free)."""
+        return not self._left or self._choice({mail_id for mail_id, _, _ in held}) is not None
 
     def recorded(self, mail_ids: Iterable[int]) -> None:
         """These mails are recorded, deferred to the next round or failed."""
@@ -392,7 +409,10 @@ class Robot(RecordStage, FetchStage, FinishStage):
             order = _SenderOrder({m: sender for m, _, _, sender in pending})
             turns = _SenderTurns(pending)
             groups = self.decider.decide_groups(
-                jobs(), on_wait=waiting, most=max(1, self.config.inbox.batch_size)
+                jobs(),
+                on_wait=waiting,
+                most=max(1, self.config.inbox.batch_size),
+                may_queue=functools.partial(turns.ready, held),
             )
             for group in groups:
                 ready: list[Item] = []

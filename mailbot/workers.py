@@ -214,15 +214,19 @@ class Decider:
         jobs: Iterable[tuple[K, bytes, Any]],
         on_wait: Callable[[], None] | None = None,
         most: int = 50,
+        may_queue: Callable[[], bool] | None = None,
     ) -> Iterator[list[tuple[K, Any]]]:
         """Like `decide`, but yield together (at most `most`) the outcomes that are ready
         when the caller would otherwise wait, so it records them in one transaction.
 
         Free workers are handed their next mail before a group is yielded (none idles
-        while the caller records); a job drawn then has not seen the group's outcomes.
+        while the caller records), and busy ones the mail after while `may_queue` says so
+        (default: always); a job drawn then has not seen the group's outcomes.
         Inline (no workers), each outcome is its own group.
         """
-        yield from self._groups(iter(jobs), on_wait, most=max(1, most), draw_first=True)
+        yield from self._groups(
+            iter(jobs), on_wait, most=max(1, most), draw_first=True, may_queue=may_queue
+        )
 
     def _groups(
         self,
@@ -231,6 +235,7 @@ class Decider:
         *,
         most: int,
         draw_first: bool,
+        may_queue: Callable[[], bool] | None = None,
     ) -> Iterator[list[tuple[K, Any]]]:
         if self.workers == 0:
             decide = self._inline()
@@ -240,7 +245,7 @@ class Decider:
                 except Exception as exc:  # noqa: BLE001 - reported per mail by the caller
                     yield [(key, exc)]
             return
-        yield from self._decide_pool(pending, on_wait, most, draw_first)
+        yield from self._decide_pool(pending, on_wait, most, draw_first, may_queue)
 
     def _pack(self, ctx: Any, worker: _Worker) -> Any:
         """The context as the worker gets it: the parts it already has are left out.
@@ -307,6 +312,7 @@ class Decider:
         on_wait: Callable[[], None] | None,
         most: int,
         draw_first: bool,
+        may_queue: Callable[[], bool] | None = None,
     ) -> Iterator[list[tuple[K, Any]]]:
         """Outcomes in groups of at most `most`: with `draw_first`, as many as are ready
         when waiting would begin, free workers given their next mail first and busy ones
@@ -343,7 +349,7 @@ class Decider:
                 # Busy workers get their next mail too, unless one that did not fit waits.
                 while draw_first and more and not back:
                     worker = next((w for w in running.values() if w.queued is None), None)
-                    if worker is None:
+                    if worker is None or (may_queue is not None and not may_queue()):
                         break
                     job = draw()
                     if job is None:

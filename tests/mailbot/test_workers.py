@@ -158,6 +158,20 @@ def test_groups_gather_the_outcomes_ready_together_and_keep_every_worker_busy():
     assert len(groups) < 12
 
 
+def test_busy_workers_get_no_next_mail_while_the_caller_says_not_to_queue():
+    drawn: list[int] = []
+    pool = Decider(2, 60, 0, inline=lambda: None, worker_fn=worker_funcs.slow_or_echo)
+    groups = []
+    try:
+        for group in pool.decide_groups(_counted_jobs(drawn), most=2, may_queue=lambda: False):
+            handed = sum(len(g) for g in groups) + len(group)
+            assert min(12, handed + 2) <= len(drawn) <= min(12, handed + 2 + 1)
+            groups.append(group)
+    finally:
+        pool.close()
+    assert sorted(k for g in groups for k, _ in g) == list(range(12))
+
+
 def test_a_mail_queued_behind_a_stuck_one_goes_to_another_worker_and_gets_its_own_time():
     pool = Decider(1, 2, 0, inline=lambda: None, worker_fn=worker_funcs.slow_or_echo)
     try:
