@@ -58,7 +58,10 @@ def _pass_in_one_group(
         assert robot.fetch_new() == len(raws)
 
         def together(
-            jobs: Iterable[tuple[int, bytes, Any]], on_wait: Any = None, most: int = 50
+            jobs: Iterable[tuple[int, bytes, Any]],
+            on_wait: Any = None,
+            most: int = 50,
+            may_queue: Any = None,
         ) -> Iterator[list[tuple[int, Any]]]:
             # Every mail is drawn (handed the versions on file) before any is recorded.
             drawn = list(jobs)
