@@ -46,6 +46,11 @@ def _no_stage_hook(stage: str) -> None:
     """The default stage hook: nothing to do between stages."""
 
 
+def _sender_key(address: str | None) -> str | None:
+    """A sender as both `_SenderOrder` and `_SenderTurns` compare them; None: unknown."""
+    return address.strip().lower() if address else None
+
+
 class _SenderOrder:
     """Mailbox order among the mails of one sender, whatever order workers finish in.
 
@@ -55,7 +60,7 @@ class _SenderOrder:
     """
 
     def __init__(self, senders: dict[int, str | None]) -> None:
-        self._senders = {m: a.strip().lower() if a else None for m, a in senders.items()}
+        self._senders = {m: _sender_key(a) for m, a in senders.items()}
         self._open = set(senders)  # neither recorded, deferred nor failed yet
         self._waiting: list[Item] = []
 
@@ -98,12 +103,13 @@ class _SenderTurns:
         self._left = list(items)  # not handed out yet, in mailbox order
         self._open: dict[str, list[int]] = {}  # sender -> its mails not yet recorded
         for mail_id, _, _, sender in items:
-            if sender:
-                self._open.setdefault(sender.strip().lower(), []).append(mail_id)
+            if key := _sender_key(sender):
+                self._open.setdefault(key, []).append(mail_id)
 
     def _earlier(self, mail_id: int, sender: str | None) -> list[int]:
         """The sender's earlier mails not yet recorded."""
-        ids = self._open.get(sender.strip().lower(), []) if sender else []
+        key = _sender_key(sender)
+        ids = self._open.get(key, []) if key else []
         return ids[: ids.index(mail_id)] if mail_id in ids else []
 
     def _choice(self, held: set[int]) -> tuple[int, bool] | None:
