@@ -32,10 +32,20 @@ class _UidValidityMoved(Exception):
         self.count = count
 
 
-def _batches(items: Iterable[IncomingRef], size: int) -> Iterator[list[IncomingRef]]:
+# The first batch fetched in a pass, doubled at each batch up to `[inbox] batch_size`: a
+# pass's first mails are recorded, and reach the workers, while the rest are downloaded.
+FIRST_BATCH = 8
+
+
+def _batches(
+    items: Iterable[IncomingRef], size: int, first: int | None = None
+) -> Iterator[list[IncomingRef]]:
+    """Runs of `size` items; with `first`, runs of `first` items doubling up to `size`."""
     it = iter(items)
-    while chunk := list(islice(it, size)):
+    step = size if first is None else max(1, min(first, size))
+    while chunk := list(islice(it, step)):
         yield chunk
+        step = min(size, 2 * step)
 
 
 class FetchStage:
@@ -115,7 +125,7 @@ class FetchStage:
                         yield ref
 
         refs = unknown(self.source.new_messages(last_uid))
-        for chunk in _batches(refs, batch):
+        for chunk in _batches(refs, batch, first=FIRST_BATCH):
             # Each body is written before the next is read (one batch's bytes at most in
             # memory); the batch is durable, all at once, before its records are committed.
             with self.store.batch() as files:

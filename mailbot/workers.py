@@ -13,9 +13,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import is_dataclass, replace
 from multiprocessing.connection import Connection, wait
 from multiprocessing.reduction import ForkingPickler
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from mailbot.workers_zygote import SHARED_FIELDS, Packed, Shared, Zygote
+from mailbot.workers_zygote import SHARED_FIELDS, TEMPLATE_CACHE, Packed, Shared, Zygote
 
 log = logging.getLogger(__name__)
 
@@ -159,8 +160,10 @@ class Decider:
         inline: Callable[[], Decide],
         worker_fn: Decide = _decide_in_worker,
         secret_env: Iterable[str | None] = (),
+        template_cache: Path | None = None,
     ) -> None:
         self.workers = max(0, workers)
+        self._template_cache = template_cache
         self._worker_fn = worker_fn  # a module-level function: workers import it by name
         self.timeout = timeout
         self.memory_mb = memory_mb
@@ -191,7 +194,9 @@ class Decider:
                 self._zygote.close(0)
             env = worker_environment(os.environ, self._secret_env)
             fn = self._worker_fn
-            self._zygote = Zygote(self.memory_mb, env, f"{fn.__module__}:{fn.__qualname__}")
+            self._zygote = Zygote(
+                self.memory_mb, env, f"{fn.__module__}:{fn.__qualname__}", self._template_cache
+            )
         return _Worker(self._zygote)
 
     def decide(
@@ -490,4 +495,5 @@ def configured_decider(config: Config) -> Decider:
             *config.secret_env_names,  # the other mailboxes' passwords too
             config.storage.password.env,
         ),
+        template_cache=config.data_dir / TEMPLATE_CACHE,
     )

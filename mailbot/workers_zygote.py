@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any, NoReturn
 
 _PR_SET_PDEATHSIG = 1
@@ -28,6 +29,9 @@ _INT = struct.Struct("!i")
 # cycles but allocates many containers, and the default (700, 10, 10) collected every few
 # hundred microseconds for nothing; measured, this takes about a third of its time.
 GC_THRESHOLDS = (10_000, 20, 20)
+# The compiled answer templates, in the data directory (outbox_templates.compiled): the
+# zygote loads them instead of compiling them at each start.
+TEMPLATE_CACHE = Path("cache", "templates")
 _ZYGOTE_GONE = -signal.SIGKILL  # a worker's exit code when the zygote died before reaping it
 
 
@@ -165,6 +169,7 @@ def zygote_main() -> NoReturn:
     """The exec'd zygote: import and warm up, then fork a worker per request until EOF."""
     ctl_fd, memory_mb, parent_pid = (int(a) for a in sys.argv[1:4])
     module, _, name = sys.argv[4].partition(":")
+    template_cache = sys.argv[5] if len(sys.argv) > 5 and sys.argv[5] else None
     _die_with_parent(parent_pid)
     _limit_memory(memory_mb)  # inherited by every worker forked from here
     gc.set_threshold(*GC_THRESHOLDS)  # for the imports below and in every worker
@@ -179,7 +184,7 @@ def zygote_main() -> NoReturn:
         import mailbot.intake  # noqa: F401
         from outbox_templates import warm
 
-        warm()
+        warm(cache_dir=Path(template_cache) if template_cache else None)
         _import_readers()
     # What start-up built lives as long as the workers: no collection need look at it, and
     # the forked workers' collections do not touch (and so copy) the pages it lies on.
@@ -230,7 +235,10 @@ class Zygote:
     cannot be reused, so signals sent through its pidfd reach that worker and no other.
     """
 
-    def __init__(self, memory_mb: int, env: dict[str, str], target: str) -> None:
+    def __init__(
+        self, memory_mb: int, env: dict[str, str], target: str, template_cache: Path | None = None
+    ) -> None:
+        """Spawn the zygote; `template_cache`: where it keeps the compiled answer templates."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self.proc = subprocess.Popen(
@@ -242,6 +250,7 @@ class Zygote:
                     str(memory_mb),
                     str(os.getpid()),
                     target,
+                    str(template_cache or ""),
                 ],
                 pass_fds=(theirs.fileno(),),
                 env=env,

@@ -7,6 +7,7 @@ from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Final
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -140,16 +141,31 @@ def render(event: str, context: object) -> Rendered:
     return Rendered(subject=_one_line(subject), text=text, html=html)
 
 
-def warm(events: tuple[str, ...] = ("receipt", "notice")) -> None:
+def warm(events: tuple[str, ...] = ("receipt", "notice"), cache_dir: Path | None = None) -> None:
     """Compile the templates of `events` now, and the partials they extend, import and
-    include (loaded only when a template first renders), so that no first mail pays."""
+    include (loaded only when a template first renders), so that no first mail pays.
+
+    With `cache_dir` (a private directory of the daemon's data directory), their compiled
+    code is read from it when it was made from the same text by the same Jinja, Python and
+    environment, and written to it otherwise (see outbox_templates.compiled).
+    """
     env = environment()
-    for event in events:
-        for part in ("subject", "txt", "html"):
-            env.get_template(f"{event}.{part}.j2")
-    for name in env.list_templates(extensions=["j2"]):
-        if name.startswith("_"):
-            env.get_template(name)
+    cache = None
+    if cache_dir is not None:
+        from outbox_templates.compiled import compiled_cache
+
+        cache = compiled_cache(cache_dir, Path(__file__))
+    # Only while warming: a template loaded later (rarely) is compiled as before.
+    env.bytecode_cache = cache
+    try:
+        for event in events:
+            for part in ("subject", "txt", "html"):
+                env.get_template(f"{event}.{part}.j2")
+        for name in env.list_templates(extensions=["j2"]):
+            if name.startswith("_"):
+                env.get_template(name)
+    finally:
+        env.bytecode_cache = None
 
 
 __all__ = ["EVENTS", "Rendered", "environment", "render", "warm"]
