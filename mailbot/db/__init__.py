@@ -101,6 +101,7 @@ from mailbot.db.models import (
     Unit,
     UnitEmail,
     UTCDateTime,
+    postgresql_forms,
     utcnow,
 )
 from mailbot.db.outbox import (
@@ -334,5 +335,6 @@ __all__ = [
     "unit_register",
     "unit_versions",
     "upsert_unit",
+    "postgresql_forms",
     "utcnow",
 ]

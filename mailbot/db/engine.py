@@ -30,7 +30,7 @@ from sqlalchemy.sql import Executable
 from sqlalchemy.sql.elements import ClauseElement
 
 from mailbot.config import Config
-from mailbot.db.models import DB_FILE_NAME, DEFAULT_BUSY_TIMEOUT_MS
+from mailbot.db.models import DB_FILE_NAME, DEFAULT_BUSY_TIMEOUT_MS, postgresql_forms
 from mailbot.errors import OperatorError
 
 log = logging.getLogger(__name__)
@@ -318,6 +318,7 @@ def new_revision(
 
     from alembic import command
 
+    postgresql_forms()  # the scripts create the schema on PostgreSQL too
     with tempfile.TemporaryDirectory() as scratch:
         engine = _make_engine(Path(scratch) / DB_FILE_NAME, DEFAULT_BUSY_TIMEOUT_MS)
         try:
@@ -478,6 +479,7 @@ def _server_error_vi(text: str) -> str:
 
 
 def _open_server(url: URL, *, migrate: bool, schema: str | None = None) -> Database:
+    postgresql_forms()
     engine = _make_server_engine(url, schema)
     try:
         try:

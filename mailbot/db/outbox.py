@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -19,8 +20,6 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from mailbot.db.common import (
@@ -119,21 +118,27 @@ def queue_outgoing_many(session: Session, rows: Sequence[Mapping[str, Any]]) -> 
     values = [_outbox_values(**row) for row in rows]
     if not values:
         return
-    statement = _QUEUE_NEW.get(session.get_bind().dialect.name)
-    if statement is None:  # pragma: no cover - mailbot runs on SQLite or PostgreSQL
-        raise NotImplementedError(session.get_bind().dialect.name)
-    core(session).execute(statement, values)
+    core(session).execute(_queue_new(session.get_bind().dialect.name), values)
 
 
-# Built once per dialect (a statement built per call is keyed for the cache again each time).
-_QUEUE_NEW: dict[str, Any] = {
-    "sqlite": sqlite_insert(cast(Table, Outbox.__table__)).on_conflict_do_nothing(
-        index_elements=["dedupe_key"]
-    ),
-    "postgresql": pg_insert(cast(Table, Outbox.__table__)).on_conflict_do_nothing(
-        index_elements=["dedupe_key"]
-    ),
-}
+@functools.cache
+def _queue_new(dialect: str) -> Any:
+    """The INSERT of new outgoing mail skipping a queued dedupe key, built once per dialect
+    (a statement built per call is keyed for the cache again each time). The dialect's
+    module is imported on first use: PostgreSQL's brings asyncio, for nothing on SQLite."""
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(cast(Table, Outbox.__table__)).on_conflict_do_nothing(
+            index_elements=["dedupe_key"]
+        )
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(cast(Table, Outbox.__table__)).on_conflict_do_nothing(
+            index_elements=["dedupe_key"]
+        )
+    raise NotImplementedError(dialect)  # pragma: no cover - mailbot runs on SQLite or PostgreSQL
 
 
 def due_outgoing(session: Session, now: datetime, limit: int | None = None) -> list[Outbox]:

@@ -15,6 +15,7 @@ from sqlalchemy import event
 
 from mailbot.app import open_app
 from mailbot.config import load_config
+from mailbot.fetching import FIRST_BATCH, _batches
 from tests.mailbot.e2e_support import PROCESSED, PW_ENV, append_all, backlog, write_config
 
 pytestmark = pytest.mark.dovecot
@@ -56,13 +57,15 @@ def test_a_page_is_stored_recorded_and_moved_at_once(tmp_path, dovecot, smtp_ser
         monkeypatch.setattr(os, "fsync", counting_fsync)
         assert robot.fetch_new() == MAILS
         monkeypatch.setattr(os, "fsync", real_fsync)
-        pages = MAILS // PAGE
-        # One INSERT per page; everything else a few look-ups per page, nothing per mail.
-        assert statements["INSERT INTO mails"] == pages
-        assert sum(statements.values()) <= 12 * pages
-        # Each file flushed once; each directory at most once per page (not three per mail).
+        # Fetched in batches of 8, 16, then 20 (the page): 8 + 16 + 16.
+        fetched = 3
+        # One INSERT per batch; everything else a few look-ups per batch, nothing per mail.
+        assert statements["INSERT INTO mails"] == fetched
+        assert sum(statements.values()) <= 12 * fetched
+        # Each file flushed once; each directory at most once per batch (not three per mail).
         assert flushed["file"] == MAILS
-        assert flushed["dir"] <= MAILS + 2 * pages
+        assert flushed["dir"] <= MAILS + 2 * fetched
+        pages = MAILS // PAGE
 
         robot.process_due()
         sent: list[str] = []
@@ -80,3 +83,12 @@ def test_a_page_is_stored_recorded_and_moved_at_once(tmp_path, dovecot, smtp_ser
     assert statements["UPDATE"] == pages
     assert dovecot.uids(account) == []
     assert len(dovecot.uids(account, PROCESSED)) == MAILS
+
+
+def test_a_pass_fetches_a_small_first_batch_doubling_up_to_the_page() -> None:
+    sizes = [len(c) for c in _batches(iter(range(200)), 50, first=FIRST_BATCH)]
+    assert FIRST_BATCH == 8
+    assert sizes == [8, 16, 32, 50, 50, 44]
+    assert [len(c) for c in _batches(range(5), 50, first=FIRST_BATCH)] == [5]
+    assert [len(c) for c in _batches(range(7), 3, first=FIRST_BATCH)] == [3, 3, 1]
+    assert [len(c) for c in _batches(range(7), 3)] == [3, 3, 1]
