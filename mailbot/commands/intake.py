@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from mailbot.alerts import AlertWatch
     from mailbot.app import App
     from mailbot.service import PassStats, Robot
+    from mailbot.sources import Source
     from mailbot.workers import Decider
 
 log = logging.getLogger(__name__)
@@ -85,11 +86,54 @@ def poll(args: argparse.Namespace, config: Config) -> int:
         # database layer and opens the mailbox (a second on a small machine).
         decider = configured_decider(config)
         decider.start()
+        early = EarlyMailbox.start(config)
         try:
             with _locked(config, decider) as app:
+                if early is not None:
+                    app.source = early.take()  # the app closes it from now on
+                    early = None
                 return poll_once(app)
         finally:
+            if early is not None:
+                early.take().close()
             decider.close()
+
+
+class EarlyMailbox:
+    """The IMAP inbox, logged in by a thread while this process imports the database layer
+    and opens the record: the server's answers (connection, login, SELECT) are waited for
+    meanwhile rather than after. Nothing is read or changed in the mailbox before the pass."""
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+        self._thread = threading.Thread(target=self._connect, name="imap-connect", daemon=True)
+        self._thread.start()
+
+    @classmethod
+    def start(cls, config: Config) -> EarlyMailbox | None:
+        """Start connecting to an IMAP inbox; None when the pass should open it as before
+        (a Maildir, or a configuration error the pass reports before contacting a server)."""
+        if config.inbox.url.split(":", 1)[0].lower() not in ("imap", "imaps"):
+            return None
+        try:
+            config.inbox.password.resolve()
+            config.outgoing.password.resolve()
+            from mailbot.sources import open_source
+
+            return cls(open_source(config.inbox, base_dir=config.base_dir))
+        except ConfigError:
+            return None
+
+    def _connect(self) -> None:
+        try:
+            self.source.uidvalidity()
+        except Exception as exc:  # noqa: BLE001 - the pass connects again and says why not
+            log.debug("early IMAP connection failed: %s", exc)
+
+    def take(self) -> Source:
+        """The source, once the thread is done with it (connected or not)."""
+        self._thread.join()
+        return self.source
 
 
 def poll_once(app: App) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     CheckConstraint,
@@ -16,6 +16,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
@@ -420,5 +421,5 @@ def postgresql_forms() -> None:
     a tenth of a CPU-second of each start. The migrations create the index on PostgreSQL
     with its WHERE either way (0001_initial).
     """
-    (index,) = (i for i in Mail.__table__.indexes if i.name == NOUID_INDEX)
+    (index,) = (i for i in cast(Table, Mail.__table__).indexes if i.name == NOUID_INDEX)
     index.dialect_options["postgresql"]["where"] = text(NOUID_WHERE)
