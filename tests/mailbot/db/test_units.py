@@ -80,3 +80,32 @@ def test_an_unconfirmed_address_never_displaces_a_confirmed_one(database: Databa
         dbm.add_unit_email(s, "new@example.org", "KT", confirmed=True, now=T0)
         assert dbm.unit_for_address(s, "new@example.org") == ("KT", True)
         assert dbm.unit_for_address(s, "stranger@example.org") is None
+
+
+def test_the_register_is_read_in_two_statements_whatever_its_size(database: Database) -> None:
+    from sqlalchemy import event
+
+    with database.session() as s:
+        for i in range(30):
+            dbm.upsert_unit(
+                s,
+                code=f"U{i:02d}",
+                name=f"Chi bộ {i}",
+                emails=[f"u{i}@example.org", f"u{i}b@example.org"],
+                now=T0,
+            )
+        dbm.add_unit_email(s, "moi@example.org", "U03", confirmed=False, now=T0)
+    statements: list[str] = []
+
+    def counted(conn, cursor, statement, *args: object) -> None:  # noqa: ANN001
+        statements.append(statement)
+
+    event.listen(database.engine, "before_cursor_execute", counted)
+    try:
+        with database.session(write=False) as s:
+            register = dbm.unit_register(s)
+    finally:
+        event.remove(database.engine, "before_cursor_execute", counted)
+    assert len([q for q in statements if q.lstrip().upper().startswith("SELECT")]) == 2
+    assert [r.code for r in register] == [f"U{i:02d}" for i in range(30)]
+    assert register[3].emails == ("u3@example.org", "u3b@example.org")  # confirmed ones only
