@@ -145,3 +145,54 @@ def test_two_writers_serialise_instead_of_failing_on_lock_upgrade(tmp_path: Path
         thread.join()
         first.dispose()
         second.dispose()
+
+
+SQLITE_ONLY = """
+import sys
+from pathlib import Path
+from mailbot import db as dbm
+from mailbot.db.models import utcnow
+database = dbm.open_database(Path(sys.argv[1]))
+with database.session() as s:
+    dbm.queue_outgoing_many(s, [dict(kind="receipt", message_id="<k@example.org>",
+                                     to_addrs=["a@example.org"], subject="x",
+                                     raw=b"x", mail_id=None, dedupe_key="k", now=utcnow())])
+database.dispose()
+print(sorted(m for m in sys.modules if m.startswith("sqlalchemy.dialects.postgresql")))
+"""
+
+
+def test_a_sqlite_process_never_imports_the_postgresql_dialect(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    # Created and migrated here (the migration scripts name both dialects); a start opens it.
+    dbm.open_database(tmp_path).dispose()
+    root = Path(__file__).resolve().parents[3]
+    env = dict(os.environ, PYTHONPATH=str(root))
+    done = subprocess.run(
+        [sys.executable, "-c", SQLITE_ONLY, str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == "[]", done.stderr
+
+
+def test_postgresql_gets_the_same_partial_index_as_sqlite() -> None:
+    from sqlalchemy.dialects import postgresql, sqlite
+    from sqlalchemy.schema import CreateIndex, Table
+
+    dbm.postgresql_forms()
+    dbm.postgresql_forms()  # idempotent
+    table = dbm.Mail.__table__
+    assert isinstance(table, Table)
+    (index,) = (i for i in table.indexes if i.name == "ux_mails_source_sha256_nouid")
+    expected = (
+        "CREATE UNIQUE INDEX ux_mails_source_sha256_nouid ON mails (source, sha256) "
+        "WHERE uid IS NULL"
+    )
+    assert str(CreateIndex(index).compile(dialect=postgresql.dialect())) == expected
+    assert str(CreateIndex(index).compile(dialect=sqlite.dialect())) == expected
