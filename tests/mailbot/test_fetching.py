@@ -45,7 +45,7 @@ def test_sender_address_matches_parseaddr() -> None:
         name + wrap.format(addr)
         for name, addr, wrap in itertools.product(_NAMES, _ADDRESSES, _WRAPS)
     ]
-    values += ["".join(rng.choice("ab.@<> ,\"()\\:;x\t") for _ in range(12)) for _ in range(3000)]
+    values += ["".join(rng.choice('ab.@<> ,"()\\:;x\t') for _ in range(12)) for _ in range(3000)]
     fast = 0
     for value in values:
         assert sender_address(value) == (parseaddr(value)[1] or None), repr(value)
