@@ -9,8 +9,9 @@ import os
 import re
 import stat
 import tempfile
+from collections import deque
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path, PurePosixPath
 
 from mailbot.fsutil import fsync_dir
@@ -119,12 +120,26 @@ class RawStore:
 
     def _each(self, fn: Callable[[str], None], paths: Iterable[str]) -> None:
         """fn on every path, by a few threads when there are several (fsync releases the GIL)."""
-        todo = list(paths)
+        todo = deque(paths)
         if len(todo) <= 1:
             for path in todo:
                 fn(path)
             return
-        list(self._syncer.map(fn, todo))
+
+        def drain() -> None:
+            # Each thread takes the next path until none is left: a few tasks per batch,
+            # not one (with its future and locks) per path.
+            while True:
+                try:
+                    path = todo.popleft()
+                except IndexError:
+                    return
+                fn(path)
+
+        tasks = [self._syncer.submit(drain) for _ in range(min(_SYNC_THREADS, len(todo)))]
+        wait(tasks)  # all of them, even when one failed, before the batch cleans up
+        for task in tasks:
+            task.result()
 
     def get(self, relative_path: str, *, verify: bool = False) -> bytes:
         """The stored bytes; with verify, check them against the hash in the name."""
