@@ -128,7 +128,7 @@ def known_uids(
     if uidvalidity is not None:
         params["b_v"] = uidvalidity
     statement = _KNOWN_UIDS[None if uidvalidity is None else 0]
-    return set(core(session).execute(statement, params).scalars())
+    return {uid for uid in core(session).execute(statement, params).scalars() if uid is not None}
 
 
 def known_by_message_id(
