@@ -240,7 +240,7 @@ class FetchStage:
             uids = [(r.uid, r.uidvalidity) for r, _, _, _ in stored if r.uid is not None]
             if uids:
                 uid, uidvalidity = max(uids, key=lambda u: u[0])
-                dbm.set_mailbox_state(s, self.source.source_key, uidvalidity or 0, uid, now)
+                dbm.advance_read_position(s, self.source.source_key, uidvalidity or 0, uid, now)
         self.on_stage("after-record")
 
     def _insert(
