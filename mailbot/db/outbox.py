@@ -189,18 +189,19 @@ class Sendable(NamedTuple):
     recipients: list[str]
 
 
+_TO_SEND = (
+    select(Outbox.id, Outbox.kind, Outbox.message_id, Outbox.mail_id, Outbox.raw, Outbox.to_addrs)
+    .where(Outbox.id.in_(bindparam("b_ids", expanding=True)))
+    .order_by(Outbox.id)
+)
+
+
 def outgoing_to_send(session: Session, ids: Iterable[int]) -> list[Sendable]:
     """The rows of `ids` as senders need them (one query, no ORM objects), by id."""
     wanted = list(ids)
     if not wanted:
         return []
-    rows = session.execute(
-        select(
-            Outbox.id, Outbox.kind, Outbox.message_id, Outbox.mail_id, Outbox.raw, Outbox.to_addrs
-        )
-        .where(Outbox.id.in_(wanted))
-        .order_by(Outbox.id)
-    )
+    rows = core(session).execute(_TO_SEND, {"b_ids": wanted})
     return [
         Sendable(i, kind, mid, mail_id, raw, list(json.loads(to)))
         for i, kind, mid, mail_id, raw, to in rows
