@@ -7,6 +7,7 @@ meeting with a mailbox, UID catch-up within UIDVALIDITY, and mail too large to d
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from email.utils import parseaddr
@@ -30,6 +31,27 @@ class _UidValidityMoved(Exception):
     def __init__(self, message: str, count: int) -> None:
         super().__init__(message)
         self.count = count
+
+
+# An atom of RFC 5322 in plain ASCII (a subset of what email.utils' parser takes as one).
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+# `Name <local@domain>` or a bare `local@domain`, the display name free of the characters
+# that end a phrase for email.utils (specials other than the dot, and the backslash).
+_PLAIN_FROM = re.compile(
+    rf"[^()<>@,:;\"\[\]\\]*<[ \t]*({_ATOM}(?:\.{_ATOM})*@{_ATOM}(?:\.{_ATOM})*)[ \t]*>[ \t]*"
+    rf"|[ \t]*({_ATOM}(?:\.{_ATOM})*@{_ATOM}(?:\.{_ATOM})*)[ \t]*"
+)
+
+
+def sender_address(from_header: str | None) -> str | None:
+    """The address of a decoded From header, as `email.utils.parseaddr` finds it (None when
+    it finds none); the usual shapes without its parser, a tenth of a millisecond a mail."""
+    if not from_header:
+        return None
+    plain = _PLAIN_FROM.fullmatch(from_header)
+    if plain is not None:
+        return plain.group(1) or plain.group(2)
+    return parseaddr(from_header)[1] or None
 
 
 # The first batch fetched in a pass, doubled at each batch up to `[inbox] batch_size`: a
@@ -228,7 +250,7 @@ class FetchStage:
             uids = [(r.uid, r.uidvalidity) for r, _, _, _ in stored if r.uid is not None]
             if uids:
                 uid, uidvalidity = max(uids, key=lambda u: u[0])
-                dbm.set_mailbox_state(s, self.source.source_key, uidvalidity or 0, uid, now)
+                dbm.advance_read_position(s, self.source.source_key, uidvalidity or 0, uid, now)
         self.on_stage("after-record")
 
     def _insert(
@@ -247,7 +269,7 @@ class FetchStage:
                     sha256=sha,
                     raw_path=path,
                     size=size,
-                    from_addr=parseaddr(ref.from_header or "")[1] or None,
+                    from_addr=sender_address(ref.from_header),
                     subject=ref.subject,
                     received_at=ref.arrived_at or now,
                     fetched_at=now,

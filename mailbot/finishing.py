@@ -81,6 +81,10 @@ class FinishStage:
                 with self.db.session() as s:
                     dbm.mark_moved(s, done)
             moved += len(done)
+            if len(page) < page_size:
+                # The last page: what is decided from now on waits for the next round (the
+                # pass ends with one), not for one more query that would find nothing.
+                return moved
 
     # -- stage 4: deliver the outbox ----------------------------------------------------------
 

@@ -103,19 +103,32 @@ def release_orphaned_claims(
     return _release_gone(database, state, now or claimed_before, timeout, claimed_before)
 
 
+# The rows being sent as (id, holder, claimed_at), and the holders the database knows gone.
+_Seen = tuple[list[tuple[int, str | None, datetime | None]], set[str]]
+
+
+def _claims_seen(s: dbm.Session) -> _Seen:
+    """The claims of the outbox and which of their holders are gone."""
+    claims = dbm.outgoing_claims(s)
+    return claims, dbm.gone_claimants(s, (by for _, by, _ in claims)) if claims else set()
+
+
 def _release_gone(
     database: dbm.Database,
     state: SenderState | None,
     now: datetime,
     timeout: timedelta,
     held_before: datetime | None,
+    seen: _Seen | None = None,
 ) -> list[int]:
+    """`release_orphaned_claims`; `seen`: the claims and the holders gone, when just read."""
     me = state.claimant if state is not None else Claimant.for_this_process()
-    # Looked at in a read transaction: the writer lock only when there is something to free.
-    with database.session(write=False) as s:
-        claims = dbm.outgoing_claims(s)
-        gone = dbm.gone_claimants(s, (by for _, by, _ in claims))
-        ids = releasable(claims, me, now, timeout, held_before=held_before, gone=gone)
+    if seen is None:
+        # Looked at in a read transaction: the writer lock only when there is something to free.
+        with database.session(write=False) as s:
+            seen = _claims_seen(s)
+    claims, gone = seen
+    ids = releasable(claims, me, now, timeout, held_before=held_before, gone=gone)
     if not ids:
         return []
     with database.session() as s:  # judged again under the lock: a claim may have moved
@@ -179,20 +192,27 @@ def deliver(
     if _record_accepted(database, state, clock):
         return 0, 0
     now = clock()
-    _release_gone(database, state, now, claim_timeout, None)
     with state.lock:
         busy = set(state.in_flight) | set(state.accepted)
+    # One read transaction for what a round looks at (it runs every few mails decided):
+    # the claims, and the rows due unless some claim goes back to the queue below.
+    with database.session(write=False) as s:
+        seen = _claims_seen(s)
+        due = dbm.due_outgoing_ids(s, now, ids)
+    released = _release_gone(database, state, now, claim_timeout, None, seen)
+    own: list[int] = []
     if shared:
         # The process's own claims that none of its threads is sending: a pass that
         # failed between claiming and recording. (Only the process-wide state knows.)
         token = state.claimant.token
-        with database.session(write=False) as s:
-            own = [i for i, by, _ in dbm.outgoing_claims(s) if by == token and i not in busy]
+        own = [i for i, by, _ in seen[0] if by == token and i not in busy and i not in released]
         if own:
             with database.session() as s:
                 dbm.release_claims(s, ids=own, holder=token)
-    with database.session(write=False) as s:
-        due = [i for i in dbm.due_outgoing_ids(s, now, ids) if i not in busy]
+    if released or own:
+        with database.session(write=False) as s:
+            due = dbm.due_outgoing_ids(s, now, ids)
+    due = [i for i in due if i not in busy]
     sent = failed = 0
     for start in range(0, len(due), CLAIM_PAGE):
         # A page is claimed in one transaction (one commit, not one per row); its rows are

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import os
 import re
+import stat
 import tempfile
+from collections import deque
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path, PurePosixPath
 
 from mailbot.fsutil import fsync_dir
@@ -19,6 +22,8 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 _STORED = re.compile(rf"{RAW_DIR}/[0-9a-f]{{2}}/[0-9a-f]{{62}}\.eml")
 # Files of a batch are flushed to disk by this many threads at once.
 _SYNC_THREADS = 8
+# A raw mail's temporary file: created new, never through a symlink, not inherited.
+_TMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
 
 
 class StoreError(Exception):
@@ -31,8 +36,11 @@ class RawStore:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = Path(data_dir)
         self.root = self.data_dir / RAW_DIR
-        # Hash directories found to be real directories inside the store (checked once).
-        self._checked_dirs: set[Path] = set()
+        # Hash directories (their two hex digits) found to be real directories inside the
+        # store: checked once, or made by the store itself.
+        self._checked_dirs: set[str] = set()
+        # Names a batch's temporary files (with the process id): one fewer random name.
+        self._tmp_serial = itertools.count()
         self._real_root: Path | None = None  # the store's real path, once it exists
         # Flushes files of a batch at once; threads start on first use, idle ones cost nothing.
         self._syncer = ThreadPoolExecutor(max_workers=_SYNC_THREADS, thread_name_prefix="fsync")
@@ -51,11 +59,11 @@ class RawStore:
             # is checked once, then only whether the file itself is a symlink.
             path = self.data_dir / relative_path
             leaf = path.parent
-            if leaf not in self._checked_dirs:
+            if leaf.name not in self._checked_dirs:
                 if not leaf.resolve().is_relative_to(self._root()):
                     raise StoreError(f"path outside the raw mail store: {relative_path!r}")
                 if leaf.is_dir():
-                    self._checked_dirs.add(leaf)
+                    self._checked_dirs.add(leaf.name)
             if path.is_symlink() and not path.resolve().is_relative_to(self._root()):
                 raise StoreError(f"path outside the raw mail store: {relative_path!r}")
             return path
@@ -90,28 +98,48 @@ class RawStore:
         """Several mails stored together: durable, all at once, when the `with` block ends."""
         return StoreBatch(self)
 
-    def _target(self, sha: str) -> Path:
-        """Where the mail with this hash is written; refuses a way out of the store (a
-        symlinked directory or file), resolving each hash directory once, not per mail."""
-        leaf = self.root / sha[:2]
-        if leaf not in self._checked_dirs:
-            if not leaf.resolve().is_relative_to(self._root()):
-                raise StoreError(f"path outside the raw mail store: {leaf}")
-            if leaf.is_dir():
-                self._checked_dirs.add(leaf)
-        final = leaf / f"{sha[2:]}.eml"
-        if final.is_symlink():
-            raise StoreError(f"path outside the raw mail store: {final}")
-        return final
+    def _leaf(self, prefix: str) -> tuple[str, bool]:
+        """The hash directory for `prefix` (made when missing), and whether the store's root
+        was made with it; refuses a way out of the store (a symlinked directory)."""
+        leaf = os.path.join(self.root, prefix)
+        if prefix in self._checked_dirs:
+            return leaf, False
+        new_root = not self.root.exists()
+        if new_root:
+            self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            os.mkdir(leaf, 0o700)
+        except FileExistsError:
+            # Made before (or a symlink someone put there): it must lead inside the store.
+            if not Path(leaf).resolve().is_relative_to(self._root()):
+                raise StoreError(f"path outside the raw mail store: {leaf}") from None
+            if not os.path.isdir(leaf):
+                raise StoreError(f"not a directory in the raw mail store: {leaf}") from None
+        self._checked_dirs.add(prefix)
+        return leaf, new_root
 
-    def _each(self, fn: Callable[[Path], None], paths: Iterable[Path]) -> None:
+    def _each(self, fn: Callable[[str], None], paths: Iterable[str]) -> None:
         """fn on every path, by a few threads when there are several (fsync releases the GIL)."""
-        todo = list(paths)
+        todo = deque(paths)
         if len(todo) <= 1:
             for path in todo:
                 fn(path)
             return
-        list(self._syncer.map(fn, todo))
+
+        def drain() -> None:
+            # Each thread takes the next path until none is left: a few tasks per batch,
+            # not one (with its future and locks) per path.
+            while True:
+                try:
+                    path = todo.popleft()
+                except IndexError:
+                    return
+                fn(path)
+
+        tasks = [self._syncer.submit(drain) for _ in range(min(_SYNC_THREADS, len(todo)))]
+        wait(tasks)  # all of them, even when one failed, before the batch cleans up
+        for task in tasks:
+            task.result()
 
     def get(self, relative_path: str, *, verify: bool = False) -> bytes:
         """The stored bytes; with verify, check them against the hash in the name."""
@@ -154,8 +182,8 @@ class StoreBatch:
 
     def __init__(self, store: RawStore) -> None:
         self._store = store
-        self._pending: dict[str, tuple[Path, Path]] = {}  # sha -> (temporary, final) path
-        self._dirs: set[Path] = set()  # directories to flush at the end
+        self._pending: dict[str, tuple[str, str]] = {}  # sha -> (temporary, final) path
+        self._dirs: set[str] = set()  # directories to flush at the end
         self._new_root = False  # the store itself was created: the data directory's too
 
     def __enter__(self) -> StoreBatch:
@@ -175,29 +203,41 @@ class StoreBatch:
         """Write one mail; (sha256 hex, path relative to the data directory) as RawStore.put."""
         store = self._store
         sha = hashlib.sha256(raw).hexdigest()
-        rel = store.relative_path_for(sha)
+        rel = f"{RAW_DIR}/{sha[:2]}/{sha[2:]}.eml"
         if sha in self._pending:
             return sha, rel
-        final = store._target(sha)
-        self._dirs.add(final.parent)
-        if final.is_file() and store._intact(final, sha):
-            # Left by a run killed before it flushed the directory: flushed now, before the
-            # record that names it is committed.
-            return sha, rel
-        if not final.parent.is_dir():
-            self._new_root = self._new_root or not store.root.exists()
-            final.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            # Checked by `_target` (it led inside the store), made here: not checked again.
-            if not final.parent.is_symlink():
-                store._checked_dirs.add(final.parent)
-        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+        leaf, new_root = store._leaf(sha[:2])
+        self._new_root = self._new_root or new_root
+        self._dirs.add(leaf)
+        name = f"{sha[2:]}.eml"
+        final = os.path.join(leaf, name)
         try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(raw)
+            mode = os.lstat(final).st_mode
+        except FileNotFoundError:
+            pass
+        else:
+            if stat.S_ISLNK(mode):
+                raise StoreError(f"path outside the raw mail store: {final}")
+            if stat.S_ISREG(mode) and store._intact(Path(final), sha):
+                # Left by a run killed before it flushed the directory: flushed now, before
+                # the record that names it is committed.
+                return sha, rel
+        tmp = os.path.join(leaf, f".{name}.{os.getpid()}-{next(store._tmp_serial)}.tmp")
+        try:
+            fd = os.open(tmp, _TMP_FLAGS, 0o600)
+        except FileExistsError:  # left by a process of the same id that was killed
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=leaf)
+        try:
+            try:
+                view = memoryview(raw)
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
         except BaseException:
             os.unlink(tmp)
             raise
-        self._pending[sha] = (Path(tmp), final)
+        self._pending[sha] = (tmp, final)
         return sha, rel
 
     def _commit(self) -> None:
@@ -213,13 +253,18 @@ class StoreBatch:
             del self._pending[sha]
         # The root too, every time: a hash directory made by a batch that failed before
         # this point is flushed into it now.
-        dirs = self._dirs | {self._store.root}
+        dirs = self._dirs | {str(self._store.root)}
         if self._new_root:
-            dirs.add(self._store.data_dir)
-        self._store._each(fsync_dir, dirs)
+            dirs.add(str(self._store.data_dir))
+        self._store._each(_fsync_dir, dirs)
 
 
-def _fsync_file(path: Path) -> None:
+def _fsync_dir(path: str) -> None:
+    """Flush a directory's entries to disk."""
+    fsync_dir(Path(path))
+
+
+def _fsync_file(path: str) -> None:
     """Flush a written file's data to disk."""
     fd = os.open(path, os.O_RDONLY)
     try:

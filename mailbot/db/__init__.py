@@ -130,6 +130,7 @@ from mailbot.db.outbox import (
 )
 from mailbot.db.received import (
     Received,
+    advance_read_position,
     find_received,
     first_contact,
     get_mailbox_state,
@@ -223,6 +224,7 @@ __all__ = [
     "add_file_results",
     "add_submission",
     "add_submissions",
+    "advance_read_position",
     "add_unit_email",
     "address_owners",
     "alert_state",

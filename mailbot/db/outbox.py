@@ -156,17 +156,26 @@ def due_outgoing(session: Session, now: datetime, limit: int | None = None) -> l
     return list(session.scalars(query))
 
 
+# Built once (asked at every delivery round, a few times a second in a pass), run as Core.
+_DUE_IDS = select(Outbox.id).where(
+    Outbox.status == "queued",
+    (Outbox.next_attempt_at.is_(None)) | (Outbox.next_attempt_at <= bindparam("b_now")),
+)
+_DUE_IDS_OF = _DUE_IDS.where(Outbox.id.in_(bindparam("b_ids", expanding=True))).order_by(Outbox.id)
+_DUE_IDS = _DUE_IDS.order_by(Outbox.id)
+_CLAIMS = select(Outbox.id, Outbox.claimed_by, Outbox.claimed_at).where(Outbox.status == "sending")
+
+
 def due_outgoing_ids(
     session: Session, now: datetime, ids: Iterable[int] | None = None
 ) -> list[int]:
     """Ids of queued mails whose (re)try time has come, oldest first; only `ids` when given."""
-    query = select(Outbox.id).where(
-        Outbox.status == "queued",
-        (Outbox.next_attempt_at.is_(None)) | (Outbox.next_attempt_at <= now),
-    )
-    if ids is not None:
-        query = query.where(Outbox.id.in_(list(ids)))
-    return list(session.scalars(query.order_by(Outbox.id)))
+    if ids is None:
+        return list(core(session).execute(_DUE_IDS, {"b_now": now}).scalars())
+    wanted = list(ids)
+    if not wanted:
+        return []
+    return list(core(session).execute(_DUE_IDS_OF, {"b_now": now, "b_ids": wanted}).scalars())
 
 
 def get_outbox(session: Session, outbox_id: int) -> Outbox | None:
@@ -185,18 +194,19 @@ class Sendable(NamedTuple):
     recipients: list[str]
 
 
+_TO_SEND = (
+    select(Outbox.id, Outbox.kind, Outbox.message_id, Outbox.mail_id, Outbox.raw, Outbox.to_addrs)
+    .where(Outbox.id.in_(bindparam("b_ids", expanding=True)))
+    .order_by(Outbox.id)
+)
+
+
 def outgoing_to_send(session: Session, ids: Iterable[int]) -> list[Sendable]:
     """The rows of `ids` as senders need them (one query, no ORM objects), by id."""
     wanted = list(ids)
     if not wanted:
         return []
-    rows = session.execute(
-        select(
-            Outbox.id, Outbox.kind, Outbox.message_id, Outbox.mail_id, Outbox.raw, Outbox.to_addrs
-        )
-        .where(Outbox.id.in_(wanted))
-        .order_by(Outbox.id)
-    )
+    rows = core(session).execute(_TO_SEND, {"b_ids": wanted})
     return [
         Sendable(i, kind, mid, mail_id, raw, list(json.loads(to)))
         for i, kind, mid, mail_id, raw, to in rows
@@ -222,10 +232,7 @@ def claim_outgoing(
 
 def outgoing_claims(session: Session) -> list[tuple[int, str | None, datetime | None]]:
     """Every row being sent as (id, holder, claimed_at)."""
-    rows = session.execute(
-        select(Outbox.id, Outbox.claimed_by, Outbox.claimed_at).where(Outbox.status == "sending")
-    )
-    return [(i, by, at) for i, by, at in rows]
+    return [(i, by, at) for i, by, at in core(session).execute(_CLAIMS)]
 
 
 def release_claims(

@@ -6,10 +6,10 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Integer, Table, bindparam, case, insert, select, update
 from sqlalchemy.orm import Session
 
-from mailbot.db.common import _norm_addr, normalize_message_id
+from mailbot.db.common import _norm_addr, core, normalize_message_id
 from mailbot.db.models import Mail, MailboxKnown, MailboxState, utcnow
 
 
@@ -38,6 +38,37 @@ def set_mailbox_state(
         state.updated_at = now
     session.flush()
     return state
+
+
+_ADVANCE = (
+    update(cast(Table, MailboxState.__table__))
+    .where(MailboxState.source == bindparam("b_source"))
+    .values(
+        last_uid=case(
+            (
+                (MailboxState.uidvalidity == bindparam("b_v", type_=Integer))
+                & (MailboxState.last_uid > bindparam("b_uid", type_=Integer)),
+                MailboxState.last_uid,
+            ),
+            else_=bindparam("b_uid", type_=Integer),
+        ),
+        uidvalidity=bindparam("b_v", type_=Integer),
+        updated_at=bindparam("b_now", type_=MailboxState.updated_at.type),
+    )
+)
+
+
+def advance_read_position(
+    session: Session, source: str, uidvalidity: int, last_uid: int, now: datetime
+) -> None:
+    """`set_mailbox_state` as one Core UPDATE, for the fetch's every batch (the ORM's load
+    and flush cost several times the statement); the first position is written by it.
+
+    For a session that has not loaded the state (its object would not see the change).
+    """
+    params = {"b_source": source, "b_v": uidvalidity, "b_uid": last_uid, "b_now": now}
+    if not core(session).execute(_ADVANCE, params).rowcount:
+        set_mailbox_state(session, source, uidvalidity, last_uid, now)
 
 
 def first_contact(session: Session, source: str) -> bool:
@@ -101,6 +132,22 @@ def is_known(session: Session, source: str, uidvalidity: int | None, uid: int) -
     return find_received(session, source=source, uidvalidity=uidvalidity, uid=uid) is not None
 
 
+# Built once (see `_RECENT_TO` in db/outbox.py): a batch of listed mails asks these, and
+# a statement built per call, with its IN list coerced value by value, costs more Python
+# than running it.
+_KNOWN_UIDS = {
+    validity: select(Mail.uid).where(
+        Mail.source == bindparam("b_source"),
+        Mail.uidvalidity.is_(None) if validity is None else Mail.uidvalidity == bindparam("b_v"),
+        Mail.uid.in_(bindparam("b_uids", expanding=True)),
+    )
+    for validity in (None, 0)
+}
+_KNOWN_BY_MESSAGE_ID = select(Mail.message_id, Mail.size).where(
+    Mail.message_id.in_(bindparam("b_mids", expanding=True)), Mail.source == bindparam("b_source")
+)
+
+
 def known_uids(
     session: Session, source: str, uidvalidity: int | None, uids: Iterable[int]
 ) -> set[int]:
@@ -108,14 +155,11 @@ def known_uids(
     wanted = list(set(uids))
     if not wanted:
         return set()
-    same_validity = (
-        Mail.uidvalidity.is_(None) if uidvalidity is None else Mail.uidvalidity == uidvalidity
-    )
-    return set(
-        session.scalars(
-            select(Mail.uid).where(Mail.source == source, same_validity, Mail.uid.in_(wanted))
-        )
-    )
+    params: dict[str, Any] = {"b_source": source, "b_uids": wanted}
+    if uidvalidity is not None:
+        params["b_v"] = uidvalidity
+    statement = _KNOWN_UIDS[None if uidvalidity is None else 0]
+    return {uid for uid in core(session).execute(statement, params).scalars() if uid is not None}
 
 
 def known_by_message_id(
@@ -129,14 +173,8 @@ def known_by_message_id(
     wanted = list({m for m in (normalize_message_id(mid) for mid, _ in pairs) if m is not None})
     if not wanted:
         return set()
-    recorded = {
-        (mid, size)
-        for mid, size in session.execute(
-            select(Mail.message_id, Mail.size).where(
-                Mail.message_id.in_(wanted), Mail.source == source
-            )
-        )
-    }
+    params = {"b_mids": wanted, "b_source": source}
+    recorded = {(mid, size) for mid, size in core(session).execute(_KNOWN_BY_MESSAGE_ID, params)}
     return {(mid, size) for mid, size in pairs if (normalize_message_id(mid), size) in recorded}
 
 
@@ -281,6 +319,22 @@ def record_received_many(
     ]
 
 
+_RECORDED_BY_UID = (
+    select(Mail.id, Mail.uidvalidity, Mail.uid, Mail.source_ref)
+    .where(Mail.source == bindparam("b_source"), Mail.uid.in_(bindparam("b_uids", expanding=True)))
+    .order_by(Mail.id)
+)
+_RECORDED_BY_SHA = (
+    select(Mail.id, Mail.sha256, Mail.message_id, Mail.source_ref)
+    .where(
+        Mail.source == bindparam("b_source"),
+        Mail.uid.is_(None),
+        Mail.sha256.in_(bindparam("b_shas", expanding=True)),
+    )
+    .order_by(Mail.id)
+)
+
+
 class _Recorded:
     """The recorded rows (id, source_ref) of a page of mails, in two queries at most."""
 
@@ -289,19 +343,13 @@ class _Recorded:
         self.by_sha: dict[str, list[tuple[int, str | None, str | None]]] = {}
         uids = list({m.uid for m in mails if m.uid is not None})
         if uids:
-            for mail_id, uidvalidity, uid, ref in session.execute(
-                select(Mail.id, Mail.uidvalidity, Mail.uid, Mail.source_ref)
-                .where(Mail.source == source, Mail.uid.in_(uids))
-                .order_by(Mail.id)
-            ):
+            params = {"b_source": source, "b_uids": uids}
+            for mail_id, uidvalidity, uid, ref in core(session).execute(_RECORDED_BY_UID, params):
                 self.by_uid.setdefault((uidvalidity, uid), (mail_id, ref))
         shas = list({m.sha256 for m in mails if m.uid is None})
         if shas:
-            for mail_id, sha, mid, ref in session.execute(
-                select(Mail.id, Mail.sha256, Mail.message_id, Mail.source_ref)
-                .where(Mail.source == source, Mail.uid.is_(None), Mail.sha256.in_(shas))
-                .order_by(Mail.id)
-            ):
+            params = {"b_source": source, "b_shas": shas}
+            for mail_id, sha, mid, ref in core(session).execute(_RECORDED_BY_SHA, params):
                 self.by_sha.setdefault(sha, []).append((mail_id, ref, mid))
 
     def find(self, m: Received) -> tuple[int, str | None] | None:

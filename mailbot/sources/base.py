@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import email.errors
-import email.header
 import email.parser
 import email.policy
 import email.utils
@@ -88,26 +86,6 @@ class Source(Protocol):
     def wait(self, timeout: float, stop: threading.Event | None = None) -> bool: ...
 
     def close(self) -> None: ...
-
-
-def decode_header(value: str | None) -> str | None:
-    """An RFC 2047 header as text; never raises on broken encodings."""
-    if value is None:
-        return None
-    try:
-        text = str(email.header.make_header(email.header.decode_header(value)))
-    except (LookupError, UnicodeError, ValueError, email.errors.HeaderParseError):
-        text = value
-    return " ".join(text.split())
-
-
-def parse_headers(block: bytes) -> tuple[str | None, str | None, str | None]:
-    """(Message-ID, From, Subject) from a raw header block."""
-    msg = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(block)
-    mid = msg.get("Message-ID")
-    if mid is not None:
-        mid = " ".join(str(mid).split()) or None
-    return mid, decode_header(msg.get("From")), decode_header(msg.get("Subject"))
 
 
 def received_date(block: bytes) -> datetime | None:

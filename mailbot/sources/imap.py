@@ -32,9 +32,9 @@ from mailbot.sources.base import (
     KnownFn,
     SourceError,
     StaleUidValidity,
-    parse_headers,
     sleep_until,
 )
+from mailbot.sources.headers import parse_headers
 
 log = logging.getLogger(__name__)
 

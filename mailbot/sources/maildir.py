@@ -21,10 +21,10 @@ from mailbot.sources.base import (
     KnownFn,
     SourceError,
     header_block,
-    parse_headers,
     received_date,
     sleep_until,
 )
+from mailbot.sources.headers import parse_headers
 
 log = logging.getLogger(__name__)
 

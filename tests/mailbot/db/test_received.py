@@ -78,3 +78,21 @@ def _counting(database: Database, statements: list[str]) -> Iterator[None]:
         yield
     finally:
         event.remove(database.engine, "before_cursor_execute", note)
+
+
+def test_the_read_position_advances_as_set_mailbox_state_moves_it(database: Database) -> None:
+    src = "imap://mail.example/INBOX"
+    with database.session() as s:
+        dbm.advance_read_position(s, src, 7, 100, T0)  # the first position is written
+    with database.session() as s:
+        dbm.advance_read_position(s, src, 7, 90, T0)  # never back within a UIDVALIDITY
+    with database.session() as s:
+        state = dbm.get_mailbox_state(s, src)
+        assert state is not None
+        assert (state.uidvalidity, state.last_uid, state.updated_at) == (7, 100, T0)
+    with database.session() as s:
+        dbm.advance_read_position(s, src, 8, 3, T0)  # a new UIDVALIDITY starts over
+    with database.session() as s:
+        state = dbm.get_mailbox_state(s, src)
+        assert state is not None
+        assert (state.uidvalidity, state.last_uid) == (8, 3)
