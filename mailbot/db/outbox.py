@@ -31,6 +31,7 @@ from mailbot.db.common import (
     core,
     normalize_message_id,
 )
+from mailbot.db.driver import run_many
 from mailbot.db.jobs import add_event
 from mailbot.db.models import OUTBOX_KINDS, Bounce, Event, Outbox, utcnow
 from mailbot.db.units import unit_for_address
@@ -122,7 +123,7 @@ def queue_outgoing_many(session: Session, rows: Sequence[Mapping[str, Any]]) -> 
     statement = _QUEUE_NEW.get(session.get_bind().dialect.name)
     if statement is None:  # pragma: no cover - mailbot runs on SQLite or PostgreSQL
         raise NotImplementedError(session.get_bind().dialect.name)
-    core(session).execute(statement, values)
+    run_many(session, statement, values)
 
 
 # Built once per dialect (a statement built per call is keyed for the cache again each time).
