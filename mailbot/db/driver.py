@@ -3,10 +3,12 @@
 A recorded group runs a dozen statements many times a second; through SQLAlchemy's
 Connection each costs far more Python (compiled-cache look-up, parameter construction,
 the result's set-up) than SQLite spends running it. Here a statement is compiled once per
-set of parameter names into its SQL, the positional order of its parameters and the bind
-processors of their types, and then run on the driver's connection of the session's own
-transaction: the rows written are those SQLAlchemy would write. Elsewhere (PostgreSQL, a
-session not opened by `Database.session`) the same calls go through SQLAlchemy.
+set of parameter names (and lengths of its expanding INs) into its SQL, where each
+positional parameter comes from and the bind processor of its type, and the result
+columns' processors; it then runs on the driver's connection of the session's own
+transaction: the rows written and read are those SQLAlchemy would write and read.
+Elsewhere (PostgreSQL, a session not opened by `Database.session`) the same calls go
+through SQLAlchemy.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.elements import ClauseElement
+from sqlalchemy.sql.selectable import SelectBase
 
 from mailbot.db.common import core
 
@@ -29,72 +32,114 @@ PLANS_KEY = "mailbot.plans"
 
 _CONSTANT = ""  # a positional parameter's source: a value fixed in the statement
 
+Processor = Callable[[Any], Any]
+
 
 @dataclass(frozen=True)
 class Plan:
-    """A statement compiled for the driver: its SQL and, per positional parameter, the key
-    of the row it is read from ("" for a value fixed in the statement, then `constant`) and
-    the bind processor of its type (None: passed as it is)."""
+    """A statement compiled for the driver: its SQL, the processors of its result columns
+    and, per positional parameter, where its value comes from (the key of the row, with
+    the element's index for an expanding IN; "" for a value fixed in the statement, then
+    `constant`) and the bind processor of its type (None: passed as it is)."""
 
     sql: str
-    order: tuple[tuple[str, Any, Callable[[Any], Any] | None], ...]
+    order: tuple[tuple[str, int | None, Any, Processor | None], ...]
+    results: tuple[Processor | None, ...] = ()
 
     def args(self, row: Mapping[str, Any]) -> list[Any]:
         """The positional parameters for one row of values."""
+        out: list[Any] = []
+        for key, index, constant, proc in self.order:
+            if key == _CONSTANT:
+                out.append(constant)
+                continue
+            value = row[key] if index is None else row[key][index]
+            out.append(value if proc is None else proc(value))
+        return out
+
+    def rows(self, found: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """Result rows as SQLAlchemy gives them: each column through its type's processor."""
+        procs = self.results
+        if not any(procs):
+            return found
         return [
-            constant if key == _CONSTANT else row[key] if proc is None else proc(row[key])
-            for key, constant, proc in self.order
+            tuple(v if p is None else p(v) for p, v in zip(procs, row, strict=True))
+            for row in found
         ]
 
 
 class Plans:
-    """The plans of one database (its dialect), by statement and parameter names."""
+    """The plans of one database (its dialect), by statement, parameter names and the
+    lengths of its expanding parameters (an IN of 3 ids is another SQL than one of 4)."""
 
     def __init__(self, dialect: Dialect) -> None:
         self._dialect = dialect
-        self._plans: dict[tuple[Executable, tuple[str, ...]], Plan] = {}
+        self._plans: dict[tuple[Executable, tuple[str, ...], tuple[int, ...]], Plan] = {}
 
-    def get(self, statement: Executable, keys: Sequence[str]) -> Plan:
-        """The plan of `statement` run with parameters of these names (compiled once)."""
-        names = tuple(sorted(keys))
-        plan = self._plans.get((statement, names))
+    def get(self, statement: Executable, params: Mapping[str, Any]) -> Plan:
+        """The plan of `statement` run with parameters like these (compiled once)."""
+        names = tuple(sorted(params))
+        lengths = tuple(
+            len(v) if isinstance(v, (list, tuple)) else -1 for v in (params[n] for n in names)
+        )
+        key = (statement, names, lengths)
+        plan = self._plans.get(key)
         if plan is None:
-            plan = self._plans[(statement, names)] = compile_plan(self._dialect, statement, names)
+            plan = self._plans[key] = compile_plan(self._dialect, statement, params)
         return plan
 
 
-def compile_plan(dialect: Dialect, statement: Executable, keys: Sequence[str]) -> Plan:
-    """Compile a plain DML statement (no expanding IN, no RETURNING) for rows with `keys`.
+def compile_plan(dialect: Dialect, statement: Executable, params: Mapping[str, Any]) -> Plan:
+    """Compile a statement without RETURNING for parameters like `params` (their names,
+    and the lengths of the lists given to expanding INs).
 
-    An INSERT gets the columns of `keys`, as SQLAlchemy compiles it for such rows; a column
-    left out gets its scalar default. Anything else (a default computed per row, a value
-    the statement computes in Python) is refused: run it through SQLAlchemy.
+    An INSERT gets the columns of `params`, as SQLAlchemy compiles it for such rows; a
+    column left out gets its scalar default. Anything else (a default computed per row, a
+    value rendered into the SQL at execution) is refused: run it through SQLAlchemy.
     """
     assert isinstance(statement, ClauseElement)
-    compiled: Any = statement.compile(dialect=dialect, column_keys=list(keys))
-    if compiled.positiontup is None or compiled.post_compile_params or compiled.effective_returning:
-        raise ValueError("the driver runs plain positional statements only")
+    compiled: Any = statement.compile(dialect=dialect, column_keys=sorted(params))
+    if compiled.positiontup is None or compiled.effective_returning:
+        raise ValueError("the driver runs positional statements without RETURNING only")
+    if compiled.literal_execute_params:
+        raise ValueError("a value rendered in the SQL at execution: run it through SQLAlchemy")
     defaults: dict[str, Any] = {}
     for column in (*compiled.insert_prefetch, *compiled.update_prefetch):
         default = column.default if column in compiled.insert_prefetch else column.onupdate
         if default is None or not default.is_scalar:
             raise ValueError(f"column {column.key} has a default computed per row")
         defaults[column.key] = default.arg
-    wanted = set(keys)
-    order: list[tuple[str, Any, Callable[[Any], Any] | None]] = []
-    for name in compiled.positiontup:
+    # The SQL with each expanding IN as long as the list given.
+    state = compiled.construct_expanded_state(dict(params))
+    element: dict[str, tuple[str, str, int]] = {}  # an expanded one: its bind, list, index
+    for name, expanded in state.parameter_expansion.items():
         bind = compiled.binds[name]
-        proc = bind.type.bind_processor(dialect)
-        if bind.key in wanted:
-            order.append((bind.key, None, proc))
-        elif name in wanted:
-            order.append((name, None, proc))
+        source = bind.key if bind.key in params else name
+        element |= {e: (name, source, i) for i, e in enumerate(expanded)}
+    order: list[tuple[str, int | None, Any, Processor | None]] = []
+    for name in state.positiontup or ():
+        bind = compiled.binds[element[name][0] if name in element else name]
+        # The processor SQLAlchemy runs: its dialect's type's (SQLite's DATETIME writes
+        # its own string), behind any TypeDecorator of ours.
+        proc = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        if name in element:
+            order.append((element[name][1], element[name][2], None, proc))
+        elif bind.key in params:
+            order.append((bind.key, None, None, proc))
+        elif name in params:
+            order.append((name, None, None, proc))
         elif name in defaults or (not bind.required and not bind.callable):
             value = defaults.get(name, bind.value)
-            order.append((_CONSTANT, value if proc is None else proc(value), None))
+            order.append((_CONSTANT, None, value if proc is None else proc(value), None))
         else:
             raise ValueError(f"no value for parameter {bind.key!r}")
-    return Plan(str(compiled), tuple(order))
+    results: tuple[Processor | None, ...] = ()
+    if isinstance(statement, SelectBase):
+        results = tuple(
+            column.type.dialect_impl(dialect).result_processor(dialect, None)
+            for column in statement.selected_columns
+        )
+    return Plan(state.statement, tuple(order), results)
 
 
 def _driver(session: Session) -> tuple[Plans, sqlite3.Connection] | None:
@@ -118,7 +163,7 @@ def run_many(session: Session, statement: Executable, rows: Sequence[Mapping[str
         core(session).execute(statement, [dict(r) for r in rows])
         return
     plans, raw = found
-    plan = plans.get(statement, list(rows[0]))
+    plan = plans.get(statement, rows[0])
     args = [plan.args(row) for row in rows]
     try:
         raw.executemany(plan.sql, args)
@@ -138,7 +183,7 @@ def insert_each(
     if not rows:
         return []
     plans, raw = found
-    plan = plans.get(statement, list(rows[0]))
+    plan = plans.get(statement, rows[0])
     ids: list[int] = []
     cursor = raw.cursor()
     try:
@@ -153,3 +198,20 @@ def insert_each(
     finally:
         cursor.close()
     return ids
+
+
+def fetch_all(
+    session: Session, statement: Executable, params: Mapping[str, Any]
+) -> Sequence[Sequence[Any]]:
+    """The rows of a query run in the session's transaction (as
+    `session.connection().execute(statement, params).all()`; on SQLite by the driver)."""
+    found = _driver(session)
+    if found is None:
+        return core(session).execute(statement, dict(params)).all()
+    plans, raw = found
+    plan = plans.get(statement, params)
+    args = plan.args(params)
+    try:
+        return plan.rows(raw.execute(plan.sql, args).fetchall())
+    except sqlite3.Error as exc:
+        raise DBAPIError.instance(plan.sql, args, exc, sqlite3.Error) from exc

@@ -158,7 +158,7 @@ class Database:
         if self._writer is None or self._plans is None:
             with self.connection() as conn:
                 return int(conn.execute(statement, dict(params)).rowcount)
-        plan = self._plans.get(statement, list(params))
+        plan = self._plans.get(statement, params)
         args = plan.args(params)
         with self._writer:
             pooled = self.engine.raw_connection()

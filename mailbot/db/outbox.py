@@ -31,7 +31,7 @@ from mailbot.db.common import (
     core,
     normalize_message_id,
 )
-from mailbot.db.driver import run_many
+from mailbot.db.driver import fetch_all, run_many
 from mailbot.db.jobs import add_event
 from mailbot.db.models import OUTBOX_KINDS, Bounce, Event, Outbox, utcnow
 from mailbot.db.units import unit_for_address
@@ -460,7 +460,7 @@ def count_auto_replies_many(
     if not counts:
         return counts
     query = _RECENT_TO if kinds is None else _recent_to(list(kinds))
-    rows = core(session).execute(query, {"b_keys": sorted(counts), "b_since": since})
+    rows = fetch_all(session, query, {"b_keys": sorted(counts), "b_since": since})
     for to_key, count, to_addrs in rows:
         if to_key is not None:
             counts[to_key] += count

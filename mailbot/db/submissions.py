@@ -22,7 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, aliased
 
 from mailbot.db.common import core
-from mailbot.db.driver import insert_each, run_many
+from mailbot.db.driver import fetch_all, insert_each, run_many
 from mailbot.db.models import FORM_TYPES, Mail, Submission, SubmissionEntry
 from parsers.model import Form, Problem
 
@@ -485,13 +485,14 @@ def counting_versions(
     All units when `keys` is None, else only those (unit code, form) pairs. One query.
     """
     wanted = None if keys is None else set(keys)
+    rows: Sequence[Sequence[Any]]
     if wanted is None:
-        rows = session.execute(_COUNTING_VERSIONS)
+        rows = session.execute(_COUNTING_VERSIONS).all()
     elif not wanted:
         return {}
     else:
         units = sorted({u for u, _ in wanted})
-        rows = core(session).execute(_COUNTING_VERSIONS_OF_UNITS, {"b_units": units})
+        rows = fetch_all(session, _COUNTING_VERSIONS_OF_UNITS, {"b_units": units})
     out: dict[tuple[str, str], tuple[datetime, list[tuple[str | None, str]]]] = {}
     for unit_code, form, received_at, name, model, entry_id in rows:
         key = (unit_code, form)
