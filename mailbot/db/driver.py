@@ -13,6 +13,7 @@ through SQLAlchemy.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,6 +32,12 @@ from mailbot.db.common import core
 PLANS_KEY = "mailbot.plans"
 
 _CONSTANT = ""  # a positional parameter's source: a value fixed in the statement
+
+# A one-row INSERT's VALUES, to be repeated for several rows in one statement: SQLite then
+# runs one statement for them instead of one per row (each lets the other threads in).
+_VALUES = re.compile(r" VALUES (\((?:\?, )*\?\))")
+# Rows per INSERT at most, and parameters (SQLite before 3.32 took 999 at most).
+_MAX_ROWS, _MAX_PARAMS = 100, 999
 
 Processor = Callable[[Any], Any]
 
@@ -75,6 +82,7 @@ class Plans:
     def __init__(self, dialect: Dialect) -> None:
         self._dialect = dialect
         self._plans: dict[tuple[Executable, tuple[str, ...], tuple[int, ...]], Plan] = {}
+        self._inserts: dict[tuple[str, int], str | None] = {}  # see `insert_sql`
 
     def get(self, statement: Executable, params: Mapping[str, Any]) -> Plan:
         """The plan of `statement` run with parameters like these (compiled once)."""
@@ -87,6 +95,25 @@ class Plans:
         if plan is None:
             plan = self._plans[key] = compile_plan(self._dialect, statement, params)
         return plan
+
+    def insert_sql(self, plan: Plan, rows: int) -> str | None:
+        """The SQL inserting `rows` rows of `plan` (a one-row INSERT) in one statement, their
+        parameters one row after the other; None when the plan is no such INSERT."""
+        key = (plan.sql, rows)
+        if key not in self._inserts:
+            found = list(_VALUES.finditer(plan.sql))
+            sql = None
+            if len(found) == 1 and plan.sql.startswith("INSERT INTO "):
+                start, end = found[0].span(1)
+                many = ", ".join([plan.sql[start:end]] * rows)
+                sql = plan.sql[:start] + many + plan.sql[end:]
+            self._inserts[key] = sql
+        return self._inserts[key]
+
+
+def _chunks(plan: Plan, rows: Sequence[Mapping[str, Any]]) -> list[Sequence[Mapping[str, Any]]]:
+    size = max(1, min(_MAX_ROWS, _MAX_PARAMS // max(1, len(plan.order))))
+    return [rows[i : i + size] for i in range(0, len(rows), size)]
 
 
 def compile_plan(dialect: Dialect, statement: Executable, params: Mapping[str, Any]) -> Plan:
@@ -164,19 +191,34 @@ def run_many(session: Session, statement: Executable, rows: Sequence[Mapping[str
         return
     plans, raw = found
     plan = plans.get(statement, rows[0])
-    args = [plan.args(row) for row in rows]
-    try:
-        raw.executemany(plan.sql, args)
-    except sqlite3.Error as exc:
-        raise DBAPIError.instance(plan.sql, args, exc, sqlite3.Error) from exc
+    if plans.insert_sql(plan, 1) is None:  # an UPDATE, say
+        args = [plan.args(row) for row in rows]
+        try:
+            raw.executemany(plan.sql, args)
+        except sqlite3.Error as exc:
+            raise DBAPIError.instance(plan.sql, args, exc, sqlite3.Error) from exc
+        return
+    for chunk in _chunks(plan, rows):
+        sql = plans.insert_sql(plan, len(chunk))
+        assert sql is not None
+        flat = [arg for row in chunk for arg in plan.args(row)]
+        try:
+            raw.execute(sql, flat)
+        except sqlite3.Error as exc:
+            raise DBAPIError.instance(sql, flat, exc, sqlite3.Error) from exc
 
 
-def insert_each(
+def insert_ids(
     session: Session, statement: Executable, rows: Sequence[Mapping[str, Any]]
 ) -> list[int] | None:
-    """Insert the rows one by one on SQLite's driver, in order: their new ids, in order.
+    """Insert the rows of a plain INSERT into a table with an integer `id` on SQLite's
+    driver: their new ids, in the rows' order. None when the session has no driver plans
+    (the caller inserts through SQLAlchemy).
 
-    None when the session has no driver plans (the caller inserts through SQLAlchemy)."""
+    SQLite numbers the rows of a multi-row INSERT in the order of its VALUES, one writer at
+    a time: the ids in ascending order are the rows' ids in order, whatever order
+    RETURNING gives them in.
+    """
     found = _driver(session)
     if found is None:
         return None
@@ -185,18 +227,16 @@ def insert_each(
     plans, raw = found
     plan = plans.get(statement, rows[0])
     ids: list[int] = []
-    cursor = raw.cursor()
-    try:
-        for row in rows:
-            args = plan.args(row)
-            try:
-                cursor.execute(plan.sql, args)
-            except sqlite3.Error as exc:
-                raise DBAPIError.instance(plan.sql, args, exc, sqlite3.Error) from exc
-            assert cursor.lastrowid is not None
-            ids.append(cursor.lastrowid)
-    finally:
-        cursor.close()
+    for chunk in _chunks(plan, rows):
+        sql = plans.insert_sql(plan, len(chunk))
+        if sql is None or not sql.endswith(")"):  # an ON CONFLICT clause would skip rows
+            raise ValueError("insert_ids runs a plain INSERT only")
+        sql += " RETURNING id"
+        flat = [arg for row in chunk for arg in plan.args(row)]
+        try:
+            ids.extend(sorted(row[0] for row in raw.execute(sql, flat).fetchall()))
+        except sqlite3.Error as exc:
+            raise DBAPIError.instance(sql, flat, exc, sqlite3.Error) from exc
     return ids
 
 

@@ -22,7 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, aliased
 
 from mailbot.db.common import core
-from mailbot.db.driver import fetch_all, insert_each, run_many
+from mailbot.db.driver import fetch_all, insert_ids, run_many
 from mailbot.db.models import FORM_TYPES, Mail, Submission, SubmissionEntry
 from parsers.model import Form, Problem
 
@@ -244,7 +244,7 @@ def add_submissions(session: Session, rows: Sequence[Mapping[str, Any]]) -> None
     if not rows:
         return
     values = [_submission_values(**row) for row in rows]
-    ids = insert_each(session, _INSERT_SUBMISSIONS, values)  # SQLite, by the driver
+    ids = insert_ids(session, _INSERT_SUBMISSIONS, values)  # SQLite, by the driver
     if ids is None:
         conn = core(session)
         ids = list(conn.execute(_INSERT_SUBMISSIONS_IN_ORDER, values).scalars())

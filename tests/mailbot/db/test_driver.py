@@ -7,7 +7,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import pytest
-from sqlalchemy import Column, DateTime, Integer, MetaData, Table, Text, insert, select
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    bindparam,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from mailbot import db as dbm
@@ -50,14 +61,21 @@ def test_rows_written_by_the_driver_are_those_sqlalchemy_writes(database: Databa
         pytest.skip("the driver is SQLite's")
     with database.session() as s:
         mail_id = receive(s).id
+    rows = _events(mail_id) * 125  # over two INSERTs of many rows and one of a few
     with database.session() as s:
         assert PLANS_KEY in s.info
-        s.connection().execute(insert(_EVENTS), _events(mail_id))
+        s.connection().execute(insert(_EVENTS), rows)
     by_sqlalchemy = _dump(database, "events")
     with database.session() as s:
-        dbm.run_many(s, insert(_EVENTS), _events(mail_id))
-    assert _dump(database, "events")[2:] == by_sqlalchemy
+        dbm.run_many(s, insert(_EVENTS), rows)
+    assert _dump(database, "events")[len(rows) :] == by_sqlalchemy
     assert by_sqlalchemy[0][1] == "2022-02-10 01:00:00.000000"
+    # An UPDATE runs once per row.
+    mark = update(_EVENTS).where(_EVENTS.c.id == bindparam("b_id")).values(kind="seen")
+    with database.session() as s:
+        dbm.run_many(s, mark, [{"b_id": 1}, {"b_id": 3}])
+        kinds = s.scalars(select(Event.kind).where(Event.id < 5).order_by(Event.id)).all()
+    assert kinds == ["seen", "note", "seen", "note"]
 
 
 def test_queries_read_what_sqlalchemy_reads_for_any_length_of_in(database: Database) -> None:
@@ -75,12 +93,12 @@ def test_queries_read_what_sqlalchemy_reads_for_any_length_of_in(database: Datab
 
 def test_the_ids_of_rows_inserted_one_by_one_follow_their_order(database: Database) -> None:
     with database.session() as s:
-        ids = dbm.insert_each(s, insert(_EVENTS), _events(None) * 2)  # type: ignore[arg-type]
+        ids = dbm.insert_ids(s, insert(_EVENTS), _events(None) * 150)  # type: ignore[arg-type]
         if ids is None:  # a server: the caller inserts through SQLAlchemy
             assert not database.is_sqlite
             return
         rows = s.execute(select(Event.id, Event.at).order_by(Event.id)).all()
-    assert ids == [r.id for r in rows] and rows[0].at == T0
+    assert ids == [r.id for r in rows] and len(ids) == 300 and rows[0].at == T0
 
 
 def test_a_driver_error_is_raised_as_sqlalchemys(database: Database) -> None:
