@@ -38,6 +38,9 @@ _CONSTANT = ""  # a positional parameter's source: a value fixed in the statemen
 _VALUES = re.compile(r" VALUES (\((?:\?, )*\?\))")
 # Rows per INSERT at most, and parameters (SQLite before 3.32 took 999 at most).
 _MAX_ROWS, _MAX_PARAMS = 100, 999
+# Plans kept at most: a statement built per call (not once, at import) would otherwise
+# add one for ever; past this they are compiled again as they come.
+_MAX_PLANS = 2048
 
 Processor = Callable[[Any], Any]
 
@@ -93,6 +96,8 @@ class Plans:
         key = (statement, names, lengths)
         plan = self._plans.get(key)
         if plan is None:
+            if len(self._plans) >= _MAX_PLANS:
+                self._plans.clear()
             plan = self._plans[key] = compile_plan(self._dialect, statement, params)
         return plan
 
@@ -101,6 +106,8 @@ class Plans:
         parameters one row after the other; None when the plan is no such INSERT."""
         key = (plan.sql, rows)
         if key not in self._inserts:
+            if len(self._inserts) >= _MAX_PLANS:
+                self._inserts.clear()
             found = list(_VALUES.finditer(plan.sql))
             sql = None
             if len(found) == 1 and plan.sql.startswith("INSERT INTO "):

@@ -459,8 +459,11 @@ def count_auto_replies_many(
     counts = dict.fromkeys({_norm_addr(a) for a in addrs}, 0)
     if not counts:
         return counts
-    query = _RECENT_TO if kinds is None else _recent_to(list(kinds))
-    rows = fetch_all(session, query, {"b_keys": sorted(counts), "b_since": since})
+    params = {"b_keys": sorted(counts), "b_since": since}
+    if kinds is None:  # the statement built once: compiled once for the driver
+        rows = fetch_all(session, _RECENT_TO, params)
+    else:
+        rows = core(session).execute(_recent_to(list(kinds)), params).all()
     for to_key, count, to_addrs in rows:
         if to_key is not None:
             counts[to_key] += count

@@ -134,3 +134,16 @@ def test_what_the_driver_cannot_run_as_sqlalchemy_would_is_refused(database: Dat
     # The event kind the subquery counts is fixed in the statement; then each id of the IN.
     assert [(key, index) for key, index, _, _ in one.order] == [("", None), ("b_ids", 0)]
     assert [(key, index) for key, index, _, _ in two.order][1:] == [("b_ids", 0), ("b_ids", 1)]
+
+
+def test_plans_stay_few_whatever_statements_come(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mailbot.db import driver
+
+    monkeypatch.setattr(driver, "_MAX_PLANS", 3)
+    plans = Plans(database.engine.dialect)
+    for n in range(1, 8):  # an IN of each length is a plan of its own
+        plan = plans.get(_MAILS_WITH_ROUNDS, {"b_ids": list(range(n))})
+        assert plan.sql.count("?") == n + 1
+        assert len(plans._plans) <= 3
