@@ -156,8 +156,11 @@ def compile_plan(dialect: Dialect, statement: Executable, params: Mapping[str, A
         # The processor SQLAlchemy runs: its dialect's type's (SQLite's DATETIME writes
         # its own string), behind any TypeDecorator of ours.
         proc = bind.type.dialect_impl(dialect).bind_processor(dialect)
-        if name in element:
+        if name in element and element[name][1] in params:
             order.append((element[name][1], element[name][2], None, proc))
+        elif name in element:  # an IN of values fixed in the statement
+            value = bind.value[element[name][2]]
+            order.append((_CONSTANT, None, value if proc is None else proc(value), None))
         elif bind.key in params:
             order.append((bind.key, None, None, proc))
         elif name in params:

@@ -135,6 +135,10 @@ def test_what_the_driver_cannot_run_as_sqlalchemy_would_is_refused(database: Dat
     # The event kind the subquery counts is fixed in the statement; then each id of the IN.
     assert [(key, index) for key, index, _, _ in one.order] == [("", None), ("b_ids", 0)]
     assert [(key, index) for key, index, _, _ in two.order][1:] == [("b_ids", 0), ("b_ids", 1)]
+    # An IN of values fixed in the statement is part of the plan.
+    fixed = select(Event.id).where(Event.kind.in_(["note", "seen"]), Event.id > bindparam("b"))
+    plan = plans.get(fixed, {"b": 1})
+    assert [(k, v) for k, _, v, _ in plan.order] == [("", "note"), ("", "seen"), ("b", None)]
 
 
 def test_plans_stay_few_whatever_statements_come(monkeypatch: pytest.MonkeyPatch) -> None:
