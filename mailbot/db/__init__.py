@@ -16,6 +16,7 @@ from mailbot.db.common import (
     normalize_message_id,
 )
 from mailbot.db.decided import DecidedMail, MailToRecord, mails_to_record, settle_mails
+from mailbot.db.driver import fetch_all, insert_ids, run_many
 from mailbot.db.engine import (
     WAL_SIZE_LIMIT,
     Database,
@@ -189,6 +190,9 @@ __all__ = [
     "DatabaseUnusable",
     "DecidedMail",
     "MailToRecord",
+    "fetch_all",
+    "insert_ids",
+    "run_many",
     "Event",
     "FORM_TYPES",
     "FileResult",

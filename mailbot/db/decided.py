@@ -10,7 +10,8 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.orm import Session, object_session
 
-from mailbot.db.common import core, normalize_message_id
+from mailbot.db.common import normalize_message_id
+from mailbot.db.driver import fetch_all, run_many
 from mailbot.db.jobs import add_events
 from mailbot.db.models import Event, Mail
 
@@ -77,7 +78,7 @@ def mails_to_record(
     ids = list(mail_ids)
     if not ids:
         return {}
-    rows = core(session).execute(_MAILS_WITH_ROUNDS, {"b_ids": ids})
+    rows = fetch_all(session, _MAILS_WITH_ROUNDS, {"b_ids": ids})
     out: dict[int, tuple[MailToRecord, int]] = {}
     for *values, count in rows:
         mail = MailToRecord(*values)
@@ -154,7 +155,7 @@ def settle_mails(session: Session, decided: Sequence[DecidedMail]) -> None:
             }
         rows.append(row)
     if rows:
-        core(session).execute(_SETTLE, rows)  # ORM changes first: these are the last word
+        run_many(session, _SETTLE, rows)  # ORM changes first: these are the last word
         for d in decided:
             loaded = session.identity_map.get(session.identity_key(Mail, d.mail.id))
             if loaded is not None and object_session(loaded) is session:

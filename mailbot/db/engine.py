@@ -8,9 +8,8 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -27,9 +26,9 @@ from sqlalchemy import (
 from sqlalchemy.exc import ArgumentError, DatabaseError, DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Executable
-from sqlalchemy.sql.elements import ClauseElement
 
 from mailbot.config import Config
+from mailbot.db.driver import PLANS_KEY, Plans
 from mailbot.db.models import DB_FILE_NAME, DEFAULT_BUSY_TIMEOUT_MS, postgresql_forms
 from mailbot.errors import OperatorError
 
@@ -94,16 +93,6 @@ def _make_server_engine(url: URL, schema: str | None = None) -> Engine:
     return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
 
 
-@dataclass(frozen=True)
-class _Plan:
-    """A statement compiled for the driver: its SQL and, per positional parameter, its
-    name and the bind processor of its type (None: passed as it is)."""
-
-    sql: str
-    construct_params: Callable[..., Mapping[str, Any]]
-    order: tuple[tuple[str, Callable[[Any], Any] | None], ...]
-
-
 class Database:
     """An open mailbot database: hands out transactional sessions; `dispose()` closes it.
 
@@ -117,7 +106,8 @@ class Database:
         # as soon as it is free, rather than in SQLite's busy handler, which polls with
         # sleeps of up to 100 ms (the overlapping stages of a pass all write).
         self._writer = threading.RLock() if engine.dialect.name == "sqlite" else None
-        self._plans: dict[Executable, _Plan] = {}  # see `write_one`
+        # Statements compiled once for the SQLite driver (see `write_one`, mailbot.db.driver).
+        self._plans = Plans(engine.dialect) if engine.dialect.name == "sqlite" else None
 
     @property
     def is_sqlite(self) -> bool:
@@ -139,7 +129,12 @@ class Database:
         """
         bind = self.engine if write else self.engine.execution_options(mailbot_begin="DEFERRED")
         queue = self._writer if write and self._writer is not None else contextlib.nullcontext()
-        with queue, Session(bind=bind, expire_on_commit=False) as session, session.begin():
+        info = {} if self._plans is None else {PLANS_KEY: self._plans}
+        with (
+            queue,
+            Session(bind=bind, expire_on_commit=False, info=info) as session,
+            session.begin(),
+        ):
             yield session
 
     @contextmanager
@@ -160,14 +155,11 @@ class Database:
         and a sent mail's record runs once per mail sent. Driver errors are raised as
         SQLAlchemy's (DBAPIError), as through a Connection. Elsewhere: `connection()`.
         """
-        if self._writer is None:
+        if self._writer is None or self._plans is None:
             with self.connection() as conn:
                 return int(conn.execute(statement, dict(params)).rowcount)
-        plan = self._plans.get(statement)
-        if plan is None:
-            plan = self._plans[statement] = self._plan(statement)
-        values = plan.construct_params(dict(params))
-        args = [values[n] if p is None else p(values[n]) for n, p in plan.order]
+        plan = self._plans.get(statement, params)
+        args = plan.args(params)
         with self._writer:
             pooled = self.engine.raw_connection()
             try:
@@ -187,18 +179,6 @@ class Database:
             finally:
                 pooled.close()
         return int(count)
-
-    def _plan(self, statement: Executable) -> _Plan:
-        dialect = self.engine.dialect
-        assert isinstance(statement, ClauseElement)
-        compiled: Any = statement.compile(dialect=dialect)
-        if compiled.positiontup is None or compiled.post_compile_params:
-            raise ValueError("write_one runs plain positional statements only")
-        order = tuple(
-            (name, compiled.binds[name].type.bind_processor(dialect))
-            for name in compiled.positiontup
-        )
-        return _Plan(str(compiled), compiled.construct_params, order)
 
     def checkpoint(self) -> bool:
         """Copy the WAL into the database and truncate it to zero bytes; False when readers

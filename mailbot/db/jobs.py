@@ -10,7 +10,7 @@ from sqlalchemy import Table, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from mailbot.db.common import core
+from mailbot.db.driver import run_many
 from mailbot.db.models import Event, JobRun, Mail, Outbox, utcnow
 
 
@@ -44,7 +44,7 @@ def add_events(session: Session, rows: Iterable[dict[str, Any]]) -> None:
         for r in rows
     ]
     if values:
-        core(session).execute(_INSERT_EVENT, values)
+        run_many(session, _INSERT_EVENT, values)
 
 
 _INSERT_EVENT = insert(cast(Table, Event.__table__))

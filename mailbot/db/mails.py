@@ -18,6 +18,7 @@ from mailbot.db.common import (
     normalize_message_id,
     unlocked_ids,
 )
+from mailbot.db.driver import run_many
 from mailbot.db.jobs import add_event
 from mailbot.db.models import (
     Event,
@@ -464,7 +465,7 @@ def add_file_results(session: Session, rows: Iterable[dict[str, Any]]) -> None:
         for r in rows
     ]
     if values:
-        core(session).execute(_INSERT_FILE_RESULT, values)
+        run_many(session, _INSERT_FILE_RESULT, values)
 
 
 _INSERT_FILE_RESULT = insert(cast(Table, FileResult.__table__))

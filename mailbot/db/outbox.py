@@ -30,6 +30,7 @@ from mailbot.db.common import (
     core,
     normalize_message_id,
 )
+from mailbot.db.driver import fetch_all, run_many
 from mailbot.db.jobs import add_event
 from mailbot.db.models import OUTBOX_KINDS, Bounce, Event, Outbox, utcnow
 from mailbot.db.units import unit_for_address
@@ -118,7 +119,7 @@ def queue_outgoing_many(session: Session, rows: Sequence[Mapping[str, Any]]) -> 
     values = [_outbox_values(**row) for row in rows]
     if not values:
         return
-    core(session).execute(_queue_new(session.get_bind().dialect.name), values)
+    run_many(session, _queue_new(session.get_bind().dialect.name), values)
 
 
 @functools.cache
@@ -470,8 +471,11 @@ def count_auto_replies_many(
     counts = dict.fromkeys({_norm_addr(a) for a in addrs}, 0)
     if not counts:
         return counts
-    query = _RECENT_TO if kinds is None else _recent_to(list(kinds))
-    rows = core(session).execute(query, {"b_keys": sorted(counts), "b_since": since})
+    params = {"b_keys": sorted(counts), "b_since": since}
+    if kinds is None:  # the statement built once: compiled once for the driver
+        rows = fetch_all(session, _RECENT_TO, params)
+    else:
+        rows = core(session).execute(_recent_to(list(kinds)), params).all()
     for to_key, count, to_addrs in rows:
         if to_key is not None:
             counts[to_key] += count

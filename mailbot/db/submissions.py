@@ -22,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, aliased
 
 from mailbot.db.common import core
+from mailbot.db.driver import fetch_all, insert_ids, run_many
 from mailbot.db.models import FORM_TYPES, Mail, Submission, SubmissionEntry
 from parsers.model import Form, Problem
 
@@ -111,11 +112,9 @@ def resolve_supersede_many(session: Session, keys: Iterable[tuple[str, str]]) ->
     wanted = sorted(set(keys))
     if not wanted:
         return
-    session.flush()
     params = [{"b_unit": u, "b_form": f} for u, f in wanted]
-    conn = session.connection()
     # Superseding keeps a row among the versions looked at: the newest stays the newest.
-    conn.execute(_SUPERSEDE_AND_REVIVE, params)
+    run_many(session, _SUPERSEDE_AND_REVIVE, params)
     _expire_status(session, set(wanted))
 
 
@@ -245,19 +244,14 @@ def add_submissions(session: Session, rows: Sequence[Mapping[str, Any]]) -> None
     if not rows:
         return
     values = [_submission_values(**row) for row in rows]
-    conn = core(session)
-    if session.get_bind().dialect.name == "sqlite":
-        # One multi-row INSERT (SQLAlchemy's ordered RETURNING would send a row at a time).
-        # SQLite numbers the rows in the order of the VALUES, one writer at a time: the ids
-        # in ascending order are the rows' ids in order, whatever order RETURNING gives.
-        ids = sorted(conn.execute(_INSERT_SUBMISSIONS, values).scalars())
-    else:
+    ids = insert_ids(session, _INSERT_SUBMISSIONS, values)  # SQLite, by the driver
+    if ids is None:
+        conn = core(session)
         ids = list(conn.execute(_INSERT_SUBMISSIONS_IN_ORDER, values).scalars())
     entries = [
         e for sub_id, row in zip(ids, rows, strict=True) for e in _entry_values(sub_id, row["form"])
     ]
-    if entries:
-        conn.execute(_INSERT_ENTRIES, entries)
+    run_many(session, _INSERT_ENTRIES, entries)
     resolve_supersede_many(
         session,
         {
@@ -268,7 +262,7 @@ def add_submissions(session: Session, rows: Sequence[Mapping[str, Any]]) -> None
     )
 
 
-_INSERT_SUBMISSIONS = insert(_SUBMISSIONS).returning(_SUBMISSIONS.c.id)
+_INSERT_SUBMISSIONS = insert(_SUBMISSIONS)
 _INSERT_SUBMISSIONS_IN_ORDER = insert(_SUBMISSIONS).returning(
     _SUBMISSIONS.c.id, sort_by_parameter_order=True
 )
@@ -491,13 +485,14 @@ def counting_versions(
     All units when `keys` is None, else only those (unit code, form) pairs. One query.
     """
     wanted = None if keys is None else set(keys)
+    rows: Sequence[Sequence[Any]]
     if wanted is None:
-        rows = session.execute(_COUNTING_VERSIONS)
+        rows = session.execute(_COUNTING_VERSIONS).all()
     elif not wanted:
         return {}
     else:
         units = sorted({u for u, _ in wanted})
-        rows = core(session).execute(_COUNTING_VERSIONS_OF_UNITS, {"b_units": units})
+        rows = fetch_all(session, _COUNTING_VERSIONS_OF_UNITS, {"b_units": units})
     out: dict[tuple[str, str], tuple[datetime, list[tuple[str | None, str]]]] = {}
     for unit_code, form, received_at, name, model, entry_id in rows:
         key = (unit_code, form)
