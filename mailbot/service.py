@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 _ROUNDS = 3
 # While deciding: how long to wait for the next recorded batch.
 _FETCH_WAIT_SECONDS = 0.05
+# Mails claimed and decided together, in fetch batches: each page ends waiting for its last
+# mail, and the next one's claims and context are read while the workers have nothing to do.
+_PAGE_BATCHES = 4
 
 
 def _no_stage_hook(stage: str) -> None:
@@ -106,9 +109,8 @@ class _SenderTurns:
             if key := _sender_key(sender):
                 self._open.setdefault(key, []).append(mail_id)
 
-    def _earlier(self, mail_id: int, sender: str | None) -> list[int]:
-        """The sender's earlier mails not yet recorded."""
-        key = _sender_key(sender)
+    def _earlier(self, mail_id: int, key: str | None) -> list[int]:
+        """The sender's earlier mails not yet recorded (`key`: the sender's `_sender_key`)."""
         ids = self._open.get(key, []) if key else []
         return ids[: ids.index(mail_id)] if mail_id in ids else []
 
@@ -116,10 +118,18 @@ class _SenderTurns:
         """The index in `_left` of the mail to hand out and whether `held` is recorded
         first; None when every mail left waits for one still being decided."""
         flush: int | None = None
+        # A sender's later mails wait for its first one left (not handed out, so not held):
+        # only each sender's first mail left is looked at, however long the page.
+        looked: set[str] = set()
         for n, (mail_id, _, _, sender) in enumerate(self._left):
-            earlier = self._earlier(mail_id, sender)
+            key = _sender_key(sender)
+            if key in looked:
+                continue
+            earlier = self._earlier(mail_id, key)
             if not earlier:
                 return n, False
+            if key is not None:
+                looked.add(key)
             if flush is None and all(m in held for m in earlier):
                 flush = n
         return None if flush is None else (flush, True)
@@ -274,6 +284,7 @@ class Robot(RecordStage, FetchStage, FinishStage):
             timedelta(
                 seconds=self.config.processing.timeout_seconds
                 * max(1, self.config.inbox.batch_size)
+                * _PAGE_BATCHES
             ),
         )
         with self.db.session() as s:
@@ -296,7 +307,7 @@ class Robot(RecordStage, FetchStage, FinishStage):
         """
         self.release_orphaned_mails()
         done = failed = 0
-        batch = max(1, self.config.inbox.batch_size)
+        batch = max(1, self.config.inbox.batch_size) * _PAGE_BATCHES
         after = 0  # pages follow the ids: each mail is looked at once per pass
         register: Register | None = None
         while True:
@@ -314,6 +325,9 @@ class Robot(RecordStage, FetchStage, FinishStage):
                 if ended:
                     return done, failed
                 assert fetching is not None
+                if register is None:  # read while the first batch is being recorded
+                    with self.db.session(write=False) as s:
+                        register = load_register(s, self.config.district)
                 fetching.wait(_FETCH_WAIT_SECONDS)  # the next batch is being recorded
                 continue
             after = page[-1][0]
