@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime
 
 from mailbot.service import _SenderTurns
@@ -45,3 +46,35 @@ def test_a_failed_or_deferred_mail_no_longer_holds_its_senders_next() -> None:
     assert _id(turns.next(set())) == (1, False)
     turns.recorded({1})
     assert turns.ready([]) and _id(turns.next(set())) == (2, False)
+
+
+def _reference_choice(turns: _SenderTurns, held: set[int]) -> tuple[int, bool] | None:
+    """The choice by its definition: every mail left looked at, in mailbox order."""
+    flush = None
+    for n, (mail_id, _, _, sender) in enumerate(turns._left):
+        key = sender.strip().lower() if sender else None
+        ids = turns._open.get(key, []) if key else []
+        earlier = ids[: ids.index(mail_id)] if mail_id in ids else []
+        if not earlier:
+            return n, False
+        if flush is None and all(m in held for m in earlier):
+            flush = n
+    return None if flush is None else (flush, True)
+
+
+def test_a_long_page_looks_only_at_each_senders_first_mail_and_chooses_the_same() -> None:
+    rng = random.Random(20261128)
+    for _ in range(300):
+        senders = [rng.choice(["a@x.vn", "b@x.vn", "c@x.vn", "B@x.vn", None]) for _ in range(40)]
+        turns = _turns(*senders)
+        handed: list[int] = []
+        while turns._left:
+            held = {m for m in handed if rng.random() < 0.5}
+            assert turns._choice(held) == _reference_choice(turns, held)
+            turn = turns.next(held)
+            assert turn is not None
+            handed.append(turn[0][0])
+            if rng.random() < 0.4:
+                done = [m for m in handed if rng.random() < 0.5]
+                turns.recorded(done)
+                handed = [m for m in handed if m not in done]
