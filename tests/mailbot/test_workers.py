@@ -353,3 +353,22 @@ def test_the_zygote_imports_every_reader_before_forking():
         "parsers." + p.stem for p in (Path(__file__).parents[2] / "parsers").glob("*.py")
     } - {"parsers.__init__"}
     assert on_disk <= readers | {"parsers"}
+
+
+def test_an_outcome_comes_back_without_the_mail_and_its_files() -> None:
+    from mailbot.workers import _decide_in_worker
+
+    raw = (INTAKE / "zip_of_forms.eml").read_bytes()
+    ctx = context()
+    whole = process_mail(raw, ctx)
+    sent = _decide_in_worker(raw, ctx)
+    assert whole.mail.raw == raw and sent.mail.raw == b""
+    assert [a.content for a in whole.mail.attachments if a.content]  # the files were read
+    assert all(a.content == b"" for a in sent.mail.attachments)
+    assert [(a.filename, a.content_type, a.origin) for a in sent.mail.attachments] == [
+        (a.filename, a.content_type, a.origin) for a in whole.mail.attachments
+    ]
+    # What the daemon records and sends is the same.
+    assert sent.results == whole.results and sent.submissions == whole.submissions
+    assert sent.reply is not None and whole.reply is not None
+    assert sent.reply.to == whole.reply.to and sent.reply.subject == whole.reply.subject
