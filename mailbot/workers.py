@@ -91,7 +91,7 @@ def _decide_in_worker(raw: bytes, ctx: Any) -> Any:
     outcome = process_mail(raw, ctx)
     # The daemon holds the raw mail it handed out, and reads what was found in the files,
     # never the files again: neither comes back through the pipe (half of an outcome's bytes).
-    files = tuple(replace(a, content=b"") for a in outcome.mail.attachments)
+    files = tuple(a.without_content() for a in outcome.mail.attachments)
     return replace(outcome, mail=replace(outcome.mail, raw=b"", attachments=files))
 
 

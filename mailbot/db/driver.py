@@ -110,7 +110,13 @@ class Plans:
                 self._inserts.clear()
             found = list(_VALUES.finditer(plan.sql))
             sql = None
-            if len(found) == 1 and plan.sql.startswith("INSERT INTO "):
+            # Only a plain INSERT whose one VALUES group holds every parameter of the row:
+            # anything else (a sub-select, a parameter outside the group) runs row by row.
+            if (
+                len(found) == 1
+                and plan.sql.startswith("INSERT INTO ")
+                and found[0].group(1).count("?") == plan.sql.count("?") == len(plan.order)
+            ):
                 start, end = found[0].span(1)
                 many = ", ".join([plan.sql[start:end]] * rows)
                 sql = plan.sql[:start] + many + plan.sql[end:]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import PurePosixPath
 
@@ -27,12 +27,17 @@ class ArchiveLimits:
 
 @dataclass(frozen=True)
 class Attachment:
-    """One file found in a mail, with a safe name and where it was found."""
+    """One file found in a mail, with a safe name and where it was found.
+
+    `content` is empty in an outcome that came back from a worker (`without_content`): the
+    daemon reads what was found in a file, never the file again. `size` stays the file's.
+    """
 
     filename: str
     content: bytes = field(repr=False)
     content_type: str
     origin: str
+    content_size: int | None = field(default=None, repr=False)  # set once content is dropped
 
     @property
     def extension(self) -> str:
@@ -44,7 +49,16 @@ class Attachment:
 
     @property
     def size(self) -> int:
-        return len(self.content)
+        return len(self.content) if self.content_size is None else self.content_size
+
+    @property
+    def has_content(self) -> bool:
+        """False once the bytes were left behind in a worker."""
+        return self.content_size is None
+
+    def without_content(self) -> Attachment:
+        """The same file without its bytes (an outcome's way back from a worker)."""
+        return replace(self, content=b"", content_size=self.size)
 
 
 @dataclass(frozen=True)
@@ -86,6 +100,7 @@ class ParsedMail:
     cc: tuple[str, ...] = ()
     reply_to: tuple[str, ...] = ()
     content_type: str = "text/plain"
+    # Empty in an outcome that came back from a worker: the daemon holds the raw mail itself.
     raw: bytes = field(default=b"", repr=False, compare=False)
 
     def header(self, name: str) -> str | None:

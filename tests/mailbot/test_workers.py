@@ -365,9 +365,11 @@ def test_an_outcome_comes_back_without_the_mail_and_its_files() -> None:
     assert whole.mail.raw == raw and sent.mail.raw == b""
     assert [a.content for a in whole.mail.attachments if a.content]  # the files were read
     assert all(a.content == b"" for a in sent.mail.attachments)
-    assert [(a.filename, a.content_type, a.origin) for a in sent.mail.attachments] == [
-        (a.filename, a.content_type, a.origin) for a in whole.mail.attachments
-    ]
+    fields = [(a.filename, a.content_type, a.origin, a.size) for a in whole.mail.attachments]
+    assert [(a.filename, a.content_type, a.origin, a.size) for a in sent.mail.attachments] == fields
+    assert all(a.size > 0 for a in sent.mail.attachments)  # the files' sizes stay told
+    assert all(a.has_content for a in whole.mail.attachments)
+    assert not any(a.has_content for a in sent.mail.attachments)
     # What the daemon records and sends is the same.
     assert sent.results == whole.results and sent.submissions == whole.submissions
     assert sent.reply is not None and whole.reply is not None

@@ -122,8 +122,16 @@ def test_a_holder_on_another_host_is_gone_when_its_liveness_lock_is_free(
                 assert gone == {"third-host:7:7"}
                 assert releasable(claims, me, T0, timedelta(minutes=30), gone=gone) == ids[1:]
             alive.invalidate()  # the connection is closed, as when its process dies
-        # Its connection ended (the daemon killed, its host down): gone at once, no timeout.
-        with database.session() as s:
-            assert dbm.gone_claimants(s, [elsewhere]) == {elsewhere}
+        # Its connection ended (the daemon killed, its host down): gone as soon as the server
+        # has ended that backend (moments, not the claim timeout). The server notices the
+        # closed socket on its own time, so a loaded machine may see the lock a little longer.
+        deadline = time.monotonic() + 10
+        while True:
+            with database.session() as s:
+                gone = dbm.gone_claimants(s, [elsewhere])
+            if gone or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        assert gone == {elsewhere}
     finally:
         database.dispose()

@@ -150,3 +150,24 @@ def test_plans_stay_few_whatever_statements_come(monkeypatch: pytest.MonkeyPatch
         plan = plans.get(_MAILS_WITH_ROUNDS, {"b_ids": list(range(n))})
         assert plan.sql.count("?") == n + 1
         assert len(plans._plans) <= 3
+
+
+def test_only_a_plain_one_group_insert_is_repeated_for_many_rows() -> None:
+    plans = Plans(sqlite_dialect.dialect())
+    row = {"at": T0, "kind": "note", "mail_id": 1, "unit_code": None, "detail": None}
+    plain = plans.get(insert(_EVENTS), row)
+    many = plans.insert_sql(plain, 3)
+    assert many is not None and many.count("?") == 3 * plain.sql.count("?")
+    assert many.startswith(plain.sql.split(" VALUES ")[0])
+    # An INSERT from a SELECT has no VALUES to repeat; an UPDATE is no INSERT at all.
+    chosen = select(_EVENTS.c.at, _EVENTS.c.kind).where(_EVENTS.c.id == bindparam("b_id"))
+    from_select = insert(_EVENTS).from_select(["at", "kind"], chosen)
+    assert plans.insert_sql(plans.get(from_select, {"b_id": 1}), 3) is None
+    mark = update(_EVENTS).where(_EVENTS.c.id == bindparam("b_id")).values(kind="seen")
+    assert plans.insert_sql(plans.get(mark, {"b_id": 1}), 3) is None
+    # A parameter after the VALUES group (an upsert's SET) would not follow each row.
+    upsert = sqlite_dialect.insert(_EVENTS).on_conflict_do_update(
+        index_elements=["id"], set_={"detail": bindparam("b_detail")}
+    )
+    plan = plans.get(upsert, {**row, "b_detail": "x"})
+    assert " VALUES (" in plan.sql and plans.insert_sql(plan, 3) is None
