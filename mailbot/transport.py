@@ -42,6 +42,29 @@ def smtp_payload(raw: bytes) -> bytes:
     return stuffed if stuffed.endswith(b"\r\n") else stuffed + b"\r\n"
 
 
+def seven_bit(raw: bytes) -> bytes:
+    """`raw` with its 8bit text parts in quoted-printable, for a server without 8BITMIME
+    (RFC 6152: 8bit data only to a server that offers it). Other parts and every header
+    stay as they are; the text each part decodes to is the same."""
+    import email.generator
+    import io
+    import quopri
+
+    msg = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(raw)
+    for part in msg.walk():
+        if part.is_multipart() or part.get("Content-Transfer-Encoding", "").lower() != "8bit":
+            continue
+        body = part.get_payload(decode=True)
+        assert isinstance(body, bytes)
+        lines = body.replace(b"\r\n", b"\n")
+        part.replace_header("Content-Transfer-Encoding", "quoted-printable")
+        part.set_payload(quopri.encodestring(lines).decode("ascii"))
+    out = io.BytesIO()
+    gen = email.generator.BytesGenerator(out, mangle_from_=False, maxheaderlen=0)
+    gen.flatten(msg, linesep="\r\n")
+    return out.getvalue()
+
+
 # A bare address of dot-separated atoms, which smtplib.quoteaddr would return unchanged in
 # <>: the usual case, without its parser (a tenth of a millisecond per address).
 _PLAIN_ADDRESS = re.compile(
@@ -260,7 +283,7 @@ class SmtpSender:
         if not (from_addr.isascii() and all(a.isascii() for a in to_addrs)):
             options.append("SMTPUTF8")
         try:
-            return self._transaction(smtp_payload(raw), from_addr, to_addrs, options)
+            return self._transaction(raw, from_addr, to_addrs, options)
         except DeliveryError:
             raise
         except smtplib.SMTPResponseException as exc:
@@ -273,16 +296,25 @@ class SmtpSender:
             raise TemporaryFailure(f"{type(exc).__name__}: {exc}") from None
 
     def _transaction(
-        self, payload: bytes, from_addr: str, to_addrs: list[str], options: list[str]
+        self, raw: bytes, from_addr: str, to_addrs: list[str], options: list[str]
     ) -> Refused:
         """MAIL, RCPT, DATA and the payload. A server offering PIPELINING (RFC 2920) gets
-        the envelope and DATA in one write, so a mail costs two round trips, not 3 + RCPTs."""
+        the envelope and DATA in one write, so a mail costs two round trips, not 3 + RCPTs.
+        An 8bit body goes as it is, with BODY=8BITMIME, to a server offering 8BITMIME, and
+        in quoted-printable to any other (RFC 6152)."""
+        eight_bit = not raw.isascii()
         for attempt in (1, 2):
             smtp = self._connection()
-            if options and not smtp.has_extn("smtputf8"):
+            if "SMTPUTF8" in options and not smtp.has_extn("smtputf8"):
                 raise PermanentFailure(f"{self.host} cannot take non-ASCII addresses (SMTPUTF8)")
+            mail_options = options
+            if eight_bit and smtp.has_extn("8bitmime"):
+                mail_options = [*options, "BODY=8BITMIME"]
+                payload = smtp_payload(raw)
+            else:
+                payload = smtp_payload(seven_bit(raw) if eight_bit else raw)
             pipelined = smtp.has_extn("pipelining")
-            lines = [_command("MAIL FROM", from_addr, options)]
+            lines = [_command("MAIL FROM", from_addr, mail_options)]
             if pipelined:
                 lines += [_command("RCPT TO", a, []) for a in to_addrs]
                 lines.append("DATA\r\n")
@@ -467,4 +499,5 @@ __all__ = [
     "SmtpSender",
     "TemporaryFailure",
     "open_sender",
+    "seven_bit",
 ]

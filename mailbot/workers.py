@@ -49,16 +49,21 @@ def local_tools() -> Tools:
     return Tools(office=soffice_converter(), rar=rar_tool_available())
 
 
+# The programs rarfile extracts with (its UNRAR_TOOL ... BSDTAR_TOOL defaults; a test
+# keeps them equal). Looked for before importing rarfile: with none installed, as on most
+# machines, the daemon's start does not pay for rarfile and the cryptography it loads.
+RAR_TOOLS = ("unrar", "unar", "7z", "7zz", "bsdtar")
+
+
 def rar_tool_available() -> bool:
     """Whether this machine has a tool rarfile can extract with (probed once, by the shell:
     the unpackers themselves live in the workers)."""
+    # rarfile runs each candidate to see whether it works; none on PATH needs no run.
+    if not any(shutil.which(name) for name in RAR_TOOLS):
+        return False
     try:
         import rarfile
 
-        # rarfile runs each candidate to see whether it works; none on PATH needs no run.
-        names = ("UNRAR_TOOL", "UNAR_TOOL", "SEVENZIP_TOOL", "SEVENZIP2_TOOL", "BSDTAR_TOOL")
-        if not any(shutil.which(getattr(rarfile, name, "")) for name in names):
-            return False
         rarfile.tool_setup()
     except Exception:  # noqa: BLE001 - any failure means no usable tool
         return False

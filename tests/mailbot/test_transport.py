@@ -22,6 +22,7 @@ from mailbot.transport import (
     TemporaryFailure,
     _command,
     open_sender,
+    seven_bit,
     smtp_payload,
 )
 from tests.support import free_port
@@ -386,3 +387,71 @@ def test_open_sender_relative_to_base_dir(tmp_path):
 def test_open_sender_rejects_bad_urls(url):
     with pytest.raises(ConfigError):
         open_sender(OutgoingConfig(url=url))
+
+
+def _receipt() -> bytes:
+    """A composed receipt: 8bit text and HTML, a file in base64."""
+    from mailbot.mail.compose import compose
+    from outbox_templates import Rendered
+
+    rendered = Rendered(
+        subject="Xác nhận tiếp nhận hồ sơ",
+        text="Kính gửi: Đảng ủy phường Khương Trung,\n.\nĐã nhận Mẫu số 01.\n",
+        html="<p>Kính gửi: <b>Đảng ủy phường Khương Trung</b></p>\n<p>Trân trọng.</p>\n",
+    )
+    _, raw = compose(
+        rendered=rendered,
+        from_addr=FROM,
+        from_name="Ban Dân vận",
+        to=["unit@example.test"],
+        message_id_domain="mailbot.test",
+        auto_submitted="auto-replied",
+        attachments=[("Tổng hợp.xlsx", b"PK\x03\x04" + bytes(range(256)), "application/zip")],
+    )
+    return raw
+
+
+def _same_content(a: bytes, b: bytes) -> None:
+    from email import message_from_bytes
+    from email import policy as email_policy
+
+    one = message_from_bytes(a, policy=email_policy.default)
+    two = message_from_bytes(b, policy=email_policy.default)
+    assert a.split(b"\r\n\r\n", 1)[0] == b.split(b"\r\n\r\n", 1)[0]  # headers as they were
+    parts = [(p.get_content_type(), p.get_payload(decode=True)) for p in one.walk()]
+    assert parts == [(p.get_content_type(), p.get_payload(decode=True)) for p in two.walk()]
+
+
+def test_an_8bit_mail_goes_as_it_is_with_body_8bitmime(smtpd):
+    raw = _receipt()
+    assert not raw.isascii()
+    with SmtpSender(smtp_config(smtpd.url())) as sender:
+        sender.send(raw, FROM, ["unit@example.test"])
+        sender.send(b"Subject: ascii\r\n\r\nplain\r\n", FROM, ["unit@example.test"])
+    eight, ascii_only = smtpd.handler.wait_for(2)
+    assert eight.data == raw and eight.mail_options == ("BODY=8BITMIME",)
+    assert ascii_only.mail_options == ()
+
+
+def test_a_server_without_8bitmime_gets_the_same_mail_in_quoted_printable():
+    server = start_smtpd(eight_bit=False)
+    try:
+        raw = _receipt()
+        with SmtpSender(smtp_config(server.url())) as sender:
+            sender.send(raw, FROM, ["unit@example.test"])
+        [got] = server.handler.wait_for(1)
+    finally:
+        server.stop()
+    assert got.data.isascii() and got.mail_options == ()
+    assert b"Content-Transfer-Encoding: quoted-printable" in got.data
+    _same_content(raw, got.data)
+
+
+def test_seven_bit_changes_only_the_8bit_parts():
+    raw = _receipt()
+    low = seven_bit(raw)
+    assert low.isascii() and b"\r\n" in low and b"\n" not in low.replace(b"\r\n", b"")
+    _same_content(raw, low)
+    assert seven_bit(low) == low  # nothing 8bit left
+    base64_part = raw[raw.index(b"Content-Transfer-Encoding: base64") :]
+    assert base64_part.split(b"\r\n--")[0] in low  # the file's part byte for byte

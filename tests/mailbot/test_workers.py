@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
+import sys
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -15,6 +17,7 @@ from mailbot.decision import Tools
 from mailbot.intake import process_mail
 from mailbot.units import Register
 from mailbot.workers import (
+    RAR_TOOLS,
     Decider,
     DecisionTimeout,
     WorkerDied,
@@ -86,6 +89,21 @@ def test_local_tools_name_what_this_machine_offers():
         assert tools.rar is False
     else:
         assert tools.rar is True
+
+
+def test_the_rar_tools_looked_for_are_rarfiles_own():
+    names = ("UNRAR_TOOL", "UNAR_TOOL", "SEVENZIP_TOOL", "SEVENZIP2_TOOL", "BSDTAR_TOOL")
+    assert set(RAR_TOOLS) == {getattr(rarfile, name) for name in names}
+
+
+def test_no_rar_tool_on_the_path_is_found_without_importing_rarfile(tmp_path):
+    code = "import sys; from mailbot.workers import rar_tool_available as f; "
+    code += "print(f(), 'rarfile' in sys.modules)"
+    env = {**os.environ, "PATH": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == ["False", "False"]
 
 
 def test_a_rar_tool_is_run_only_when_one_is_on_the_path(tmp_path, monkeypatch):

@@ -24,6 +24,7 @@ class Captured:
     login: str | None
     peer: tuple[str, int] | None = None
     tls: bool = False
+    mail_options: tuple[str, ...] = ()
 
 
 class CapturingHandler:
@@ -85,6 +86,7 @@ class CapturingHandler:
                     peer=tuple(session.peer) if session.peer else None,
                     tls=session.ssl is not None
                     or server.transport.get_extra_info("ssl_object") is not None,
+                    mail_options=tuple(envelope.mail_options),
                 )
             )
             self._arrived.notify_all()
@@ -103,6 +105,17 @@ class PipeliningHandler(CapturingHandler):
     ) -> list[str]:
         session.host_name = hostname
         return [*responses[:-1], "250-PIPELINING", responses[-1]]
+
+
+class SevenBitHandler(CapturingHandler):
+    """A CapturingHandler whose server does not offer 8BITMIME (RFC 6152), as old relays."""
+
+    async def handle_EHLO(  # noqa: N802 (aiosmtpd hook name)
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        kept = [r for r in responses if r[4:].upper() != "8BITMIME"]
+        return [*(r[:3] + "-" + r[4:] for r in kept[:-1]), kept[-1]]
 
 
 class _Authenticator:
@@ -156,9 +169,16 @@ def start_smtpd(
     cert_dir: Path | None = None,
     idle_timeout: float | None = None,
     pipelining: bool = False,
+    eight_bit: bool = True,
 ) -> SmtpServer:
-    """Start aiosmtpd on a free loopback port (optionally STARTTLS, smtps, AUTH, PIPELINING)."""
-    handler = PipeliningHandler() if pipelining else CapturingHandler()
+    """Start aiosmtpd on a free loopback port (optionally STARTTLS, smtps, AUTH, PIPELINING;
+    without 8BITMIME when `eight_bit` is False)."""
+    if not eight_bit:
+        if pipelining:
+            raise ValueError("a server without 8BITMIME is started without PIPELINING here")
+        handler: CapturingHandler = SevenBitHandler()
+    else:
+        handler = PipeliningHandler() if pipelining else CapturingHandler()
     cafile = None
     server_ctx = None
     if starttls or implicit_tls:

@@ -86,7 +86,9 @@ def test_from_display_name_round_trips_and_is_encoded() -> None:
     msg = _parse(raw)
     (sender,) = msg["From"].addresses
     assert (sender.display_name, sender.addr_spec) == (FROM_NAME, FROM)
-    assert raw.isascii()  # every header RFC 2047-encoded, every body part QP or base64
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.isascii()  # every header RFC 2047-encoded
+    assert not body.isascii()  # the text parts are 8bit UTF-8 (RFC 6152)
 
 
 def test_message_ids_are_never_encoded_words_and_lines_stay_short() -> None:
@@ -286,3 +288,62 @@ def test_a_long_vietnamese_subject_takes_several_encoded_words() -> None:
     folded = _utf8_words("Subject", subject)
     assert folded.count("\r\n ") >= 2
     assert str(make_header(decode_header(folded))) == subject
+
+
+def _cte(msg: EmailMessage) -> list[tuple[str, str]]:
+    return [(p.get_content_type(), p["Content-Transfer-Encoding"]) for p in msg.walk()][1:]
+
+
+def test_text_parts_go_as_8bit_utf8_when_every_line_fits() -> None:
+    _, raw = _reply()
+    assert _cte(_parse(raw)) == [("text/plain", "8bit"), ("text/html", "8bit")]
+    assert "Đảng ủy phường Khương Trung".encode() in raw  # as it is, not escaped
+    assert all(len(line) <= 998 for line in raw.split(b"\r\n"))
+
+
+def test_a_long_table_row_is_broken_between_cells_and_shows_the_same() -> None:
+    cells = "".join(f'<td style="padding:5px 7px;font:13px Arial">Ô số {n}</td>' for n in range(30))
+    html = f"<table><tr>{cells}</tr><tr>{cells}</tr></table>\n"
+    assert len(html.encode()) > 998
+    _, raw = _reply(rendered=Rendered(RENDERED.subject, RENDERED.text, html))
+    msg = _parse(raw)
+    assert _cte(msg) == [("text/plain", "8bit"), ("text/html", "8bit")]
+    part = msg.get_body(preferencelist=("html",))
+    assert part is not None
+    sent = part.get_content().replace("\r\n", "\n")
+    assert sent != html and sent.replace("\n", "") == html.replace("\n", "")
+    assert all(len(line.encode()) <= 998 for line in sent.split("\n"))
+    assert re.search(r"</td>\n<td", sent) and re.search(r"</tr>\n<tr>", sent)
+
+
+def test_a_line_too_long_to_break_safely_goes_quoted_printable() -> None:
+    text = "Nội dung " * 200 + "\n"  # one paragraph of ~2,000 bytes
+    html = "<p>" + "chữ " * 400 + "</p>\n"  # no cell gap to break at
+    _, raw = _reply(rendered=Rendered(RENDERED.subject, text, html))
+    msg = _parse(raw)
+    assert _cte(msg) == [("text/plain", "quoted-printable"), ("text/html", "quoted-printable")]
+    plain = msg.get_body(preferencelist=("plain",))
+    assert plain is not None and plain.get_content().replace("\r\n", "\n") == text
+    assert all(len(line) <= 998 for line in raw.split(b"\r\n"))
+
+
+@pytest.mark.parametrize("name", ["report.xlsx", "Tổng hợp Mẫu 01 – Dân vận khéo 2022.xlsx"])
+def test_every_part_has_its_header_apart_from_its_body(name: str) -> None:
+    data = b"PK\x03\x04" + bytes(range(256)) * 4
+    image = Related("logo@mailbot", b"\x89PNG\r\n\x1a\n" + bytes(64), "image/png", "logo.png")
+    html = '<p>Xem <img src="cid:logo@mailbot"></p>\n'
+    _, raw = _reply(
+        rendered=Rendered(RENDERED.subject, RENDERED.text, html),
+        attachments=[(name, data, XLSX)],
+        related=[image],
+    )
+    msg = _parse(raw)
+    assert [(p.get_content_type(), p.defects) for p in msg.walk() if p.defects] == []
+    files = [p for p in msg.walk() if p.get_content_disposition() == "attachment"]
+    assert [(f.get_filename(), f.get_payload(decode=True)) for f in files] == [(name, data)]
+    # Strictly: each part's header ends with an empty line before its body.
+    for chunk in re.split(rb"(?m)^--=_[0-9a-f]{32}(?:--)?\r\n", raw)[1:]:
+        if chunk.strip():
+            assert b"\r\n\r\n" in chunk
+            head = chunk.split(b"\r\n\r\n", 1)[0]
+            assert all(re.match(rb"[\w-]+:|[ \t]", line) for line in head.split(b"\r\n"))
