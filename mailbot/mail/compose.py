@@ -322,6 +322,10 @@ MAX_8BIT_LINE: Final = 998
 # Where a long line of HTML may be broken without changing what it shows: between table
 # cells and rows, where the parser drops the whitespace.
 _HTML_CELL_GAP = re.compile(r"(</t[dhr]>)(?=<t[dhr][\s>])")
+# Where a space is not the same as a line break: then a long line is never cut at spaces.
+_PREFORMATTED = re.compile(
+    r"<(?:pre|textarea|listing|xmp|plaintext)\b|white-space\s*:\s*(?:pre|break-spaces)", re.I
+)
 
 
 def _text_part(text: str, subtype: str) -> bytes:
@@ -334,7 +338,10 @@ def _text_part(text: str, subtype: str) -> bytes:
         lines += "\n"
     data = lines.encode("utf-8")
     if subtype == "html" and not _fits_8bit(data):
-        data = _HTML_CELL_GAP.sub("\\1\n", lines).encode("utf-8")
+        lines = _HTML_CELL_GAP.sub("\\1\n", lines)
+        if not _PREFORMATTED.search(lines):
+            lines = _break_at_text_spaces(lines)
+        data = lines.encode("utf-8")
     if _fits_8bit(data):
         cte, encoded = "8bit", data.replace(b"\n", b"\r\n")
     else:
@@ -342,6 +349,33 @@ def _text_part(text: str, subtype: str) -> bytes:
     return (
         f'Content-Type: text/{subtype}; charset="utf-8"\r\nContent-Transfer-Encoding: {cte}\r\n\r\n'
     ).encode("ascii") + encoded
+
+
+def _break_at_text_spaces(html: str) -> str:
+    """Each line of `html` longer than an 8bit line may be cut at spaces between words (not
+    inside a tag): HTML shows a line break there as the space it replaces."""
+    out: list[str] = []
+    for line in html.split("\n"):
+        if len(line) * 4 <= MAX_8BIT_LINE or len(line.encode("utf-8")) <= MAX_8BIT_LINE:
+            out.append(line)
+            continue
+        start = size = 0  # the current piece: where it starts, its length in bytes
+        space = -1  # the last space outside a tag in it, and the piece's bytes before it
+        before = 0
+        in_tag = False
+        for i, ch in enumerate(line):
+            if ch == "<":
+                in_tag = True
+            elif ch == ">":
+                in_tag = False
+            elif ch == " " and not in_tag:
+                space, before = i, size
+            size += 1 if ch < "\x80" else len(ch.encode("utf-8"))
+            if size > MAX_8BIT_LINE and space >= start:
+                out.append(line[start:space])
+                start, size, space = space + 1, size - before - 1, -1
+        out.append(line[start:])
+    return "\n".join(out)
 
 
 def _fits_8bit(data: bytes) -> bool:

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from mailbot.mail.compose import (
     Related,
+    _break_at_text_spaces,
     _utf8_words,
     compose,
     message_ids,
@@ -316,9 +317,31 @@ def test_a_long_table_row_is_broken_between_cells_and_shows_the_same() -> None:
     assert re.search(r"</td>\n<td", sent) and re.search(r"</tr>\n<tr>", sent)
 
 
-def test_a_line_too_long_to_break_safely_goes_quoted_printable() -> None:
-    text = "Nội dung " * 200 + "\n"  # one paragraph of ~2,000 bytes
-    html = "<p>" + "chữ " * 400 + "</p>\n"  # no cell gap to break at
+def test_a_long_paragraph_is_broken_at_spaces_between_words() -> None:
+    units = "; ".join(f"Chi bộ Khu dân cư số {n} phường Hạ Đình" for n in range(60))
+    html = f'<p style="margin:0 0 6px 0;font-size:13px">{units}.</p>\n<p>Trân trọng.</p>\n'
+    assert len(html.encode()) > 3 * 998
+    _, raw = _reply(rendered=Rendered(RENDERED.subject, RENDERED.text, html))
+    msg = _parse(raw)
+    assert _cte(msg) == [("text/plain", "8bit"), ("text/html", "8bit")]
+    part = msg.get_body(preferencelist=("html",))
+    assert part is not None
+    sent = part.get_content().replace("\r\n", "\n")
+    assert len(sent.splitlines()) > 4 and sent.replace("\n", " ") == html.replace("\n", " ")
+    assert all(len(line.encode()) <= 998 for line in sent.split("\n"))
+    assert sent.startswith('<p style="margin:0 0 6px 0;font-size:13px">Chi')  # no tag was cut
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        "<pre>" + "chữ " * 400 + "</pre>\n",  # there a line break shows as one
+        '<p style="white-space:pre-wrap">' + "chữ " * 400 + "</p>\n",
+        '<p title="' + "x" * 1200 + '">chữ</p>\n',  # one long word inside a tag
+    ],
+)
+def test_a_line_too_long_to_break_safely_goes_quoted_printable(html: str) -> None:
+    text = "Nội dung " * 200 + "\n"  # plain text is never re-wrapped: one paragraph
     _, raw = _reply(rendered=Rendered(RENDERED.subject, text, html))
     msg = _parse(raw)
     assert _cte(msg) == [("text/plain", "quoted-printable"), ("text/html", "quoted-printable")]
@@ -347,3 +370,28 @@ def test_every_part_has_its_header_apart_from_its_body(name: str) -> None:
             assert b"\r\n\r\n" in chunk
             head = chunk.split(b"\r\n\r\n", 1)[0]
             assert all(re.match(rb"[\w-]+:|[ \t]", line) for line in head.split(b"\r\n"))
+
+
+_WORD = st.text(alphabet="aăâbcdđeêghiklmnoôơpqrstuưvxyỳỹ.;,", min_size=1, max_size=30)
+_TAG = st.sampled_from(
+    ['<b style="font:bold 13px Arial">', "</b>", "<br>", '<a href="x y">', "</a>"]
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(_WORD, _TAG, st.just(" ")), min_size=1, max_size=900))
+def test_breaking_at_spaces_only_turns_spaces_outside_tags_into_line_breaks(
+    bits: list[str],
+) -> None:
+    html = "".join(bits)
+    out = _break_at_text_spaces(html)
+    assert out.replace("\n", " ") == html
+    assert out.count("<") == html.count("<") and "\n" not in "".join(
+        t for t in re.findall(r"<[^>]*>", out)
+    )
+    pieces = out.split("\n")
+    if len(html.encode()) > 998:
+        # Each piece fits unless it holds no space outside a tag to cut at.
+        assert all(len(p.encode()) <= 998 or " " not in re.sub(r"<[^>]*>", "", p) for p in pieces)
+    else:
+        assert out == html
