@@ -433,8 +433,9 @@ def test_an_8bit_mail_goes_as_it_is_with_body_8bitmime(smtpd):
     assert ascii_only.mail_options == ()
 
 
-def test_a_server_without_8bitmime_gets_the_same_mail_in_quoted_printable():
-    server = start_smtpd(eight_bit=False)
+@pytest.mark.parametrize("pipelining", [False, True])
+def test_a_server_without_8bitmime_gets_the_same_mail_in_quoted_printable(pipelining):
+    server = start_smtpd(eight_bit=False, pipelining=pipelining)
     try:
         raw = _receipt()
         with SmtpSender(smtp_config(server.url())) as sender:

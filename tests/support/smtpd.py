@@ -28,9 +28,16 @@ class Captured:
 
 
 class CapturingHandler:
-    """aiosmtpd handler: stores each message; can fail the next N with a chosen reply."""
+    """aiosmtpd handler: stores each message; can fail the next N with a chosen reply.
 
-    def __init__(self) -> None:
+    Its EHLO reply offers PIPELINING (RFC 2920) when `pipelining`, as Postfix does: aiosmtpd
+    reads commands one line at a time, so a pipelined group is simply answered in order; it
+    only does not say so. Without `eight_bit` it withholds 8BITMIME (RFC 6152), as old relays.
+    """
+
+    def __init__(self, *, pipelining: bool = False, eight_bit: bool = True) -> None:
+        self.pipelining = pipelining
+        self.eight_bit = eight_bit
         self._lock = threading.Lock()
         self._messages: list[Captured] = []
         self._arrived = threading.Condition(self._lock)
@@ -59,6 +66,17 @@ class CapturingHandler:
         with self._arrived:
             self._arrived.wait_for(lambda: len(self._messages) >= count, timeout=timeout)
             return list(self._messages)
+
+    async def handle_EHLO(  # noqa: N802 (aiosmtpd hook name)
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        lines = [r[4:] for r in responses]  # "250-" or "250 " off: the host, then extensions
+        if not self.eight_bit:
+            lines.remove("8BITMIME")
+        if self.pipelining:
+            lines.insert(len(lines) - 1, "PIPELINING")  # before HELP, which aiosmtpd puts last
+        return [f"250-{line}" for line in lines[:-1]] + [f"250 {lines[-1]}"]
 
     async def handle_RCPT(  # noqa: N802 (aiosmtpd hook name)
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
@@ -91,31 +109,6 @@ class CapturingHandler:
             )
             self._arrived.notify_all()
         return "250 2.0.0 Message accepted"
-
-
-class PipeliningHandler(CapturingHandler):
-    """A CapturingHandler whose server offers PIPELINING (RFC 2920), as Postfix does.
-
-    aiosmtpd reads commands one line at a time, so a pipelined group is simply answered in
-    order; it only does not say so in its EHLO reply.
-    """
-
-    async def handle_EHLO(  # noqa: N802 (aiosmtpd hook name)
-        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
-    ) -> list[str]:
-        session.host_name = hostname
-        return [*responses[:-1], "250-PIPELINING", responses[-1]]
-
-
-class SevenBitHandler(CapturingHandler):
-    """A CapturingHandler whose server does not offer 8BITMIME (RFC 6152), as old relays."""
-
-    async def handle_EHLO(  # noqa: N802 (aiosmtpd hook name)
-        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
-    ) -> list[str]:
-        session.host_name = hostname
-        kept = [r for r in responses if r[4:].upper() != "8BITMIME"]
-        return [*(r[:3] + "-" + r[4:] for r in kept[:-1]), kept[-1]]
 
 
 class _Authenticator:
@@ -173,12 +166,7 @@ def start_smtpd(
 ) -> SmtpServer:
     """Start aiosmtpd on a free loopback port (optionally STARTTLS, smtps, AUTH, PIPELINING;
     without 8BITMIME when `eight_bit` is False)."""
-    if not eight_bit:
-        if pipelining:
-            raise ValueError("a server without 8BITMIME is started without PIPELINING here")
-        handler: CapturingHandler = SevenBitHandler()
-    else:
-        handler = PipeliningHandler() if pipelining else CapturingHandler()
+    handler = CapturingHandler(pipelining=pipelining, eight_bit=eight_bit)
     cafile = None
     server_ctx = None
     if starttls or implicit_tls:
